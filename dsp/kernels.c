@@ -1,0 +1,286 @@
+/*
+ * The inner loops of the Conv1D family, with explicit SIMD chosen at run time.
+ *
+ * Layout: frames with their channels contiguous. A tile computes T output frames by 16 (or 8)
+ * output channels: for every (tap, input channel) it loads one row of weights and does T
+ * independent FMAs against broadcast inputs, so the FMA pipes stay busy and every dilated tap
+ * reads a contiguous span of the history.
+ *
+ * Paths: AVX-512F (any channel count, masked tails), AVX2+FMA (output channels a multiple of
+ * 8), and portable C, which is always correct and is what the others are tested against.
+ */
+#include "conv_internal.h"
+#include "simd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CVD_X86 1
+#include <immintrin.h>
+#endif
+
+/* ---- ISA selection ---------------------------------------------------------------------- */
+
+static int isa_forced = -1;
+
+cvd_isa cvd_isa_detect(void)
+{
+#if CVD_X86 && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return CVD_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return CVD_ISA_AVX2;
+#endif
+    return CVD_ISA_PORTABLE;
+}
+
+cvd_isa cvd_isa_active(void)
+{
+    cvd_isa best = cvd_isa_detect();
+    if (isa_forced >= 0 && isa_forced < (int)best)
+        return (cvd_isa)isa_forced;
+    return best;
+}
+
+int cvd_isa_force(const char *name)
+{
+    if (name == NULL || strcmp(name, "auto") == 0)
+        isa_forced = -1;
+    else if (strcmp(name, "portable") == 0)
+        isa_forced = CVD_ISA_PORTABLE;
+    else if (strcmp(name, "avx2") == 0)
+        isa_forced = CVD_ISA_AVX2;
+    else if (strcmp(name, "avx512") == 0)
+        isa_forced = CVD_ISA_AVX512;
+    else
+        return CVD_EINVAL;
+    return CVD_OK;
+}
+
+const char *cvd_isa_name(cvd_isa isa)
+{
+    switch (isa) {
+    case CVD_ISA_AVX512:
+        return "avx512";
+    case CVD_ISA_AVX2:
+        return "avx2";
+    default:
+        return "portable";
+    }
+}
+
+/* ---- portable --------------------------------------------------------------------------- */
+
+/* y[t][f] = sum_j sum_c x[t*xs + j*ts][c] W[j][c][f], for a dense (ungrouped) weight block:
+ * the shared shape of Conv1D (G = 1), the separable pointwise stage and the 1x1 convs. */
+void cvd_gemm_portable(const float *x, size_t xs, size_t ts, int k, int C, const float *W,
+                       int F, int m, float *y, size_t ys)
+{
+    for (int t = 0; t < m; t++) {
+        float *yt = y + (size_t)t * ys;
+        memset(yt, 0, (size_t)F * sizeof(float));
+        for (int j = 0; j < k; j++) {
+            const float *xr = x + (size_t)t * xs + (size_t)j * ts;
+            const float *Wj = W + (size_t)j * C * F;
+            for (int c = 0; c < C; c++) {
+                const float xv = xr[c];
+                const float *w = Wj + (size_t)c * F;
+                for (int f = 0; f < F; f++)
+                    yt[f] += xv * w[f];
+            }
+        }
+    }
+}
+
+static void conv_grouped_portable(const cvd_layer *L, const float *x, int m, float *y)
+{
+    const int C = L->C, Fc = L->Fc, G = L->G, Cg = C / G, Fg = Fc / G, k = L->k;
+    const size_t xs = (size_t)L->s * C, ts = (size_t)L->d * C;
+    const float *K = L->wpack;
+
+    for (int t = 0; t < m; t++) {
+        float *yt = y + (size_t)t * Fc;
+        memset(yt, 0, (size_t)Fc * sizeof(float));
+        for (int j = 0; j < k; j++) {
+            const float *xr = x + (size_t)t * xs + (size_t)j * ts;
+            const float *Kj = K + (size_t)j * Cg * Fc;
+            for (int g = 0; g < G; g++) {
+                float *yg = yt + (size_t)g * Fg;
+                for (int c = 0; c < Cg; c++) {
+                    const float xv = xr[g * Cg + c];
+                    const float *w = Kj + (size_t)c * Fc + (size_t)g * Fg;
+                    for (int f = 0; f < Fg; f++)
+                        yg[f] += xv * w[f];
+                }
+            }
+        }
+    }
+}
+
+static void conv_dense_portable(const cvd_layer *L, const float *x, int m, float *y)
+{
+    cvd_gemm_portable(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc,
+                      m, y, (size_t)L->Fc);
+}
+
+/* ---- x86 SIMD --------------------------------------------------------------------------- */
+
+#if CVD_X86 && defined(__GNUC__)
+
+#define GEMM_TILE_AVX512(T)                                                                  \
+    do {                                                                                     \
+        __m512 acc[T];                                                                       \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm512_setzero_ps();  \
+        for (int j = 0; j < k; j++) {                                                        \
+            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                           \
+            const float *w = W + (size_t)j * C * F + f;                                      \
+            for (int c = 0; c < C; c++) {                                                    \
+                __m512 wv = _mm512_maskz_loadu_ps(mask, w + (size_t)c * F);                  \
+                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =               \
+                    _mm512_fmadd_ps(_mm512_set1_ps(xr[(size_t)u * xs + c]), wv, acc[u]);     \
+            }                                                                                \
+        }                                                                                    \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                \
+            _mm512_mask_storeu_ps(y + (size_t)(t + u) * ys + f, mask, acc[u]);               \
+    } while (0)
+
+__attribute__((target("avx512f"))) void cvd_gemm_avx512(const float *x, size_t xs, size_t ts,
+                                                        int k, int C, const float *W, int F,
+                                                        int m, float *y, size_t ys)
+{
+    for (int f = 0; f < F; f += 16) {
+        const __mmask16 mask = F - f >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (F - f)) - 1);
+        int t = 0;
+        for (; t + 8 <= m; t += 8)
+            GEMM_TILE_AVX512(8);
+        for (; t + 4 <= m; t += 4)
+            GEMM_TILE_AVX512(4);
+        for (; t < m; t++)
+            GEMM_TILE_AVX512(1);
+    }
+}
+
+#define GEMM_TILE_AVX2(T)                                                                    \
+    do {                                                                                     \
+        __m256 acc[T];                                                                       \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm256_setzero_ps();  \
+        for (int j = 0; j < k; j++) {                                                        \
+            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                           \
+            const float *w = W + (size_t)j * C * F + f;                                      \
+            for (int c = 0; c < C; c++) {                                                    \
+                __m256 wv = _mm256_loadu_ps(w + (size_t)c * F);                              \
+                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =               \
+                    _mm256_fmadd_ps(_mm256_broadcast_ss(&xr[(size_t)u * xs + c]), wv, acc[u]); \
+            }                                                                                \
+        }                                                                                    \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                \
+            _mm256_storeu_ps(y + (size_t)(t + u) * ys + f, acc[u]);                          \
+    } while (0)
+
+/* F must be a multiple of 8. */
+__attribute__((target("avx2,fma"))) void cvd_gemm_avx2(const float *x, size_t xs, size_t ts,
+                                                       int k, int C, const float *W, int F,
+                                                       int m, float *y, size_t ys)
+{
+    for (int f = 0; f < F; f += 8) {
+        int t = 0;
+        for (; t + 8 <= m; t += 8)
+            GEMM_TILE_AVX2(8);
+        for (; t + 4 <= m; t += 4)
+            GEMM_TILE_AVX2(4);
+        for (; t < m; t++)
+            GEMM_TILE_AVX2(1);
+    }
+}
+
+static void conv_dense_avx512(const cvd_layer *L, const float *x, int m, float *y)
+{
+    cvd_gemm_avx512(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc,
+                    m, y, (size_t)L->Fc);
+}
+
+static void conv_dense_avx2(const cvd_layer *L, const float *x, int m, float *y)
+{
+    cvd_gemm_avx2(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc, m,
+                  y, (size_t)L->Fc);
+}
+
+#endif /* CVD_X86 */
+
+cvd_gemm_fn cvd_gemm_select(cvd_isa isa, int F)
+{
+#if CVD_X86 && defined(__GNUC__)
+    if (isa >= CVD_ISA_AVX512)
+        return cvd_gemm_avx512;
+    if (isa >= CVD_ISA_AVX2 && F % 8 == 0)
+        return cvd_gemm_avx2;
+#else
+    (void)isa;
+    (void)F;
+#endif
+    return cvd_gemm_portable;
+}
+
+/* ---- layer entry points ----------------------------------------------------------------- */
+
+int cvd_kernels_init(cvd_layer *L)
+{
+    cvd_isa isa = cvd_isa_active();
+
+    L->conv_fn = L->G == 1 ? conv_dense_portable : conv_grouped_portable;
+#if CVD_X86 && defined(__GNUC__)
+    if (L->G == 1 && L->kind != CVD_CONV1D_TRANSPOSE) {
+        if (isa >= CVD_ISA_AVX512)
+            L->conv_fn = conv_dense_avx512;
+        else if (isa >= CVD_ISA_AVX2 && L->Fc % 8 == 0)
+            L->conv_fn = conv_dense_avx2;
+    }
+#endif
+    L->pw_fn = cvd_gemm_select(isa, L->F);
+    return CVD_OK;
+}
+
+void cvd_kernels_prepare(cvd_layer *L)
+{
+    (void)L; /* the kernels read wpack as it is */
+}
+
+void cvd_kernel_conv(const cvd_layer *L, const float *x, int m, float *y)
+{
+    L->conv_fn(L, x, m, y);
+}
+
+void cvd_kernel_pointwise(const cvd_layer *L, const float *x, int m, float *y)
+{
+    L->pw_fn(x, (size_t)L->Fc, 0, 1, L->Fc, L->var[1], L->F, m, y, (size_t)L->F);
+}
+
+void cvd_kernel_transpose(const cvd_layer *L, long p0, int m, float *y)
+{
+    const int C = L->C, F = L->F, k = L->k, d = L->d, s = L->s;
+    const float *K = L->wpack; /* [j][c][f] */
+
+    for (int t = 0; t < m; t++) {
+        const long p = p0 + t;
+        float *yt = y + (size_t)t * F;
+        memset(yt, 0, (size_t)F * sizeof(float));
+        for (int j = 0; j < k; j++) {
+            const long q = p - (long)j * d;
+            if (q < 0 || q % s != 0)
+                continue;
+            const long i = q / s;
+            if (i >= L->nin || i < L->pos0) /* past the input: zeros (the flush) */
+                continue;
+            const float *xr = L->hist + (size_t)(i - L->pos0) * C;
+            const float *Kj = K + (size_t)j * C * F;
+            for (int c = 0; c < C; c++) {
+                const float xv = xr[c];
+                const float *w = Kj + (size_t)c * F;
+                for (int f = 0; f < F; f++)
+                    yt[f] += xv * w[f];
+            }
+        }
+    }
+}

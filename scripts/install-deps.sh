@@ -1,0 +1,62 @@
+#!/bin/sh
+# Installs the system packages convd needs to build, test and run, on Debian 12.
+# Installs only what is missing; uses sudo when not root. Safe to run again.
+#
+#   scripts/install-deps.sh            install what is missing
+#   scripts/install-deps.sh --check    list what is missing, exit 1 if anything is
+#   scripts/install-deps.sh --quiet    say nothing when nothing is missing
+set -eu
+
+# Build and run time: the C toolchain and the libraries the daemon links.
+BUILD_PKGS="build-essential pkg-config libcriterion-dev libuv1-dev portaudio19-dev
+libjansson-dev libinih-dev libsystemd-dev libsndfile1-dev libzip-dev libhdf5-dev"
+# Tests: audio loopback through ALSA plugin devices, a paced JACK dummy driver.
+TEST_PKGS="libasound2-plugins alsa-utils"
+# Scripts only (golden data, model import, demo training); never used by the daemon.
+SCRIPT_PKGS="python3 python3-numpy python3-h5py python3-torch"
+
+PKGS="$BUILD_PKGS $TEST_PKGS $SCRIPT_PKGS"
+
+mode=install
+case "${1:-}" in
+--check) mode=check ;;
+--quiet) mode=quiet ;;
+"") ;;
+*) echo "usage: $0 [--check|--quiet]" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $PKGS; do
+    st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$st" in
+    *"install ok installed"*) ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+
+if [ -z "$missing" ]; then
+    [ "$mode" = install ] && echo "install-deps: everything is installed"
+    exit 0
+fi
+if [ "$mode" = check ]; then
+    echo "install-deps: missing:$missing"
+    exit 1
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps: apt-get not found; install these by hand:$missing" >&2
+    exit 1
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=sudo
+    else
+        echo "install-deps: not root and no sudo; install these as root:$missing" >&2
+        exit 1
+    fi
+fi
+echo "install-deps: installing:$missing"
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
