@@ -65,8 +65,12 @@ $(DSP_LIB): $(DSP_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
+# The tests count allocations: every malloc-family call linked into the test binary (the
+# libraries included) goes through tests/alloc_count.c.
+TEST_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=posix_memalign
+
 $(TEST_BIN): $(TEST_OBJ) $(DSP_LIB)
-	$(CC) $(LDFLAGS) $(TEST_OBJ) $(DSP_LIB) -o $@ -lcriterion $(LDLIBS)
+	$(CC) $(LDFLAGS) $(TEST_WRAP) $(TEST_OBJ) $(DSP_LIB) -o $@ -lcriterion $(LDLIBS)
 
 $(BUILD)/%: tools/%.c $(DSP_LIB)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(DSP_LIB) -o $@ $(LDFLAGS) $(LDLIBS)

@@ -464,7 +464,8 @@ int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
         /* inputs read for one output span floor((k-1)d/s)+1 frames */
         L->keep = (L->ek - 1) / L->s + 2;
         L->chunk = max_block > L->keep ? max_block : L->keep;
-        L->max_out = max_block * L->s + L->ek + L->s + (int)L->c_left;
+        /* n inputs finalise n*s frames, plus up to s held back by L(n) (same, op given) */
+        L->max_out = (max_block + 1) * L->s;
         L->latency = (int)((L->c_left + L->s - 1) / L->s);
     } else {
         switch (cfg->padding) {
@@ -484,7 +485,8 @@ int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
             L->chunk = L->keep;
         if (L->chunk < 64)
             L->chunk = 64;
-        L->max_out = (max_block + L->keep) / L->s + 2;
+        /* new positions n add at most ceil(n/s) + 1 available outputs (exactly n when s = 1) */
+        L->max_out = L->s == 1 ? max_block : (max_block + L->s - 1) / L->s + 1;
         L->latency = L->ek - 1 - L->P;
     }
     L->cap = L->keep + L->chunk;
@@ -807,7 +809,7 @@ int cvd_layer_flush(cvd_layer *L, float *out, int *n_out)
         }
     } else {
         target = core_target(L);
-        long limit = L->nout + (L->max_out - 1);
+        long limit = L->nout + L->max_out;
         if (limit > target)
             limit = target;
         /* emit what the history already allows, then feed zeros (the right pad) */

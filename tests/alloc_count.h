@@ -1,0 +1,6 @@
+#ifndef CONVD_ALLOC_COUNT_H
+#define CONVD_ALLOC_COUNT_H
+/* Number of malloc/calloc/realloc/aligned_alloc/posix_memalign calls so far in this process
+ * (from code linked into the test binary: the tests and the project's libraries). */
+long alloc_count(void);
+#endif
