@@ -29,7 +29,7 @@ BUILD   := build
 SANFLAGS:=
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -Idsp
+CPPFLAGS += -D_GNU_SOURCE -Idsp -Imodel -Itools/lib
 CFLAGS  += -std=c11 $(OPT) -g -fPIC $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += -lm
@@ -39,9 +39,21 @@ DSP_SRC := $(wildcard dsp/*.c)
 DSP_OBJ := $(DSP_SRC:%.c=$(BUILD)/%.o)
 DSP_LIB := $(BUILD)/libconvd_dsp.a
 
-# ---- tools ------------------------------------------------------------------------------
+# ---- model: file formats into dsp models (jansson) ----------------------------------------
+MODEL_SRC := $(wildcard model/*.c)
+MODEL_OBJ := $(MODEL_SRC:%.c=$(BUILD)/%.o)
+MODEL_LIB := $(BUILD)/libconvd_model.a
+MODEL_LIBS:= -ljansson
+
+# tools read and write audio files with libsndfile
+TOOL_LIBS := $(MODEL_LIBS) -lsndfile
+
+# ---- tools: one program per tools/*.c, sharing tools/lib (audio files, arguments) --------
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/%)
+TOOLLIB_SRC := $(wildcard tools/lib/*.c)
+TOOLLIB_OBJ := $(TOOLLIB_SRC:%.c=$(BUILD)/%.o)
+TOOLLIB := $(BUILD)/libconvd_tools.a
 
 # ---- tests ------------------------------------------------------------------------------
 TEST_SRC := $(wildcard tests/*.c)
@@ -53,9 +65,10 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test run bench clean deps format
+.SECONDARY:
 .DEFAULT_GOAL := all
 
-all: $(DSP_LIB) $(TOOL_BIN) $(TEST_BIN) $(BENCH_BIN)
+all: $(DSP_LIB) $(MODEL_LIB) $(TOOLLIB) $(TOOL_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -69,15 +82,23 @@ $(DSP_LIB): $(DSP_OBJ)
 # libraries included) goes through tests/alloc_count.c.
 TEST_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=posix_memalign
 
-$(TEST_BIN): $(TEST_OBJ) $(DSP_LIB)
-	$(CC) $(LDFLAGS) $(TEST_WRAP) $(TEST_OBJ) $(DSP_LIB) -o $@ -lcriterion $(LDLIBS)
-
-$(BUILD)/%: tools/%.c $(DSP_LIB)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(DSP_LIB) -o $@ $(LDFLAGS) $(LDLIBS)
-
-$(BUILD)/bench/%: tests/bench/%.c $(DSP_LIB)
+$(MODEL_LIB): $(MODEL_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(DSP_LIB) -o $@ $(LDFLAGS) $(LDLIBS)
+	$(AR) rcs $@ $^
+
+$(TEST_BIN): $(TEST_OBJ) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB)
+	$(CC) $(LDFLAGS) $(TEST_WRAP) $(TEST_OBJ) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) -o $@ -lcriterion $(TOOL_LIBS) $(LDLIBS)
+
+$(TOOLLIB): $(TOOLLIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/%: $(BUILD)/tools/%.o $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB)
+	$(CC) $(LDFLAGS) $< $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(TOOL_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: tests/bench/%.c $(MODEL_LIB) $(DSP_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(MODEL_LIB) $(DSP_LIB) -o $@ $(LDFLAGS) $(TOOL_LIBS) $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/benchutil.h
 
@@ -98,9 +119,9 @@ run: deps
 	./$(BUILD)/convd-demo
 
 format:
-	clang-format -i dsp/*.[ch] tools/*.c tests/*.[ch] tests/bench/*.[ch]
+	clang-format -i dsp/*.[ch] model/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch]
 
 clean:
 	rm -rf build build-san
 
--include $(DSP_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+-include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)

@@ -1,5 +1,6 @@
 /* Keras's activations, by name, with Keras 3's formulas (../shared/KERAS_SPEC.md). */
 #include "convd_dsp.h"
+#include "vmath.h"
 
 #include <math.h>
 #include <string.h>
@@ -96,16 +97,14 @@ void cvd_activation_apply(cvd_activation act, float *x, size_t n)
             x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
         break;
     case CVD_ACT_SIGMOID:
-        for (i = 0; i < n; i++)
-            x[i] = sigmoidf(x[i]);
+        cvd_vsigmoid(x, n);
         break;
     case CVD_ACT_HARD_SIGMOID:
         for (i = 0; i < n; i++)
             x[i] = hard_sigmoidf(x[i]);
         break;
     case CVD_ACT_TANH:
-        for (i = 0; i < n; i++)
-            x[i] = tanhf(x[i]);
+        cvd_vtanh(x, n);
         break;
     case CVD_ACT_HARD_TANH:
         for (i = 0; i < n; i++)

@@ -228,6 +228,178 @@ size_t cvd_layer_state_bytes(const cvd_layer *layer);
 /* Multiply-adds per input frame, in steady state. */
 double cvd_layer_macs_per_frame(const cvd_layer *layer);
 
+/* ---- WaveNet (Neural Amp Modeler's architecture), fused --------------------------------- */
+
+/* Activations a WaveNet layer may use: NAM's (Tanh, Hardtanh, Fasttanh, ReLU, LeakyReLU,
+ * PReLU, Sigmoid, SiLU, Hardswish, LeakyHardtanh, Softsign) and Keras's element-wise ones. */
+typedef enum cvd_wn_act_kind {
+    CVD_WN_KERAS = 0,     /* a Keras activation: `keras` below */
+    CVD_WN_FASTTANH,      /* NAM's rational tanh approximation */
+    CVD_WN_LEAKY_RELU,    /* x > 0 ? x : slope x; PReLU with one slope */
+    CVD_WN_PRELU,         /* x > 0 ? x : slope[c] x, one slope per channel */
+    CVD_WN_LEAKY_HARDTANH /* x in [p0, p1]; below p0 + (x-p0) p2; above p1 + (x-p1) p3 */
+} cvd_wn_act_kind;
+
+#define CVD_WN_MAX_SLOPES 64
+
+typedef struct cvd_wn_activation {
+    cvd_wn_act_kind kind;
+    cvd_activation keras; /* CVD_WN_KERAS (element-wise ones only) */
+    float p[4];           /* LEAKY_RELU: p[0] slope; LEAKY_HARDTANH: min, max, slopes */
+    int n_slopes;         /* PRELU */
+    float slopes[CVD_WN_MAX_SLOPES];
+} cvd_wn_activation;
+
+/* NAM's name for a bare-name activation ("Tanh", "LeakyReLU", ...; Keras's lower-case
+ * names are accepted too), with NAM's default parameters. */
+int cvd_wn_activation_parse(const char *name, cvd_wn_activation *out, cvd_err *err);
+const char *cvd_wn_activation_name(const cvd_wn_activation *a);
+
+typedef enum cvd_wn_gating {
+    CVD_WN_GATING_NONE = 0, /* a = act(z) */
+    CVD_WN_GATING_GATED,    /* a = act(z[:C]) * secondary(z[C:]) */
+    CVD_WN_GATING_BLENDED   /* g = secondary(z[C:]); a = g act(z[:C]) + (1 - g) z[:C] */
+} cvd_wn_gating;
+
+#define CVD_WN_MAX_ARRAYS 8
+#define CVD_WN_MAX_LAYERS 48
+
+typedef struct cvd_wn_layer {
+    int dilation;
+    int kernel_size;
+    cvd_wn_gating gating;
+    cvd_wn_activation activation;
+    cvd_wn_activation secondary; /* the gate's activation (NAM's default: Sigmoid) */
+} cvd_wn_layer;
+
+typedef struct cvd_wn_array {
+    int input_size;     /* channels of the array's input (raw input or previous array) */
+    int condition_size; /* channels of the condition (the raw input) */
+    int channels;       /* C */
+    int head_size;      /* channels of the head output */
+    int head_bias;      /* 1 if the head 1x1 has a bias */
+    int residual;       /* 1 (NAM): h_{l+1} = h_l + W1 a + b1; 0: h_{l+1} = W1 a + b1 */
+    int skip;           /* 1 (NAM): the head sums every layer's a; 0: only the last one's */
+    int n_layers;
+    cvd_wn_layer layers[CVD_WN_MAX_LAYERS];
+} cvd_wn_array;
+
+/* Large (about 230 kB): allocate it, do not put it on an audio thread's stack. */
+typedef struct cvd_wn_config {
+    int n_arrays;
+    cvd_wn_array arrays[CVD_WN_MAX_ARRAYS];
+    int prewarm; /* run silence through on create and reset, as NAM does */
+} cvd_wn_config;
+
+/* Checks the arrays chain (array i+1's input_size is array i's channels, head sizes chain). */
+int cvd_wn_config_check(const cvd_wn_config *cfg, cvd_err *err);
+/* Number of floats in NAM's flat weight order (the last one is the head scale). */
+size_t cvd_wn_weight_count(const cvd_wn_config *cfg);
+/* Samples of silence NAM's prewarm runs: 1 + sum over layers of (K-1)*d. */
+long cvd_wn_receptive_field(const cvd_wn_config *cfg);
+
+/* ---- networks ---------------------------------------------------------------------------- */
+
+/* A model is a network's structure and weights, built once (by a loader) and then shared,
+ * read-only, by any number of nets: one net per stream, each with its own state.
+ *
+ * Nodes are added in topological order (an input must exist before the node that reads it),
+ * so a model is a DAG by construction. Node 0 is the input. Tensors between nodes are
+ * sequences of frames (channels contiguous), whatever data_format the layers declare. */
+typedef struct cvd_model cvd_model;
+typedef struct cvd_net cvd_net;
+
+typedef enum cvd_node_op {
+    CVD_NODE_INPUT = 0,
+    CVD_NODE_CONV,       /* the Conv1D family */
+    CVD_NODE_DENSE,      /* on the channel axis, frame by frame */
+    CVD_NODE_ACTIVATION, /* element-wise, or softmax over channels */
+    CVD_NODE_ADD,
+    CVD_NODE_SUBTRACT, /* exactly two inputs: a - b */
+    CVD_NODE_MULTIPLY,
+    CVD_NODE_AVERAGE,
+    CVD_NODE_MAXIMUM,
+    CVD_NODE_MINIMUM,
+    CVD_NODE_CONCATENATE, /* along channels */
+    CVD_NODE_IDENTITY,
+    CVD_NODE_WAVENET, /* a whole NAM-style WaveNet, fused */
+    CVD_NODE_OP_COUNT
+} cvd_node_op;
+
+const char *cvd_node_op_name(cvd_node_op op); /* Keras class names: "Add", "Dense", ... */
+
+int cvd_model_create(int in_channels, cvd_model **out, cvd_err *err);
+/* Models are reference-counted so a stream can keep one alive across a reload. */
+cvd_model *cvd_model_ref(cvd_model *m);
+void cvd_model_unref(cvd_model *m);
+
+/* Each add returns the new node's index (>= 1) or a negative error; name may be NULL. */
+int cvd_model_add_conv(cvd_model *m, const char *name, const cvd_conv_config *cfg, int input,
+                       cvd_err *err);
+int cvd_model_add_dense(cvd_model *m, const char *name, int units, cvd_activation act,
+                        int use_bias, int input, cvd_err *err);
+int cvd_model_add_activation(cvd_model *m, const char *name, cvd_activation act, int input,
+                             cvd_err *err);
+/* ADD .. CONCATENATE and IDENTITY; inputs must have equal channels except for CONCATENATE. */
+int cvd_model_add_merge(cvd_model *m, const char *name, cvd_node_op op, const int *inputs,
+                        int n_inputs, cvd_err *err);
+int cvd_model_add_wavenet(cvd_model *m, const char *name, const cvd_wn_config *cfg, int input,
+                          cvd_err *err);
+/* The output node (default: the last one added). */
+int cvd_model_set_output(cvd_model *m, int node, cvd_err *err);
+
+int cvd_model_node_count(const cvd_model *m);
+cvd_node_op cvd_model_node_op(const cvd_model *m, int node);
+const char *cvd_model_node_name(const cvd_model *m, int node);
+int cvd_model_node_channels(const cvd_model *m, int node); /* output channels */
+int cvd_model_node_inputs(const cvd_model *m, int node, const int **inputs);
+const cvd_conv_config *cvd_model_node_conv(const cvd_model *m, int node); /* CONV only */
+const cvd_wn_config *cvd_model_node_wavenet(const cvd_model *m, int node);
+size_t cvd_model_node_params(const cvd_model *m, int node);
+/* Latency of a node's output relative to the model input, in frames. */
+int cvd_model_node_latency(const cvd_model *m, int node);
+
+/* Weights, per node, in Keras's variable order and layouts (Dense: kernel (in, units), bias);
+ * WAVENET: one variable, NAM's flat weight array. */
+int cvd_model_var_count(const cvd_model *m, int node);
+int cvd_model_var_shape(const cvd_model *m, int node, int index, int shape[3]);
+size_t cvd_model_var_size(const cvd_model *m, int node, int index);
+int cvd_model_set_var(cvd_model *m, int node, int index, const float *data, size_t n,
+                      cvd_err *err);
+/* glorot_uniform kernels and zero biases for every node, from one seed. */
+void cvd_model_init_weights(cvd_model *m, uint64_t seed);
+
+/* The sample rate the model was trained at (0: unknown), and a description, from the file. */
+void cvd_model_set_sample_rate(cvd_model *m, double rate);
+double cvd_model_sample_rate(const cvd_model *m);
+int cvd_model_set_description(cvd_model *m, const char *text);
+const char *cvd_model_description(const cvd_model *m); /* "" if none */
+
+int cvd_model_in_channels(const cvd_model *m);
+int cvd_model_out_channels(const cvd_model *m);
+int cvd_model_latency(const cvd_model *m);
+long cvd_model_receptive_field(const cvd_model *m); /* frames of input an output depends on */
+double cvd_model_macs_per_frame(const cvd_model *m);
+size_t cvd_model_param_count(const cvd_model *m);
+/* Returns CVD_EUNSUPPORTED with the reason if the model cannot stream. */
+int cvd_model_can_stream(const cvd_model *m, cvd_err *err);
+
+/* Offline: the whole sequence (n frames of in_channels) through the model; *out is malloc'd
+ * (free it) and holds *n_out frames of out_channels. Not real-time safe. */
+int cvd_model_forward(const cvd_model *m, const float *in, long n, float **out, long *n_out,
+                      cvd_err *err);
+
+/* A stream's instance: all memory allocated here, for blocks of up to max_block frames. */
+int cvd_net_create(cvd_model *m, int max_block, cvd_net **out, cvd_err *err);
+void cvd_net_destroy(cvd_net *net);
+const cvd_model *cvd_net_model(const cvd_net *net);
+int cvd_net_max_out(const cvd_net *net); /* frames one process() or flush() writes at most */
+size_t cvd_net_state_bytes(const cvd_net *net);
+/* Real-time safe; same contract as cvd_layer_process/flush/reset, frames in and out. */
+int cvd_net_process(cvd_net *net, const float *in, int n, float *out, int *n_out);
+int cvd_net_flush(cvd_net *net, float *out, int *n_out);
+void cvd_net_reset(cvd_net *net);
+
 /* ---- instruction sets ------------------------------------------------------------------ */
 
 /* The SIMD paths the kernels choose from at create time (runtime dispatch). */

@@ -212,6 +212,9 @@ static void conv_dense_avx2(const cvd_layer *L, const float *x, int m, float *y)
 cvd_gemm_fn cvd_gemm_select(cvd_isa isa, int F)
 {
 #if CVD_X86 && defined(__GNUC__)
+    /* 8 output channels fill a ymm; a zmm would run half empty */
+    if (isa >= CVD_ISA_AVX2 && F % 16 != 0 && F % 8 == 0)
+        return cvd_gemm_avx2;
     if (isa >= CVD_ISA_AVX512)
         return cvd_gemm_avx512;
     if (isa >= CVD_ISA_AVX2 && F % 8 == 0)

@@ -1,0 +1,16 @@
+/* Private to dsp/: vectorised transcendental functions (see vmath.c for accuracy). */
+#ifndef CONVD_VMATH_H
+#define CONVD_VMATH_H
+
+#include <stddef.h>
+
+#include "convd_dsp.h"
+
+/* In place, n values; about 2e-7 relative error; NaN stays NaN. Real-time safe. */
+void cvd_vtanh(float *x, size_t n);
+void cvd_vsigmoid(float *x, size_t n);
+/* The same algorithms, one value (for tests and scalar tails). */
+float cvd_tanh1(float x);
+float cvd_sigmoid1(float x);
+
+#endif

@@ -1,0 +1,137 @@
+/* Private to dsp/: tanh and sigmoid on SIMD registers (see vmath.c for the algorithm).
+ * Included by vmath.c and by the kernels that apply activations in registers. */
+#ifndef CONVD_VMATH_X86_H
+#define CONVD_VMATH_X86_H
+
+/* the constants of the algorithm, shared with the portable path */
+#define LOG2E 1.44269504088896341f
+#define LN2_HI 0.693359375f
+#define LN2_LO (-2.12194440e-4f)
+#define T3 (-1.0f / 3.0f)
+#define T5 (2.0f / 15.0f)
+#define T7 (-17.0f / 315.0f)
+#define T9 (62.0f / 2835.0f)
+#define T11 (-1382.0f / 155925.0f)
+#define TANH_SMALL 0.3125f
+#define TANH_CLAMP 9.0f
+#define SIG_CLAMP 87.0f
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define CVD_VMATH_X86 1
+
+#define VEXP_BODY(P, SET1, FMA, MUL, SUB, ROUND, CVT, ADDI, SLLI, CAST)                       \
+    do {                                                                                     \
+        P n = ROUND(MUL(y, SET1(LOG2E)));                                                    \
+        P r = FMA(n, SET1(-LN2_LO), FMA(n, SET1(-LN2_HI), y));                               \
+        P p = SET1(1.0f / 5040.0f);                                                          \
+        p = FMA(p, r, SET1(1.0f / 720.0f));                                                  \
+        p = FMA(p, r, SET1(1.0f / 120.0f));                                                  \
+        p = FMA(p, r, SET1(1.0f / 24.0f));                                                   \
+        p = FMA(p, r, SET1(1.0f / 6.0f));                                                    \
+        p = FMA(p, r, SET1(0.5f));                                                           \
+        p = FMA(p, r, SET1(1.0f));                                                           \
+        p = FMA(p, r, SET1(1.0f));                                                           \
+        out = MUL(p, CAST(SLLI(ADDI(CVT(n)), 23)));                                          \
+    } while (0)
+
+__attribute__((target("avx512f"))) static inline __m512 exp_neg16(__m512 y)
+{
+    __m512 out;
+#define R16(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define ADD127_16(v) _mm512_add_epi32(v, _mm512_set1_epi32(127))
+    VEXP_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_mul_ps, _mm512_sub_ps, R16,
+              _mm512_cvtps_epi32, ADD127_16, _mm512_slli_epi32, _mm512_castsi512_ps);
+    return out;
+}
+
+/* AVX-512F has no float and/or (that is DQ): do them on the integer view */
+#define AND16(a, b) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define ANDNOT16(a, b) _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define OR16(a, b) _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+
+__attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x)
+{
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    __m512 a = AND16(x, absmask);
+    __m512 sign = ANDNOT16(absmask, x);
+    /* large: (1 - e) / (1 + e) */
+    __m512 e = exp_neg16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), _mm512_min_ps(a, _mm512_set1_ps(TANH_CLAMP))));
+    __m512 big = _mm512_div_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), e),
+                               _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    big = OR16(big, sign);
+    /* small: odd series */
+    __m512 x2 = _mm512_mul_ps(x, x);
+    __m512 p = _mm512_set1_ps(T11);
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(T9));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(T7));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(T5));
+    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(T3));
+    __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(x, x2), p, x);
+    __mmask16 is_small = _mm512_cmp_ps_mask(a, _mm512_set1_ps(TANH_SMALL), _CMP_LT_OQ);
+    __m512 y = _mm512_mask_blend_ps(is_small, big, small);
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_mask_blend_ps(nan, y, x);
+}
+
+__attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x)
+{
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    __m512 a = _mm512_min_ps(AND16(x, absmask), _mm512_set1_ps(SIG_CLAMP));
+    __m512 e = exp_neg16(_mm512_sub_ps(_mm512_setzero_ps(), a));
+    __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    __m512 y = _mm512_mask_mul_ps(s, neg, e, s);
+    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_mask_blend_ps(nan, y, x);
+}
+
+/* ---- AVX2 ------------------------------------------------------------------------------- */
+
+__attribute__((target("avx2,fma"))) static inline __m256 exp_neg8(__m256 y)
+{
+    __m256 out;
+#define R8(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define ADD127_8(v) _mm256_add_epi32(v, _mm256_set1_epi32(127))
+    VEXP_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_mul_ps, _mm256_sub_ps, R8,
+              _mm256_cvtps_epi32, ADD127_8, _mm256_slli_epi32, _mm256_castsi256_ps);
+    return out;
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 a = _mm256_and_ps(x, absmask);
+    __m256 sign = _mm256_andnot_ps(absmask, x);
+    __m256 e = exp_neg8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), _mm256_min_ps(a, _mm256_set1_ps(TANH_CLAMP))));
+    __m256 big = _mm256_div_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), e),
+                               _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    big = _mm256_or_ps(big, sign);
+    __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_set1_ps(T11);
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(T9));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(T7));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(T5));
+    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(T3));
+    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(x, x2), p, x);
+    __m256 is_small = _mm256_cmp_ps(a, _mm256_set1_ps(TANH_SMALL), _CMP_LT_OQ);
+    __m256 y = _mm256_blendv_ps(big, small, is_small);
+    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(y, x, nan);
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 sigmoid8(__m256 x)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 a = _mm256_min_ps(_mm256_and_ps(x, absmask), _mm256_set1_ps(SIG_CLAMP));
+    __m256 e = exp_neg8(_mm256_sub_ps(_mm256_setzero_ps(), a));
+    __m256 s = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+    __m256 y = _mm256_blendv_ps(s, _mm256_mul_ps(e, s), neg);
+    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    return _mm256_blendv_ps(y, x, nan);
+}
+
+#endif
+#endif

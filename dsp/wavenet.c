@@ -1,0 +1,795 @@
+/*
+ * A whole Neural Amp Modeler WaveNet (../shared/NAM_FORMAT.md) as one streaming object.
+ *
+ * Per layer array, per block of n frames:
+ *   h0 = rechannel(x)                          written straight into layer 0's history
+ *   layer l: z = conv_K,d(h_l) + bias + mixin(c)    one tile kernel over the history
+ *            a = act(z) | act(z1) sec(z2) | blend
+ *            head += a
+ *            h_{l+1} = h_l + W1 a + b1         written straight into layer l+1's history
+ *   head_out = Wh head + bh                    (array i > 0 starts head from array i-1's)
+ * Output: the last head_out times the head scale (the last weight of the file).
+ *
+ * Each history is a linear buffer with room for a chunk of frames after the (K-1)d the conv
+ * needs; when full, that tail moves to the front. Weights are repacked at load into the
+ * tap-major [k][in][out] layout the tile kernels read.
+ */
+#include "graph_internal.h"
+#include "simd.h"
+#include "vmath.h"
+#include "vmath_x86.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- the fused layer kernel ------------------------------------------------------------- */
+
+enum { FUSED_OTHER = 0, FUSED_TANH, FUSED_SIGMOID };
+
+typedef struct fused_args {
+    int Z, K, d, gating, act_kind, sec_kind, skip, residual;
+    const cvd_wn_activation *act, *sec;
+    void (*act_tile)(const cvd_wn_activation *, float *, int, int, int);
+    const float *hwin; /* the (K-1)d frames before the block, then the block */
+    const float *hcur; /* the block's own frames of h */
+    const float *cond, *Wc, *bc, *Wm, *W1, *b1;
+    float *head;
+    float *out; /* h of the next layer, or NULL when nothing reads it */
+} fused_args;
+
+typedef void (*fused_fn)(const fused_args *, int);
+
+static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int stride);
+
+#ifdef CVD_VMATH_X86
+#define FN fused16
+#define TARGET "avx512f"
+#define VEC __m512
+#define W 16
+#define LOAD _mm512_loadu_ps
+#define STORE _mm512_storeu_ps
+#define SET1 _mm512_set1_ps
+#define FMA _mm512_fmadd_ps
+#define ADD _mm512_add_ps
+#define MUL _mm512_mul_ps
+#define SUB _mm512_sub_ps
+#define TANHV tanh16
+#define SIGV sigmoid16
+#include "wavenet_fused.h"
+#undef FN
+#undef TARGET
+#undef VEC
+#undef W
+#undef LOAD
+#undef STORE
+#undef SET1
+#undef FMA
+#undef ADD
+#undef MUL
+#undef SUB
+#undef TANHV
+#undef SIGV
+
+#define FN fused8
+#define TARGET "avx2,fma"
+#define VEC __m256
+#define W 8
+#define LOAD _mm256_loadu_ps
+#define STORE _mm256_storeu_ps
+#define SET1 _mm256_set1_ps
+#define FMA _mm256_fmadd_ps
+#define ADD _mm256_add_ps
+#define MUL _mm256_mul_ps
+#define SUB _mm256_sub_ps
+#define TANHV tanh8
+#define SIGV sigmoid8
+#include "wavenet_fused.h"
+#undef FN
+#undef TARGET
+#undef VEC
+#undef W
+#undef LOAD
+#undef STORE
+#undef SET1
+#undef FMA
+#undef ADD
+#undef MUL
+#undef SUB
+#undef TANHV
+#undef SIGV
+#endif
+
+static int fused_kind(const cvd_wn_activation *a)
+{
+    if (a->kind != CVD_WN_KERAS)
+        return FUSED_OTHER;
+    return a->keras == CVD_ACT_TANH ? FUSED_TANH
+           : a->keras == CVD_ACT_SIGMOID ? FUSED_SIGMOID
+                                         : FUSED_OTHER;
+}
+
+typedef struct wn_layer {
+    const cvd_wn_layer *cfg;
+    int K, d, Z;
+    float *Wc;  /* [K][C][Z] */
+    float *bc;  /* [Z] */
+    float *Wm;  /* [cond][Z] */
+    float *W1;  /* [C][C]: [in][out] */
+    float *b1;  /* [C] */
+    float *hist; /* this layer's input h: cap frames of C */
+    int cap, len, keep;
+} wn_layer;
+
+typedef struct wn_array {
+    const cvd_wn_array *cfg;
+    int in, cond, C, H;
+    float *Wr; /* [in][C] */
+    float *Wh; /* [C][H] */
+    float *bh; /* [H] or NULL */
+    wn_layer layers[CVD_WN_MAX_LAYERS];
+    cvd_gemm_fn gemm_z, gemm_c, gemm_h;
+    fused_fn fused; /* the fused layer kernel for this channel count, or NULL */
+} wn_array;
+
+struct cvd_wavenet {
+    cvd_wn_config cfg;
+    int max_block;
+    int n_arrays;
+    wn_array arrays[CVD_WN_MAX_ARRAYS];
+    float head_scale;
+    long prewarm;
+    /* scratch, max_block frames each */
+    float *z, *a, *t, *head, *head2, *xbuf, *zeros, *outbuf;
+    size_t state_bytes;
+};
+
+/* ---- activations ------------------------------------------------------------------------ */
+
+static const struct {
+    const char *nam;
+    cvd_wn_act_kind kind;
+    cvd_activation keras;
+} nam_acts[] = {
+    {"Tanh", CVD_WN_KERAS, CVD_ACT_TANH},
+    {"Hardtanh", CVD_WN_KERAS, CVD_ACT_HARD_TANH},
+    {"Fasttanh", CVD_WN_FASTTANH, CVD_ACT_LINEAR},
+    {"ReLU", CVD_WN_KERAS, CVD_ACT_RELU},
+    {"LeakyReLU", CVD_WN_LEAKY_RELU, CVD_ACT_LINEAR},
+    {"PReLU", CVD_WN_LEAKY_RELU, CVD_ACT_LINEAR},
+    {"Sigmoid", CVD_WN_KERAS, CVD_ACT_SIGMOID},
+    {"SiLU", CVD_WN_KERAS, CVD_ACT_SILU},
+    {"Hardswish", CVD_WN_KERAS, CVD_ACT_HARD_SWISH},
+    {"LeakyHardtanh", CVD_WN_LEAKY_HARDTANH, CVD_ACT_LINEAR},
+    {"LeakyHardTanh", CVD_WN_LEAKY_HARDTANH, CVD_ACT_LINEAR},
+    {"Softsign", CVD_WN_KERAS, CVD_ACT_SOFTSIGN},
+};
+
+int cvd_wn_activation_parse(const char *name, cvd_wn_activation *out, cvd_err *err)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; name && i < sizeof nam_acts / sizeof nam_acts[0]; i++) {
+        if (strcmp(name, nam_acts[i].nam) == 0) {
+            out->kind = nam_acts[i].kind;
+            out->keras = nam_acts[i].keras;
+            if (out->kind == CVD_WN_LEAKY_RELU)
+                out->p[0] = 0.01f; /* NAM's default slope */
+            if (out->kind == CVD_WN_LEAKY_HARDTANH) {
+                out->p[0] = -1.0f;
+                out->p[1] = 1.0f;
+                out->p[2] = 0.01f;
+                out->p[3] = 0.01f;
+            }
+            return CVD_OK;
+        }
+    }
+    cvd_activation k;
+    if (name && cvd_activation_parse(name, &k, NULL) == CVD_OK && !cvd_activation_is_axis(k)) {
+        out->kind = CVD_WN_KERAS;
+        out->keras = k;
+        return CVD_OK;
+    }
+    return cvd_err_set(err, CVD_EINVAL,
+                       "activation '%s': unknown (NAM's are Tanh, Hardtanh, Fasttanh, ReLU, "
+                       "LeakyReLU, PReLU, Sigmoid, SiLU, Hardswish, LeakyHardtanh, Softsign)",
+                       name ? name : "(null)");
+}
+
+const char *cvd_wn_activation_name(const cvd_wn_activation *a)
+{
+    switch (a->kind) {
+    case CVD_WN_FASTTANH:
+        return "Fasttanh";
+    case CVD_WN_LEAKY_RELU:
+        return "LeakyReLU";
+    case CVD_WN_PRELU:
+        return "PReLU";
+    case CVD_WN_LEAKY_HARDTANH:
+        return "LeakyHardtanh";
+    default:
+        for (size_t i = 0; i < sizeof nam_acts / sizeof nam_acts[0]; i++)
+            if (nam_acts[i].kind == CVD_WN_KERAS && nam_acts[i].keras == a->keras)
+                return nam_acts[i].nam;
+        return cvd_activation_name(a->keras);
+    }
+}
+
+static inline float fasttanh(float x)
+{
+    const float ax = fabsf(x), x2 = x * x;
+    return (x * (2.45550750702956f + 2.45550750702956f * ax +
+                 (0.893229853513558f + 0.821226666969744f * ax) * x2) /
+            (2.44506634652299f + (2.44506634652299f + x2) * fabsf(x + 0.814642734961073f * x * ax)));
+}
+
+/* Applies a to n frames of C channels (frame stride `stride`) in place. */
+static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int stride)
+{
+    if (stride == C && a->kind == CVD_WN_KERAS) {
+        cvd_activation_apply(a->keras, x, (size_t)n * C);
+        return;
+    }
+    for (int t = 0; t < n; t++) {
+        float *v = x + (size_t)t * stride;
+        switch (a->kind) {
+        case CVD_WN_KERAS:
+            cvd_activation_apply(a->keras, v, (size_t)C);
+            break;
+        case CVD_WN_FASTTANH:
+            for (int c = 0; c < C; c++)
+                v[c] = fasttanh(v[c]);
+            break;
+        case CVD_WN_LEAKY_RELU:
+            for (int c = 0; c < C; c++)
+                v[c] = v[c] > 0.0f ? v[c] : a->p[0] * v[c];
+            break;
+        case CVD_WN_PRELU:
+            for (int c = 0; c < C; c++)
+                v[c] = v[c] > 0.0f ? v[c] : a->slopes[a->n_slopes == 1 ? 0 : c] * v[c];
+            break;
+        case CVD_WN_LEAKY_HARDTANH:
+            for (int c = 0; c < C; c++) {
+                float y = v[c];
+                if (y < a->p[0])
+                    y = a->p[0] + (y - a->p[0]) * a->p[2];
+                else if (y > a->p[1])
+                    y = a->p[1] + (y - a->p[1]) * a->p[3];
+                v[c] = y;
+            }
+            break;
+        }
+    }
+}
+
+/* ---- configuration ---------------------------------------------------------------------- */
+
+int cvd_wn_in_channels(const cvd_wn_config *cfg)
+{
+    return cfg->arrays[0].input_size;
+}
+
+int cvd_wn_out_channels(const cvd_wn_config *cfg)
+{
+    return cfg->arrays[cfg->n_arrays - 1].head_size;
+}
+
+static int layer_z(const cvd_wn_layer *l, int C)
+{
+    return l->gating == CVD_WN_GATING_NONE ? C : 2 * C;
+}
+
+int cvd_wn_config_check(const cvd_wn_config *cfg, cvd_err *err)
+{
+    if (cfg->n_arrays < 1 || cfg->n_arrays > CVD_WN_MAX_ARRAYS)
+        return cvd_err_set(err, CVD_EINVAL, "layers: %d layer arrays; 1 to %d are supported",
+                           cfg->n_arrays, CVD_WN_MAX_ARRAYS);
+    for (int i = 0; i < cfg->n_arrays; i++) {
+        const cvd_wn_array *a = &cfg->arrays[i];
+        const struct {
+            const char *name;
+            int v;
+        } dims[] = {{"input_size", a->input_size},
+                    {"condition_size", a->condition_size},
+                    {"channels", a->channels},
+                    {"head_size", a->head_size}};
+        for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++)
+            if (dims[k].v <= 0 || dims[k].v > 4096)
+                return cvd_err_set(err, CVD_EINVAL, "layer array %d: %s=%d: must be in 1..4096",
+                                   i, dims[k].name, dims[k].v);
+        if (a->n_layers < 1 || a->n_layers > CVD_WN_MAX_LAYERS)
+            return cvd_err_set(err, CVD_EINVAL,
+                               "layer array %d: %d layers (dilations); 1 to %d are supported",
+                               i, a->n_layers, CVD_WN_MAX_LAYERS);
+        for (int l = 0; l < a->n_layers; l++) {
+            const cvd_wn_layer *ly = &a->layers[l];
+            if (ly->dilation <= 0 || ly->dilation > (1 << 20))
+                return cvd_err_set(err, CVD_EINVAL,
+                                   "layer array %d, layer %d: dilation=%d: must be in 1..%d", i,
+                                   l, ly->dilation, 1 << 20);
+            if (ly->kernel_size <= 0 || ly->kernel_size > 1024)
+                return cvd_err_set(err, CVD_EINVAL,
+                                   "layer array %d, layer %d: kernel_size=%d: must be in 1..1024",
+                                   i, l, ly->kernel_size);
+            if ((unsigned)ly->gating > CVD_WN_GATING_BLENDED)
+                return cvd_err_set(err, CVD_EINVAL, "layer array %d, layer %d: bad gating %d",
+                                   i, l, (int)ly->gating);
+            const cvd_wn_activation *acts[2] = {&ly->activation, &ly->secondary};
+            for (int k = 0; k < 2; k++) {
+                const cvd_wn_activation *ac = acts[k];
+                int C = a->channels;
+                if (ac->kind == CVD_WN_PRELU && ac->n_slopes != 1 && ac->n_slopes != C)
+                    return cvd_err_set(err, CVD_EINVAL,
+                                       "layer array %d, layer %d: PReLU has %d slopes for %d "
+                                       "channels",
+                                       i, l, ac->n_slopes, C);
+                if (ac->kind == CVD_WN_KERAS &&
+                    ((unsigned)ac->keras >= CVD_ACT_COUNT || cvd_activation_is_axis(ac->keras)))
+                    return cvd_err_set(err, CVD_EINVAL,
+                                       "layer array %d, layer %d: activation %d is not "
+                                       "element-wise",
+                                       i, l, (int)ac->keras);
+            }
+        }
+        if (a->condition_size != cfg->arrays[0].input_size)
+            return cvd_err_set(err, CVD_EINVAL,
+                               "layer array %d: condition_size=%d, but the condition is the "
+                               "model input, which has %d channels",
+                               i, a->condition_size, cfg->arrays[0].input_size);
+        if (i > 0) {
+            const cvd_wn_array *p = &cfg->arrays[i - 1];
+            if (a->input_size != p->channels)
+                return cvd_err_set(err, CVD_EINVAL,
+                                   "layer array %d: input_size=%d, but layer array %d has %d "
+                                   "channels",
+                                   i, a->input_size, i - 1, p->channels);
+            if (a->channels != p->head_size)
+                return cvd_err_set(err, CVD_EINVAL,
+                                   "layer array %d: channels=%d, but the head it continues "
+                                   "(layer array %d's head_size) has %d",
+                                   i, a->channels, i - 1, p->head_size);
+        }
+    }
+    return CVD_OK;
+}
+
+size_t cvd_wn_weight_count(const cvd_wn_config *cfg)
+{
+    size_t n = 0;
+    for (int i = 0; i < cfg->n_arrays; i++) {
+        const cvd_wn_array *a = &cfg->arrays[i];
+        size_t C = (size_t)a->channels;
+        n += C * (size_t)a->input_size;
+        for (int l = 0; l < a->n_layers; l++) {
+            size_t Z = (size_t)layer_z(&a->layers[l], a->channels);
+            n += Z * C * (size_t)a->layers[l].kernel_size + Z; /* conv and bias */
+            n += Z * (size_t)a->condition_size;                /* mixin */
+            n += C * C + C;                                    /* 1x1 and bias */
+        }
+        n += (size_t)a->head_size * C + (a->head_bias ? (size_t)a->head_size : 0);
+    }
+    return n + 1; /* head scale */
+}
+
+long cvd_wn_receptive_field(const cvd_wn_config *cfg)
+{
+    long r = 1;
+    for (int i = 0; i < cfg->n_arrays; i++)
+        for (int l = 0; l < cfg->arrays[i].n_layers; l++)
+            r += (long)(cfg->arrays[i].layers[l].kernel_size - 1) * cfg->arrays[i].layers[l].dilation;
+    return r;
+}
+
+double cvd_wn_macs_per_frame(const cvd_wn_config *cfg)
+{
+    double m = 0.0;
+    for (int i = 0; i < cfg->n_arrays; i++) {
+        const cvd_wn_array *a = &cfg->arrays[i];
+        double C = a->channels;
+        m += C * a->input_size + (double)a->head_size * C;
+        for (int l = 0; l < a->n_layers; l++) {
+            double Z = layer_z(&a->layers[l], a->channels);
+            m += Z * C * a->layers[l].kernel_size + Z * a->condition_size + C * C;
+        }
+    }
+    return m;
+}
+
+void cvd_wn_init_weights(const cvd_wn_config *cfg, float *w, uint64_t seed)
+{
+    cvd_rng r;
+    size_t pos = 0;
+#define FILL(count, fan)                                                                     \
+    do {                                                                                     \
+        double lim = sqrt(6.0 / (double)(fan));                                              \
+        for (size_t q = 0; q < (size_t)(count); q++)                                         \
+            w[pos++] = (float)((2.0 * cvd_rng_uniform(&r) - 1.0) * lim);                     \
+    } while (0)
+#define ZERO(count)                                                                          \
+    do {                                                                                     \
+        for (size_t q = 0; q < (size_t)(count); q++)                                         \
+            w[pos++] = 0.0f;                                                                 \
+    } while (0)
+    cvd_rng_seed(&r, seed);
+    for (int i = 0; i < cfg->n_arrays; i++) {
+        const cvd_wn_array *a = &cfg->arrays[i];
+        const int C = a->channels;
+        FILL(C * a->input_size, C + a->input_size);
+        for (int l = 0; l < a->n_layers; l++) {
+            const int Z = layer_z(&a->layers[l], C), K = a->layers[l].kernel_size;
+            FILL(Z * C * K, (C + Z) * K);
+            ZERO(Z);
+            FILL(Z * a->condition_size, Z + a->condition_size);
+            FILL(C * C, 2 * C);
+            ZERO(C);
+        }
+        FILL(a->head_size * C, a->head_size + C);
+        if (a->head_bias)
+            ZERO(a->head_size);
+    }
+    w[pos++] = 1.0f;
+#undef FILL
+#undef ZERO
+}
+
+/* ---- create ----------------------------------------------------------------------------- */
+
+void cvd_wavenet_destroy(cvd_wavenet *w)
+{
+    if (w == NULL)
+        return;
+    for (int i = 0; i < w->n_arrays; i++) {
+        wn_array *A = &w->arrays[i];
+        free(A->Wr);
+        free(A->Wh);
+        free(A->bh);
+        for (int l = 0; l < A->cfg->n_layers; l++) {
+            wn_layer *Ly = &A->layers[l];
+            free(Ly->Wc);
+            free(Ly->bc);
+            free(Ly->Wm);
+            free(Ly->W1);
+            free(Ly->b1);
+            free(Ly->hist);
+        }
+    }
+    free(w->z);
+    free(w->a);
+    free(w->t);
+    free(w->head);
+    free(w->head2);
+    free(w->xbuf);
+    free(w->zeros);
+    free(w->outbuf);
+    free(w);
+}
+
+static float *alloc_floats(size_t n, size_t *bytes)
+{
+    *bytes += (n + 1) * sizeof(float);
+    return calloc(n + 1, sizeof(float));
+}
+
+/* the fastest tile kernel for F output channels */
+static cvd_gemm_fn pick_gemm(int F)
+{
+    cvd_isa isa = cvd_isa_active();
+    if (F % 16 != 0 && F % 8 == 0 && isa >= CVD_ISA_AVX2)
+        return cvd_gemm_select(CVD_ISA_AVX2, F);
+    return cvd_gemm_select(isa, F);
+}
+
+int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **out,
+                       cvd_err *err)
+{
+    cvd_wavenet *w;
+    int rc, maxC = 1, maxZ = 1, maxIn = 1;
+    size_t st = 0;
+
+    *out = NULL;
+    rc = cvd_wn_config_check(cfg, err);
+    if (rc < 0)
+        return rc;
+    if (max_block <= 0 || max_block > (1 << 20))
+        return cvd_err_set(err, CVD_EINVAL, "max_block=%d: must be in 1..%d", max_block,
+                           1 << 20);
+    w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    w->cfg = *cfg;
+    w->max_block = max_block;
+    w->n_arrays = cfg->n_arrays;
+    w->head_scale = 1.0f;
+    w->prewarm = cfg->prewarm ? cvd_wn_receptive_field(cfg) : 0;
+    for (int i = 0; i < cfg->n_arrays; i++) {
+        const cvd_wn_array *ac = &w->cfg.arrays[i];
+        wn_array *A = &w->arrays[i];
+        const int C = ac->channels;
+        A->cfg = ac;
+        A->in = ac->input_size;
+        A->cond = ac->condition_size;
+        A->C = C;
+        A->H = ac->head_size;
+        if (C > maxC)
+            maxC = C;
+        if (A->H > maxC)
+            maxC = A->H;
+        if (A->in > maxIn)
+            maxIn = A->in;
+        A->Wr = alloc_floats((size_t)A->in * C, &st);
+        A->Wh = alloc_floats((size_t)C * A->H, &st);
+        A->bh = alloc_floats((size_t)A->H, &st);
+        if (!A->Wr || !A->Wh || !A->bh)
+            goto nomem;
+        A->gemm_c = pick_gemm(C);
+        A->gemm_h = pick_gemm(A->H);
+        for (int l = 0; l < ac->n_layers; l++) {
+            wn_layer *Ly = &A->layers[l];
+            Ly->cfg = &ac->layers[l];
+            Ly->K = Ly->cfg->kernel_size;
+            Ly->d = Ly->cfg->dilation;
+            Ly->Z = layer_z(Ly->cfg, C);
+            if (Ly->Z > maxZ)
+                maxZ = Ly->Z;
+            Ly->keep = (Ly->K - 1) * Ly->d;
+            int chunk = max_block > Ly->keep ? max_block : Ly->keep;
+            if (chunk < 256)
+                chunk = 256;
+            Ly->cap = Ly->keep + chunk;
+            Ly->Wc = alloc_floats((size_t)Ly->K * C * Ly->Z, &st);
+            Ly->bc = alloc_floats((size_t)Ly->Z, &st);
+            Ly->Wm = alloc_floats((size_t)A->cond * Ly->Z, &st);
+            Ly->W1 = alloc_floats((size_t)C * C, &st);
+            Ly->b1 = alloc_floats((size_t)C, &st);
+            Ly->hist = alloc_floats((size_t)Ly->cap * C, &st);
+            if (!Ly->Wc || !Ly->bc || !Ly->Wm || !Ly->W1 || !Ly->b1 || !Ly->hist)
+                goto nomem;
+        }
+        A->gemm_z = pick_gemm(C); /* Z is C or 2C: what suits C suits Z */
+        A->fused = NULL;
+#ifdef CVD_VMATH_X86
+        if (A->cond == 1 && C == 16 && cvd_isa_active() >= CVD_ISA_AVX512)
+            A->fused = fused16;
+        else if (A->cond == 1 && C == 8 && cvd_isa_active() >= CVD_ISA_AVX2)
+            A->fused = fused8;
+#endif
+    }
+    size_t mb = (size_t)max_block;
+    w->z = alloc_floats(mb * maxZ, &st);
+    w->a = alloc_floats(mb * maxC, &st);
+    w->t = alloc_floats(mb * maxC, &st);
+    w->head = alloc_floats(mb * maxC, &st);
+    w->head2 = alloc_floats(mb * maxC, &st);
+    w->xbuf = alloc_floats(mb * maxC, &st);
+    w->zeros = alloc_floats(mb * maxIn, &st);
+    w->outbuf = alloc_floats(mb * maxC, &st);
+    if (!w->z || !w->a || !w->t || !w->head || !w->head2 || !w->xbuf || !w->zeros || !w->outbuf)
+        goto nomem;
+    w->state_bytes = st;
+    cvd_wavenet_reset(w);
+    *out = w;
+    return CVD_OK;
+nomem:
+    cvd_wavenet_destroy(w);
+    return cvd_err_set(err, CVD_ENOMEM, "WaveNet: out of memory");
+}
+
+size_t cvd_wavenet_state_bytes(const cvd_wavenet *w)
+{
+    return w->state_bytes;
+}
+
+/* ---- weights ---------------------------------------------------------------------------- */
+
+int cvd_wavenet_set_weights(cvd_wavenet *w, const float *wt, size_t n, cvd_err *err)
+{
+    size_t need = cvd_wn_weight_count(&w->cfg), pos = 0;
+    if (n != need)
+        return cvd_err_set(err, CVD_EINVAL,
+                           "weights: %zu values, the configuration needs %zu", n, need);
+    for (int i = 0; i < w->n_arrays; i++) {
+        wn_array *A = &w->arrays[i];
+        const int C = A->C, H = A->H;
+        /* rechannel [C][in] -> [in][C] */
+        for (int o = 0; o < C; o++)
+            for (int c = 0; c < A->in; c++)
+                A->Wr[(size_t)c * C + o] = wt[pos++];
+        for (int l = 0; l < A->cfg->n_layers; l++) {
+            wn_layer *Ly = &A->layers[l];
+            const int Z = Ly->Z, K = Ly->K;
+            /* conv [Z][C][K] -> [K][C][Z] */
+            for (int o = 0; o < Z; o++)
+                for (int c = 0; c < C; c++)
+                    for (int k = 0; k < K; k++)
+                        Ly->Wc[((size_t)k * C + c) * Z + o] = wt[pos++];
+            for (int o = 0; o < Z; o++)
+                Ly->bc[o] = wt[pos++];
+            /* mixin [Z][cond] -> [cond][Z] */
+            for (int o = 0; o < Z; o++)
+                for (int c = 0; c < A->cond; c++)
+                    Ly->Wm[(size_t)c * Z + o] = wt[pos++];
+            /* 1x1 [C][C] -> [in][out] */
+            for (int o = 0; o < C; o++)
+                for (int c = 0; c < C; c++)
+                    Ly->W1[(size_t)c * C + o] = wt[pos++];
+            for (int o = 0; o < C; o++)
+                Ly->b1[o] = wt[pos++];
+        }
+        /* head [H][C] -> [C][H] */
+        for (int o = 0; o < H; o++)
+            for (int c = 0; c < C; c++)
+                A->Wh[(size_t)c * H + o] = wt[pos++];
+        for (int o = 0; o < H; o++)
+            A->bh[o] = A->cfg->head_bias ? wt[pos++] : 0.0f;
+    }
+    w->head_scale = wt[pos++];
+    cvd_wavenet_reset(w);
+    return CVD_OK;
+}
+
+/* ---- processing ------------------------------------------------------------------------- */
+
+/* Room for n more frames in a layer's history: move the needed tail to the front. */
+static inline float *hist_room(wn_layer *Ly, int C, int n)
+{
+    if (Ly->len + n > Ly->cap) {
+        memmove(Ly->hist, Ly->hist + (size_t)(Ly->len - Ly->keep) * C,
+                sizeof(float) * (size_t)Ly->keep * C);
+        Ly->len = Ly->keep;
+    }
+    return Ly->hist + (size_t)Ly->len * C;
+}
+
+static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *cond, int n,
+                      int first, int last)
+{
+    const int C = A->C, L = A->cfg->n_layers;
+    float *z = w->z, *a = w->a, *t = w->t, *head = w->head;
+
+    /* the head accumulator: zero, or the previous array's head output (in head2) */
+    if (first)
+        memset(head, 0, sizeof(float) * (size_t)n * C);
+    else
+        memcpy(head, w->head2, sizeof(float) * (size_t)n * C);
+
+    /* h0 = rechannel(x), into layer 0's history */
+    float *h = hist_room(&A->layers[0], C, n);
+    A->gemm_c(x, (size_t)A->in, 0, 1, A->in, A->Wr, C, n, h, (size_t)C);
+    A->layers[0].len += n;
+
+    for (int l = 0; l < L; l++) {
+        wn_layer *Ly = &A->layers[l];
+        const int Z = Ly->Z;
+        const cvd_wn_layer *lc = Ly->cfg;
+        /* the n new frames of h_l and the (K-1)d before them */
+        const float *hcur = Ly->hist + (size_t)(Ly->len - n) * C;
+        const float *hwin = hcur - (size_t)Ly->keep * C;
+        const int last_layer = last && l == L - 1;
+
+        if (A->fused) {
+            fused_args fa = {
+                .Z = Z, .K = Ly->K, .d = Ly->d, .gating = (int)lc->gating,
+                .act_kind = fused_kind(&lc->activation), .sec_kind = fused_kind(&lc->secondary),
+                .skip = A->cfg->skip || l == L - 1, .residual = A->cfg->residual,
+                .act = &lc->activation, .sec = &lc->secondary, .act_tile = wn_act,
+                .hwin = hwin, .hcur = hcur, .cond = cond, .Wc = Ly->Wc, .bc = Ly->bc,
+                .Wm = Ly->Wm, .W1 = Ly->W1, .b1 = Ly->b1, .head = head, .out = NULL};
+            if (!last_layer)
+                fa.out = l + 1 < L ? hist_room(&A->layers[l + 1], C, n) : w->xbuf;
+            A->fused(&fa, n);
+            if (l + 1 < L)
+                A->layers[l + 1].len += n;
+            continue;
+        }
+
+        A->gemm_z(hwin, (size_t)C, (size_t)Ly->d * C, Ly->K, C, Ly->Wc, Z, n, z, (size_t)Z);
+        /* bias and mixin */
+        if (A->cond == 1) {
+            for (int f = 0; f < n; f++) {
+                float *zf = z + (size_t)f * Z;
+                const float cv = cond[f];
+                for (int o = 0; o < Z; o++)
+                    zf[o] += Ly->bc[o] + cv * Ly->Wm[o];
+            }
+        } else {
+            for (int f = 0; f < n; f++) {
+                float *zf = z + (size_t)f * Z;
+                for (int o = 0; o < Z; o++) {
+                    float s = Ly->bc[o];
+                    for (int c = 0; c < A->cond; c++)
+                        s += cond[(size_t)f * A->cond + c] * Ly->Wm[(size_t)c * Z + o];
+                    zf[o] += s;
+                }
+            }
+        }
+        /* activation (and gate) into a */
+        if (lc->gating == CVD_WN_GATING_NONE) {
+            wn_act(&lc->activation, z, n, C, C);
+            memcpy(a, z, sizeof(float) * (size_t)n * C);
+        } else {
+            /* z frames are [z1 (C) | z2 (C)]; for blended keep z1 before its activation */
+            if (lc->gating == CVD_WN_GATING_BLENDED)
+                for (int f = 0; f < n; f++)
+                    memcpy(t + (size_t)f * C, z + (size_t)f * Z, sizeof(float) * (size_t)C);
+            wn_act(&lc->activation, z, n, C, Z);
+            wn_act(&lc->secondary, z + C, n, C, Z);
+            for (int f = 0; f < n; f++) {
+                const float *z1 = z + (size_t)f * Z, *g = z1 + C;
+                float *af = a + (size_t)f * C;
+                if (lc->gating == CVD_WN_GATING_GATED) {
+                    for (int c = 0; c < C; c++)
+                        af[c] = z1[c] * g[c];
+                } else {
+                    const float *raw = t + (size_t)f * C;
+                    for (int c = 0; c < C; c++)
+                        af[c] = g[c] * z1[c] + (1.0f - g[c]) * raw[c];
+                }
+            }
+        }
+        if (A->cfg->skip || l == L - 1)
+            for (size_t i = 0; i < (size_t)n * C; i++)
+                head[i] += a[i];
+        if (last_layer)
+            break; /* the last array's residual output feeds nothing */
+        /* h_{l+1} = h_l + W1 a + b1, into the next layer's history or the array output */
+        float *dst;
+        if (l + 1 < L)
+            dst = hist_room(&A->layers[l + 1], C, n);
+        else
+            dst = w->xbuf;
+        A->gemm_c(a, (size_t)C, 0, 1, C, Ly->W1, C, n, dst, (size_t)C);
+        for (int f = 0; f < n; f++) {
+            float *df = dst + (size_t)f * C;
+            const float *hf = hcur + (size_t)f * C;
+            if (A->cfg->residual)
+                for (int c = 0; c < C; c++)
+                    df[c] += hf[c] + Ly->b1[c];
+            else
+                for (int c = 0; c < C; c++)
+                    df[c] += Ly->b1[c];
+        }
+        if (l + 1 < L)
+            A->layers[l + 1].len += n;
+    }
+    /* head output into head2 (the next array's accumulator start, or the model output) */
+    A->gemm_h(head, (size_t)C, 0, 1, C, A->Wh, A->H, n, w->head2, (size_t)A->H);
+    for (int f = 0; f < n; f++)
+        for (int o = 0; o < A->H; o++)
+            w->head2[(size_t)f * A->H + o] += A->bh[o];
+}
+
+static void process_block(cvd_wavenet *w, const float *in, int n, float *out)
+{
+    const float *x = in;
+    for (int i = 0; i < w->n_arrays; i++) {
+        run_array(w, &w->arrays[i], x, in, n, i == 0, i == w->n_arrays - 1);
+        x = w->xbuf;
+    }
+    const wn_array *A = &w->arrays[w->n_arrays - 1];
+    for (size_t i = 0; i < (size_t)n * A->H; i++)
+        out[i] = w->head2[i] * w->head_scale;
+}
+
+void cvd_wavenet_process(cvd_wavenet *w, const float *in, int n, float *out)
+{
+    /* xbuf holds array i's output while array i+1 runs: inputs must not alias it */
+    process_block(w, in, n, out);
+}
+
+void cvd_wavenet_reset(cvd_wavenet *w)
+{
+    for (int i = 0; i < w->n_arrays; i++) {
+        wn_array *A = &w->arrays[i];
+        for (int l = 0; l < A->cfg->n_layers; l++) {
+            wn_layer *Ly = &A->layers[l];
+            memset(Ly->hist, 0, sizeof(float) * (size_t)Ly->keep * A->C);
+            Ly->len = Ly->keep;
+        }
+    }
+    /* NAM's prewarm: the histories take the model's response to silence */
+    for (long done = 0; done < w->prewarm; done += w->max_block) {
+        int m = w->prewarm - done < w->max_block ? (int)(w->prewarm - done) : w->max_block;
+        process_block(w, w->zeros, m, w->outbuf);
+    }
+}

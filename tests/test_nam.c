@@ -1,0 +1,280 @@
+/*
+ * .nam files: the generated cases and NAM's standard model against their reference outputs
+ * (an independent numpy implementation, and NAM core itself), streamed at several block
+ * sizes and offline; every malformed or unsupported file refused with a message naming the
+ * problem; truncation at every length handled without a crash.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc_count.h"
+#include "convd_model.h"
+#include "testutil.h"
+
+static float *read_f32(const char *path, long *n)
+{
+    size_t len = 0;
+    char *b = tu_read_file(path, &len);
+    cr_assert_not_null(b, "cannot read %s", path);
+    *n = (long)(len / 4);
+    return (float *)b;
+}
+
+/* Streams x through m in blocks of `block`, flushes; returns the max |y - ref|. */
+static double stream_error(cvd_model *m, const float *x, long n, const float *ref, int block)
+{
+    cvd_net *net;
+    cvd_err err;
+    cr_assert_eq(cvd_net_create(m, block, &net, &err), 0, "%s", err.msg);
+    float *y = malloc(sizeof(float) * (size_t)(n + cvd_net_max_out(net) + 16));
+    long got = 0;
+    int no;
+    for (long p = 0; p < n; p += block) {
+        int b = n - p < block ? (int)(n - p) : block;
+        cr_assert_eq(cvd_net_process(net, x + p, b, y + got, &no), 0);
+        got += no;
+    }
+    while (cvd_net_flush(net, y + got, &no) == 1)
+        got += no;
+    got += no;
+    cr_assert_eq(got, n, "block %d: %ld frames out for %ld in", block, got, n);
+    double e = 0;
+    for (long i = 0; i < n; i++)
+        e = fmax(e, fabs((double)y[i] - ref[i]));
+    free(y);
+    cvd_net_destroy(net);
+    return e;
+}
+
+Test(nam, generated_cases_match_reference)
+{
+    DIR *d = opendir("tests/data/nam");
+    struct dirent *e;
+    long n, nr;
+    int count = 0;
+    cr_assert_not_null(d);
+    float *x = read_f32("tests/data/nam/input_4k.f32", &n);
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        if (l < 5 || strcmp(e->d_name + l - 4, ".nam") != 0)
+            continue;
+        char path[512], ref_path[512];
+        snprintf(path, sizeof path, "tests/data/nam/%s", e->d_name);
+        snprintf(ref_path, sizeof ref_path, "tests/data/nam/%.*s.out.f32", (int)(l - 4),
+                 e->d_name);
+        cvd_model *m;
+        cvd_err err;
+        cr_assert_eq(cvd_nam_load(path, &m, &err), 0, "%s", err.msg);
+        float *ref = read_f32(ref_path, &nr);
+        cr_assert_eq(nr, n);
+        static const int blocks[] = {1, 7, 64, 4096};
+        for (int b = 0; b < 4; b++) {
+            double err_max = stream_error(m, x, n, ref, blocks[b]);
+            cr_expect_leq(err_max, 1e-4, "%s block %d: max error %g", path, blocks[b], err_max);
+        }
+        /* offline */
+        float *y;
+        long ny;
+        cr_assert_eq(cvd_model_forward(m, x, n, &y, &ny, &err), 0, "%s", err.msg);
+        cr_assert_eq(ny, n);
+        double em = 0;
+        for (long i = 0; i < n; i++)
+            em = fmax(em, fabs((double)y[i] - ref[i]));
+        cr_expect_leq(em, 1e-4, "%s offline: max error %g", path, em);
+        free(y);
+        free(ref);
+        cvd_model_unref(m);
+        count++;
+    }
+    closedir(d);
+    free(x);
+    cr_assert_geq(count, 16, "only %d .nam cases found", count);
+}
+
+Test(nam, standard_model_matches_nam_core)
+{
+    const char *path = "../shared/models/nam/wavenet_a1_standard.nam";
+    cvd_model *m;
+    cvd_err err;
+    long n, nr;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        cr_log_warn("%s not present: the shared model check is skipped", path);
+        return;
+    }
+    fclose(f);
+    cr_assert_eq(cvd_nam_load(path, &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(cvd_model_param_count(m), 13802);
+    cr_assert_eq(cvd_model_receptive_field(m), 4093);
+    cr_assert_eq(cvd_model_latency(m), 0);
+    cr_assert_float_eq(cvd_model_macs_per_frame(m), 13320.0, 0.5);
+    float *x = read_f32("../shared/models/nam/signal_2s_48k.f32", &n);
+    float *ref = read_f32("../shared/models/nam/wavenet_a1_standard.out.f32", &nr);
+    cr_assert_eq(n, nr);
+    static const int blocks[] = {1, 64, 512};
+    for (int b = 0; b < 3; b++) {
+        double e = stream_error(m, x, n, ref, blocks[b]);
+        cr_log_info("standard model, block %d: max abs error %.3g", blocks[b], e);
+        cr_expect_leq(e, 1e-4, "block %d: max error %g", blocks[b], e);
+    }
+    free(x);
+    free(ref);
+    cvd_model_unref(m);
+}
+
+Test(nam, portable_path_matches_reference)
+{
+    cvd_isa_force("portable");
+    long n, nr;
+    cvd_model *m;
+    cvd_err err;
+    float *x = read_f32("tests/data/nam/input_4k.f32", &n);
+    const char *cases[] = {"wide16_tanh", "two_arrays_gated_silu", "new_blended", "nano_tanh"};
+    for (int i = 0; i < 4; i++) {
+        char path[256], rp[256];
+        snprintf(path, sizeof path, "tests/data/nam/%s.nam", cases[i]);
+        snprintf(rp, sizeof rp, "tests/data/nam/%s.out.f32", cases[i]);
+        cr_assert_eq(cvd_nam_load(path, &m, &err), 0, "%s", err.msg);
+        float *ref = read_f32(rp, &nr);
+        double e = stream_error(m, x, n, ref, 33);
+        cr_expect_leq(e, 1e-4, "%s portable: max error %g", path, e);
+        free(ref);
+        cvd_model_unref(m);
+    }
+    free(x);
+}
+
+Test(nam, reset_reproduces_prewarmed_start)
+{
+    long n, nr;
+    cvd_model *m;
+    cvd_net *net;
+    cvd_err err;
+    float *x = read_f32("tests/data/nam/input_4k.f32", &n);
+    float *ref = read_f32("tests/data/nam/nano_tanh.out.f32", &nr);
+    cr_assert_eq(cvd_nam_load("tests/data/nam/nano_tanh.nam", &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(cvd_net_create(m, 256, &net, &err), 0, "%s", err.msg);
+    float *y = malloc(sizeof(float) * (size_t)n);
+    int no;
+    /* garbage through the net, then reset: the output must be as from a fresh load */
+    for (int i = 0; i < 8; i++)
+        cvd_net_process(net, x + 512 * i, 256, y, &no);
+    cvd_net_reset(net);
+    long before = alloc_count();
+    for (long p = 0; p < n; p += 256) {
+        cr_assert_eq(cvd_net_process(net, x + p, 256, y + p, &no), 0);
+        cr_assert_eq(no, 256);
+    }
+    cvd_net_reset(net);
+    cr_assert_eq(alloc_count(), before, "process/reset allocated");
+    for (long i = 0; i < n; i++)
+        cr_assert_leq(fabs((double)y[i] - ref[i]), 1e-4, "frame %ld", i);
+    free(x);
+    free(ref);
+    free(y);
+    cvd_net_destroy(net);
+    cvd_model_unref(m);
+}
+
+/* each bad file: refused, with the file name and these words in the message */
+Test(nam, bad_files_refused_by_name)
+{
+    static const struct {
+        const char *file, *words[3];
+    } bad[] = {
+        {"truncated_json", {"JSON", "line", NULL}},
+        {"weights_too_few", {"weights", "709", "712"}},
+        {"weights_too_many", {"weights", "713", "712"}},
+        {"unknown_architecture", {"architecture", "Transformer", NULL}},
+        {"unsupported_version", {"version", "0.9.0", NULL}},
+        {"version_not_semver", {"version", "\"0.5\"", NULL}},
+        {"dilations_length_mismatch", {"kernel_sizes", "dilations", NULL}},
+        {"activation_list_mismatch", {"activation", "dilations", NULL}},
+        {"unknown_activation", {"Swish2", NULL, NULL}},
+        {"negative_channels", {"channels", "-5", NULL}},
+        {"zero_dilation", {"dilations[", "0", NULL}},
+        {"weights_not_numbers", {"weights[10]", "number", NULL}},
+        {"bad_gating_mode", {"gating_mode", "sometimes", NULL}},
+        {"post_stack_head", {"config.head", "not supported", NULL}},
+        {"bottleneck", {"bottleneck", "not supported", NULL}},
+        {"head_kernel_size_2", {"head.kernel_size", "not supported", NULL}},
+        {"film_active", {"conv_pre_film", "FiLM", NULL}},
+        {"condition_dsp", {"condition_dsp", "not supported", NULL}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char path[256];
+        cvd_model *m = (cvd_model *)1;
+        cvd_err err = {0};
+        snprintf(path, sizeof path, "tests/data/nam/bad/%s.nam", bad[i].file);
+        int rc = cvd_nam_load(path, &m, &err);
+        cr_expect_lt(rc, 0, "%s was accepted", path);
+        cr_expect_null(m, "%s: model pointer not cleared", path);
+        cr_expect_not_null(strstr(err.msg, path), "%s: message does not name the file: %s",
+                           path, err.msg);
+        for (int w = 0; w < 3 && bad[i].words[w]; w++)
+            cr_expect_not_null(strstr(err.msg, bad[i].words[w]),
+                               "%s: message lacks \"%s\": %s", path, bad[i].words[w], err.msg);
+    }
+}
+
+Test(nam, missing_file_and_every_truncation)
+{
+    cvd_model *m;
+    cvd_err err;
+    cr_assert_lt(cvd_nam_load("tests/data/nam/no_such_file.nam", &m, &err), 0);
+    cr_assert_not_null(strstr(err.msg, "no_such_file.nam"), "%s", err.msg);
+
+    size_t len;
+    char *text = tu_read_file("tests/data/nam/k1_relu_1ch.nam", &len);
+    cr_assert_not_null(text);
+    for (size_t cut = 0; cut < len; cut++) {
+        int rc = cvd_nam_parse(text, cut, "cut.nam", &m, &err);
+        if (rc == 0) {
+            /* a prefix can only be valid JSON if just trailing whitespace was cut */
+            cr_assert_geq(cut, len - 2, "a prefix of %zu bytes loaded", cut);
+            cvd_model_unref(m);
+        } else {
+            cr_assert_not_null(strstr(err.msg, "cut.nam"), "%s", err.msg);
+        }
+    }
+    free(text);
+}
+
+Test(nam, type_confusion_is_refused)
+{
+    /* every field of a valid file replaced by values of the wrong type */
+    static const char *const docs[] = {
+        "[]",
+        "{\"version\":5}",
+        "{\"version\":\"0.5.4\",\"architecture\":\"WaveNet\",\"config\":[]}",
+        "{\"version\":\"0.5.4\",\"architecture\":\"WaveNet\",\"config\":{\"layers\":{}}}",
+        "{\"version\":\"0.5.4\",\"architecture\":\"WaveNet\",\"config\":{\"layers\":[7]}}",
+        "{\"version\":\"0.5.4\",\"architecture\":\"WaveNet\",\"config\":{\"layers\":[{"
+        "\"input_size\":1,\"condition_size\":1,\"channels\":2,\"kernel_size\":\"3\","
+        "\"dilations\":[1],\"activation\":\"Tanh\",\"gated\":false,\"head_size\":1,"
+        "\"head_bias\":false}]},\"weights\":[]}",
+        "{\"version\":\"0.5.4\",\"architecture\":\"WaveNet\",\"config\":{\"layers\":[{"
+        "\"input_size\":1,\"condition_size\":1,\"channels\":2000000000,\"kernel_size\":3,"
+        "\"dilations\":[1],\"activation\":\"Tanh\",\"gated\":false,\"head_size\":1,"
+        "\"head_bias\":false}]},\"weights\":[]}",
+        "{\"version\":\"0.5.4\",\"architecture\":\"WaveNet\",\"config\":{\"layers\":[{"
+        "\"input_size\":1,\"condition_size\":1,\"channels\":2,\"kernel_size\":3,"
+        "\"dilations\":[1],\"activation\":{\"type\":7},\"gated\":false,\"head_size\":1,"
+        "\"head_bias\":false}]},\"weights\":[]}",
+        "{\"version\":\"0.5.4\",\"architecture\":\"WaveNet\",\"config\":{\"layers\":[{"
+        "\"input_size\":1,\"condition_size\":1,\"channels\":2,\"kernel_size\":3,"
+        "\"dilations\":[1],\"activation\":\"Tanh\",\"gated\":\"yes\",\"head_size\":1,"
+        "\"head_bias\":false}]},\"weights\":[]}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        cvd_model *m;
+        cvd_err err;
+        int rc = cvd_nam_parse(docs[i], strlen(docs[i]), "t.nam", &m, &err);
+        cr_expect_lt(rc, 0, "document %zu accepted", i);
+        cr_expect_not_null(strstr(err.msg, "t.nam"), "%zu: %s", i, err.msg);
+    }
+}
