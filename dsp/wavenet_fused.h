@@ -55,19 +55,30 @@ __attribute__((target(TARGET))) static void FN(const fused_args *A, int n)
                 }
             }
         } else {
-            for (int j = 0; j < K; j++) {
-                const float *xr = x0 + (size_t)j * ts;
-                const float *wr = A->Wc + (size_t)j * C * Z;
-                for (int c = 0; c < C; c++) {
-                    const VEC w1 = LOAD(wr + (size_t)c * Z);
-                    for (int u = 0; u < T; u++)
-                        acc[u] = FMA(SET1(xr[u * C + c]), w1, acc[u]);
-                    if (Z == 2 * C) {
-                        const VEC w2 = LOAD(wr + (size_t)c * Z + C);
-                        for (int u = 0; u < T; u++)
-                            acc2[u] = FMA(SET1(xr[u * C + c]), w2, acc2[u]);
+            /* a short tile (the end of a block, or blocks of 1): one frame at a time, with
+             * four partial sums so the FMAs do not wait on each other */
+            for (int u = 0; u < T; u++) {
+                VEC p1 = SET1(0.0f), p2 = SET1(0.0f), p3 = SET1(0.0f);
+                VEC q1 = SET1(0.0f), q2 = SET1(0.0f), q3 = SET1(0.0f);
+                VEC p0 = acc[u], q0 = acc2[u];
+                for (int j = 0; j < K; j++) {
+                    const float *xr = x0 + (size_t)u * C + (size_t)j * ts;
+                    const float *wr = A->Wc + (size_t)j * C * Z;
+                    for (int c = 0; c < C; c += 4) {
+                        p0 = FMA(SET1(xr[c]), LOAD(wr + (size_t)c * Z), p0);
+                        p1 = FMA(SET1(xr[c + 1]), LOAD(wr + (size_t)(c + 1) * Z), p1);
+                        p2 = FMA(SET1(xr[c + 2]), LOAD(wr + (size_t)(c + 2) * Z), p2);
+                        p3 = FMA(SET1(xr[c + 3]), LOAD(wr + (size_t)(c + 3) * Z), p3);
+                        if (Z == 2 * C) {
+                            q0 = FMA(SET1(xr[c]), LOAD(wr + (size_t)c * Z + C), q0);
+                            q1 = FMA(SET1(xr[c + 1]), LOAD(wr + (size_t)(c + 1) * Z + C), q1);
+                            q2 = FMA(SET1(xr[c + 2]), LOAD(wr + (size_t)(c + 2) * Z + C), q2);
+                            q3 = FMA(SET1(xr[c + 3]), LOAD(wr + (size_t)(c + 3) * Z + C), q3);
+                        }
                     }
                 }
+                acc[u] = ADD(ADD(p0, p1), ADD(p2, p3));
+                acc2[u] = ADD(ADD(q0, q1), ADD(q2, q3));
             }
         }
 
@@ -132,10 +143,16 @@ __attribute__((target(TARGET))) static void FN(const fused_args *A, int n)
                     r[u] = FMA(SET1(tile[u * C + c]), w1, r[u]);
             }
         } else {
-            for (int c = 0; c < C; c++) {
-                const VEC w1 = LOAD(A->W1 + (size_t)c * C);
-                for (int u = 0; u < T; u++)
-                    r[u] = FMA(SET1(tile[u * C + c]), w1, r[u]);
+            for (int u = 0; u < T; u++) {
+                VEC p0 = r[u], p1 = SET1(0.0f), p2 = SET1(0.0f), p3 = SET1(0.0f);
+                const float *au = tile + u * C;
+                for (int c = 0; c < C; c += 4) {
+                    p0 = FMA(SET1(au[c]), LOAD(A->W1 + (size_t)c * C), p0);
+                    p1 = FMA(SET1(au[c + 1]), LOAD(A->W1 + (size_t)(c + 1) * C), p1);
+                    p2 = FMA(SET1(au[c + 2]), LOAD(A->W1 + (size_t)(c + 2) * C), p2);
+                    p3 = FMA(SET1(au[c + 3]), LOAD(A->W1 + (size_t)(c + 3) * C), p3);
+                }
+                r[u] = ADD(ADD(p0, p1), ADD(p2, p3));
             }
         }
         float *o = A->out + (size_t)t0 * C;
