@@ -29,7 +29,7 @@ BUILD   := build
 SANFLAGS:=
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -Idsp -Imodel -Itools/lib
+CPPFLAGS += -D_GNU_SOURCE -Idsp -Imodel -Itools/lib -Iserver -Iclient
 CFLAGS  += -std=c11 $(OPT) -g -fPIC $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += -lm
@@ -47,6 +47,18 @@ MODEL_LIBS:= -ljansson
 
 # tools read and write audio files with libsndfile
 TOOL_LIBS := $(MODEL_LIBS) -lsndfile
+
+# ---- server: the daemon (libuv, inih, systemd); server/main.c is the program ---------------
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+SERVER_LIB := $(BUILD)/libconvd_server.a
+SERVER_LIBS:= -luv -linih -lsystemd -lpthread
+DAEMON     := $(if $(wildcard server/main.c),$(BUILD)/convd)
+
+# ---- client: the framed protocol's client library (plain sockets) ------------------------
+CLIENT_SRC := $(wildcard client/*.c)
+CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
+CLIENT_LIB := $(BUILD)/libconvd_client.a
 
 # ---- tools: one program per tools/*.c, sharing tools/lib (audio files, arguments) --------
 TOOL_SRC := $(wildcard tools/*.c)
@@ -68,7 +80,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 .SECONDARY:
 .DEFAULT_GOAL := all
 
-all: $(DSP_LIB) $(MODEL_LIB) $(TOOLLIB) $(TOOL_BIN) $(TEST_BIN) $(BENCH_BIN)
+all: $(DSP_LIB) $(MODEL_LIB) $(TOOLLIB) $(CLIENT_LIB) $(SERVER_LIB) $(DAEMON) $(TOOL_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -86,15 +98,27 @@ $(MODEL_LIB): $(MODEL_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(TEST_BIN): $(TEST_OBJ) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB)
-	$(CC) $(LDFLAGS) $(TEST_WRAP) $(TEST_OBJ) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) -o $@ -lcriterion $(TOOL_LIBS) $(LDLIBS)
+$(SERVER_LIB): $(SERVER_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(CLIENT_LIB): $(CLIENT_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(DAEMON): $(BUILD)/server/main.o $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB)
+	$(CC) $(LDFLAGS) $< $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
+
+# The tests run the programs (daemon, tools) too, so they build first.
+$(TEST_BIN): $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) $(DAEMON) $(TOOL_BIN)
+	$(CC) $(LDFLAGS) $(TEST_WRAP) $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) -o $@ -lcriterion $(SERVER_LIBS) $(TOOL_LIBS) $(LDLIBS)
 
 $(TOOLLIB): $(TOOLLIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/%: $(BUILD)/tools/%.o $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB)
-	$(CC) $(LDFLAGS) $< $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(TOOL_LIBS) $(LDLIBS)
+$(BUILD)/%: $(BUILD)/tools/%.o $(TOOLLIB) $(CLIENT_LIB) $(MODEL_LIB) $(DSP_LIB)
+	$(CC) $(LDFLAGS) $< $(TOOLLIB) $(CLIENT_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(TOOL_LIBS) $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(MODEL_LIB) $(DSP_LIB)
 	@mkdir -p $(dir $@)
@@ -119,9 +143,9 @@ run: deps
 	./$(BUILD)/convd-demo
 
 format:
-	clang-format -i dsp/*.[ch] model/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch]
+	clang-format -i dsp/*.[ch] model/*.[ch] server/*.[ch] client/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch]
 
 clean:
 	rm -rf build build-san
 
--include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)
+-include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(BUILD)/server/main.d $(CLIENT_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)

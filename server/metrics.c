@@ -1,0 +1,224 @@
+/* Metrics: see metrics.h. */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* upper bounds of the block-time histogram, in seconds */
+static const double bucket_le[CVD_METRICS_BUCKETS] = {
+    5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1};
+
+static const char *const drop_names[] = {
+#define X(id, s) s,
+    CVD_DROP_REASONS(X)
+#undef X
+};
+static const char *const disc_names[] = {
+#define X(id, s) s,
+    CVD_DISCONNECT_REASONS(X)
+#undef X
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static cvd_stream_stats **streams;
+static size_t n_streams, cap_streams;
+static atomic_ullong dropped[CVD_DROP_COUNT];
+static atomic_ullong disconnects[CVD_DISC_COUNT];
+static atomic_ullong reloads_ok, reloads_failed;
+static atomic_llong queue_bytes, clients;
+
+cvd_stream_stats *cvd_metrics_stream(const char *name)
+{
+    cvd_stream_stats *s = NULL;
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < n_streams; i++)
+        if (strcmp(streams[i]->name, name) == 0) {
+            s = streams[i];
+            goto out;
+        }
+    if (n_streams == cap_streams) {
+        size_t nc = cap_streams ? cap_streams * 2 : 16;
+        cvd_stream_stats **ns = realloc(streams, nc * sizeof *ns);
+        if (ns == NULL)
+            goto out;
+        streams = ns;
+        cap_streams = nc;
+    }
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        goto out;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    streams[n_streams++] = s;
+out:
+    pthread_mutex_unlock(&lock);
+    return s;
+}
+
+void cvd_metrics_block_time(cvd_stream_stats *s, uint64_t ns)
+{
+    int b = 0;
+    double sec = (double)ns * 1e-9;
+    if (s == NULL)
+        return;
+    while (b < CVD_METRICS_BUCKETS && sec > bucket_le[b])
+        b++;
+    atomic_fetch_add_explicit(&s->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->block_ns_sum, ns, memory_order_relaxed);
+}
+
+void cvd_metrics_dropped(int reason, uint64_t frames)
+{
+    if (reason >= 0 && reason < CVD_DROP_COUNT)
+        atomic_fetch_add_explicit(&dropped[reason], frames, memory_order_relaxed);
+}
+
+void cvd_metrics_disconnect(int reason)
+{
+    if (reason >= 0 && reason < CVD_DISC_COUNT)
+        atomic_fetch_add_explicit(&disconnects[reason], 1, memory_order_relaxed);
+}
+
+void cvd_metrics_reload(int ok)
+{
+    atomic_fetch_add(ok ? &reloads_ok : &reloads_failed, 1);
+}
+
+void cvd_metrics_queue_bytes(int64_t delta)
+{
+    atomic_fetch_add_explicit(&queue_bytes, delta, memory_order_relaxed);
+}
+
+void cvd_metrics_clients(int64_t delta)
+{
+    atomic_fetch_add(&clients, delta);
+}
+
+int64_t cvd_metrics_clients_now(void)
+{
+    return atomic_load(&clients);
+}
+
+/* a growing text buffer */
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int failed;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        if (b->failed)
+            return;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = 1;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t nc = (b->cap + (size_t)n) * 2;
+        char *np = realloc(b->p, nc);
+        if (np == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = nc;
+    }
+}
+
+/* label values are names from the config: [A-Za-z0-9_.-], nothing to escape */
+char *cvd_metrics_render(void)
+{
+    sbuf b = {malloc(4096), 0, 4096, 0};
+    if (b.p == NULL)
+        return NULL;
+    b.p[0] = '\0';
+
+    sb_printf(&b, "# HELP convd_clients Connected clients.\n# TYPE convd_clients gauge\n");
+    sb_printf(&b, "convd_clients %lld\n", (long long)atomic_load(&clients));
+    sb_printf(&b, "# HELP convd_queue_bytes Bytes queued for clients.\n"
+                  "# TYPE convd_queue_bytes gauge\nconvd_queue_bytes %lld\n",
+              (long long)atomic_load(&queue_bytes));
+    sb_printf(&b, "# HELP convd_dropped_frames_total Frames dropped, by reason.\n"
+                  "# TYPE convd_dropped_frames_total counter\n");
+    for (int i = 0; i < CVD_DROP_COUNT; i++)
+        sb_printf(&b, "convd_dropped_frames_total{reason=\"%s\"} %llu\n", drop_names[i],
+                  (unsigned long long)atomic_load(&dropped[i]));
+    sb_printf(&b, "# HELP convd_disconnects_total Connections closed, by reason.\n"
+                  "# TYPE convd_disconnects_total counter\n");
+    for (int i = 0; i < CVD_DISC_COUNT; i++)
+        sb_printf(&b, "convd_disconnects_total{reason=\"%s\"} %llu\n", disc_names[i],
+                  (unsigned long long)atomic_load(&disconnects[i]));
+    sb_printf(&b, "# HELP convd_reloads_total Configuration reloads, by result.\n"
+                  "# TYPE convd_reloads_total counter\n"
+                  "convd_reloads_total{result=\"ok\"} %llu\n"
+                  "convd_reloads_total{result=\"failed\"} %llu\n",
+              (unsigned long long)atomic_load(&reloads_ok),
+              (unsigned long long)atomic_load(&reloads_failed));
+
+    pthread_mutex_lock(&lock);
+    unsigned long long tin = 0, tout = 0;
+    sb_printf(&b, "# HELP convd_stream_frames_in_total Frames received, per stream.\n"
+                  "# TYPE convd_stream_frames_in_total counter\n");
+    for (size_t i = 0; i < n_streams; i++) {
+        unsigned long long v = atomic_load(&streams[i]->frames_in);
+        tin += v;
+        sb_printf(&b, "convd_stream_frames_in_total{stream=\"%s\"} %llu\n", streams[i]->name, v);
+    }
+    sb_printf(&b, "# HELP convd_stream_frames_out_total Frames sent, per stream.\n"
+                  "# TYPE convd_stream_frames_out_total counter\n");
+    for (size_t i = 0; i < n_streams; i++) {
+        unsigned long long v = atomic_load(&streams[i]->frames_out);
+        tout += v;
+        sb_printf(&b, "convd_stream_frames_out_total{stream=\"%s\"} %llu\n", streams[i]->name,
+                  v);
+    }
+    sb_printf(&b, "# HELP convd_stream_clients Clients per stream.\n"
+                  "# TYPE convd_stream_clients gauge\n");
+    for (size_t i = 0; i < n_streams; i++)
+        sb_printf(&b, "convd_stream_clients{stream=\"%s\"} %lld\n", streams[i]->name,
+                  (long long)atomic_load(&streams[i]->clients));
+    sb_printf(&b, "# HELP convd_frames_in_total Frames received, all streams.\n"
+                  "# TYPE convd_frames_in_total counter\nconvd_frames_in_total %llu\n"
+                  "# HELP convd_frames_out_total Frames sent, all streams.\n"
+                  "# TYPE convd_frames_out_total counter\nconvd_frames_out_total %llu\n",
+              tin, tout);
+    sb_printf(&b, "# HELP convd_block_seconds Model processing time per block.\n"
+                  "# TYPE convd_block_seconds histogram\n");
+    for (size_t i = 0; i < n_streams; i++) {
+        cvd_stream_stats *s = streams[i];
+        unsigned long long cum = 0;
+        for (int k = 0; k <= CVD_METRICS_BUCKETS; k++) {
+            cum += atomic_load(&s->buckets[k]);
+            if (k < CVD_METRICS_BUCKETS)
+                sb_printf(&b, "convd_block_seconds_bucket{stream=\"%s\",le=\"%g\"} %llu\n",
+                          s->name, bucket_le[k], cum);
+            else
+                sb_printf(&b, "convd_block_seconds_bucket{stream=\"%s\",le=\"+Inf\"} %llu\n",
+                          s->name, cum);
+        }
+        sb_printf(&b, "convd_block_seconds_sum{stream=\"%s\"} %.9f\n", s->name,
+                  (double)atomic_load(&s->block_ns_sum) * 1e-9);
+        sb_printf(&b, "convd_block_seconds_count{stream=\"%s\"} %llu\n", s->name,
+                  (unsigned long long)atomic_load(&s->blocks));
+    }
+    pthread_mutex_unlock(&lock);
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}

@@ -1,0 +1,68 @@
+/*
+ * Metrics: counters updated from any thread with atomics, rendered in Prometheus's text
+ * format (version 0.0.4) for GET /metrics. Streams are keyed by name (a listener or a
+ * published stream); a stream's counters live as long as the process, so their number is
+ * bounded by the names ever configured.
+ */
+#ifndef CONVD_METRICS_H
+#define CONVD_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CVD_METRICS_BUCKETS 14
+
+#define CVD_DROP_REASONS(X)                                                                  \
+    X(SLOW_SUBSCRIBER, "slow_subscriber")                                                    \
+    X(NONFINITE, "nonfinite")                                                                \
+    X(MALFORMED, "malformed")                                                                \
+    X(SHUTDOWN, "shutdown")                                                                  \
+    X(AUDIO_RING, "audio_ring")
+
+#define CVD_DISCONNECT_REASONS(X)                                                            \
+    X(CLOSED, "closed")                                                                      \
+    X(ERROR, "error")                                                                        \
+    X(MALFORMED, "malformed")                                                                \
+    X(HANDSHAKE_TIMEOUT, "handshake_timeout")                                                \
+    X(IDLE_TIMEOUT, "idle_timeout")                                                          \
+    X(SLOW_SUBSCRIBER, "slow_subscriber")                                                    \
+    X(MAX_CLIENTS, "max_clients")                                                            \
+    X(SHUTDOWN, "shutdown")
+
+enum {
+#define X(id, s) CVD_DROP_##id,
+    CVD_DROP_REASONS(X)
+#undef X
+        CVD_DROP_COUNT
+};
+enum {
+#define X(id, s) CVD_DISC_##id,
+    CVD_DISCONNECT_REASONS(X)
+#undef X
+        CVD_DISC_COUNT
+};
+
+typedef struct cvd_stream_stats {
+    char name[72];
+    atomic_ullong frames_in, frames_out;
+    atomic_llong clients;
+    atomic_ullong blocks;
+    atomic_ullong block_ns_sum;
+    atomic_ullong buckets[CVD_METRICS_BUCKETS + 1]; /* the last is +Inf */
+} cvd_stream_stats;
+
+/* The stream's counters, created on first use; never freed. NULL only if out of memory. */
+cvd_stream_stats *cvd_metrics_stream(const char *name);
+void cvd_metrics_block_time(cvd_stream_stats *s, uint64_t ns);
+void cvd_metrics_dropped(int reason, uint64_t frames);
+void cvd_metrics_disconnect(int reason);
+void cvd_metrics_reload(int ok);
+void cvd_metrics_queue_bytes(int64_t delta);
+void cvd_metrics_clients(int64_t delta);
+int64_t cvd_metrics_clients_now(void);
+
+/* Renders every metric; returns a malloc'd NUL-terminated text (NULL if out of memory). */
+char *cvd_metrics_render(void);
+
+#endif
