@@ -50,7 +50,8 @@ TOOL_LIBS := $(MODEL_LIBS) -lsndfile
 
 # ---- server: the daemon (libuv, inih, systemd); server/main.c is the program ---------------
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
-SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o)
+SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/builtin_models.o
+BUILTIN_MODELS := $(sort $(wildcard config/models/*.json))
 SERVER_LIB := $(BUILD)/libconvd_server.a
 SERVER_LIBS:= -luv -linih -lsystemd -lpthread
 DAEMON     := $(if $(wildcard server/main.c),$(BUILD)/convd)
@@ -97,6 +98,14 @@ TEST_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
 $(MODEL_LIB): $(MODEL_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
+
+# the demo models, compiled into the daemon
+$(BUILD)/gen/builtin_models.c: $(BUILTIN_MODELS) scripts/embed-models.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-models.sh $@ $(BUILTIN_MODELS)
+
+$(BUILD)/gen/builtin_models.o: $(BUILD)/gen/builtin_models.c
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(SERVER_LIB): $(SERVER_OBJ)
 	@mkdir -p $(dir $@)

@@ -86,11 +86,12 @@ const char *cvd_padding_name(cvd_padding p)
 
 int cvd_data_format_parse(const char *s, cvd_data_format *out, cvd_err *err)
 {
-    if (s && strcmp(s, "channels_last") == 0) {
+    /* Keras lower-cases the name, and None means the default, channels_last */
+    if (s == NULL || strcasecmp(s, "channels_last") == 0) {
         *out = CVD_CHANNELS_LAST;
         return CVD_OK;
     }
-    if (s && strcmp(s, "channels_first") == 0) {
+    if (strcasecmp(s, "channels_first") == 0) {
         *out = CVD_CHANNELS_FIRST;
         return CVD_OK;
     }
@@ -466,7 +467,11 @@ int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
         L->chunk = max_block > L->keep ? max_block : L->keep;
         /* n inputs finalise n*s frames, plus up to s held back by L(n) (same, op given) */
         L->max_out = (max_block + 1) * L->s;
+        /* frames lag by the crop, or by one input frame when the offline length L(n) holds
+         * back frames that the inputs so far already determine */
         L->latency = (int)((L->c_left + L->s - 1) / L->s);
+        if (L->latency == 0 && transpose_length(L, 2) < 2L * L->s - L->c_left)
+            L->latency = 1;
     } else {
         switch (cfg->padding) {
         case CVD_PAD_VALID:
@@ -931,7 +936,7 @@ int cvd_layer_forward(const cvd_layer *L, const float *in, long n, float *out, l
                                       1);
         else
             cvd_activation_apply(c->activation, out, (size_t)nl * F);
-    } else {
+    } else if (nl > 0) {
         memcpy(out, y, (size_t)nl * F * sizeof(float));
         if (cvd_activation_is_axis(c->activation))
             cvd_activation_apply_axis(c->activation, out, (size_t)nl, (size_t)F, (size_t)F, 1);

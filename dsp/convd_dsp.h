@@ -8,7 +8,7 @@
  *   streaming: cvd_layer_process() takes blocks of any length from 0 to max_block and
  *              returns the output frames that are final; cvd_layer_flush() ends the stream.
  *              The concatenated output of any split of an input, followed by a flush, equals
- *              the offline output (see docs/STREAMING.md for same padding with strides > 1).
+ *              the offline output (docs/LAYERS.md has the streaming rules, e.g. same padding with strides > 1).
  *              Real-time safe: no allocation, no lock, no system call.
  *
  * Tensor layouts follow the layer's data_format, without the batch axis:
@@ -161,7 +161,7 @@ const char *cvd_layer_kind_name(cvd_layer_kind kind);
 /* "valid" | "same" | "causal", case-insensitive. */
 int cvd_padding_parse(const char *s, cvd_padding *out, cvd_err *err);
 const char *cvd_padding_name(cvd_padding p);
-/* "channels_last" | "channels_first". */
+/* "channels_last" | "channels_first", case-insensitive; NULL (Keras's None) is channels_last. */
 int cvd_data_format_parse(const char *s, cvd_data_format *out, cvd_err *err);
 const char *cvd_data_format_name(cvd_data_format f);
 
