@@ -191,7 +191,6 @@ int cvd_conv_config_check(const cvd_conv_config *cfg, int in_channels, cvd_err *
     if (in_channels < 0)
         return cvd_err_set(err, CVD_EINVAL, "%s: input channels=%d: must be > 0", cls,
                            in_channels);
-    /* sizes that would overflow the arithmetic below are refused rather than wrapped */
     if ((long long)(cfg->kernel_size - 1) * cfg->dilation_rate > (1 << 24) ||
         cfg->strides > (1 << 20) || cfg->filters > (1 << 20) ||
         cfg->depth_multiplier > (1 << 16) || in_channels > (1 << 20))
@@ -200,6 +199,26 @@ int cvd_conv_config_check(const cvd_conv_config *cfg, int in_channels, cvd_err *
                            "too large",
                            cls, cfg->kernel_size, cfg->dilation_rate, cfg->strides,
                            cfg->filters);
+    /* sizes that would overflow the arithmetic below are refused rather than wrapped: each
+     * factor, then the products (channels of the depthwise stage, values of a kernel) */
+    if (in_channels > 0 &&
+        (long long)in_channels * cfg->depth_multiplier > (1 << 20) &&
+        (cfg->kind == CVD_DEPTHWISE_CONV1D || cfg->kind == CVD_SEPARABLE_CONV1D))
+        return cvd_err_set(err, CVD_EINVAL,
+                           "%s: input channels=%d with depth_multiplier=%d: more than %d "
+                           "channels",
+                           cls, in_channels, cfg->depth_multiplier, 1 << 20);
+    if (in_channels > 0 && cfg->kernel_size > 0 && cfg->groups > 0 &&
+        (long double)cfg->kernel_size * in_channels * (uses_filters(cfg->kind) ? cfg->filters : 1) *
+                (cfg->kind == CVD_DEPTHWISE_CONV1D || cfg->kind == CVD_SEPARABLE_CONV1D
+                     ? cfg->depth_multiplier
+                     : 1) /
+                (cfg->kind == CVD_CONV1D ? cfg->groups : 1) >
+            (long double)(1 << 28))
+        return cvd_err_set(err, CVD_EINVAL,
+                           "%s: kernel_size=%d, input channels=%d, filters=%d: the kernel "
+                           "would have more than %d values",
+                           cls, cfg->kernel_size, in_channels, cfg->filters, 1 << 28);
     return CVD_OK;
 }
 

@@ -356,6 +356,7 @@ int cvd_model_node_inputs(const cvd_model *m, int node, const int **inputs);
 const cvd_conv_config *cvd_model_node_conv(const cvd_model *m, int node); /* CONV only */
 const cvd_wn_config *cvd_model_node_wavenet(const cvd_model *m, int node);
 size_t cvd_model_node_params(const cvd_model *m, int node);
+cvd_activation cvd_model_node_activation(const cvd_model *m, int node); /* ACTIVATION */
 /* Latency of a node's output relative to the model input, in frames. */
 int cvd_model_node_latency(const cvd_model *m, int node);
 
@@ -380,6 +381,8 @@ int cvd_model_out_channels(const cvd_model *m);
 int cvd_model_latency(const cvd_model *m);
 long cvd_model_receptive_field(const cvd_model *m); /* frames of input an output depends on */
 double cvd_model_macs_per_frame(const cvd_model *m);
+/* Output frames per input frame (1 unless strided or transposed layers change the rate). */
+double cvd_model_rate_ratio(const cvd_model *m);
 size_t cvd_model_param_count(const cvd_model *m);
 /* Returns CVD_EUNSUPPORTED with the reason if the model cannot stream. */
 int cvd_model_can_stream(const cvd_model *m, cvd_err *err);

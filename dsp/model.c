@@ -180,13 +180,21 @@ static int add_layer(cvd_model *m, cvd_node_op op, const char *name, const cvd_c
     /* a strided layer's latency and receptive field in its own (slower) frame rate */
     const cvd_layer *L = nd->proto;
     const int s = cfg->strides, ek = cfg->dilation_rate * (cfg->kernel_size - 1) + 1;
+    long long lat;
     if (cfg->kind == CVD_CONV1D_TRANSPOSE) {
-        nd->latency = nd->latency * s + cvd_layer_latency(L) * s;
+        lat = ((long long)nd->latency + cvd_layer_latency(L)) * s;
         nd->receptive = (nd->receptive + s - 1) / s + (ek - 1) / s;
     } else {
-        nd->latency = (nd->latency + cvd_layer_latency(L) + s - 1) / s;
+        lat = ((long long)nd->latency + cvd_layer_latency(L) + s - 1) / s;
         nd->receptive = nd->receptive + ek - 1;
     }
+    if (lat > (1 << 30)) {
+        cvd_err_set(err, CVD_EINVAL, "%s '%s': the model's latency would pass %d frames",
+                    cvd_layer_kind_name(cfg->kind), nd->name, 1 << 30);
+        drop_last(m);
+        return CVD_EINVAL;
+    }
+    nd->latency = (int)lat;
     return id;
 }
 
@@ -346,6 +354,12 @@ const cvd_wn_config *cvd_model_node_wavenet(const cvd_model *m, int i)
     const cvd_node *nd = node_at(m, i);
     return nd ? nd->wn : NULL;
 }
+cvd_activation cvd_model_node_activation(const cvd_model *m, int i)
+{
+    const cvd_node *nd = node_at(m, i);
+    return nd && nd->op == CVD_NODE_ACTIVATION ? nd->act : CVD_ACT_LINEAR;
+}
+
 int cvd_model_node_latency(const cvd_model *m, int i)
 {
     const cvd_node *nd = node_at(m, i);
@@ -459,6 +473,22 @@ size_t cvd_model_param_count(const cvd_model *m)
     return n;
 }
 
+/* The frame rate of every node relative to the input (strided layers slow it down,
+ * transposed ones speed it up); rate[] has n_nodes entries. */
+static void node_rates(const cvd_model *m, double *rate)
+{
+    rate[0] = 1.0;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const cvd_node *nd = &m->nodes[i];
+        double r = rate[nd->inputs[0]];
+        if (nd->proto) {
+            const cvd_conv_config *c = cvd_layer_config(nd->proto);
+            r = c->kind == CVD_CONV1D_TRANSPOSE ? r * c->strides : r / c->strides;
+        }
+        rate[i] = r;
+    }
+}
+
 double cvd_model_macs_per_frame(const cvd_model *m)
 {
     /* per model-input frame; strided layers run at their own rate */
@@ -466,21 +496,28 @@ double cvd_model_macs_per_frame(const cvd_model *m)
     double *rate = calloc((size_t)m->n_nodes, sizeof *rate);
     if (rate == NULL)
         return 0.0;
-    rate[0] = 1.0;
+    node_rates(m, rate);
     for (int i = 1; i < m->n_nodes; i++) {
         const cvd_node *nd = &m->nodes[i];
         double r = rate[nd->inputs[0]];
-        if (nd->proto) {
+        if (nd->proto)
             total += r * cvd_layer_macs_per_frame(nd->proto);
-            const cvd_conv_config *c = cvd_layer_config(nd->proto);
-            r = c->kind == CVD_CONV1D_TRANSPOSE ? r * c->strides : r / c->strides;
-        } else if (nd->wn) {
+        else if (nd->wn)
             total += r * cvd_wn_macs_per_frame(nd->wn);
-        }
-        rate[i] = r;
     }
     free(rate);
     return total;
+}
+
+double cvd_model_rate_ratio(const cvd_model *m)
+{
+    double *rate = calloc((size_t)m->n_nodes, sizeof *rate), r = 1.0;
+    if (rate == NULL)
+        return 1.0;
+    node_rates(m, rate);
+    r = rate[m->output];
+    free(rate);
+    return r;
 }
 
 int cvd_model_can_stream(const cvd_model *m, cvd_err *err)
@@ -542,6 +579,12 @@ int cvd_model_forward(const cvd_model *m, const float *in, long n, float **out, 
 
     *out = NULL;
     *n_out = 0;
+    if (n == 0) { /* an empty input gives an empty output, whatever the layers */
+        free(val);
+        free(len);
+        *out = malloc(sizeof(float));
+        return *out ? CVD_OK : cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
     if (val == NULL || len == NULL) {
         free(val);
         free(len);
