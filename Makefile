@@ -77,7 +77,7 @@ TEST_BIN := $(BUILD)/convd-tests
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test run bench clean deps format
+.PHONY: all test run bench clean deps format install uninstall
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -149,7 +149,42 @@ bench: $(BENCH_BIN)
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(BUILD)/convd-demo
+	@scripts/run-daemon.sh $(BUILD)
+
+# ---- install ----------------------------------------------------------------------------
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+DATADIR := $(PREFIX)/share/convd
+DOCDIR  := $(PREFIX)/share/doc/convd
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_TOOLS := convd-run convd-info convd-cat
+
+install: $(DAEMON) $(TOOL_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/models $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/convd
+	install -m 755 $(DAEMON) $(DESTDIR)$(BINDIR)/convd
+	for t in $(INSTALL_TOOLS); do \
+		if [ -f $(BUILD)/$$t ]; then install -m 755 $(BUILD)/$$t $(DESTDIR)$(BINDIR)/$$t; fi; \
+	done
+	install -m 644 config/models/*.json $(DESTDIR)$(DATADIR)/models/
+	install -m 644 docs/*.md $(DESTDIR)$(DOCDIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' config/convd.service \
+		> $(DESTDIR)$(UNITDIR)/convd.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/convd.service
+	@# the config is the operator's: never overwritten
+	if [ ! -e $(DESTDIR)/etc/convd/convd.conf ]; then \
+		sed -e '/^path *=/ s|builtin:\([A-Za-z0-9_.-]*\)|$(DATADIR)/models/\1.json|' config/convd.conf \
+			> $(DESTDIR)/etc/convd/convd.conf; \
+		chmod 644 $(DESTDIR)/etc/convd/convd.conf; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/convd
+	for t in $(INSTALL_TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t; done
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(UNITDIR)/convd.service
+	@echo "uninstall: /etc/convd/convd.conf is kept (remove it by hand if you want)"
 
 format:
 	clang-format -i dsp/*.[ch] model/*.[ch] server/*.[ch] client/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch]

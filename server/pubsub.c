@@ -12,7 +12,8 @@ struct cvd_sub {
     float *ring;
     int cap, head, count; /* frames */
     int channels;
-    uint64_t dropped;
+    uint64_t dropped; /* frames lost at the gap */
+    int gap_at;       /* frames in the ring before the gap (while dropped > 0) */
     int ended, overrun, disconnect_when_full;
     void (*wake)(void *);
     void *ctx;
@@ -63,6 +64,10 @@ int cvd_pub_open(const char *name, const cvd_pub_info *info, cvd_pub **out, cvd_
     return CVD_OK;
 }
 
+/* A full ring loses the frames that do not fit. The gap they leave is kept at its place:
+ * frames before it are read with no loss reported, the first frames after it carry the
+ * count. A second loss before the first gap has been read discards the frames between the
+ * two gaps too, so there is only ever one gap to place. */
 void cvd_pub_write(cvd_pub *p, const float *frames, int n)
 {
     const int ch = p->info.channels;
@@ -70,17 +75,25 @@ void cvd_pub_write(cvd_pub *p, const float *frames, int n)
     for (cvd_sub *s = p->subs; s; s = s->next) {
         pthread_mutex_lock(&s->lock);
         int room = s->cap - s->count, take = n < room ? n : room;
+        if (take < n && s->dropped > 0) {
+            /* merge with the pending gap: drop what came after it */
+            s->dropped += (uint64_t)(s->count - s->gap_at);
+            s->count = s->gap_at;
+            room = s->cap - s->count;
+            take = n < room ? n : room;
+        }
+        if (take < n) {
+            if (s->dropped == 0)
+                s->gap_at = s->count + take;
+            s->dropped += (uint64_t)(n - take);
+            if (s->disconnect_when_full)
+                s->overrun = 1;
+        }
         for (int i = 0; i < take; i++) {
             int slot = (s->head + s->count + i) % s->cap;
             memcpy(s->ring + (size_t)slot * ch, frames + (size_t)i * ch, sizeof(float) * (size_t)ch);
         }
         s->count += take;
-        if (take < n) {
-            /* whole frames that did not fit are lost; the subscriber is told how many */
-            s->dropped += (uint64_t)(n - take);
-            if (s->disconnect_when_full)
-                s->overrun = 1;
-        }
         pthread_mutex_unlock(&s->lock);
         s->wake(s->ctx);
     }
@@ -153,6 +166,19 @@ int cvd_sub_read(cvd_sub *s, float *out, int max, uint64_t *dropped, int *state)
 {
     pthread_mutex_lock(&s->lock);
     int n = s->count < max ? s->count : max;
+    *dropped = 0;
+    if (s->dropped > 0) {
+        if (s->gap_at > 0) {
+            /* the frames before the gap first */
+            if (n > s->gap_at)
+                n = s->gap_at;
+            s->gap_at -= n;
+        } else if (n > 0) {
+            /* the frames after the gap, with the count */
+            *dropped = s->dropped;
+            s->dropped = 0;
+        }
+    }
     for (int i = 0; i < n; i++) {
         int slot = (s->head + i) % s->cap;
         memcpy(out + (size_t)i * s->channels, s->ring + (size_t)slot * s->channels,
@@ -160,8 +186,6 @@ int cvd_sub_read(cvd_sub *s, float *out, int max, uint64_t *dropped, int *state)
     }
     s->head = (s->head + n) % s->cap;
     s->count -= n;
-    *dropped = s->dropped;
-    s->dropped = 0;
     *state = s->overrun ? 2 : (s->ended && s->count == 0) ? 1 : 0;
     pthread_mutex_unlock(&s->lock);
     return n;

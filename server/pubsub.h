@@ -42,7 +42,8 @@ void cvd_pub_close(cvd_pub *p);
 int cvd_sub_open(const char *name, int ring_frames, int disconnect_when_full,
                  void (*wake)(void *ctx), void *ctx, cvd_sub **out, cvd_pub_info *info,
                  cvd_err *err);
-/* Up to max frames out; *dropped: frames lost before them (since the last read);
+/* Up to max frames out; *dropped: frames lost just before them (a gap is reported with the
+ * first frames after it, so a read may stop at the gap);
  * returns frames read. *state: 0 streaming, 1 ended (and drained), 2 overrun (disconnect). */
 int cvd_sub_read(cvd_sub *s, float *out, int max, uint64_t *dropped, int *state);
 void cvd_sub_close(cvd_sub *s);

@@ -1,0 +1,827 @@
+/*
+ * A blocking client for the framed protocol over a non-blocking socket: every wait is a poll()
+ * that also reads what the server sends (queued for cvd_client_recv) and writes what is queued
+ * for it, so a client that sends a long stream before reading never deadlocks against a
+ * server that stops reading until its output drains.
+ */
+#include "convd_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The codec: the samples and framed sections of server/protocol.c, compiled here with every
+ * function static, so that this library needs no other and never clashes with the server
+ * library (see protocol.h, "Linking"). */
+#define CVD_PROTO_PRIVATE
+#include "../server/protocol.c"
+
+_Static_assert(CVD_CLIENT_F32LE == CVD_FMT_F32LE && CVD_CLIENT_S16LE == CVD_FMT_S16LE,
+               "client format constants are the wire values");
+_Static_assert(CVD_CLIENT_PROCESS == CVD_ROLE_PROCESS && CVD_CLIENT_SUBSCRIBE == CVD_ROLE_SUBSCRIBE,
+               "client role constants are the wire values");
+
+#define READ_CHUNK 65536
+#define RECV_MIN_MESSAGE 8192 /* the decoder's limit: at least this (any ERROR fits) */
+#define OUT_RESERVE 256       /* room kept in the output buffer for control messages (PONG, BYE) */
+
+struct cvd_client {
+    int fd;
+    char peer[300];
+    int timeout_ms; /* <= 0: none */
+    cvd_fr_decoder *dec;
+    /* bytes to send: out[out_off..out_len) */
+    uint8_t *out;
+    size_t out_off, out_len, out_cap;
+    /* bytes read, not yet decoded */
+    uint8_t *in;
+    size_t in_len;
+    /* frames received, not yet delivered, in wire form: q[q_off..q_len) */
+    uint8_t *q;
+    size_t q_off, q_len, q_cap;
+    int hello_sent, accepted, end_sent, end_received, bye_received, eof;
+    int failed; /* sticky: `fail` is returned by every call */
+    cvd_err fail;
+    int fail_code;
+    int role;
+    cvd_client_accept acc;
+    char model[CVD_FR_MAX_STRING + 1];
+    size_t in_fb, out_fb;   /* bytes of a frame sent / received */
+    size_t send_max_frames; /* frames per DATA we send */
+    uint32_t seq;
+    uint64_t ping_token;
+    int pong_pending;
+    int server_error;
+    uint64_t end_frame; /* stream index just past the last frame received */
+    cvd_client_stats st;
+};
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *errtext(int e, char *buf, size_t n)
+{
+    /* GNU strerror_r (with _GNU_SOURCE): returns the text, perhaps not in buf */
+    return strerror_r(e, buf, n);
+}
+
+static int cl_fail(cvd_client *c, int code, cvd_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* A fatal error: the client is unusable afterwards. */
+static int cl_fail(cvd_client *c, int code, cvd_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    if (!c->failed) {
+        va_start(ap, fmt);
+        vsnprintf(c->fail.msg, sizeof c->fail.msg, fmt, ap);
+        va_end(ap);
+        c->fail.code = code;
+        c->fail_code = code;
+        c->failed = 1;
+    }
+    if (err)
+        *err = c->fail;
+    return c->fail_code;
+}
+
+static int sticky(cvd_client *c, cvd_err *err)
+{
+    if (err)
+        *err = c->fail;
+    return c->fail_code;
+}
+
+static int interrupted(cvd_client *c, cvd_err *err)
+{
+    return cvd_err_set(err, CVD_EIO, "%s: interrupted", c->peer);
+}
+
+static int set_nonblocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    size_t n = *cap ? *cap : 4096;
+    uint8_t *p;
+    if (need <= *cap)
+        return 0;
+    while (n < need)
+        n *= 2;
+    p = realloc(*buf, n);
+    if (p == NULL)
+        return -1;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+/* Room for `need` more bytes at the end of out (moving unsent bytes to the front). */
+static int out_room(cvd_client *c, size_t need)
+{
+    if (c->out_off > 0) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    return c->out_cap - c->out_len >= need;
+}
+
+static cvd_bytes out_bytes(cvd_client *c)
+{
+    cvd_bytes b = {c->out, c->out_len, c->out_cap};
+    return b;
+}
+
+/* ---- I/O ---------------------------------------------------------------------------------- */
+
+/* Writes what the socket takes now. */
+static int flush_some(cvd_client *c, cvd_err *err)
+{
+    char eb[128];
+    while (c->out_off < c->out_len) {
+        ssize_t n =
+            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return cl_fail(c, CVD_EIO, err, "send to %s: %s", c->peer,
+                           errtext(errno, eb, sizeof eb));
+        }
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+static int handle(cvd_client *c, const cvd_fr_msg *m, cvd_err *err);
+
+/* Decodes everything in c->in. */
+static int process_input(cvd_client *c, cvd_err *err)
+{
+    size_t off = 0;
+    while (off < c->in_len && !c->failed) {
+        cvd_fr_msg m;
+        cvd_err e = {0};
+        size_t used;
+        int rc = cvd_fr_decode(c->dec, c->in + off, c->in_len - off, &used, &m, &e);
+        off += used;
+        if (rc < 0) {
+            /* tell the server why we hang up, if the socket takes it */
+            cvd_bytes b = out_bytes(c);
+            if (out_room(c, 0) &&
+                cvd_fr_put_error(&b, cvd_fr_decoder_error(c->dec), e.msg, NULL) == 0) {
+                c->out_len = b.len;
+                if (cvd_fr_put_bye(&b, NULL) == 0)
+                    c->out_len = b.len;
+                flush_some(c, NULL);
+            }
+            c->in_len = 0;
+            return cl_fail(c, CVD_EFORMAT, err, "%s: protocol error in what the server sent: %s",
+                           c->peer, e.msg);
+        }
+        if (rc == 0)
+            break;
+        c->st.messages_received++;
+        if ((rc = handle(c, &m, err)) < 0) {
+            c->in_len = 0;
+            return rc;
+        }
+    }
+    c->in_len = 0; /* the decoder keeps any incomplete message itself */
+    return c->failed ? sticky(c, err) : 0;
+}
+
+/* Reads what the socket has now. */
+static int read_some(cvd_client *c, cvd_err *err)
+{
+    char eb[128];
+    for (;;) {
+        ssize_t n = recv(c->fd, c->in, READ_CHUNK, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return cl_fail(c, CVD_EIO, err, "receive from %s: %s", c->peer,
+                           errtext(errno, eb, sizeof eb));
+        }
+        if (n == 0) {
+            cvd_err e = {0};
+            c->eof = 1;
+            if (cvd_fr_decoder_finish(c->dec, &e) < 0)
+                return cl_fail(c, CVD_EFORMAT, err, "%s: %s", c->peer, e.msg);
+            if (!c->end_received && !c->bye_received)
+                return cl_fail(c, CVD_EIO, err, "%s: the server closed the connection %s", c->peer,
+                               c->accepted ? "before the end of the stream"
+                                           : "without answering HELLO");
+            return 0;
+        }
+        c->in_len = (size_t)n;
+        int rc = process_input(c, err);
+        if (rc < 0)
+            return rc;
+        if ((size_t)n < READ_CHUNK)
+            return 0;
+    }
+}
+
+/*
+ * Waits up to timeout_ms (< 0: forever) for the socket, then writes and reads what it can.
+ * 1: something happened, 0: the time ran out, < 0: an error (interrupted: not sticky).
+ */
+static int pump(cvd_client *c, int timeout_ms, cvd_err *err)
+{
+    struct pollfd p;
+    char eb[128];
+    int r;
+    if (c->failed)
+        return sticky(c, err);
+    p.fd = c->fd;
+    p.events = (short)((c->eof ? 0 : POLLIN) | (c->out_off < c->out_len ? POLLOUT : 0));
+    p.revents = 0;
+    if (p.events == 0)
+        return cl_fail(c, CVD_EIO, err, "%s: the connection is closed", c->peer);
+    r = poll(&p, 1, timeout_ms);
+    if (r < 0) {
+        if (errno == EINTR)
+            return interrupted(c, err);
+        return cl_fail(c, CVD_EIO, err, "poll %s: %s", c->peer, errtext(errno, eb, sizeof eb));
+    }
+    if (r == 0)
+        return 0;
+    if ((p.revents & (POLLOUT | POLLERR | POLLHUP)) && c->out_off < c->out_len &&
+        (r = flush_some(c, err)) < 0)
+        return r;
+    if ((p.revents & (POLLIN | POLLERR | POLLHUP)) && !c->eof && (r = read_some(c, err)) < 0)
+        return r;
+    return 1;
+}
+
+/* pump() with the client's timeout; `what` names the wait in the timeout message. */
+static int pump_wait(cvd_client *c, const char *what, cvd_err *err)
+{
+    int r = pump(c, c->timeout_ms > 0 ? c->timeout_ms : -1, err);
+    if (r == 0)
+        return cl_fail(c, CVD_EIO, err, "%s: timed out after %d ms %s", c->peer, c->timeout_ms,
+                       what);
+    return r < 0 ? r : 0;
+}
+
+static int flush_all(cvd_client *c, cvd_err *err)
+{
+    int rc;
+    if ((rc = flush_some(c, err)) < 0)
+        return rc;
+    while (c->out_off < c->out_len)
+        if ((rc = pump_wait(c, "sending to the server", err)) < 0)
+            return rc;
+    return 0;
+}
+
+/* Appends a control message (PONG, END, PING, BYE) built by put(). */
+static int queue_control(cvd_client *c, int type, uint64_t token, cvd_err *err)
+{
+    cvd_bytes b;
+    int rc;
+    out_room(c, 0);
+    b = out_bytes(c);
+    switch (type) {
+    case CVD_FR_PONG:
+        rc = cvd_fr_put_pong(&b, token, NULL);
+        break;
+    case CVD_FR_PING:
+        rc = cvd_fr_put_ping(&b, token, NULL);
+        break;
+    case CVD_FR_END:
+        rc = cvd_fr_put_end(&b, NULL);
+        break;
+    default:
+        rc = cvd_fr_put_bye(&b, NULL);
+        break;
+    }
+    if (rc < 0) /* cannot happen: OUT_RESERVE is kept free for these */
+        return cl_fail(c, CVD_ERANGE, err, "%s: no room to queue %s", c->peer,
+                       cvd_fr_type_name(type));
+    c->out_len = b.len;
+    c->st.messages_sent++;
+    return 0;
+}
+
+static int handle(cvd_client *c, const cvd_fr_msg *m, cvd_err *err)
+{
+    switch (m->type) {
+    case CVD_FR_ACCEPT: {
+        const cvd_fr_accept *a = &m->accept;
+        cvd_err e = {0};
+        size_t mm = a->max_message;
+        snprintf(c->model, sizeof c->model, "%s", a->model);
+        c->acc.version = a->version;
+        c->acc.format = a->format;
+        c->acc.rate = a->rate;
+        c->acc.in_channels = a->in_channels;
+        c->acc.out_channels = a->out_channels;
+        c->acc.block = a->block;
+        c->acc.latency = a->latency;
+        c->acc.max_message = a->max_message;
+        c->acc.model = c->model;
+        c->accepted = 1;
+        if (mm < RECV_MIN_MESSAGE)
+            mm = RECV_MIN_MESSAGE;
+        if (mm > CVD_FR_MAX_MESSAGE_LIMIT)
+            mm = CVD_FR_MAX_MESSAGE_LIMIT;
+        if (cvd_fr_decoder_set_max_message(c->dec, mm, &e) < 0)
+            return cl_fail(c, e.code, err, "%s: %s", c->peer, e.msg);
+        return 0;
+    }
+    case CVD_FR_DATA: {
+        const cvd_fr_data *d = &m->data;
+        if (c->q_off == c->q_len)
+            c->q_off = c->q_len = 0;
+        if (grow(&c->q, &c->q_cap, c->q_len + d->bytes) < 0)
+            return cl_fail(c, CVD_ENOMEM, err, "%s: out of memory queueing %zu frames", c->peer,
+                           d->n_frames);
+        memcpy(c->q + c->q_len, d->samples, d->bytes);
+        c->q_len += d->bytes;
+        c->st.frames_dropped += d->dropped;
+        c->end_frame = d->first_frame + d->n_frames;
+        return 0;
+    }
+    case CVD_FR_END:
+        c->end_received = 1;
+        return 0;
+    case CVD_FR_PING:
+        return queue_control(c, CVD_FR_PONG, m->token, err);
+    case CVD_FR_PONG:
+        if (c->pong_pending && m->token == c->ping_token)
+            c->pong_pending = 0;
+        return 0;
+    case CVD_FR_ERROR:
+        c->server_error = m->error.code;
+        return cl_fail(
+            c, m->error.code == CVD_FR_E_UNSUPPORTED_VERSION ? CVD_EUNSUPPORTED : CVD_EIO, err,
+            "%s: %s: %s (%u): %s", c->peer, c->accepted ? "server error" : "the server refused",
+            cvd_fr_error_name(m->error.code), (unsigned)m->error.code,
+            m->error.text[0] ? m->error.text : "(no text)");
+    case CVD_FR_BYE:
+        c->bye_received = 1;
+        if (!c->end_received)
+            return cl_fail(c, CVD_EIO, err, "%s: the server said BYE %s", c->peer,
+                           c->accepted ? "before the end of the stream"
+                                       : "without answering HELLO");
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* ---- connection --------------------------------------------------------------------------- */
+
+void cvd_client_request_init(cvd_client_request *h)
+{
+    memset(h, 0, sizeof *h);
+    h->role = CVD_CLIENT_PROCESS;
+    h->format = CVD_CLIENT_F32LE;
+}
+
+static int client_new(int fd, const char *name, cvd_client **out, cvd_err *err)
+{
+    cvd_client *c = calloc(1, sizeof *c);
+    int rc;
+    *out = NULL;
+    if (c == NULL) {
+        close(fd);
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
+    c->fd = fd;
+    snprintf(c->peer, sizeof c->peer, "%s", name ? name : "server");
+    c->out_cap = RECV_MIN_MESSAGE;
+    c->out = malloc(c->out_cap);
+    c->in = malloc(READ_CHUNK);
+    if (c->out == NULL || c->in == NULL) {
+        cvd_client_close(c);
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
+    if ((rc = cvd_fr_decoder_create(CVD_FR_CLIENT, RECV_MIN_MESSAGE, &c->dec, err)) < 0) {
+        cvd_client_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int cvd_client_from_fd(int fd, const char *name, cvd_client **out, cvd_err *err)
+{
+    char eb[128];
+    *out = NULL;
+    if (fd < 0)
+        return cvd_err_set(err, CVD_EINVAL, "descriptor %d: not valid", fd);
+    if (set_nonblocking(fd) < 0) {
+        int e = errno;
+        close(fd);
+        return cvd_err_set(err, CVD_EIO, "%s: %s", name ? name : "server",
+                           errtext(e, eb, sizeof eb));
+    }
+    return client_new(fd, name, out, err);
+}
+
+/* Connects one address, waiting up to timeout_ms; returns the descriptor or -1 (errno). */
+static int connect_one(const struct addrinfo *ai, int timeout_ms)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+        struct pollfd p = {fd, POLLOUT, 0};
+        int r, soerr = 0;
+        socklen_t sl = sizeof soerr;
+        if (errno != EINPROGRESS) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        r = poll(&p, 1, timeout_ms > 0 ? timeout_ms : -1);
+        if (r <= 0) {
+            int e = r == 0 ? ETIMEDOUT : errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
+            close(fd);
+            errno = soerr ? soerr : EIO;
+            return -1;
+        }
+    }
+    return fd;
+}
+
+int cvd_client_connect(const char *host, const char *port, int timeout_ms, cvd_client **out,
+                       cvd_err *err)
+{
+    struct addrinfo hints, *res = NULL;
+    char name[300], eb[128];
+    int rc, fd = -1, e = 0, one = 1, tried = 0;
+
+    *out = NULL;
+    if (host == NULL || *host == '\0')
+        host = "127.0.0.1";
+    if (port == NULL || *port == '\0')
+        port = CVD_CLIENT_DEFAULT_PORT;
+    snprintf(name, sizeof name, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0)
+        return cvd_err_set(err, CVD_EIO, "connect %s: %s", name,
+                           rc == EAI_SYSTEM ? errtext(errno, eb, sizeof eb) : gai_strerror(rc));
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        tried++;
+        if ((fd = connect_one(ai, timeout_ms)) >= 0)
+            break;
+        e = errno;
+        if (e == EINTR)
+            break;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        if (e == ETIMEDOUT && timeout_ms > 0)
+            return cvd_err_set(err, CVD_EIO, "connect %s: timed out after %d ms", name, timeout_ms);
+        return cvd_err_set(err, CVD_EIO, "connect %s: %s%s", name, errtext(e, eb, sizeof eb),
+                           tried > 1 ? " (every address tried)" : "");
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if ((rc = client_new(fd, name, out, err)) < 0)
+        return rc;
+    (*out)->timeout_ms = timeout_ms;
+    return 0;
+}
+
+void cvd_client_close(cvd_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->fd >= 0) {
+        if (c->hello_sent && !c->failed && !c->bye_received && !c->eof &&
+            queue_control(c, CVD_FR_BYE, 0, NULL) == 0)
+            flush_some(c, NULL);
+        close(c->fd);
+    }
+    cvd_fr_decoder_destroy(c->dec);
+    free(c->out);
+    free(c->in);
+    free(c->q);
+    free(c);
+}
+
+void cvd_client_set_timeout(cvd_client *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
+}
+
+int cvd_client_fd(const cvd_client *c)
+{
+    return c->fd;
+}
+
+const char *cvd_client_peer(const cvd_client *c)
+{
+    return c->peer;
+}
+
+int cvd_client_server_error(const cvd_client *c)
+{
+    return c->server_error;
+}
+
+void cvd_client_get_stats(const cvd_client *c, cvd_client_stats *s)
+{
+    *s = c->st;
+    s->next_frame = c->end_frame - (c->q_len - c->q_off) / (c->out_fb ? c->out_fb : 1);
+}
+
+const cvd_client_accept *cvd_client_accepted(const cvd_client *c)
+{
+    return c->accepted ? &c->acc : NULL;
+}
+
+/* ---- the session -------------------------------------------------------------------------- */
+
+int cvd_client_hello(cvd_client *c, const cvd_client_request *h, cvd_client_accept *acc,
+                     cvd_err *err)
+{
+    cvd_fr_hello fh;
+    cvd_bytes b;
+    cvd_err e = {0};
+    size_t sb, out_need;
+    int rc;
+
+    if (c->failed)
+        return sticky(c, err);
+    if (c->hello_sent)
+        return cvd_err_set(err, CVD_ESTATE, "%s: HELLO was sent already (one per connection)",
+                           c->peer);
+    if (h->role != CVD_CLIENT_PROCESS && h->role != CVD_CLIENT_SUBSCRIBE)
+        return cvd_err_set(err, CVD_EINVAL, "role %d: must be process (0) or subscribe (1)",
+                           h->role);
+    if ((sb = cvd_sample_bytes(h->format)) == 0)
+        return cvd_err_set(err, CVD_EINVAL, "sample format %d: must be f32le (1) or s16le (2)",
+                           h->format);
+    if (h->channels < 0 || h->channels > CVD_FR_MAX_CHANNELS)
+        return cvd_err_set(err, CVD_EINVAL, "channels %d: must be from 0 to %d", h->channels,
+                           CVD_FR_MAX_CHANNELS);
+    if (h->role == CVD_CLIENT_SUBSCRIBE && (h->stream == NULL || h->stream[0] == '\0'))
+        return cvd_err_set(err, CVD_EINVAL, "subscribe: the stream name is missing");
+    fh.version = CVD_FR_VERSION;
+    fh.role = (uint8_t)h->role;
+    fh.format = (uint8_t)h->format;
+    fh.rate = h->rate;
+    fh.channels = (uint16_t)h->channels;
+    fh.block = h->block;
+    fh.model = h->model;
+    fh.stream = h->stream;
+    out_room(c, 0);
+    b = out_bytes(c);
+    if ((rc = cvd_fr_put_hello(&b, &fh, &e)) < 0)
+        return cvd_err_set(err, rc, "%s", e.msg);
+    c->out_len = b.len;
+    c->hello_sent = 1;
+    c->role = h->role;
+    c->st.messages_sent++;
+    if ((rc = flush_all(c, err)) < 0)
+        return rc;
+    while (!c->accepted)
+        if ((rc = pump_wait(c, "waiting for ACCEPT", err)) < 0)
+            return rc;
+
+    if (c->acc.format != h->format)
+        return cl_fail(c, CVD_EFORMAT, err, "%s: ACCEPT has sample format %s, HELLO asked %s",
+                       c->peer, cvd_sample_format_name(c->acc.format),
+                       cvd_sample_format_name(h->format));
+    if (h->role == CVD_CLIENT_PROCESS && h->channels != 0 && c->acc.in_channels != h->channels)
+        return cl_fail(c, CVD_EFORMAT, err, "%s: ACCEPT takes %d input channels, HELLO offered %d",
+                       c->peer, c->acc.in_channels, h->channels);
+    c->in_fb = sb * (size_t)c->acc.in_channels;
+    c->out_fb = sb * (size_t)c->acc.out_channels;
+    c->send_max_frames = cvd_fr_max_frames(c->acc.max_message, c->in_fb);
+    if (h->block > 0 && h->block < c->send_max_frames)
+        c->send_max_frames = h->block;
+    if (h->role == CVD_CLIENT_PROCESS && c->send_max_frames == 0)
+        return cl_fail(c, CVD_ERANGE, err,
+                       "%s: a frame of %zu bytes does not fit the server's messages of %lu "
+                       "bytes",
+                       c->peer, c->in_fb, (unsigned long)c->acc.max_message);
+    out_need = (size_t)c->acc.max_message + 4 + OUT_RESERVE;
+    if (out_need > c->out_cap && grow(&c->out, &c->out_cap, out_need) < 0)
+        return cl_fail(c, CVD_ENOMEM, err, "out of memory (%zu bytes)", out_need);
+    if (acc)
+        *acc = c->acc;
+    return 0;
+}
+
+int cvd_client_subscribe(cvd_client *c, const char *stream, int format, cvd_client_accept *acc,
+                         cvd_err *err)
+{
+    cvd_client_request h;
+    cvd_client_request_init(&h);
+    h.role = CVD_CLIENT_SUBSCRIBE;
+    h.format = format;
+    h.stream = stream;
+    return cvd_client_hello(c, &h, acc, err);
+}
+
+static int can_send(cvd_client *c, cvd_err *err)
+{
+    if (c->failed)
+        return sticky(c, err);
+    if (!c->accepted)
+        return cvd_err_set(err, CVD_ESTATE,
+                           "%s: send before the session was accepted (call "
+                           "cvd_client_hello first)",
+                           c->peer);
+    if (c->role != CVD_CLIENT_PROCESS)
+        return cvd_err_set(err, CVD_ESTATE, "%s: a subscriber cannot send frames", c->peer);
+    if (c->end_sent)
+        return cvd_err_set(err, CVD_ESTATE, "%s: send after END", c->peer);
+    return 0;
+}
+
+static int send_frames(cvd_client *c, const void *src, size_t n, int raw, cvd_err *err)
+{
+    const uint8_t *bytes = src;
+    const float *frames = src;
+    int rc;
+    if ((rc = can_send(c, err)) < 0)
+        return rc;
+    while (n > 0) {
+        size_t k = n < c->send_max_frames ? n : c->send_max_frames;
+        size_t size = cvd_fr_data_size(k, c->in_fb);
+        cvd_bytes b;
+        cvd_err e = {0};
+        while (!out_room(c, size + OUT_RESERVE))
+            if ((rc = pump_wait(c, "sending to the server", err)) < 0)
+                return rc;
+        b = out_bytes(c);
+        if (raw)
+            rc = cvd_fr_put_data_bytes(&b, c->seq, c->st.frames_sent, 0, bytes, k * c->in_fb, &e);
+        else
+            rc = cvd_fr_put_data(&b, c->seq, c->st.frames_sent, 0, c->acc.format, frames, k,
+                                 c->acc.in_channels, &e);
+        if (rc < 0)
+            return cl_fail(c, rc, err, "%s: %s", c->peer, e.msg);
+        c->out_len = b.len;
+        c->seq++;
+        c->st.frames_sent += k;
+        c->st.messages_sent++;
+        if (raw)
+            bytes += k * c->in_fb;
+        else
+            frames += k * (size_t)c->acc.in_channels;
+        n -= k;
+        if ((rc = flush_some(c, err)) < 0)
+            return rc;
+    }
+    return flush_all(c, err);
+}
+
+int cvd_client_send(cvd_client *c, const float *frames, size_t n, cvd_err *err)
+{
+    return send_frames(c, frames, n, 0, err);
+}
+
+int cvd_client_send_bytes(cvd_client *c, const void *samples, size_t n, cvd_err *err)
+{
+    return send_frames(c, samples, n, 1, err);
+}
+
+int cvd_client_end(cvd_client *c, cvd_err *err)
+{
+    int rc;
+    if (c->failed)
+        return sticky(c, err);
+    if (!c->accepted)
+        return cvd_err_set(err, CVD_ESTATE, "%s: END before the session was accepted", c->peer);
+    if (c->end_sent)
+        return flush_all(c, err);
+    if ((rc = queue_control(c, CVD_FR_END, 0, err)) < 0)
+        return rc;
+    c->end_sent = 1;
+    return flush_all(c, err);
+}
+
+static long recv_frames(cvd_client *c, void *dst, size_t max_frames, int timeout_ms, int raw,
+                        cvd_err *err)
+{
+    const double deadline = timeout_ms > 0 ? now_s() + 1e-3 * timeout_ms : 0;
+    int rc;
+    if (c->failed)
+        return sticky(c, err);
+    if (!c->accepted)
+        return cvd_err_set(err, CVD_ESTATE, "%s: receive before the session was accepted", c->peer);
+    for (;;) {
+        size_t avail = (c->q_len - c->q_off) / c->out_fb;
+        int wait;
+        if (avail > 0 && max_frames > 0) {
+            size_t n = avail < max_frames ? avail : max_frames;
+            if (raw)
+                memcpy(dst, c->q + c->q_off, n * c->out_fb);
+            else
+                cvd_samples_decode(c->acc.format, c->q + c->q_off, n * (size_t)c->acc.out_channels,
+                                   dst);
+            c->q_off += n * c->out_fb;
+            if (c->q_off == c->q_len)
+                c->q_off = c->q_len = 0;
+            c->st.frames_received += n;
+            return (long)n;
+        }
+        if (c->end_received || max_frames == 0)
+            return 0;
+        if (timeout_ms < 0) {
+            wait = c->timeout_ms > 0 ? c->timeout_ms : -1;
+        } else if (timeout_ms == 0) {
+            wait = 0;
+        } else {
+            double left = deadline - now_s();
+            if (left <= 0)
+                return 0;
+            wait = (int)(left * 1e3) + 1;
+        }
+        rc = pump(c, wait, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            if (timeout_ms >= 0)
+                return 0;
+            return cl_fail(c, CVD_EIO, err, "%s: timed out after %d ms waiting for output", c->peer,
+                           c->timeout_ms);
+        }
+    }
+}
+
+long cvd_client_recv(cvd_client *c, float *frames, size_t max_frames, int timeout_ms, cvd_err *err)
+{
+    return recv_frames(c, frames, max_frames, timeout_ms, 0, err);
+}
+
+long cvd_client_recv_bytes(cvd_client *c, void *samples, size_t max_frames, int timeout_ms,
+                           cvd_err *err)
+{
+    return recv_frames(c, samples, max_frames, timeout_ms, 1, err);
+}
+
+int cvd_client_done(const cvd_client *c)
+{
+    return c->end_received && c->q_off == c->q_len;
+}
+
+int cvd_client_ping(cvd_client *c, double *rtt_seconds, cvd_err *err)
+{
+    double t0;
+    int rc;
+    if (c->failed)
+        return sticky(c, err);
+    if (!c->accepted)
+        return cvd_err_set(err, CVD_ESTATE, "%s: PING before the session was accepted", c->peer);
+    if (c->end_received)
+        return cvd_err_set(err, CVD_ESTATE, "%s: PING after the stream ended", c->peer);
+    c->ping_token = c->ping_token * 6364136223846793005u + 1442695040888963407u;
+    t0 = now_s();
+    if ((rc = queue_control(c, CVD_FR_PING, c->ping_token, err)) < 0)
+        return rc;
+    c->pong_pending = 1;
+    if ((rc = flush_all(c, err)) < 0)
+        return rc;
+    while (c->pong_pending) {
+        if (c->end_received)
+            return cvd_err_set(err, CVD_EIO, "%s: the stream ended before PONG", c->peer);
+        if ((rc = pump_wait(c, "waiting for PONG", err)) < 0)
+            return rc;
+    }
+    if (rtt_seconds)
+        *rtt_seconds = now_s() - t0;
+    return 0;
+}

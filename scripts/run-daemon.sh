@@ -1,0 +1,33 @@
+#!/bin/sh
+# `make run`: start convd in the foreground on its built-in default configuration (the demo
+# models compiled into it, on 127.0.0.1), after printing how to talk to it.
+#   scripts/run-daemon.sh BUILD_DIR
+set -eu
+build=${1:-build}
+demo="$build/demo"
+mkdir -p "$demo"
+# a few seconds of plucked guitar-like notes to stream through the drive model
+if [ ! -f "$demo/guitar.wav" ] && command -v sox >/dev/null 2>&1; then
+    sox -n -r 48000 -c 1 -b 16 "$demo/guitar.wav" synth 0.6 pluck E2 synth 0.6 pluck A2 \
+        synth 0.6 pluck D3 synth 0.6 pluck G3 synth 1.2 pluck B3 gain -6 2>/dev/null ||
+        sox -n -r 48000 -c 1 -b 16 "$demo/guitar.wav" synth 3 pluck A2 gain -6
+fi
+cat <<TXT
+convd: starting on the built-in default configuration (Ctrl-C stops it).
+
+  drive model, raw float32 mono 48 kHz on 127.0.0.1:7400. Stream a WAV file through it:
+
+    sox $demo/guitar.wav -t f32 -c 1 -r 48000 - | nc -N 127.0.0.1 7400 | sox -t f32 -c 1 -r 48000 - $demo/guitar-drive.wav
+
+  framed protocol (HELLO/ACCEPT, subscriptions) on 127.0.0.1:7401:
+
+    $build/convd-cat -p 7401 $demo/guitar.wav $demo/guitar-framed.wav
+
+  vibration denoiser, one frame of 3 numbers per text line, on 127.0.0.1:7402:
+
+    printf '0.1,0.2,0.3\n0.2,0.1,0.0\n' | nc -N 127.0.0.1 7402
+
+  metrics: http://127.0.0.1:9400/metrics
+
+TXT
+exec "$build/convd" --builtin-config

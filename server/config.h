@@ -1,0 +1,144 @@
+/*
+ * config.h - the daemon's configuration: INI text into a plain, validated struct.
+ *
+ * The file format, every directive, its default and its range are in docs/CONFIG.md; the
+ * shipped config/convd.conf is the same configuration as cvd_conf_default_text, commented.
+ * This module parses and validates only: it opens no socket, loads no model (relative model
+ * paths are resolved, not checked for existence) and touches no global state, so it may run
+ * in any thread (two parses at once are fine). The text is read by inih (libinih) through a
+ * reader of our own that numbers the lines, reads section headers itself and lifts inih's
+ * line-length limit.
+ *
+ * Errors: every function that can fail returns 0 or a negative CVD_E* code and fills the
+ * cvd_err (may be NULL):
+ *   CVD_EFORMAT  the text is wrong; err->msg is "FILE:LINE: directive: reason", or
+ *                "FILE:LINE: [section]: reason" for a section as a whole, or "FILE:LINE:
+ *                reason" for a line that is not "directive = value" at all. FILE is the path
+ *                as given to cvd_conf_load (the `name` of cvd_conf_parse); LINE counts from 1.
+ *                One error is reported: the first error in a line stops the parse; what
+ *                needs the whole file (required directives, model references, addresses
+ *                used twice) is checked after it, and the earliest line's error wins.
+ *                A file larger than CVD_CONF_FILE_MAX is refused as "FILE: larger than ...".
+ *   CVD_EIO      cvd_conf_load could not read the file: "FILE: reason" (no line).
+ *   CVD_ENOMEM   out of memory.
+ *   CVD_EINVAL   a NULL argument.
+ * On failure *out is set to NULL.
+ */
+#ifndef CONVD_CONFIG_H
+#define CONVD_CONFIG_H
+
+#include <stddef.h>
+
+#include "convd_dsp.h"
+#include "log.h" /* CVD_LOG_ERROR .. CVD_LOG_DEBUG, the values of log_level */
+#include "protocol.h" /* cvd_sample_format: CVD_FMT_F32LE, CVD_FMT_S16LE */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Section names ([model NAME], [listen NAME]): 1..64 of A-Z a-z 0-9 _ . - */
+#define CVD_CONF_NAME_MAX 64
+/* Room for a numeric host: INET6_ADDRSTRLEN (46) fits. */
+#define CVD_CONF_HOST_MAX 64
+/* Longest model path accepted, in bytes, as written (PATH_MAX - 1). */
+#define CVD_CONF_PATH_MAX 4095
+/* Largest configuration file cvd_conf_load reads. */
+#define CVD_CONF_FILE_MAX (16u << 20)
+
+typedef enum { CVD_PROTO_RAW, CVD_PROTO_FRAMED, CVD_PROTO_LINE } cvd_proto;
+/* raw listeners' sample format: the wire protocols' own enum (protocol.h) */
+typedef cvd_sample_format cvd_sample_fmt;
+
+/* [model NAME] */
+typedef struct cvd_conf_model {
+    char name[CVD_CONF_NAME_MAX + 1];
+    /* "builtin:NAME" as written, an absolute path as written, or a relative path joined to
+     * the config file's folder ("DIR/PATH"; left as written when there is no folder, see
+     * cvd_conf_parse). Owned by the cvd_conf. The extension is .nam or .json (any case). */
+    char *path;
+    int builtin; /* 1 if path is "builtin:NAME"; builtin_name() is path + 8 */
+    int line;    /* line of the section header */
+} cvd_conf_model;
+
+/* [listen NAME] */
+typedef struct cvd_conf_listen {
+    char name[CVD_CONF_NAME_MAX + 1];
+    char host[CVD_CONF_HOST_MAX]; /* numeric and canonical (inet_ntop): "127.0.0.1", "::1" */
+    int port;                     /* 0..65535; 0 = any free port */
+    int family;                   /* AF_INET or AF_INET6 */
+    cvd_proto protocol;
+    char model[CVD_CONF_NAME_MAX + 1]; /* "" if none (framed only) */
+    int model_index;                   /* index into cvd_conf.models, -1 if none */
+    cvd_sample_fmt format;             /* raw only; CVD_FMT_F32LE otherwise */
+    int channels;                      /* 0 = the model's input channels; else 1..1024 */
+    int rate;                          /* 1..1000000 frames per second */
+    int block;                         /* 1..65536 frames */
+    int line;                          /* line of the section header */
+} cvd_conf_listen;
+
+typedef struct cvd_conf {
+    char *file; /* the path or name the text came from (for messages); owned */
+    char *dir;  /* the folder relative model paths were resolved against, or NULL; owned */
+
+    /* [server] */
+    int workers;   /* 0 = one per core (the daemon decides); else 1..256 */
+    int log_level; /* CVD_LOG_*; default CVD_LOG_INFO */
+    int metrics_enabled;
+    char metrics_host[CVD_CONF_HOST_MAX]; /* when metrics_enabled; numeric, canonical */
+    int metrics_port;
+    int metrics_family;       /* AF_INET or AF_INET6 */
+    int max_clients;          /* 1..1000000 */
+    size_t max_message;       /* bytes, 1024..67108864 */
+    double handshake_timeout; /* seconds, 0.1..3600 */
+    double idle_timeout;      /* seconds, 0 = never, else up to 86400 */
+    double shutdown_timeout;  /* seconds, 0..3600 */
+    size_t queue_limit;       /* bytes, 4096..1073741824 */
+    int slow_disconnect;      /* slow_subscriber: 0 = drop, 1 = disconnect */
+    int nonfinite_pass;       /* nonfinite: 0 = reject, 1 = pass */
+
+    cvd_conf_model *models; /* in file order */
+    int n_models;
+    cvd_conf_listen *listens; /* in file order; at least one */
+    int n_listens;
+} cvd_conf;
+
+/* Reads and parses the file at path (at most CVD_CONF_FILE_MAX bytes). Relative model paths
+ * are resolved against the file's folder, made absolute (so a later chdir does not matter).
+ * *out is freed with cvd_conf_free. */
+int cvd_conf_load(const char *path, cvd_conf **out, cvd_err *err);
+
+/* Parses NUL-terminated text. `name` is FILE in messages (NULL: "(config)"); relative
+ * model paths are joined to `dir` (NULL: left relative, i.e. to the working directory). */
+int cvd_conf_parse(const char *text, const char *name, const char *dir, cvd_conf **out,
+                   cvd_err *err);
+
+/* The embedded default configuration (see the top of docs/CONFIG.md), parsed; its FILE
+ * in messages is "(built-in default)". */
+int cvd_conf_load_default(cvd_conf **out, cvd_err *err);
+
+/* Frees everything; NULL is fine. */
+void cvd_conf_free(cvd_conf *c);
+
+/* Index of the [model NAME] section, or -1. */
+int cvd_conf_find_model(const cvd_conf *c, const char *name);
+
+/* Names as written in the file ("raw", "f32le", "info"); never NULL ("?" if unknown). */
+const char *cvd_proto_name(cvd_proto p);
+const char *cvd_sample_fmt_name(cvd_sample_fmt f);
+const char *cvd_log_level_name(int level);
+/* From those names, case-insensitive: 0 (and *out set) or -1. */
+int cvd_proto_parse(const char *s, cvd_proto *out);
+int cvd_sample_fmt_parse(const char *s, cvd_sample_fmt *out);
+/* "error" | "warning" | "info" | "debug" (case-insensitive) to CVD_LOG_*, or -1. */
+int cvd_log_level_parse(const char *s);
+
+/* The configuration used when the daemon finds no file: the demo models compiled into the
+ * daemon, served on 127.0.0.1 (ports 7400-7402, metrics on 9400). */
+extern const char cvd_conf_default_text[];
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

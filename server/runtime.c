@@ -1,0 +1,113 @@
+/* Runtimes: see runtime.h. */
+#include "runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "builtin_models.h"
+#include "convd_model.h"
+
+int cvd_runtime_load_model(const char *path, cvd_model **out, cvd_err *err)
+{
+    *out = NULL;
+    if (strncmp(path, "builtin:", 8) == 0) {
+        const char *name = path + 8;
+        for (const cvd_builtin_model *b = cvd_builtin_models; b->name; b++)
+            if (strcmp(b->name, name) == 0)
+                return cvd_json_model_parse(b->text, b->len, path, NULL, out, err);
+        size_t n = 0;
+        char known[256] = "";
+        for (const cvd_builtin_model *b = cvd_builtin_models; b->name; b++) {
+            n += (size_t)snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                                  n ? ", " : "", b->name);
+            if (strlen(known) >= sizeof known - 1)
+                break;
+        }
+        return cvd_err_set(err, CVD_EINVAL, "%s: no built-in model of that name (built in: %s)",
+                           path, known[0] ? known : "none");
+    }
+    return cvd_model_load(path, out, err);
+}
+
+void cvd_runtime_unref(cvd_runtime *rt)
+{
+    if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
+        return;
+    for (int i = 0; rt->models && i < rt->conf->n_models; i++)
+        cvd_model_unref(rt->models[i]);
+    free(rt->models);
+    cvd_conf_free(rt->conf);
+    free(rt);
+}
+
+cvd_runtime *cvd_runtime_ref(cvd_runtime *rt)
+{
+    atomic_fetch_add(&rt->refs, 1);
+    return rt;
+}
+
+int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err)
+{
+    static atomic_ullong generation;
+    cvd_runtime *rt;
+    int rc;
+
+    *out = NULL;
+    rt = calloc(1, sizeof *rt);
+    if (rt == NULL)
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    atomic_init(&rt->refs, 1);
+    rc = path ? cvd_conf_load(path, &rt->conf, err) : cvd_conf_load_default(&rt->conf, err);
+    if (rc < 0) {
+        free(rt);
+        return rc;
+    }
+    const cvd_conf *c = rt->conf;
+    rt->models = calloc((size_t)c->n_models + 1, sizeof *rt->models);
+    if (rt->models == NULL) {
+        cvd_runtime_unref(rt);
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < c->n_models; i++) {
+        rc = cvd_runtime_load_model(c->models[i].path, &rt->models[i], err);
+        if (rc == 0)
+            rc = cvd_model_can_stream(rt->models[i], err);
+        if (rc < 0) {
+            cvd_err_prefix(err, "%s:%d: path", c->file, c->models[i].line);
+            cvd_runtime_unref(rt);
+            return rc;
+        }
+    }
+    /* every listener's channels agree with its model */
+    for (int i = 0; i < c->n_listens; i++) {
+        const cvd_conf_listen *l = &c->listens[i];
+        if (l->model_index < 0)
+            continue;
+        int in = cvd_model_in_channels(rt->models[l->model_index]);
+        if (l->channels != 0 && l->channels != in) {
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: channels: %d, but model '%s' takes %d input channels",
+                             c->file, l->line, l->channels, l->model, in);
+            cvd_runtime_unref(rt);
+            return rc;
+        }
+    }
+    rt->generation = atomic_fetch_add(&generation, 1) + 1;
+    *out = rt;
+    return CVD_OK;
+}
+
+cvd_model *cvd_runtime_listener_model(const cvd_runtime *rt, int listener)
+{
+    if (listener < 0 || listener >= rt->conf->n_listens)
+        return NULL;
+    int mi = rt->conf->listens[listener].model_index;
+    return mi >= 0 ? rt->models[mi] : NULL;
+}
+
+cvd_model *cvd_runtime_model(const cvd_runtime *rt, const char *name)
+{
+    int mi = cvd_conf_find_model(rt->conf, name);
+    return mi >= 0 ? rt->models[mi] : NULL;
+}

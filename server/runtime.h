@@ -1,0 +1,34 @@
+/*
+ * A runtime is one loaded configuration: the parsed file and every model it names, loaded
+ * and checked. It is built off the event loops (at start, and on SIGHUP), then published;
+ * each connection keeps a reference to the runtime it started under, so a reload changes
+ * new connections only and a running stream keeps its model until it ends.
+ */
+#ifndef CONVD_RUNTIME_H
+#define CONVD_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "convd_dsp.h"
+
+typedef struct cvd_runtime {
+    atomic_int refs;
+    cvd_conf *conf;
+    cvd_model **models; /* one per conf->models[i] */
+    uint64_t generation;
+} cvd_runtime;
+
+/* Loads a configuration file (path NULL: the embedded default) and all its models.
+ * Errors: "FILE:LINE: directive: reason", the line being the model's or listener's. */
+int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err);
+/* Loads one model as a config's path names it: a file, or "builtin:NAME". */
+int cvd_runtime_load_model(const char *path, cvd_model **out, cvd_err *err);
+cvd_runtime *cvd_runtime_ref(cvd_runtime *rt);
+void cvd_runtime_unref(cvd_runtime *rt);
+/* The model of listener i (NULL if it has none), and by name. */
+cvd_model *cvd_runtime_listener_model(const cvd_runtime *rt, int listener);
+cvd_model *cvd_runtime_model(const cvd_runtime *rt, const char *name);
+
+#endif
