@@ -659,19 +659,25 @@ static long core_available(const cvd_layer *L)
     return (npos - L->ek) / L->s + 1;
 }
 
-/* Make room for at least one frame: keep what the next output still needs. */
-static void core_rewind(cvd_layer *L)
+/* Drops the history before stream position `first` (at most up to its end), moving the
+ * rest to the front of the buffer. */
+static void hist_keep_from(cvd_layer *L, long first)
 {
-    long first = L->nout * L->s;
-    long npos = L->pos0 + L->len;
-    if (first > npos)
-        first = npos;
+    long end = L->pos0 + L->len;
+    if (first > end)
+        first = end;
     long drop = first - L->pos0;
     if (drop <= 0)
         return;
     L->len -= (int)drop;
     memmove(L->hist, L->hist + (size_t)drop * L->C, (size_t)L->len * L->C * sizeof(float));
     L->pos0 = first;
+}
+
+/* Make room for at least one frame: keep what the next output still needs. */
+static void core_rewind(cvd_layer *L)
+{
+    hist_keep_from(L, L->nout * L->s);
 }
 
 /* Appends n frames (from `in`, frame-major, or NULL for zeros) and emits up to `limit`
@@ -729,16 +735,7 @@ static void transpose_rewind(cvd_layer *L)
 {
     /* the next output reads inputs from ceil((p - (ek-1)) / s) on */
     long p = L->nout + L->c_left - (L->ek - 1);
-    long first = p <= 0 ? 0 : (p + L->s - 1) / L->s;
-    long end = L->pos0 + L->len;
-    if (first > end)
-        first = end;
-    long drop = first - L->pos0;
-    if (drop <= 0)
-        return;
-    L->len -= (int)drop;
-    memmove(L->hist, L->hist + (size_t)drop * L->C, (size_t)L->len * L->C * sizeof(float));
-    L->pos0 = first;
+    hist_keep_from(L, p <= 0 ? 0 : (p + L->s - 1) / L->s);
 }
 
 static void transpose_feed(cvd_layer *L, const float *in, long n, float *obuf, int *n_emitted)

@@ -183,6 +183,15 @@ static void send_fr_error(cvd_conn *c, int code, const char *text)
         send_bytes(c, b.data, b.len);
 }
 
+static void send_fr_end(cvd_conn *c)
+{
+    uint8_t buf[16];
+    cvd_bytes b = {buf, 0, sizeof buf};
+    if (cvd_fr_put_end(&b, NULL) == 0)
+        send_bytes(c, b.data, b.len);
+    c->end_sent = 1;
+}
+
 static void send_line_error(cvd_conn *c, const char *code, const char *text)
 {
     char buf[CVD_LINE_ERROR_MAX + 64];
@@ -473,13 +482,8 @@ static void end_stream(cvd_conn *c)
             cvd_log_info("%s: the stream ended inside a frame (%zu bytes dropped)", c->peer,
                          cvd_raw_decoder_pending(c->raw));
     }
-    if (c->proto == CVD_PROTO_FRAMED && !c->end_sent && c->state != ST_HANDSHAKE) {
-        uint8_t buf[16];
-        cvd_bytes b = {buf, 0, sizeof buf};
-        cvd_fr_put_end(&b, NULL);
-        send_bytes(c, b.data, b.len);
-        c->end_sent = 1;
-    }
+    if (c->proto == CVD_PROTO_FRAMED && !c->end_sent && c->state != ST_HANDSHAKE)
+        send_fr_end(c);
     c->state = ST_ENDED;
     conn_finish(c);
 }
@@ -851,11 +855,7 @@ static void serve_subscriber(cvd_conn *c)
             return;
         }
         if (state == 1) { /* the producer ended */
-            uint8_t buf[16];
-            cvd_bytes b = {buf, 0, sizeof buf};
-            cvd_fr_put_end(&b, NULL);
-            send_bytes(c, b.data, b.len);
-            c->end_sent = 1;
+            send_fr_end(c);
             c->reason = CVD_DISC_CLOSED;
             conn_finish(c);
             return;
@@ -1055,10 +1055,7 @@ void cvd_conn_shutdown_all(cvd_worker *w)
             send_fr_error(c, CVD_FR_E_SHUTTING_DOWN, "the server is stopping");
             conn_finish(c);
         } else if (c->sub) {
-            uint8_t buf[16];
-            cvd_bytes b = {buf, 0, sizeof buf};
-            cvd_fr_put_end(&b, NULL);
-            send_bytes(c, b.data, b.len);
+            send_fr_end(c);
             conn_finish(c);
         } else {
             /* the input so far is the stream: process what has arrived, flush, end */
