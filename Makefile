@@ -29,7 +29,7 @@ BUILD   := build
 SANFLAGS:=
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -Idsp -Imodel -Itools/lib -Iserver -Iclient
+CPPFLAGS += -D_GNU_SOURCE -Idsp -Imodel -Itools/lib -Iserver -Iclient $(HDF5_CFLAGS)
 CFLAGS  += -std=c11 $(OPT) -g -fPIC $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += -lm
@@ -43,7 +43,11 @@ DSP_LIB := $(BUILD)/libconvd_dsp.a
 MODEL_SRC := $(wildcard model/*.c)
 MODEL_OBJ := $(MODEL_SRC:%.c=$(BUILD)/%.o)
 MODEL_LIB := $(BUILD)/libconvd_model.a
-MODEL_LIBS:= -ljansson
+# Keras files: .keras is a zip (libzip) holding HDF5 (libhdf5: Debian's serial build, found
+# through pkg-config; the high-level library opens an HDF5 image in memory)
+HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+HDF5_LIBS   := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5) -lhdf5_hl
+MODEL_LIBS:= -ljansson -lzip $(HDF5_LIBS)
 
 # tools read and write audio files with libsndfile
 TOOL_LIBS := $(MODEL_LIBS) -lsndfile
