@@ -21,6 +21,7 @@
  * actual length n), so that tests comparing it with the stream check two implementations.
  */
 #include "conv_internal.h"
+#include "graph_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -852,34 +853,25 @@ int cvd_layer_flush(cvd_layer *L, float *out, int *n_out)
 
 /* ---- offline ---------------------------------------------------------------------------- */
 
-/* x[t][c] of the input in its own layout, zero outside [0, n) */
-static inline float xat(const float *x, long n, int C, int cf, long t, int c)
+/* x[t][c] of a frame-major input, zero outside [0, n) */
+static inline float xat(const float *x, long n, int C, long t, int c)
 {
     if (t < 0 || t >= n)
         return 0.0f;
-    return cf ? x[(size_t)c * n + t] : x[(size_t)t * C + c];
+    return x[(size_t)t * C + c];
 }
 
-int cvd_layer_forward(const cvd_layer *L, const float *in, long n, float *out, long *n_out,
-                      cvd_err *err)
+size_t cvd_layer_forward_scratch(const cvd_layer *L)
+{
+    return (size_t)(L->Fc > L->F ? L->Fc : L->F) + 1;
+}
+
+/* Keras's output before the activation: n frames (frame-major) in, nl frames out. */
+static void forward_core(const cvd_layer *L, const float *in, long n, float *y, long nl,
+                         double *acc)
 {
     const cvd_conv_config *c = &L->cfg;
-    const int cf = c->data_format == CVD_CHANNELS_FIRST;
     const int C = L->C, F = L->F, k = L->k, d = L->d, s = L->s;
-    long nl = cvd_layer_output_length(L, n, err);
-    double *acc;
-    float *y;
-
-    *n_out = 0;
-    if (nl < 0)
-        return (int)nl;
-    y = malloc(((size_t)nl * F + 1) * sizeof(float));
-    acc = malloc(((size_t)(L->Fc > F ? L->Fc : F) + 1) * sizeof(double));
-    if (y == NULL || acc == NULL) {
-        free(y);
-        free(acc);
-        return cvd_err_set(err, CVD_ENOMEM, "out of memory for %ld output frames", nl);
-    }
 
     if (L->kind == CVD_CONV1D_TRANSPOSE) {
         /* full[i*s + j*d] += x[i] K[j][f][:], cropped by c_left */
@@ -898,8 +890,7 @@ int cvd_layer_forward(const cvd_layer *L, const float *in, long n, float *out, l
                     continue;
                 for (int f = 0; f < F; f++)
                     for (int ch = 0; ch < C; ch++)
-                        acc[f] += (double)xat(in, n, C, cf, i, ch) *
-                                  K[((size_t)j * F + f) * C + ch];
+                        acc[f] += (double)xat(in, n, C, i, ch) * K[((size_t)j * F + f) * C + ch];
             }
             for (int f = 0; f < F; f++)
                 y[(size_t)o * F + f] = (float)acc[f];
@@ -917,7 +908,7 @@ int cvd_layer_forward(const cvd_layer *L, const float *in, long n, float *out, l
                 for (int j = 0; j < k; j++) {
                     long t = o * s + (long)j * d - left;
                     for (int ch = 0; ch < Cg; ch++)
-                        a += (double)xat(in, n, C, cf, t, g * Cg + ch) *
+                        a += (double)xat(in, n, C, t, g * Cg + ch) *
                              K[((size_t)j * Cg + ch) * Fc + f];
                 }
                 acc[f] = a;
@@ -936,14 +927,58 @@ int cvd_layer_forward(const cvd_layer *L, const float *in, long n, float *out, l
             }
         }
     }
-    /* bias and activation on the output tensor in its own layout */
     if (L->bias_var >= 0) {
         const float *b = L->var[L->bias_var];
         for (long o = 0; o < nl; o++)
             for (int f = 0; f < F; f++)
                 y[(size_t)o * F + f] += b[f];
     }
+}
+
+void cvd_layer_forward_cl(const cvd_layer *L, const float *in, long n, float *out, long nl,
+                          double *acc)
+{
+    const int F = L->F;
+    forward_core(L, in, n, out, nl, acc);
+    if (nl <= 0)
+        return;
+    if (cvd_activation_is_axis(L->cfg.activation))
+        cvd_activation_apply_axis(L->cfg.activation, out, (size_t)nl, (size_t)F, (size_t)F, 1);
+    else
+        cvd_activation_apply(L->cfg.activation, out, (size_t)nl * F);
+}
+
+int cvd_layer_forward(const cvd_layer *L, const float *in, long n, float *out, long *n_out,
+                      cvd_err *err)
+{
+    const cvd_conv_config *c = &L->cfg;
+    const int cf = c->data_format == CVD_CHANNELS_FIRST;
+    const int C = L->C, F = L->F;
+    long nl = cvd_layer_output_length(L, n, err);
+    double *acc;
+    float *y = NULL, *x = NULL;
+
+    *n_out = 0;
+    if (nl < 0)
+        return (int)nl;
+    acc = malloc(cvd_layer_forward_scratch(L) * sizeof(double));
     if (cf) {
+        y = malloc(((size_t)nl * F + 1) * sizeof(float));
+        x = malloc(((size_t)n * C + 1) * sizeof(float));
+    }
+    if (acc == NULL || (cf && (y == NULL || x == NULL))) {
+        free(y);
+        free(x);
+        free(acc);
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory for %ld output frames", nl);
+    }
+    if (!cf) {
+        cvd_layer_forward_cl(L, in, n, out, nl, acc);
+    } else {
+        /* the input as frames; the output back in channels_first, where the activation
+         * acts (softmax over the last axis: time) */
+        planar_to_frames(in, C, (int)n, x);
+        forward_core(L, x, n, y, nl, acc);
         for (long o = 0; o < nl; o++)
             for (int f = 0; f < F; f++)
                 out[(size_t)f * nl + o] = y[(size_t)o * F + f];
@@ -952,14 +987,9 @@ int cvd_layer_forward(const cvd_layer *L, const float *in, long n, float *out, l
                                       1);
         else
             cvd_activation_apply(c->activation, out, (size_t)nl * F);
-    } else if (nl > 0) {
-        memcpy(out, y, (size_t)nl * F * sizeof(float));
-        if (cvd_activation_is_axis(c->activation))
-            cvd_activation_apply_axis(c->activation, out, (size_t)nl, (size_t)F, (size_t)F, 1);
-        else
-            cvd_activation_apply(c->activation, out, (size_t)nl * F);
     }
     free(y);
+    free(x);
     free(acc);
     *n_out = nl;
     return CVD_OK;

@@ -321,12 +321,40 @@ typedef enum cvd_node_op {
     CVD_NODE_MAXIMUM,
     CVD_NODE_MINIMUM,
     CVD_NODE_CONCATENATE, /* along channels */
-    CVD_NODE_IDENTITY,
-    CVD_NODE_WAVENET, /* a whole NAM-style WaveNet, fused */
+    CVD_NODE_IDENTITY, /* also Dropout, SpatialDropout1D, GaussianNoise, ... at inference */
+    CVD_NODE_WAVENET,  /* a whole NAM-style WaveNet, fused */
+    CVD_NODE_BATCH_NORM,       /* BatchNormalization, inference form */
+    CVD_NODE_LAYER_NORM,       /* LayerNormalization */
+    CVD_NODE_RESCALING,        /* y = x * scale + offset */
+    CVD_NODE_ZERO_PADDING,     /* ZeroPadding1D: zero frames before and after */
+    CVD_NODE_CROPPING,         /* Cropping1D: frames dropped at the start and the end */
+    CVD_NODE_UPSAMPLING,       /* UpSampling1D: every frame repeated */
+    CVD_NODE_MAX_POOL,         /* MaxPooling1D */
+    CVD_NODE_AVG_POOL,         /* AveragePooling1D */
+    CVD_NODE_GLOBAL_MAX_POOL,  /* GlobalMaxPooling1D (windowed) */
+    CVD_NODE_GLOBAL_AVG_POOL,  /* GlobalAveragePooling1D (windowed) */
+    CVD_NODE_FLATTEN,          /* Flatten (windowed) */
+    CVD_NODE_RESHAPE,          /* Reshape (windowed) */
+    CVD_NODE_PERMUTE,          /* Permute: (1, 2) streams, (2, 1) swaps time and channels */
     CVD_NODE_OP_COUNT
 } cvd_node_op;
 
 const char *cvd_node_op_name(cvd_node_op op); /* Keras class names: "Add", "Dense", ... */
+
+/* The axis a normalisation or an axis activation (softmax) acts along: the channels of each
+ * frame (streams), or time, for each channel (needs the whole window). */
+typedef enum cvd_axis { CVD_AXIS_CHANNELS = 0, CVD_AXIS_TIME = 1 } cvd_axis;
+
+/* How a model runs, decided by its nodes (see cvd_model_mode()):
+ *   streaming: every node runs frame by frame; any block size gives the offline result.
+ *   windowed:  a node needs a whole window (Flatten, Reshape, global pooling, a softmax or a
+ *              normalisation over time, Permute of time): the input is cut into windows of
+ *              the model's input length, advanced by a hop (default: the window length),
+ *              and each window gives one output record computed exactly as Keras computes
+ *              the model on that window. A record is the output tensor without its batch
+ *              axis, flattened in C order (Keras's own layout, data_format included); it is
+ *              one output "frame" of cvd_model_out_channels() values. */
+typedef enum cvd_run_mode { CVD_MODE_STREAMING = 0, CVD_MODE_WINDOWED = 1 } cvd_run_mode;
 
 int cvd_model_create(int in_channels, cvd_model **out, cvd_err *err);
 /* Models are reference-counted so a stream can keep one alive across a reload. */
@@ -348,6 +376,60 @@ int cvd_model_add_wavenet(cvd_model *m, const char *name, const cvd_wn_config *c
 /* The output node (default: the last one added). */
 int cvd_model_set_output(cvd_model *m, int node, cvd_err *err);
 
+/* Before the first node is added: the model input's fixed length in frames (Keras's steps;
+ * 0, the default, means any length), and the layout of Keras's rank-2 tensors in this model:
+ * channels_last (steps, channels) or channels_first (channels, steps). Between nodes tensors
+ * are always frames (channels contiguous); the layout says which Keras axis is time, for the
+ * order of Flatten, Reshape, Permute and windowed records. */
+int cvd_model_set_input_length(cvd_model *m, long frames, cvd_err *err);
+long cvd_model_input_length(const cvd_model *m);
+int cvd_model_set_data_format(cvd_model *m, cvd_data_format df, cvd_err *err);
+cvd_data_format cvd_model_data_format(const cvd_model *m);
+
+/* More Keras layers. A tensor has Keras rank 2 (steps and channels) or, after Flatten,
+ * Reshape to one axis or global pooling without keepdims, rank 1 (a vector: one frame of all
+ * its values). Layers that need the whole window require the model's input length. */
+/* Identity at inference; keras_class is shown by tools ("Dropout", "GaussianNoise", ...). */
+int cvd_model_add_identity(cvd_model *m, const char *name, const char *keras_class, int input,
+                           cvd_err *err);
+/* softmax / log_softmax (or an element-wise activation) along `axis`; CVD_AXIS_TIME needs
+ * the whole window. */
+int cvd_model_add_activation_axis(cvd_model *m, const char *name, cvd_activation act,
+                                  cvd_axis axis, int input, cvd_err *err);
+/* Inference: y = (x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta, per
+ * index along `axis`. Variables in Keras's order, only those present: gamma (scale), beta
+ * (center), moving_mean, moving_variance; initially ones, zeros, zeros, ones. */
+int cvd_model_add_batch_norm(cvd_model *m, const char *name, cvd_axis axis, float epsilon,
+                             int center, int scale, int input, cvd_err *err);
+/* Normalises each vector along `axis` (Keras's formula, rms_scaling included); variables
+ * gamma (scale or rms_scaling), beta (center, not with rms_scaling). */
+int cvd_model_add_layer_norm(cvd_model *m, const char *name, cvd_axis axis, float epsilon,
+                             int center, int scale, int rms_scaling, int input, cvd_err *err);
+int cvd_model_add_rescaling(cvd_model *m, const char *name, float scale, float offset,
+                            int input, cvd_err *err);
+/* ZeroPadding1D (CVD_NODE_ZERO_PADDING) or Cropping1D (CVD_NODE_CROPPING) on the time axis. */
+int cvd_model_add_pad_crop(cvd_model *m, const char *name, cvd_node_op op, int left, int right,
+                           int input, cvd_err *err);
+int cvd_model_add_upsampling(cvd_model *m, const char *name, int size, int input, cvd_err *err);
+/* MaxPooling1D / AveragePooling1D (CVD_NODE_MAX_POOL, CVD_NODE_AVG_POOL): padding valid or
+ * same; with same, the average divides by the frames actually in the window. Streams like a
+ * convolution of the same window and strides. */
+int cvd_model_add_pooling(cvd_model *m, const char *name, cvd_node_op op, int pool_size,
+                          int strides, cvd_padding padding, int input, cvd_err *err);
+/* GlobalMaxPooling1D / GlobalAveragePooling1D over time (windowed). */
+int cvd_model_add_global_pooling(cvd_model *m, const char *name, cvd_node_op op, int keepdims,
+                                 int input, cvd_err *err);
+/* Flatten (windowed); `layout` is the layer's data_format (channels_first flattens as if the
+ * tensor were first made channels_last, as Keras does). */
+int cvd_model_add_flatten(cvd_model *m, const char *name, cvd_data_format layout, int input,
+                          cvd_err *err);
+/* Reshape to `rank` (1 or 2) dims in Keras's order; one dim may be -1 (inferred). */
+int cvd_model_add_reshape(cvd_model *m, const char *name, int rank, const long *dims, int input,
+                          cvd_err *err);
+/* Permute of a rank-2 tensor: dims (1, 2) (swap 0: streams as an identity) or (2, 1) (swap
+ * 1: time and channels trade places; windowed). */
+int cvd_model_add_permute(cvd_model *m, const char *name, int swap, int input, cvd_err *err);
+
 int cvd_model_node_count(const cvd_model *m);
 cvd_node_op cvd_model_node_op(const cvd_model *m, int node);
 const char *cvd_model_node_name(const cvd_model *m, int node);
@@ -359,6 +441,16 @@ size_t cvd_model_node_params(const cvd_model *m, int node);
 cvd_activation cvd_model_node_activation(const cvd_model *m, int node); /* ACTIVATION */
 /* Latency of a node's output relative to the model input, in frames. */
 int cvd_model_node_latency(const cvd_model *m, int node);
+/* The Keras class a node came from ("Conv1D", "Dropout", "MaxPooling1D", ...). */
+const char *cvd_model_node_class(const cvd_model *m, int node);
+/* A short summary of a node's arguments ("pool 2, strides 2, valid"); "" if none. */
+void cvd_model_node_describe(const cvd_model *m, int node, char *buf, size_t n);
+/* Keras rank of a node's tensor without the batch axis (1 or 2), and its frames for the
+ * model's fixed input length (-1 when the length is not fixed). */
+int cvd_model_node_rank(const cvd_model *m, int node);
+long cvd_model_node_frames(const cvd_model *m, int node);
+/* 1 if the node needs the whole window (it makes the model windowed). */
+int cvd_model_node_windowed(const cvd_model *m, int node);
 
 /* Weights, per node, in Keras's variable order and layouts (Dense: kernel (in, units), bias);
  * WAVENET: one variable, NAM's flat weight array. */
@@ -377,23 +469,50 @@ int cvd_model_set_description(cvd_model *m, const char *text);
 const char *cvd_model_description(const cvd_model *m); /* "" if none */
 
 int cvd_model_in_channels(const cvd_model *m);
+/* Output channels; for a windowed model, the values of one record. */
 int cvd_model_out_channels(const cvd_model *m);
+/* Streaming: frames of lag (after n input frames, about n - latency output frames have been
+ * emitted; never negative). Windowed: the window length minus one (a record is emitted when
+ * the last frame of its window arrives). */
 int cvd_model_latency(const cvd_model *m);
 long cvd_model_receptive_field(const cvd_model *m); /* frames of input an output depends on */
 double cvd_model_macs_per_frame(const cvd_model *m);
 /* Output frames per input frame (1 unless strided or transposed layers change the rate). */
 double cvd_model_rate_ratio(const cvd_model *m);
 size_t cvd_model_param_count(const cvd_model *m);
-/* Returns CVD_EUNSUPPORTED with the reason if the model cannot stream. */
+/* Returns CVD_EUNSUPPORTED with the reason if the model cannot run as a net (both modes
+ * run: a windowed model's net emits records). */
 int cvd_model_can_stream(const cvd_model *m, cvd_err *err);
 
+/* Streaming or windowed (see cvd_run_mode), decided by the nodes. */
+cvd_run_mode cvd_model_mode(const cvd_model *m);
+/* Windowed: the window length in frames (the model's input length); streaming: 0. */
+long cvd_model_window(const cvd_model *m);
+/* The first node that needs the whole window (0 for a streaming model). */
+int cvd_model_window_node(const cvd_model *m);
+/* Why the model runs as it does, for people: "every layer streams", or "Flatten 'flatten'
+ * needs the whole window". */
+const char *cvd_model_mode_reason(const cvd_model *m);
+const char *cvd_run_mode_name(cvd_run_mode mode); /* "streaming", "windowed" */
+
 /* Offline: the whole sequence (n frames of in_channels) through the model; *out is malloc'd
- * (free it) and holds *n_out frames of out_channels. Not real-time safe. */
+ * (free it) and holds *n_out frames of out_channels. Windowed models give one record per
+ * window (hop: the window length). Not real-time safe. */
 int cvd_model_forward(const cvd_model *m, const float *in, long n, float **out, long *n_out,
                       cvd_err *err);
+/* The same with the windows advanced by `hop` frames (0: the window length). Windowed models
+ * only (hop must be 0 for a streaming model). Windows start at frames 0, hop, 2 hop, ...; a
+ * last window with fewer than the window's frames gives no record. */
+int cvd_model_forward_hop(const cvd_model *m, const float *in, long n, long hop, float **out,
+                          long *n_out, cvd_err *err);
 
-/* A stream's instance: all memory allocated here, for blocks of up to max_block frames. */
+/* A stream's instance: all memory allocated here, for blocks of up to max_block frames.
+ * A windowed model's net emits one record per window as one output frame. */
 int cvd_net_create(cvd_model *m, int max_block, cvd_net **out, cvd_err *err);
+/* The same with a hop for windowed models (0: the window length; must be 0 when
+ * streaming). */
+int cvd_net_create_hop(cvd_model *m, int max_block, long hop, cvd_net **out, cvd_err *err);
+long cvd_net_hop(const cvd_net *net); /* 0 for a streaming net */
 void cvd_net_destroy(cvd_net *net);
 const cvd_model *cvd_net_model(const cvd_net *net);
 int cvd_net_max_out(const cvd_net *net); /* frames one process() or flush() writes at most */

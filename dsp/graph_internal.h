@@ -22,7 +22,32 @@ typedef struct cvd_node {
     cvd_wn_config *wn;    /* WAVENET */
     float *wn_weights;    /* WAVENET: NAM's flat array */
     size_t wn_nweights;
+
+    char cls[40];   /* the Keras class for display; "" means the op's name */
+    int rank;       /* Keras rank without the batch axis: 2, or 1 (a vector: one frame) */
+    long frames;    /* output frames for the model's fixed input length; -1: not fixed */
+    int window;     /* needs the whole window */
+    int own_lat;    /* the node's own lag in its input's frames (conv-like nodes) */
+    cvd_axis axis;  /* ACTIVATION (axis), BATCH_NORM, LAYER_NORM */
+    int k, s;       /* MAX_POOL, AVG_POOL: pool_size, strides */
+    cvd_padding padding;
+    int left, right; /* ZERO_PADDING, CROPPING */
+    int size;        /* UPSAMPLING */
+    int keepdims;    /* GLOBAL_*_POOL */
+    int in_chmajor;  /* FLATTEN, RESHAPE: the input's Keras order is channel-major */
+    int out_chmajor; /* RESHAPE: the output's Keras order is channel-major */
+    float eps;       /* norms */
+    int center, scale, rms;
+    float mul, add;  /* RESCALING */
+    int nv;          /* BATCH_NORM, LAYER_NORM: Keras variables (rank 1, vlen values) */
+    int vlen;
+    int vrole[4];    /* what variable i is: 0 gamma, 1 beta, 2 moving_mean, 3 moving_variance */
+    float *v[4];
+    float *fa, *fb;  /* BATCH_NORM folded: y = x * fa + fb */
 } cvd_node;
+
+/* variable roles of the norms */
+enum { CVD_VAR_GAMMA = 0, CVD_VAR_BETA, CVD_VAR_MEAN, CVD_VAR_VAR };
 
 struct cvd_model {
     atomic_int refs;
@@ -32,7 +57,71 @@ struct cvd_model {
     int output;
     double sample_rate;
     char *description;
+    long in_length;     /* the input's fixed length (0: any) */
+    cvd_data_format df; /* layout of Keras's rank-2 tensors */
+    char reason[160];   /* cvd_model_mode_reason() */
 };
+
+/* 1 if the Keras order of node i's tensor is channel-major (rank 2, channels_first). */
+int cvd_node_chmajor(const cvd_model *m, int i);
+
+/* ---- offline evaluation (model.c) -------------------------------------------------------- */
+
+/* Every node's output for a fixed input length, in buffers allocated once: the offline
+ * forward runs one plan over the whole input, a windowed net one plan per window. Running a
+ * plan allocates nothing. */
+typedef struct cvd_plan cvd_plan;
+int cvd_plan_create(const cvd_model *m, long n, cvd_plan **out, cvd_err *err);
+void cvd_plan_destroy(cvd_plan *p);
+/* n frames (the plan's length) of the model input through every node. */
+void cvd_plan_run(cvd_plan *p, const float *in);
+/* The output node's frames and buffer after a run. */
+long cvd_plan_out_frames(const cvd_plan *p);
+const float *cvd_plan_out(const cvd_plan *p);
+/* The output tensor in Keras's C order (a windowed record): frames * channels values. */
+void cvd_plan_record(const cvd_plan *p, float *dst);
+size_t cvd_plan_bytes(const cvd_plan *p);
+
+/* ---- per-node arithmetic (ops.c) --------------------------------------------------------- */
+
+/* Output frames of node i for inputs of in_len[k] frames; < 0 (and err set) when Keras
+ * would refuse the length. */
+long cvd_node_out_frames(const cvd_model *m, int i, const long *in_len, cvd_err *err);
+/* The offline result of the nodes without weights of their own or state (not CONV, DENSE,
+ * WAVENET): inputs x[k] of in_len[k] frames, output y of `len` frames. No allocation. */
+void cvd_node_compute(const cvd_model *m, int i, const float *const *x, const long *in_len,
+                      float *y, long len);
+/* Element-wise per-frame nodes (IDENTITY, ACTIVATION over channels, BATCH_NORM and
+ * LAYER_NORM over channels, RESCALING, PERMUTE without swap): n frames of x into y (may be
+ * the same buffer). */
+void cvd_node_frames(const cvd_node *nd, const float *x, int n, float *y);
+/* Refolds a BATCH_NORM node's variables into fa, fb. */
+void cvd_batch_norm_fold(cvd_node *nd);
+
+/* ---- pooling, streaming (pool.c) ---------------------------------------------------------- */
+
+typedef struct cvd_pool cvd_pool;
+int cvd_pool_create(int is_max, int k, int s, cvd_padding pad, int channels, int max_block,
+                    cvd_pool **out, cvd_err *err);
+void cvd_pool_destroy(cvd_pool *p);
+int cvd_pool_max_out(const cvd_pool *p);
+/* Lag in input frames, as a convolution's: k - 1 - the steady-state left pad. */
+int cvd_pool_latency(int k, int s, cvd_padding pad);
+int cvd_pool_process(cvd_pool *p, const float *in, int n, float *out, int *n_out);
+int cvd_pool_flush(cvd_pool *p, float *out, int *n_out);
+void cvd_pool_reset(cvd_pool *p);
+size_t cvd_pool_state_bytes(const cvd_pool *p);
+/* Offline output length (Keras's), < 0 if valid padding leaves nothing. */
+long cvd_pool_out_len(int k, int s, cvd_padding pad, long n);
+/* Offline, exactly as Keras (the left pad from n): n frames of C channels into out. */
+void cvd_pool_forward(int is_max, int k, int s, cvd_padding pad, int C, const float *in,
+                      long n, float *out);
+
+/* conv.c: cvd_layer_forward without allocating, for channels_last layers: out holds
+ * cvd_layer_output_length(n) frames, acc cvd_layer_forward_scratch() doubles. */
+size_t cvd_layer_forward_scratch(const cvd_layer *L);
+void cvd_layer_forward_cl(const cvd_layer *L, const float *in, long n, float *out, long nl,
+                          double *acc);
 
 #define CVD_MERGE_MAX_INPUTS 64
 

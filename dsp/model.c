@@ -11,8 +11,19 @@
 #include <string.h>
 
 static const char *const op_names[CVD_NODE_OP_COUNT] = {
-    "InputLayer", "Conv", "Dense", "Activation", "Add", "Subtract", "Multiply",
-    "Average", "Maximum", "Minimum", "Concatenate", "Identity", "WaveNet",
+    "InputLayer",         "Conv",
+    "Dense",              "Activation",
+    "Add",                "Subtract",
+    "Multiply",           "Average",
+    "Maximum",            "Minimum",
+    "Concatenate",        "Identity",
+    "WaveNet",            "BatchNormalization",
+    "LayerNormalization", "Rescaling",
+    "ZeroPadding1D",      "Cropping1D",
+    "UpSampling1D",       "MaxPooling1D",
+    "AveragePooling1D",   "GlobalMaxPooling1D",
+    "GlobalAveragePooling1D", "Flatten",
+    "Reshape",            "Permute",
 };
 
 const char *cvd_node_op_name(cvd_node_op op)
@@ -43,8 +54,23 @@ int cvd_model_create(int in_channels, cvd_model **out, cvd_err *err)
     snprintf(m->nodes[0].name, sizeof m->nodes[0].name, "input");
     m->nodes[0].channels = in_channels;
     m->nodes[0].receptive = 1;
+    m->nodes[0].rank = 2;
+    m->nodes[0].frames = -1;
+    m->df = CVD_CHANNELS_LAST;
     *out = m;
     return CVD_OK;
+}
+
+static void free_node(cvd_node *nd)
+{
+    free(nd->inputs);
+    cvd_layer_destroy(nd->proto);
+    free(nd->wn);
+    free(nd->wn_weights);
+    for (int k = 0; k < 4; k++)
+        free(nd->v[k]);
+    free(nd->fa);
+    free(nd->fb);
 }
 
 cvd_model *cvd_model_ref(cvd_model *m)
@@ -57,12 +83,8 @@ void cvd_model_unref(cvd_model *m)
 {
     if (m == NULL || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
-    for (int i = 0; i < m->n_nodes; i++) {
-        free(m->nodes[i].inputs);
-        cvd_layer_destroy(m->nodes[i].proto);
-        free(m->nodes[i].wn);
-        free(m->nodes[i].wn_weights);
-    }
+    for (int i = 0; i < m->n_nodes; i++)
+        free_node(&m->nodes[i]);
     free(m->nodes);
     free(m->description);
     free(m);
@@ -123,6 +145,8 @@ static int new_node(cvd_model *m, cvd_node_op op, const char *name, const int *i
     memcpy(nd->inputs, inputs, sizeof(int) * (size_t)n_inputs);
     nd->n_inputs = n_inputs;
     nd->op = op;
+    nd->rank = m->nodes[inputs[0]].rank;
+    nd->frames = -1;
     if (name && *name)
         snprintf(nd->name, sizeof nd->name, "%s", name);
     else
@@ -143,18 +167,68 @@ static int new_node(cvd_model *m, cvd_node_op op, const char *name, const int *i
 static void drop_last(cvd_model *m)
 {
     cvd_node *nd = &m->nodes[--m->n_nodes];
-    free(nd->inputs);
-    cvd_layer_destroy(nd->proto);
-    free(nd->wn);
-    free(nd->wn_weights);
+    free_node(nd);
     memset(nd, 0, sizeof *nd);
     m->output = m->n_nodes - 1;
+}
+
+/* The node's frames for the model's fixed input length (Keras's shape inference): a length
+ * Keras would refuse is refused here, and the node dropped. Returns id or an error. */
+static int finish_node(cvd_model *m, int id, cvd_err *err)
+{
+    cvd_node *nd = &m->nodes[id];
+    long lens[CVD_MERGE_MAX_INPUTS];
+    int known = m->in_length > 0;
+    for (int k = 0; k < nd->n_inputs && k < CVD_MERGE_MAX_INPUTS; k++) {
+        lens[k] = m->nodes[nd->inputs[k]].frames;
+        known &= lens[k] >= 0;
+    }
+    if (!known || nd->op == CVD_NODE_RESHAPE)
+        return id; /* Reshape sets its frames itself */
+    long f = cvd_node_out_frames(m, id, lens, err);
+    if (f < 0) {
+        cvd_err_prefix(err, "with the model's input of %ld frames", m->in_length);
+        drop_last(m);
+        return (int)f;
+    }
+    nd->frames = f;
+    return id;
+}
+
+static int need_rank2(cvd_model *m, const char *cls, const char *name, int input,
+                      cvd_err *err)
+{
+    if (m->nodes[input].rank != 2)
+        return cvd_err_set(err, CVD_EINVAL,
+                           "%s '%s': its input '%s' is a vector (rank 1, after Flatten or "
+                           "global pooling); the layer needs (steps, channels)",
+                           cls, name ? name : "", m->nodes[input].name);
+    return CVD_OK;
+}
+
+/* A node that needs the whole window needs the model's input length. */
+static int need_window(cvd_model *m, const char *cls, const char *name, int input,
+                       cvd_err *err)
+{
+    if (m->in_length <= 0)
+        return cvd_err_set(err, CVD_EUNSUPPORTED,
+                           "%s '%s' needs the whole window, but the model's input has no "
+                           "fixed length (give the input layer its number of steps)",
+                           cls, name ? name : "");
+    if (m->nodes[input].frames < 0)
+        return cvd_err_set(err, CVD_EINVAL, "%s '%s': the length of its input '%s' is not known",
+                           cls, name ? name : "", m->nodes[input].name);
+    return CVD_OK;
 }
 
 static int add_layer(cvd_model *m, cvd_node_op op, const char *name, const cvd_conv_config *cfg,
                      int input, cvd_err *err)
 {
-    int id = new_node(m, op, name, &input, 1, err), rc;
+    int rc;
+    if (input >= 0 && input < m->n_nodes && op == CVD_NODE_CONV &&
+        (rc = need_rank2(m, cvd_layer_kind_name(cfg->kind), name, input, err)) < 0)
+        return rc;
+    int id = new_node(m, op, name, &input, 1, err);
     if (id < 0)
         return id;
     cvd_node *nd = &m->nodes[id];
@@ -195,7 +269,7 @@ static int add_layer(cvd_model *m, cvd_node_op op, const char *name, const cvd_c
         return CVD_EINVAL;
     }
     nd->latency = (int)lat;
-    return id;
+    return finish_node(m, id, err);
 }
 
 int cvd_model_add_conv(cvd_model *m, const char *name, const cvd_conv_config *cfg, int input,
@@ -230,7 +304,7 @@ int cvd_model_add_activation(cvd_model *m, const char *name, cvd_activation act,
         return id;
     m->nodes[id].act = act;
     m->nodes[id].channels = m->nodes[input].channels;
-    return id;
+    return finish_node(m, id, err);
 }
 
 int cvd_model_add_merge(cvd_model *m, const char *name, cvd_node_op op, const int *inputs,
@@ -268,8 +342,17 @@ int cvd_model_add_merge(cvd_model *m, const char *name, cvd_node_op op, const in
             ch = c;
         }
     }
+    for (int i = 1; i < n_inputs; i++)
+        if (m->nodes[inputs[i]].rank != m->nodes[inputs[0]].rank) {
+            cvd_err_set(err, CVD_EINVAL, "%s '%s': input %d ('%s') has rank %d, input 0 ('%s') %d",
+                        cvd_node_op_name(op), m->nodes[id].name, i, m->nodes[inputs[i]].name,
+                        m->nodes[inputs[i]].rank, m->nodes[inputs[0]].name,
+                        m->nodes[inputs[0]].rank);
+            drop_last(m);
+            return CVD_EINVAL;
+        }
     m->nodes[id].channels = ch;
-    return id;
+    return finish_node(m, id, err);
 }
 
 int cvd_model_add_wavenet(cvd_model *m, const char *name, const cvd_wn_config *cfg, int input,
@@ -277,6 +360,11 @@ int cvd_model_add_wavenet(cvd_model *m, const char *name, const cvd_wn_config *c
 {
     int rc = cvd_wn_config_check(cfg, err);
     if (rc < 0)
+        return rc;
+    if (input < 0 || input >= m->n_nodes)
+        return cvd_err_set(err, CVD_EINVAL, "WaveNet '%s': input %d does not exist",
+                           name ? name : "", input);
+    if ((rc = need_rank2(m, "WaveNet", name, input, err)) < 0)
         return rc;
     if (cvd_wn_in_channels(cfg) != m->nodes[input].channels)
         return cvd_err_set(err, CVD_EINVAL,
@@ -298,7 +386,399 @@ int cvd_model_add_wavenet(cvd_model *m, const char *name, const cvd_wn_config *c
     nd->channels = cvd_wn_out_channels(cfg);
     nd->receptive += cvd_wn_receptive_field(cfg) - 1;
     cvd_wn_init_weights(cfg, nd->wn_weights, 0);
-    return id;
+    return finish_node(m, id, err);
+}
+
+/* ---- more Keras layers ------------------------------------------------------------------ */
+
+int cvd_model_set_input_length(cvd_model *m, long frames, cvd_err *err)
+{
+    if (m->n_nodes > 1)
+        return cvd_err_set(err, CVD_ESTATE,
+                           "the input length is set before the first node is added");
+    if (frames < 0 || frames > (1L << 24))
+        return cvd_err_set(err, CVD_EINVAL, "input length %ld: must be in 0..%ld (0: any)",
+                           frames, 1L << 24);
+    m->in_length = frames;
+    m->nodes[0].frames = frames > 0 ? frames : -1;
+    return CVD_OK;
+}
+
+long cvd_model_input_length(const cvd_model *m)
+{
+    return m->in_length;
+}
+
+int cvd_model_set_data_format(cvd_model *m, cvd_data_format df, cvd_err *err)
+{
+    if (m->n_nodes > 1)
+        return cvd_err_set(err, CVD_ESTATE,
+                           "the data format is set before the first node is added");
+    if ((unsigned)df > CVD_CHANNELS_FIRST)
+        return cvd_err_set(err, CVD_EINVAL, "data_format=%d: unknown", (int)df);
+    m->df = df;
+    return CVD_OK;
+}
+
+cvd_data_format cvd_model_data_format(const cvd_model *m)
+{
+    return m->df;
+}
+
+static int check_input(cvd_model *m, const char *cls, const char *name, int input, cvd_err *err)
+{
+    if (input < 0 || input >= m->n_nodes)
+        return cvd_err_set(err, CVD_EINVAL, "%s '%s': input %d refers to node %d, which does "
+                           "not exist (yet)", cls, name ? name : "", 0, input);
+    return CVD_OK;
+}
+
+int cvd_model_add_identity(cvd_model *m, const char *name, const char *keras_class, int input,
+                           cvd_err *err)
+{
+    int id = new_node(m, CVD_NODE_IDENTITY, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    m->nodes[id].channels = m->nodes[input].channels;
+    if (keras_class)
+        snprintf(m->nodes[id].cls, sizeof m->nodes[id].cls, "%s", keras_class);
+    return finish_node(m, id, err);
+}
+
+int cvd_model_add_activation_axis(cvd_model *m, const char *name, cvd_activation act,
+                                  cvd_axis axis, int input, cvd_err *err)
+{
+    int rc;
+    if (axis == CVD_AXIS_CHANNELS)
+        return cvd_model_add_activation(m, name, act, input, err);
+    if ((rc = check_input(m, "Activation", name, input, err)) < 0 ||
+        (rc = need_rank2(m, "Activation", name, input, err)) < 0 ||
+        (rc = need_window(m, "Activation", name, input, err)) < 0)
+        return rc;
+    rc = cvd_model_add_activation(m, name, act, input, err);
+    if (rc < 0)
+        return rc;
+    m->nodes[rc].axis = CVD_AXIS_TIME;
+    m->nodes[rc].window = 1;
+    return rc;
+}
+
+/* The norms' variables: vlen values each, in Keras's order. */
+static int norm_vars(cvd_model *m, int id, const int *roles, int nv, cvd_err *err)
+{
+    cvd_node *nd = &m->nodes[id];
+    nd->nv = nv;
+    for (int k = 0; k < nv; k++) {
+        nd->vrole[k] = roles[k];
+        nd->v[k] = malloc(sizeof(float) * (size_t)nd->vlen);
+        if (nd->v[k] == NULL) {
+            drop_last(m);
+            return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+        }
+        for (int c = 0; c < nd->vlen; c++)
+            nd->v[k][c] = roles[k] == CVD_VAR_GAMMA || roles[k] == CVD_VAR_VAR ? 1.0f : 0.0f;
+    }
+    return CVD_OK;
+}
+
+static int add_norm(cvd_model *m, cvd_node_op op, const char *name, cvd_axis axis,
+                    float epsilon, int center, int scale, int rms, int input, cvd_err *err)
+{
+    const char *cls = cvd_node_op_name(op);
+    int rc, roles[4], nv = 0;
+    if ((rc = check_input(m, cls, name, input, err)) < 0)
+        return rc;
+    if (!(epsilon >= 0.0f) || !isfinite(epsilon))
+        return cvd_err_set(err, CVD_EINVAL, "%s '%s': epsilon=%g: must be >= 0", cls,
+                           name ? name : "", (double)epsilon);
+    if ((unsigned)axis > CVD_AXIS_TIME)
+        return cvd_err_set(err, CVD_EINVAL, "%s '%s': axis %d: unknown", cls, name ? name : "",
+                           (int)axis);
+    if (axis == CVD_AXIS_TIME && ((rc = need_rank2(m, cls, name, input, err)) < 0 ||
+                                  (rc = need_window(m, cls, name, input, err)) < 0))
+        return rc;
+    int id = new_node(m, op, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    cvd_node *nd = &m->nodes[id];
+    nd->channels = m->nodes[input].channels;
+    nd->axis = axis;
+    nd->eps = epsilon;
+    nd->center = center;
+    nd->scale = scale;
+    nd->rms = rms;
+    nd->window = axis == CVD_AXIS_TIME;
+    nd->vlen = axis == CVD_AXIS_TIME ? (int)m->nodes[input].frames : nd->channels;
+    if (op == CVD_NODE_BATCH_NORM) {
+        if (scale)
+            roles[nv++] = CVD_VAR_GAMMA;
+        if (center)
+            roles[nv++] = CVD_VAR_BETA;
+        roles[nv++] = CVD_VAR_MEAN;
+        roles[nv++] = CVD_VAR_VAR;
+    } else {
+        if (scale || rms)
+            roles[nv++] = CVD_VAR_GAMMA;
+        if (center && !rms)
+            roles[nv++] = CVD_VAR_BETA;
+    }
+    if ((rc = norm_vars(m, id, roles, nv, err)) < 0)
+        return rc;
+    nd = &m->nodes[id];
+    if (op == CVD_NODE_BATCH_NORM) {
+        nd->fa = malloc(sizeof(float) * (size_t)nd->vlen);
+        nd->fb = malloc(sizeof(float) * (size_t)nd->vlen);
+        if (nd->fa == NULL || nd->fb == NULL) {
+            drop_last(m);
+            return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+        }
+        cvd_batch_norm_fold(nd);
+    }
+    return finish_node(m, id, err);
+}
+
+int cvd_model_add_batch_norm(cvd_model *m, const char *name, cvd_axis axis, float epsilon,
+                             int center, int scale, int input, cvd_err *err)
+{
+    return add_norm(m, CVD_NODE_BATCH_NORM, name, axis, epsilon, center, scale, 0, input, err);
+}
+
+int cvd_model_add_layer_norm(cvd_model *m, const char *name, cvd_axis axis, float epsilon,
+                             int center, int scale, int rms_scaling, int input, cvd_err *err)
+{
+    return add_norm(m, CVD_NODE_LAYER_NORM, name, axis, epsilon, center, scale, rms_scaling,
+                    input, err);
+}
+
+int cvd_model_add_rescaling(cvd_model *m, const char *name, float scale, float offset,
+                            int input, cvd_err *err)
+{
+    if (!isfinite(scale) || !isfinite(offset))
+        return cvd_err_set(err, CVD_EINVAL, "Rescaling '%s': scale=%g, offset=%g: must be finite",
+                           name ? name : "", (double)scale, (double)offset);
+    int id = new_node(m, CVD_NODE_RESCALING, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    m->nodes[id].channels = m->nodes[input].channels;
+    m->nodes[id].mul = scale;
+    m->nodes[id].add = offset;
+    return finish_node(m, id, err);
+}
+
+int cvd_model_add_pad_crop(cvd_model *m, const char *name, cvd_node_op op, int left, int right,
+                           int input, cvd_err *err)
+{
+    int rc;
+    const char *cls = op == CVD_NODE_CROPPING ? "Cropping1D" : "ZeroPadding1D";
+    if (op != CVD_NODE_CROPPING && op != CVD_NODE_ZERO_PADDING)
+        return cvd_err_set(err, CVD_EINVAL, "'%s': %s is not ZeroPadding1D or Cropping1D",
+                           name ? name : "", cvd_node_op_name(op));
+    if (left < 0 || right < 0 || left > (1 << 24) || right > (1 << 24))
+        return cvd_err_set(err, CVD_EINVAL, "%s '%s': (%d, %d): must be in 0..%d", cls,
+                           name ? name : "", left, right, 1 << 24);
+    if ((rc = check_input(m, cls, name, input, err)) < 0 ||
+        (rc = need_rank2(m, cls, name, input, err)) < 0)
+        return rc;
+    int id = new_node(m, op, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    cvd_node *nd = &m->nodes[id];
+    nd->channels = m->nodes[input].channels;
+    nd->left = left;
+    nd->right = right;
+    /* a stream of n frames has given n + left zero-padded frames, or n - left - right
+     * cropped ones */
+    nd->latency += op == CVD_NODE_CROPPING ? left + right : -left;
+    return finish_node(m, id, err);
+}
+
+int cvd_model_add_upsampling(cvd_model *m, const char *name, int size, int input, cvd_err *err)
+{
+    int rc;
+    if (size < 1 || size > (1 << 16))
+        return cvd_err_set(err, CVD_EINVAL, "UpSampling1D '%s': size=%d: must be in 1..%d",
+                           name ? name : "", size, 1 << 16);
+    if ((rc = check_input(m, "UpSampling1D", name, input, err)) < 0 ||
+        (rc = need_rank2(m, "UpSampling1D", name, input, err)) < 0)
+        return rc;
+    if ((long long)m->nodes[input].latency * size > (1 << 28))
+        return cvd_err_set(err, CVD_EINVAL,
+                           "UpSampling1D '%s': size=%d after %d frames of latency: too long",
+                           name ? name : "", size, m->nodes[input].latency);
+    int id = new_node(m, CVD_NODE_UPSAMPLING, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    cvd_node *nd = &m->nodes[id];
+    nd->channels = m->nodes[input].channels;
+    nd->size = size;
+    nd->latency = m->nodes[input].latency * size;
+    return finish_node(m, id, err);
+}
+
+static long floor_div(long a, long b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+int cvd_model_add_pooling(cvd_model *m, const char *name, cvd_node_op op, int pool_size,
+                          int strides, cvd_padding padding, int input, cvd_err *err)
+{
+    int rc;
+    const char *cls = cvd_node_op_name(op);
+    if (op != CVD_NODE_MAX_POOL && op != CVD_NODE_AVG_POOL)
+        return cvd_err_set(err, CVD_EINVAL, "'%s': %s is not a pooling layer", name ? name : "",
+                           cls);
+    if (pool_size < 1 || pool_size > (1 << 20))
+        return cvd_err_set(err, CVD_EINVAL, "%s '%s': pool_size=%d: must be in 1..%d", cls,
+                           name ? name : "", pool_size, 1 << 20);
+    if (strides < 1 || strides > (1 << 20))
+        return cvd_err_set(err, CVD_EINVAL, "%s '%s': strides=%d: must be in 1..%d", cls,
+                           name ? name : "", strides, 1 << 20);
+    if (padding != CVD_PAD_VALID && padding != CVD_PAD_SAME)
+        return cvd_err_set(err, CVD_EINVAL, "%s '%s': padding='%s': must be valid or same", cls,
+                           name ? name : "", cvd_padding_name(padding));
+    if ((rc = check_input(m, cls, name, input, err)) < 0 ||
+        (rc = need_rank2(m, cls, name, input, err)) < 0)
+        return rc;
+    int id = new_node(m, op, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    cvd_node *nd = &m->nodes[id];
+    nd->channels = m->nodes[input].channels;
+    nd->k = pool_size;
+    nd->s = strides;
+    nd->padding = padding;
+    nd->own_lat = cvd_pool_latency(pool_size, strides, padding);
+    nd->latency = (int)floor_div((long)nd->latency + nd->own_lat + strides - 1, strides);
+    nd->receptive += pool_size - 1;
+    return finish_node(m, id, err);
+}
+
+int cvd_model_add_global_pooling(cvd_model *m, const char *name, cvd_node_op op, int keepdims,
+                                 int input, cvd_err *err)
+{
+    int rc;
+    const char *cls = cvd_node_op_name(op);
+    if (op != CVD_NODE_GLOBAL_MAX_POOL && op != CVD_NODE_GLOBAL_AVG_POOL)
+        return cvd_err_set(err, CVD_EINVAL, "'%s': %s is not a global pooling layer",
+                           name ? name : "", cls);
+    if ((rc = check_input(m, cls, name, input, err)) < 0 ||
+        (rc = need_rank2(m, cls, name, input, err)) < 0 ||
+        (rc = need_window(m, cls, name, input, err)) < 0)
+        return rc;
+    int id = new_node(m, op, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    cvd_node *nd = &m->nodes[id];
+    nd->channels = m->nodes[input].channels;
+    nd->keepdims = keepdims != 0;
+    nd->rank = keepdims ? 2 : 1;
+    nd->window = 1;
+    return finish_node(m, id, err);
+}
+
+int cvd_model_add_flatten(cvd_model *m, const char *name, cvd_data_format layout, int input,
+                          cvd_err *err)
+{
+    int rc;
+    if ((rc = check_input(m, "Flatten", name, input, err)) < 0)
+        return rc;
+    const cvd_node *in = &m->nodes[input];
+    if (in->rank == 2 && (rc = need_window(m, "Flatten", name, input, err)) < 0)
+        return rc;
+    if (in->rank == 2 && (double)in->frames * in->channels > (double)(1 << 26))
+        return cvd_err_set(err, CVD_EINVAL, "Flatten '%s': %ld x %d values: at most %d",
+                           name ? name : "", in->frames, in->channels, 1 << 26);
+    int id = new_node(m, CVD_NODE_FLATTEN, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    cvd_node *nd = &m->nodes[id];
+    in = &m->nodes[input];
+    nd->window = 1;
+    nd->rank = 1;
+    nd->channels = in->rank == 2 ? (int)(in->frames * in->channels) : in->channels;
+    /* Keras's Flatten with data_format channels_first first makes the tensor channels_last */
+    nd->in_chmajor = in->rank == 2 && layout != m->df;
+    return finish_node(m, id, err);
+}
+
+int cvd_model_add_reshape(cvd_model *m, const char *name, int rank, const long *dims, int input,
+                          cvd_err *err)
+{
+    int rc, infer = -1;
+    long d[2], total, known = 1;
+    if ((rc = check_input(m, "Reshape", name, input, err)) < 0)
+        return rc;
+    if (rank < 1 || rank > 2)
+        return cvd_err_set(err, CVD_EUNSUPPORTED,
+                           "Reshape '%s': target_shape of rank %d: convd's tensors have rank 1 "
+                           "(a vector) or 2 (steps, channels)",
+                           name ? name : "", rank);
+    const cvd_node *in = &m->nodes[input];
+    if ((rc = need_window(m, "Reshape", name, input, err)) < 0)
+        return rc;
+    total = (long)in->frames * in->channels;
+    for (int k = 0; k < rank; k++) {
+        d[k] = dims[k];
+        if (d[k] == -1 && infer < 0) {
+            infer = k;
+            continue;
+        }
+        if (d[k] < 1 || d[k] > (1L << 26))
+            return cvd_err_set(err, CVD_EINVAL, "Reshape '%s': target_shape[%d]=%ld: must be "
+                               "positive (or one -1)", name ? name : "", k, d[k]);
+        known *= d[k];
+    }
+    if (infer >= 0) {
+        if (total % known != 0)
+            return cvd_err_set(err, CVD_EINVAL,
+                               "Reshape '%s': %ld values do not divide into a dimension of %ld",
+                               name ? name : "", total, known);
+        d[infer] = total / known;
+        known = total;
+    }
+    if (known != total)
+        return cvd_err_set(err, CVD_EINVAL,
+                           "Reshape '%s': target_shape has %ld values, its input has %ld",
+                           name ? name : "", known, total);
+    int id = new_node(m, CVD_NODE_RESHAPE, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    cvd_node *nd = &m->nodes[id];
+    nd->window = 1;
+    nd->rank = rank;
+    nd->in_chmajor = cvd_node_chmajor(m, input);
+    if (rank == 1) {
+        nd->frames = 1;
+        nd->channels = (int)total;
+    } else if (m->df == CVD_CHANNELS_FIRST) { /* Keras (channels, steps) */
+        nd->channels = (int)d[0];
+        nd->frames = d[1];
+        nd->out_chmajor = 1;
+    } else {
+        nd->frames = d[0];
+        nd->channels = (int)d[1];
+    }
+    return finish_node(m, id, err);
+}
+
+int cvd_model_add_permute(cvd_model *m, const char *name, int swap, int input, cvd_err *err)
+{
+    int rc;
+    if ((rc = check_input(m, "Permute", name, input, err)) < 0 ||
+        (rc = need_rank2(m, "Permute", name, input, err)) < 0)
+        return rc;
+    if (swap && (rc = need_window(m, "Permute", name, input, err)) < 0)
+        return rc;
+    int id = new_node(m, CVD_NODE_PERMUTE, name, &input, 1, err);
+    if (id < 0)
+        return id;
+    cvd_node *nd = &m->nodes[id];
+    const cvd_node *in = &m->nodes[input];
+    nd->size = swap != 0;
+    nd->window = swap != 0;
+    nd->channels = swap ? (int)in->frames : in->channels;
+    return finish_node(m, id, err);
 }
 
 int cvd_model_set_output(cvd_model *m, int node, cvd_err *err)
@@ -366,6 +846,92 @@ int cvd_model_node_latency(const cvd_model *m, int i)
     return nd ? nd->latency : CVD_EINVAL;
 }
 
+const char *cvd_model_node_class(const cvd_model *m, int i)
+{
+    const cvd_node *nd = node_at(m, i);
+    if (nd == NULL)
+        return "?";
+    if (nd->cls[0])
+        return nd->cls;
+    if (nd->op == CVD_NODE_CONV && nd->proto)
+        return cvd_layer_kind_name(cvd_layer_config(nd->proto)->kind);
+    return cvd_node_op_name(nd->op);
+}
+
+int cvd_model_node_rank(const cvd_model *m, int i)
+{
+    const cvd_node *nd = node_at(m, i);
+    return nd ? nd->rank : CVD_EINVAL;
+}
+
+long cvd_model_node_frames(const cvd_model *m, int i)
+{
+    const cvd_node *nd = node_at(m, i);
+    return nd ? nd->frames : -1;
+}
+
+int cvd_model_node_windowed(const cvd_model *m, int i)
+{
+    const cvd_node *nd = node_at(m, i);
+    return nd ? nd->window : 0;
+}
+
+void cvd_model_node_describe(const cvd_model *m, int i, char *buf, size_t n)
+{
+    const cvd_node *nd = node_at(m, i);
+    if (n == 0)
+        return;
+    buf[0] = '\0';
+    if (nd == NULL)
+        return;
+    switch (nd->op) {
+    case CVD_NODE_ACTIVATION:
+        snprintf(buf, n, "%s%s", cvd_activation_name(nd->act),
+                 nd->axis == CVD_AXIS_TIME ? " over time" : "");
+        break;
+    case CVD_NODE_BATCH_NORM:
+    case CVD_NODE_LAYER_NORM:
+        snprintf(buf, n, "over %s, epsilon %g%s%s%s", nd->axis == CVD_AXIS_TIME ? "time" : "channels",
+                 (double)nd->eps, nd->rms ? ", rms scaling" : "",
+                 !nd->center && !nd->rms ? ", no center" : "", !nd->scale && !nd->rms ? ", no scale" : "");
+        break;
+    case CVD_NODE_RESCALING:
+        snprintf(buf, n, "scale %g, offset %g", (double)nd->mul, (double)nd->add);
+        break;
+    case CVD_NODE_ZERO_PADDING:
+    case CVD_NODE_CROPPING:
+        snprintf(buf, n, "(%d, %d)", nd->left, nd->right);
+        break;
+    case CVD_NODE_UPSAMPLING:
+        snprintf(buf, n, "size %d", nd->size);
+        break;
+    case CVD_NODE_MAX_POOL:
+    case CVD_NODE_AVG_POOL:
+        snprintf(buf, n, "pool %d, strides %d, %s", nd->k, nd->s, cvd_padding_name(nd->padding));
+        break;
+    case CVD_NODE_GLOBAL_MAX_POOL:
+    case CVD_NODE_GLOBAL_AVG_POOL:
+        snprintf(buf, n, "over time%s", nd->keepdims ? ", keepdims" : "");
+        break;
+    case CVD_NODE_FLATTEN:
+        snprintf(buf, n, "%d values%s", nd->channels, nd->in_chmajor ? ", channel-major" : "");
+        break;
+    case CVD_NODE_RESHAPE:
+        if (nd->rank == 1)
+            snprintf(buf, n, "to (%d,)", nd->channels);
+        else if (nd->out_chmajor)
+            snprintf(buf, n, "to (%d, %ld)", nd->channels, nd->frames);
+        else
+            snprintf(buf, n, "to (%ld, %d)", nd->frames, nd->channels);
+        break;
+    case CVD_NODE_PERMUTE:
+        snprintf(buf, n, "%s", nd->size ? "(2, 1): time and channels swapped" : "(1, 2)");
+        break;
+    default:
+        break;
+    }
+}
+
 int cvd_model_var_count(const cvd_model *m, int i)
 {
     const cvd_node *nd = node_at(m, i);
@@ -373,6 +939,8 @@ int cvd_model_var_count(const cvd_model *m, int i)
         return 0;
     if (nd->proto)
         return cvd_layer_var_count(nd->proto);
+    if (nd->nv)
+        return nd->nv;
     return nd->wn ? 1 : 0;
 }
 
@@ -381,8 +949,8 @@ int cvd_model_var_shape(const cvd_model *m, int i, int index, int shape[3])
     const cvd_node *nd = node_at(m, i);
     if (nd == NULL || index < 0 || index >= cvd_model_var_count(m, i))
         return CVD_EINVAL;
-    if (nd->wn) {
-        shape[0] = (int)nd->wn_nweights;
+    if (nd->wn || nd->nv) {
+        shape[0] = nd->wn ? (int)nd->wn_nweights : nd->vlen;
         shape[1] = shape[2] = 0;
         return 1;
     }
@@ -399,10 +967,12 @@ int cvd_model_var_shape(const cvd_model *m, int i, int index, int shape[3])
 size_t cvd_model_var_size(const cvd_model *m, int i, int index)
 {
     const cvd_node *nd = node_at(m, i);
-    if (nd == NULL)
+    if (nd == NULL || index < 0 || index >= cvd_model_var_count(m, i))
         return 0;
     if (nd->wn)
-        return index == 0 ? nd->wn_nweights : 0;
+        return nd->wn_nweights;
+    if (nd->nv)
+        return (size_t)nd->vlen;
     return nd->proto ? cvd_layer_var_size(nd->proto, index) : 0;
 }
 
@@ -420,6 +990,29 @@ int cvd_model_set_var(cvd_model *m, int i, int index, const float *data, size_t 
         memcpy(nd->wn_weights, data, n * sizeof(float));
         return CVD_OK;
     }
+    if (nd->nv) {
+        static const char *const roles[] = {"gamma", "beta", "moving_mean", "moving_variance"};
+        if (index < 0 || index >= nd->nv)
+            return cvd_err_set(err, CVD_EINVAL, "%s '%s': variable %d: it has %d variables",
+                               cvd_node_op_name(nd->op), nd->name, index, nd->nv);
+        if (n != (size_t)nd->vlen)
+            return cvd_err_set(err, CVD_EINVAL,
+                               "%s '%s': variable %d (%s): %zu values given, the shape (%d,) "
+                               "needs %d",
+                               cvd_node_op_name(nd->op), nd->name, index,
+                               roles[nd->vrole[index]], n, nd->vlen, nd->vlen);
+        if (nd->vrole[index] == CVD_VAR_VAR)
+            for (size_t c = 0; c < n; c++)
+                if (!(data[c] + nd->eps > 0.0f))
+                    return cvd_err_set(err, CVD_EINVAL,
+                                       "%s '%s': moving_variance[%zu]=%g: variance plus "
+                                       "epsilon must be > 0",
+                                       cvd_node_op_name(nd->op), nd->name, c, (double)data[c]);
+        memcpy(nd->v[index], data, n * sizeof(float));
+        if (nd->op == CVD_NODE_BATCH_NORM)
+            cvd_batch_norm_fold(nd);
+        return CVD_OK;
+    }
     rc = cvd_layer_set_var(nd->proto, index, data, n, err);
     if (rc < 0)
         cvd_err_prefix(err, "%s '%s'", cvd_node_op_name(nd->op), nd->name);
@@ -435,6 +1028,14 @@ void cvd_model_init_weights(cvd_model *m, uint64_t seed)
             cvd_layer_init_weights(nd->proto, s);
         if (nd->wn)
             cvd_wn_init_weights(nd->wn, nd->wn_weights, s);
+        /* the norms start as Keras's initialisers leave them: ones and zeros */
+        for (int k = 0; k < nd->nv; k++)
+            for (int c = 0; c < nd->vlen; c++)
+                nd->v[k][c] = nd->vrole[k] == CVD_VAR_GAMMA || nd->vrole[k] == CVD_VAR_VAR
+                                  ? 1.0f
+                                  : 0.0f;
+        if (nd->op == CVD_NODE_BATCH_NORM)
+            cvd_batch_norm_fold(nd);
     }
 }
 
@@ -445,7 +1046,91 @@ size_t cvd_model_node_params(const cvd_model *m, int i)
         return 0;
     if (nd->proto)
         return cvd_layer_param_count(nd->proto);
+    if (nd->nv)
+        return (size_t)nd->nv * (size_t)nd->vlen;
     return nd->wn ? nd->wn_nweights : 0;
+}
+
+/* Nodes the output depends on (used[] has n_nodes entries). */
+static void used_nodes(const cvd_model *m, unsigned char *used)
+{
+    memset(used, 0, (size_t)m->n_nodes);
+    used[m->output] = 1;
+    used[0] = 1;
+    for (int i = m->n_nodes - 1; i > 0; i--)
+        if (used[i])
+            for (int k = 0; k < m->nodes[i].n_inputs; k++)
+                used[m->nodes[i].inputs[k]] = 1;
+}
+
+int cvd_model_window_node(const cvd_model *m)
+{
+    unsigned char *used = malloc((size_t)m->n_nodes);
+    int w = 0;
+    if (used == NULL) { /* without memory, every node counts */
+        for (int i = 1; i < m->n_nodes && !w; i++)
+            if (m->nodes[i].window)
+                w = i;
+        return w;
+    }
+    used_nodes(m, used);
+    for (int i = 1; i < m->n_nodes && !w; i++)
+        if (used[i] && m->nodes[i].window)
+            w = i;
+    free(used);
+    return w;
+}
+
+cvd_run_mode cvd_model_mode(const cvd_model *m)
+{
+    return cvd_model_window_node(m) > 0 ? CVD_MODE_WINDOWED : CVD_MODE_STREAMING;
+}
+
+long cvd_model_window(const cvd_model *m)
+{
+    return cvd_model_mode(m) == CVD_MODE_WINDOWED ? m->in_length : 0;
+}
+
+const char *cvd_run_mode_name(cvd_run_mode mode)
+{
+    return mode == CVD_MODE_WINDOWED ? "windowed" : "streaming";
+}
+
+const char *cvd_model_mode_reason(const cvd_model *m)
+{
+    cvd_model *mm = (cvd_model *)m; /* the reason is a cache of the structure */
+    const int w = cvd_model_window_node(m);
+    if (w == 0) {
+        snprintf(mm->reason, sizeof mm->reason, "every layer streams");
+        return m->reason;
+    }
+    const cvd_node *nd = &m->nodes[w];
+    const char *what;
+    switch (nd->op) {
+    case CVD_NODE_FLATTEN:
+        what = "flattens the whole window";
+        break;
+    case CVD_NODE_RESHAPE:
+        what = "reshapes the whole window";
+        break;
+    case CVD_NODE_GLOBAL_MAX_POOL:
+    case CVD_NODE_GLOBAL_AVG_POOL:
+        what = "pools over the whole window";
+        break;
+    case CVD_NODE_PERMUTE:
+        what = "swaps time and channels";
+        break;
+    case CVD_NODE_ACTIVATION:
+        what = cvd_activation_is_axis(nd->act) ? "acts over time, the whole window at once"
+                                               : "acts over time";
+        break;
+    default:
+        what = "normalises along time, the whole window at once";
+        break;
+    }
+    snprintf(mm->reason, sizeof mm->reason, "%s '%s' %s", cvd_model_node_class(m, w), nd->name,
+             what);
+    return m->reason;
 }
 
 int cvd_model_in_channels(const cvd_model *m)
@@ -454,14 +1139,21 @@ int cvd_model_in_channels(const cvd_model *m)
 }
 int cvd_model_out_channels(const cvd_model *m)
 {
-    return m->nodes[m->output].channels;
+    const cvd_node *o = &m->nodes[m->output];
+    if (cvd_model_mode(m) == CVD_MODE_WINDOWED)
+        return (int)(o->frames * o->channels);
+    return o->channels;
 }
 int cvd_model_latency(const cvd_model *m)
 {
-    return m->nodes[m->output].latency;
+    if (cvd_model_mode(m) == CVD_MODE_WINDOWED)
+        return (int)(m->in_length - 1);
+    return m->nodes[m->output].latency > 0 ? m->nodes[m->output].latency : 0;
 }
 long cvd_model_receptive_field(const cvd_model *m)
 {
+    if (cvd_model_mode(m) == CVD_MODE_WINDOWED)
+        return m->in_length;
     return m->nodes[m->output].receptive;
 }
 
@@ -484,8 +1176,36 @@ static void node_rates(const cvd_model *m, double *rate)
         if (nd->proto) {
             const cvd_conv_config *c = cvd_layer_config(nd->proto);
             r = c->kind == CVD_CONV1D_TRANSPOSE ? r * c->strides : r / c->strides;
+        } else if (nd->op == CVD_NODE_MAX_POOL || nd->op == CVD_NODE_AVG_POOL) {
+            r /= nd->s;
+        } else if (nd->op == CVD_NODE_UPSAMPLING) {
+            r *= nd->size;
         }
         rate[i] = r;
+    }
+}
+
+/* Multiply-adds of node i per frame of its (first) input. */
+static double node_macs(const cvd_node *nd, const cvd_model *m)
+{
+    const double C = m->nodes[nd->inputs[0]].channels;
+    switch (nd->op) {
+    case CVD_NODE_CONV:
+    case CVD_NODE_DENSE:
+        return cvd_layer_macs_per_frame(nd->proto);
+    case CVD_NODE_WAVENET:
+        return cvd_wn_macs_per_frame(nd->wn);
+    case CVD_NODE_MAX_POOL:
+    case CVD_NODE_AVG_POOL:
+        return (double)nd->k * C / nd->s;
+    case CVD_NODE_BATCH_NORM:
+    case CVD_NODE_RESCALING:
+    case CVD_NODE_GLOBAL_AVG_POOL:
+        return C;
+    case CVD_NODE_LAYER_NORM:
+        return 3.0 * C;
+    default:
+        return 0.0;
     }
 }
 
@@ -496,14 +1216,19 @@ double cvd_model_macs_per_frame(const cvd_model *m)
     double *rate = calloc((size_t)m->n_nodes, sizeof *rate);
     if (rate == NULL)
         return 0.0;
+    if (cvd_model_mode(m) == CVD_MODE_WINDOWED) {
+        /* one window's work, per frame of the window (the default hop) */
+        for (int i = 1; i < m->n_nodes; i++) {
+            const cvd_node *nd = &m->nodes[i];
+            total += node_macs(nd, m) * (double)m->nodes[nd->inputs[0]].frames;
+        }
+        free(rate);
+        return total / (double)m->in_length;
+    }
     node_rates(m, rate);
     for (int i = 1; i < m->n_nodes; i++) {
         const cvd_node *nd = &m->nodes[i];
-        double r = rate[nd->inputs[0]];
-        if (nd->proto)
-            total += r * cvd_layer_macs_per_frame(nd->proto);
-        else if (nd->wn)
-            total += r * cvd_wn_macs_per_frame(nd->wn);
+        total += rate[nd->inputs[0]] * node_macs(nd, m);
     }
     free(rate);
     return total;
@@ -511,7 +1236,10 @@ double cvd_model_macs_per_frame(const cvd_model *m)
 
 double cvd_model_rate_ratio(const cvd_model *m)
 {
-    double *rate = calloc((size_t)m->n_nodes, sizeof *rate), r = 1.0;
+    double *rate, r = 1.0;
+    if (cvd_model_mode(m) == CVD_MODE_WINDOWED)
+        return 1.0 / (double)m->in_length;
+    rate = calloc((size_t)m->n_nodes, sizeof *rate);
     if (rate == NULL)
         return 1.0;
     node_rates(m, rate);
@@ -524,7 +1252,7 @@ int cvd_model_can_stream(const cvd_model *m, cvd_err *err)
 {
     (void)m;
     (void)err;
-    return CVD_OK; /* everything a model accepts streams; refusals happen at add */
+    return CVD_OK; /* both modes run as nets; refusals happen at add */
 }
 
 /* ---- offline ---------------------------------------------------------------------------- */
@@ -570,134 +1298,233 @@ void cvd_merge_frames(cvd_node_op op, int n_inputs, const float *const *x, size_
             y[i] /= (float)n_inputs;
 }
 
-int cvd_model_forward(const cvd_model *m, const float *in, long n, float **out, long *n_out,
-                      cvd_err *err)
-{
-    float **val = calloc((size_t)m->n_nodes, sizeof *val);
-    long *len = calloc((size_t)m->n_nodes, sizeof *len);
-    int rc = CVD_OK;
+struct cvd_plan {
+    const cvd_model *m;
+    long n;
+    unsigned char *used;
+    long *len;
+    float **buf;        /* node outputs (node 0: NULL, the caller's input is read) */
+    const float **val;  /* what each node's readers read */
+    cvd_wavenet **wn;
+    int wn_block;
+    double *acc;
+    size_t bytes;
+};
 
-    *out = NULL;
-    *n_out = 0;
-    if (n == 0) { /* an empty input gives an empty output, whatever the layers */
-        free(val);
-        free(len);
-        *out = malloc(sizeof(float));
-        return *out ? CVD_OK : cvd_err_set(err, CVD_ENOMEM, "out of memory");
+void cvd_plan_destroy(cvd_plan *p)
+{
+    if (p == NULL)
+        return;
+    for (int i = 0; i < p->m->n_nodes; i++) {
+        if (p->buf)
+            free(p->buf[i]);
+        if (p->wn)
+            cvd_wavenet_destroy(p->wn[i]);
     }
-    if (val == NULL || len == NULL) {
-        free(val);
-        free(len);
+    free(p->used);
+    free(p->len);
+    free(p->buf);
+    free(p->val);
+    free(p->wn);
+    free(p->acc);
+    free(p);
+}
+
+int cvd_plan_create(const cvd_model *m, long n, cvd_plan **out, cvd_err *err)
+{
+    const int N = m->n_nodes;
+    size_t nacc = 1;
+    int rc = CVD_OK;
+    cvd_plan *p = calloc(1, sizeof *p);
+    *out = NULL;
+    if (p == NULL)
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    p->m = m;
+    p->n = n;
+    p->used = malloc((size_t)N);
+    p->len = calloc((size_t)N, sizeof *p->len);
+    p->buf = calloc((size_t)N, sizeof *p->buf);
+    p->val = calloc((size_t)N, sizeof *p->val);
+    p->wn = calloc((size_t)N, sizeof *p->wn);
+    if (!p->used || !p->len || !p->buf || !p->val || !p->wn) {
+        cvd_plan_destroy(p);
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     }
-    val[0] = malloc(sizeof(float) * ((size_t)n * m->in_channels + 1));
-    if (val[0] == NULL) {
-        rc = cvd_err_set(err, CVD_ENOMEM, "out of memory");
-        goto done;
-    }
-    memcpy(val[0], in, sizeof(float) * (size_t)n * m->in_channels);
-    len[0] = n;
-
-    for (int i = 1; i < m->n_nodes && rc == CVD_OK; i++) {
+    used_nodes(m, p->used);
+    p->len[0] = n;
+    p->wn_block = n < 4096 ? (int)(n > 0 ? n : 1) : 4096;
+    for (int i = 1; i < N && rc == CVD_OK; i++) {
         const cvd_node *nd = &m->nodes[i];
-        const int a = nd->inputs[0];
-        const long la = len[a];
-        switch (nd->op) {
-        case CVD_NODE_CONV:
-        case CVD_NODE_DENSE: {
-            long nl = cvd_layer_output_length(nd->proto, la, err);
-            if (nl < 0) {
-                rc = (int)nl;
-                cvd_err_prefix(err, "%s '%s'", cvd_node_op_name(nd->op), nd->name);
-                break;
-            }
-            val[i] = malloc(sizeof(float) * ((size_t)nl * nd->channels + 1));
-            if (val[i] == NULL) {
-                rc = cvd_err_set(err, CVD_ENOMEM, "out of memory");
-                break;
-            }
-            rc = cvd_layer_forward(nd->proto, val[a], la, val[i], &len[i], err);
+        long lens[CVD_MERGE_MAX_INPUTS];
+        if (!p->used[i])
+            continue;
+        for (int k = 0; k < nd->n_inputs; k++)
+            lens[k] = p->len[nd->inputs[k]];
+        long nl = cvd_node_out_frames(m, i, lens, err);
+        if (nl < 0) {
+            rc = (int)nl;
             break;
         }
-        case CVD_NODE_ACTIVATION:
-        case CVD_NODE_IDENTITY:
-            val[i] = malloc(sizeof(float) * ((size_t)la * nd->channels + 1));
-            if (val[i] == NULL) {
-                rc = cvd_err_set(err, CVD_ENOMEM, "out of memory");
-                break;
-            }
-            memcpy(val[i], val[a], sizeof(float) * (size_t)la * nd->channels);
-            len[i] = la;
-            if (nd->op == CVD_NODE_ACTIVATION)
-                cvd_activation_apply_axis(nd->act, val[i], (size_t)la, (size_t)nd->channels,
-                                          (size_t)nd->channels, 1);
-            break;
-        case CVD_NODE_WAVENET: {
-            cvd_wavenet *w;
-            const int chunk = 4096;
-            rc = cvd_wavenet_create(nd->wn, chunk, &w, err);
-            if (rc < 0)
-                break;
-            rc = cvd_wavenet_set_weights(w, nd->wn_weights, nd->wn_nweights, err);
-            val[i] = malloc(sizeof(float) * ((size_t)la * nd->channels + 1));
-            if (rc == CVD_OK && val[i] == NULL)
-                rc = cvd_err_set(err, CVD_ENOMEM, "out of memory");
-            for (long t = 0; rc == CVD_OK && t < la; t += chunk) {
-                int mm = la - t < chunk ? (int)(la - t) : chunk;
-                cvd_wavenet_process(w, val[a] + (size_t)t * m->nodes[a].channels, mm,
-                                    val[i] + (size_t)t * nd->channels);
-            }
-            len[i] = la;
-            cvd_wavenet_destroy(w);
+        p->len[i] = nl;
+        if ((double)nl * nd->channels > (double)((size_t)1 << 40)) {
+            rc = cvd_err_set(err, CVD_ENOMEM, "%s '%s': %ld frames of %d channels: too large",
+                             cvd_model_node_class(m, i), nd->name, nl, nd->channels);
             break;
         }
-        default: { /* merges: all inputs the same length, as Keras requires */
-            for (int k = 0; k < nd->n_inputs; k++) {
-                if (len[nd->inputs[k]] != la) {
-                    rc = cvd_err_set(err, CVD_EINVAL,
-                                     "%s '%s': input '%s' has %ld frames, input '%s' has %ld",
-                                     cvd_node_op_name(nd->op), nd->name,
-                                     m->nodes[nd->inputs[k]].name, len[nd->inputs[k]],
-                                     m->nodes[a].name, la);
-                    break;
-                }
-            }
-            if (rc < 0)
-                break;
-            val[i] = malloc(sizeof(float) * ((size_t)la * nd->channels + 1));
-            if (val[i] == NULL) {
-                rc = cvd_err_set(err, CVD_ENOMEM, "out of memory");
-                break;
-            }
-            len[i] = la;
-            if (nd->op == CVD_NODE_CONCATENATE) {
-                for (long t = 0; t < la; t++) {
-                    float *y = val[i] + (size_t)t * nd->channels;
-                    for (int k = 0; k < nd->n_inputs; k++) {
-                        int c = m->nodes[nd->inputs[k]].channels;
-                        memcpy(y, val[nd->inputs[k]] + (size_t)t * c, sizeof(float) * (size_t)c);
-                        y += c;
-                    }
-                }
-            } else {
-                const float *xs[CVD_MERGE_MAX_INPUTS];
-                for (int k = 0; k < nd->n_inputs; k++)
-                    xs[k] = val[nd->inputs[k]];
-                cvd_merge_frames(nd->op, nd->n_inputs, xs, (size_t)la * nd->channels, val[i]);
-            }
+        size_t bytes = sizeof(float) * ((size_t)nl * (size_t)nd->channels + 1);
+        p->buf[i] = malloc(bytes);
+        p->bytes += bytes;
+        if (p->buf[i] == NULL) {
+            rc = cvd_err_set(err, CVD_ENOMEM, "out of memory for %ld frames of '%s'", nl,
+                             nd->name);
             break;
         }
+        if (nd->proto && cvd_layer_forward_scratch(nd->proto) > nacc)
+            nacc = cvd_layer_forward_scratch(nd->proto);
+        if (nd->wn) {
+            rc = cvd_wavenet_create(nd->wn, p->wn_block, &p->wn[i], err);
+            if (rc == CVD_OK)
+                rc = cvd_wavenet_set_weights(p->wn[i], nd->wn_weights, nd->wn_nweights, err);
+            if (rc == CVD_OK)
+                p->bytes += cvd_wavenet_state_bytes(p->wn[i]);
         }
     }
     if (rc == CVD_OK) {
-        *out = val[m->output];
-        *n_out = len[m->output];
-        val[m->output] = NULL;
+        p->acc = malloc(sizeof(double) * nacc);
+        p->bytes += sizeof(double) * nacc;
+        if (p->acc == NULL)
+            rc = cvd_err_set(err, CVD_ENOMEM, "out of memory");
     }
-done:
-    for (int i = 0; i < m->n_nodes; i++)
-        free(val[i]);
-    free(val);
-    free(len);
-    return rc;
+    if (rc < 0) {
+        cvd_plan_destroy(p);
+        return rc;
+    }
+    *out = p;
+    return CVD_OK;
+}
+
+size_t cvd_plan_bytes(const cvd_plan *p)
+{
+    return p->bytes;
+}
+
+void cvd_plan_run(cvd_plan *p, const float *in)
+{
+    const cvd_model *m = p->m;
+    p->val[0] = in;
+    for (int i = 1; i < m->n_nodes; i++) {
+        const cvd_node *nd = &m->nodes[i];
+        const float *xs[CVD_MERGE_MAX_INPUTS];
+        long lens[CVD_MERGE_MAX_INPUTS];
+        if (!p->used[i])
+            continue;
+        const int a = nd->inputs[0];
+        switch (nd->op) {
+        case CVD_NODE_CONV:
+        case CVD_NODE_DENSE:
+            cvd_layer_forward_cl(nd->proto, p->val[a], p->len[a], p->buf[i], p->len[i], p->acc);
+            break;
+        case CVD_NODE_WAVENET: {
+            const int ci = m->nodes[a].channels;
+            cvd_wavenet_reset(p->wn[i]);
+            for (long t = 0; t < p->len[a]; t += p->wn_block) {
+                int mm = p->len[a] - t < p->wn_block ? (int)(p->len[a] - t) : p->wn_block;
+                cvd_wavenet_process(p->wn[i], p->val[a] + (size_t)t * ci, mm,
+                                    p->buf[i] + (size_t)t * nd->channels);
+            }
+            break;
+        }
+        default:
+            for (int k = 0; k < nd->n_inputs; k++) {
+                xs[k] = p->val[nd->inputs[k]];
+                lens[k] = p->len[nd->inputs[k]];
+            }
+            cvd_node_compute(m, i, xs, lens, p->buf[i], p->len[i]);
+            break;
+        }
+        p->val[i] = p->buf[i];
+    }
+}
+
+long cvd_plan_out_frames(const cvd_plan *p)
+{
+    return p->len[p->m->output];
+}
+
+const float *cvd_plan_out(const cvd_plan *p)
+{
+    return p->val[p->m->output];
+}
+
+void cvd_plan_record(const cvd_plan *p, float *dst)
+{
+    const int o = p->m->output;
+    const long T = p->len[o];
+    const int C = p->m->nodes[o].channels;
+    const float *y = p->val[o];
+    if (cvd_node_chmajor(p->m, o)) {
+        for (long t = 0; t < T; t++)
+            for (int c = 0; c < C; c++)
+                dst[(size_t)c * T + t] = y[(size_t)t * C + c];
+    } else {
+        memcpy(dst, y, sizeof(float) * (size_t)T * C);
+    }
+}
+
+int cvd_model_forward_hop(const cvd_model *m, const float *in, long n, long hop, float **out,
+                          long *n_out, cvd_err *err)
+{
+    cvd_plan *p = NULL;
+    int rc;
+
+    *out = NULL;
+    *n_out = 0;
+    if (n < 0)
+        return cvd_err_set(err, CVD_EINVAL, "input length %ld: must be >= 0", n);
+    if (hop < 0)
+        return cvd_err_set(err, CVD_EINVAL, "hop=%ld: must be >= 1 (0: the window length)", hop);
+    if (cvd_model_mode(m) == CVD_MODE_WINDOWED) {
+        const long W = m->in_length, H = hop ? hop : W;
+        const size_t R = (size_t)cvd_model_out_channels(m);
+        const long records = n >= W ? (n - W) / H + 1 : 0;
+        float *y = malloc(sizeof(float) * ((size_t)records * R + 1));
+        if (y == NULL)
+            return cvd_err_set(err, CVD_ENOMEM, "out of memory for %ld records", records);
+        if (records > 0 && (rc = cvd_plan_create(m, W, &p, err)) < 0) {
+            free(y);
+            return rc;
+        }
+        for (long r = 0; r < records; r++) {
+            cvd_plan_run(p, in + (size_t)r * H * m->in_channels);
+            cvd_plan_record(p, y + (size_t)r * R);
+        }
+        cvd_plan_destroy(p);
+        *out = y;
+        *n_out = records;
+        return CVD_OK;
+    }
+    if (hop != 0)
+        return cvd_err_set(err, CVD_EINVAL,
+                           "hop=%ld: the model streams (every layer runs frame by frame); a "
+                           "hop applies to windowed models only",
+                           hop);
+    if (n == 0) { /* an empty input gives an empty output, whatever the layers */
+        *out = malloc(sizeof(float));
+        return *out ? CVD_OK : cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
+    if ((rc = cvd_plan_create(m, n, &p, err)) < 0)
+        return rc;
+    cvd_plan_run(p, in);
+    /* the output node's buffer is the result */
+    *out = p->buf[m->output];
+    *n_out = p->len[m->output];
+    p->buf[m->output] = NULL;
+    cvd_plan_destroy(p);
+    return CVD_OK;
+}
+
+int cvd_model_forward(const cvd_model *m, const float *in, long n, float **out, long *n_out,
+                      cvd_err *err)
+{
+    return cvd_model_forward_hop(m, in, n, 0, out, n_out, err);
 }

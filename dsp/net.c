@@ -18,6 +18,12 @@
 typedef struct net_node {
     cvd_layer *layer;   /* CONV, DENSE */
     cvd_wavenet *wn;    /* WAVENET */
+    cvd_pool *pool;     /* MAX_POOL, AVG_POOL */
+    float *hold;        /* CROPPING: the last `right` frames, not yet known to be kept */
+    int nhold;
+    long seen;          /* ZERO_PADDING, CROPPING: input frames so far */
+    int pad_left_done;  /* ZERO_PADDING: the left zeros were sent */
+    long tail;          /* ZERO_PADDING: right zeros sent */
     float *buf;         /* output frames of this round (max_out * channels) */
     const float *out;   /* what consumers read: buf, or the net's input for node 0 */
     int n_out;
@@ -34,6 +40,14 @@ struct cvd_net {
     int flushing;
     int failed;
     net_node *nodes;
+    /* windowed: the frames of the current window, and one plan computing a window */
+    int windowed;
+    long window, hop;
+    int rsize;     /* values of one record */
+    float *win;    /* window * in_channels */
+    long wlen;     /* frames in win */
+    long skip;     /* frames to drop before the next window starts (hop > window) */
+    cvd_plan *plan;
 };
 
 void cvd_net_destroy(cvd_net *net)
@@ -44,6 +58,8 @@ void cvd_net_destroy(cvd_net *net)
         net_node *st = &net->nodes[i];
         cvd_layer_destroy(st->layer);
         cvd_wavenet_destroy(st->wn);
+        cvd_pool_destroy(st->pool);
+        free(st->hold);
         free(st->buf);
         if (st->q)
             for (int k = 0; k < net->m->nodes[i].n_inputs; k++)
@@ -52,6 +68,8 @@ void cvd_net_destroy(cvd_net *net)
         free(st->qlen);
     }
     free(net->nodes);
+    free(net->win);
+    cvd_plan_destroy(net->plan);
     cvd_model_unref(net->m);
     free(net);
 }
@@ -90,8 +108,40 @@ static int create_node(cvd_net *net, int i, cvd_err *err)
         break;
     case CVD_NODE_ACTIVATION:
     case CVD_NODE_IDENTITY:
+    case CVD_NODE_BATCH_NORM:
+    case CVD_NODE_LAYER_NORM:
+    case CVD_NODE_RESCALING:
+    case CVD_NODE_PERMUTE:
         st->max_out = src->max_out;
         break;
+    case CVD_NODE_ZERO_PADDING:
+        st->max_out = src->max_out + nd->left;
+        break;
+    case CVD_NODE_CROPPING:
+        st->max_out = src->max_out;
+        st->hold = malloc(sizeof(float) * ((size_t)(nd->right + src->max_out) * nd->channels + 1));
+        if (st->hold == NULL)
+            return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+        break;
+    case CVD_NODE_UPSAMPLING:
+        if ((long long)src->max_out * nd->size > (1 << 26))
+            return cvd_err_set(err, CVD_EINVAL, "%d frames upsampled by %d: too many per call",
+                               src->max_out, nd->size);
+        st->max_out = src->max_out * nd->size;
+        break;
+    case CVD_NODE_MAX_POOL:
+    case CVD_NODE_AVG_POOL:
+        rc = cvd_pool_create(nd->op == CVD_NODE_MAX_POOL, nd->k, nd->s, nd->padding, nd->channels,
+                             src->max_out, &st->pool, err);
+        if (rc < 0)
+            return rc;
+        st->max_out = cvd_pool_max_out(st->pool);
+        break;
+    case CVD_NODE_GLOBAL_MAX_POOL:
+    case CVD_NODE_GLOBAL_AVG_POOL:
+    case CVD_NODE_FLATTEN:
+    case CVD_NODE_RESHAPE:
+        return cvd_err_set(err, CVD_EUNSUPPORTED, "needs the whole window: a windowed net runs it");
     default: { /* merges */
         int most = 0, lat_lo = nd->latency, lat_hi = 0;
         for (int k = 0; k < nd->n_inputs; k++) {
@@ -126,7 +176,32 @@ static int create_node(cvd_net *net, int i, cvd_err *err)
     return CVD_OK;
 }
 
+/* A windowed net: a window of frames and a plan that computes it. */
+static int create_windowed(cvd_net *net, long hop, cvd_err *err)
+{
+    const cvd_model *m = net->m;
+    int rc;
+    net->windowed = 1;
+    net->window = m->in_length;
+    net->hop = hop ? hop : net->window;
+    net->rsize = cvd_model_out_channels(m);
+    net->win = malloc(sizeof(float) * ((size_t)net->window * m->in_channels + 1));
+    if (net->win == NULL)
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    if ((rc = cvd_plan_create(m, net->window, &net->plan, err)) < 0)
+        return rc;
+    /* every window needs hop new frames, the first all of them: a block of n frames
+     * completes at most (n - 1) / hop + 1 */
+    net->nodes[m->output].max_out = (int)((net->max_block - 1) / net->hop + 1);
+    return CVD_OK;
+}
+
 int cvd_net_create(cvd_model *m, int max_block, cvd_net **out, cvd_err *err)
+{
+    return cvd_net_create_hop(m, max_block, 0, out, err);
+}
+
+int cvd_net_create_hop(cvd_model *m, int max_block, long hop, cvd_net **out, cvd_err *err)
 {
     cvd_net *net;
     *out = NULL;
@@ -135,12 +210,31 @@ int cvd_net_create(cvd_model *m, int max_block, cvd_net **out, cvd_err *err)
                            1 << 20);
     if (m->n_nodes < 2)
         return cvd_err_set(err, CVD_EINVAL, "the model has no layers");
+    const int windowed = cvd_model_mode(m) == CVD_MODE_WINDOWED;
+    if (hop < 0 || hop > (1L << 30))
+        return cvd_err_set(err, CVD_EINVAL, "hop=%ld: must be in 1..%ld (0: the window length)",
+                           hop, 1L << 30);
+    if (hop != 0 && !windowed)
+        return cvd_err_set(err, CVD_EINVAL,
+                           "hop=%ld: the model streams (every layer runs frame by frame); a "
+                           "hop applies to windowed models only",
+                           hop);
     net = calloc(1, sizeof *net);
     if (net == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     net->m = cvd_model_ref(m);
     net->max_block = max_block;
     net->nodes = calloc((size_t)m->n_nodes, sizeof *net->nodes);
+    if (net->nodes != NULL && windowed) {
+        int rc = create_windowed(net, hop, err);
+        if (rc < 0) {
+            cvd_net_destroy(net);
+            return rc;
+        }
+        cvd_net_reset(net);
+        *out = net;
+        return CVD_OK;
+    }
     if (net->nodes == NULL) {
         cvd_net_destroy(net);
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
@@ -169,9 +263,17 @@ int cvd_net_max_out(const cvd_net *net)
     return net->nodes[net->m->output].max_out;
 }
 
+long cvd_net_hop(const cvd_net *net)
+{
+    return net->windowed ? net->hop : 0;
+}
+
 size_t cvd_net_state_bytes(const cvd_net *net)
 {
     size_t b = 0;
+    if (net->windowed)
+        return cvd_plan_bytes(net->plan) +
+               sizeof(float) * (size_t)net->window * net->m->in_channels;
     for (int i = 1; i < net->m->n_nodes; i++) {
         const net_node *st = &net->nodes[i];
         const cvd_node *nd = &net->m->nodes[i];
@@ -179,6 +281,11 @@ size_t cvd_net_state_bytes(const cvd_net *net)
             b += cvd_layer_state_bytes(st->layer);
         if (st->wn)
             b += cvd_wavenet_state_bytes(st->wn);
+        if (st->pool)
+            b += cvd_pool_state_bytes(st->pool);
+        if (st->hold)
+            b += sizeof(float) * (size_t)(nd->right + net->nodes[nd->inputs[0]].max_out) *
+                 nd->channels;
         b += sizeof(float) * (size_t)st->max_out * nd->channels;
         for (int k = 0; st->q && k < nd->n_inputs; k++)
             b += sizeof(float) * (size_t)st->qcap * net->m->nodes[nd->inputs[k]].channels;
@@ -194,13 +301,21 @@ void cvd_net_reset(cvd_net *net)
             cvd_layer_reset(st->layer);
         if (st->wn)
             cvd_wavenet_reset(st->wn);
+        if (st->pool)
+            cvd_pool_reset(st->pool);
         for (int k = 0; st->qlen && k < net->m->nodes[i].n_inputs; k++)
             st->qlen[k] = 0;
         st->n_out = 0;
         st->finished = 0;
+        st->nhold = 0;
+        st->seen = 0;
+        st->pad_left_done = 0;
+        st->tail = 0;
     }
     net->flushing = 0;
     net->failed = 0;
+    net->wlen = 0;
+    net->skip = 0;
 }
 
 /* One merge node: queue this round's input frames, emit what every queue holds. */
@@ -246,6 +361,56 @@ static int run_merge(cvd_net *net, const cvd_node *nd, net_node *st)
     return CVD_OK;
 }
 
+/* ZeroPadding1D: the left zeros before the first frame, the right ones at the end (a
+ * stream that never had a frame stays empty, as the offline result does). */
+static void run_zero_padding(const cvd_net *net, const cvd_node *nd, net_node *st,
+                             const net_node *src)
+{
+    const size_t C = (size_t)nd->channels;
+    (void)net;
+    if (src->n_out > 0) {
+        int o = 0;
+        if (!st->pad_left_done) {
+            memset(st->buf, 0, sizeof(float) * (size_t)nd->left * C);
+            o = nd->left;
+            st->pad_left_done = 1;
+        }
+        memcpy(st->buf + (size_t)o * C, src->out, sizeof(float) * (size_t)src->n_out * C);
+        st->n_out = o + src->n_out;
+        st->seen += src->n_out;
+    } else if (src->finished) {
+        long left = st->seen > 0 ? nd->right - st->tail : 0;
+        int m = left < st->max_out ? (int)left : st->max_out;
+        memset(st->buf, 0, sizeof(float) * (size_t)m * C);
+        st->n_out = m;
+        st->tail += m;
+        st->finished = st->tail >= (st->seen > 0 ? nd->right : 0);
+    }
+}
+
+/* Cropping1D: the first `left` frames dropped; a frame is sent once `right` frames follow
+ * it (the last `right` are never sent). */
+static void run_cropping(const cvd_node *nd, net_node *st, const net_node *src)
+{
+    const size_t C = (size_t)nd->channels;
+    if (src->n_out > 0) {
+        int skip = 0;
+        if (st->seen < nd->left)
+            skip = nd->left - st->seen < src->n_out ? (int)(nd->left - st->seen) : src->n_out;
+        st->seen += src->n_out;
+        memcpy(st->hold + (size_t)st->nhold * C, src->out + (size_t)skip * C,
+               sizeof(float) * (size_t)(src->n_out - skip) * C);
+        st->nhold += src->n_out - skip;
+        int send = st->nhold > nd->right ? st->nhold - nd->right : 0;
+        memcpy(st->buf, st->hold, sizeof(float) * (size_t)send * C);
+        st->nhold -= send;
+        memmove(st->hold, st->hold + (size_t)send * C, sizeof(float) * (size_t)st->nhold * C);
+        st->n_out = send;
+    } else if (src->finished) {
+        st->finished = 1;
+    }
+}
+
 static int run_round(cvd_net *net, const float *in, int n)
 {
     const cvd_model *m = net->m;
@@ -278,13 +443,37 @@ static int run_round(cvd_net *net, const float *in, int n)
             break;
         case CVD_NODE_ACTIVATION:
         case CVD_NODE_IDENTITY:
-            memcpy(st->buf, src->out, sizeof(float) * (size_t)src->n_out * nd->channels);
-            if (nd->op == CVD_NODE_ACTIVATION)
-                cvd_activation_apply_axis(nd->act, st->buf, (size_t)src->n_out,
-                                          (size_t)nd->channels, (size_t)nd->channels, 1);
+        case CVD_NODE_BATCH_NORM:
+        case CVD_NODE_LAYER_NORM:
+        case CVD_NODE_RESCALING:
+        case CVD_NODE_PERMUTE:
+            cvd_node_frames(nd, src->out, src->n_out, st->buf);
             st->n_out = src->n_out;
             st->finished = src->finished;
             break;
+        case CVD_NODE_MAX_POOL:
+        case CVD_NODE_AVG_POOL:
+            if (src->n_out > 0)
+                rc = cvd_pool_process(st->pool, src->out, src->n_out, st->buf, &st->n_out);
+            else if (src->finished)
+                st->finished = cvd_pool_flush(st->pool, st->buf, &st->n_out) == 0;
+            break;
+        case CVD_NODE_ZERO_PADDING:
+            run_zero_padding(net, nd, st, src);
+            break;
+        case CVD_NODE_CROPPING:
+            run_cropping(nd, st, src);
+            break;
+        case CVD_NODE_UPSAMPLING: {
+            const size_t C = (size_t)nd->channels;
+            for (int t = 0; t < src->n_out; t++)
+                for (int r = 0; r < nd->size; r++)
+                    memcpy(st->buf + ((size_t)t * nd->size + r) * C, src->out + (size_t)t * C,
+                           sizeof(float) * C);
+            st->n_out = src->n_out * nd->size;
+            st->finished = src->finished;
+            break;
+        }
         default:
             rc = run_merge(net, nd, st);
             break;
@@ -301,6 +490,43 @@ static int emit_output(cvd_net *net, float *out, int *n_out)
     return CVD_OK;
 }
 
+/* Windowed: frames into the window; every full window gives a record. */
+static int process_windowed(cvd_net *net, const float *in, int n, float *out, int *n_out)
+{
+    const int C = net->m->in_channels;
+    int records = 0;
+    while (n > 0) {
+        if (net->skip > 0) { /* frames between windows (hop > window) */
+            int m = net->skip < n ? (int)net->skip : n;
+            net->skip -= m;
+            in += (size_t)m * C;
+            n -= m;
+            continue;
+        }
+        long room = net->window - net->wlen;
+        int m = room < n ? (int)room : n;
+        memcpy(net->win + (size_t)net->wlen * C, in, sizeof(float) * (size_t)m * C);
+        net->wlen += m;
+        in += (size_t)m * C;
+        n -= m;
+        if (net->wlen < net->window)
+            break;
+        cvd_plan_run(net->plan, net->win);
+        cvd_plan_record(net->plan, out + (size_t)records * net->rsize);
+        records++;
+        if (net->hop >= net->window) {
+            net->wlen = 0;
+            net->skip = net->hop - net->window;
+        } else {
+            net->wlen -= net->hop;
+            memmove(net->win, net->win + (size_t)net->hop * C,
+                    sizeof(float) * (size_t)net->wlen * C);
+        }
+    }
+    *n_out = records;
+    return CVD_OK;
+}
+
 int cvd_net_process(cvd_net *net, const float *in, int n, float *out, int *n_out)
 {
     int rc;
@@ -311,6 +537,8 @@ int cvd_net_process(cvd_net *net, const float *in, int n, float *out, int *n_out
         return CVD_ESTATE;
     if (n == 0)
         return CVD_OK;
+    if (net->windowed)
+        return process_windowed(net, in, n, out, n_out);
     rc = run_round(net, in, n);
     if (rc < 0) {
         net->failed = 1;
@@ -325,6 +553,10 @@ int cvd_net_flush(cvd_net *net, float *out, int *n_out)
     *n_out = 0;
     if (net->failed)
         return CVD_ESTATE;
+    if (net->windowed) { /* a window not complete gives no record */
+        net->flushing = 1;
+        return 0;
+    }
     if (net->nodes[net->m->output].finished)
         return 0;
     net->flushing = 1;
