@@ -12,6 +12,7 @@
  * library refuses, its own message follows the path.
  */
 #include "convd_model.h"
+#include "model_internal.h"
 
 #include <errno.h>
 #include <float.h>
@@ -37,7 +38,25 @@
 
 /* ---- the classes a layer may name ------------------------------------------------------ */
 
-typedef enum jm_op { JM_CONV, JM_DENSE, JM_ACTIVATION, JM_MERGE, JM_INPUT, JM_WAVENET } jm_op;
+typedef enum jm_op {
+    JM_CONV,
+    JM_DENSE,
+    JM_ACTIVATION,
+    JM_MERGE,
+    JM_INPUT,
+    JM_WAVENET,
+    JM_IDENTITY, /* Dropout and the other layers that do nothing at inference */
+    JM_BATCH_NORM,
+    JM_LAYER_NORM,
+    JM_RESCALING,
+    JM_PAD_CROP,
+    JM_UPSAMPLING,
+    JM_POOL,
+    JM_GLOBAL_POOL,
+    JM_FLATTEN,
+    JM_RESHAPE,
+    JM_PERMUTE
+} jm_op;
 
 typedef struct jm_class {
     const char *name; /* class_name */
@@ -59,7 +78,56 @@ static const jm_class jm_classes[] = {
     {"Identity", "identity", JM_MERGE, CVD_NODE_IDENTITY},
     {"InputLayer", "input_layer", JM_INPUT, CVD_NODE_INPUT},
     {"WaveNet", "wavenet", JM_WAVENET, CVD_NODE_WAVENET},
+    {"Dropout", "dropout", JM_IDENTITY, CVD_NODE_IDENTITY},
+    {"SpatialDropout1D", "spatial_dropout1d", JM_IDENTITY, CVD_NODE_IDENTITY},
+    {"GaussianNoise", "gaussian_noise", JM_IDENTITY, CVD_NODE_IDENTITY},
+    {"GaussianDropout", "gaussian_dropout", JM_IDENTITY, CVD_NODE_IDENTITY},
+    {"AlphaDropout", "alpha_dropout", JM_IDENTITY, CVD_NODE_IDENTITY},
+    {"ActivityRegularization", "activity_regularization", JM_IDENTITY, CVD_NODE_IDENTITY},
+    {"BatchNormalization", "batch_normalization", JM_BATCH_NORM, CVD_NODE_BATCH_NORM},
+    {"LayerNormalization", "layer_normalization", JM_LAYER_NORM, CVD_NODE_LAYER_NORM},
+    {"Rescaling", "rescaling", JM_RESCALING, CVD_NODE_RESCALING},
+    {"ZeroPadding1D", "zero_padding1d", JM_PAD_CROP, CVD_NODE_ZERO_PADDING},
+    {"Cropping1D", "cropping1d", JM_PAD_CROP, CVD_NODE_CROPPING},
+    {"UpSampling1D", "up_sampling1d", JM_UPSAMPLING, CVD_NODE_UPSAMPLING},
+    {"MaxPooling1D", "max_pooling1d", JM_POOL, CVD_NODE_MAX_POOL},
+    {"MaxPool1D", "max_pooling1d", JM_POOL, CVD_NODE_MAX_POOL},
+    {"AveragePooling1D", "average_pooling1d", JM_POOL, CVD_NODE_AVG_POOL},
+    {"AvgPool1D", "average_pooling1d", JM_POOL, CVD_NODE_AVG_POOL},
+    {"GlobalMaxPooling1D", "global_max_pooling1d", JM_GLOBAL_POOL, CVD_NODE_GLOBAL_MAX_POOL},
+    {"GlobalMaxPool1D", "global_max_pooling1d", JM_GLOBAL_POOL, CVD_NODE_GLOBAL_MAX_POOL},
+    {"GlobalAveragePooling1D", "global_average_pooling1d", JM_GLOBAL_POOL,
+     CVD_NODE_GLOBAL_AVG_POOL},
+    {"GlobalAvgPool1D", "global_average_pooling1d", JM_GLOBAL_POOL, CVD_NODE_GLOBAL_AVG_POOL},
+    {"Flatten", "flatten", JM_FLATTEN, CVD_NODE_FLATTEN},
+    {"Reshape", "reshape", JM_RESHAPE, CVD_NODE_RESHAPE},
+    {"Permute", "permute", JM_PERMUTE, CVD_NODE_PERMUTE},
 };
+
+/* The Keras class a name stands for (aliases: MaxPool1D is MaxPooling1D, ...), NULL if
+ * convd does not know it. */
+const char *cvd_json_canonical_class(const char *cls)
+{
+    static const char *const aliases[][2] = {
+        {"Convolution1D", "Conv1D"},
+        {"Convolution1DTranspose", "Conv1DTranspose"},
+        {"SeparableConvolution1D", "SeparableConv1D"},
+        {"MaxPool1D", "MaxPooling1D"},
+        {"AvgPool1D", "AveragePooling1D"},
+        {"GlobalMaxPool1D", "GlobalMaxPooling1D"},
+        {"GlobalAvgPool1D", "GlobalAveragePooling1D"},
+    };
+    cvd_layer_kind kind;
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(cls, aliases[i][0]) == 0)
+            return aliases[i][1];
+    if (cvd_layer_kind_parse(cls, &kind) == CVD_OK)
+        return cls;
+    for (size_t i = 0; i < sizeof jm_classes / sizeof jm_classes[0]; i++)
+        if (strcmp(cls, jm_classes[i].name) == 0)
+            return jm_classes[i].name;
+    return NULL;
+}
 
 static const char *const jm_conv_stems[] = {"conv1d", "conv1d_transpose", "separable_conv1d",
                                             "depthwise_conv1d"};
@@ -79,6 +147,23 @@ static const char *const jm_keys_dense[] = {
     "units", "activation", "use_bias", "lora_rank", "lora_alpha", "quantization_config", NULL};
 static const char *const jm_keys_activation[] = {"activation", NULL};
 static const char *const jm_keys_concat[] = {"axis", NULL};
+static const char *const jm_keys_dropout[] = {"rate", "noise_shape", "seed", "stddev",
+                                              "data_format", "l1", "l2", NULL};
+static const char *const jm_keys_batch_norm[] = {
+    "axis",  "momentum", "epsilon",           "center",          "scale",
+    "renorm", "renorm_clipping", "renorm_momentum", "synchronized", "fused",
+    "virtual_batch_size", "adjustment", NULL};
+static const char *const jm_keys_layer_norm[] = {"axis", "epsilon", "center", "scale",
+                                                 "rms_scaling", NULL};
+static const char *const jm_keys_rescaling[] = {"scale", "offset", NULL};
+static const char *const jm_keys_zero_padding[] = {"padding", "data_format", NULL};
+static const char *const jm_keys_cropping[] = {"cropping", NULL};
+static const char *const jm_keys_upsampling[] = {"size", NULL};
+static const char *const jm_keys_pool[] = {"pool_size", "strides", "padding", "data_format", NULL};
+static const char *const jm_keys_global_pool[] = {"data_format", "keepdims", NULL};
+static const char *const jm_keys_flatten[] = {"data_format", NULL};
+static const char *const jm_keys_reshape[] = {"target_shape", NULL};
+static const char *const jm_keys_permute[] = {"dims", NULL};
 static const char *const jm_keys_none[] = {NULL};
 static const char *const jm_keys_input[] = {"batch_shape", "batch_input_shape", "shape", "sparse",
                                             "ragged",      "optional",          NULL};
@@ -92,7 +177,7 @@ static const char *const jm_keys_layer[] = {"class_name",      "name",         "
 static const char *const jm_keys_top[] = {
     "format",         "version",     "name",    "description",  "sample_rate",
     "input_channels", "data_format", "seed",    "weights_file", "layers",
-    "output",         "wavenet",     "weights", "metadata",     NULL};
+    "output",         "wavenet",     "weights", "metadata",     "input_shape", NULL};
 
 /* ---- state ----------------------------------------------------------------------------- */
 
@@ -110,7 +195,8 @@ typedef struct jm_layer {
     const char *cfgp;             /* "config", or "wavenet" for the shorthand */
     int n_inputs;
     int *inputs;        /* layer indices; -1 is the model input */
-    int node;           /* model node once added */
+    int node;           /* model node once added (the one holding the weights) */
+    int last;           /* the node its readers read, when not `node` (an added activation) */
     int state;          /* topological sort: 0 new, 1 on the stack, 2 done */
     int used;           /* the output depends on it */
     unsigned from_file; /* bit per variable set from the safetensors file */
@@ -127,6 +213,7 @@ typedef struct jm_ctx {
     int *order; /* topological order, layer indices */
     int n_order;
     int input_layer; /* index of the InputLayer, or -1 */
+    long in_steps;   /* the InputLayer's fixed steps, 0 if none */
     int in_channels;
     int in_channels_given;
     cvd_data_format df;
@@ -442,6 +529,46 @@ fail : {
 
 /* ---- pass 1: the layer list ---------------------------------------------------------------- */
 
+/* Why a Keras class convd knows of is not supported; NULL for classes it has never heard of. */
+const char *cvd_json_unsupported_reason(const char *cls)
+{
+    static const char *const recurrent[] = {"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional",
+                                            "ConvLSTM1D", "LSTMCell", "GRUCell", "CuDNNLSTM",
+                                            "CuDNNGRU", "StackedRNNCells"};
+    static const char *const models[] = {"Sequential", "Functional", "Model"};
+    static const struct {
+        const char *cls, *why;
+    } other[] = {
+        {"Lambda", "a Lambda layer runs Python code, which convd cannot run"},
+        {"TimeDistributed", "TimeDistributed wrappers are not supported"},
+        {"Embedding", "Embedding layers are not supported (convd's inputs are signals)"},
+        {"Attention", "attention layers are not supported"},
+        {"MultiHeadAttention", "attention layers are not supported"},
+        {"AdditiveAttention", "attention layers are not supported"},
+        {"GroupNormalization", "GroupNormalization is not supported"},
+        {"UnitNormalization", "UnitNormalization is not supported"},
+        {"LeakyReLU", "the LeakyReLU layer is not supported (use activation='leaky_relu')"},
+        {"PReLU", "the PReLU layer is not supported"},
+        {"ReLU", "the ReLU layer is not supported (use activation='relu')"},
+        {"Softmax", "the Softmax layer is not supported (use activation='softmax')"},
+        {"ELU", "the ELU layer is not supported (use activation='elu')"},
+    };
+    for (size_t i = 0; i < sizeof recurrent / sizeof recurrent[0]; i++)
+        if (strcmp(cls, recurrent[i]) == 0)
+            return "a recurrent layer, which convd does not run (it runs convolutional "
+                   "networks: Conv1D and its family, pooling, normalisation, Dense, merges)";
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++)
+        if (strcmp(cls, models[i]) == 0)
+            return "a model nested in the model: not supported (save the inner model's layers "
+                   "in the outer one)";
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        if (strcmp(cls, other[i].cls) == 0)
+            return other[i].why;
+    if (strstr(cls, "2D") != NULL || strstr(cls, "3D") != NULL)
+        return "a 2-D or 3-D layer: convd runs 1-D (sequence) models";
+    return NULL;
+}
+
 static int jm_find_class(jm_layer *L, const char *cls)
 {
     cvd_layer_kind kind;
@@ -538,12 +665,14 @@ static int jm_read_layers(jm_ctx *c, json_t *layers)
         L->weights = json_object_get(obj, "weights");
         if (L->weights != NULL && json_is_null(L->weights))
             L->weights = NULL;
-        if (!jm_find_class(L, L->cls_name))
+        if (!jm_find_class(L, L->cls_name)) {
+            const char *why = cvd_json_unsupported_reason(L->cls_name);
+            if (why != NULL)
+                return jm_bad(c, CVD_EUNSUPPORTED, L->where, "class_name", cls, "%s", why);
             return jm_bad(c, CVD_EUNSUPPORTED, L->where, "class_name", cls,
-                          "unknown layer class (convd reads Conv1D, Conv1DTranspose, "
-                          "SeparableConv1D, DepthwiseConv1D, Dense, Activation, Add, Subtract, "
-                          "Multiply, Average, Maximum, Minimum, Concatenate, Identity, "
-                          "InputLayer and WaveNet)");
+                          "unknown layer class (docs/MODEL_FORMAT.md lists the Keras layers "
+                          "convd reads)");
+        }
         if (nm != NULL) {
             rc = jm_set_name(c, L, i, json_string_value(nm), sub, nm);
             if (rc < 0)
@@ -605,6 +734,45 @@ static int jm_shorthand(jm_ctx *c, json_t *wavenet)
 
 /* ---- pass 2: the input, the tensors' layout, the wiring ------------------------------------ */
 
+/* Keras's shape of the model input ([batch, steps, channels], or [steps, channels] for
+ * want = 2; channels first in a channels_first model): the channels and fixed steps. */
+static int jm_shape(jm_ctx *c, const char *where, const char *sub, json_t *shape, size_t want)
+{
+    size_t rank = json_array_size(shape);
+    json_t *ch;
+    if (!json_is_array(shape) || rank != want)
+        return jm_bad(c, CVD_EFORMAT, where, sub, shape,
+                      "must be a list of %zu: %s[steps or null, channels]", want,
+                      want == 3 ? "[null, " : "");
+    /* channels_first models: [..., channels, steps] */
+    ch = json_array_get(shape, c->df == CVD_CHANNELS_FIRST ? rank - 2 : rank - 1);
+    for (size_t k = 0; k < rank; k++) {
+        json_t *d = json_array_get(shape, k);
+        if (!json_is_null(d) && !(json_is_integer(d) && json_integer_value(d) > 0))
+            return jm_bad(c, CVD_EFORMAT, where, sub, shape,
+                          "entries must be positive integers or null");
+    }
+    json_t *steps = json_array_get(shape, c->df == CVD_CHANNELS_FIRST ? rank - 1 : rank - 2);
+    if (json_is_integer(steps)) {
+        if (json_integer_value(steps) > (1 << 24))
+            return jm_bad(c, CVD_EINVAL, where, sub, shape, "%lld steps: at most %d",
+                          (long long)json_integer_value(steps), 1 << 24);
+        c->in_steps = (long)json_integer_value(steps);
+    }
+    if (json_is_integer(ch)) {
+        long long v = json_integer_value(ch);
+        if (v > JM_MAX_CHANNELS)
+            return jm_bad(c, CVD_EINVAL, where, sub, shape, "%lld input channels: at most %d", v,
+                          JM_MAX_CHANNELS);
+        if (c->in_channels_given && v != c->in_channels)
+            return jm_bad(c, CVD_EINVAL, where, sub, shape,
+                          "%lld channels, but input_channels is %d", v, c->in_channels);
+        c->in_channels = (int)v;
+        c->in_channels_given = 1;
+    }
+    return CVD_OK;
+}
+
 /* The InputLayer (at most one): its shape gives the input channels. */
 static int jm_input_layer(jm_ctx *c)
 {
@@ -655,33 +823,22 @@ static int jm_input_layer(jm_ctx *c)
         }
         if (shape != NULL && !json_is_null(shape)) {
             char sub[64];
-            size_t rank = json_array_size(shape), want = strcmp(key, "shape") == 0 ? 2 : 3;
-            json_t *ch;
             snprintf(sub, sizeof sub, "config.%s", key);
-            if (!json_is_array(shape) || rank != want)
-                return jm_bad(c, CVD_EFORMAT, L->where, sub, shape,
-                              "must be a list of %zu: %s[steps or null, channels]", want,
-                              want == 3 ? "[null, " : "");
-            /* channels_first models: [..., channels, steps] */
-            ch = json_array_get(shape, c->df == CVD_CHANNELS_FIRST ? rank - 2 : rank - 1);
-            for (size_t k = 0; k < rank; k++) {
-                json_t *d = json_array_get(shape, k);
-                if (!json_is_null(d) && !(json_is_integer(d) && json_integer_value(d) > 0))
-                    return jm_bad(c, CVD_EFORMAT, L->where, sub, shape,
-                                  "entries must be positive integers or null");
-            }
-            if (json_is_integer(ch)) {
-                long long v = json_integer_value(ch);
-                if (v > JM_MAX_CHANNELS)
-                    return jm_bad(c, CVD_EINVAL, L->where, sub, shape,
-                                  "%lld input channels: at most %d", v, JM_MAX_CHANNELS);
-                if (c->in_channels_given && v != c->in_channels)
-                    return jm_bad(c, CVD_EINVAL, L->where, sub, shape,
-                                  "%lld channels, but input_channels is %d", v, c->in_channels);
-                c->in_channels = (int)v;
-                c->in_channels_given = 1;
-            }
+            rc = jm_shape(c, L->where, sub, shape, strcmp(key, "shape") == 0 ? 2 : 3);
+            if (rc < 0)
+                return rc;
         }
+    }
+    /* a model without an InputLayer may give Keras's batch shape at the top */
+    json_t *top = json_object_get(c->root, "input_shape");
+    if (top != NULL && c->input_layer >= 0)
+        return jm_bad(c, CVD_EFORMAT, "", "input_shape", top,
+                      "the InputLayer (%s) gives the input's shape: give it once",
+                      c->layers[c->input_layer].where);
+    if (top != NULL && !json_is_null(top)) {
+        int rc = jm_shape(c, "", "input_shape", top, 3);
+        if (rc < 0)
+            return rc;
     }
     return CVD_OK;
 }
@@ -708,8 +865,9 @@ static int jm_data_format(jm_ctx *c)
         const jm_layer *L = &c->layers[i];
         json_t *v = L->config ? json_object_get(L->config, "data_format") : NULL;
         cvd_data_format f;
-        if (L->op != JM_CONV || !json_is_string(v) ||
-            cvd_data_format_parse(json_string_value(v), &f, NULL) < 0)
+        if ((L->op != JM_CONV && L->op != JM_POOL && L->op != JM_GLOBAL_POOL &&
+             L->op != JM_PAD_CROP) ||
+            !json_is_string(v) || cvd_data_format_parse(json_string_value(v), &f, NULL) < 0)
             continue;
         c->df = f;
         c->df_from = L->where;
@@ -898,7 +1056,23 @@ static int jm_output(jm_ctx *c, int *out)
 
 static int jm_in_node(const jm_ctx *c, const jm_layer *L, int k)
 {
-    return L->inputs[k] < 0 ? 0 : c->layers[L->inputs[k]].node;
+    const jm_layer *I;
+    if (L->inputs[k] < 0)
+        return 0;
+    I = &c->layers[L->inputs[k]];
+    return I->last > 0 ? I->last : I->node;
+}
+
+/* A layer acting over time in a model whose input has no fixed length. */
+static int jm_no_window(jm_ctx *c, const jm_layer *L, const char *key)
+{
+    char sub[64];
+    json_t *v = L->config ? json_object_get(L->config, key) : NULL;
+    jm_key(sub, sizeof sub, L->cfgp, key);
+    return jm_bad(c, CVD_EUNSUPPORTED, L->where, v ? sub : "class_name", v,
+                  "acts over the whole time axis (the last axis of a channels_first tensor): "
+                  "it needs a window, but the model's input has no fixed length (give the "
+                  "InputLayer its steps: batch_shape [null, channels, steps])");
 }
 
 static int jm_one_input(jm_ctx *c, const jm_layer *L)
@@ -906,6 +1080,34 @@ static int jm_one_input(jm_ctx *c, const jm_layer *L)
     if (L->n_inputs != 1)
         return jm_bad(c, CVD_EINVAL, L->where, "inputs", json_object_get(L->obj, "inputs"),
                       "%s reads one input, %d given", L->cls_name, L->n_inputs);
+    return CVD_OK;
+}
+
+/* A layer's data_format: absent or null means the top-level data_format (Keras's
+ * image_data_format), or channels_last; it must be the model's. */
+static int jm_layer_format(jm_ctx *c, const jm_layer *L, cvd_data_format *out)
+{
+    const char *s;
+    const char *w = L->where, *p = L->cfgp;
+    int rc;
+    if ((rc = jm_str(c, w, p, L->config, "data_format", JM_NULLDEF,
+                     c->df_top ? cvd_data_format_name(c->df) : "channels_last", &s)) < 0)
+        return rc;
+    if (cvd_data_format_parse(s, out, &c->e) < 0)
+        return jm_lib(c, CVD_EINVAL, w, p);
+    if (*out != c->df) {
+        char sub[64];
+        json_t *dv = L->config ? json_object_get(L->config, "data_format") : NULL;
+        jm_key(sub, sizeof sub, p, "data_format");
+        return jm_bad(c, CVD_EUNSUPPORTED, w, sub, dv,
+                      "%sthe model's tensors are %s (%s says so); Keras would read time as "
+                      "channels across a layer of the other layout",
+                      dv == NULL || json_is_null(dv)
+                          ? "absent, so channels_last (Keras's default), "
+                            "but "
+                          : "",
+                      cvd_data_format_name(c->df), c->df_from ? c->df_from : "the default");
+    }
     return CVD_OK;
 }
 
@@ -961,26 +1163,8 @@ static int jm_add_conv(jm_ctx *c, jm_layer *L)
         return rc;
     if (cvd_padding_parse(s, &cc.padding, &c->e) < 0)
         return jm_lib(c, CVD_EINVAL, w, p);
-    /* absent or null: the top-level data_format (Keras's image_data_format), or
-     * channels_last */
-    if ((rc = jm_str(c, w, p, cfg, "data_format", JM_NULLDEF,
-                     c->df_top ? cvd_data_format_name(c->df) : "channels_last", &s)) < 0)
+    if ((rc = jm_layer_format(c, L, &cc.data_format)) < 0)
         return rc;
-    if (cvd_data_format_parse(s, &cc.data_format, &c->e) < 0)
-        return jm_lib(c, CVD_EINVAL, w, p);
-    if (cc.data_format != c->df) {
-        char sub[64];
-        json_t *dv = json_object_get(cfg, "data_format");
-        jm_key(sub, sizeof sub, p, "data_format");
-        return jm_bad(c, CVD_EUNSUPPORTED, w, sub, dv,
-                      "%sthe model's tensors are %s (%s says so); Keras would read time as "
-                      "channels across a layer of the other layout",
-                      dv == NULL || json_is_null(dv)
-                          ? "absent, so channels_last (Keras's default), "
-                            "but "
-                          : "",
-                      cvd_data_format_name(c->df), c->df_from ? c->df_from : "the default");
-    }
     if ((rc = jm_activation(c, w, p, cfg, "activation", 0, &cc.activation)) < 0)
         return rc;
     if ((rc = jm_bool(c, w, p, cfg, "use_bias", 1, &cc.use_bias)) < 0)
@@ -1032,10 +1216,27 @@ static int jm_add_conv(jm_ctx *c, jm_layer *L)
                           "exceed 2^30 frames",
                           cc.strides, lat);
     }
+    /* softmax over the last axis of a channels_first tensor acts over time: the convolution,
+     * then the activation over the whole window */
+    const cvd_activation act = cc.activation;
+    const int over_time = c->df == CVD_CHANNELS_FIRST && cvd_activation_is_axis(act);
+    if (over_time) {
+        if (c->in_steps <= 0)
+            return jm_no_window(c, L, "activation");
+        cc.activation = CVD_ACT_LINEAR;
+    }
     id = cvd_model_add_conv(c->m, L->name, &cc, in, &c->e);
     if (id < 0)
         return jm_lib(c, id, w, "");
     L->node = id;
+    if (over_time) {
+        char nm[JM_MAX_NAME + 1];
+        snprintf(nm, sizeof nm, "%.80s.%s", L->name, cvd_activation_name(act));
+        int a = cvd_model_add_activation_axis(c->m, nm, act, CVD_AXIS_TIME, id, &c->e);
+        if (a < 0)
+            return jm_lib(c, a, w, "");
+        L->last = a;
+    }
     return CVD_OK;
 }
 
@@ -1066,12 +1267,12 @@ static int jm_add_dense(jm_ctx *c, jm_layer *L)
     if (v != NULL && !json_is_null(v))
         return jm_bad(c, CVD_EUNSUPPORTED, w, "config.quantization_config", NULL,
                       "quantized layers are not supported");
-    if (c->df == CVD_CHANNELS_FIRST)
+    in = jm_in_node(c, L, 0);
+    if (c->df == CVD_CHANNELS_FIRST && cvd_model_node_rank(c->m, in) == 2)
         return jm_bad(c, CVD_EUNSUPPORTED, w, "class_name", NULL,
                       "Dense acts on the last axis, which is time in a channels_first model "
                       "(%s)",
                       c->df_from ? c->df_from : "the top-level data_format");
-    in = jm_in_node(c, L, 0);
     in_ch = cvd_model_node_channels(c->m, in);
     if ((double)in_ch * (double)units > JM_MAX_VALUES)
         return jm_bad(c, CVD_EINVAL, w, "config.units", json_object_get(cfg, "units"),
@@ -1097,12 +1298,13 @@ static int jm_add_activation(jm_ctx *c, jm_layer *L)
         return rc;
     if ((rc = jm_activation(c, w, p, L->config, "activation", 1, &act)) < 0)
         return rc;
-    if (c->df == CVD_CHANNELS_FIRST && cvd_activation_is_axis(act))
-        return jm_bad(c, CVD_EUNSUPPORTED, w, "config.activation",
-                      json_object_get(L->config, "activation"),
-                      "acts on the last axis, which is time in a channels_first model: a "
-                      "stream cannot do that");
-    id = cvd_model_add_activation(c->m, L->name, act, jm_in_node(c, L, 0), &c->e);
+    const int in = jm_in_node(c, L, 0);
+    const int over_time = c->df == CVD_CHANNELS_FIRST && cvd_activation_is_axis(act) &&
+                          cvd_model_node_rank(c->m, in) == 2;
+    if (over_time && c->in_steps <= 0)
+        return jm_no_window(c, L, "activation");
+    id = cvd_model_add_activation_axis(c->m, L->name, act,
+                                       over_time ? CVD_AXIS_TIME : CVD_AXIS_CHANNELS, in, &c->e);
     if (id < 0)
         return jm_lib(c, id, w, "");
     L->node = id;
@@ -1136,9 +1338,11 @@ static int jm_add_merge(jm_ctx *c, jm_layer *L)
         rc = jm_int(c, w, p, L->config, "axis", 0, -1, LLONG_MIN, LLONG_MAX, &axis);
         if (rc < 0)
             return rc;
-        /* tensors are (batch, steps, channels), or (batch, channels, steps) */
-        const int ok =
-            c->df == CVD_CHANNELS_LAST ? axis == -1 || axis == 2 : axis == 1 || axis == -2;
+        /* tensors are (batch, steps, channels), or (batch, channels, steps), or vectors */
+        const int rank1 = cvd_model_node_rank(c->m, jm_in_node(c, L, 0)) == 1;
+        const int ok = rank1                       ? axis == -1 || axis == 1
+                       : c->df == CVD_CHANNELS_LAST ? axis == -1 || axis == 2
+                                                    : axis == 1 || axis == -2;
         if (!ok) {
             char sub[64];
             jm_key(sub, sizeof sub, p, "axis");
@@ -1153,6 +1357,304 @@ static int jm_add_merge(jm_ctx *c, jm_layer *L)
     for (int k = 0; k < L->n_inputs; k++)
         ins[k] = jm_in_node(c, L, k);
     id = cvd_model_add_merge(c->m, L->name, L->nop, ins, L->n_inputs, &c->e);
+    if (id < 0)
+        return jm_lib(c, id, w, "");
+    L->node = id;
+    return CVD_OK;
+}
+
+/* ---- the other Keras layers ------------------------------------------------------------------ */
+
+/* A number from the config (absent: def). */
+static int jm_num(jm_ctx *c, const jm_layer *L, const char *key, double def, double lo, double hi,
+                  double *out)
+{
+    char sub[256];
+    json_t *v = L->config ? json_object_get(L->config, key) : NULL;
+    jm_key(sub, sizeof sub, L->cfgp, key);
+    *out = def;
+    if (v == NULL)
+        return CVD_OK;
+    if (!json_is_number(v))
+        return jm_bad(c, CVD_EFORMAT, L->where, sub, v, "must be a number");
+    *out = json_number_value(v);
+    if (!(*out >= lo && *out <= hi))
+        return jm_bad(c, CVD_EINVAL, L->where, sub, v, "must be in [%g, %g]", lo, hi);
+    return CVD_OK;
+}
+
+/* Keras's axis (an integer, or a list of one) as the axis of convd's tensors: the channels
+ * or time; the input's rank and the model's layout say which is which. */
+static int jm_axis(jm_ctx *c, const jm_layer *L, int in, long long def, cvd_axis *out)
+{
+    char sub[256];
+    json_t *v = L->config ? json_object_get(L->config, "axis") : NULL, *x = v;
+    long long a = def;
+    const int rank = cvd_model_node_rank(c->m, in);
+    jm_key(sub, sizeof sub, L->cfgp, "axis");
+    if (v != NULL && json_is_array(v)) {
+        if (json_array_size(v) != 1)
+            return jm_bad(c, CVD_EUNSUPPORTED, L->where, sub, v,
+                          "convd normalises along one axis (the channels, or time)");
+        x = json_array_get(v, 0);
+    }
+    if (x != NULL) {
+        if (!json_is_integer(x))
+            return jm_bad(c, CVD_EFORMAT, L->where, sub, v, "must be an integer");
+        a = json_integer_value(x);
+    }
+    if (a < 0)
+        a += rank + 1; /* Keras counts the batch axis */
+    if (a < 1 || a > rank)
+        return jm_bad(c, CVD_EINVAL, L->where, sub, v, "axis %lld: the tensor (with its batch "
+                      "axis) has %d axes%s", v ? (long long)json_integer_value(x) : def,
+                      rank + 1, a == 0 ? "; axis 0 is the batch" : "");
+    if (rank == 1)
+        *out = CVD_AXIS_CHANNELS;
+    else if (c->df == CVD_CHANNELS_LAST)
+        *out = a == 2 ? CVD_AXIS_CHANNELS : CVD_AXIS_TIME;
+    else
+        *out = a == 1 ? CVD_AXIS_CHANNELS : CVD_AXIS_TIME;
+    if (*out == CVD_AXIS_TIME && c->in_steps <= 0)
+        return jm_no_window(c, L, "axis");
+    return CVD_OK;
+}
+
+/* An integer or [a, b] (Keras's padding and cropping tuples); a single integer is both. */
+static int jm_pair(jm_ctx *c, const jm_layer *L, const char *key, int def, int *a, int *b)
+{
+    char sub[256];
+    json_t *v = L->config ? json_object_get(L->config, key) : NULL;
+    jm_key(sub, sizeof sub, L->cfgp, key);
+    *a = *b = def;
+    if (v == NULL)
+        return CVD_OK;
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0 || json_integer_value(v) > (1 << 24))
+            return jm_bad(c, CVD_EINVAL, L->where, sub, v, "must be in 0..%d", 1 << 24);
+        *a = *b = (int)json_integer_value(v);
+        return CVD_OK;
+    }
+    if (!json_is_array(v) || json_array_size(v) != 2)
+        return jm_bad(c, CVD_EFORMAT, L->where, sub, v,
+                      "must be an integer or a pair [before, after]");
+    for (int k = 0; k < 2; k++) {
+        json_t *x = json_array_get(v, (size_t)k);
+        if (!json_is_integer(x) || json_integer_value(x) < 0 ||
+            json_integer_value(x) > (1 << 24))
+            return jm_bad(c, CVD_EINVAL, L->where, sub, v, "entries must be integers in 0..%d",
+                          1 << 24);
+        *(k ? b : a) = (int)json_integer_value(x);
+    }
+    return CVD_OK;
+}
+
+/* Cropping1D and UpSampling1D act on axis 1 of (batch, steps, features), always. */
+static int jm_axis1(jm_ctx *c, const jm_layer *L)
+{
+    return jm_bad(c, CVD_EUNSUPPORTED, L->where, "class_name", NULL,
+                  "%s acts on axis 1, which is the channels in a channels_first model (%s): "
+                  "convd's %s acts on time",
+                  L->cls_name, c->df_from ? c->df_from : "the top-level data_format", L->cls_name);
+}
+
+static int jm_add_other(jm_ctx *c, jm_layer *L)
+{
+    const char *w = L->where, *p = L->cfgp;
+    json_t *cfg = L->config;
+    int rc, id = -1, in;
+    long long v;
+    double d;
+    static const char *const none[] = {NULL};
+
+    if ((rc = jm_one_input(c, L)) < 0)
+        return rc;
+    in = jm_in_node(c, L, 0);
+    switch (L->op) {
+    case JM_IDENTITY: {
+        if (cfg && (rc = jm_check_keys(c, w, p, cfg, jm_keys_dropout, 1, L->cls_name)) < 0)
+            return rc;
+        /* rates and noise only act in training; Keras checks their range */
+        static const char *const rates[] = {"rate", "stddev"};
+        for (int k = 0; k < 2; k++)
+            if ((rc = jm_num(c, L, rates[k], 0.0, 0.0, 1.0, &d)) < 0)
+                return rc;
+        id = cvd_model_add_identity(c->m, L->name, L->cls_name, in, &c->e);
+        break;
+    }
+    case JM_BATCH_NORM:
+    case JM_LAYER_NORM: {
+        int center, scale, rms = 0;
+        cvd_axis axis;
+        const int bn = L->op == JM_BATCH_NORM;
+        if (cfg && (rc = jm_check_keys(c, w, p, cfg, bn ? jm_keys_batch_norm : jm_keys_layer_norm,
+                                       1, L->cls_name)) < 0)
+            return rc;
+        if ((rc = jm_num(c, L, "epsilon", 1e-3, 0.0, 1e30, &d)) < 0 ||
+            (rc = jm_bool(c, w, p, cfg, "center", 1, &center)) < 0 ||
+            (rc = jm_bool(c, w, p, cfg, "scale", 1, &scale)) < 0 ||
+            (!bn && (rc = jm_bool(c, w, p, cfg, "rms_scaling", 0, &rms)) < 0) ||
+            (rc = jm_axis(c, L, in, -1, &axis)) < 0)
+            return rc;
+        if (bn) {
+            json_t *vb = cfg ? json_object_get(cfg, "virtual_batch_size") : NULL;
+            if (vb != NULL && !json_is_null(vb))
+                return jm_bad(c, CVD_EUNSUPPORTED, w, "config.virtual_batch_size", vb,
+                              "ghost batch normalisation is not supported");
+            id = cvd_model_add_batch_norm(c->m, L->name, axis, (float)d, center, scale, in,
+                                          &c->e);
+        } else {
+            id = cvd_model_add_layer_norm(c->m, L->name, axis, (float)d, center, scale, rms, in,
+                                          &c->e);
+        }
+        break;
+    }
+    case JM_RESCALING: {
+        double sc, off;
+        if (cfg == NULL)
+            return jm_bad(c, CVD_EFORMAT, w, "config", NULL, "missing (Rescaling needs scale)");
+        if ((rc = jm_check_keys(c, w, p, cfg, jm_keys_rescaling, 1, L->cls_name)) < 0)
+            return rc;
+        json_t *sv = json_object_get(cfg, "scale"), *ov = json_object_get(cfg, "offset");
+        if (sv == NULL)
+            return jm_bad(c, CVD_EFORMAT, w, "config.scale", NULL, "missing (required)");
+        if (!json_is_number(sv))
+            return jm_bad(c, CVD_EUNSUPPORTED, w, "config.scale", sv,
+                          "convd's Rescaling takes one number");
+        if (ov != NULL && !json_is_number(ov))
+            return jm_bad(c, CVD_EUNSUPPORTED, w, "config.offset", ov,
+                          "convd's Rescaling takes one number");
+        if ((rc = jm_num(c, L, "scale", 1.0, -3e38, 3e38, &sc)) < 0 ||
+            (rc = jm_num(c, L, "offset", 0.0, -3e38, 3e38, &off)) < 0)
+            return rc;
+        id = cvd_model_add_rescaling(c->m, L->name, (float)sc, (float)off, in, &c->e);
+        break;
+    }
+    case JM_PAD_CROP: {
+        int a, b;
+        const int pad = L->nop == CVD_NODE_ZERO_PADDING;
+        cvd_data_format f;
+        if (cfg && (rc = jm_check_keys(c, w, p, cfg, pad ? jm_keys_zero_padding : jm_keys_cropping,
+                                       1, L->cls_name)) < 0)
+            return rc;
+        if (pad && (rc = jm_layer_format(c, L, &f)) < 0)
+            return rc;
+        if (!pad && c->df == CVD_CHANNELS_FIRST)
+            return jm_axis1(c, L);
+        if ((rc = jm_pair(c, L, pad ? "padding" : "cropping", 1, &a, &b)) < 0)
+            return rc;
+        id = cvd_model_add_pad_crop(c->m, L->name, L->nop, a, b, in, &c->e);
+        break;
+    }
+    case JM_UPSAMPLING:
+        if (cfg && (rc = jm_check_keys(c, w, p, cfg, jm_keys_upsampling, 1, L->cls_name)) < 0)
+            return rc;
+        if (c->df == CVD_CHANNELS_FIRST)
+            return jm_axis1(c, L);
+        if ((rc = jm_int(c, w, p, cfg, "size", JM_LIST1, 2, 1, 1 << 16, &v)) < 0)
+            return rc;
+        id = cvd_model_add_upsampling(c->m, L->name, (int)v, in, &c->e);
+        break;
+    case JM_POOL: {
+        long long k, st;
+        const char *ps;
+        cvd_padding pad;
+        cvd_data_format f;
+        if (cfg && (rc = jm_check_keys(c, w, p, cfg, jm_keys_pool, 1, L->cls_name)) < 0)
+            return rc;
+        if ((rc = jm_layer_format(c, L, &f)) < 0 ||
+            (rc = jm_int(c, w, p, cfg, "pool_size", JM_LIST1, 2, 1, 1 << 20, &k)) < 0 ||
+            (rc = jm_int(c, w, p, cfg, "strides", JM_LIST1 | JM_NULLDEF, k, 1, 1 << 20, &st)) < 0 ||
+            (rc = jm_str(c, w, p, cfg, "padding", 0, "valid", &ps)) < 0)
+            return rc;
+        if (cvd_padding_parse(ps, &pad, &c->e) < 0 || pad == CVD_PAD_CAUSAL) {
+            if (pad == CVD_PAD_CAUSAL)
+                cvd_err_set(&c->e, CVD_EINVAL, "padding='%s': pooling takes valid or same", ps);
+            return jm_lib(c, CVD_EINVAL, w, p);
+        }
+        id = cvd_model_add_pooling(c->m, L->name, L->nop, (int)k, (int)st, pad, in, &c->e);
+        break;
+    }
+    case JM_GLOBAL_POOL: {
+        int keep;
+        cvd_data_format f;
+        if (cfg && (rc = jm_check_keys(c, w, p, cfg, jm_keys_global_pool, 1, L->cls_name)) < 0)
+            return rc;
+        if ((rc = jm_layer_format(c, L, &f)) < 0 ||
+            (rc = jm_bool(c, w, p, cfg, "keepdims", 0, &keep)) < 0)
+            return rc;
+        if (c->in_steps <= 0)
+            return jm_bad(c, CVD_EUNSUPPORTED, w, "class_name", NULL,
+                          "%s pools over the whole window, but the model's input has no fixed "
+                          "length (give the InputLayer its steps)",
+                          L->cls_name);
+        id = cvd_model_add_global_pooling(c->m, L->name, L->nop, keep, in, &c->e);
+        break;
+    }
+    case JM_FLATTEN: {
+        const char *fs;
+        cvd_data_format f;
+        if (cfg && (rc = jm_check_keys(c, w, p, cfg, jm_keys_flatten, 1, L->cls_name)) < 0)
+            return rc;
+        if ((rc = jm_str(c, w, p, cfg, "data_format", JM_NULLDEF, "channels_last", &fs)) < 0)
+            return rc;
+        if (cvd_data_format_parse(fs, &f, &c->e) < 0)
+            return jm_lib(c, CVD_EINVAL, w, p);
+        if (c->in_steps <= 0 && cvd_model_node_rank(c->m, in) == 2)
+            return jm_bad(c, CVD_EUNSUPPORTED, w, "class_name", NULL,
+                          "Flatten flattens the whole window, but the model's input has no "
+                          "fixed length (give the InputLayer its steps)");
+        id = cvd_model_add_flatten(c->m, L->name, f, in, &c->e);
+        break;
+    }
+    case JM_RESHAPE: {
+        json_t *ts = cfg ? json_object_get(cfg, "target_shape") : NULL;
+        long dims[2];
+        if (cfg && (rc = jm_check_keys(c, w, p, cfg, jm_keys_reshape, 1, L->cls_name)) < 0)
+            return rc;
+        if (ts == NULL)
+            return jm_bad(c, CVD_EFORMAT, w, "config.target_shape", NULL, "missing (required)");
+        if (!json_is_array(ts) || json_array_size(ts) < 1 || json_array_size(ts) > 2)
+            return jm_bad(c, CVD_EUNSUPPORTED, w, "config.target_shape", ts,
+                          "must be a list of 1 or 2 sizes (convd's tensors are vectors or "
+                          "(steps, channels))");
+        for (size_t k = 0; k < json_array_size(ts); k++) {
+            json_t *x = json_array_get(ts, k);
+            if (!json_is_integer(x) && !json_is_null(x))
+                return jm_bad(c, CVD_EFORMAT, w, "config.target_shape", ts,
+                              "entries must be integers");
+            dims[k] = json_is_null(x) ? -1 : (long)json_integer_value(x);
+        }
+        if (c->in_steps <= 0)
+            return jm_bad(c, CVD_EUNSUPPORTED, w, "class_name", NULL,
+                          "Reshape reshapes the whole window, but the model's input has no "
+                          "fixed length (give the InputLayer its steps)");
+        id = cvd_model_add_reshape(c->m, L->name, (int)json_array_size(ts), dims, in, &c->e);
+        break;
+    }
+    case JM_PERMUTE: {
+        json_t *dv = cfg ? json_object_get(cfg, "dims") : NULL;
+        if (cfg && (rc = jm_check_keys(c, w, p, cfg, jm_keys_permute, 1, L->cls_name)) < 0)
+            return rc;
+        if (!json_is_array(dv) || json_array_size(dv) != 2 ||
+            !json_is_integer(json_array_get(dv, 0)) || !json_is_integer(json_array_get(dv, 1)))
+            return jm_bad(c, CVD_EUNSUPPORTED, w, "config.dims", dv,
+                          "must be [1, 2] or [2, 1] (a tensor of steps and channels)");
+        const long long a = json_integer_value(json_array_get(dv, 0)),
+                        b = json_integer_value(json_array_get(dv, 1));
+        if (!((a == 1 && b == 2) || (a == 2 && b == 1)))
+            return jm_bad(c, CVD_EINVAL, w, "config.dims", dv, "must be [1, 2] or [2, 1]");
+        if (a == 2 && c->in_steps <= 0)
+            return jm_bad(c, CVD_EUNSUPPORTED, w, "config.dims", dv,
+                          "swaps time and channels: it needs the whole window, but the "
+                          "model's input has no fixed length (give the InputLayer its steps)");
+        id = cvd_model_add_permute(c->m, L->name, a == 2, in, &c->e);
+        break;
+    }
+    default:
+        (void)none;
+        return jm_bad(c, CVD_EINVAL, w, "", NULL, "internal error: layer kind %d", (int)L->op);
+    }
     if (id < 0)
         return jm_lib(c, id, w, "");
     L->node = id;
@@ -1893,6 +2395,11 @@ static int jm_top(jm_ctx *c, uint64_t *seed, const char **weights_file)
         return jm_bad(c, CVD_EFORMAT, "", "", NULL,
                       "the top level must be an object {\"format\": \"convd-model\", ...}");
     v = json_object_get(r, "format");
+    if (v == NULL && json_is_string(json_object_get(r, "class_name")) &&
+        json_object_get(r, "config") != NULL)
+        return jm_bad(c, CVD_EFORMAT, "", "class_name", json_object_get(r, "class_name"),
+                      "a Keras model config (model.to_json()) without weights: give its "
+                      "weights file too, as CONFIG.json+WEIGHTS.h5 (or convd-run --weights)");
     if (v == NULL)
         return jm_bad(c, CVD_EFORMAT, "", "format", NULL,
                       "missing: a convd model file starts {\"format\": \"convd-model\", "
@@ -1970,6 +2477,9 @@ static int jm_build(jm_ctx *c)
 
     if ((rc = cvd_model_create(c->in_channels, &c->m, &c->e)) < 0)
         return jm_lib(c, rc, "", "input_channels");
+    if ((rc = cvd_model_set_data_format(c->m, c->df, &c->e)) < 0 ||
+        (rc = cvd_model_set_input_length(c->m, c->in_steps, &c->e)) < 0)
+        return jm_lib(c, rc, "", "");
     for (int j = 0; j < c->n_order; j++) {
         jm_layer *L = &c->layers[c->order[j]];
         switch (L->op) {
@@ -1992,11 +2502,14 @@ static int jm_build(jm_ctx *c)
         case JM_WAVENET:
             rc = jm_add_wavenet(c, L);
             break;
+        default:
+            rc = jm_add_other(c, L);
+            break;
         }
         if (rc < 0)
             return rc;
     }
-    if ((rc = cvd_model_set_output(c->m, c->layers[out].node, &c->e)) < 0)
+    if ((rc = cvd_model_set_output(c->m, c->layers[out].last > 0 ? c->layers[out].last : c->layers[out].node, &c->e)) < 0)
         return jm_lib(c, rc, "", "output");
 
     /* every weight seeded first, then what the file gives */
@@ -2018,6 +2531,24 @@ static int jm_build(jm_ctx *c)
     return CVD_OK;
 }
 
+/* Builds from c->root (set by the caller) into *out; frees everything but the root. */
+static int jm_run(jm_ctx *c, int rc, cvd_model **out, cvd_err *err);
+
+int cvd_json_model_build(json_t *root, const char *file, const char *dir, cvd_model **out,
+                         cvd_err *err)
+{
+    jm_ctx c;
+    memset(&c, 0, sizeof c);
+    c.file = file ? file : "(model json)";
+    c.dir = dir;
+    c.input_layer = -1;
+    if (out == NULL)
+        return cvd_err_set(err, CVD_EINVAL, "%s: no place for the model (out is NULL)", c.file);
+    *out = NULL;
+    c.root = json_incref(root);
+    return jm_run(&c, jm_build(&c), out, err);
+}
+
 int cvd_json_model_parse(const char *text, size_t len, const char *name, const char *dir,
                          cvd_model **out, cvd_err *err)
 {
@@ -2034,16 +2565,20 @@ int cvd_json_model_parse(const char *text, size_t len, const char *name, const c
     *out = NULL;
     if (text == NULL) {
         rc = cvd_err_set(&c.e, CVD_EINVAL, "%s: no text", c.file);
-        goto done;
+        return jm_run(&c, rc, out, err);
     }
     c.root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (c.root == NULL) {
         rc = cvd_err_set(&c.e, CVD_EFORMAT, "%s: line %d, column %d: invalid JSON: %s", c.file,
                          je.line, je.column, je.text);
-        goto done;
+        return jm_run(&c, rc, out, err);
     }
-    rc = jm_build(&c);
-done:
+    return jm_run(&c, jm_build(&c), out, err);
+}
+
+static int jm_run(jm_ctx *cp, int rc, cvd_model **out, cvd_err *err)
+{
+    jm_ctx c = *cp;
     if (rc < 0) {
         cvd_model_unref(c.m);
         c.m = NULL;

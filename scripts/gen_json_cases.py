@@ -812,7 +812,7 @@ def bad_cases(w):
                           "config": {"units": 3}},
         "layers[0] (custom_1)", "class_name='MyCustomLayer'", "unknown layer class")
     one("lstm_class", {"class_name": "LSTM", "config": {"units": 3}},
-        "layers[0]", "class_name='LSTM'", "unknown layer class")
+        "layers[0]", "class_name='LSTM'", "a recurrent layer")
     w.bad_case("missing_input", top([conv, L("Add", "sum", ["c1", "nope"])]),
                "layers[1] (sum)", "inputs[1]='nope'", "no layer has that name")
     w.bad_case("cycle", top([L("Conv1D", "a", ["b"], filters=2, kernel_size=1),
@@ -838,7 +838,7 @@ def bad_cases(w):
     one("huge_filters", L("Conv1D", "c1", filters=2000000000, kernel_size=3),
         "layers[0] (c1): config", "filters=2000000000", "too large")
     one("huge_kernel", L("Conv1D", "c1", filters=4096, kernel_size=100000),
-        "layers[0] (c1): config", "kernel_size=100000", "at most")
+        "layers[0] (c1): config", "kernel_size=100000", "more than")
     one("int_overflow", L("Conv1D", "c1", filters=4, kernel_size=99999999999),
         "config.kernel_size=99999999999", "must be <=")
     w.bad_case("latency_overflow", top([
