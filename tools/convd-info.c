@@ -85,11 +85,7 @@ static const char *bytes_text(size_t b, char *buf, size_t cap)
 
 static const char *node_class(const cvd_model *m, int i)
 {
-    const cvd_node_op op = cvd_model_node_op(m, i);
-    const cvd_conv_config *c = cvd_model_node_conv(m, i);
-    if (op == CVD_NODE_CONV && c != NULL)
-        return cvd_layer_kind_name(c->kind);
-    return cvd_node_op_name(op);
+    return cvd_model_node_class(m, i);
 }
 
 /* A short summary of a node's arguments. */
@@ -139,7 +135,12 @@ static void node_details(const cvd_model *m, int i, char *buf, size_t cap)
             layers += wn->arrays[a].n_layers;
         ADD("%d layer array%s, %d layers (below)", wn->n_arrays, wn->n_arrays == 1 ? "" : "s",
             layers);
+    } else {
+        cvd_model_node_describe(m, i, buf, cap);
+        o = strlen(buf);
     }
+    if (cvd_model_node_windowed(m, i))
+        ADD("%swindowed", o ? "; " : "");
 #undef ADD
 }
 
@@ -365,8 +366,23 @@ static int show(const char *path, int block)
         printf("  \"%s\"\n", cvd_model_description(m));
     print_table(m);
     printf("\n");
+    if (cvd_model_mode(m) == CVD_MODE_WINDOWED) {
+        const long w = cvd_model_window(m);
+        printf("  mode               windowed: %s\n", cvd_model_mode_reason(m));
+        printf("                     windows of %ld %s (the model's input length), hop %ld by "
+               "default (convd-run --hop);\n"
+               "                     one record of %d values per window\n",
+               w, frames(w), w, cvd_model_out_channels(m));
+    } else {
+        printf("  mode               streaming: %s\n", cvd_model_mode_reason(m));
+        if (cvd_model_input_length(m) > 0)
+            printf("                     (the input's fixed length, %ld frames, does not matter to "
+                   "the layers)\n",
+                   cvd_model_input_length(m));
+    }
     printf("  input channels     %d\n", cvd_model_in_channels(m));
-    printf("  output channels    %d\n", cvd_model_out_channels(m));
+    printf("  output channels    %d%s\n", cvd_model_out_channels(m),
+           cvd_model_mode(m) == CVD_MODE_WINDOWED ? " (values per record)" : "");
     if (rate > 0)
         printf("  sample rate        %g Hz\n", rate);
     else
@@ -377,7 +393,12 @@ static int show(const char *path, int block)
                1000.0 * (double)rf / rate, rate);
     else
         printf("  receptive field    %s %s\n", a, frames(rf));
-    printf("  latency            %d %s\n", cvd_model_latency(m), frames(cvd_model_latency(m)));
+    if (cvd_model_mode(m) == CVD_MODE_WINDOWED)
+        printf("  latency            %d %s (a record comes with the last frame of its window)\n",
+               cvd_model_latency(m), frames(cvd_model_latency(m)));
+    else
+        printf("  latency            %d %s\n", cvd_model_latency(m),
+               frames(cvd_model_latency(m)));
     thousands(macs, a, sizeof a);
     printf("  multiply-adds      %s per frame: %.3f GFLOP/s at %g Hz%s\n", a,
            2.0 * macs * (rate > 0 ? rate : DEFAULT_RATE) / 1e9, rate > 0 ? rate : DEFAULT_RATE,

@@ -1,12 +1,14 @@
 /*
  * convd-run: runs an audio file through a model.
  *
- *   convd-run MODEL INPUT OUTPUT [--block N] [--offline] [--format f32|csv] [--quiet]
+ *   convd-run MODEL INPUT OUTPUT [--block N] [--offline] [--hop N] [--weights FILE]
+ *             [--format f32|csv] [--quiet]
  *
  * Streams INPUT through the model in blocks of N frames (cvd_net_process), then flushes the
  * tail (cvd_net_flush until it reports the end), writing every output frame as it comes: the
  * output equals the offline result on the whole input, which --offline computes directly
- * (cvd_model_forward, the whole input in memory). See docs/TOOLS.md.
+ * (cvd_model_forward, the whole input in memory). A windowed model (docs/KERAS.md) writes one
+ * record per window of its input length, the windows --hop frames apart. See docs/TOOLS.md.
  *
  * Exit status: 0 success, 1 a runtime or input error, 2 a usage error.
  */
@@ -32,6 +34,8 @@
 
 typedef struct options {
     const char *model, *input, *output;
+    const char *weights; /* --weights: MODEL is a Keras config JSON */
+    long hop;            /* --hop: windowed models; 0 the window length */
     int block;
     int offline;
     int quiet;
@@ -41,15 +45,22 @@ typedef struct options {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " MODEL INPUT OUTPUT [--block N] [--offline] [--format f32|csv] "
-            "[--quiet]\n"
+            "usage: " PROG " MODEL INPUT OUTPUT [--block N] [--offline] [--hop N] "
+            "[--weights FILE]\n"
+            "                 [--format f32|csv] [--quiet]\n"
             "\n"
-            "Runs INPUT through MODEL (.nam or .json) and writes the output frames to OUTPUT.\n"
-            "The input is streamed in blocks of N frames, then the model's tail is flushed; the\n"
-            "result equals the offline computation on the whole input.\n"
+            "Runs INPUT through MODEL (.nam, .json, .keras, .h5, or CONFIG.json+WEIGHTS.h5) and\n"
+            "writes the output frames to OUTPUT. The input is streamed in blocks of N frames,\n"
+            "then the model's tail is flushed; the result equals the offline computation on the\n"
+            "whole input. A windowed model (Flatten, global pooling, ...) writes one record per\n"
+            "window of its input length.\n"
             "\n"
             "  --block N        frames per block, 1 to %d (default %d)\n"
             "  --offline        compute the whole input at once instead of streaming\n"
+            "  --hop N          windowed models: windows N frames apart (default: the window\n"
+            "                   length, so windows do not overlap)\n"
+            "  --weights FILE   MODEL is a Keras model config (model.to_json()) and FILE its\n"
+            "                   weights (.h5 or .weights.h5)\n"
             "  --format FMT     f32 or csv: the format of '-' (standard input or output), and\n"
             "                   of files whose extension says nothing\n"
             "  -q, --quiet      no progress bar and no summary on standard error\n"
@@ -129,6 +140,25 @@ static int parse_args(int argc, char **argv, options *o)
                 return usage_error("%s needs a value (frames per block)", a);
             if (parse_block(val, &o->block) != 0)
                 return 2;
+        } else if (strcmp(a, "--hop") == 0 || strncmp(a, "--hop=", 6) == 0) {
+            char *end;
+            if (a[5] == '=')
+                val = a + 6;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return usage_error("--hop needs a value (frames between windows)");
+            errno = 0;
+            o->hop = strtol(val, &end, 10);
+            if (errno != 0 || end == val || *end != '\0' || o->hop < 1 || o->hop > (1L << 30))
+                return usage_error("--hop %s: must be an integer from 1 to %ld", val, 1L << 30);
+        } else if (strcmp(a, "--weights") == 0 || strncmp(a, "--weights=", 10) == 0) {
+            if (a[9] == '=')
+                o->weights = a + 10;
+            else if (i + 1 < argc)
+                o->weights = argv[++i];
+            else
+                return usage_error("--weights needs a file (the Keras model's weights)");
         } else if (strcmp(a, "--format") == 0 || strncmp(a, "--format=", 9) == 0) {
             if (a[8] == '=')
                 val = a + 9;
@@ -284,7 +314,7 @@ static int run_stream(run *r)
     progress pr;
     int rc = 0, more;
 
-    if (cvd_net_create(r->model, block, &net, &err) < 0)
+    if (cvd_net_create_hop(r->model, block, r->o->hop, &net, &err) < 0)
         return fail("%s: %s", r->o->model, err.msg);
     x = malloc(sizeof(float) * (size_t)block * (size_t)cin);
     y = malloc(sizeof(float) * ((size_t)cvd_net_max_out(net) * (size_t)cout + 1));
@@ -343,7 +373,7 @@ static int run_offline(run *r)
     if (cvd_af_read_all(r->in, &x, &n, &err) < 0)
         return fail_err(r->o->input, &err);
     r->frames_in = n;
-    if (cvd_model_forward(r->model, x, n, &y, &n_out, &err) < 0) {
+    if (cvd_model_forward_hop(r->model, x, n, r->o->hop, &y, &n_out, &err) < 0) {
         free(x);
         return fail("%s: %s", r->o->model, err.msg);
     }
@@ -387,11 +417,20 @@ int main(int argc, char **argv)
     r.o = &o;
     if (same_file(o.input, o.output))
         return fail("%s: the output is the input file: give another OUTPUT", o.output);
-    if (same_file(o.model, o.output))
+    if (same_file(o.model, o.output) || (o.weights && same_file(o.weights, o.output)))
         return fail("%s: the output is the model file: give another OUTPUT", o.output);
 
-    if (cvd_model_load(o.model, &r.model, &err) < 0)
+    if (o.weights ? cvd_keras_load_weights(o.model, o.weights, &r.model, &err) < 0
+                  : cvd_model_load(o.model, &r.model, &err) < 0)
         return fail_err(o.model, &err);
+    const int windowed = cvd_model_mode(r.model) == CVD_MODE_WINDOWED;
+    if (o.hop && !windowed) {
+        rc = fail("%s: --hop %ld: the model streams (every layer runs frame by frame); --hop "
+                  "applies to windowed models",
+                  o.model, o.hop);
+        cvd_model_unref(r.model);
+        return rc;
+    }
     const int cin = cvd_model_in_channels(r.model);
     if (cvd_af_open_read(o.input, cvd_af_format_of(o.input, o.format), cin, &r.in, &err) < 0) {
         cvd_model_unref(r.model);
@@ -424,15 +463,19 @@ int main(int argc, char **argv)
     if (rc == 0 && !o.quiet) {
         double sec = (double)r.frames_in / r.rate;
         char how[64];
+        char recs[96] = "";
         if (o.offline)
             snprintf(how, sizeof how, "offline");
         else
             snprintf(how, sizeof how, "streamed in blocks of %d", o.block);
+        if (windowed)
+            snprintf(recs, sizeof recs, " records (windows of %ld frames, hop %ld)",
+                     cvd_model_window(r.model), o.hop ? o.hop : cvd_model_window(r.model));
         fprintf(stderr,
-                PROG ": %lld frames in, %lld out; %.3f s of audio at %g Hz%s in %.3f s: "
+                PROG ": %lld frames in, %lld%s out; %.3f s of audio at %g Hz%s in %.3f s: "
                      "%.1fx real time (%s)\n",
-                r.frames_in, r.frames_out, sec, r.rate, r.rate_assumed ? " (assumed)" : "", elapsed,
-                elapsed > 0 ? sec / elapsed : 0.0, how);
+                r.frames_in, r.frames_out, recs, sec, r.rate, r.rate_assumed ? " (assumed)" : "",
+                elapsed, elapsed > 0 ? sec / elapsed : 0.0, how);
     }
 done:
     cvd_af_close(r.in, NULL);
