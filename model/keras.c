@@ -267,8 +267,8 @@ static int kx_h5_hard(kx_ctx *c, hid_t loc, const char *path, const char *shown)
         }
         if (li.type != H5L_TYPE_HARD)
             return kx_bad(c, CVD_EUNSUPPORTED,
-                          "%s: '%s' is a %s link: convd reads only what the file itself holds",
-                          shown, part, li.type == H5L_TYPE_SOFT ? "soft" : "external");
+                          "%s: '%s' is %s link: convd reads only what the file itself holds",
+                          shown, part, li.type == H5L_TYPE_SOFT ? "a soft" : "an external");
     }
     return 1;
 }
