@@ -314,6 +314,9 @@ def make_weights(model, rng, length):
                     ws.append(rng.uniform(-0.5, 0.5, n))
                 ws.append(rng.uniform(-0.5, 0.5, n))
                 ws.append(rng.uniform(0.5, 2.0, n))
+                if c.get("renorm"):  # Keras 3: moving_stddev, renorm_mean, renorm_stddev
+                    ws += [rng.uniform(0.5, 1.5, n), rng.uniform(-0.5, 0.5, n),
+                           rng.uniform(0.5, 1.5, n)]
             else:
                 rms = c.get("rms_scaling", False)
                 if c.get("scale", True) or rms:
@@ -710,7 +713,35 @@ def good_cases(w):
     g.add("Dense", a, name="d", units=2)
     w.case("k3_weights_only", g, kind="weights", n=45, seed=15, weights_layout=3)
 
-    # 15. an older Keras 3 layout (no name attributes), dtype as a string
+    # 15. Keras 2's older Functional class name "Model"; transposed convolutions with
+    # output_padding; an integer padding; ActivityRegularization; mixed precision policy
+    g = Graph(keras=2, functional=True, channels=2)
+    a = g.add("ZeroPadding1D", "input_1", padding=2)
+    a = g.add("Conv1DTranspose", a, filters=3, kernel_size=3, strides=2, padding="valid",
+              output_padding=1, activation="relu")
+    a = g.add("ActivityRegularization", a, l1=0.01, l2=0.0)
+    a = g.add("Conv1DTranspose", a, filters=2, kernel_size=4, strides=2, padding="same",
+              output_padding=0)
+    g.add("Dense", a, units=2, activation="tanh")
+    g.layers[1]["config"]["padding"] = 2  # as Keras 2.0 wrote it
+    g.layers[3]["config"]["dtype"] = "mixed_float16"
+
+    class ModelGraph:
+        def config(self, name):
+            cfg = g.config(name)
+            cfg["class_name"] = "Model"
+            return cfg
+    w.case("k2_model_transpose", ModelGraph(), kind="h5", n=50, seed=17)
+
+    # 16. BatchNormalization with renorm (Keras 3 saves three more variables), dtype policies
+    g = Graph(keras=3, channels=3)
+    g.add("Conv1D", filters=4, kernel_size=3, padding="causal")
+    g.add("BatchNormalization", renorm=True, renorm_clipping=None, renorm_momentum=0.99)
+    g.add("Dense", units=2)
+    g.layers[1]["config"]["dtype"] = dtype_policy(3, "mixed_float16")
+    w.case("k3_bn_renorm", g, n=40, seed=18)
+
+    # 17. an older Keras 3 layout (no name attributes), dtype as a string
     g = Graph(keras=3, channels=1)
     g.add("Conv1D", filters=2, kernel_size=2, padding="causal")
     for L in g.layers:

@@ -207,6 +207,7 @@ static const char *const all_cases[] = {
     "k3_func_global",       "k3_seq_permute_reshape", "k3_cf_softmax_time",
     "k3_same_strided_window", "k2_seq_classifier",    "k2_func_resnet",
     "k2_weights_only",      "k3_weights_only",        "k3_old_layout",
+    "k2_model_transpose",   "k3_bn_renorm",
 };
 
 #define CASE(name)                                                                                 \
@@ -232,6 +233,8 @@ CASE(k2_func_resnet)
 CASE(k2_weights_only)
 CASE(k3_weights_only)
 CASE(k3_old_layout)
+CASE(k2_model_transpose)
+CASE(k3_bn_renorm)
 
 Test(keras, cases_txt_all_tested)
 {
