@@ -337,9 +337,10 @@ static int busy(const cvd_conn *c);
 /* Takes frames from the input bytes into the block. Returns 1 if the block is full. */
 static int fill_block(cvd_conn *c)
 {
-    const int ch = c->in_ch;
-    /* before the handshake (or for a subscriber) there is no stream: messages only */
+    /* before the handshake (or for a subscriber) there is no stream: messages only. The
+     * channel count is read at every turn: a HELLO in this very call sets it. */
     while ((c->net == NULL || c->fill < c->block) && !busy(c) && !c->input_done) {
+        const int ch = c->in_ch;
         const uint8_t *p = c->inbuf + c->in_pos;
         size_t len = c->in_len - c->in_pos;
 
@@ -525,7 +526,7 @@ static int work_one(cvd_conn *c)
         }
         if (busy(c))
             return 0;
-        if (c->input_done || (c->eof && c->in_pos == c->in_len)) {
+        if (c->input_done || (c->eof && c->in_pos == c->in_len && c->fr_frames == 0)) {
             end_stream(c);
             return 0;
         }
@@ -618,7 +619,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
         return;
     }
     c->in_len += (size_t)n;
-    restart_timer(c);
+    if (c->state != ST_HANDSHAKE)
+        restart_timer(c); /* idle time counts from the last byte; the handshake's from connect */
     if (c->in_len == INBUF_BYTES && c->in_pos == 0) {
         /* full: stop reading until the work step has taken some */
         uv_read_stop(s);
@@ -814,25 +816,28 @@ static void handle_hello(cvd_conn *c, const cvd_fr_hello *h)
 static void serve_subscriber(cvd_conn *c)
 {
     const size_t limit = conf_of(c)->queue_limit;
-    while (!c->closing && !c->finishing && c->queued <= limit) {
+    if (cvd_sub_overrun(c->sub)) {
+        /* slow_subscriber = disconnect: its queue is full, so nothing more can be said */
+        cvd_log_info("%s: too slow: its queue is full (slow_subscriber = disconnect)", c->peer);
+        conn_close(c, CVD_DISC_SLOW_SUBSCRIBER);
+        return;
+    }
+    while (!busy(c) && c->queued <= limit) {
         uint64_t dropped = 0;
         int state = 0;
         int n = cvd_sub_read(c->sub, c->subbuf, c->sub_frames, &dropped, &state);
-        if (dropped) {
-            cvd_metrics_dropped(CVD_DROP_SLOW_SUBSCRIBER, dropped);
-            c->first_out += dropped;
-        }
-        if (n > 0) {
+        if (n > 0 || dropped > 0) {
+            /* frames, or (at the end of the stream) just the count of the last ones lost */
             const int ch = c->out_ch;
             size_t fb = cvd_sample_bytes(c->fmt) * (size_t)ch;
             size_t cap = cvd_fr_data_size((size_t)n, fb);
+            c->first_out += dropped;
             wreq *r = out_alloc(cap);
             if (r == NULL) {
                 conn_close(c, CVD_DISC_ERROR);
                 return;
             }
             cvd_bytes b = {(uint8_t *)r->data, 0, cap};
-            /* the dropped count rides on the next frames the subscriber gets */
             uint32_t d32 = dropped > UINT32_MAX ? UINT32_MAX : (uint32_t)dropped;
             if (cvd_fr_put_data(&b, c->seq_out++, c->first_out, d32, c->fmt, c->subbuf,
                                 (size_t)n, ch, NULL) < 0) {
@@ -846,12 +851,7 @@ static void serve_subscriber(cvd_conn *c)
             out_send(c, r);
         }
         if (state == 2) {
-            cvd_log_info("%s: too slow: its queue is full (slow_subscriber = disconnect)",
-                         c->peer);
-            send_fr_error(c, CVD_FR_E_BUSY, "too slow: the stream's frames did not fit");
-            c->reason = CVD_DISC_SLOW_SUBSCRIBER;
-            c->end_sent = 1;
-            conn_finish(c);
+            conn_close(c, CVD_DISC_SLOW_SUBSCRIBER);
             return;
         }
         if (state == 1) { /* the producer ended */
@@ -860,7 +860,7 @@ static void serve_subscriber(cvd_conn *c)
             conn_finish(c);
             return;
         }
-        if (n == 0)
+        if (n == 0 && dropped == 0)
             return;
     }
 }
@@ -880,6 +880,18 @@ static void on_handle_closed(uv_handle_t *h)
     if (--c->handles_open > 0)
         return;
     cvd_worker *w = c->w;
+    if (c->in_work) { /* out of the work queue before it is freed */
+        cvd_conn **pp = &w->work_head, *last = NULL;
+        while (*pp && *pp != c) {
+            last = *pp;
+            pp = &(*pp)->wnext;
+        }
+        if (*pp) {
+            *pp = c->wnext;
+            if (w->work_tail == c)
+                w->work_tail = last;
+        }
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1063,8 +1075,8 @@ void cvd_conn_shutdown_all(cvd_worker *w)
                 uv_read_stop((uv_stream_t *)&c->tcp);
                 c->reading = 0;
             }
+            /* not input_done: what is buffered (bytes, a decoded DATA) is still processed */
             c->eof = 1;
-            c->input_done = 1;
             schedule(c);
         }
     }

@@ -1,6 +1,8 @@
 /* Published streams and subscribers: see pubsub.h. */
 #include "pubsub.h"
 
+#include "metrics.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,6 +88,7 @@ void cvd_pub_write(cvd_pub *p, const float *frames, int n)
             if (s->dropped == 0)
                 s->gap_at = s->count + take;
             s->dropped += (uint64_t)(n - take);
+            cvd_metrics_dropped(CVD_DROP_SLOW_SUBSCRIBER, (uint64_t)(n - take));
             if (s->disconnect_when_full)
                 s->overrun = 1;
         }
@@ -173,8 +176,8 @@ int cvd_sub_read(cvd_sub *s, float *out, int max, uint64_t *dropped, int *state)
             if (n > s->gap_at)
                 n = s->gap_at;
             s->gap_at -= n;
-        } else if (n > 0) {
-            /* the frames after the gap, with the count */
+        } else if (n > 0 || s->ended) {
+            /* the frames after the gap, with the count; or, the stream over, the count */
             *dropped = s->dropped;
             s->dropped = 0;
         }
@@ -186,7 +189,7 @@ int cvd_sub_read(cvd_sub *s, float *out, int max, uint64_t *dropped, int *state)
     }
     s->head = (s->head + n) % s->cap;
     s->count -= n;
-    *state = s->overrun ? 2 : (s->ended && s->count == 0) ? 1 : 0;
+    *state = s->overrun ? 2 : (s->ended && s->count == 0 && s->dropped == 0) ? 1 : 0;
     pthread_mutex_unlock(&s->lock);
     return n;
 }
@@ -207,6 +210,14 @@ void cvd_sub_close(cvd_sub *s)
     pthread_mutex_destroy(&s->lock);
     free(s->ring);
     free(s);
+}
+
+int cvd_sub_overrun(cvd_sub *s)
+{
+    pthread_mutex_lock(&s->lock);
+    int o = s->overrun;
+    pthread_mutex_unlock(&s->lock);
+    return o;
 }
 
 int cvd_pub_count(void)

@@ -47,6 +47,8 @@ int cvd_sub_open(const char *name, int ring_frames, int disconnect_when_full,
  * returns frames read. *state: 0 streaming, 1 ended (and drained), 2 overrun (disconnect). */
 int cvd_sub_read(cvd_sub *s, float *out, int max, uint64_t *dropped, int *state);
 void cvd_sub_close(cvd_sub *s);
+/* 1 once frames were lost under disconnect_when_full: the subscriber is to be closed. */
+int cvd_sub_overrun(cvd_sub *s);
 /* Number of published streams (for tests and metrics). */
 int cvd_pub_count(void);
 
