@@ -8,9 +8,15 @@ demo="$build/demo"
 mkdir -p "$demo"
 # a few seconds of plucked guitar-like notes to stream through the drive model
 if [ ! -f "$demo/guitar.wav" ] && command -v sox >/dev/null 2>&1; then
-    sox -n -r 48000 -c 1 -b 16 "$demo/guitar.wav" synth 0.6 pluck E2 synth 0.6 pluck A2 \
-        synth 0.6 pluck D3 synth 0.6 pluck G3 synth 1.2 pluck B3 gain -6 2>/dev/null ||
-        sox -n -r 48000 -c 1 -b 16 "$demo/guitar.wav" synth 3 pluck A2 gain -6
+    notes=""
+    for n in E2 A2 D3 G3 B3 E4; do
+        sox -n -r 48000 -c 1 -b 16 "$demo/note-$n.wav" synth 0.7 pluck "$n" gain -6
+        notes="$notes $demo/note-$n.wav"
+    done
+    # shellcheck disable=SC2086
+    sox $notes "$demo/guitar.wav"
+    # shellcheck disable=SC2086
+    rm -f $notes
 fi
 cat <<TXT
 convd: starting on the built-in default configuration (Ctrl-C stops it).
