@@ -537,6 +537,33 @@ static int has_ext(const char *path, const char *ext)
     return n > e && strcasecmp(path + n - e, ext) == 0;
 }
 
+/* A relative path joined to dir (each side of a CONFIG+WEIGHTS pair on its own); malloc'd. */
+static char *resolve_model_path(const char *dir, const char *v)
+{
+    const char *plus = strchr(v, '+');
+    if (plus != NULL && plus != v && plus[1] != '\0') {
+        char *first = strndup(v, (size_t)(plus - v));
+        char *a = first ? resolve_model_path(dir, first) : NULL;
+        char *b = resolve_model_path(dir, plus + 1);
+        char *r = NULL;
+        if (a && b && (r = malloc(strlen(a) + strlen(b) + 2)) != NULL)
+            sprintf(r, "%s+%s", a, b);
+        free(first);
+        free(a);
+        free(b);
+        return r;
+    }
+    if (v[0] != '/' && dir != NULL && dir[0] != '\0') {
+        size_t d = strlen(dir);
+        int slash = dir[d - 1] == '/';
+        char *r = malloc(d + !slash + strlen(v) + 1);
+        if (r)
+            sprintf(r, "%s%s%s", dir, slash ? "" : "/", v);
+        return r;
+    }
+    return strdup(v);
+}
+
 static int set_path(pstate *ps, cvd_conf_model *m, const char *v)
 {
     const int line = ps->lineno;
@@ -551,18 +578,15 @@ static int set_path(pstate *ps, cvd_conf_model *m, const char *v)
         m->builtin = 1;
         m->path = strdup(v);
     } else {
-        if (!has_ext(v, ".nam") && !has_ext(v, ".json"))
+        /* what cvd_model_load reads: .nam, convd's .json, Keras's .keras and .h5, and
+         * CONFIG.json+WEIGHTS.h5 (a Keras config with a weights-only file) */
+        if (!has_ext(v, ".nam") && !has_ext(v, ".json") && !has_ext(v, ".keras") &&
+            !has_ext(v, ".h5") && !has_ext(v, ".hdf5"))
             return fail(ps, CVD_EFORMAT, line,
-                        "path: '%s' is not a .nam or .json file (nor builtin:NAME)", show(v).s);
-        if (v[0] != '/' && ps->dir != NULL && ps->dir[0] != '\0') {
-            size_t d = strlen(ps->dir);
-            int slash = ps->dir[d - 1] == '/';
-            m->path = malloc(d + !slash + n + 1);
-            if (m->path)
-                sprintf(m->path, "%s%s%s", ps->dir, slash ? "" : "/", v);
-        } else {
-            m->path = strdup(v);
-        }
+                        "path: '%s' is not a .nam, .json, .keras or .h5 file (nor "
+                        "builtin:NAME)",
+                        show(v).s);
+        m->path = resolve_model_path(ps->dir, v);
     }
     return m->path ? 0 : nomem(ps);
 }
