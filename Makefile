@@ -57,8 +57,11 @@ SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/builtin_models.o
 BUILTIN_MODELS := $(sort $(wildcard config/models/*.json))
 SERVER_LIB := $(BUILD)/libconvd_server.a
-SERVER_LIBS:= -luv -linih -lsystemd -lpthread
+SERVER_LIBS:= -luv -linih -lsystemd -lportaudio -lpthread
 DAEMON     := $(if $(wildcard server/main.c),$(BUILD)/convd)
+# The same daemon with test hooks (-DCVD_TEST_HOOKS: CONVD_TEST_SLOW_CALLBACK slows the audio
+# callback, for the xrun tests); never installed. The release daemon has no such code.
+DAEMON_TESTHOOKS := $(if $(wildcard server/audio.c),$(BUILD)/convd-testhooks)
 
 # ---- client: the framed protocol's client library (plain sockets) ------------------------
 CLIENT_SRC := $(wildcard client/*.c)
@@ -122,8 +125,16 @@ $(CLIENT_LIB): $(CLIENT_OBJ)
 $(DAEMON): $(BUILD)/server/main.o $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB)
 	$(CC) $(LDFLAGS) $< $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
 
+$(BUILD)/server/audio-testhooks.o: server/audio.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DCVD_TEST_HOOKS $(CFLAGS) -c $< -o $@
+
+# audio-testhooks.o comes before the library, so the library's audio.o is not linked
+$(DAEMON_TESTHOOKS): $(BUILD)/server/main.o $(BUILD)/server/audio-testhooks.o $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB)
+	$(CC) $(LDFLAGS) $(BUILD)/server/main.o $(BUILD)/server/audio-testhooks.o $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
+
 # The tests run the programs (daemon, tools) too, so they build first.
-$(TEST_BIN): $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) $(DAEMON) $(TOOL_BIN)
+$(TEST_BIN): $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) $(DAEMON) $(DAEMON_TESTHOOKS) $(TOOL_BIN)
 	$(CC) $(LDFLAGS) $(TEST_WRAP) $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) -o $@ -lcriterion $(SERVER_LIBS) $(TOOL_LIBS) $(LDLIBS)
 
 $(TOOLLIB): $(TOOLLIB_OBJ)
@@ -196,4 +207,4 @@ format:
 clean:
 	rm -rf build build-san
 
--include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(BUILD)/server/main.d $(CLIENT_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)
+-include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(BUILD)/server/main.d $(BUILD)/server/audio-testhooks.d $(CLIENT_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)

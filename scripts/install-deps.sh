@@ -10,9 +10,10 @@ set -eu
 # Build and run time: the C toolchain and the libraries the daemon links.
 BUILD_PKGS="build-essential pkg-config libcriterion-dev libuv1-dev portaudio19-dev
 libjansson-dev libinih-dev libsystemd-dev libsndfile1-dev libzip-dev libhdf5-dev"
-# Tests and `make run`'s printed example: audio loopback through ALSA plugin devices;
-# sox and nc (OpenBSD's, for -N) to stream a WAV file through the daemon by hand.
-TEST_PKGS="libasound2-plugins alsa-utils sox netcat-openbsd"
+# Tests and `make run`'s printed example: audio loopback through ALSA plugin devices, and
+# jackd2's dummy driver for a paced audio device (xruns); sox and nc (OpenBSD's, for -N) to
+# stream a WAV file through the daemon by hand.
+TEST_PKGS="libasound2-plugins alsa-utils jackd2 sox netcat-openbsd"
 # Scripts only (golden data, model import, demo training); never used by the daemon.
 SCRIPT_PKGS="python3 python3-numpy python3-h5py python3-torch"
 
@@ -58,6 +59,15 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 echo "install-deps: installing:$missing"
+case " $missing " in
+*" jackd2 "*)
+    # jackd2 asks whether to allow real-time priority to the audio group: no (the tests run
+    # jackd with --no-realtime; docs/AUDIO.md says how to set up a real interface)
+    if command -v debconf-set-selections >/dev/null 2>&1; then
+        echo 'jackd2 jackd/tweak_rt_limits boolean false' | $SUDO debconf-set-selections
+    fi
+    ;;
+esac
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -72,6 +72,7 @@ static const char *const level_names[] = {"error", "warning", "info", "debug", N
 static const int level_values[] = {CVD_LOG_ERROR, CVD_LOG_WARNING, CVD_LOG_INFO, CVD_LOG_DEBUG};
 static const char *const slow_names[] = {"drop", "disconnect", NULL};
 static const char *const nonfinite_names[] = {"reject", "pass", NULL};
+static const char *const bool_names[] = {"no", "yes", NULL};
 
 static int choice_index(const char *const *names, const char *s)
 {
@@ -130,7 +131,7 @@ int cvd_log_level_parse(const char *s)
 
 /* ---- directives --------------------------------------------------------------------------- */
 
-enum { SEC_NONE, SEC_SERVER, SEC_MODEL, SEC_LISTEN };
+enum { SEC_NONE, SEC_SERVER, SEC_MODEL, SEC_LISTEN, SEC_STREAM };
 
 enum {
     S_WORKERS,
@@ -157,6 +158,22 @@ enum { L_ADDRESS, L_PROTOCOL, L_MODEL, L_FORMAT, L_CHANNELS, L_RATE, L_BLOCK };
 static const char *const listen_keys[] = {"address",  "protocol", "model", "format",
                                           "channels", "rate",     "block", NULL};
 
+enum {
+    A_INPUT,
+    A_OUTPUT,
+    A_RATE,
+    A_CHANNELS,
+    A_BLOCK,
+    A_MODEL,
+    A_PUBLISH,
+    A_SOURCE,
+    A_JITTER,
+    A_REALTIME
+};
+static const char *const stream_keys[] = {"input",  "output",  "rate",   "channels",
+                                          "block",  "model",   "publish", "source",
+                                          "jitter", "realtime", NULL};
+
 static const char *const *keys_of(int kind)
 {
     switch (kind) {
@@ -166,6 +183,8 @@ static const char *const *keys_of(int kind)
         return model_keys;
     case SEC_LISTEN:
         return listen_keys;
+    case SEC_STREAM:
+        return stream_keys;
     default:
         return NULL;
     }
@@ -173,7 +192,10 @@ static const char *const *keys_of(int kind)
 
 static const char *section_label(int kind)
 {
-    return kind == SEC_SERVER ? "[server]" : kind == SEC_MODEL ? "[model NAME]" : "[listen NAME]";
+    return kind == SEC_SERVER  ? "[server]"
+           : kind == SEC_MODEL ? "[model NAME]"
+           : kind == SEC_LISTEN ? "[listen NAME]"
+                                : "[stream NAME]";
 }
 
 #define MAX_KEYS 16
@@ -182,6 +204,11 @@ static const char *section_label(int kind)
 typedef struct listen_lines {
     int address, protocol, model, format;
 } listen_lines;
+
+/* Lines of the directives of one [stream] section that are checked once the file is read. */
+typedef struct stream_lines {
+    int input, output, model, publish, source, jitter;
+} stream_lines;
 
 typedef struct pstate {
     const char *file; /* FILE in messages */
@@ -203,7 +230,8 @@ typedef struct pstate {
     int server_line;    /* line of [server], 0 if none */
     int metrics_line;   /* line of server's metrics directive */
     listen_lines *ll;   /* per listener */
-    int cap_models, cap_listens;
+    stream_lines *sl;   /* per stream */
+    int cap_models, cap_listens, cap_streams;
 } pstate;
 
 /* Keeps the error with the smallest line (line 0, no line, only when there is no other). */
@@ -325,12 +353,12 @@ static int unknown_directive(pstate *ps, const char *name, size_t n)
 
     if (ps->kind == SEC_NONE)
         return fail(ps, CVD_EFORMAT, line,
-                    "%s: outside any section (directives go under [server], [model NAME] or "
-                    "[listen NAME])",
+                    "%s: outside any section (directives go under [server], [model NAME], "
+                    "[listen NAME] or [stream NAME])",
                     nm.s);
     if (valid_name_n(name, n)) {
         /* a directive of another kind of section? */
-        for (int k = SEC_SERVER; k <= SEC_LISTEN; k++)
+        for (int k = SEC_SERVER; k <= SEC_STREAM; k++)
             if (k != ps->kind && key_index(keys_of(k), nm.s) >= 0)
                 return fail(ps, CVD_EFORMAT, line, "%s: unknown directive in %s (it belongs in %s)",
                             nm.s, ps->label, section_label(k));
@@ -680,6 +708,65 @@ static int listen_directive(pstate *ps, int key, const char *name, const char *v
     }
 }
 
+/* A PortAudio device as written ("none" = no device, kept as ""). */
+static int get_device(pstate *ps, const char *key, const char *v, char *out)
+{
+    if (strlen(v) > CVD_CONF_DEVICE_MAX)
+        return fail(ps, CVD_EFORMAT, ps->lineno, "%s: longer than %d bytes", key,
+                    CVD_CONF_DEVICE_MAX);
+    if (strcasecmp(v, "none") == 0)
+        out[0] = '\0';
+    else
+        strcpy(out, v);
+    return 0;
+}
+
+static int stream_directive(pstate *ps, int key, const char *name, const char *v)
+{
+    cvd_conf_stream *st = &ps->c->streams[ps->index];
+    stream_lines *sl = &ps->sl[ps->index];
+
+    switch (key) {
+    case A_INPUT:
+        sl->input = st->input_line = ps->lineno;
+        return get_device(ps, name, v, st->input);
+    case A_OUTPUT:
+        sl->output = st->output_line = ps->lineno;
+        return get_device(ps, name, v, st->output);
+    case A_RATE:
+        return get_intv(ps, name, v, 1, 1000000, " (frames per second)", &st->rate);
+    case A_CHANNELS:
+        return get_intv(ps, name, v, 0, 1024, " (0 = the model's)", &st->channels);
+    case A_BLOCK:
+        return get_intv(ps, name, v, 1, 65536, " (frames)", &st->block);
+    case A_MODEL:
+        sl->model = ps->lineno;
+        st->model_line = ps->lineno;
+        if (!valid_name(v))
+            return fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a model name (" NAME_RULE ")",
+                        name, show(v).s);
+        strcpy(st->model, v);
+        return 0;
+    case A_PUBLISH:
+        sl->publish = ps->lineno;
+        return get_choice(ps, name, v, bool_names, &st->publish);
+    case A_SOURCE:
+        sl->source = ps->lineno;
+        if (!valid_name(v))
+            return fail(ps, CVD_EFORMAT, ps->lineno,
+                        "%s: '%s' is not a stream name (" NAME_RULE ")", name, show(v).s);
+        strcpy(st->source, v);
+        return 0;
+    case A_JITTER:
+        sl->jitter = ps->lineno;
+        return get_intv(ps, name, v, 0, 1000000, " (frames; 0 = 4 blocks)", &st->jitter);
+    case A_REALTIME:
+        return get_choice(ps, name, v, bool_names, &st->realtime);
+    default:
+        return 0;
+    }
+}
+
 /* One "directive = value" of the current section. */
 static int directive(pstate *ps, const char *name, const char *v)
 {
@@ -699,6 +786,8 @@ static int directive(pstate *ps, const char *name, const char *v)
         return server_directive(ps, key, name, v);
     case SEC_MODEL:
         return set_path(ps, &ps->c->models[ps->index], v);
+    case SEC_STREAM:
+        return stream_directive(ps, key, name, v);
     default:
         return listen_directive(ps, key, name, v);
     }
@@ -728,6 +817,18 @@ static int grow(pstate *ps, int kind)
             return nomem(ps);
         ps->ll = ll;
         ps->cap_listens = cap;
+    }
+    if (kind == SEC_STREAM && c->n_streams == ps->cap_streams) {
+        int cap = ps->cap_streams ? 2 * ps->cap_streams : 4;
+        cvd_conf_stream *st = realloc(c->streams, sizeof *st * (size_t)cap);
+        if (st == NULL)
+            return nomem(ps);
+        c->streams = st;
+        stream_lines *sl = realloc(ps->sl, sizeof *sl * (size_t)cap);
+        if (sl == NULL)
+            return nomem(ps);
+        ps->sl = sl;
+        ps->cap_streams = cap;
     }
     return 0;
 }
@@ -779,8 +880,9 @@ static int section_header(pstate *ps, const char *b, const char *e)
         return 0;
     }
     if ((strcmp(kind.s, "model") == 0 && ke - kb == 5) ||
-        (strcmp(kind.s, "listen") == 0 && ke - kb == 6)) {
-        const int k = kind.s[0] == 'm' ? SEC_MODEL : SEC_LISTEN;
+        (strcmp(kind.s, "listen") == 0 && ke - kb == 6) ||
+        (strcmp(kind.s, "stream") == 0 && ke - kb == 6)) {
+        const int k = kind.s[0] == 'm' ? SEC_MODEL : kind.s[0] == 'l' ? SEC_LISTEN : SEC_STREAM;
         cvd_conf *c = ps->c;
         if (ne == nb)
             return fail(ps, CVD_EFORMAT, line, "[%s]: needs a name, as in [%s NAME]", kind.s,
@@ -803,6 +905,29 @@ static int section_header(pstate *ps, const char *b, const char *e)
             strcpy(m->name, name);
             m->line = line;
             ps->index = c->n_models++;
+        } else if (k == SEC_STREAM) {
+            for (int i = 0; i < c->n_streams; i++)
+                if (strcmp(c->streams[i].name, name) == 0)
+                    return fail(ps, CVD_EFORMAT, line,
+                                "[stream %s]: duplicate section (first at line %d)", name,
+                                c->streams[i].line);
+            if (grow(ps, k))
+                return ps->code;
+            cvd_conf_stream *st = &c->streams[c->n_streams];
+            memset(st, 0, sizeof *st);
+            strcpy(st->name, name);
+            strcpy(st->input, "default");
+            strcpy(st->output, "default");
+            st->rate = 48000;
+            st->channels = 0;
+            st->block = 64;
+            st->model_index = -1;
+            st->publish = 0;
+            st->jitter = 0;
+            st->realtime = 1;
+            st->line = line;
+            memset(&ps->sl[c->n_streams], 0, sizeof ps->sl[0]);
+            ps->index = c->n_streams++;
         } else {
             for (int i = 0; i < c->n_listens; i++)
                 if (strcmp(c->listens[i].name, name) == 0)
@@ -829,7 +954,8 @@ static int section_header(pstate *ps, const char *b, const char *e)
         return 0;
     }
     return fail(ps, CVD_EFORMAT, line,
-                "[%s]: unknown section (expected [server], [model NAME] or [listen NAME])",
+                "[%s]: unknown section (expected [server], [model NAME], [listen NAME] or "
+                "[stream NAME])",
                 whole.s);
 }
 
@@ -995,9 +1121,49 @@ static void finish(pstate *ps)
                      "address: %s is already the metrics address (line %d)", a, ps->metrics_line);
         }
     }
-    if (c->n_listens == 0)
+    for (int i = 0; i < c->n_streams; i++) {
+        cvd_conf_stream *st = &c->streams[i];
+        const stream_lines *sl = &ps->sl[i];
+        const int in = st->input[0] != '\0', out = st->output[0] != '\0';
+        if (sl->model) {
+            st->model_index = cvd_conf_find_model(c, st->model);
+            if (st->model_index < 0)
+                fail(ps, CVD_EFORMAT, sl->model, "model: no [model %s] section", st->model);
+        }
+        if (!in && !out) {
+            fail(ps, CVD_EFORMAT, st->line, "[stream %s]: input and output are both none: "
+                 "nothing to do", st->name);
+            continue;
+        }
+        if (in) {
+            if (sl->source)
+                fail(ps, CVD_EFORMAT, sl->source,
+                     "source: only an output-only stream (input = none) plays a published "
+                     "stream");
+            if (sl->jitter)
+                fail(ps, CVD_EFORMAT, sl->jitter,
+                     "jitter: only an output-only stream (input = none) has a jitter buffer");
+            if (!out && !st->publish)
+                fail(ps, CVD_EFORMAT, st->line,
+                     "[stream %s]: output = none and publish = no: its frames would go nowhere",
+                     st->name);
+        } else {
+            if (!sl->source)
+                fail(ps, CVD_EFORMAT, st->line,
+                     "[stream %s]: an output-only stream (input = none) needs 'source' (the "
+                     "published stream it plays)",
+                     st->name);
+            if (sl->model)
+                fail(ps, CVD_EFORMAT, sl->model,
+                     "model: an output-only stream plays its source as it is (no model)");
+            if (sl->publish && st->publish)
+                fail(ps, CVD_EFORMAT, sl->publish,
+                     "publish: an output-only stream has nothing of its own to publish");
+        }
+    }
+    if (c->n_listens == 0 && c->n_streams == 0)
         fail(ps, CVD_EFORMAT, ps->lineno > 0 ? ps->lineno : 1,
-             "no [listen NAME] section: there is nothing to serve");
+             "no [listen NAME] or [stream NAME] section: there is nothing to serve");
 }
 
 /* ---- entry points ------------------------------------------------------------------------- */
@@ -1053,6 +1219,7 @@ static int parse_buffer(const char *text, size_t len, const char *name, const ch
             finish(&ps);
     }
     free(ps.ll);
+    free(ps.sl);
     if (ps.code != 0) {
         cvd_conf_free(c);
         return ps.code;
@@ -1158,9 +1325,20 @@ void cvd_conf_free(cvd_conf *c)
         free(c->models[i].path);
     free(c->models);
     free(c->listens);
+    free(c->streams);
     free(c->file);
     free(c->dir);
     free(c);
+}
+
+int cvd_conf_find_stream(const cvd_conf *c, const char *name)
+{
+    if (c == NULL || name == NULL)
+        return -1;
+    for (int i = 0; i < c->n_streams; i++)
+        if (strcmp(c->streams[i].name, name) == 0)
+            return i;
+    return -1;
 }
 
 int cvd_conf_find_model(const cvd_conf *c, const char *name)

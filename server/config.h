@@ -77,6 +77,28 @@ typedef struct cvd_conf_listen {
     int line;                          /* line of the section header */
 } cvd_conf_listen;
 
+/* [stream NAME]: a live audio stream through PortAudio (docs/AUDIO.md) */
+#define CVD_CONF_DEVICE_MAX 255
+typedef struct cvd_conf_stream {
+    char name[CVD_CONF_NAME_MAX + 1];
+    /* PortAudio device: "default", a name (exact, then a substring) or an index, as written;
+     * "" = none */
+    char input[CVD_CONF_DEVICE_MAX + 1];
+    char output[CVD_CONF_DEVICE_MAX + 1];
+    int rate;                          /* 1..1000000 frames per second */
+    int channels;                      /* capture channels; 0 = the model's (1 without one) */
+    int block;                         /* frames per buffer, 1..65536 */
+    char model[CVD_CONF_NAME_MAX + 1]; /* "" = none: the audio passes unchanged */
+    int model_index;                   /* index into cvd_conf.models, -1 if none */
+    int publish;                       /* 1: framed clients may subscribe to NAME */
+    char source[CVD_CONF_NAME_MAX + 1]; /* output-only: the published stream played; "" */
+    int jitter;                        /* output-only: frames buffered; 0 = 4 blocks */
+    int realtime;                      /* 1: ask for real-time scheduling (SCHED_FIFO) */
+    int line;                          /* line of the section header */
+    int model_line;                    /* line of its model directive (0: none) */
+    int input_line, output_line;       /* lines of input and output (0: the default) */
+} cvd_conf_stream;
+
 typedef struct cvd_conf {
     char *file; /* the path or name the text came from (for messages); owned */
     char *dir;  /* the folder relative model paths were resolved against, or NULL; owned */
@@ -99,8 +121,10 @@ typedef struct cvd_conf {
 
     cvd_conf_model *models; /* in file order */
     int n_models;
-    cvd_conf_listen *listens; /* in file order; at least one */
+    cvd_conf_listen *listens; /* in file order; at least one listener or stream */
     int n_listens;
+    cvd_conf_stream *streams; /* in file order */
+    int n_streams;
 } cvd_conf;
 
 /* Reads and parses the file at path (at most CVD_CONF_FILE_MAX bytes). Relative model paths
@@ -122,6 +146,8 @@ void cvd_conf_free(cvd_conf *c);
 
 /* Index of the [model NAME] section, or -1. */
 int cvd_conf_find_model(const cvd_conf *c, const char *name);
+/* Index of the [stream NAME] section, or -1. */
+int cvd_conf_find_stream(const cvd_conf *c, const char *name);
 
 /* Names as written in the file ("raw", "f32le", "info"); never NULL ("?" if unknown). */
 const char *cvd_proto_name(cvd_proto p);

@@ -378,8 +378,10 @@ cvd_runtime *cvd_daemon_runtime(cvd_daemon *d)
 static void notify_status(cvd_daemon *d, const char *what)
 {
     cvd_runtime *rt = cvd_daemon_runtime(d);
-    sd_notifyf(0, "STATUS=%s: %d listeners, %d models, %lld clients", what,
-               rt->conf->n_listens, rt->conf->n_models, (long long)cvd_metrics_clients_now());
+    sd_notifyf(0, "STATUS=%s: %d listeners, %d models, %d of %d audio streams running, %lld "
+               "clients",
+               what, rt->conf->n_listens, rt->conf->n_models, cvd_audio_running(d->audio),
+               rt->conf->n_streams, (long long)cvd_metrics_clients_now());
     cvd_runtime_unref(rt);
 }
 
@@ -410,7 +412,15 @@ static void reload_work(uv_work_t *req)
     cvd_daemon *d = req->data;
     d->reload_result = NULL;
     memset(&d->reload_err, 0, sizeof d->reload_err);
-    cvd_runtime_load(d->config_path, &d->reload_result, &d->reload_err);
+    d->reload_audio = NULL;
+    if (cvd_runtime_load(d->config_path, &d->reload_result, &d->reload_err) < 0)
+        return;
+    /* the audio streams' new nets are built here, off the loop and off the audio threads */
+    d->reload_audio = cvd_audio_prepare(d->reload_result, &d->reload_err);
+    if (d->reload_audio == NULL) {
+        cvd_runtime_unref(d->reload_result);
+        d->reload_result = NULL;
+    }
 }
 
 static void start_reload(cvd_daemon *d);
@@ -442,11 +452,15 @@ static void reload_done(uv_work_t *req, int status)
         cvd_log_info("reload: %s applied to new connections; running streams keep theirs",
                      nrt->conf->file);
         log_listeners(d);
+        cvd_audio_reload(&d->audio, d->loop, nrt, d->reload_audio);
+        d->reload_audio = NULL;
         cvd_metrics_reload(1);
         sd_notify(0, "READY=1");
         notify_status(d, "reloaded");
     } else {
         cvd_runtime_unref(nrt);
+        cvd_audio_prepared_free(d->reload_audio);
+        d->reload_audio = NULL;
         if (!d->stopping) {
             cvd_log_error("reload failed, keeping the running configuration: %s",
                           d->reload_err.msg);
@@ -487,6 +501,7 @@ static void close_main_handles(cvd_daemon *d)
     uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
                          (uv_handle_t *)&d->sighup, (uv_handle_t *)&d->watchdog,
                          (uv_handle_t *)&d->deadline, (uv_handle_t *)&d->worker_done};
+    cvd_audio_stop(d->audio);
     for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++)
         if (!uv_is_closing(hs[i]))
             uv_close(hs[i], NULL);
@@ -526,6 +541,8 @@ static void begin_shutdown(cvd_daemon *d, const char *why)
     cvd_log_info("%s: no new connections; flushing open streams (up to %.1f s)", why,
                  d->runtime->conf->shutdown_timeout);
     sd_notify(0, "STOPPING=1\nSTATUS=stopping");
+    /* live audio first: its published streams end, so their subscribers can finish */
+    cvd_audio_stop(d->audio);
     if (d->metrics_open) {
         uv_close((uv_handle_t *)&d->metrics, NULL);
         d->metrics_open = 0;
@@ -732,8 +749,12 @@ int cvd_daemon_check(const char *config_path)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    printf("%s: OK: %d models, %d listeners\n", rt->conf->file, rt->conf->n_models,
-           rt->conf->n_listens);
+    if (cvd_audio_check(rt, stdout) != 0) {
+        cvd_runtime_unref(rt);
+        return 1;
+    }
+    printf("%s: OK: %d models, %d listeners, %d streams\n", rt->conf->file, rt->conf->n_models,
+           rt->conf->n_listens, rt->conf->n_streams);
     for (int i = 0; i < rt->conf->n_models; i++)
         printf("  model %s: %s (%d -> %d channels, latency %d frames)\n",
                rt->conf->models[i].name, rt->conf->models[i].path,
@@ -760,8 +781,8 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
     }
     const cvd_conf *c = d.runtime->conf;
     cvd_log_set_level(log_level_override >= 0 ? log_level_override : c->log_level);
-    cvd_log_info("configuration %s: %d models, %d listeners", c->file, c->n_models,
-                 c->n_listens);
+    cvd_log_info("configuration %s: %d models, %d listeners, %d audio streams", c->file,
+                 c->n_models, c->n_listens, c->n_streams);
     take_activated_fds();
     pthread_mutex_lock(&d.lock);
     rc = sync_lsocks(&d, d.runtime, &err);
@@ -775,6 +796,20 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
         uv_close((uv_handle_t *)&d.metrics, NULL);
         uv_run(d.loop, UV_RUN_DEFAULT);
         cvd_runtime_unref(d.runtime);
+        return 1;
+    }
+    if (cvd_audio_start(d.loop, d.runtime, &d.audio, &err) < 0) {
+        /* logged, with the list of devices when one is missing */
+        if (d.metrics_open)
+            uv_close((uv_handle_t *)&d.metrics, NULL);
+        uv_run(d.loop, UV_RUN_DEFAULT);
+        cvd_audio_free(d.audio);
+        for (int k = 0; k < d.n_lsocks; k++)
+            if (!d.lsocks[k].activated)
+                close(d.lsocks[k].fd);
+        free(d.lsocks);
+        cvd_runtime_unref(d.runtime);
+        free(activated);
         return 1;
     }
     UV_CHECK(uv_async_init(d.loop, &d.worker_done, on_worker_done));
@@ -819,6 +854,7 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
         free(w->listens);
     }
     free(d.workers);
+    cvd_audio_free(d.audio);
     for (int k = 0; k < d.n_lsocks; k++)
         if (!d.lsocks[k].activated)
             close(d.lsocks[k].fd);

@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <uv.h>
 
+#include "audio.h"
 #include "runtime.h"
 
 typedef struct cvd_daemon cvd_daemon;
@@ -88,6 +89,7 @@ struct cvd_daemon {
     uv_async_t worker_done;
     uv_work_t reload_req;
     cvd_runtime *reload_result;
+    cvd_audio_prepared *reload_audio; /* the reload's nets for the audio streams */
     cvd_err reload_err;
     int reloading, reload_again, stopping;
     uint64_t watchdog_usec;
@@ -96,6 +98,7 @@ struct cvd_daemon {
     uv_tcp_t metrics;
     int metrics_open;
     int metrics_port; /* the real port */
+    cvd_audio *audio;  /* live audio streams ([stream NAME]); NULL if none */
     int exit_code;
 };
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "audio.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -24,6 +25,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: convd [-c FILE | --builtin-config] [--workers N]\n"
                "             [--log-level error|warning|info|debug]\n"
                "       convd --check [-c FILE]\n"
+               "       convd --list-devices\n"
                "       convd --help | --version\n"
                "\n"
                "  -c, --config FILE  configuration (default " DEFAULT_CONFIG
@@ -32,11 +34,12 @@ static void usage(FILE *f)
                "  --builtin-config   the built-in default (demo models on 127.0.0.1), even if\n"
                "                     " DEFAULT_CONFIG " exists\n"
                "  --check            load the configuration and its models, report, exit\n"
+               "  --list-devices     the audio devices [stream NAME] sections may name, exit\n"
                "  --workers N        worker threads (overrides [server] workers)\n"
                "  --log-level LEVEL  overrides [server] log_level until a reload\n"
                "\n"
                "Signals: SIGTERM/SIGINT stop (streams are flushed), SIGHUP reloads.\n"
-               "Reference: docs/CONFIG.md, docs/PROTOCOL.md.\n");
+               "Reference: docs/CONFIG.md, docs/PROTOCOL.md, docs/AUDIO.md.\n");
 }
 
 int main(int argc, char **argv)
@@ -54,6 +57,8 @@ int main(int argc, char **argv)
             builtin = 1;
         } else if (strcmp(a, "--check") == 0) {
             check = 1;
+        } else if (strcmp(a, "--list-devices") == 0) {
+            return cvd_audio_list_devices(stdout);
         } else if (strcmp(a, "--workers") == 0 && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);

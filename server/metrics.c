@@ -215,6 +215,53 @@ char *cvd_metrics_render(void)
         sb_printf(&b, "convd_block_seconds_count{stream=\"%s\"} %llu\n", s->name,
                   (unsigned long long)atomic_load(&s->blocks));
     }
+    static const char *const xrun_kinds[4] = {"input_underflow", "input_overflow",
+                                              "output_underflow", "output_overflow"};
+    sb_printf(&b, "# HELP convd_audio_running 1 while a live audio stream's device runs.\n"
+                  "# TYPE convd_audio_running gauge\n");
+    for (size_t i = 0; i < n_streams; i++)
+        if (atomic_load(&streams[i]->audio))
+            sb_printf(&b, "convd_audio_running{stream=\"%s\"} %d\n", streams[i]->name,
+                      atomic_load(&streams[i]->audio_running));
+    sb_printf(&b, "# HELP convd_audio_xruns_total PortAudio callback status flags, by kind.\n"
+                  "# TYPE convd_audio_xruns_total counter\n");
+    for (size_t i = 0; i < n_streams; i++)
+        for (int k = 0; k < 4 && atomic_load(&streams[i]->audio); k++)
+            sb_printf(&b, "convd_audio_xruns_total{stream=\"%s\",kind=\"%s\"} %llu\n",
+                      streams[i]->name, xrun_kinds[k],
+                      (unsigned long long)atomic_load(&streams[i]->audio_xruns[k]));
+    sb_printf(&b, "# HELP convd_audio_underruns_total Blocks played short (jitter buffer or "
+                  "model output empty).\n# TYPE convd_audio_underruns_total counter\n");
+    for (size_t i = 0; i < n_streams; i++)
+        if (atomic_load(&streams[i]->audio))
+            sb_printf(&b, "convd_audio_underruns_total{stream=\"%s\"} %llu\n", streams[i]->name,
+                      (unsigned long long)atomic_load(&streams[i]->audio_underruns));
+    sb_printf(&b, "# HELP convd_audio_device_failures_total Devices that stopped or stalled "
+                  "while running.\n# TYPE convd_audio_device_failures_total counter\n");
+    for (size_t i = 0; i < n_streams; i++)
+        if (atomic_load(&streams[i]->audio))
+            sb_printf(&b, "convd_audio_device_failures_total{stream=\"%s\"} %llu\n",
+                      streams[i]->name,
+                      (unsigned long long)atomic_load(&streams[i]->audio_failures));
+    sb_printf(&b, "# HELP convd_audio_cpu_load PortAudio's estimate of the callback's share of "
+                  "its time (0..1).\n# TYPE convd_audio_cpu_load gauge\n");
+    for (size_t i = 0; i < n_streams; i++)
+        if (atomic_load(&streams[i]->audio))
+            sb_printf(&b, "convd_audio_cpu_load{stream=\"%s\"} %.3f\n", streams[i]->name,
+                      (double)atomic_load(&streams[i]->audio_cpu_permille) * 1e-3);
+    sb_printf(&b, "# HELP convd_audio_block_seconds_max Longest callback.\n"
+                  "# TYPE convd_audio_block_seconds_max gauge\n");
+    for (size_t i = 0; i < n_streams; i++)
+        if (atomic_load(&streams[i]->audio))
+            sb_printf(&b, "convd_audio_block_seconds_max{stream=\"%s\"} %.9f\n",
+                      streams[i]->name,
+                      (double)atomic_load(&streams[i]->audio_block_ns_max) * 1e-9);
+    sb_printf(&b, "# HELP convd_audio_latency_seconds Device input and output latency plus "
+                  "the model's.\n# TYPE convd_audio_latency_seconds gauge\n");
+    for (size_t i = 0; i < n_streams; i++)
+        if (atomic_load(&streams[i]->audio))
+            sb_printf(&b, "convd_audio_latency_seconds{stream=\"%s\"} %.6f\n", streams[i]->name,
+                      (double)atomic_load(&streams[i]->audio_latency_us) * 1e-6);
     pthread_mutex_unlock(&lock);
     if (b.failed) {
         free(b.p);

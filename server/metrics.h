@@ -50,6 +50,16 @@ typedef struct cvd_stream_stats {
     atomic_ullong blocks;
     atomic_ullong block_ns_sum;
     atomic_ullong buckets[CVD_METRICS_BUCKETS + 1]; /* the last is +Inf */
+    /* live audio streams ([stream NAME]) only; rendered when audio is set */
+    atomic_int audio;
+    atomic_int audio_running;          /* the device runs */
+    atomic_ullong audio_xruns[4];      /* input underflow, input overflow, output underflow,
+                                        * output overflow (PortAudio's callback flags) */
+    atomic_ullong audio_underruns;     /* jitter buffer or model output ran dry */
+    atomic_ullong audio_failures;      /* the device stopped or stalled while running */
+    atomic_ullong audio_cpu_permille;  /* Pa_GetStreamCpuLoad x 1000 */
+    atomic_ullong audio_block_ns_max;  /* longest callback since the start */
+    atomic_ullong audio_latency_us;    /* input + output device latency + model latency */
 } cvd_stream_stats;
 
 /* The stream's counters, created on first use; never freed. NULL only if out of memory. */

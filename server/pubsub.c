@@ -103,6 +103,26 @@ void cvd_pub_write(cvd_pub *p, const float *frames, int n)
     pthread_mutex_unlock(&registry);
 }
 
+void cvd_pub_gap(cvd_pub *p, uint64_t n)
+{
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&registry);
+    for (cvd_sub *s = p->subs; s; s = s->next) {
+        pthread_mutex_lock(&s->lock);
+        if (s->dropped > 0) {
+            /* one gap only: the frames since the pending one are lost too */
+            s->dropped += (uint64_t)(s->count - s->gap_at);
+            s->count = s->gap_at;
+        } else {
+            s->gap_at = s->count;
+        }
+        s->dropped += n;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&registry);
+}
+
 void cvd_pub_close(cvd_pub *p)
 {
     if (p == NULL)

@@ -33,6 +33,9 @@ typedef struct cvd_pub_info {
 int cvd_pub_open(const char *name, const cvd_pub_info *info, cvd_pub **out, cvd_err *err);
 /* Fans n frames out to every subscriber. Never blocks on a subscriber. */
 void cvd_pub_write(cvd_pub *p, const float *frames, int n);
+/* n frames of the stream were lost here (an audio ring that overflowed): every subscriber
+ * learns it with its next frames, as for its own drops. */
+void cvd_pub_gap(cvd_pub *p, uint64_t n);
 /* Ends the stream: subscribers read what is left, then see the end. */
 void cvd_pub_close(cvd_pub *p);
 

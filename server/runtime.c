@@ -93,6 +93,38 @@ int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err)
             return rc;
         }
     }
+    /* every audio stream's channels, rate and model agree (docs/AUDIO.md) */
+    for (int i = 0; i < c->n_streams; i++) {
+        cvd_conf_stream *st = &c->streams[i];
+        if (st->model_index < 0)
+            continue;
+        const cvd_model *m = rt->models[st->model_index];
+        const int line = st->model_line ? st->model_line : st->line;
+        int in = cvd_model_in_channels(m);
+        double mrate = cvd_model_sample_rate(m);
+        rc = 0;
+        if (st->channels != 0 && st->channels != in)
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: channels: %d, but model '%s' takes %d input channels",
+                             c->file, line, st->channels, st->model, in);
+        else if (mrate > 0 && (double)st->rate != mrate)
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: model: '%s' runs at %.0f Hz, the stream at %d (no "
+                             "resampling)",
+                             c->file, line, st->model, mrate, st->rate);
+        else if (st->output[0] && (cvd_model_mode(m) != CVD_MODE_STREAMING ||
+                                   cvd_model_rate_ratio(m) != 1.0))
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: model: '%s' does not give one output frame per input "
+                             "frame (%s, %g frames out per frame in), so it cannot feed a "
+                             "playback device; use output = none and publish = yes",
+                             c->file, line, st->model, cvd_run_mode_name(cvd_model_mode(m)),
+                             cvd_model_rate_ratio(m));
+        if (rc < 0) {
+            cvd_runtime_unref(rt);
+            return rc;
+        }
+    }
     rt->generation = atomic_fetch_add(&generation, 1) + 1;
     *out = rt;
     return CVD_OK;

@@ -528,22 +528,23 @@ Test(config, syntax_errors)
         {"[server]\nworkers\n", "t.conf:2: workers: expected 'directive = value'"},
         {"[server]\n  = 3\n", "t.conf:2: missing directive name before '='"},
         {"workers = 2\n",
-         "t.conf:1: workers: outside any section (directives go under [server], [model NAME] or "
-         "[listen NAME])"},
+         "t.conf:1: workers: outside any section (directives go under [server], [model NAME], "
+         "[listen NAME] or [stream NAME])"},
         {"; c\n\n[server\n", "t.conf:3: [server: missing ']' at the end of the section header"},
         {"[server] x\n", "t.conf:1: [server]: unexpected text after ']'"},
         {"[model m]] ; c\n", "t.conf:1: [model m]: unexpected text after ']'"},
         {"[servers]\n",
-         "t.conf:1: [servers]: unknown section (expected [server], [model NAME] or [listen "
-         "NAME])"},
+         "t.conf:1: [servers]: unknown section (expected [server], [model NAME], [listen "
+         "NAME] or [stream NAME])"},
         {"[Server]\n",
-         "t.conf:1: [Server]: unknown section (expected [server], [model NAME] or [listen "
-         "NAME])"},
+         "t.conf:1: [Server]: unknown section (expected [server], [model NAME], [listen "
+         "NAME] or [stream NAME])"},
         {"[]\n",
-         "t.conf:1: []: unknown section (expected [server], [model NAME] or [listen NAME])"},
+         "t.conf:1: []: unknown section (expected [server], [model NAME], [listen NAME] or "
+         "[stream NAME])"},
         {"[modelx y]\n",
-         "t.conf:1: [modelx y]: unknown section (expected [server], [model NAME] or [listen "
-         "NAME])"},
+         "t.conf:1: [modelx y]: unknown section (expected [server], [model NAME], [listen "
+         "NAME] or [stream NAME])"},
         {"[server x]\n", "t.conf:1: [server x]: [server] takes no name"},
         {"[server]\n[server]\n", "t.conf:2: [server]: duplicate section (first at line 1)"},
         {"[model]\n", "t.conf:1: [model]: needs a name, as in [model NAME]"},
@@ -763,10 +764,10 @@ Test(config, listener_errors)
          "[server]\nmetrics = 127.0.0.1:9400\n",
          "t.conf:5: metrics: 127.0.0.1:9400 is already the address of [listen a] (line 2)"},
         /* no listener */
-        {"", "t.conf:1: no [listen NAME] section: there is nothing to serve"},
-        {"\n\n; only comments\n", "t.conf:3: no [listen NAME] section: there is nothing to serve"},
+        {"", "t.conf:1: no [listen NAME] or [stream NAME] section: there is nothing to serve"},
+        {"\n\n; only comments\n", "t.conf:3: no [listen NAME] or [stream NAME] section: there is nothing to serve"},
         {"[server]\n[model m]\npath = builtin:m\n",
-         "t.conf:3: no [listen NAME] section: there is nothing to serve"},
+         "t.conf:3: no [listen NAME] or [stream NAME] section: there is nothing to serve"},
         /* of several errors found once the file is read, the first by line */
         {"[listen a]\naddress = 127.0.0.1:1\n[model m]\n",
          "t.conf:1: [listen a]: missing 'protocol' (raw | framed | line)"},
@@ -813,8 +814,8 @@ Test(config, files_that_are_not_configurations)
     expect_load_error("tests/data/config", CVD_EIO,
                       "tests/data/config: cannot read: Is a directory");
     expect_load_error("tests/data/config/empty.conf", CVD_EFORMAT,
-                      "tests/data/config/empty.conf:1: no [listen NAME] section: there is "
-                      "nothing to serve");
+                      "tests/data/config/empty.conf:1: no [listen NAME] or [stream NAME] section: "
+                      "there is nothing to serve");
     expect_load_error("tests/data/config/nul.conf", CVD_EFORMAT,
                       "tests/data/config/nul.conf:3: byte 0x00 at column 10 is not text (is "
                       "this a configuration file?)");
@@ -985,8 +986,8 @@ Test(config, megabyte_lines)
     text[0] = '[';
     strcpy(text + M, "]\n");
     snprintf(want, sizeof want,
-             "t.conf:1: [%.57s...]: unknown section (expected [server], [model NAME] or [listen "
-             "NAME])",
+             "t.conf:1: [%.57s...]: unknown section (expected [server], [model NAME], [listen "
+             "NAME] or [stream NAME])",
              text + 1);
     expect_error(text, want);
     free(text);

@@ -1,0 +1,878 @@
+/*
+ * Live audio ([stream NAME], server/audio.c), with no sound card (../shared/AUDIO_TESTING.md):
+ *
+ *   - the engine in-process: the SPSC ring, the callback body against the streaming reference,
+ *     no allocation in it, a model swapped between callbacks, the jitter buffer;
+ *   - the daemon on ALSA plugin devices written by each test (a file played through the null
+ *     device, unpaced): capture -> model -> playback equals convd-run; the published stream
+ *     reaches a framed subscriber; an output-only stream plays a TCP producer; a device that
+ *     fails is retried; SIGHUP swaps a model without stopping the device; a missing device
+ *     is an error listing the devices;
+ *   - a paced device (jackd's dummy driver, started here under a name of its own): a slow
+ *     callback (the test build's CONVD_TEST_SLOW_CALLBACK) gives counted xruns, no crash.
+ *
+ * Criterion runs each test in its own process, so each sets ALSA_CONFIG_PATH for itself.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+
+#include "alloc_count.h"
+#include "audio.h"
+#include "config.h"
+#include "convd_client.h"
+#include "daemon_util.h"
+#include "testutil.h"
+
+#define NAM_W "tests/data/nam/wide16_tanh.nam" /* 1 -> 1, latency 0, 48 kHz */
+#define NAM_N "tests/data/nam/nano_tanh.nam"   /* 1 -> 1, latency 0 */
+#define RATE 48000
+
+static void suite_init(void)
+{
+    du_tmp_make();
+    setenv("JACK_NO_START_SERVER", "1", 1);
+}
+
+static void suite_fini(void)
+{
+    du_cleanup();
+    du_tmp_remove();
+}
+
+TestSuite(audio, .init = suite_init, .fini = suite_fini, .timeout = 120);
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+/* n frames of uniform noise in [-0.5, 0.5) (no exact zero at the start) */
+static float *noise(size_t n, uint64_t seed)
+{
+    cvd_rng r;
+    float *x = malloc(sizeof(float) * (n ? n : 1));
+    cr_assert_not_null(x);
+    cvd_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(cvd_rng_uniform(&r) - 0.5);
+    if (n)
+        x[0] = 0.25f;
+    return x;
+}
+
+/* The ALSA configuration of AUDIO_TESTING.md: cvd_cap captures IN, cvd_play writes OUT; both
+ * over the null device (unpaced). Sets ALSA_CONFIG_PATH for this process (and its children). */
+static const char *alsa_setup(const char *in_path, const char *out_path)
+{
+    const char *conf = du_tmp("asound.conf");
+    du_buf b = {0};
+    du_buf_printf(&b,
+                  "pcm.cvd_null { type null }\n"
+                  "pcm.cvd_cap { type file slave.pcm { type null } file \"/dev/null\" "
+                  "infile \"%s\" format \"raw\" }\n"
+                  "pcm.cvd_play { type file slave.pcm { type null } file \"%s\" format \"raw\" }\n"
+                  "pcm.cvd_duplex { type asym capture.pcm \"cvd_cap\" playback.pcm \"cvd_play\" }\n"
+                  "pcm.!default \"cvd_duplex\"\n",
+                  in_path, out_path);
+    du_write_file(conf, b.p, b.len);
+    du_buf_free(&b);
+    setenv("ALSA_CONFIG_PATH", conf, 1);
+    return conf;
+}
+
+static char env_alsa[DU_PATH + 32];
+
+/* Starts PROG (convd or convd-testhooks) on conf_text, with the audio environment and extra
+ * "NAME=value" entries (NULL-terminated, may be NULL). */
+static void start_daemon(du_daemon *d, const char *prog, const char *conf_text,
+                         const char *const *extra)
+{
+    const char *env[16];
+    const char *argv[8];
+    int ne = 0;
+    memset(d, 0, sizeof *d);
+    snprintf(d->conf, sizeof d->conf, "%s", du_tmp("convd.conf"));
+    int pl = snprintf(d->log, sizeof d->log, "%s.log", d->conf);
+    cr_assert(pl > 0 && (size_t)pl < sizeof d->log, "path too long");
+    du_write_file(d->conf, conf_text, strlen(conf_text));
+    snprintf(env_alsa, sizeof env_alsa, "ALSA_CONFIG_PATH=%s", getenv("ALSA_CONFIG_PATH"));
+    env[ne++] = du_asan_env();
+    env[ne++] = "NOTIFY_SOCKET=";
+    env[ne++] = env_alsa;
+    env[ne++] = "JACK_NO_START_SERVER=1";
+    for (int i = 0; extra && extra[i] && ne < 15; i++)
+        env[ne++] = extra[i];
+    env[ne] = NULL;
+    argv[0] = du_prog(prog);
+    argv[1] = "-c";
+    argv[2] = d->conf;
+    argv[3] = "--workers";
+    argv[4] = "1";
+    argv[5] = NULL;
+    du_spawn_opts so = {.argv = argv, .env_add = env, .err_path = d->log, .fd3 = -1};
+    d->pid = du_spawn(&so);
+    d->running = 1;
+}
+
+static void wait_log(du_daemon *d, const char *text, double timeout_s)
+{
+    char *log;
+    du_daemon_wait_log(d, text, 0, timeout_s, &log);
+    free(log);
+}
+
+static size_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/* waits until PATH holds at least `bytes` */
+static void wait_file(du_daemon *d, const char *path, size_t bytes, double timeout_s)
+{
+    double end = du_now() + timeout_s;
+    while (file_size(path) < bytes) {
+        if (!du_daemon_alive(d) || du_now() > end) {
+            char *log = du_daemon_log(d);
+            cr_assert_fail("%s: %zu of %zu bytes played; convd's log:\n%s", path,
+                           file_size(path), bytes, log);
+        }
+        du_sleep_ms(10);
+    }
+}
+
+/* the played floats after the leading silence of output priming (*n of them) */
+static float *played(const char *path, size_t *n, size_t *lead)
+{
+    size_t nf = 0;
+    float *y = du_read_f32(path, &nf);
+    size_t p = 0;
+    while (p < nf && y[p] == 0.0f)
+        p++;
+    *lead = p;
+    *n = nf - p;
+    memmove(y, y + p, sizeof(float) * (nf - p));
+    return y;
+}
+
+static const char *stream_conf(const char *stream_lines, const char *more)
+{
+    static char buf[4096];
+    snprintf(buf, sizeof buf,
+             "[server]\nmetrics = 127.0.0.1:0\n"
+             "[model amp]\npath = %s\n"
+             "[model nano]\npath = %s\n"
+             "[listen framed]\naddress = 127.0.0.1:0\nprotocol = framed\nmodel = amp\n"
+             "[stream guitar]\n%s\n%s",
+             du_src(NAM_W), du_src(NAM_N), stream_lines, more ? more : "");
+    return buf;
+}
+
+/* ---- the ring ----------------------------------------------------------------------------- */
+
+Test(audio, spsc_ring_wraps_and_is_all_or_nothing)
+{
+    cvd_spsc r;
+    float a[100], b[100];
+    cr_assert_eq(cvd_spsc_init(&r, 100), 0);
+    cr_assert_eq(r.cap, 128);
+    for (int i = 0; i < 100; i++)
+        a[i] = (float)i;
+    for (int round = 0; round < 50; round++) {
+        cr_assert_eq(cvd_spsc_write2(&r, a, 30, a + 30, 40), 1);
+        cr_assert_eq(cvd_spsc_readable(&r), 70);
+        cr_assert_eq(cvd_spsc_write2(&r, a, 30, a + 30, 40), 0, "does not fit: nothing written");
+        cr_assert_eq(cvd_spsc_readable(&r), 70);
+        cr_assert_eq(cvd_spsc_writable(&r), 58);
+        cr_assert_eq(cvd_spsc_read(&r, b, 100), 70);
+        for (int i = 0; i < 70; i++)
+            cr_assert_eq(b[i], (float)i, "round %d float %d", round, i);
+    }
+    cvd_spsc_free(&r);
+}
+
+typedef struct ring_job {
+    cvd_spsc *r;
+    long n;
+} ring_job;
+
+static void *producer(void *arg)
+{
+    ring_job *j = arg;
+    float v[7];
+    long next = 0;
+    while (next < j->n) {
+        int k = (int)(next % 7) + 1;
+        for (int i = 0; i < k; i++)
+            v[i] = (float)(next + i);
+        if (cvd_spsc_write2(j->r, v, 1, v + 1, (size_t)k - 1))
+            next += k;
+    }
+    return NULL;
+}
+
+Test(audio, spsc_ring_two_threads_keep_order)
+{
+    cvd_spsc r;
+    ring_job j = {&r, 2000000};
+    pthread_t t;
+    float buf[64];
+    long expect = 0;
+    cr_assert_eq(cvd_spsc_init(&r, 256), 0);
+    pthread_create(&t, NULL, producer, &j);
+    while (expect < j.n) {
+        size_t got = cvd_spsc_read(&r, buf, 64);
+        for (size_t i = 0; i < got; i++, expect++)
+            if (buf[i] != (float)expect)
+                cr_assert_fail("float %ld: got %g", expect, (double)buf[i]);
+    }
+    pthread_join(t, NULL);
+    cvd_spsc_free(&r);
+}
+
+/* ---- the engine in-process ---------------------------------------------------------------- */
+
+static cvd_audio_engine *engine(cvd_model *m, int in, int out, int play, int block, int publish,
+                                int jitter)
+{
+    cvd_audio_engine_config c = {.in_channels = in,
+                                 .out_channels = out,
+                                 .play_channels = play,
+                                 .block = block,
+                                 .rate = RATE,
+                                 .publish = publish,
+                                 .jitter = jitter};
+    cvd_audio_engine *e = NULL;
+    cvd_err err = {0};
+    cr_assert_eq(cvd_audio_engine_create(&c, m, NULL, &e, &err), 0, "%s", err.msg);
+    return e;
+}
+
+Test(audio, callback_body_matches_streaming_reference_and_allocates_nothing)
+{
+    const int block = 64, blocks = 400;
+    const size_t n = (size_t)block * blocks;
+    cvd_model *m = du_load_model(NAM_W);
+    float *x = noise(n, tu_seed());
+    size_t nref = 0;
+    float *ref = du_ref_stream(m, block, x, n, &nref);
+    cvd_audio_engine *e = engine(m, 1, 1, 2, block, 1, 0);
+    float *out = calloc(n * 2, sizeof(float));
+    float *pub = malloc(sizeof(float) * (size_t)cvd_audio_engine_chunk(e));
+    cr_assert(out && pub);
+
+    /* the callback's work, as PortAudio would call it, with every flag: no allocation */
+    long before = alloc_count();
+    for (int k = 0; k < blocks; k++)
+        cvd_audio_engine_process(e, x + (size_t)k * block, out + (size_t)k * block * 2,
+                                 (unsigned long)block, k % 16 == 5 ? 15ul : 0ul);
+    long after = alloc_count();
+    cr_expect_eq(after - before, 0, "the callback body allocated %ld times", after - before);
+
+    /* mono played on both channels, equal to the streaming reference (latency 0) */
+    cr_assert_eq(nref, n);
+    for (size_t i = 0; i < n; i++)
+        if (out[2 * i] != ref[i] || out[2 * i + 1] != ref[i])
+            cr_assert_fail("frame %zu: played %g %g, reference %g", i, (double)out[2 * i],
+                           (double)out[2 * i + 1], (double)ref[i]);
+    /* and published, chunk by chunk, with nothing dropped (the ring holds half a second) */
+    size_t at = 0;
+    uint64_t dropped = 0;
+    int got;
+    while ((got = cvd_audio_engine_read(e, pub, &dropped)) > 0) {
+        cr_assert_eq(dropped, 0);
+        cr_assert_eq(memcmp(pub, ref + at, sizeof(float) * (size_t)got), 0, "chunk at %zu", at);
+        at += (size_t)got;
+    }
+    cr_assert_eq(at, n);
+    cvd_audio_counters c;
+    cvd_audio_engine_counters(e, &c);
+    cr_expect_eq(c.callbacks, (uint64_t)blocks);
+    cr_expect_eq(c.flags[0], 25);
+    cr_expect_eq(c.flags[3], 25);
+    cr_expect_eq(c.underruns, 0);
+    cr_expect_gt(c.block_ns_max, 0);
+    cvd_audio_engine_destroy(e);
+    cvd_model_unref(m);
+    free(x);
+    free(ref);
+    free(out);
+    free(pub);
+}
+
+Test(audio, full_publish_ring_drops_counts_and_reports_the_gap)
+{
+    const int block = 256;
+    cvd_audio_engine *e = engine(NULL, 1, 1, 0, block, 1, 0);
+    const size_t n = (size_t)RATE * 2; /* 2 s: more than the ring's half second */
+    float *x = noise(n, 7), *buf = malloc(sizeof(float) * (size_t)cvd_audio_engine_chunk(e));
+    long before = alloc_count();
+    for (size_t k = 0; k + block <= n; k += block)
+        cvd_audio_engine_process(e, x + k, NULL, (unsigned long)block, 0);
+    cr_expect_eq(alloc_count() - before, 0);
+    cvd_audio_counters c;
+    cvd_audio_engine_counters(e, &c);
+    cr_assert_gt(c.ring_dropped, 0, "the ring never filled");
+    size_t got_total = 0;
+    uint64_t dropped = 0, dropped_total = 0;
+    int got;
+    while ((got = cvd_audio_engine_read(e, buf, &dropped)) > 0) {
+        cr_assert_eq(memcmp(buf, x + got_total + dropped_total, sizeof(float) * (size_t)got), 0);
+        got_total += (size_t)got;
+    }
+    /* one more block after draining carries the count of what was lost */
+    cvd_audio_engine_process(e, x, NULL, (unsigned long)block, 0);
+    got = cvd_audio_engine_read(e, buf, &dropped);
+    cr_assert_eq(got, block);
+    cr_assert_eq(dropped, c.ring_dropped);
+    cr_assert_eq(got_total + dropped, n - n % block);
+    cvd_audio_engine_destroy(e);
+    free(x);
+    free(buf);
+}
+
+Test(audio, model_swapped_between_callbacks_old_net_freed_by_the_loop)
+{
+    const int block = 32;
+    cvd_model *a = du_load_model(NAM_W), *b = du_load_model(NAM_N);
+    cvd_audio_engine *e = engine(a, 1, 1, 1, block, 0, 0);
+    float *x = noise(4096, 3), out[32];
+    for (int k = 0; k < 10; k++)
+        cvd_audio_engine_process(e, x + k * block, out, block, 0);
+    cvd_net *nb = NULL;
+    cr_assert_eq(cvd_net_create(b, block, &nb, NULL), 0);
+    cr_assert_eq(cvd_audio_engine_swap(e, nb), 0);
+    cr_assert_eq(cvd_audio_engine_swap(e, nb), CVD_ESTATE, "one swap at a time");
+    cr_assert_eq(cvd_audio_engine_collect(e, 0), 0, "not taken before the next callback");
+    /* the next callback takes the new net without allocating or freeing */
+    long before = alloc_count();
+    size_t nref = 0;
+    float *ref = du_ref_stream(b, block, x + 10 * block, 1024, &nref);
+    long mid = alloc_count();
+    cr_assert_eq(nref, 1024);
+    for (int k = 0; k < 1024 / block; k++) {
+        cvd_audio_engine_process(e, x + (10 + k) * block, out, block, 0);
+        cr_assert_eq(memcmp(out, ref + k * block, sizeof out), 0, "block %d after the swap", k);
+    }
+    cr_expect_eq(alloc_count() - mid, 0);
+    (void)before;
+    cr_assert_eq(cvd_audio_engine_collect(e, 0), 1, "the old net comes back to be freed");
+    cvd_audio_counters c;
+    cvd_audio_engine_counters(e, &c);
+    cr_expect_eq(c.swaps, 1);
+    cvd_audio_engine_destroy(e);
+    cvd_model_unref(a);
+    cvd_model_unref(b);
+    free(x);
+    free(ref);
+}
+
+Test(audio, jitter_buffer_fills_plays_in_order_and_counts_underruns)
+{
+    const int block = 16, jitter = 48;
+    cvd_audio_engine *e = engine(NULL, 0, 1, 1, block, 0, jitter);
+    float *x = noise(1000, 5), out[16];
+    cvd_audio_counters c;
+    /* not enough yet: silence, and no underrun counted while filling */
+    cr_assert_eq(cvd_audio_engine_feed(e, x, 40), 40);
+    cvd_audio_engine_process(e, NULL, out, block, 0);
+    for (int i = 0; i < block; i++)
+        cr_assert_eq(out[i], 0.0f);
+    cr_assert_eq(cvd_audio_engine_feed(e, x + 40, 40), 40);
+    long before = alloc_count();
+    size_t pos = 0;
+    for (int k = 0; k < 5; k++) {
+        cvd_audio_engine_process(e, NULL, out, block, 0);
+        cr_assert_eq(memcmp(out, x + pos, sizeof out), 0, "block %d", k);
+        pos += block;
+    }
+    cr_expect_eq(alloc_count() - before, 0);
+    /* 80 fed, 80 played: the next block is short, counted, and filling starts again */
+    cvd_audio_engine_process(e, NULL, out, block, 0);
+    cvd_audio_engine_counters(e, &c);
+    cr_assert_eq(c.underruns, 1);
+    /* the end of the source: what is left plays, though shorter than the jitter depth */
+    cr_assert_eq(cvd_audio_engine_feed(e, x, 20), 20);
+    cvd_audio_engine_process(e, NULL, out, block, 0);
+    for (int i = 0; i < block; i++)
+        cr_assert_eq(out[i], 0.0f, "waiting for the jitter depth");
+    cvd_audio_engine_source_ended(e);
+    cvd_audio_engine_process(e, NULL, out, block, 0);
+    cr_assert_eq(memcmp(out, x, sizeof out), 0);
+    cvd_audio_engine_process(e, NULL, out, block, 0);
+    cr_assert_eq(memcmp(out, x + block, 4 * sizeof(float)), 0);
+    cr_assert_eq(out[4], 0.0f);
+    cvd_audio_engine_counters(e, &c);
+    cr_assert_eq(c.underruns, 1, "the end is not an underrun");
+    /* the loop never queues more than 2 x jitter + block */
+    cr_assert_eq(cvd_audio_engine_feed_room(e), 2 * jitter + block);
+    cr_assert_eq(cvd_audio_engine_feed(e, x, 1000), 2 * jitter + block);
+    cvd_audio_engine_destroy(e);
+    free(x);
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+Test(audio, stream_directives_and_their_errors)
+{
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"[stream s]\ninput = none\noutput = none\n",
+         "t.conf:1: [stream s]: input and output are both none: nothing to do"},
+        {"[stream s]\noutput = none\n",
+         "t.conf:1: [stream s]: output = none and publish = no: its frames would go nowhere"},
+        {"[stream s]\ninput = none\n",
+         "t.conf:1: [stream s]: an output-only stream (input = none) needs 'source' (the "
+         "published stream it plays)"},
+        {"[stream s]\nsource = x\n",
+         "t.conf:2: source: only an output-only stream (input = none) plays a published stream"},
+        {"[stream s]\njitter = 64\n",
+         "t.conf:2: jitter: only an output-only stream (input = none) has a jitter buffer"},
+        {"[stream s]\ninput = none\nsource = x\npublish = yes\n",
+         "t.conf:4: publish: an output-only stream has nothing of its own to publish"},
+        {"[model m]\npath = builtin:drive\n[stream s]\ninput = none\nsource = x\nmodel = m\n",
+         "t.conf:6: model: an output-only stream plays its source as it is (no model)"},
+        {"[stream s]\nmodel = nope\n", "t.conf:2: model: no [model nope] section"},
+        {"[stream s]\npublish = maybe\n", "t.conf:2: publish: 'maybe' is not one of no | yes"},
+        {"[stream s]\nblock = 0\n", "t.conf:2: block: 0 is out of range 1..65536 (frames)"},
+        {"[stream s]\nrate = 48k\n", "t.conf:2: rate: '48k' is not a whole number"},
+        {"[stream s]\nrealtime = on\n", "t.conf:2: realtime: 'on' is not one of no | yes"},
+        {"[stream s]\n[stream s]\n", "t.conf:2: [stream s]: duplicate section (first at line 1)"},
+        {"[stream s]\naddress = 127.0.0.1:1\n",
+         "t.conf:2: address: unknown directive in [stream s] (it belongs in [listen NAME])"},
+        {"[stream s]\njiter = 1\n",
+         "t.conf:2: jiter: unknown directive in [stream s] (did you mean 'jitter'?)"},
+        {"[stream]\n", "t.conf:1: [stream]: needs a name, as in [stream NAME]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cvd_conf *c = NULL;
+        cvd_err err = {0};
+        int rc = cvd_conf_parse(cases[i].text, "t.conf", NULL, &c, &err);
+        cr_expect_eq(rc, CVD_EFORMAT, "case %zu: rc %d", i, rc);
+        cr_expect_str_eq(err.msg, cases[i].want, "case %zu", i);
+        cvd_conf_free(c);
+    }
+    /* the defaults, and a stream alone is something to serve */
+    cvd_conf *c = NULL;
+    cvd_err err = {0};
+    cr_assert_eq(cvd_conf_parse("[stream g]\n[stream p]\ninput = NONE\nsource = g\n", "t.conf",
+                                NULL, &c, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(c->n_streams, 2);
+    cr_expect_str_eq(c->streams[0].input, "default");
+    cr_expect_str_eq(c->streams[0].output, "default");
+    cr_expect_eq(c->streams[0].rate, 48000);
+    cr_expect_eq(c->streams[0].block, 64);
+    cr_expect_eq(c->streams[0].channels, 0);
+    cr_expect_eq(c->streams[0].publish, 0);
+    cr_expect_eq(c->streams[0].realtime, 1);
+    cr_expect_eq(c->streams[0].model_index, -1);
+    cr_expect_str_eq(c->streams[1].input, "");
+    cr_expect_str_eq(c->streams[1].source, "g");
+    cr_expect_eq(c->streams[1].jitter, 0);
+    cvd_conf_free(c);
+}
+
+/* ---- the daemon on ALSA plugin devices ---------------------------------------------------- */
+
+#define IN_FRAMES 400000  /* longer than compared: after its end, capture repeats stale data */
+#define CMP_FRAMES 120000 /* 2.5 s of audio compared */
+
+static float *write_input(void)
+{
+    float *x = noise(IN_FRAMES, tu_seed() + 11);
+    du_write_file(du_tmp("in.f32"), x, sizeof(float) * IN_FRAMES);
+    return x;
+}
+
+Test(audio, capture_model_playback_equals_convd_run)
+{
+    float *x = write_input();
+    const char *outp = du_tmp("out.raw");
+    alsa_setup(du_tmp("in.f32"), outp);
+    du_convd_run(du_src(NAM_W), du_tmp("in.f32"), du_tmp("ref.f32"), 64);
+    du_daemon d;
+    start_daemon(&d, "convd",
+                 stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = amp\nblock = 64\n"
+                             "realtime = no\n",
+                             NULL),
+                 NULL);
+    wait_log(&d, "stream guitar: latency", 30);
+    wait_file(&d, outp, sizeof(float) * (CMP_FRAMES + 20000), 60);
+    du_daemon_finish(&d, 20);
+
+    size_t n = 0, lead = 0, nref = 0;
+    float *y = played(outp, &n, &lead);
+    float *ref = du_read_f32(du_tmp("ref.f32"), &nref);
+    cr_assert_geq(n, CMP_FRAMES);
+    cr_assert_neq(ref[0], 0.0f);
+    size_t diff = du_first_diff(y, ref, sizeof(float) * CMP_FRAMES);
+    cr_assert_eq(diff, sizeof(float) * CMP_FRAMES, "played frame %zu differs from convd-run's (%g vs %g)",
+                 diff / 4, (double)y[diff / 4], (double)ref[diff / 4]);
+    cr_log_info("played %zu frames after %zu of priming silence; the first %d equal "
+                "convd-run's",
+                n, lead, CMP_FRAMES);
+    char *log = du_daemon_log(&d);
+    cr_expect_not_null(strstr(log, "stream guitar: capture 'cvd_cap' -> model 'amp' -> "
+                                   "playback 'cvd_play'"),
+                       "%s", log);
+    free(log);
+    free(x);
+    free(y);
+    free(ref);
+}
+
+/* DATA segments of a subscriber, with their first_frame, aligned on the played frames */
+Test(audio, published_stream_reaches_a_framed_subscriber)
+{
+    float *x = write_input();
+    const char *outp = du_tmp("out.raw");
+    alsa_setup(du_tmp("in.f32"), outp);
+    du_daemon d;
+    start_daemon(&d, "convd",
+                 stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = amp\nblock = 64\n"
+                             "publish = yes\nrealtime = no\n",
+                             NULL),
+                 NULL);
+    wait_log(&d, "stream guitar: latency", 30);
+    int port = du_daemon_port(&d, "framed");
+
+    int fd = du_connect(port);
+    du_buf hello = {0}, got = {0};
+    du_fr_subscribe(&hello, CVD_FMT_F32LE, "guitar");
+    du_send_all(fd, hello.p, hello.len);
+    du_fr_result r = {0};
+    double end = du_now() + 60;
+    while (du_now() < end) {
+        du_recv_some(fd, &got, 1 << 20, 0.5);
+        memset(&r, 0, sizeof r);
+        du_fr_parse(got.p, got.len, &r);
+        size_t frames = r.data.len / sizeof(float);
+        du_fr_result_free(&r);
+        if (frames >= 50000)
+            break;
+    }
+    close(fd);
+    du_daemon_finish(&d, 20);
+    memset(&r, 0, sizeof r);
+    du_fr_parse(got.p, got.len, &r);
+    cr_assert(r.accepted && !r.bad, "%s", r.bad_msg);
+    cr_expect_eq(r.acc.in_channels, 1);
+    cr_expect_eq(r.acc.out_channels, 1);
+    cr_expect_eq(r.acc.rate, RATE);
+    cr_expect_eq(r.acc.latency, 0, "ACCEPT's latency is the model's");
+    cr_expect_str_eq(r.acc_model, "amp");
+    cr_assert_geq(r.data.len / sizeof(float), 50000);
+
+    /* every segment equals the played frames at its place: the first one is found in the
+     * played frames, the others follow by first_frame (which counts the dropped frames) */
+    size_t n = 0, lead = 0;
+    float *y = played(outp, &n, &lead);
+    const float *s = (const float *)(void *)r.data.p;
+    size_t i0 = 0;
+    while (i0 < r.n_segs && r.segs[i0].n_frames < 64)
+        i0++;
+    cr_assert_lt(i0, r.n_segs);
+    const float *first = s + r.segs[i0].offset / sizeof(float);
+    size_t at = (size_t)-1;
+    for (size_t p = 0; p + 64 <= n; p++)
+        if (y[p] == first[0] && memcmp(y + p, first, 64 * sizeof(float)) == 0) {
+            at = p;
+            break;
+        }
+    cr_assert_neq(at, (size_t)-1, "the subscriber's frames are nowhere in the played ones");
+    uint64_t compared = 0;
+    for (size_t k = i0; k < r.n_segs; k++) {
+        const du_fr_seg *g = &r.segs[k];
+        size_t pos = at + (size_t)(g->first_frame - r.segs[i0].first_frame);
+        cr_assert_leq(pos + g->n_frames, n);
+        cr_assert_eq(memcmp(y + pos, s + g->offset / sizeof(float), g->n_frames * sizeof(float)),
+                     0, "segment %zu (first_frame %llu) differs from the played frames", k,
+                     (unsigned long long)g->first_frame);
+        compared += g->n_frames;
+    }
+    cr_log_info("subscriber: %llu frames in %zu DATA, %llu dropped (unpaced device), all equal "
+                "to the played ones",
+                (unsigned long long)compared, r.n_segs, (unsigned long long)r.dropped_total);
+    du_fr_result_free(&r);
+    du_buf_free(&hello);
+    du_buf_free(&got);
+    free(x);
+    free(y);
+}
+
+Test(audio, output_only_stream_plays_a_tcp_producer)
+{
+    /* the capture side is not used: an output-only stream opens playback only */
+    float *x = noise(40000, tu_seed() + 21);
+    du_write_file(du_tmp("in.f32"), x, sizeof(float) * 1000);
+    const char *outp = du_tmp("out.raw");
+    alsa_setup(du_tmp("in.f32"), outp);
+    du_daemon d;
+    start_daemon(&d, "convd",
+                 stream_conf("input = none\noutput = cvd_play\nsource = live\njitter = 256\n"
+                             "block = 64\nrealtime = no\n",
+                             NULL),
+                 NULL);
+    wait_log(&d, "stream guitar: waiting for stream 'live'", 30);
+    int port = du_daemon_port(&d, "framed");
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    cvd_client *c = NULL;
+    cvd_err err = {0};
+    cvd_client_request h;
+    cvd_client_request_init(&h);
+    h.model = "amp";
+    h.stream = "live";
+    h.block = 64;
+    cr_assert_eq(cvd_client_connect("127.0.0.1", ps, 10000, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(cvd_client_hello(c, &h, NULL, &err), 0, "%s", err.msg);
+    wait_log(&d, "stream guitar: playing stream 'live'", 10);
+    /* a little faster than real time (64 frames a millisecond): a burst would overflow the
+     * stream's small subscription, which keeps the delay bounded by dropping */
+    for (size_t at = 0; at < 40000; at += 64) {
+        cr_assert_eq(cvd_client_send(c, x + at, 64, &err), 0, "%s", err.msg);
+        du_sleep_ms(1);
+    }
+    cr_assert_eq(cvd_client_end(c, &err), 0, "%s", err.msg);
+    float *back = malloc(sizeof(float) * 50000);
+    long total = 0, got;
+    while ((got = cvd_client_recv(c, back + total, 50000 - (size_t)total, -1, &err)) > 0)
+        total += got;
+    cr_assert_eq(total, 40000, "%s", err.msg);
+    cvd_client_close(c);
+    wait_log(&d, "stream guitar: source 'live' ended", 10);
+    du_sleep_ms(300);
+    du_daemon_finish(&d, 20);
+
+    /* what was played, silences (jitter buffer filling, underruns) left out, is the producer's
+     * output in order; frames lost (the subscription full when the loop was late) are skipped,
+     * never reordered */
+    size_t nf = 0, k = 0, lost = 0, playedn = 0;
+    float *y = du_read_f32(outp, &nf);
+    for (size_t i = 0; i < nf && k < 40000; i++) {
+        if (y[i] == 0.0f)
+            continue;
+        size_t k0 = k;
+        while (k < 40000 && back[k] != y[i])
+            k++;
+        cr_assert_lt(k, 40000, "played frame %zu (%g) is not the producer's next output (from %zu)",
+                     i, (double)y[i], k0);
+        if (k0 == 0 && k != 0)
+            cr_assert_fail("the first frames were not played first");
+        lost += k - k0;
+        k++;
+        playedn++;
+    }
+    cr_log_info("output-only stream: %zu of the producer's 40000 frames played in order, %zu "
+                "lost", playedn, lost);
+    cr_assert_geq(playedn, 30000, "played %zu of the producer's 40000 frames", playedn);
+    cr_expect_eq(k, 40000, "the end of the source is played too (%zu frames)", k);
+    free(x);
+    free(y);
+    free(back);
+}
+
+Test(audio, missing_device_is_an_error_that_lists_the_devices)
+{
+    float *x = write_input();
+    alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
+    du_daemon d;
+    start_daemon(&d, "convd",
+                 stream_conf("input = cvd_cap\noutput = no-such-interface\nmodel = amp\n", NULL),
+                 NULL);
+    int st = 0;
+    cr_assert(du_wait_pid(d.pid, 60, &st), "convd did not exit");
+    d.running = 0;
+    char *log = du_daemon_log(&d);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x; log:\n%s", st, log);
+    cr_expect_not_null(strstr(log, "convd.conf:13: output: no playback device matches "
+                                   "'no-such-interface'; the devices are"),
+                       "%s", log);
+    cr_expect_not_null(strstr(log, "cvd_cap  [ALSA]"), "the listing: %s", log);
+    cr_expect_not_null(strstr(log, "cvd_play  [ALSA]"), "the listing: %s", log);
+    cr_expect_null(du_sanitizer_report(log), "%s", log);
+    free(log);
+
+    /* --check says the same; --list-devices lists them */
+    const char *check[] = {du_prog("convd"), "--check", "-c", d.conf, NULL};
+    du_proc p = du_run(check, 60);
+    cr_expect_eq(p.status, 1);
+    cr_expect_not_null(strstr(p.err, "output: no playback device matches 'no-such-interface'"),
+                       "%s", p.err);
+    cr_expect_not_null(strstr(p.err, "cvd_duplex  [ALSA]"), "%s", p.err);
+    du_proc_free(&p);
+    const char *list[] = {du_prog("convd"), "--list-devices", NULL};
+    p = du_run(list, 60);
+    cr_expect_eq(p.status, 0);
+    cr_expect_not_null(strstr(p.out, "cvd_cap  [ALSA]"), "%s", p.out);
+    cr_expect_not_null(strstr(p.out, "(default input)  (default output)"), "%s", p.out);
+    du_proc_free(&p);
+    free(x);
+}
+
+Test(audio, failed_device_is_retried_while_the_daemon_serves)
+{
+    float *x = write_input();
+    alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
+    du_daemon d;
+    const char *env[] = {"CONVD_TEST_FAIL_CALLBACK=2000", NULL};
+    start_daemon(&d, "convd-testhooks",
+                 stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = amp\npublish = yes\n"
+                             "realtime = no\n",
+                             NULL),
+                 env);
+    wait_log(&d, "stream guitar: the device stopped (its stream finished): stopped; retrying in "
+                 "1 s",
+             60);
+    /* meanwhile the daemon serves: metrics, and a framed client through a model */
+    int mport = du_daemon_metrics_port(&d);
+    cr_expect_geq(du_metric_now(mport, "convd_audio_device_failures_total{stream=\"guitar\"}"),
+                  1);
+    int port = du_daemon_port(&d, "framed");
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    cvd_client *c = NULL;
+    cvd_err err = {0};
+    cvd_client_request h;
+    cvd_client_request_init(&h);
+    cr_assert_eq(cvd_client_connect("127.0.0.1", ps, 10000, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(cvd_client_hello(c, &h, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(cvd_client_send(c, x, 1000, &err), 0, "%s", err.msg);
+    cr_assert_eq(cvd_client_end(c, &err), 0, "%s", err.msg);
+    float back[1000];
+    long total = 0, got;
+    while ((got = cvd_client_recv(c, back + total, 1000 - (size_t)total, -1, &err)) > 0)
+        total += got;
+    cr_expect_eq(total, 1000);
+    cvd_client_close(c);
+    wait_log(&d, "stream guitar: running again (after 1 failure)", 30);
+    cr_expect_eq(du_metric_wait(mport, "convd_audio_running{stream=\"guitar\"}", 1, 10), 1);
+    du_daemon_finish(&d, 20);
+    free(x);
+}
+
+Test(audio, sighup_swaps_the_model_without_stopping_the_device)
+{
+    float *x = write_input();
+    alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
+    du_daemon d;
+    start_daemon(&d, "convd",
+                 stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = amp\nrealtime = no\n",
+                             NULL),
+                 NULL);
+    wait_log(&d, "stream guitar: latency", 30);
+    const char *again = stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = nano\n"
+                                    "realtime = no\n",
+                                    NULL);
+    du_write_file(d.conf, again, strlen(again));
+    kill(d.pid, SIGHUP);
+    wait_log(&d, "stream guitar: model 'nano' swapped in without stopping the device", 30);
+    du_sleep_ms(200);
+    char *log = du_daemon_log(&d);
+    cr_expect_eq(du_count(log, "stream guitar: latency"), 1, "the device was opened again:\n%s",
+                 log);
+    cr_expect_null(strstr(log, "restarting"), "%s", log);
+    free(log);
+    /* and a change of device settings restarts it */
+    again = stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = nano\nblock = 128\n"
+                        "realtime = no\n",
+                        NULL);
+    du_write_file(d.conf, again, strlen(again));
+    kill(d.pid, SIGHUP);
+    wait_log(&d, "stream guitar: its device settings changed: restarting it", 30);
+    wait_log(&d, "block 128", 30);
+    du_daemon_finish(&d, 20);
+    free(x);
+}
+
+/* ---- a paced device: jackd's dummy driver ------------------------------------------------- */
+
+static pid_t jackd_pid;
+
+static void jackd_stop(void)
+{
+    int st;
+    if (jackd_pid > 0) {
+        kill(jackd_pid, SIGTERM);
+        if (!du_wait_pid(jackd_pid, 10, &st)) {
+            kill(jackd_pid, SIGKILL);
+            du_wait_pid(jackd_pid, 5, &st);
+        }
+        jackd_pid = 0;
+    }
+}
+
+/* Starts jackd (dummy driver, 48 kHz, 256 frames) as a server named for this test; returns 0
+ * (and prints why) when jackd is not installed or does not come up. */
+static int jackd_start(char *server, size_t n)
+{
+    if (access("/usr/bin/jackd", X_OK) != 0) {
+        cr_log_warn("jackd is not installed (scripts/install-deps.sh installs jackd2): the "
+                    "paced-device test is skipped");
+        return 0;
+    }
+    snprintf(server, n, "convd-test-%d", (int)getpid());
+    setenv("JACK_DEFAULT_SERVER", server, 1);
+    const char *argv[] = {"/usr/bin/jackd", "-n", server, "--no-realtime", "-d", "dummy",
+                          "-r", "48000", "-p", "256", NULL};
+    du_spawn_opts so = {.argv = argv, .out_path = du_tmp("jackd.out"),
+                        .err_path = du_tmp("jackd.err"), .fd3 = -1};
+    jackd_pid = du_spawn(&so);
+    /* up when jack_wait sees it */
+    for (int i = 0; i < 100; i++) {
+        const char *w[] = {"/usr/bin/jack_wait", "-c", "-s", server, NULL};
+        if (access(w[0], X_OK) != 0) {
+            du_sleep_ms(1500);
+            return 1;
+        }
+        du_proc p = du_run(w, 10);
+        int up = p.status == 0 && strstr(p.out, "running") != NULL &&
+                 strstr(p.out, "not running") == NULL;
+        du_proc_free(&p);
+        if (up)
+            return 1;
+        du_sleep_ms(100);
+    }
+    char *e = du_read_file(du_tmp("jackd.err"), NULL);
+    cr_log_warn("jackd did not come up: the paced-device test is skipped; its output:\n%s",
+                e ? e : "");
+    free(e);
+    jackd_stop();
+    return 0;
+}
+
+Test(audio, slow_callback_on_a_paced_device_counts_xruns_without_crashing)
+{
+    char server[64], senv[96];
+    float *x = write_input();
+    alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
+    if (!jackd_start(server, sizeof server)) {
+        free(x);
+        cr_skip_test("no jackd");
+    }
+    snprintf(senv, sizeof senv, "JACK_DEFAULT_SERVER=%s", server);
+    const char *env[] = {senv, "CONVD_TEST_SLOW_CALLBACK=50:30", NULL};
+    du_daemon d;
+    start_daemon(&d, "convd-testhooks",
+                 stream_conf("input = system\noutput = system\nmodel = amp\nblock = 256\n"
+                             "publish = yes\n",
+                             NULL),
+                 env);
+    wait_log(&d, "stream guitar: latency", 30);
+    int mport = du_daemon_metrics_port(&d);
+    double under = du_metric_wait(
+        mport, "convd_audio_xruns_total{stream=\"guitar\",kind=\"output_underflow\"}", 1, 30);
+    double over = du_metric_now(
+        mport, "convd_audio_xruns_total{stream=\"guitar\",kind=\"input_overflow\"}");
+    cr_expect_geq(under, 1, "no output underflow counted");
+    wait_log(&d, "stream guitar: since the start: input underflow", 30);
+    char *log = du_daemon_log(&d);
+    const char *lat = strstr(log, "stream guitar: latency");
+    cr_log_info("jackd dummy driver, 256-frame periods, 30 ms sleep every 50th callback: %.0f "
+                "output underflows, %.0f input overflows counted; %.*s",
+                under, over, (int)strcspn(lat, "\n"), lat);
+    free(log);
+    cr_expect(du_daemon_alive(&d), "convd died");
+    du_daemon_finish(&d, 20);
+    jackd_stop();
+    free(x);
+}
