@@ -187,6 +187,9 @@ install: $(DAEMON) $(TOOL_BIN)
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' config/convd.service \
 		> $(DESTDIR)$(UNITDIR)/convd.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/convd.service
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' config/convd-audio.service \
+		> $(DESTDIR)$(UNITDIR)/convd-audio.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/convd-audio.service
 	@# the config is the operator's: never overwritten
 	if [ ! -e $(DESTDIR)/etc/convd/convd.conf ]; then \
 		sed -e '/^path *=/ s|builtin:\([A-Za-z0-9_.-]*\)|$(DATADIR)/models/\1.json|' config/convd.conf \
@@ -198,7 +201,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/convd
 	for t in $(INSTALL_TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t; done
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
-	rm -f $(DESTDIR)$(UNITDIR)/convd.service
+	rm -f $(DESTDIR)$(UNITDIR)/convd.service $(DESTDIR)$(UNITDIR)/convd-audio.service
 	@echo "uninstall: /etc/convd/convd.conf is kept (remove it by hand if you want)"
 
 format:
