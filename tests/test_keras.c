@@ -284,7 +284,7 @@ static int have_real(const char *file)
     snprintf(path, sizeof path, REAL "%s", file);
     if (stat(path, &st) == 0)
         return 1;
-    cr_log_warn("%s is absent: the test is skipped (../shared/models/keras/ holds the real "
+    cr_log_info("%s is absent: the test is skipped (../shared/models/keras/ holds the real "
                 "Keras files)",
                 path);
     fprintf(stderr, "note: %s is absent: skipped\n", path);

@@ -1594,16 +1594,12 @@ Test(proto_line, decoder_arguments)
  * a few such locales that is installed (LOCPATH is honoured); says so if none is. */
 Test(proto_line, locale_independent)
 {
-    const char *names[] = {"de_DE.UTF-8", "de_DE.utf8",  "de_DE",       "fr_FR.UTF-8",
-                           "fr_FR.utf8",  "nl_NL.UTF-8", "ru_RU.UTF-8", "it_IT.UTF-8"};
-    const char *used = NULL;
+    const char *used = tu_comma_locale();
     char buf[64];
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && used == NULL; i++)
-        if (setlocale(LC_NUMERIC, names[i]) != NULL)
-            used = names[i];
     if (used == NULL) {
-        cr_log_warn("no decimal-comma locale installed (de_DE.UTF-8...): the locale test only "
-                    "runs in the C locale");
+        /* info, not warn: Criterion's exit status counts warnings as failures */
+        cr_log_info("no decimal-comma locale (none installed, localedef failed): the locale "
+                    "test runs in the C locale only");
     } else {
         snprintf(buf, sizeof buf, "%.1f", 0.5);
         cr_assert_str_eq(buf, "0,5", "%s is active", used);
@@ -1632,7 +1628,7 @@ Test(proto_line, locale_independent)
     }
     cr_assert_eq(cvd_line_error(buf, sizeof buf, "x", "%.2f", 0.5), 12);
     cr_assert_str_eq(buf, "!ERR x 0.50\n");
-    setlocale(LC_NUMERIC, "C");
+    setlocale(LC_ALL, "C");
 }
 
 /* ==== client loopback ====================================================================== */

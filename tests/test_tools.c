@@ -1164,37 +1164,9 @@ Test(tools, af_csv_empty_file)
     free(y);
 }
 
-/* A locale whose decimal point is a comma: an installed one, or de_DE compiled by localedef
- * into the test's folder (LOCPATH). NULL if neither works. */
-static const char *comma_locale(void)
-{
-    static const char *const names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (setlocale(LC_ALL, names[i]) != NULL && localeconv()->decimal_point[0] == ',')
-            return names[i];
-    const char *dir = tmp("locales"), *out = tmp("locales/de_DE.UTF-8");
-    const char *argv[] = {"localedef", "-i", "de_DE", "-f", "UTF-8", out, NULL};
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int st = 0;
-    if (mkdir(dir, 0755) != 0)
-        return NULL;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    int rc = posix_spawnp(&pid, "localedef", &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) > 1)
-        return NULL; /* localedef exits 1 for warnings, with the locale written */
-    setenv("LOCPATH", dir, 1);
-    if (setlocale(LC_ALL, "de_DE.UTF-8") != NULL && localeconv()->decimal_point[0] == ',')
-        return "de_DE.UTF-8 (compiled by localedef)";
-    return NULL;
-}
-
 Test(tools, af_csv_ignores_the_locale)
 {
-    const char *got = comma_locale();
+    const char *got = tu_comma_locale();
     if (got == NULL) {
         fprintf(stderr, "tools: note: no locale with a decimal comma (none installed, no "
                         "localedef): the csv locale test is skipped\n");

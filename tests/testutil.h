@@ -2,9 +2,15 @@
 #ifndef CONVD_TESTUTIL_H
 #define CONVD_TESTUTIL_H
 
+#include <fcntl.h>
+#include <ftw.h>
+#include <locale.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "convd_dsp.h"
 
@@ -44,6 +50,54 @@ static inline char *tu_read_file(const char *path, size_t *len)
     }
     fclose(f);
     return buf;
+}
+
+static inline int tu_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)sb;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes a folder and everything in it. */
+static inline void tu_rm_tree(const char *dir)
+{
+    nftw(dir, tu_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Sets LC_ALL to a locale whose decimal point is a comma: an installed one, or de_DE
+ * compiled by localedef into a fresh temporary folder (LOCPATH), so locale tests bite even
+ * where no such locale is installed. Returns its description, or NULL if neither works. */
+static inline const char *tu_comma_locale(void)
+{
+    extern char **environ;
+    static const char *const names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"};
+    static char dir[] = "/tmp/convd-locale-XXXXXX";
+    char out[sizeof dir + 16];
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int st = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (setlocale(LC_ALL, names[i]) != NULL && localeconv()->decimal_point[0] == ',')
+            return names[i];
+    if (mkdtemp(dir) == NULL)
+        return NULL;
+    snprintf(out, sizeof out, "%s/de_DE.UTF-8", dir);
+    const char *argv[] = {"localedef", "-i", "de_DE", "-f", "UTF-8", out, NULL};
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    int rc = posix_spawnp(&pid, "localedef", &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) > 1)
+        return NULL; /* localedef exits 1 for warnings, with the locale written */
+    setenv("LOCPATH", dir, 1);
+    const char *got = NULL;
+    if (setlocale(LC_ALL, "de_DE.UTF-8") != NULL && localeconv()->decimal_point[0] == ',')
+        got = "de_DE.UTF-8 (compiled by localedef)";
+    tu_rm_tree(dir); /* loaded (glibc maps the files): the folder can go */
+    return got;
 }
 
 #endif
