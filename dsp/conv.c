@@ -360,7 +360,6 @@ static void pack_weights(cvd_layer *L)
         /* Conv1D (k, C/G, F) and Depthwise (k, C, dm) == (k, 1, C*dm) are used as they are */
         memcpy(L->wpack, L->var[0], L->var_size[0] * sizeof(float));
     }
-    cvd_kernels_prepare(L);
 }
 
 int cvd_layer_set_var(cvd_layer *L, int index, const float *data, size_t n, cvd_err *err)
@@ -414,7 +413,6 @@ void cvd_layer_destroy(cvd_layer *L)
     for (int i = 0; i < 3; i++)
         free(L->var[i]);
     free(L->wpack);
-    free(L->kpriv);
     free(L->hist);
     free(L->tmp_in);
     free(L->tmp_core);

@@ -29,7 +29,6 @@ struct cvd_layer {
     size_t var_size[3];
     float *var[3];
     float *wpack; /* core kernel [j][c][f] (Conv1D, Depthwise, Separable: Keras's layout) */
-    void *kpriv;  /* kernel-specific packed weights (SIMD tiles) */
     void (*conv_fn)(const struct cvd_layer *, const float *, int, float *);
     cvd_gemm_fn pw_fn; /* Separable's pointwise stage */
 
@@ -47,7 +46,6 @@ struct cvd_layer {
 
 /* kernels.c */
 int cvd_kernels_init(struct cvd_layer *L);     /* at create: choose kernels, allocate */
-void cvd_kernels_prepare(struct cvd_layer *L); /* after weights change: repack */
 /* m core-conv output frames from the padded history at x (frame stride C), into y (Fc wide,
  * frame stride Fc). Output t reads frames t*s + j*d. No bias, no activation. */
 void cvd_kernel_conv(const struct cvd_layer *L, const float *x, int m, float *y);

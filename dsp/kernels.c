@@ -245,11 +245,6 @@ int cvd_kernels_init(cvd_layer *L)
     return CVD_OK;
 }
 
-void cvd_kernels_prepare(cvd_layer *L)
-{
-    (void)L; /* the kernels read wpack as it is */
-}
-
 void cvd_kernel_conv(const cvd_layer *L, const float *x, int m, float *y)
 {
     L->conv_fn(L, x, m, y);

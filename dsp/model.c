@@ -163,6 +163,16 @@ static int new_node(cvd_model *m, cvd_node_op op, const char *name, const int *i
     return m->n_nodes++;
 }
 
+/* A node reading one input, whose output has the input's channels. */
+static int new_unary_node(cvd_model *m, cvd_node_op op, const char *name, int input,
+                          cvd_err *err)
+{
+    int id = new_node(m, op, name, &input, 1, err);
+    if (id >= 0)
+        m->nodes[id].channels = m->nodes[input].channels;
+    return id;
+}
+
 /* Removes the node just added (when setting it up failed). */
 static void drop_last(cvd_model *m)
 {
@@ -299,11 +309,10 @@ int cvd_model_add_activation(cvd_model *m, const char *name, cvd_activation act,
     if ((unsigned)act >= CVD_ACT_COUNT)
         return cvd_err_set(err, CVD_EINVAL, "Activation '%s': unknown activation %d",
                            name ? name : "", (int)act);
-    int id = new_node(m, CVD_NODE_ACTIVATION, name, &input, 1, err);
+    int id = new_unary_node(m, CVD_NODE_ACTIVATION, name, input, err);
     if (id < 0)
         return id;
     m->nodes[id].act = act;
-    m->nodes[id].channels = m->nodes[input].channels;
     return finish_node(m, id, err);
 }
 
@@ -436,10 +445,9 @@ static int check_input(cvd_model *m, const char *cls, const char *name, int inpu
 int cvd_model_add_identity(cvd_model *m, const char *name, const char *keras_class, int input,
                            cvd_err *err)
 {
-    int id = new_node(m, CVD_NODE_IDENTITY, name, &input, 1, err);
+    int id = new_unary_node(m, CVD_NODE_IDENTITY, name, input, err);
     if (id < 0)
         return id;
-    m->nodes[id].channels = m->nodes[input].channels;
     if (keras_class)
         snprintf(m->nodes[id].cls, sizeof m->nodes[id].cls, "%s", keras_class);
     return finish_node(m, id, err);
@@ -497,11 +505,10 @@ static int add_norm(cvd_model *m, cvd_node_op op, const char *name, cvd_axis axi
     if (axis == CVD_AXIS_TIME && ((rc = need_rank2(m, cls, name, input, err)) < 0 ||
                                   (rc = need_window(m, cls, name, input, err)) < 0))
         return rc;
-    int id = new_node(m, op, name, &input, 1, err);
+    int id = new_unary_node(m, op, name, input, err);
     if (id < 0)
         return id;
     cvd_node *nd = &m->nodes[id];
-    nd->channels = m->nodes[input].channels;
     nd->axis = axis;
     nd->eps = epsilon;
     nd->center = center;
@@ -556,10 +563,9 @@ int cvd_model_add_rescaling(cvd_model *m, const char *name, float scale, float o
     if (!isfinite(scale) || !isfinite(offset))
         return cvd_err_set(err, CVD_EINVAL, "Rescaling '%s': scale=%g, offset=%g: must be finite",
                            name ? name : "", (double)scale, (double)offset);
-    int id = new_node(m, CVD_NODE_RESCALING, name, &input, 1, err);
+    int id = new_unary_node(m, CVD_NODE_RESCALING, name, input, err);
     if (id < 0)
         return id;
-    m->nodes[id].channels = m->nodes[input].channels;
     m->nodes[id].mul = scale;
     m->nodes[id].add = offset;
     return finish_node(m, id, err);
@@ -579,11 +585,10 @@ int cvd_model_add_pad_crop(cvd_model *m, const char *name, cvd_node_op op, int l
     if ((rc = check_input(m, cls, name, input, err)) < 0 ||
         (rc = need_rank2(m, cls, name, input, err)) < 0)
         return rc;
-    int id = new_node(m, op, name, &input, 1, err);
+    int id = new_unary_node(m, op, name, input, err);
     if (id < 0)
         return id;
     cvd_node *nd = &m->nodes[id];
-    nd->channels = m->nodes[input].channels;
     nd->left = left;
     nd->right = right;
     /* a stream of n frames has given n + left zero-padded frames, or n - left - right
@@ -605,11 +610,10 @@ int cvd_model_add_upsampling(cvd_model *m, const char *name, int size, int input
         return cvd_err_set(err, CVD_EINVAL,
                            "UpSampling1D '%s': size=%d after %d frames of latency: too long",
                            name ? name : "", size, m->nodes[input].latency);
-    int id = new_node(m, CVD_NODE_UPSAMPLING, name, &input, 1, err);
+    int id = new_unary_node(m, CVD_NODE_UPSAMPLING, name, input, err);
     if (id < 0)
         return id;
     cvd_node *nd = &m->nodes[id];
-    nd->channels = m->nodes[input].channels;
     nd->size = size;
     nd->latency = m->nodes[input].latency * size;
     return finish_node(m, id, err);
@@ -640,11 +644,10 @@ int cvd_model_add_pooling(cvd_model *m, const char *name, cvd_node_op op, int po
     if ((rc = check_input(m, cls, name, input, err)) < 0 ||
         (rc = need_rank2(m, cls, name, input, err)) < 0)
         return rc;
-    int id = new_node(m, op, name, &input, 1, err);
+    int id = new_unary_node(m, op, name, input, err);
     if (id < 0)
         return id;
     cvd_node *nd = &m->nodes[id];
-    nd->channels = m->nodes[input].channels;
     nd->k = pool_size;
     nd->s = strides;
     nd->padding = padding;
@@ -666,11 +669,10 @@ int cvd_model_add_global_pooling(cvd_model *m, const char *name, cvd_node_op op,
         (rc = need_rank2(m, cls, name, input, err)) < 0 ||
         (rc = need_window(m, cls, name, input, err)) < 0)
         return rc;
-    int id = new_node(m, op, name, &input, 1, err);
+    int id = new_unary_node(m, op, name, input, err);
     if (id < 0)
         return id;
     cvd_node *nd = &m->nodes[id];
-    nd->channels = m->nodes[input].channels;
     nd->keepdims = keepdims != 0;
     nd->rank = keepdims ? 2 : 1;
     nd->window = 1;
