@@ -30,6 +30,7 @@
 static void suite_init(void)
 {
     du_tmp_make();
+    du_deadline(120);
     setenv("JACK_NO_START_SERVER", "1", 1);
 }
 
@@ -39,7 +40,7 @@ static void suite_fini(void)
     du_tmp_remove();
 }
 
-TestSuite(audio, .init = suite_init, .fini = suite_fini, .timeout = 120);
+TestSuite(audio, .init = suite_init, .fini = suite_fini);
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 

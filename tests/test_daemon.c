@@ -31,6 +31,7 @@
 static void suite_init(void)
 {
     du_tmp_make();
+    du_deadline(90);
 }
 
 static void suite_fini(void)
@@ -39,7 +40,7 @@ static void suite_fini(void)
     du_tmp_remove();
 }
 
-TestSuite(daemon, .init = suite_init, .fini = suite_fini, .timeout = 90);
+TestSuite(daemon, .init = suite_init, .fini = suite_fini);
 
 /* ---- shared pieces ---------------------------------------------------------------------- */
 
