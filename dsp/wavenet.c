@@ -49,6 +49,7 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #define TARGET "avx512f"
 #define VEC __m512
 #define W 16
+#define GTILE 8
 #define LOAD _mm512_loadu_ps
 #define STORE _mm512_storeu_ps
 #define SET1 _mm512_set1_ps
@@ -63,6 +64,7 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef TARGET
 #undef VEC
 #undef W
+#undef GTILE
 #undef LOAD
 #undef STORE
 #undef SET1
@@ -77,6 +79,7 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #define TARGET "avx2,fma"
 #define VEC __m256
 #define W 8
+#define GTILE 4
 #define LOAD _mm256_loadu_ps
 #define STORE _mm256_storeu_ps
 #define SET1 _mm256_set1_ps
@@ -91,6 +94,7 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef TARGET
 #undef VEC
 #undef W
+#undef GTILE
 #undef LOAD
 #undef STORE
 #undef SET1
