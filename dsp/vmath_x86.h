@@ -7,13 +7,19 @@
 #define LOG2E 1.44269504088896341f
 #define LN2_HI 0.693359375f
 #define LN2_LO (-2.12194440e-4f)
-#define T3 (-1.0f / 3.0f)
-#define T5 (2.0f / 15.0f)
-#define T7 (-17.0f / 315.0f)
-#define T9 (62.0f / 2835.0f)
-#define T11 (-1382.0f / 155925.0f)
-#define TANH_SMALL 0.3125f
-#define TANH_CLAMP 9.0f
+/* tanh(x) = x P(x^2) / Q(x^2), a rational fit of degrees 5 and 4 on [0, 9]
+ * (scripts/fit_tanh.py); x is clamped to TANH_CLAMP, where the fit reaches 1 */
+#define TP0 9.999999994e-01f
+#define TP1 1.368062067e-01f
+#define TP2 3.869206084e-03f
+#define TP3 2.802502578e-05f
+#define TP4 3.062767289e-08f
+#define TP5 (-1.223652558e-11f)
+#define TQ1 4.701395305e-01f
+#define TQ2 2.724906721e-02f
+#define TQ3 3.940171714e-04f
+#define TQ4 1.288595272e-06f
+#define TANH_CLAMP 9.1f
 #define SIG_CLAMP 87.0f
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
@@ -53,24 +59,21 @@ __attribute__((target("avx512f"))) static inline __m512 exp_neg16(__m512 y)
 
 __attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x)
 {
-    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-    __m512 a = AND16(x, absmask);
-    __m512 sign = ANDNOT16(absmask, x);
-    /* large: (1 - e) / (1 + e) */
-    __m512 e = exp_neg16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), _mm512_min_ps(a, _mm512_set1_ps(TANH_CLAMP))));
-    __m512 big = _mm512_div_ps(_mm512_sub_ps(_mm512_set1_ps(1.0f), e),
-                               _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-    big = OR16(big, sign);
-    /* small: odd series */
-    __m512 x2 = _mm512_mul_ps(x, x);
-    __m512 p = _mm512_set1_ps(T11);
-    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(T9));
-    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(T7));
-    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(T5));
-    p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(T3));
-    __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(x, x2), p, x);
-    __mmask16 is_small = _mm512_cmp_ps_mask(a, _mm512_set1_ps(TANH_SMALL), _CMP_LT_OQ);
-    __m512 y = _mm512_mask_blend_ps(is_small, big, small);
+    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-TANH_CLAMP)), _mm512_set1_ps(TANH_CLAMP));
+    __m512 s = _mm512_mul_ps(xc, xc);
+    __m512 p = _mm512_set1_ps(TP5);
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP4));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP3));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP2));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP1));
+    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP0));
+    __m512 q = _mm512_set1_ps(TQ4);
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(TQ3));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(TQ2));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(TQ1));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.0f));
+    __m512 y = _mm512_div_ps(_mm512_mul_ps(xc, p), q);
+    y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(-1.0f)), _mm512_set1_ps(1.0f));
     __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
     return _mm512_mask_blend_ps(nan, y, x);
 }
@@ -83,6 +86,8 @@ __attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x)
     __m512 s = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
     __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
     __m512 y = _mm512_mask_mul_ps(s, neg, e, s);
+    /* below -87 the value is under FLT_MIN: zero, not exp(-87) */
+    y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(-SIG_CLAMP), _CMP_NLT_UQ), y);
     __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
     return _mm512_mask_blend_ps(nan, y, x);
 }
@@ -101,22 +106,21 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp_neg8(__m256 y)
 
 __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
 {
-    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-    __m256 a = _mm256_and_ps(x, absmask);
-    __m256 sign = _mm256_andnot_ps(absmask, x);
-    __m256 e = exp_neg8(_mm256_mul_ps(_mm256_set1_ps(-2.0f), _mm256_min_ps(a, _mm256_set1_ps(TANH_CLAMP))));
-    __m256 big = _mm256_div_ps(_mm256_sub_ps(_mm256_set1_ps(1.0f), e),
-                               _mm256_add_ps(_mm256_set1_ps(1.0f), e));
-    big = _mm256_or_ps(big, sign);
-    __m256 x2 = _mm256_mul_ps(x, x);
-    __m256 p = _mm256_set1_ps(T11);
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(T9));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(T7));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(T5));
-    p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(T3));
-    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(x, x2), p, x);
-    __m256 is_small = _mm256_cmp_ps(a, _mm256_set1_ps(TANH_SMALL), _CMP_LT_OQ);
-    __m256 y = _mm256_blendv_ps(big, small, is_small);
+    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-TANH_CLAMP)), _mm256_set1_ps(TANH_CLAMP));
+    __m256 s = _mm256_mul_ps(xc, xc);
+    __m256 p = _mm256_set1_ps(TP5);
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP4));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP3));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP2));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP1));
+    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP0));
+    __m256 q = _mm256_set1_ps(TQ4);
+    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(TQ3));
+    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(TQ2));
+    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(TQ1));
+    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.0f));
+    __m256 y = _mm256_div_ps(_mm256_mul_ps(xc, p), q);
+    y = _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(-1.0f)), _mm256_set1_ps(1.0f));
     __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
     return _mm256_blendv_ps(y, x, nan);
 }
@@ -129,6 +133,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 sigmoid8(__m256 x)
     __m256 s = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
     __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
     __m256 y = _mm256_blendv_ps(s, _mm256_mul_ps(e, s), neg);
+    /* below -87 the value is under FLT_MIN: zero, not exp(-87) */
+    y = _mm256_andnot_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-SIG_CLAMP), _CMP_LT_OQ), y);
     __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
     return _mm256_blendv_ps(y, x, nan);
 }
