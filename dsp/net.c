@@ -155,7 +155,10 @@ static int create_node(cvd_net *net, int i, cvd_err *err)
         }
         /* a queue holds at most the latency gap plus one round of its producer */
         st->qcap = 2 * most + 2 * (lat_hi - lat_lo) + 64;
-        st->max_out = st->qcap;
+        /* every emit empties some queue, which then gets at most one round of its producer
+         * before the next emit: a merge emits at most `most` frames a round (sizing its
+         * output by the queues instead made chains of residual Adds grow geometrically) */
+        st->max_out = most;
         st->q = calloc((size_t)nd->n_inputs, sizeof *st->q);
         st->qlen = calloc((size_t)nd->n_inputs, sizeof *st->qlen);
         if (st->q == NULL || st->qlen == NULL)
