@@ -772,6 +772,13 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
 
     memset(&d, 0, sizeof d);
     signal(SIGPIPE, SIG_IGN);
+    /* a SIGHUP (systemctl reload) that comes while the daemon starts waits for the handler,
+     * instead of killing the daemon by its default action; the threads started meanwhile
+     * keep it blocked, so the loop's thread is the one that takes it */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
     d.loop = uv_default_loop();
     d.config_path = config_path;
     pthread_mutex_init(&d.lock, NULL);
@@ -830,6 +837,7 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sighup, on_signal, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
     uv_timer_init(d.loop, &d.deadline);
     d.deadline.data = &d;
     uv_timer_init(d.loop, &d.watchdog);
