@@ -186,7 +186,7 @@ int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model
     e->stats = stats;
     e->chunk = cfg->block;
     if (model != NULL) {
-        rc = cvd_net_create(model, cfg->block, &e->net, err);
+        rc = cvd_net_create_hop(model, cfg->block, cfg->hop, &e->net, err);
         if (rc < 0) {
             free(e);
             return rc;
@@ -900,7 +900,8 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
                                       .block = st->block,
                                       .rate = st->rate,
                                       .publish = st->publish,
-                                      .jitter = st->jitter};
+                                      .jitter = st->jitter,
+                                      .hop = cvd_runtime_model_hop(s->rt, s->model)};
         cvd_audio_engine *ne = NULL;
         if ((rc = cvd_audio_engine_create(&ec, s->model, s->stats, &ne, err)) < 0)
             return rc;
@@ -1369,7 +1370,8 @@ cvd_audio_prepared *cvd_audio_prepare(cvd_runtime *rt, cvd_err *err)
     p->n = c->n_streams;
     for (int i = 0; i < c->n_streams; i++) {
         cvd_model *m = stream_model(rt, &c->streams[i]);
-        if (m && cvd_net_create(m, c->streams[i].block, &p->nets[i], err) < 0) {
+        if (m && cvd_net_create_hop(m, c->streams[i].block, cvd_runtime_model_hop(rt, m),
+                                    &p->nets[i], err) < 0) {
             cvd_err_prefix(err, "%s:%d: [stream %s]", c->file, c->streams[i].line,
                            c->streams[i].name);
             cvd_audio_prepared_free(p);
@@ -1405,7 +1407,8 @@ static int model_changed(const astream *s, const cvd_runtime *rt, const cvd_conf
     if (ns->model_index < 0)
         return 0;
     const char *np = rt->conf->models[ns->model_index].path;
-    if (strcmp(model_path(s), np) != 0)
+    if (strcmp(model_path(s), np) != 0 ||
+        rt->conf->models[ns->model_index].hop != s->rt->conf->models[s->conf->model_index].hop)
         return 1;
     if (strncmp(np, "builtin:", 8) == 0)
         return 0;

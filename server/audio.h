@@ -78,6 +78,7 @@ typedef struct cvd_audio_engine_config {
     int rate;
     int publish;       /* 1: processed frames go to the publish ring */
     int jitter;        /* output-only: frames buffered before playing (>= 1) */
+    long hop;          /* a windowed model's hop ([model] hop; 0: its window length) */
 } cvd_audio_engine_config;
 
 /* Counters the callback keeps (atomics, relaxed): read them from any thread. */

@@ -151,8 +151,8 @@ static const char *const server_keys[] = {
     "max_message", "handshake_timeout", "idle_timeout", "shutdown_timeout",
     "queue_limit", "slow_subscriber",   "nonfinite",    NULL};
 
-enum { M_PATH };
-static const char *const model_keys[] = {"path", NULL};
+enum { M_PATH, M_HOP };
+static const char *const model_keys[] = {"path", "hop", NULL};
 
 enum { L_ADDRESS, L_PROTOCOL, L_MODEL, L_FORMAT, L_CHANNELS, L_RATE, L_BLOCK };
 static const char *const listen_keys[] = {"address",  "protocol", "model", "format",
@@ -619,6 +619,23 @@ static int set_path(pstate *ps, cvd_conf_model *m, const char *v)
     return m->path ? 0 : nomem(ps);
 }
 
+static int model_directive(pstate *ps, int key, const char *name, const char *v)
+{
+    cvd_conf_model *m = &ps->c->models[ps->index];
+    long long hop;
+
+    if (key == M_PATH) {
+        m->path_line = ps->lineno;
+        return set_path(ps, m, v);
+    }
+    /* M_HOP: whether the model is windowed is known when it is loaded (runtime.c) */
+    if (get_int(ps, name, v, 0, 1LL << 30, " (0 = the window length)", &hop))
+        return ps->code;
+    m->hop = (long)hop;
+    m->hop_line = ps->lineno;
+    return 0;
+}
+
 static int server_directive(pstate *ps, int key, const char *name, const char *v)
 {
     cvd_conf *c = ps->c;
@@ -785,7 +802,7 @@ static int directive(pstate *ps, const char *name, const char *v)
     case SEC_SERVER:
         return server_directive(ps, key, name, v);
     case SEC_MODEL:
-        return set_path(ps, &ps->c->models[ps->index], v);
+        return model_directive(ps, key, name, v);
     case SEC_STREAM:
         return stream_directive(ps, key, name, v);
     default:
@@ -1076,7 +1093,7 @@ static void finish(pstate *ps)
     for (int i = 0; i < c->n_models; i++)
         if (c->models[i].path == NULL)
             fail(ps, CVD_EFORMAT, c->models[i].line,
-                 "[model %s]: missing 'path' (a .nam or .json file, or builtin:NAME)",
+                 "[model %s]: missing 'path' (a .nam, .json, .keras or .h5 file, or builtin:NAME)",
                  c->models[i].name);
     for (int i = 0; i < c->n_listens; i++) {
         cvd_conf_listen *l = &c->listens[i];

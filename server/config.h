@@ -55,10 +55,14 @@ typedef struct cvd_conf_model {
     char name[CVD_CONF_NAME_MAX + 1];
     /* "builtin:NAME" as written, an absolute path as written, or a relative path joined to
      * the config file's folder ("DIR/PATH"; left as written when there is no folder, see
-     * cvd_conf_parse). Owned by the cvd_conf. The extension is .nam or .json (any case). */
+     * cvd_conf_parse). Owned by the cvd_conf. The extension is one cvd_model_load reads:
+     * .nam, .json, .keras, .h5 or .hdf5 (any case). */
     char *path;
-    int builtin; /* 1 if path is "builtin:NAME"; builtin_name() is path + 8 */
-    int line;    /* line of the section header */
+    int builtin;   /* 1 if path is "builtin:NAME"; builtin_name() is path + 8 */
+    int line;      /* line of the section header */
+    int path_line; /* line of its path directive */
+    long hop;      /* a windowed model's hop in frames; 0 = its window length */
+    int hop_line;  /* line of its hop directive, 0 if none */
 } cvd_conf_model;
 
 /* [listen NAME] */

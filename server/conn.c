@@ -262,7 +262,7 @@ nomem:
 
 static int setup_stream(cvd_conn *c, cvd_model *m, int block, cvd_err *err)
 {
-    int rc = cvd_net_create(m, block, &c->net, err);
+    int rc = cvd_net_create_hop(m, block, cvd_runtime_model_hop(c->rt, m), &c->net, err);
     if (rc < 0)
         return rc;
     c->model = m;

@@ -70,11 +70,20 @@ int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     }
     for (int i = 0; i < c->n_models; i++) {
-        rc = cvd_runtime_load_model(c->models[i].path, &rt->models[i], err);
+        const cvd_conf_model *cm = &c->models[i];
+        rc = cvd_runtime_load_model(cm->path, &rt->models[i], err);
         if (rc == 0)
             rc = cvd_model_can_stream(rt->models[i], err);
         if (rc < 0) {
-            cvd_err_prefix(err, "%s:%d: path", c->file, c->models[i].line);
+            cvd_err_prefix(err, "%s:%d: path", c->file, cm->path_line ? cm->path_line : cm->line);
+            cvd_runtime_unref(rt);
+            return rc;
+        }
+        if (cm->hop != 0 && cvd_model_mode(rt->models[i]) != CVD_MODE_WINDOWED) {
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: hop: model '%s' streams frame by frame (it has no window); "
+                             "hop applies to windowed models only",
+                             c->file, cm->hop_line, cm->name);
             cvd_runtime_unref(rt);
             return rc;
         }
@@ -128,6 +137,14 @@ int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err)
     rt->generation = atomic_fetch_add(&generation, 1) + 1;
     *out = rt;
     return CVD_OK;
+}
+
+long cvd_runtime_model_hop(const cvd_runtime *rt, const cvd_model *m)
+{
+    for (int i = 0; m && i < rt->conf->n_models; i++)
+        if (rt->models[i] == m)
+            return rt->conf->models[i].hop;
+    return 0;
 }
 
 cvd_model *cvd_runtime_listener_model(const cvd_runtime *rt, int listener)

@@ -30,5 +30,7 @@ void cvd_runtime_unref(cvd_runtime *rt);
 /* The model of listener i (NULL if it has none), and by name. */
 cvd_model *cvd_runtime_listener_model(const cvd_runtime *rt, int listener);
 cvd_model *cvd_runtime_model(const cvd_runtime *rt, const char *name);
+/* The hop its [model] section gives a windowed model (0: the window length). */
+long cvd_runtime_model_hop(const cvd_runtime *rt, const cvd_model *m);
 
 #endif

@@ -708,7 +708,7 @@ Test(config, model_errors)
 {
     static const error_case cases[] = {
         {"[model m]\n[listen l]\naddress = 127.0.0.1:1\nprotocol = raw\nmodel = m\n",
-         "t.conf:1: [model m]: missing 'path' (a .nam or .json file, or builtin:NAME)"},
+         "t.conf:1: [model m]: missing 'path' (a .nam, .json, .keras or .h5 file, or builtin:NAME)"},
         {"[model m]\npath = m.onnx\n",
          "t.conf:2: path: 'm.onnx' is not a .nam, .json, .keras or .h5 file (nor builtin:NAME)"},
         {"[model m]\npath = .nam\n",
@@ -723,6 +723,11 @@ Test(config, model_errors)
          "A-Z a-z 0-9 _ . -"},
         {"[model m]\npath = BUILTIN:m\n",
          "t.conf:2: path: 'BUILTIN:m' is not a .nam, .json, .keras or .h5 file (nor builtin:NAME)"},
+        {"[model m]\npath = builtin:m\nhop = 1.5\n", "t.conf:3: hop: '1.5' is not a whole number"},
+        {"[model m]\npath = builtin:m\nhop = -1\n",
+         "t.conf:3: hop: -1 is out of range 0..1073741824 (0 = the window length)"},
+        {"[model m]\nhop = 2\npath = builtin:m\nhop = 3\n",
+         "t.conf:4: hop: duplicate directive (first at line 2)"},
     };
     EXPECT_ERRORS(cases);
 }
@@ -772,7 +777,7 @@ Test(config, listener_errors)
         {"[listen a]\naddress = 127.0.0.1:1\n[model m]\n",
          "t.conf:1: [listen a]: missing 'protocol' (raw | framed | line)"},
         {"[model m]\n[listen a]\naddress = 127.0.0.1:1\nprotocol = raw\nmodel = x\n",
-         "t.conf:1: [model m]: missing 'path' (a .nam or .json file, or builtin:NAME)"},
+         "t.conf:1: [model m]: missing 'path' (a .nam, .json, .keras or .h5 file, or builtin:NAME)"},
         {"[listen a]\nmodel = x\naddress = 127.0.0.1:1\nprotocol = raw\n[model m]\n",
          "t.conf:2: model: no [model x] section"},
         /* a parse error stops the parse: nothing after it is looked at */

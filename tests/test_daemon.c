@@ -1947,6 +1947,49 @@ Test(daemon, sd_notify_ready_reloading_stopping_watchdog)
     du_buf_free(&l);
 }
 
+/* A windowed model (a Keras classifier: windows of 24 frames, 3 values each) with `hop = 5`
+ * in its [model] section: the raw listener sends what convd-run --hop 5 writes. */
+Test(daemon, windowed_model_hop_from_its_model_section)
+{
+    const char *model = "tests/data/keras/k2_seq_classifier.h5";
+    const size_t nf = 1000;
+    float *x = malloc(sizeof(float) * nf);
+    cr_assert_not_null(x);
+    cvd_rng rng;
+    cvd_rng_seed(&rng, seed_for(7));
+    for (size_t i = 0; i < nf; i++)
+        x[i] = (float)tu_randint(&rng, 2001) / 1000.0f - 1.0f;
+    const char *ip = du_tmp("cls.in.f32"), *op = du_tmp("cls.out.f32");
+    du_write_file(ip, x, nf * sizeof(float));
+    const char *argv[] = {du_prog("convd-run"), du_src(model), ip,      op,
+                          "--block",            "16",          "--hop", "5",
+                          "--quiet",            NULL};
+    du_proc r = du_run(argv, 60);
+    cr_assert_eq(r.status, 0, "convd-run --hop 5: exit %d: %s", r.status, r.err);
+    du_proc_free(&r);
+    size_t nref;
+    float *ref = du_read_f32(op, &nref);
+    cr_assert_eq(nref, ((nf - 24) / 5 + 1) * 3, "convd-run --hop 5 gave %zu values", nref);
+
+    du_buf c = {0};
+    du_buf_printf(&c, "[server]\nworkers = 1\n[model cls]\npath = %s\nhop = 5\n",
+                  du_src(model));
+    listener(&c, "r", "raw", "cls", "block = 16");
+    du_daemon d;
+    du_daemon_start(&d, (char *)c.p, 0);
+    du_peer p;
+    peer_open(&p, du_daemon_port(&d, "r"), x, nf * 4, seed_for(8), 100, 1000);
+    cr_assert_eq(du_drive(&p, 1, 30), 0, "the stream is still open after 30 s");
+    peer_check_done(&p, "windowed, hop 5");
+    du_assert_bytes(p.out.p, p.out.len, ref, nref * 4, "windowed model, hop = 5");
+    du_buf_free(&p.out);
+    close(p.fd);
+    du_daemon_finish(&d, 10);
+    free(ref);
+    free(x);
+    du_buf_free(&c);
+}
+
 /* ---- convd --check -------------------------------------------------------------------------- */
 
 static du_proc run_check(const char *file, const char *text)
@@ -2004,13 +2047,25 @@ Test(daemon, check_reports_good_and_bad_files)
         p = run_check("badmodel.conf", (char *)t.p);
         cr_assert_eq(p.status, 1, "--check, model %s: exit %d (want 1)\n%s", models[i], p.status,
                      p.err);
-        /* the line of `path =` (5), or of its section (4): the runtime knows only the latter */
-        char want4[DU_PATH + 64];
+        /* the line of `path =` (5) */
         snprintf(want, sizeof want, "%s:5: path: ", du_tmp("badmodel.conf"));
-        snprintf(want4, sizeof want4, "%s:4: path: ", du_tmp("badmodel.conf"));
-        cr_assert(strstr(p.err, want) || strstr(p.err, want4),
-                  "--check, model %s: want \"%s...\", got:\n%s", models[i], want, p.err);
+        cr_assert(strstr(p.err, want), "--check, model %s: want \"%s...\", got:\n%s", models[i],
+                  want, p.err);
         cr_assert(strstr(p.err, models[i]), "--check: the message does not name the model file");
+        du_proc_free(&p);
+        du_buf_free(&t);
+    }
+    /* a hop for a model that streams frame by frame: the hop line (6) */
+    {
+        du_buf t = {0};
+        du_buf_printf(&t, "[server]\nworkers = 1\n\n[model m]\npath = %s\nhop = 4\n[listen a]\n"
+                          "address = 127.0.0.1:0\nprotocol = raw\nmodel = m\n",
+                      du_src(NAM_K));
+        p = run_check("hop.conf", (char *)t.p);
+        snprintf(want, sizeof want, "%s:6: hop: model 'm' streams frame by frame",
+                 du_tmp("hop.conf"));
+        cr_assert(p.status == 1 && strstr(p.err, want), "--check: exit %d, want \"%s...\", got:\n%s",
+                  p.status, want, p.err);
         du_proc_free(&p);
         du_buf_free(&t);
     }
