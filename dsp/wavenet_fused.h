@@ -3,7 +3,9 @@
  * The including file defines:
  *   FN            the function's name (FN_tile is defined here for its tiles)
  *   TARGET        the target attribute string
- *   VEC           the vector type; W its lane count, which is the layer's channel count C
+ *   VEC           the vector type, W its lane count
+ *   CH            the layer's channel count C: W, or A->C (at most W) with LOAD and STORE
+ *                 masked to C lanes
  *   GTILE         the tile, in frames, of a gated layer (its accumulators are twice as many)
  *   LOAD, STORE, SET1, FMA, ADD, MUL, SUB, TANHV, SIGV   the operations
  *
@@ -24,7 +26,7 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
                                                                         int t0, const int TT,
                                                                         const int gated)
 {
-    const int C = W, K = A->K;
+    const int C = CH, K = A->K;
     const int Z = gated ? 2 * C : C;
     const size_t ts = (size_t)A->d * C;
     float tile[8 * 2 * W];
@@ -69,7 +71,8 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
         for (int j = 0; j < K; j++) {
             const float *xr = x0 + (size_t)j * ts;
             const float *wr = A->Wc + (size_t)j * C * Z;
-            for (int c = 0; c < C; c += 4) {
+            int c = 0;
+            for (; c + 4 <= C; c += 4) {
                 p0 = FMA(SET1(xr[c]), LOAD(wr + (size_t)c * Z), p0);
                 p1 = FMA(SET1(xr[c + 1]), LOAD(wr + (size_t)(c + 1) * Z), p1);
                 p2 = FMA(SET1(xr[c + 2]), LOAD(wr + (size_t)(c + 2) * Z), p2);
@@ -80,6 +83,11 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
                     q2 = FMA(SET1(xr[c + 2]), LOAD(wr + (size_t)(c + 2) * Z + C), q2);
                     q3 = FMA(SET1(xr[c + 3]), LOAD(wr + (size_t)(c + 3) * Z + C), q3);
                 }
+            }
+            for (; c < C; c++) { /* C not a multiple of 4 */
+                p0 = FMA(SET1(xr[c]), LOAD(wr + (size_t)c * Z), p0);
+                if (gated)
+                    q0 = FMA(SET1(xr[c]), LOAD(wr + (size_t)c * Z + C), q0);
             }
         }
         acc[0] = ADD(ADD(p0, p1), ADD(p2, p3));
@@ -157,12 +165,15 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
         }
     } else {
         VEC p0 = r[0], p1 = SET1(0.0f), p2 = SET1(0.0f), p3 = SET1(0.0f);
-        for (int c = 0; c < C; c += 4) {
+        int c = 0;
+        for (; c + 4 <= C; c += 4) {
             p0 = FMA(SET1(tile[c]), LOAD(A->W1 + (size_t)c * C), p0);
             p1 = FMA(SET1(tile[c + 1]), LOAD(A->W1 + (size_t)(c + 1) * C), p1);
             p2 = FMA(SET1(tile[c + 2]), LOAD(A->W1 + (size_t)(c + 2) * C), p2);
             p3 = FMA(SET1(tile[c + 3]), LOAD(A->W1 + (size_t)(c + 3) * C), p3);
         }
+        for (; c < C; c++)
+            p0 = FMA(SET1(tile[c]), LOAD(A->W1 + (size_t)c * C), p0);
         r[0] = ADD(ADD(p0, p1), ADD(p2, p3));
     }
     float *o = A->out + (size_t)t0 * C;

@@ -50,7 +50,8 @@ static double stream_error(cvd_model *m, const float *x, long n, const float *re
     return e;
 }
 
-Test(nam, generated_cases_match_reference)
+/* Every generated case against its reference: streamed at `blocks`, and offline. */
+static void check_generated_cases(const int *blocks, int nb, const char *isa)
 {
     DIR *d = opendir("tests/data/nam");
     struct dirent *e;
@@ -71,10 +72,10 @@ Test(nam, generated_cases_match_reference)
         cr_assert_eq(cvd_nam_load(path, &m, &err), 0, "%s", err.msg);
         float *ref = read_f32(ref_path, &nr);
         cr_assert_eq(nr, n);
-        static const int blocks[] = {1, 7, 64, 4096};
-        for (int b = 0; b < 4; b++) {
+        for (int b = 0; b < nb; b++) {
             double err_max = stream_error(m, x, n, ref, blocks[b]);
-            cr_expect_leq(err_max, 1e-4, "%s block %d: max error %g", path, blocks[b], err_max);
+            cr_expect_leq(err_max, 1e-4, "%s (%s) block %d: max error %g", path, isa, blocks[b],
+                          err_max);
         }
         /* offline */
         float *y;
@@ -84,7 +85,7 @@ Test(nam, generated_cases_match_reference)
         double em = 0;
         for (long i = 0; i < n; i++)
             em = fmax(em, fabs((double)y[i] - ref[i]));
-        cr_expect_leq(em, 1e-4, "%s offline: max error %g", path, em);
+        cr_expect_leq(em, 1e-4, "%s (%s) offline: max error %g", path, isa, em);
         free(y);
         free(ref);
         cvd_model_unref(m);
@@ -93,6 +94,24 @@ Test(nam, generated_cases_match_reference)
     closedir(d);
     free(x);
     cr_assert_geq(count, 16, "only %d .nam cases found", count);
+}
+
+Test(nam, generated_cases_match_reference)
+{
+    static const int blocks[] = {1, 7, 64, 4096};
+    check_generated_cases(blocks, 4, "best ISA");
+}
+
+/* the AVX2 kernels (the 8-channel fused layer among them) where the CPU has more */
+Test(nam, generated_cases_match_reference_avx2)
+{
+    if (cvd_isa_detect() < CVD_ISA_AVX2) {
+        cr_log_info("no AVX2 on this CPU: the AVX2 kernels are not tested here");
+        return;
+    }
+    cvd_isa_force("avx2");
+    static const int blocks[] = {1, 13, 64};
+    check_generated_cases(blocks, 3, "avx2");
 }
 
 Test(nam, standard_model_matches_nam_core)
