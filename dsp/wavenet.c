@@ -52,6 +52,8 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #define W 16
 #define GTILE 8
 #define SET1 _mm512_set1_ps
+#define ULOAD _mm512_loadu_ps
+#define USTORE _mm512_storeu_ps
 #define FMA _mm512_fmadd_ps
 #define ADD _mm512_add_ps
 #define MUL _mm512_mul_ps
@@ -81,6 +83,8 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef W
 #undef GTILE
 #undef SET1
+#undef ULOAD
+#undef USTORE
 #undef FMA
 #undef ADD
 #undef MUL
@@ -94,6 +98,8 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #define W 8
 #define GTILE 4
 #define SET1 _mm256_set1_ps
+#define ULOAD _mm256_loadu_ps
+#define USTORE _mm256_storeu_ps
 #define FMA _mm256_fmadd_ps
 #define ADD _mm256_add_ps
 #define MUL _mm256_mul_ps
@@ -114,6 +120,8 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef W
 #undef GTILE
 #undef SET1
+#undef ULOAD
+#undef USTORE
 #undef FMA
 #undef ADD
 #undef MUL

@@ -8,6 +8,9 @@
  *                 masked to C lanes
  *   GTILE         the tile, in frames, of a gated layer (its accumulators are twice as many)
  *   LOAD, STORE, SET1, FMA, ADD, MUL, SUB, TANHV, SIGV   the operations
+ *   ULOAD, USTORE full-width (never masked) load and store, for the tile's scratch rows: they
+ *                 are W floats apart, so a scalar read of a row just written is always
+ *                 forwarded from the store (a masked store's never is: a stall each time)
  *
  * One layer, n frames, in tiles of up to 8 frames held in registers:
  *   z = bias + cond * Wm + sum_j sum_c h[t + j d][c] Wc[j][c]     (Z = C, or 2C gated)
@@ -102,10 +105,10 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
                 acc[u] = TANHV(acc[u]);
         } else {
             for (int u = 0; u < TT; u++)
-                STORE(tile + u * C, acc[u]);
-            A->act_tile(A->act, tile, TT, C, C);
+                USTORE(tile + u * W, acc[u]);
+            A->act_tile(A->act, tile, TT, C, W);
             for (int u = 0; u < TT; u++)
-                acc[u] = LOAD(tile + u * C);
+                acc[u] = ULOAD(tile + u * W);
         }
     } else {
         /* z1 through the activation, z2 through the secondary */
@@ -115,20 +118,20 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
                 act[u] = TANHV(acc[u]);
         } else {
             for (int u = 0; u < TT; u++)
-                STORE(tile + u * C, acc[u]);
-            A->act_tile(A->act, tile, TT, C, C);
+                USTORE(tile + u * W, acc[u]);
+            A->act_tile(A->act, tile, TT, C, W);
             for (int u = 0; u < TT; u++)
-                act[u] = LOAD(tile + u * C);
+                act[u] = ULOAD(tile + u * W);
         }
         if (A->sec_kind == FUSED_SIGMOID) {
             for (int u = 0; u < TT; u++)
                 g[u] = SIGV(acc2[u]);
         } else {
             for (int u = 0; u < TT; u++)
-                STORE(tile + u * C, acc2[u]);
-            A->act_tile(A->sec, tile, TT, C, C);
+                USTORE(tile + u * W, acc2[u]);
+            A->act_tile(A->sec, tile, TT, C, W);
             for (int u = 0; u < TT; u++)
-                g[u] = LOAD(tile + u * C);
+                g[u] = ULOAD(tile + u * W);
         }
         if (A->gating == CVD_WN_GATING_GATED) {
             for (int u = 0; u < TT; u++)
@@ -150,7 +153,7 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
 
     /* out = h + b1 + W1 a */
     for (int u = 0; u < TT; u++)
-        STORE(tile + u * C, acc[u]);
+        USTORE(tile + u * W, acc[u]);
     const VEC b1 = LOAD(A->b1);
     const float *hc = A->hcur + (size_t)t0 * C;
     VEC r[8];
@@ -161,7 +164,7 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
             const VEC w1 = LOAD(A->W1 + (size_t)c * C);
 #pragma GCC unroll 8
             for (int u = 0; u < TT; u++)
-                r[u] = FMA(SET1(tile[u * C + c]), w1, r[u]);
+                r[u] = FMA(SET1(tile[u * W + c]), w1, r[u]);
         }
     } else {
         VEC p0 = r[0], p1 = SET1(0.0f), p2 = SET1(0.0f), p3 = SET1(0.0f);
