@@ -14,6 +14,7 @@
 #include "vmath.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -120,74 +121,52 @@ __attribute__((target("avx2,fma"))) static void sigmoid_avx2(float *x, size_t n)
 
 #endif /* CVD_X86 */
 
-void cvd_vtanh_isa(cvd_isa isa, float *x, size_t n)
-{
+/* One function per ISA for each; [0] portable, [1] AVX2, [2] AVX-512 (cvd_isa's order). */
+typedef void (*vfn)(float *, size_t);
 #if CVD_X86 && defined(__GNUC__)
-    if (isa >= CVD_ISA_AVX512 && cvd_isa_detect() >= CVD_ISA_AVX512) {
-        tanh_avx512(x, n);
-        return;
-    }
-    if (isa >= CVD_ISA_AVX2 && cvd_isa_detect() >= CVD_ISA_AVX2) {
-        tanh_avx2(x, n);
-        return;
-    }
+static const vfn tanh_fns[3] = {tanh_portable, tanh_avx2, tanh_avx512};
+static const vfn sigmoid_fns[3] = {sigmoid_portable, sigmoid_avx2, sigmoid_avx512};
 #else
-    (void)isa;
+static const vfn tanh_fns[3] = {tanh_portable, tanh_portable, tanh_portable};
+static const vfn sigmoid_fns[3] = {sigmoid_portable, sigmoid_portable, sigmoid_portable};
 #endif
-    tanh_portable(x, n);
+
+/* the best this CPU has, found once (threads racing to find it store the same value) */
+static int best_isa(void)
+{
+    static atomic_int isa = -1;
+    int v = atomic_load_explicit(&isa, memory_order_relaxed);
+    if (v < 0) {
+        v = (int)cvd_isa_detect();
+        atomic_store_explicit(&isa, v, memory_order_relaxed);
+    }
+    return v;
+}
+
+static int capped(cvd_isa isa)
+{
+    int best = best_isa();
+    return (int)isa < best ? ((int)isa < 0 ? 0 : (int)isa) : best;
 }
 
 void cvd_vtanh(float *x, size_t n)
 {
-#if CVD_X86 && defined(__GNUC__)
-    static int isa = -1;
-    if (isa < 0)
-        isa = (int)cvd_isa_detect();
-    if (isa >= CVD_ISA_AVX512) {
-        tanh_avx512(x, n);
-        return;
-    }
-    if (isa >= CVD_ISA_AVX2) {
-        tanh_avx2(x, n);
-        return;
-    }
-#endif
-    tanh_portable(x, n);
-}
-
-void cvd_vsigmoid_isa(cvd_isa isa, float *x, size_t n)
-{
-#if CVD_X86 && defined(__GNUC__)
-    if (isa >= CVD_ISA_AVX512 && cvd_isa_detect() >= CVD_ISA_AVX512) {
-        sigmoid_avx512(x, n);
-        return;
-    }
-    if (isa >= CVD_ISA_AVX2 && cvd_isa_detect() >= CVD_ISA_AVX2) {
-        sigmoid_avx2(x, n);
-        return;
-    }
-#else
-    (void)isa;
-#endif
-    sigmoid_portable(x, n);
+    tanh_fns[best_isa()](x, n);
 }
 
 void cvd_vsigmoid(float *x, size_t n)
 {
-#if CVD_X86 && defined(__GNUC__)
-    static int isa = -1;
-    if (isa < 0)
-        isa = (int)cvd_isa_detect();
-    if (isa >= CVD_ISA_AVX512) {
-        sigmoid_avx512(x, n);
-        return;
-    }
-    if (isa >= CVD_ISA_AVX2) {
-        sigmoid_avx2(x, n);
-        return;
-    }
-#endif
-    sigmoid_portable(x, n);
+    sigmoid_fns[best_isa()](x, n);
+}
+
+void cvd_vtanh_isa(cvd_isa isa, float *x, size_t n)
+{
+    tanh_fns[capped(isa)](x, n);
+}
+
+void cvd_vsigmoid_isa(cvd_isa isa, float *x, size_t n)
+{
+    sigmoid_fns[capped(isa)](x, n);
 }
 
 float cvd_tanh1(float x)
