@@ -75,7 +75,7 @@ int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err)
         if (rc == 0)
             rc = cvd_model_can_stream(rt->models[i], err);
         if (rc < 0) {
-            cvd_err_prefix(err, "%s:%d: path", c->file, cm->path_line ? cm->path_line : cm->line);
+            cvd_err_prefix(err, "%s:%d: path", c->file, cm->path_line);
             cvd_runtime_unref(rt);
             return rc;
         }
