@@ -332,8 +332,9 @@ static int run_merge(cvd_net *net, const cvd_node *nd, net_node *st)
         const int c = m->nodes[nd->inputs[k]].channels;
         if (st->qlen[k] + src->n_out > st->qcap)
             return CVD_ESTATE; /* cannot happen with the bound set at create */
-        memcpy(st->q[k] + (size_t)st->qlen[k] * c, src->out,
-               sizeof(float) * (size_t)src->n_out * c);
+        if (src->n_out > 0) /* (a node that has emitted nothing may have no buffer yet) */
+            memcpy(st->q[k] + (size_t)st->qlen[k] * c, src->out,
+                   sizeof(float) * (size_t)src->n_out * c);
         st->qlen[k] += src->n_out;
         if (st->qlen[k] < emit)
             emit = st->qlen[k];
@@ -488,7 +489,9 @@ static int run_round(cvd_net *net, const float *in, int n)
 static int emit_output(cvd_net *net, float *out, int *n_out)
 {
     const net_node *o = &net->nodes[net->m->output];
-    memcpy(out, o->out, sizeof(float) * (size_t)o->n_out * net->m->nodes[net->m->output].channels);
+    if (o->n_out > 0)
+        memcpy(out, o->out,
+               sizeof(float) * (size_t)o->n_out * net->m->nodes[net->m->output].channels);
     *n_out = o->n_out;
     return CVD_OK;
 }

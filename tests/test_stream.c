@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "convd_dsp.h"
+#include "convd_model.h"
 #include "testutil.h"
 
 /* A random valid configuration for `kind`. */
@@ -206,4 +207,39 @@ Test(stream, random_layers_equal_offline_portable)
     uint64_t base = tu_seed() + 1000000;
     for (uint64_t i = 0; i < 1000; i++)
         check_case(base + i);
+}
+
+/* A merge that takes the net's input directly (the vibration model's final Add of the input
+ * and a conv): flushing it, and flushing a net that never had a frame, pass nothing through
+ * (found by fuzzing: a zero-length copy from the input's absent buffer). */
+Test(stream, flush_through_a_merge_of_the_input)
+{
+    cvd_model *m = NULL;
+    cvd_err err;
+    size_t len;
+    char *text = tu_read_file("config/models/vibration-denoise.json", &len);
+    cr_assert_not_null(text);
+    cr_assert_eq(cvd_json_model_parse(text, len, "vibration-denoise", NULL, &m, &err), 0, "%s",
+                 err.msg);
+    free(text);
+    cvd_net *net;
+    cr_assert_eq(cvd_net_create(m, 16, &net, &err), 0, "%s", err.msg);
+    float in[16 * 3], out[64 * 3];
+    for (int i = 0; i < 16 * 3; i++)
+        in[i] = (float)(i % 7) * 0.1f;
+    for (int round = 0; round < 2; round++) {
+        int no = -1, more;
+        if (round == 0) /* frames, then the flush */
+            cr_assert_eq(cvd_net_process(net, in, 5, out, &no), 0);
+        long total = no > 0 ? no : 0;
+        do {
+            more = cvd_net_flush(net, out, &no);
+            cr_assert_geq(more, 0);
+            total += no;
+        } while (more == 1);
+        cr_assert_eq(total, round == 0 ? 5 : 0, "round %d: %ld frames out", round, total);
+        cvd_net_reset(net);
+    }
+    cvd_net_destroy(net);
+    cvd_model_unref(m);
 }
