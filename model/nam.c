@@ -39,6 +39,8 @@ static int fail(nam_ctx *cx, int code, const char *path, const char *fmt, ...)
 
 static const char *type_name(const json_t *v)
 {
+    if (v == NULL) /* a key that is not there */
+        return "missing";
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         return "an object";
@@ -81,6 +83,8 @@ static int get_int(nam_ctx *cx, const json_t *v, const char *path, int min, int 
 
 static int get_bool(nam_ctx *cx, const json_t *v, const char *path, int *out)
 {
+    if (v == NULL)
+        return fail(cx, CVD_EFORMAT, path, "missing");
     if (!json_is_boolean(v))
         return fail(cx, CVD_EFORMAT, path, "must be true or false, not %s", type_name(v));
     *out = json_is_true(v);
@@ -89,6 +93,8 @@ static int get_bool(nam_ctx *cx, const json_t *v, const char *path, int *out)
 
 static int get_float(nam_ctx *cx, const json_t *v, const char *path, float *out)
 {
+    if (v == NULL)
+        return fail(cx, CVD_EFORMAT, path, "missing");
     if (!json_is_number(v))
         return fail(cx, CVD_EFORMAT, path, "must be a number, not %s", type_name(v));
     double d = json_number_value(v);
@@ -337,7 +343,7 @@ static int parse_array(nam_ctx *cx, const json_t *la, int idx, cvd_wn_array *a)
     if (act == NULL)
         return fail(cx, CVD_EFORMAT, path, "activation: missing");
     if (ks == NULL)
-        return fail(cx, CVD_EFORMAT, path, "kernel_size: missing");
+        return fail(cx, CVD_EFORMAT, path, "kernel_size (or kernel_sizes, one per layer): missing");
 
     for (int l = 0; l < a->n_layers; l++) {
         cvd_wn_layer *ly = &a->layers[l];

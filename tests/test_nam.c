@@ -2,7 +2,8 @@
  * .nam files: the generated cases and NAM's standard model against their reference outputs
  * (an independent numpy implementation, and NAM core itself), streamed at several block
  * sizes and offline; every malformed or unsupported file refused with a message naming the
- * problem; truncation at every length handled without a crash.
+ * problem; truncation at every length, and every key removed in turn, handled without a
+ * crash.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -13,6 +14,7 @@
 
 #include "alloc_count.h"
 #include "convd_model.h"
+#include "json_mutate.h"
 #include "testutil.h"
 
 static float *read_f32(const char *path, long *n)
@@ -296,4 +298,18 @@ Test(nam, type_confusion_is_refused)
         cr_expect_lt(rc, 0, "document %zu accepted", i);
         cr_expect_not_null(strstr(err.msg, "t.nam"), "%zu: %s", i, err.msg);
     }
+}
+
+static int nam_loader(const char *text, size_t len, cvd_model **out, cvd_err *err)
+{
+    return cvd_nam_parse(text, len, "t.nam", out, err);
+}
+
+/* found by fuzzing: a layer array without head_bias crashed the loader */
+Test(nam, every_key_removed_in_turn)
+{
+    jm_remove_each_key("tests/data/nam/k4_fasttanh_odd_dil.nam", nam_loader, 1);
+    jm_remove_each_key("tests/data/nam/new_gating_mode_head_obj.nam", nam_loader, 1);
+    jm_remove_each_key("tests/data/nam/new_per_layer_lists.nam", nam_loader, 1);
+    jm_remove_each_key("tests/data/nam/prelu_objs.nam", nam_loader, 1);
 }
