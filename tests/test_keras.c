@@ -32,6 +32,7 @@
 #include "alloc_count.h"
 #include "convd_dsp.h"
 #include "convd_model.h"
+#include "json_mutate.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -598,4 +599,31 @@ Test(keras, convd_run_hop_and_weights)
                    err, sizeof err);
     cr_assert_eq(st, 2, "%s", err);
     remove(out);
+}
+
+/* A Keras config (model.to_json()) with each key removed in turn, loaded with its weights
+ * file: it loads and streams, or is refused with a message; never a crash. */
+static char keras_cfg_path[80];
+static const char *keras_weights;
+
+static int keras_cfg_loader(const char *text, size_t len, cvd_model **out, cvd_err *err)
+{
+    FILE *f = fopen(keras_cfg_path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(text, 1, len, f), len);
+    fclose(f);
+    return cvd_keras_load_weights(keras_cfg_path, keras_weights, out, err);
+}
+
+Test(keras, config_keys_removed_in_turn)
+{
+    char dir[64] = "/tmp/convd-keras-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(keras_cfg_path, sizeof keras_cfg_path, "%s/config.json", dir);
+    keras_weights = "tests/data/keras/k2_weights_only.weights.h5";
+    jm_remove_each_key("tests/data/keras/k2_weights_only.json", keras_cfg_loader, 0);
+    keras_weights = "tests/data/keras/k3_weights_only.weights.h5";
+    jm_remove_each_key("tests/data/keras/k3_weights_only.json", keras_cfg_loader, 0);
+    unlink(keras_cfg_path);
+    rmdir(dir);
 }
