@@ -1239,7 +1239,9 @@ static int parse_line(cvd_line_decoder *d, char *s, size_t n, float *frame)
             line_err(d, "!ERR bad_number line %llu field %d: empty field", ln, field);
             return -1;
         }
-        {
+        if (memchr(s + a, '\0', b - a) != NULL) {
+            rc = CVD_EFORMAT; /* the number would end at the NUL, the rest unread */
+        } else {
             char saved = s[b];
             s[b] = '\0';
             rc = parse_value_l(s + a, &v, d->loc);

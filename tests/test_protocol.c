@@ -1373,6 +1373,18 @@ Test(proto_line, errors_name_line_and_field)
             "!ERR out_of_range line 1 field 1: \"-3.5e38\" is out of range for a 32-bit float\n");
     LINE_EQ(1, CVD_NONFINITE_REJECT, "\v1\n",
             "!ERR bad_number line 1 field 1: \"\\x0b1\" is not a number\n");
+    /* a NUL byte inside a field (found by fuzzing: "0.5\0junk" was read as 0.5) */
+    {
+        static const char nul_in[] = "0.5\0junk\n\0\n2\n";
+        vbuf out = {0};
+        split sp = {NULL, 1 << 30, 0};
+        line_run(1, 0, CVD_NONFINITE_REJECT, nul_in, sizeof nul_in - 1, &sp, 64, &out);
+        cr_assert_str_eq((char *)out.p,
+                         "!ERR bad_number line 1 field 1: \"0.5\\x00junk\" is not a number\n"
+                         "!ERR bad_number line 2 field 1: \"\\x00\" is not a number\n"
+                         "0x1p+1\n");
+        free(out.p);
+    }
     /* long fields are cut in the message */
     LINE_EQ(1, CVD_NONFINITE_REJECT, "123456789012345678901234567890123456789x\n",
             "!ERR bad_number line 1 field 1: \"12345678901234567890123456789012\"... is not a "
