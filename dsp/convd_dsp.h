@@ -479,6 +479,9 @@ long cvd_model_receptive_field(const cvd_model *m); /* frames of input an output
 double cvd_model_macs_per_frame(const cvd_model *m);
 /* Output frames per input frame (1 unless strided or transposed layers change the rate). */
 double cvd_model_rate_ratio(const cvd_model *m);
+/* The most parameters a model may have in all (256 MiB of floats): a node that would take it
+ * past this is refused, whatever the format that describes it. */
+#define CVD_MODEL_MAX_PARAMS (1u << 26)
 size_t cvd_model_param_count(const cvd_model *m);
 /* Returns CVD_EUNSUPPORTED with the reason if the model cannot run as a net (both modes
  * run: a windowed model's net emits records). */

@@ -188,6 +188,17 @@ static int finish_node(cvd_model *m, int id, cvd_err *err)
 {
     cvd_node *nd = &m->nodes[id];
     long lens[CVD_MERGE_MAX_INPUTS];
+    const size_t params = cvd_model_param_count(m);
+    if (params > CVD_MODEL_MAX_PARAMS) {
+        size_t own = cvd_model_node_params(m, id);
+        cvd_err_set(err, CVD_EINVAL,
+                    "'%s' (%zu parameters) makes the model %zu parameters: at most %u (%u MiB "
+                    "of weights)",
+                    nd->name, own, params, CVD_MODEL_MAX_PARAMS,
+                    (unsigned)(CVD_MODEL_MAX_PARAMS * sizeof(float) >> 20));
+        drop_last(m);
+        return CVD_EINVAL;
+    }
     int known = m->in_length > 0;
     for (int k = 0; k < nd->n_inputs && k < CVD_MERGE_MAX_INPUTS; k++) {
         lens[k] = m->nodes[nd->inputs[k]].frames;

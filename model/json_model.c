@@ -32,7 +32,7 @@
 #define JM_MAX_LAYERS 65536
 #define JM_MAX_NAME 95           /* a node name must fit the model's 96-byte field */
 #define JM_MAX_CHANNELS 65536    /* channels of any tensor between layers */
-#define JM_MAX_VALUES (1u << 28) /* floats in one weight variable (1 GiB) */
+#define JM_MAX_VALUES CVD_MODEL_MAX_PARAMS /* floats in one weight variable (256 MiB) */
 #define JM_MAX_INPUTS 64         /* inputs of one merge (the library's limit) */
 #define JM_ST_MAX_HEADER (100u << 20)
 

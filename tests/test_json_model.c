@@ -1027,3 +1027,36 @@ Test(json_model, every_key_removed_in_turn)
     jm_remove_each_key("config/models/vibration-denoise.json", json_loader, 0);
     cr_assert_geq(files, 5, "only %d case files", files);
 }
+
+/* found by fuzzing: a few lines of JSON could ask for gigabytes of weights; a model has at
+ * most CVD_MODEL_MAX_PARAMS parameters in all, one variable no more than that either */
+Test(json_model, parameter_limits)
+{
+    static const struct {
+        const char *text, *words;
+    } cases[] = {
+        {"{\"format\": \"convd-model\", \"version\": 1, \"input_channels\": 16384, \"layers\": "
+         "[{\"class_name\": \"Dense\", \"name\": \"d\", \"config\": {\"units\": 16384}}]}",
+         "a kernel of 16384 x 16384 values: at most 67108864"},
+        {"{\"format\": \"convd-model\", \"version\": 1, \"wavenet\": {\"channels\": 530, "
+         "\"kernel_size\": 49, \"dilations\": [1, 1, 1, 1, 1]}}",
+         "70234012 weights: at most 67108864"},
+        {"{\"format\": \"convd-model\", \"version\": 1, \"input_channels\": 4096, \"layers\": ["
+         "{\"class_name\": \"Dense\", \"name\": \"d1\", \"config\": {\"units\": 4096}},"
+         "{\"class_name\": \"Dense\", \"name\": \"d2\", \"config\": {\"units\": 4096}},"
+         "{\"class_name\": \"Dense\", \"name\": \"d3\", \"config\": {\"units\": 4096}},"
+         "{\"class_name\": \"Dense\", \"name\": \"d4\", \"config\": {\"units\": 4096}}]}",
+         "'d4' (16781312 parameters) makes the model 67125248 parameters: at most 67108864"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cvd_model *m = NULL;
+        cvd_err err = {0};
+        int rc = cvd_json_model_parse(cases[i].text, strlen(cases[i].text), "big.json", NULL, &m,
+                                      &err);
+        cr_expect_lt(rc, 0, "case %zu loaded", i);
+        cr_expect(strstr(err.msg, cases[i].words) != NULL, "case %zu: want \"%s\" in: %s", i,
+                  cases[i].words, err.msg);
+        if (rc == 0)
+            cvd_model_unref(m);
+    }
+}
