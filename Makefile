@@ -84,7 +84,7 @@ TEST_BIN := $(BUILD)/convd-tests
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test run bench clean deps format install uninstall
+.PHONY: all test run bench fuzz clean deps format install uninstall
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -159,6 +159,11 @@ test: deps
 	@$(MAKE) --no-print-directory $(TEST_BIN)
 	./$(TEST_BIN) $(TESTFLAGS)
 
+# libFuzzer on the parsers (clang; not part of `make test`): FUZZ_SECONDS per target
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; ./$$b || exit 1; done
 
@@ -208,6 +213,6 @@ format:
 	clang-format -i dsp/*.[ch] model/*.[ch] server/*.[ch] client/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch]
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(BUILD)/server/main.d $(BUILD)/server/audio-testhooks.d $(CLIENT_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)
