@@ -139,6 +139,8 @@ struct cvd_audio_engine {
     int fifo_cap;               /* frames */
     float *y;                   /* net output: chunk frames of out_channels */
     float *fifo;                /* callback only: processed frames waiting to be played */
+    short *in_map;              /* cfg.in_map, copied; NULL: the capture is the input */
+    float *gather;              /* callback only: a block of mapped input frames */
     int fifo_head, fifo_count;
     float *zeros;    /* a block of silence for a missing input buffer */
     cvd_spsc pub;    /* callback -> loop: published chunks */
@@ -203,6 +205,20 @@ int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model
     e->zeros = calloc((size_t)cfg->block * (size_t)(cfg->in_channels ? cfg->in_channels : 1),
                       sizeof(float));
     rc = (e->y && e->fifo && e->zeros) ? CVD_OK : CVD_ENOMEM;
+    if (e->cfg.capture_channels < cfg->in_channels)
+        e->cfg.capture_channels = cfg->in_channels;
+    if (rc == CVD_OK && cfg->in_map != NULL && cfg->in_channels > 0) {
+        e->in_map = malloc(sizeof(short) * (size_t)cfg->in_channels);
+        e->gather = malloc(sizeof(float) * (size_t)cfg->block * (size_t)cfg->in_channels);
+        if (e->in_map == NULL || e->gather == NULL)
+            rc = CVD_ENOMEM;
+        else
+            memcpy(e->in_map, cfg->in_map, sizeof(short) * (size_t)cfg->in_channels);
+        e->cfg.in_map = NULL; /* the caller's; e->in_map is ours */
+        for (int k = 0; rc == CVD_OK && k < cfg->in_channels; k++)
+            if (e->in_map[k] < 0 || e->in_map[k] >= e->cfg.capture_channels)
+                rc = CVD_EINVAL;
+    }
     if (rc == CVD_OK && cfg->publish) {
         /* half a second, and at least 16 blocks, of chunks */
         size_t frames = (size_t)cfg->rate / 2;
@@ -220,7 +236,9 @@ int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model
     }
     if (rc < 0) {
         cvd_audio_engine_destroy(e);
-        return cvd_err_set(err, rc, "out of memory");
+        return cvd_err_set(err, rc, rc == CVD_EINVAL ? "audio engine: a mapped channel is not "
+                                                       "one the device captures"
+                                                     : "out of memory");
     }
     /* the model's latency, as silence before its first output */
     e->fifo_count = e->latency;
@@ -254,6 +272,8 @@ void cvd_audio_engine_destroy(cvd_audio_engine *e)
     free(e->y);
     free(e->fifo);
     free(e->zeros);
+    free(e->in_map);
+    free(e->gather);
     cvd_spsc_free(&e->pub);
     cvd_spsc_free(&e->jit);
     free(e);
@@ -404,7 +424,18 @@ void cvd_audio_engine_process(cvd_audio_engine *e, const float *in, float *out,
     } else {
         for (unsigned long off = 0; off < frames;) {
             int n = frames - off < (unsigned long)e->cfg.block ? (int)(frames - off) : e->cfg.block;
-            const float *x = in ? (const float *)in + off * (unsigned long)ich : e->zeros;
+            const float *x = e->zeros;
+            if (in != NULL && e->in_map != NULL) {
+                /* the mapped capture channels, gathered into the model's frames */
+                const int cch = e->cfg.capture_channels;
+                const float *src = (const float *)in + off * (unsigned long)cch;
+                for (int f = 0; f < n; f++)
+                    for (int k = 0; k < ich; k++)
+                        e->gather[f * ich + k] = src[(size_t)f * (size_t)cch + (size_t)e->in_map[k]];
+                x = e->gather;
+            } else if (in != NULL) {
+                x = (const float *)in + off * (unsigned long)ich;
+            }
             const float *y = x;
             int ny = n;
             if (e->net != NULL && cvd_net_process(e->net, x, n, e->y, &ny) == 0)
@@ -688,6 +719,7 @@ typedef struct astream {
     struct stat model_st;
     int model_st_ok;
     int in_ch, out_ch, play_ch;
+    int cap_ch; /* channels opened on the capture device: in_ch, or the highest mapped one */
     cvd_audio_engine *eng;
     PaStream *pa;
     int running;
@@ -755,13 +787,23 @@ static cvd_model *stream_model(const cvd_runtime *rt, const cvd_conf_stream *st)
     return st->model_index >= 0 ? rt->models[st->model_index] : NULL;
 }
 
-/* capture channels (0: none), and the channels of a processed frame */
+/* input channels (0: none), and the channels of a processed frame */
 static void stream_channels(const cvd_runtime *rt, const cvd_conf_stream *st, int *in, int *out)
 {
     const cvd_model *m = stream_model(rt, st);
     int ch = st->channels ? st->channels : m ? cvd_model_in_channels(m) : 1;
     *in = st->input[0] ? ch : 0;
     *out = m ? cvd_model_out_channels(m) : ch;
+}
+
+/* channels to open on the capture device: the input's, or up to the highest mapped one */
+static int capture_channels(const cvd_conf_stream *st, int in)
+{
+    int n = st->n_in_map ? 0 : in;
+    for (int k = 0; k < st->n_in_map; k++)
+        if (st->in_map[k] + 1 > n)
+            n = st->in_map[k] + 1;
+    return n;
 }
 
 static const char *model_path(const astream *s)
@@ -783,6 +825,7 @@ static astream *astream_new(cvd_audio *a, cvd_runtime *rt, int idx, cvd_err *err
     if (s->model && strncmp(model_path(s), "builtin:", 8) != 0)
         s->model_st_ok = stat(model_path(s), &s->model_st) == 0;
     stream_channels(rt, s->conf, &s->in_ch, &s->out_ch);
+    s->cap_ch = capture_channels(s->conf, s->in_ch);
     s->backoff = 1;
     s->stats = cvd_metrics_stream(s->conf->name);
     if (s->stats)
@@ -859,13 +902,17 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
     memset(&op, 0, sizeof op);
     if (in_dev >= 0) {
         const PaDeviceInfo *d = Pa_GetDeviceInfo(in_dev);
-        if (d->maxInputChannels < s->in_ch)
-            return cvd_err_set(err, CVD_EINVAL, "%s:%d: input: device '%s' has %d capture "
+        if (d->maxInputChannels < s->cap_ch)
+            return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: device '%s' has %d capture "
                                "channels; the stream needs %d",
-                               c->file, st->input_line ? st->input_line : st->line, d->name,
-                               d->maxInputChannels, s->in_ch);
+                               c->file,
+                               st->n_in_map ? st->in_map_line
+                               : st->input_line ? st->input_line
+                                                : st->line,
+                               st->n_in_map ? "input_channels" : "input", d->name,
+                               d->maxInputChannels, s->cap_ch);
         ip.device = in_dev;
-        ip.channelCount = s->in_ch;
+        ip.channelCount = s->cap_ch;
         ip.sampleFormat = paFloat32;
         ip.suggestedLatency = d->defaultLowInputLatency;
     }
@@ -895,6 +942,8 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
     /* the engine: kept across device restarts unless the device's channels changed */
     if (s->eng == NULL || play_ch != s->play_ch) {
         cvd_audio_engine_config ec = {.in_channels = s->in_ch,
+                                      .capture_channels = s->cap_ch,
+                                      .in_map = st->n_in_map ? st->in_map : NULL,
                                       .out_channels = s->out_ch,
                                       .play_channels = play_ch,
                                       .block = st->block,
@@ -971,10 +1020,18 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
              out_dev >= 0 ? "playback '" : "", out_dev >= 0 ? Pa_GetDeviceInfo(out_dev)->name : "",
              out_dev >= 0 ? "'" : "", st->publish ? (out_dev >= 0 ? " and " : "") : "",
              st->publish ? "subscribers" : "");
-    cvd_log_info("stream %s: %s [%s]; %d Hz, %d -> %d channels%s, block %d (%.2f ms)", st->name,
-                 what, host && host->name ? host->name : "?", st->rate, s->in_ch ? s->in_ch : s->out_ch,
-                 play_ch ? play_ch : s->out_ch, play_ch > s->out_ch ? " (mono on every channel)" : "",
-                 st->block, 1000.0 * st->block / st->rate);
+    char map[CVD_CONF_MAP_MAX * 6 + 40] = "";
+    if (st->n_in_map && in_dev >= 0) {
+        int o = snprintf(map, sizeof map, " (capture channel%s ", st->n_in_map > 1 ? "s" : "");
+        for (int k = 0; k < st->n_in_map && o < (int)sizeof map - 8; k++)
+            o += snprintf(map + o, sizeof map - (size_t)o, "%s%d", k ? "," : "", st->in_map[k] + 1);
+        snprintf(map + o, sizeof map - (size_t)o, " of %d)", s->cap_ch);
+    }
+    cvd_log_info("stream %s: %s [%s]; %d Hz, %d%s -> %d channels%s, block %d (%.2f ms)",
+                 st->name, what, host && host->name ? host->name : "?", st->rate,
+                 s->in_ch ? s->in_ch : s->out_ch, map, play_ch ? play_ch : s->out_ch,
+                 play_ch > s->out_ch ? " (mono on every channel)" : "", st->block,
+                 1000.0 * st->block / st->rate);
     cvd_log_info("stream %s: latency %.2f ms: device input %.2f ms + output %.2f ms + model %d "
                  "frames (%.2f ms)%s",
                  st->name, total * 1000, s->lat_in * 1000, s->lat_out * 1000, mlat,
@@ -1396,7 +1453,8 @@ static int same_device_setup(const cvd_conf_stream *x, const cvd_conf_stream *y)
     return strcmp(x->input, y->input) == 0 && strcmp(x->output, y->output) == 0 &&
            x->rate == y->rate && x->channels == y->channels && x->block == y->block &&
            x->publish == y->publish && strcmp(x->source, y->source) == 0 &&
-           x->jitter == y->jitter && x->realtime == y->realtime;
+           x->jitter == y->jitter && x->realtime == y->realtime && x->n_in_map == y->n_in_map &&
+           memcmp(x->in_map, y->in_map, sizeof(short) * (size_t)x->n_in_map) == 0;
 }
 
 /* the new runtime's model for a running stream is another one (by name, path or file) */

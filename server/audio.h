@@ -70,7 +70,11 @@ enum {
 };
 
 typedef struct cvd_audio_engine_config {
-    int in_channels;   /* frames the callback receives (0: no input: an output-only stream) */
+    int in_channels;   /* channels of the frames the model takes (0: no input: an output-only
+                        * stream) */
+    int capture_channels; /* channels the capture device delivers (in_channels, or more) */
+    const short *in_map;  /* in_channels capture channels (0-based) feeding them; NULL: the
+                           * first in_channels as they are */
     int out_channels;  /* channels the model (or the source) gives, per frame */
     int play_channels; /* channels of the playback device (0: no output); out_channels, or
                         * more when a mono stream plays on every channel of a device */

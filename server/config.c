@@ -168,11 +168,12 @@ enum {
     A_PUBLISH,
     A_SOURCE,
     A_JITTER,
-    A_REALTIME
+    A_REALTIME,
+    A_INPUT_CHANNELS
 };
-static const char *const stream_keys[] = {"input",  "output",  "rate",   "channels",
-                                          "block",  "model",   "publish", "source",
-                                          "jitter", "realtime", NULL};
+static const char *const stream_keys[] = {"input",  "output",   "rate",           "channels",
+                                          "block",  "model",    "publish",        "source",
+                                          "jitter", "realtime", "input_channels", NULL};
 
 static const char *const *keys_of(int kind)
 {
@@ -738,6 +739,41 @@ static int get_device(pstate *ps, const char *key, const char *v, char *out)
     return 0;
 }
 
+/* input_channels: 1-based capture channels, comma-separated ("2", "1,2", "2, 2") */
+static int get_channel_map(pstate *ps, const char *key, const char *v, cvd_conf_stream *st)
+{
+    const char *s = v;
+    st->n_in_map = 0;
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        const char *a = s;
+        long long ch = 0;
+        while (*s >= '0' && *s <= '9' && ch <= 1024)
+            ch = ch * 10 + (*s++ - '0');
+        if (s == a || ch < 1 || ch > 1024)
+            return fail(ps, CVD_EFORMAT, ps->lineno,
+                        "%s: '%s': a list of capture channels, 1 to 1024, separated by commas "
+                        "(\"2\", \"1,2\")",
+                        key, show(v).s);
+        if (st->n_in_map == CVD_CONF_MAP_MAX)
+            return fail(ps, CVD_EFORMAT, ps->lineno, "%s: more than %d channels", key,
+                        CVD_CONF_MAP_MAX);
+        st->in_map[st->n_in_map++] = (short)(ch - 1);
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s == '\0')
+            break;
+        if (*s++ != ',')
+            return fail(ps, CVD_EFORMAT, ps->lineno,
+                        "%s: '%s': a list of capture channels, 1 to 1024, separated by commas "
+                        "(\"2\", \"1,2\")",
+                        key, show(v).s);
+    }
+    st->in_map_line = ps->lineno;
+    return 0;
+}
+
 static int stream_directive(pstate *ps, int key, const char *name, const char *v)
 {
     cvd_conf_stream *st = &ps->c->streams[ps->index];
@@ -754,6 +790,8 @@ static int stream_directive(pstate *ps, int key, const char *name, const char *v
         return get_intv(ps, name, v, 1, 1000000, " (frames per second)", &st->rate);
     case A_CHANNELS:
         return get_intv(ps, name, v, 0, 1024, " (0 = the model's)", &st->channels);
+    case A_INPUT_CHANNELS:
+        return get_channel_map(ps, name, v, st);
     case A_BLOCK:
         return get_intv(ps, name, v, 1, 65536, " (frames)", &st->block);
     case A_MODEL:
@@ -1164,7 +1202,17 @@ static void finish(pstate *ps)
                 fail(ps, CVD_EFORMAT, st->line,
                      "[stream %s]: output = none and publish = no: its frames would go nowhere",
                      st->name);
+            if (st->n_in_map && st->channels && st->n_in_map != st->channels)
+                fail(ps, CVD_EFORMAT, st->in_map_line,
+                     "input_channels: %d channels listed, but channels = %d", st->n_in_map,
+                     st->channels);
+            /* the stream's channels are the listed ones */
+            if (st->n_in_map && !st->channels)
+                st->channels = st->n_in_map;
         } else {
+            if (st->n_in_map)
+                fail(ps, CVD_EFORMAT, st->in_map_line,
+                     "input_channels: an output-only stream (input = none) captures nothing");
             if (!sl->source)
                 fail(ps, CVD_EFORMAT, st->line,
                      "[stream %s]: an output-only stream (input = none) needs 'source' (the "

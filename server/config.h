@@ -83,6 +83,8 @@ typedef struct cvd_conf_listen {
 
 /* [stream NAME]: a live audio stream through PortAudio (docs/AUDIO.md) */
 #define CVD_CONF_DEVICE_MAX 255
+#define CVD_CONF_MAP_MAX 64 /* entries of input_channels */
+
 typedef struct cvd_conf_stream {
     char name[CVD_CONF_NAME_MAX + 1];
     /* PortAudio device: "default", a name (exact, then a substring) or an index, as written;
@@ -91,6 +93,11 @@ typedef struct cvd_conf_stream {
     char output[CVD_CONF_DEVICE_MAX + 1];
     int rate;                          /* 1..1000000 frames per second */
     int channels;                      /* capture channels; 0 = the model's (1 without one) */
+    /* input_channels: the device's capture channels (0-based here, 1-based in the file) that
+     * feed the stream's channels, in order; n_in_map = 0: the first `channels` as they are */
+    short in_map[CVD_CONF_MAP_MAX];
+    int n_in_map;
+    int in_map_line;
     int block;                         /* frames per buffer, 1..65536 */
     char model[CVD_CONF_NAME_MAX + 1]; /* "" = none: the audio passes unchanged */
     int model_index;                   /* index into cvd_conf.models, -1 if none */

@@ -246,6 +246,50 @@ static cvd_audio_engine *engine(cvd_model *m, int in, int out, int play, int blo
     return e;
 }
 
+/* input_channels: 3 capture channels, the model hears the third; nothing allocated */
+Test(audio, callback_body_gathers_mapped_channels_without_allocating)
+{
+    const int block = 64, blocks = 50, cap = 3;
+    const size_t n = (size_t)block * blocks;
+    cvd_model *m = du_load_model(NAM_W);
+    float *x = noise(n * cap, tu_seed() + 5), *third = malloc(sizeof(float) * n);
+    cr_assert_not_null(third);
+    for (size_t i = 0; i < n; i++)
+        third[i] = x[i * cap + 2];
+    size_t nref = 0;
+    float *ref = du_ref_stream(m, block, third, n, &nref);
+    static const short map[1] = {2};
+    cvd_audio_engine_config c = {.in_channels = 1,
+                                 .capture_channels = cap,
+                                 .in_map = map,
+                                 .out_channels = 1,
+                                 .play_channels = 1,
+                                 .block = block,
+                                 .rate = RATE};
+    cvd_audio_engine *e = NULL;
+    cvd_err err = {0};
+    cr_assert_eq(cvd_audio_engine_create(&c, m, NULL, &e, &err), 0, "%s", err.msg);
+    float *out = calloc(n, sizeof(float));
+    cr_assert_not_null(out);
+    long before = alloc_count();
+    for (int k = 0; k < blocks; k++)
+        cvd_audio_engine_process(e, x + (size_t)k * block * cap, out + (size_t)k * block,
+                                 (unsigned long)block, 0);
+    cr_expect_eq(alloc_count() - before, 0, "the callback body allocated");
+    cr_assert_eq(nref, n);
+    cr_assert_eq(memcmp(out, ref, sizeof(float) * n), 0, "the played frames are not channel 3's");
+    cvd_audio_engine_destroy(e);
+    /* a map beyond the device's channels is refused */
+    static const short bad[1] = {3};
+    c.in_map = bad;
+    cr_expect_lt(cvd_audio_engine_create(&c, m, NULL, &e, &err), 0);
+    cvd_model_unref(m);
+    free(x);
+    free(third);
+    free(ref);
+    free(out);
+}
+
 Test(audio, callback_body_matches_streaming_reference_and_allocates_nothing)
 {
     const int block = 64, blocks = 400;
@@ -442,6 +486,22 @@ Test(audio, stream_directives_and_their_errors)
         {"[stream s]\njiter = 1\n",
          "t.conf:2: jiter: unknown directive in [stream s] (did you mean 'jitter'?)"},
         {"[stream]\n", "t.conf:1: [stream]: needs a name, as in [stream NAME]"},
+        {"[stream s]\ninput_channels = 0\n",
+         "t.conf:2: input_channels: '0': a list of capture channels, 1 to 1024, separated by "
+         "commas (\"2\", \"1,2\")"},
+        {"[stream s]\ninput_channels = 1,,2\n",
+         "t.conf:2: input_channels: '1,,2': a list of capture channels, 1 to 1024, separated by "
+         "commas (\"2\", \"1,2\")"},
+        {"[stream s]\ninput_channels = 1025\n",
+         "t.conf:2: input_channels: '1025': a list of capture channels, 1 to 1024, separated by "
+         "commas (\"2\", \"1,2\")"},
+        {"[stream s]\ninput_channels = 2 3\n",
+         "t.conf:2: input_channels: '2 3': a list of capture channels, 1 to 1024, separated by "
+         "commas (\"2\", \"1,2\")"},
+        {"[stream s]\nchannels = 1\ninput_channels = 1,2\n",
+         "t.conf:3: input_channels: 2 channels listed, but channels = 1"},
+        {"[stream s]\ninput = none\nsource = x\ninput_channels = 2\n",
+         "t.conf:4: input_channels: an output-only stream (input = none) captures nothing"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cvd_conf *c = NULL;
@@ -469,6 +529,16 @@ Test(audio, stream_directives_and_their_errors)
     cr_expect_str_eq(c->streams[1].input, "");
     cr_expect_str_eq(c->streams[1].source, "g");
     cr_expect_eq(c->streams[1].jitter, 0);
+    cr_expect_eq(c->streams[0].n_in_map, 0);
+    cvd_conf_free(c);
+    /* input_channels: 1-based in the file, 0-based in the struct; they set the channels */
+    c = NULL;
+    cr_assert_eq(cvd_conf_parse("[stream g]\ninput_channels = 4, 1,4\n", "t.conf", NULL, &c, &err),
+                 0, "%s", err.msg);
+    cr_expect_eq(c->streams[0].n_in_map, 3);
+    cr_expect(c->streams[0].in_map[0] == 3 && c->streams[0].in_map[1] == 0 &&
+              c->streams[0].in_map[2] == 3);
+    cr_expect_eq(c->streams[0].channels, 3);
     cvd_conf_free(c);
 }
 
@@ -517,6 +587,50 @@ Test(audio, capture_model_playback_equals_convd_run)
                        "%s", log);
     free(log);
     free(x);
+    free(y);
+    free(ref);
+}
+
+/* input_channels = 2: the model hears the device's second capture channel only */
+Test(audio, input_channels_pick_a_capture_channel)
+{
+    float *a = noise(IN_FRAMES, tu_seed() + 21), *b = noise(IN_FRAMES, tu_seed() + 22);
+    float *both = malloc(sizeof(float) * 2 * IN_FRAMES);
+    cr_assert_not_null(both);
+    for (size_t i = 0; i < IN_FRAMES; i++) {
+        both[2 * i] = a[i];
+        both[2 * i + 1] = 0.5f * b[i];
+        b[i] *= 0.5f;
+    }
+    du_write_file(du_tmp("in2.f32"), both, sizeof(float) * 2 * IN_FRAMES);
+    du_write_file(du_tmp("second.f32"), b, sizeof(float) * IN_FRAMES);
+    const char *outp = du_tmp("out.raw");
+    alsa_setup(du_tmp("in2.f32"), outp);
+    du_convd_run(du_src(NAM_W), du_tmp("second.f32"), du_tmp("ref.f32"), 64);
+    du_daemon d;
+    start_daemon(&d, "convd",
+                 stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = amp\nblock = 64\n"
+                             "input_channels = 2\nrealtime = no\n",
+                             NULL),
+                 NULL);
+    wait_log(&d, "stream guitar: latency", 30);
+    wait_file(&d, outp, sizeof(float) * (CMP_FRAMES + 20000), 60);
+    du_daemon_finish(&d, 20);
+
+    size_t n = 0, lead = 0, nref = 0;
+    float *y = played(outp, &n, &lead);
+    float *ref = du_read_f32(du_tmp("ref.f32"), &nref);
+    cr_assert_geq(n, CMP_FRAMES);
+    size_t diff = du_first_diff(y, ref, sizeof(float) * CMP_FRAMES);
+    cr_assert_eq(diff, sizeof(float) * CMP_FRAMES,
+                 "played frame %zu differs from convd-run's on channel 2 (%g vs %g)", diff / 4,
+                 (double)y[diff / 4], (double)ref[diff / 4]);
+    char *log = du_daemon_log(&d);
+    cr_expect_not_null(strstr(log, "1 (capture channel 2 of 2) -> 1 channels"), "%s", log);
+    free(log);
+    free(a);
+    free(b);
+    free(both);
     free(y);
     free(ref);
 }
