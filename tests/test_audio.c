@@ -554,18 +554,20 @@ static float *write_input(void)
     return x;
 }
 
-Test(audio, capture_model_playback_equals_convd_run)
+/* Captures `capture_file` through the amp model (blocks of 64, `extra` stream lines) to
+ * playback; the played frames, after the priming silence, must equal convd-run's output for
+ * `mono_input`. Returns the daemon's log (free it). */
+static char *play_and_compare(const char *capture_file, const char *mono_input, const char *extra)
 {
-    float *x = write_input();
     const char *outp = du_tmp("out.raw");
-    alsa_setup(du_tmp("in.f32"), outp);
-    du_convd_run(du_src(NAM_W), du_tmp("in.f32"), du_tmp("ref.f32"), 64);
+    char lines[512];
+    alsa_setup(capture_file, outp);
+    du_convd_run(du_src(NAM_W), mono_input, du_tmp("ref.f32"), 64);
+    snprintf(lines, sizeof lines,
+             "input = cvd_cap\noutput = cvd_play\nmodel = amp\nblock = 64\n%srealtime = no\n",
+             extra);
     du_daemon d;
-    start_daemon(&d, "convd",
-                 stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = amp\nblock = 64\n"
-                             "realtime = no\n",
-                             NULL),
-                 NULL);
+    start_daemon(&d, "convd", stream_conf(lines, NULL), NULL);
     wait_log(&d, "stream guitar: latency", 30);
     wait_file(&d, outp, sizeof(float) * (CMP_FRAMES + 20000), 60);
     du_daemon_finish(&d, 20);
@@ -576,19 +578,26 @@ Test(audio, capture_model_playback_equals_convd_run)
     cr_assert_geq(n, CMP_FRAMES);
     cr_assert_neq(ref[0], 0.0f);
     size_t diff = du_first_diff(y, ref, sizeof(float) * CMP_FRAMES);
-    cr_assert_eq(diff, sizeof(float) * CMP_FRAMES, "played frame %zu differs from convd-run's (%g vs %g)",
-                 diff / 4, (double)y[diff / 4], (double)ref[diff / 4]);
+    cr_assert_eq(diff, sizeof(float) * CMP_FRAMES,
+                 "played frame %zu differs from convd-run's on %s (%g vs %g)", diff / 4,
+                 mono_input, (double)y[diff / 4], (double)ref[diff / 4]);
     cr_log_info("played %zu frames after %zu of priming silence; the first %d equal "
                 "convd-run's",
                 n, lead, CMP_FRAMES);
-    char *log = du_daemon_log(&d);
+    free(y);
+    free(ref);
+    return du_daemon_log(&d);
+}
+
+Test(audio, capture_model_playback_equals_convd_run)
+{
+    float *x = write_input();
+    char *log = play_and_compare(du_tmp("in.f32"), du_tmp("in.f32"), "");
     cr_expect_not_null(strstr(log, "stream guitar: capture 'cvd_cap' -> model 'amp' -> "
                                    "playback 'cvd_play'"),
                        "%s", log);
     free(log);
     free(x);
-    free(y);
-    free(ref);
 }
 
 /* input_channels = 2: the model hears the device's second capture channel only */
@@ -604,35 +613,12 @@ Test(audio, input_channels_pick_a_capture_channel)
     }
     du_write_file(du_tmp("in2.f32"), both, sizeof(float) * 2 * IN_FRAMES);
     du_write_file(du_tmp("second.f32"), b, sizeof(float) * IN_FRAMES);
-    const char *outp = du_tmp("out.raw");
-    alsa_setup(du_tmp("in2.f32"), outp);
-    du_convd_run(du_src(NAM_W), du_tmp("second.f32"), du_tmp("ref.f32"), 64);
-    du_daemon d;
-    start_daemon(&d, "convd",
-                 stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = amp\nblock = 64\n"
-                             "input_channels = 2\nrealtime = no\n",
-                             NULL),
-                 NULL);
-    wait_log(&d, "stream guitar: latency", 30);
-    wait_file(&d, outp, sizeof(float) * (CMP_FRAMES + 20000), 60);
-    du_daemon_finish(&d, 20);
-
-    size_t n = 0, lead = 0, nref = 0;
-    float *y = played(outp, &n, &lead);
-    float *ref = du_read_f32(du_tmp("ref.f32"), &nref);
-    cr_assert_geq(n, CMP_FRAMES);
-    size_t diff = du_first_diff(y, ref, sizeof(float) * CMP_FRAMES);
-    cr_assert_eq(diff, sizeof(float) * CMP_FRAMES,
-                 "played frame %zu differs from convd-run's on channel 2 (%g vs %g)", diff / 4,
-                 (double)y[diff / 4], (double)ref[diff / 4]);
-    char *log = du_daemon_log(&d);
+    char *log = play_and_compare(du_tmp("in2.f32"), du_tmp("second.f32"), "input_channels = 2\n");
     cr_expect_not_null(strstr(log, "1 (capture channel 2 of 2) -> 1 channels"), "%s", log);
     free(log);
     free(a);
     free(b);
     free(both);
-    free(y);
-    free(ref);
 }
 
 /* DATA segments of a subscriber, with their first_frame, aligned on the played frames */
