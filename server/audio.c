@@ -140,6 +140,8 @@ struct cvd_audio_engine {
     float *y;                   /* net output: chunk frames of out_channels */
     float *fifo;                /* callback only: processed frames waiting to be played */
     short *in_map;              /* cfg.in_map, copied; NULL: the capture is the input */
+    short *out_map;             /* cfg.out_map, copied; NULL: see map_frames */
+    int n_out_map;
     float *gather;              /* callback only: a block of mapped input frames */
     int fifo_head, fifo_count;
     float *zeros;    /* a block of silence for a missing input buffer */
@@ -219,6 +221,20 @@ int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model
             if (e->in_map[k] < 0 || e->in_map[k] >= e->cfg.capture_channels)
                 rc = CVD_EINVAL;
     }
+    if (rc == CVD_OK && cfg->out_map != NULL && cfg->play_channels > 0) {
+        e->n_out_map = cfg->n_out_map;
+        e->out_map = malloc(sizeof(short) * (size_t)(e->n_out_map > 0 ? e->n_out_map : 1));
+        if (e->out_map == NULL)
+            rc = CVD_ENOMEM;
+        else
+            memcpy(e->out_map, cfg->out_map, sizeof(short) * (size_t)e->n_out_map);
+        e->cfg.out_map = NULL;
+        if (e->n_out_map < 1 || (cfg->out_channels != 1 && e->n_out_map != cfg->out_channels))
+            rc = CVD_EINVAL;
+        for (int k = 0; rc == CVD_OK && k < e->n_out_map; k++)
+            if (e->out_map[k] < 0 || e->out_map[k] >= cfg->play_channels)
+                rc = CVD_EINVAL;
+    }
     if (rc == CVD_OK && cfg->publish) {
         /* half a second, and at least 16 blocks, of chunks */
         size_t frames = (size_t)cfg->rate / 2;
@@ -237,7 +253,7 @@ int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model
     if (rc < 0) {
         cvd_audio_engine_destroy(e);
         return cvd_err_set(err, rc, rc == CVD_EINVAL ? "audio engine: a mapped channel is not "
-                                                       "one the device captures"
+                                                       "one the device has"
                                                      : "out of memory");
     }
     /* the model's latency, as silence before its first output */
@@ -273,6 +289,7 @@ void cvd_audio_engine_destroy(cvd_audio_engine *e)
     free(e->fifo);
     free(e->zeros);
     free(e->in_map);
+    free(e->out_map);
     free(e->gather);
     cvd_spsc_free(&e->pub);
     cvd_spsc_free(&e->jit);
@@ -290,8 +307,18 @@ int cvd_audio_engine_latency(const cvd_audio_engine *e)
 }
 
 /* frame f of src (och channels) into frame f of dst (pch channels) */
-static void map_frames(float *dst, int pch, const float *src, int och, int n)
+static void map_frames(float *dst, int pch, const float *src, int och, int n,
+                       const short *out_map, int n_map)
 {
+    if (out_map != NULL) {
+        /* channel k on out_map[k]; a mono frame on every listed channel */
+        memset(dst, 0, sizeof(float) * (size_t)n * (size_t)pch);
+        for (int f = 0; f < n; f++)
+            for (int k = 0; k < n_map; k++)
+                dst[(size_t)f * (size_t)pch + (size_t)out_map[k]] =
+                    src[(size_t)f * (size_t)och + (size_t)(och == 1 ? 0 : k)];
+        return;
+    }
     if (pch == och) {
         memcpy(dst, src, sizeof(float) * (size_t)n * (size_t)och);
         return;
@@ -347,7 +374,7 @@ static void fifo_pop(cvd_audio_engine *e, float *out, int n)
         if (run > n - done)
             run = n - done;
         map_frames(out + (size_t)done * (size_t)pch, pch, e->fifo + (size_t)e->fifo_head * (size_t)och,
-                   och, run);
+                   och, run, e->out_map, e->n_out_map);
         e->fifo_head = (e->fifo_head + run) % e->fifo_cap;
         e->fifo_count -= run;
         done += run;
@@ -374,7 +401,8 @@ static void play_jitter(cvd_audio_engine *e, float *out, int n)
             int got = (int)(cvd_spsc_read(&e->jit, e->y, (size_t)want * (size_t)och) / (size_t)och);
             if (got == 0)
                 break;
-            map_frames(out + (size_t)done * (size_t)pch, pch, e->y, och, got);
+            map_frames(out + (size_t)done * (size_t)pch, pch, e->y, och, got, e->out_map,
+                       e->n_out_map);
             done += got;
         }
         if (done < n) {
@@ -796,6 +824,16 @@ static void stream_channels(const cvd_runtime *rt, const cvd_conf_stream *st, in
     *out = m ? cvd_model_out_channels(m) : ch;
 }
 
+/* " (capture channels 1,2 of 4)" for the log */
+static void describe_map(char *buf, size_t cap, const char *what, const short *map, int n,
+                         int of)
+{
+    int o = snprintf(buf, cap, " (%s channel%s ", what, n > 1 ? "s" : "");
+    for (int k = 0; k < n && o < (int)cap - 8; k++)
+        o += snprintf(buf + o, cap - (size_t)o, "%s%d", k ? "," : "", map[k] + 1);
+    snprintf(buf + o, cap - (size_t)o, " of %d)", of);
+}
+
 /* channels to open on the capture device: the input's, or up to the highest mapped one */
 static int capture_channels(const cvd_conf_stream *st, int in)
 {
@@ -918,19 +956,26 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
     }
     if (out_dev >= 0) {
         const PaDeviceInfo *d = Pa_GetDeviceInfo(out_dev);
-        play_ch = s->out_ch;
+        play_ch = st->n_out_map ? 0 : s->out_ch;
+        for (int k = 0; k < st->n_out_map; k++) /* up to the highest mapped channel */
+            if (st->out_map[k] + 1 > play_ch)
+                play_ch = st->out_map[k] + 1;
         op.device = out_dev;
         op.sampleFormat = paFloat32;
         op.suggestedLatency = d->defaultLowOutputLatency;
         op.channelCount = play_ch;
         /* a mono stream on a device that only plays in stereo (or more): every channel */
-        if (s->out_ch == 1 && d->maxOutputChannels >= 2 &&
+        if (!st->n_out_map && s->out_ch == 1 && d->maxOutputChannels >= 2 &&
             Pa_IsFormatSupported(in_dev >= 0 ? &ip : NULL, &op, st->rate) != paFormatIsSupported)
             op.channelCount = play_ch = 2;
         if (d->maxOutputChannels < play_ch)
-            return cvd_err_set(err, CVD_EINVAL, "%s:%d: output: device '%s' has %d playback "
+            return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: device '%s' has %d playback "
                                "channels; the stream needs %d",
-                               c->file, st->output_line ? st->output_line : st->line, d->name,
+                               c->file,
+                               st->n_out_map ? st->out_map_line
+                               : st->output_line ? st->output_line
+                                                 : st->line,
+                               st->n_out_map ? "output_channels" : "output", d->name,
                                d->maxOutputChannels, play_ch);
     }
     pe = Pa_IsFormatSupported(in_dev >= 0 ? &ip : NULL, out_dev >= 0 ? &op : NULL, st->rate);
@@ -944,6 +989,8 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
         cvd_audio_engine_config ec = {.in_channels = s->in_ch,
                                       .capture_channels = s->cap_ch,
                                       .in_map = st->n_in_map ? st->in_map : NULL,
+                                      .out_map = st->n_out_map ? st->out_map : NULL,
+                                      .n_out_map = st->n_out_map,
                                       .out_channels = s->out_ch,
                                       .play_channels = play_ch,
                                       .block = st->block,
@@ -1020,18 +1067,17 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
              out_dev >= 0 ? "playback '" : "", out_dev >= 0 ? Pa_GetDeviceInfo(out_dev)->name : "",
              out_dev >= 0 ? "'" : "", st->publish ? (out_dev >= 0 ? " and " : "") : "",
              st->publish ? "subscribers" : "");
-    char map[CVD_CONF_MAP_MAX * 6 + 40] = "";
-    if (st->n_in_map && in_dev >= 0) {
-        int o = snprintf(map, sizeof map, " (capture channel%s ", st->n_in_map > 1 ? "s" : "");
-        for (int k = 0; k < st->n_in_map && o < (int)sizeof map - 8; k++)
-            o += snprintf(map + o, sizeof map - (size_t)o, "%s%d", k ? "," : "", st->in_map[k] + 1);
-        snprintf(map + o, sizeof map - (size_t)o, " of %d)", s->cap_ch);
-    }
+    char imap[CVD_CONF_MAP_MAX * 6 + 40] = "", omap[CVD_CONF_MAP_MAX * 6 + 40] = "";
+    if (st->n_in_map && in_dev >= 0)
+        describe_map(imap, sizeof imap, "capture", st->in_map, st->n_in_map, s->cap_ch);
+    if (st->n_out_map && out_dev >= 0)
+        describe_map(omap, sizeof omap, "playback", st->out_map, st->n_out_map, play_ch);
+    else if (play_ch > s->out_ch)
+        snprintf(omap, sizeof omap, " (mono on every channel)");
     cvd_log_info("stream %s: %s [%s]; %d Hz, %d%s -> %d channels%s, block %d (%.2f ms)",
                  st->name, what, host && host->name ? host->name : "?", st->rate,
-                 s->in_ch ? s->in_ch : s->out_ch, map, play_ch ? play_ch : s->out_ch,
-                 play_ch > s->out_ch ? " (mono on every channel)" : "", st->block,
-                 1000.0 * st->block / st->rate);
+                 s->in_ch ? s->in_ch : s->out_ch, imap, play_ch ? play_ch : s->out_ch, omap,
+                 st->block, 1000.0 * st->block / st->rate);
     cvd_log_info("stream %s: latency %.2f ms: device input %.2f ms + output %.2f ms + model %d "
                  "frames (%.2f ms)%s",
                  st->name, total * 1000, s->lat_in * 1000, s->lat_out * 1000, mlat,
@@ -1454,7 +1500,9 @@ static int same_device_setup(const cvd_conf_stream *x, const cvd_conf_stream *y)
            x->rate == y->rate && x->channels == y->channels && x->block == y->block &&
            x->publish == y->publish && strcmp(x->source, y->source) == 0 &&
            x->jitter == y->jitter && x->realtime == y->realtime && x->n_in_map == y->n_in_map &&
-           memcmp(x->in_map, y->in_map, sizeof(short) * (size_t)x->n_in_map) == 0;
+           memcmp(x->in_map, y->in_map, sizeof(short) * (size_t)x->n_in_map) == 0 &&
+           x->n_out_map == y->n_out_map &&
+           memcmp(x->out_map, y->out_map, sizeof(short) * (size_t)x->n_out_map) == 0;
 }
 
 /* the new runtime's model for a running stream is another one (by name, path or file) */

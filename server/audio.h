@@ -78,6 +78,10 @@ typedef struct cvd_audio_engine_config {
     int out_channels;  /* channels the model (or the source) gives, per frame */
     int play_channels; /* channels of the playback device (0: no output); out_channels, or
                         * more when a mono stream plays on every channel of a device */
+    const short *out_map; /* playback channels (0-based) the frames' channels play on, one
+                           * per channel, or a mono frame on each (the others get silence);
+                           * NULL: as above */
+    int n_out_map;        /* entries of out_map: out_channels, or any number for mono */
     int block;         /* frames per callback (and the net's max_block) */
     int rate;
     int publish;       /* 1: processed frames go to the publish ring */

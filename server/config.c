@@ -169,11 +169,12 @@ enum {
     A_SOURCE,
     A_JITTER,
     A_REALTIME,
-    A_INPUT_CHANNELS
+    A_INPUT_CHANNELS,
+    A_OUTPUT_CHANNELS
 };
-static const char *const stream_keys[] = {"input",  "output",   "rate",           "channels",
-                                          "block",  "model",    "publish",        "source",
-                                          "jitter", "realtime", "input_channels", NULL};
+static const char *const stream_keys[] = {
+    "input",  "output",   "rate",           "channels",        "block", "model", "publish",
+    "source", "jitter",   "realtime",       "input_channels",  "output_channels", NULL};
 
 static const char *const *keys_of(int kind)
 {
@@ -739,11 +740,13 @@ static int get_device(pstate *ps, const char *key, const char *v, char *out)
     return 0;
 }
 
-/* input_channels: 1-based capture channels, comma-separated ("2", "1,2", "2, 2") */
-static int get_channel_map(pstate *ps, const char *key, const char *v, cvd_conf_stream *st)
+/* input_channels, output_channels: 1-based device channels, comma-separated ("2", "1,2",
+ * "2, 2"), into map[] 0-based */
+static int get_channel_map(pstate *ps, const char *key, const char *v, short *map, int *n,
+                           int *line)
 {
     const char *s = v;
-    st->n_in_map = 0;
+    *n = 0;
     for (;;) {
         while (*s == ' ' || *s == '\t')
             s++;
@@ -753,24 +756,24 @@ static int get_channel_map(pstate *ps, const char *key, const char *v, cvd_conf_
             ch = ch * 10 + (*s++ - '0');
         if (s == a || ch < 1 || ch > 1024)
             return fail(ps, CVD_EFORMAT, ps->lineno,
-                        "%s: '%s': a list of capture channels, 1 to 1024, separated by commas "
+                        "%s: '%s': a list of channels, 1 to 1024, separated by commas "
                         "(\"2\", \"1,2\")",
                         key, show(v).s);
-        if (st->n_in_map == CVD_CONF_MAP_MAX)
+        if (*n == CVD_CONF_MAP_MAX)
             return fail(ps, CVD_EFORMAT, ps->lineno, "%s: more than %d channels", key,
                         CVD_CONF_MAP_MAX);
-        st->in_map[st->n_in_map++] = (short)(ch - 1);
+        map[(*n)++] = (short)(ch - 1);
         while (*s == ' ' || *s == '\t')
             s++;
         if (*s == '\0')
             break;
         if (*s++ != ',')
             return fail(ps, CVD_EFORMAT, ps->lineno,
-                        "%s: '%s': a list of capture channels, 1 to 1024, separated by commas "
+                        "%s: '%s': a list of channels, 1 to 1024, separated by commas "
                         "(\"2\", \"1,2\")",
                         key, show(v).s);
     }
-    st->in_map_line = ps->lineno;
+    *line = ps->lineno;
     return 0;
 }
 
@@ -791,7 +794,9 @@ static int stream_directive(pstate *ps, int key, const char *name, const char *v
     case A_CHANNELS:
         return get_intv(ps, name, v, 0, 1024, " (0 = the model's)", &st->channels);
     case A_INPUT_CHANNELS:
-        return get_channel_map(ps, name, v, st);
+        return get_channel_map(ps, name, v, st->in_map, &st->n_in_map, &st->in_map_line);
+    case A_OUTPUT_CHANNELS:
+        return get_channel_map(ps, name, v, st->out_map, &st->n_out_map, &st->out_map_line);
     case A_BLOCK:
         return get_intv(ps, name, v, 1, 65536, " (frames)", &st->block);
     case A_MODEL:
@@ -1185,6 +1190,9 @@ static void finish(pstate *ps)
             if (st->model_index < 0)
                 fail(ps, CVD_EFORMAT, sl->model, "model: no [model %s] section", st->model);
         }
+        if (!out && st->n_out_map)
+            fail(ps, CVD_EFORMAT, st->out_map_line,
+                 "output_channels: a stream with output = none plays nothing");
         if (!in && !out) {
             fail(ps, CVD_EFORMAT, st->line, "[stream %s]: input and output are both none: "
                  "nothing to do", st->name);

@@ -98,6 +98,12 @@ typedef struct cvd_conf_stream {
     short in_map[CVD_CONF_MAP_MAX];
     int n_in_map;
     int in_map_line;
+    /* output_channels: the device's playback channels (0-based) the stream's channels play on,
+     * in order; n_out_map = 0: as many as the stream has (a mono one on every channel when
+     * the device plays only in stereo) */
+    short out_map[CVD_CONF_MAP_MAX];
+    int n_out_map;
+    int out_map_line;
     int block;                         /* frames per buffer, 1..65536 */
     char model[CVD_CONF_NAME_MAX + 1]; /* "" = none: the audio passes unchanged */
     int model_index;                   /* index into cvd_conf.models, -1 if none */

@@ -112,7 +112,11 @@ int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err)
         int in = cvd_model_in_channels(m);
         double mrate = cvd_model_sample_rate(m);
         rc = 0;
-        if (st->channels != 0 && st->channels != in)
+        if (st->n_in_map && st->n_in_map != in)
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: input_channels: %d channels listed, but model '%s' takes %d",
+                             c->file, st->in_map_line, st->n_in_map, st->model, in);
+        else if (st->channels != 0 && st->channels != in)
             rc = cvd_err_set(err, CVD_EINVAL,
                              "%s:%d: channels: %d, but model '%s' takes %d input channels",
                              c->file, line, st->channels, st->model, in);
@@ -129,7 +133,28 @@ int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err)
                              "playback device; use output = none and publish = yes",
                              c->file, line, st->model, cvd_run_mode_name(cvd_model_mode(m)),
                              cvd_model_rate_ratio(m));
+        if (rc == 0 && st->n_out_map) {
+            const int gives = cvd_model_out_channels(m);
+            if (st->n_out_map != gives && gives != 1) /* mono plays on every one listed */
+                rc = cvd_err_set(err, CVD_EINVAL,
+                                 "%s:%d: output_channels: %d channels listed, but model '%s' "
+                                 "gives %d",
+                                 c->file, st->out_map_line, st->n_out_map, st->model, gives);
+        }
         if (rc < 0) {
+            cvd_runtime_unref(rt);
+            return rc;
+        }
+    }
+    /* streams without a model play their own channels */
+    for (int i = 0; i < c->n_streams; i++) {
+        const cvd_conf_stream *st = &c->streams[i];
+        const int ch = st->channels ? st->channels : 1;
+        if (st->model_index < 0 && st->n_out_map && st->n_out_map != ch && ch != 1) {
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: output_channels: %d channels listed, but the stream has %d "
+                             "(channels)",
+                             c->file, st->out_map_line, st->n_out_map, ch);
             cvd_runtime_unref(rt);
             return rc;
         }

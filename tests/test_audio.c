@@ -17,6 +17,7 @@
 #include <pthread.h>
 
 #include "alloc_count.h"
+#include "runtime.h"
 #include "audio.h"
 #include "config.h"
 #include "convd_client.h"
@@ -246,8 +247,9 @@ static cvd_audio_engine *engine(cvd_model *m, int in, int out, int play, int blo
     return e;
 }
 
-/* input_channels: 3 capture channels, the model hears the third; nothing allocated */
-Test(audio, callback_body_gathers_mapped_channels_without_allocating)
+/* input_channels: 3 capture channels, the model hears the third; output_channels: it plays
+ * on the first and third of three; nothing allocated */
+Test(audio, callback_body_maps_channels_without_allocating)
 {
     const int block = 64, blocks = 50, cap = 3;
     const size_t n = (size_t)block * blocks;
@@ -279,9 +281,33 @@ Test(audio, callback_body_gathers_mapped_channels_without_allocating)
     cr_assert_eq(nref, n);
     cr_assert_eq(memcmp(out, ref, sizeof(float) * n), 0, "the played frames are not channel 3's");
     cvd_audio_engine_destroy(e);
+    /* output_channels = 1,3 on a 3-channel device: the mono frames on 1 and 3, silence on 2 */
+    static const short third_out[2] = {0, 2};
+    c.out_map = third_out;
+    c.n_out_map = 2;
+    c.play_channels = 3;
+    cr_assert_eq(cvd_audio_engine_create(&c, m, NULL, &e, &err), 0, "%s", err.msg);
+    float *out3 = malloc(sizeof(float) * n * 3);
+    cr_assert_not_null(out3);
+    before = alloc_count();
+    for (int k = 0; k < blocks; k++)
+        cvd_audio_engine_process(e, x + (size_t)k * block * cap, out3 + (size_t)k * block * 3,
+                                 (unsigned long)block, 0);
+    cr_expect_eq(alloc_count() - before, 0, "the callback body allocated");
+    for (size_t i = 0; i < n; i++)
+        if (out3[3 * i] != ref[i] || out3[3 * i + 1] != 0.0f || out3[3 * i + 2] != ref[i])
+            cr_assert_fail("frame %zu: played %g %g %g, want %g 0 %g", i, (double)out3[3 * i],
+                           (double)out3[3 * i + 1], (double)out3[3 * i + 2], (double)ref[i],
+                           (double)ref[i]);
+    cvd_audio_engine_destroy(e);
+    free(out3);
     /* a map beyond the device's channels is refused */
     static const short bad[1] = {3};
     c.in_map = bad;
+    cr_expect_lt(cvd_audio_engine_create(&c, m, NULL, &e, &err), 0);
+    c.in_map = map;
+    c.out_map = bad;
+    c.n_out_map = 1;
     cr_expect_lt(cvd_audio_engine_create(&c, m, NULL, &e, &err), 0);
     cvd_model_unref(m);
     free(x);
@@ -487,21 +513,26 @@ Test(audio, stream_directives_and_their_errors)
          "t.conf:2: jiter: unknown directive in [stream s] (did you mean 'jitter'?)"},
         {"[stream]\n", "t.conf:1: [stream]: needs a name, as in [stream NAME]"},
         {"[stream s]\ninput_channels = 0\n",
-         "t.conf:2: input_channels: '0': a list of capture channels, 1 to 1024, separated by "
+         "t.conf:2: input_channels: '0': a list of channels, 1 to 1024, separated by "
          "commas (\"2\", \"1,2\")"},
         {"[stream s]\ninput_channels = 1,,2\n",
-         "t.conf:2: input_channels: '1,,2': a list of capture channels, 1 to 1024, separated by "
+         "t.conf:2: input_channels: '1,,2': a list of channels, 1 to 1024, separated by "
          "commas (\"2\", \"1,2\")"},
         {"[stream s]\ninput_channels = 1025\n",
-         "t.conf:2: input_channels: '1025': a list of capture channels, 1 to 1024, separated by "
+         "t.conf:2: input_channels: '1025': a list of channels, 1 to 1024, separated by "
          "commas (\"2\", \"1,2\")"},
         {"[stream s]\ninput_channels = 2 3\n",
-         "t.conf:2: input_channels: '2 3': a list of capture channels, 1 to 1024, separated by "
+         "t.conf:2: input_channels: '2 3': a list of channels, 1 to 1024, separated by "
          "commas (\"2\", \"1,2\")"},
         {"[stream s]\nchannels = 1\ninput_channels = 1,2\n",
          "t.conf:3: input_channels: 2 channels listed, but channels = 1"},
         {"[stream s]\ninput = none\nsource = x\ninput_channels = 2\n",
          "t.conf:4: input_channels: an output-only stream (input = none) captures nothing"},
+        {"[stream s]\noutput = none\npublish = yes\noutput_channels = 2\n",
+         "t.conf:4: output_channels: a stream with output = none plays nothing"},
+        {"[stream s]\noutput_channels = 1;2\n",
+         "t.conf:2: output_channels: '1;2': a list of channels, 1 to 1024, separated by "
+         "commas (\"2\", \"1,2\")"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cvd_conf *c = NULL;
@@ -540,6 +571,40 @@ Test(audio, stream_directives_and_their_errors)
               c->streams[0].in_map[2] == 3);
     cr_expect_eq(c->streams[0].channels, 3);
     cvd_conf_free(c);
+}
+
+/* the lists' lengths against the model, when it is loaded */
+Test(audio, channel_lists_checked_against_the_model)
+{
+    static const struct {
+        const char *stream, *want;
+    } cases[] = {
+        {"model = amp\ninput_channels = 1,2\n",
+         "lists.conf:5: input_channels: 2 channels listed, but model 'amp' takes 1"},
+        {"model = g\nrate = 44100\noutput_channels = 1,2\n",
+         "lists.conf:6: output_channels: 2 channels listed, but model 'g' gives 3"},
+        {"output_channels = 1,2\n", /* no model: the stream's own channel (1) plays on both */
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[4096];
+        snprintf(text, sizeof text,
+                 "[model amp]\npath = %s\n[stream guitar]\n%s[model g]\npath = %s\n",
+                 du_src(NAM_W), cases[i].stream, du_src("tests/data/tools/graph.json"));
+        const char *path = du_tmp("lists.conf");
+        du_write_file(path, text, strlen(text));
+        cvd_runtime *rt = NULL;
+        cvd_err err = {0};
+        int rc = cvd_runtime_load(path, &rt, &err);
+        if (cases[i].want == NULL) {
+            cr_expect_eq(rc, 0, "case %zu: %s", i, err.msg);
+        } else {
+            cr_expect_lt(rc, 0, "case %zu loaded", i);
+            cr_expect(strstr(err.msg, cases[i].want) != NULL, "case %zu: want \"%s\" in: %s", i,
+                      cases[i].want, err.msg);
+        }
+        cvd_runtime_unref(rt);
+    }
 }
 
 /* ---- the daemon on ALSA plugin devices ---------------------------------------------------- */
