@@ -50,6 +50,8 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #define TARGET "avx512f"
 #define VEC __m512
 #define W 16
+#define NV 1
+#define NTILE 8
 #define GTILE 8
 #define SET1 _mm512_set1_ps
 #define ULOAD _mm512_loadu_ps
@@ -81,6 +83,8 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef TARGET
 #undef VEC
 #undef W
+#undef NV
+#undef NTILE
 #undef GTILE
 #undef SET1
 #undef ULOAD
@@ -96,6 +100,8 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #define TARGET "avx2,fma"
 #define VEC __m256
 #define W 8
+#define NV 1
+#define NTILE 8
 #define GTILE 4
 #define SET1 _mm256_set1_ps
 #define ULOAD _mm256_loadu_ps
@@ -113,11 +119,25 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #include "wavenet_fused.h"
 #undef FN
 #undef CH
+/* 16 channels as two vectors a frame: tiles of 4 frames (2 gated) fill the 16 registers */
+#undef NV
+#undef NTILE
+#undef GTILE
+#define FN fused16x2
+#define CH 16
+#define NV 2
+#define NTILE 4
+#define GTILE 2
+#include "wavenet_fused.h"
+#undef FN
+#undef CH
 #undef LOAD
 #undef STORE
 #undef TARGET
 #undef VEC
 #undef W
+#undef NV
+#undef NTILE
 #undef GTILE
 #undef SET1
 #undef ULOAD
@@ -583,8 +603,8 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
         const cvd_isa isa = cvd_isa_active();
         if (A->cond == 1 && isa >= CVD_ISA_AVX512 && C <= 16)
             A->fused = C == 16 ? fused16 : C == 8 ? fused8 : C > 8 ? fused16m : NULL;
-        else if (A->cond == 1 && isa >= CVD_ISA_AVX2 && C == 8)
-            A->fused = fused8;
+        else if (A->cond == 1 && isa >= CVD_ISA_AVX2 && (C == 8 || C == 16))
+            A->fused = C == 8 ? fused8 : fused16x2;
 #endif
     }
     size_t mb = (size_t)max_block;

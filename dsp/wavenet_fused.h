@@ -6,13 +6,15 @@
  *   VEC           the vector type, W its lane count
  *   CH            the layer's channel count C: W, or A->C (at most W) with LOAD and STORE
  *                 masked to C lanes
- *   GTILE         the tile, in frames, of a gated layer (its accumulators are twice as many)
+ *   NV            vectors per frame: 1 (C <= W), or 2 (16 channels in two AVX2 vectors)
+ *   NTILE, GTILE  the tile, in frames, of a layer that is not gated and of one that is (its
+ *                 accumulators are twice as many): what the registers hold
  *   LOAD, STORE, SET1, FMA, ADD, MUL, SUB, TANHV, SIGV   the operations
  *   ULOAD, USTORE full-width (never masked) load and store, for the tile's scratch rows: they
  *                 are W floats apart, so a scalar read of a row just written is always
  *                 forwarded from the store (a masked store's never is: a stall each time)
  *
- * One layer, n frames, in tiles of up to 8 frames held in registers:
+ * One layer, n frames, in tiles of up to NTILE frames held in registers:
  *   z = bias + cond * Wm + sum_j sum_c h[t + j d][c] Wc[j][c]     (Z = C, or 2C gated)
  *   a = act(z) | act(z1) sig(z2) | blend          (tanh and sigmoid in registers)
  *   head += a;  out = (residual ? h : 0) + b1 + W1 a
@@ -25,25 +27,30 @@
 #define FT_CAT(a, b) FT_CAT2(a, b)
 #define TILE FT_CAT(FN, _tile)
 
+/* a frame's channels are NV vectors: v = 0..NV-1 covers channels v W .. v W + W - 1 */
+#define FOR_V for (int v = 0; v < NV; v++)
+
 __attribute__((target(TARGET), always_inline)) static inline void TILE(const fused_args *A,
                                                                         int t0, const int TT,
                                                                         const int gated)
 {
     const int C = CH, K = A->K;
     const int Z = gated ? 2 * C : C;
+    const int TW = NV * W; /* the tile's row stride */
     const size_t ts = (size_t)A->d * C;
-    float tile[8 * 2 * W];
-    VEC acc[8], acc2[8];
+    float tile[8 * NV * W];
+    VEC acc[8][NV], acc2[8][NV];
 
     /* bias and mixin */
+    FOR_V
     {
-        const VEC bias = LOAD(A->bc), wm = LOAD(A->Wm);
+        const VEC bias = LOAD(A->bc + v * W), wm = LOAD(A->Wm + v * W);
         for (int u = 0; u < TT; u++)
-            acc[u] = FMA(SET1(A->cond[t0 + u]), wm, bias);
+            acc[u][v] = FMA(SET1(A->cond[t0 + u]), wm, bias);
         if (gated) {
-            const VEC bias2 = LOAD(A->bc + C), wm2 = LOAD(A->Wm + C);
+            const VEC bias2 = LOAD(A->bc + C + v * W), wm2 = LOAD(A->Wm + C + v * W);
             for (int u = 0; u < TT; u++)
-                acc2[u] = FMA(SET1(A->cond[t0 + u]), wm2, bias2);
+                acc2[u][v] = FMA(SET1(A->cond[t0 + u]), wm2, bias2);
         }
     }
 
@@ -54,91 +61,111 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
             const float *xr = x0 + (size_t)j * ts;
             const float *wr = A->Wc + (size_t)j * C * Z;
             for (int c = 0; c < C; c++) {
-                const VEC w1 = LOAD(wr + (size_t)c * Z);
+                VEC w1[NV], w2[NV];
+                FOR_V
+                {
+                    w1[v] = LOAD(wr + (size_t)c * Z + v * W);
+                    if (gated)
+                        w2[v] = LOAD(wr + (size_t)c * Z + C + v * W);
+                }
 #pragma GCC unroll 8
-                for (int u = 0; u < TT; u++)
-                    acc[u] = FMA(SET1(xr[u * C + c]), w1, acc[u]);
-                if (gated) {
-                    const VEC w2 = LOAD(wr + (size_t)c * Z + C);
-#pragma GCC unroll 8
-                    for (int u = 0; u < TT; u++)
-                        acc2[u] = FMA(SET1(xr[u * C + c]), w2, acc2[u]);
+                for (int u = 0; u < TT; u++) {
+                    const VEC b = SET1(xr[u * C + c]);
+                    FOR_V
+                    {
+                        acc[u][v] = FMA(b, w1[v], acc[u][v]);
+                        if (gated)
+                            acc2[u][v] = FMA(b, w2[v], acc2[u][v]);
+                    }
                 }
             }
         }
     } else {
         /* one frame (the end of a block, or blocks of 1): four partial sums so the FMAs do
          * not wait on each other */
-        VEC p0 = acc[0], p1 = SET1(0.0f), p2 = SET1(0.0f), p3 = SET1(0.0f);
-        VEC q0 = gated ? acc2[0] : p1, q1 = p1, q2 = p1, q3 = p1;
+        VEC p[4][NV], q[4][NV];
+        FOR_V
+        {
+            p[0][v] = acc[0][v];
+            q[0][v] = gated ? acc2[0][v] : SET1(0.0f);
+            for (int i = 1; i < 4; i++)
+                p[i][v] = q[i][v] = SET1(0.0f);
+        }
         for (int j = 0; j < K; j++) {
             const float *xr = x0 + (size_t)j * ts;
             const float *wr = A->Wc + (size_t)j * C * Z;
             int c = 0;
             for (; c + 4 <= C; c += 4) {
-                p0 = FMA(SET1(xr[c]), LOAD(wr + (size_t)c * Z), p0);
-                p1 = FMA(SET1(xr[c + 1]), LOAD(wr + (size_t)(c + 1) * Z), p1);
-                p2 = FMA(SET1(xr[c + 2]), LOAD(wr + (size_t)(c + 2) * Z), p2);
-                p3 = FMA(SET1(xr[c + 3]), LOAD(wr + (size_t)(c + 3) * Z), p3);
-                if (gated) {
-                    q0 = FMA(SET1(xr[c]), LOAD(wr + (size_t)c * Z + C), q0);
-                    q1 = FMA(SET1(xr[c + 1]), LOAD(wr + (size_t)(c + 1) * Z + C), q1);
-                    q2 = FMA(SET1(xr[c + 2]), LOAD(wr + (size_t)(c + 2) * Z + C), q2);
-                    q3 = FMA(SET1(xr[c + 3]), LOAD(wr + (size_t)(c + 3) * Z + C), q3);
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++) {
+                    const VEC b = SET1(xr[c + i]);
+                    FOR_V
+                    {
+                        p[i][v] = FMA(b, LOAD(wr + (size_t)(c + i) * Z + v * W), p[i][v]);
+                        if (gated)
+                            q[i][v] = FMA(b, LOAD(wr + (size_t)(c + i) * Z + C + v * W), q[i][v]);
+                    }
                 }
             }
             for (; c < C; c++) { /* C not a multiple of 4 */
-                p0 = FMA(SET1(xr[c]), LOAD(wr + (size_t)c * Z), p0);
-                if (gated)
-                    q0 = FMA(SET1(xr[c]), LOAD(wr + (size_t)c * Z + C), q0);
+                const VEC b = SET1(xr[c]);
+                FOR_V
+                {
+                    p[0][v] = FMA(b, LOAD(wr + (size_t)c * Z + v * W), p[0][v]);
+                    if (gated)
+                        q[0][v] = FMA(b, LOAD(wr + (size_t)c * Z + C + v * W), q[0][v]);
+                }
             }
         }
-        acc[0] = ADD(ADD(p0, p1), ADD(p2, p3));
-        if (gated)
-            acc2[0] = ADD(ADD(q0, q1), ADD(q2, q3));
+        FOR_V
+        {
+            acc[0][v] = ADD(ADD(p[0][v], p[1][v]), ADD(p[2][v], p[3][v]));
+            if (gated)
+                acc2[0][v] = ADD(ADD(q[0][v], q[1][v]), ADD(q[2][v], q[3][v]));
+        }
     }
 
     /* activation (and gate), into acc */
     if (!gated) {
         if (A->act_kind == FUSED_TANH) {
             for (int u = 0; u < TT; u++)
-                acc[u] = TANHV(acc[u]);
+                FOR_V acc[u][v] = TANHV(acc[u][v]);
         } else {
             for (int u = 0; u < TT; u++)
-                USTORE(tile + u * W, acc[u]);
-            A->act_tile(A->act, tile, TT, C, W);
+                FOR_V USTORE(tile + u * TW + v * W, acc[u][v]);
+            A->act_tile(A->act, tile, TT, C, TW);
             for (int u = 0; u < TT; u++)
-                acc[u] = ULOAD(tile + u * W);
+                FOR_V acc[u][v] = ULOAD(tile + u * TW + v * W);
         }
     } else {
         /* z1 through the activation, z2 through the secondary */
-        VEC act[8], g[8];
+        VEC act[8][NV], g[8][NV];
         if (A->act_kind == FUSED_TANH) {
             for (int u = 0; u < TT; u++)
-                act[u] = TANHV(acc[u]);
+                FOR_V act[u][v] = TANHV(acc[u][v]);
         } else {
             for (int u = 0; u < TT; u++)
-                USTORE(tile + u * W, acc[u]);
-            A->act_tile(A->act, tile, TT, C, W);
+                FOR_V USTORE(tile + u * TW + v * W, acc[u][v]);
+            A->act_tile(A->act, tile, TT, C, TW);
             for (int u = 0; u < TT; u++)
-                act[u] = ULOAD(tile + u * W);
+                FOR_V act[u][v] = ULOAD(tile + u * TW + v * W);
         }
         if (A->sec_kind == FUSED_SIGMOID) {
             for (int u = 0; u < TT; u++)
-                g[u] = SIGV(acc2[u]);
+                FOR_V g[u][v] = SIGV(acc2[u][v]);
         } else {
             for (int u = 0; u < TT; u++)
-                USTORE(tile + u * W, acc2[u]);
-            A->act_tile(A->sec, tile, TT, C, W);
+                FOR_V USTORE(tile + u * TW + v * W, acc2[u][v]);
+            A->act_tile(A->sec, tile, TT, C, TW);
             for (int u = 0; u < TT; u++)
-                g[u] = ULOAD(tile + u * W);
+                FOR_V g[u][v] = ULOAD(tile + u * TW + v * W);
         }
         if (A->gating == CVD_WN_GATING_GATED) {
             for (int u = 0; u < TT; u++)
-                acc[u] = MUL(act[u], g[u]);
+                FOR_V acc[u][v] = MUL(act[u][v], g[u][v]);
         } else { /* blended: g act + (1 - g) z1 = z1 + g (act - z1) */
             for (int u = 0; u < TT; u++)
-                acc[u] = FMA(g[u], SUB(act[u], acc[u]), acc[u]);
+                FOR_V acc[u][v] = FMA(g[u][v], SUB(act[u][v], acc[u][v]), acc[u][v]);
         }
     }
 
@@ -146,50 +173,65 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
     if (A->skip) {
         float *hd = A->head + (size_t)t0 * C;
         for (int u = 0; u < TT; u++)
-            STORE(hd + u * C, ADD(LOAD(hd + u * C), acc[u]));
+            FOR_V STORE(hd + u * C + v * W, ADD(LOAD(hd + u * C + v * W), acc[u][v]));
     }
     if (A->out == NULL)
         return;
 
     /* out = h + b1 + W1 a */
     for (int u = 0; u < TT; u++)
-        USTORE(tile + u * W, acc[u]);
-    const VEC b1 = LOAD(A->b1);
+        FOR_V USTORE(tile + u * TW + v * W, acc[u][v]);
     const float *hc = A->hcur + (size_t)t0 * C;
-    VEC r[8];
-    for (int u = 0; u < TT; u++)
-        r[u] = A->residual ? ADD(LOAD(hc + u * C), b1) : b1;
+    VEC r[8][NV];
+    FOR_V
+    {
+        const VEC b1 = LOAD(A->b1 + v * W);
+        for (int u = 0; u < TT; u++)
+            r[u][v] = A->residual ? ADD(LOAD(hc + u * C + v * W), b1) : b1;
+    }
     if (TT > 1) {
         for (int c = 0; c < C; c++) {
-            const VEC w1 = LOAD(A->W1 + (size_t)c * C);
+            VEC w1[NV];
+            FOR_V w1[v] = LOAD(A->W1 + (size_t)c * C + v * W);
 #pragma GCC unroll 8
-            for (int u = 0; u < TT; u++)
-                r[u] = FMA(SET1(tile[u * W + c]), w1, r[u]);
+            for (int u = 0; u < TT; u++) {
+                const VEC b = SET1(tile[u * TW + c]);
+                FOR_V r[u][v] = FMA(b, w1[v], r[u][v]);
+            }
         }
     } else {
-        VEC p0 = r[0], p1 = SET1(0.0f), p2 = SET1(0.0f), p3 = SET1(0.0f);
+        VEC p[4][NV];
+        FOR_V
+        {
+            p[0][v] = r[0][v];
+            for (int i = 1; i < 4; i++)
+                p[i][v] = SET1(0.0f);
+        }
         int c = 0;
         for (; c + 4 <= C; c += 4) {
-            p0 = FMA(SET1(tile[c]), LOAD(A->W1 + (size_t)c * C), p0);
-            p1 = FMA(SET1(tile[c + 1]), LOAD(A->W1 + (size_t)(c + 1) * C), p1);
-            p2 = FMA(SET1(tile[c + 2]), LOAD(A->W1 + (size_t)(c + 2) * C), p2);
-            p3 = FMA(SET1(tile[c + 3]), LOAD(A->W1 + (size_t)(c + 3) * C), p3);
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                const VEC b = SET1(tile[c + i]);
+                FOR_V p[i][v] = FMA(b, LOAD(A->W1 + (size_t)(c + i) * C + v * W), p[i][v]);
+            }
         }
-        for (; c < C; c++)
-            p0 = FMA(SET1(tile[c]), LOAD(A->W1 + (size_t)c * C), p0);
-        r[0] = ADD(ADD(p0, p1), ADD(p2, p3));
+        for (; c < C; c++) {
+            const VEC b = SET1(tile[c]);
+            FOR_V p[0][v] = FMA(b, LOAD(A->W1 + (size_t)c * C + v * W), p[0][v]);
+        }
+        FOR_V r[0][v] = ADD(ADD(p[0][v], p[1][v]), ADD(p[2][v], p[3][v]));
     }
     float *o = A->out + (size_t)t0 * C;
     for (int u = 0; u < TT; u++)
-        STORE(o + u * C, r[u]);
+        FOR_V STORE(o + u * C + v * W, r[u][v]);
 }
 
 __attribute__((target(TARGET))) static void FN(const fused_args *A, int n)
 {
     int t0 = 0;
     if (A->gating == CVD_WN_GATING_NONE) {
-        for (; t0 + 8 <= n; t0 += 8)
-            TILE(A, t0, 8, 0);
+        for (; t0 + NTILE <= n; t0 += NTILE)
+            TILE(A, t0, NTILE, 0);
         for (; t0 < n; t0++)
             TILE(A, t0, 1, 0);
     } else {
@@ -200,6 +242,7 @@ __attribute__((target(TARGET))) static void FN(const fused_args *A, int n)
     }
 }
 
+#undef FOR_V
 #undef TILE
 #undef FT_CAT
 #undef FT_CAT2

@@ -313,3 +313,77 @@ Test(nam, every_key_removed_in_turn)
     jm_remove_each_key("tests/data/nam/new_per_layer_lists.nam", nam_loader, 1);
     jm_remove_each_key("tests/data/nam/prelu_objs.nam", nam_loader, 1);
 }
+
+/* The fused kernels of every ISA against the portable path (unfused, reference-checked
+ * above), on seeded WaveNets of the channel counts that take each kernel: 16 (AVX-512's, and
+ * AVX2's two vectors a frame), 12 (AVX-512 masked), 8, and 5 (unfused), not gated, gated and
+ * blended, tanh and other activations, streamed at blocks 1, 3 and 64. */
+static float *seeded_wavenet_out(const char *json, const float *x, long n, int block)
+{
+    cvd_model *m;
+    cvd_err err;
+    cr_assert_eq(cvd_json_model_parse(json, strlen(json), "seeded.json", NULL, &m, &err), 0,
+                 "%s\n%s", err.msg, json);
+    cvd_net *net;
+    cr_assert_eq(cvd_net_create(m, block, &net, &err), 0, "%s", err.msg);
+    float *y = malloc(sizeof(float) * (size_t)(n + cvd_net_max_out(net) + 16));
+    long got = 0;
+    int no;
+    for (long p = 0; p < n; p += block) {
+        int b = n - p < block ? (int)(n - p) : block;
+        cr_assert_eq(cvd_net_process(net, x + p, b, y + got, &no), 0);
+        got += no;
+    }
+    cr_assert_eq(got, n);
+    cvd_net_destroy(net);
+    cvd_model_unref(m);
+    return y;
+}
+
+Test(nam, fused_kernels_equal_the_portable_path)
+{
+    static const int channels[] = {16, 12, 8, 5};
+    static const char *const layer_kinds[] = {
+        "\"activation\": \"Tanh\", \"gating\": \"none\"",
+        "\"activation\": \"Tanh\", \"gating\": \"gated\"",
+        "\"activation\": \"Softsign\", \"gating\": \"blended\", \"secondary_activation\": "
+        "\"Sigmoid\"",
+        "\"activation\": [\"ReLU\", \"Tanh\", \"SiLU\"], \"gating\": [\"none\", \"gated\", "
+        "\"blended\"], \"secondary_activation\": \"Hardswish\""};
+    static const int blocks[] = {1, 3, 64};
+    long n;
+    float *x = read_f32("tests/data/nam/input_4k.f32", &n);
+    n = 1500;
+    for (size_t ci = 0; ci < sizeof channels / sizeof channels[0]; ci++)
+        for (size_t k = 0; k < sizeof layer_kinds / sizeof layer_kinds[0]; k++) {
+            char json[1024];
+            snprintf(json, sizeof json,
+                     "{\"format\": \"convd-model\", \"version\": 1, \"seed\": %zu, "
+                     "\"wavenet\": {\"arrays\": [{\"channels\": %d, \"kernel_size\": 3, "
+                     "\"dilations\": [1, 4, 16], %s, \"head_size\": 4}, {\"channels\": 4, "
+                     "\"kernel_size\": 2, \"dilations\": [1, 2, 8], %s, \"head_size\": 1}]}}",
+                     ci * 10 + k + 1, channels[ci], layer_kinds[k], layer_kinds[k]);
+            cvd_isa_force("portable");
+            float *ref = seeded_wavenet_out(json, x, n, 64);
+            double scale = 0;
+            for (long i = 0; i < n; i++)
+                scale = fmax(scale, fabs((double)ref[i]));
+            for (int isa = CVD_ISA_AVX2; isa <= (int)cvd_isa_detect(); isa++) {
+                cvd_isa_force(isa == CVD_ISA_AVX2 ? "avx2" : "avx512");
+                for (int b = 0; b < 3; b++) {
+                    float *y = seeded_wavenet_out(json, x, n, blocks[b]);
+                    double e = 0;
+                    for (long i = 0; i < n; i++)
+                        e = fmax(e, fabs((double)y[i] - ref[i]));
+                    cr_expect_leq(e, 1e-5 * fmax(scale, 1.0),
+                                  "C=%d, %s, %s, block %d: max error %g (scale %g)",
+                                  channels[ci], layer_kinds[k], cvd_isa_name((cvd_isa)isa),
+                                  blocks[b], e, scale);
+                    free(y);
+                }
+            }
+            free(ref);
+        }
+    cvd_isa_force("auto");
+    free(x);
+}
