@@ -377,7 +377,7 @@ static int parse_array(nam_ctx *cx, const json_t *la, int idx, cvd_wn_array *a)
             if ((rc = parse_gating(cx, e, p, &ly->gating)) < 0)
                 return rc;
         } else if (gated != NULL) {
-            int g;
+            int g = 0;
             snprintf(p, sizeof p, "%s.gated", path);
             if ((rc = get_bool(cx, gated, p, &g)) < 0)
                 return rc;
