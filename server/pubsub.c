@@ -78,8 +78,10 @@ void cvd_pub_write(cvd_pub *p, const float *frames, int n)
         pthread_mutex_lock(&s->lock);
         int room = s->cap - s->count, take = n < room ? n : room;
         if (take < n && s->dropped > 0) {
-            /* merge with the pending gap: drop what came after it */
+            /* merge with the pending gap: drop what came after it (lost to this slow
+             * subscriber too, so counted) */
             s->dropped += (uint64_t)(s->count - s->gap_at);
+            cvd_metrics_dropped(CVD_DROP_SLOW_SUBSCRIBER, (uint64_t)(s->count - s->gap_at));
             s->count = s->gap_at;
             room = s->cap - s->count;
             take = n < room ? n : room;
@@ -111,8 +113,10 @@ void cvd_pub_gap(cvd_pub *p, uint64_t n)
     for (cvd_sub *s = p->subs; s; s = s->next) {
         pthread_mutex_lock(&s->lock);
         if (s->dropped > 0) {
-            /* one gap only: the frames since the pending one are lost too */
+            /* one gap only: the frames since the pending one are lost too (to this slow
+             * subscriber: counted; the gap n itself is the producer's, counted there) */
             s->dropped += (uint64_t)(s->count - s->gap_at);
+            cvd_metrics_dropped(CVD_DROP_SLOW_SUBSCRIBER, (uint64_t)(s->count - s->gap_at));
             s->count = s->gap_at;
         } else {
             s->gap_at = s->count;
