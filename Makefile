@@ -38,6 +38,11 @@ LDLIBS  += -lm
 DSP_SRC := $(wildcard dsp/*.c)
 DSP_OBJ := $(DSP_SRC:%.c=$(BUILD)/%.o)
 DSP_LIB := $(BUILD)/libconvd_dsp.a
+# the dsp library at -O3: the portable kernels' loops (runtime trip counts) vectorise only
+# there, twice the speed where there is no AVX2 (ARM boards); the results are the same (no
+# fast-math, and -std=c11 does not contract to FMAs)
+DSP_OPT ?= -O3
+$(DSP_OBJ): OPT = $(DSP_OPT)
 
 # ---- model: file formats into dsp models (jansson) ----------------------------------------
 MODEL_SRC := $(wildcard model/*.c)
