@@ -4,11 +4,12 @@
 #   make test       install missing dependencies, build, run every test
 #   make run        install missing dependencies, build, start a demonstration
 #   make bench      build and run the benchmarks (never part of the tests)
+#   make fuzz       fuzz the parsers with libFuzzer (clang; FUZZ_SECONDS per target)
 #   make clean
 #
 # Switches: SAN=address,undefined   build and test under the sanitizers (in build-san/)
 #           WERROR=1                warnings are errors (CI)
-#           OPT=-O0                 override optimisation
+#           OPT=-O0                 override optimisation (DSP_OPT: the dsp library's, -O3)
 
 CC      ?= cc
 OPT     ?= -O2
