@@ -239,21 +239,7 @@ CASE(k3_bn_renorm)
 
 Test(keras, cases_txt_all_tested)
 {
-    char *text = tu_read_file(DATA "cases.txt", NULL), *line, *save = NULL;
-    int count = 0;
-    cr_assert_not_null(text);
-    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char nm[128];
-        int known = 0;
-        if (sscanf(line, "%127s", nm) != 1)
-            continue;
-        for (size_t i = 0; i < sizeof all_cases / sizeof all_cases[0]; i++)
-            known |= strcmp(nm, all_cases[i]) == 0;
-        cr_assert(known, "cases.txt lists %s, which no test runs: add CASE(%s)", nm, nm);
-        count++;
-    }
-    cr_assert_eq(count, (int)(sizeof all_cases / sizeof all_cases[0]));
-    free(text);
+    tu_check_cases_listed(DATA "cases.txt", all_cases, sizeof all_cases / sizeof all_cases[0]);
 }
 
 /* Weights are found by class, whatever the layers are named; the names are kept. */

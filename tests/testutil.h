@@ -1,7 +1,8 @@
-/* Helpers shared by the tests: seeds, random integers, files. */
+/* Helpers shared by the tests: seeds, random integers, files, generated case lists. */
 #ifndef CONVD_TESTUTIL_H
 #define CONVD_TESTUTIL_H
 
+#include <criterion/criterion.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <locale.h>
@@ -9,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -50,6 +52,28 @@ static inline char *tu_read_file(const char *path, size_t *len)
     }
     fclose(f);
     return buf;
+}
+
+/* A generator's cases.txt (a case name first on each line) against the cases the tests
+ * run: every listed case is run, and nothing else is. */
+static inline void tu_check_cases_listed(const char *cases_txt, const char *const *names,
+                                         size_t n)
+{
+    char *text = tu_read_file(cases_txt, NULL), *line, *save = NULL;
+    size_t count = 0;
+    cr_assert_not_null(text, "cannot read %s", cases_txt);
+    for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char nm[128];
+        int known = 0;
+        if (sscanf(line, "%127s", nm) != 1)
+            continue;
+        for (size_t i = 0; i < n; i++)
+            known |= strcmp(nm, names[i]) == 0;
+        cr_assert(known, "cases.txt lists %s, which no test runs: add CASE(%s)", nm, nm);
+        count++;
+    }
+    cr_assert_eq(count, n);
+    free(text);
 }
 
 static inline int tu_rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
