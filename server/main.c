@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "audio.h"
+#include "convd_version.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -39,7 +40,22 @@ static void usage(FILE *f)
                "  --log-level LEVEL  overrides [server] log_level until a reload\n"
                "\n"
                "Signals: SIGTERM/SIGINT stop (streams are flushed), SIGHUP reloads.\n"
-               "Reference: docs/CONFIG.md, docs/PROTOCOL.md, docs/AUDIO.md.\n");
+               "Exit status: 0 stopped cleanly (--check: the configuration is good), 1 an\n"
+               "error, 2 a usage error.\n"
+               "\n"
+               "Documentation: convd(8), convd.conf(5); " CVD_DOCDIR "\n"
+               "(CONFIG.md, PROTOCOL.md, AUDIO.md).\n");
+}
+
+/* The value of option argv[*i] (the next argument), or NULL after a usage error. */
+static const char *option_value(int argc, char **argv, int *i, const char *what)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "convd: %s needs a value (%s)\n(convd --help shows the usage)\n",
+                argv[*i], what);
+        return NULL;
+    }
+    return argv[++*i];
 }
 
 int main(int argc, char **argv)
@@ -49,8 +65,9 @@ int main(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
-            config = argv[++i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+            if ((config = option_value(argc, argv, &i, "the configuration file")) == NULL)
+                return 2;
         } else if (strncmp(a, "--config=", 9) == 0) {
             config = a + 9;
         } else if (strcmp(a, "--builtin-config") == 0) {
@@ -59,29 +76,35 @@ int main(int argc, char **argv)
             check = 1;
         } else if (strcmp(a, "--list-devices") == 0) {
             return cvd_audio_list_devices(stdout);
-        } else if (strcmp(a, "--workers") == 0 && i + 1 < argc) {
+        } else if (strcmp(a, "--workers") == 0) {
             char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 256) {
-                fprintf(stderr, "convd: --workers %s: must be 1..256\n", argv[i]);
+            const char *v = option_value(argc, argv, &i, "worker threads, 1..256");
+            long n;
+            if (v == NULL)
+                return 2;
+            n = strtol(v, &end, 10);
+            if (*v == '\0' || *end || n < 1 || n > 256) {
+                fprintf(stderr, "convd: --workers %s: must be 1..256\n", v);
                 return 2;
             }
-            workers = (int)v;
-        } else if (strcmp(a, "--log-level") == 0 && i + 1 < argc) {
-            level = cvd_log_level_parse(argv[++i]);
+            workers = (int)n;
+        } else if (strcmp(a, "--log-level") == 0) {
+            const char *v = option_value(argc, argv, &i, "error, warning, info or debug");
+            if (v == NULL)
+                return 2;
+            level = cvd_log_level_parse(v);
             if (level < 0) {
-                fprintf(stderr, "convd: --log-level %s: error, warning, info or debug\n", argv[i]);
+                fprintf(stderr, "convd: --log-level %s: error, warning, info or debug\n", v);
                 return 2;
             }
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
         } else if (strcmp(a, "--version") == 0) {
-            printf("convd 0.1\n");
+            printf("convd " CVD_VERSION "\n");
             return 0;
         } else {
-            fprintf(stderr, "convd: %s: unknown option\n", a);
-            usage(stderr);
+            fprintf(stderr, "convd: %s: unknown option\n(convd --help shows the usage)\n", a);
             return 2;
         }
     }

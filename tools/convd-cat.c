@@ -27,6 +27,7 @@
 #include "audiofile.h"
 #include "convd_client.h"
 #include "convd_dsp.h"
+#include "convd_version.h"
 
 #define PROG "convd-cat"
 #define DEFAULT_HOST "127.0.0.1"
@@ -68,7 +69,7 @@ static void usage(FILE *f)
             "Sends INPUT through a convd server's model and writes the processed frames to\n"
             "OUTPUT (all of them: the model's tail is flushed at the end of INPUT); or, with\n"
             "--subscribe, writes the output of a stream another client publishes until the\n"
-            "server ends it or ^C. Speaks the framed protocol (docs/PROTOCOL.md).\n"
+            "server ends it or ^C. Speaks convd's framed protocol.\n"
             "\n"
             "  -h, --host HOST       server name or address (default " DEFAULT_HOST ")\n"
             "  -p, --port PORT       port of a framed listener (default " CVD_CLIENT_DEFAULT_PORT
@@ -87,13 +88,15 @@ static void usage(FILE *f)
             "  --timeout SECONDS     to connect and for each wait for the server (default %g;\n"
             "                        0: forever). A subscription waits forever once accepted.\n"
             "  -q, --quiet           nothing on standard error but errors\n"
-            "  --help                this text\n"
+            "  --help                this text (-h is the host)\n"
+            "  --version             the version\n"
             "\n"
             "Files by extension: .wav, .flac, .aiff, .ogg, ... (libsndfile), .f32 (raw float32),\n"
             ".s16 (raw 16-bit), .csv (text, one frame per line). Raw files are little-endian,\n"
             "channels interleaved.\n"
             "\n"
-            "Exit status: 0 success, 1 runtime or input error, 2 usage error.\n",
+            "Exit status: 0 success, 1 runtime or input error, 2 usage error.\n"
+            "Documentation: " PROG "(1); " CVD_DOCDIR "/PROTOCOL.md\n",
             MAX_BLOCK, DEFAULT_TIMEOUT);
 }
 
@@ -186,6 +189,10 @@ static int parse_args(int argc, char **argv, options *o)
         }
         if (strcmp(a, "--help") == 0) {
             usage(stdout);
+            return -1;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf(PROG " " CVD_VERSION "\n");
             return -1;
         }
         if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {

@@ -20,6 +20,7 @@
 
 #include "convd_dsp.h"
 #include "convd_model.h"
+#include "convd_version.h"
 
 #define PROG "convd-info"
 #define DEFAULT_BLOCK 64
@@ -36,8 +37,10 @@ static void usage(FILE *f)
             "\n"
             "  --block N     the block size the state memory is computed for\n"
             "  -h, --help    this text\n"
+            "  --version     the version\n"
             "\n"
-            "Exit status: 0 success, 1 a model could not be loaded, 2 usage error.\n",
+            "Exit status: 0 success, 1 a model could not be loaded, 2 usage error.\n"
+            "Documentation: " PROG "(1); " CVD_DOCDIR "/TOOLS.md\n",
             DEFAULT_BLOCK);
 }
 
@@ -436,6 +439,10 @@ int main(int argc, char **argv)
             only_paths = 1;
         } else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
             usage(stdout);
+            free(paths);
+            return 0;
+        } else if (strcmp(s, "--version") == 0) {
+            printf(PROG " " CVD_VERSION "\n");
             free(paths);
             return 0;
         } else if (strcmp(s, "--block") == 0 || strncmp(s, "--block=", 8) == 0) {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "audiofile.h"
+#include "convd_version.h"
 #include "convd_dsp.h"
 #include "convd_model.h"
 
@@ -65,6 +66,7 @@ static void usage(FILE *f)
             "                   of files whose extension says nothing\n"
             "  -q, --quiet      no progress bar and no summary on standard error\n"
             "  -h, --help       this text\n"
+            "  --version        the version\n"
             "\n"
             "Formats, by extension: .wav, .flac, .aiff, .ogg and whatever else libsndfile\n"
             "handles (written as 32-bit float where the container allows it); .f32 raw\n"
@@ -72,7 +74,8 @@ static void usage(FILE *f)
             "Frames are always channels interleaved. The output has the model's output\n"
             "channels and the input's sample rate (raw and csv input: the model's, or 48000).\n"
             "\n"
-            "Exit status: 0 success, 1 runtime or input error, 2 usage error.\n",
+            "Exit status: 0 success, 1 runtime or input error, 2 usage error.\n"
+            "Documentation: " PROG "(1); " CVD_DOCDIR "/TOOLS.md\n",
             MAX_BLOCK, DEFAULT_BLOCK);
 }
 
@@ -125,6 +128,9 @@ static int parse_args(int argc, char **argv, options *o)
             only_positionals = 1;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
+            return -1;
+        } else if (strcmp(a, "--version") == 0) {
+            printf(PROG " " CVD_VERSION "\n");
             return -1;
         } else if (strcmp(a, "--offline") == 0) {
             o->offline = 1;
