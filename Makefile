@@ -58,15 +58,18 @@ HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/inclu
 HDF5_LIBS   := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5) -lhdf5_hl
 MODEL_LIBS:= -ljansson -lzip $(HDF5_LIBS)
 
+# TLS (OpenSSL): the daemon's listeners and the client library
+TLS_LIBS := -lssl -lcrypto
+
 # tools read and write audio files with libsndfile
-TOOL_LIBS := $(MODEL_LIBS) -lsndfile
+TOOL_LIBS := $(MODEL_LIBS) -lsndfile $(TLS_LIBS)
 
 # ---- server: the daemon (libuv, inih, systemd); server/main.c is the program ---------------
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/builtin_models.o
 BUILTIN_MODELS := $(sort $(wildcard config/models/*.json))
 SERVER_LIB := $(BUILD)/libconvd_server.a
-SERVER_LIBS:= -luv -linih -lsystemd -lportaudio -lpthread
+SERVER_LIBS:= -luv -linih -lsystemd -lportaudio -lpthread $(TLS_LIBS)
 DAEMON     := $(if $(wildcard server/main.c),$(BUILD)/convd)
 # The same daemon with test hooks (-DCVD_TEST_HOOKS: CONVD_TEST_SLOW_CALLBACK slows the audio
 # callback, for the xrun tests); never installed. The release daemon has no such code.

@@ -9,11 +9,13 @@ set -eu
 
 # Build and run time: the C toolchain and the libraries the daemon links.
 BUILD_PKGS="build-essential pkg-config libcriterion-dev libuv1-dev portaudio19-dev
-libjansson-dev libinih-dev libsystemd-dev libsndfile1-dev libzip-dev libhdf5-dev"
+libjansson-dev libinih-dev libsystemd-dev libsndfile1-dev libzip-dev libhdf5-dev libssl-dev"
 # Tests and `make run`'s printed example: audio loopback through ALSA plugin devices, and
 # jackd2's dummy driver for a paced audio device (xruns); sox and nc (OpenBSD's, for -N) to
 # stream a WAV file through the daemon by hand.
 TEST_PKGS="libasound2-plugins alsa-utils jackd2 sox netcat-openbsd"
+# TLS tests: throwaway certificates (openssl), and the documented TLS pipes (socat)
+TEST_PKGS="$TEST_PKGS openssl socat"
 # Scripts only (golden data, model import, demo training); never used by the daemon.
 SCRIPT_PKGS="python3 python3-numpy python3-h5py python3-torch"
 
