@@ -16,6 +16,8 @@ libjansson-dev libinih-dev libsystemd-dev libsndfile1-dev libzip-dev libhdf5-dev
 TEST_PKGS="libasound2-plugins alsa-utils jackd2 sox netcat-openbsd"
 # TLS tests: throwaway certificates (openssl), and the documented TLS pipes (socat)
 TEST_PKGS="$TEST_PKGS openssl socat"
+# the units' hardening score (systemd-analyze security --offline=true)
+TEST_PKGS="$TEST_PKGS systemd"
 # Scripts only (golden data, model import, demo training); never used by the daemon.
 SCRIPT_PKGS="python3 python3-numpy python3-h5py python3-torch"
 
