@@ -1,0 +1,56 @@
+/*
+ * A model's memory figure (memfig.h).
+ */
+#include "memfig.h"
+
+/* The probes: every block from 1 to SMALL (a layer with strides or pooling gives a state
+ * that saws up and down with the block's remainder), and two large blocks whose difference
+ * gives the slope where it is steepest. */
+#define SMALL 16
+#define PROBE_A 4096
+#define PROBE_B 8192
+
+static int state_at(cvd_model *m, long hop, int block, size_t *bytes, cvd_err *err)
+{
+    cvd_net *n = NULL;
+    int rc = cvd_net_create_hop(m, block, hop, &n, err);
+    if (rc < 0)
+        return rc;
+    *bytes = cvd_net_state_bytes(n);
+    cvd_net_destroy(n);
+    return CVD_OK;
+}
+
+static size_t slope_up(size_t lo, size_t hi, int blo, int bhi)
+{
+    return hi > lo ? (hi - lo + (size_t)(bhi - blo) - 1) / (size_t)(bhi - blo) : 0;
+}
+
+int cvd_memfig_measure(cvd_model *m, long hop, cvd_memfig *out, cvd_err *err)
+{
+    size_t small[SMALL + 1], ba, bb;
+    int rc;
+    for (int b = 1; b <= SMALL; b++)
+        if ((rc = state_at(m, hop, b, &small[b], err)) < 0)
+            return rc;
+    if ((rc = state_at(m, hop, PROBE_A, &ba, err)) < 0 || (rc = state_at(m, hop, PROBE_B, &bb, err)) < 0)
+        return rc;
+    /* the steepest slope seen, rounded up */
+    size_t s1 = slope_up(small[SMALL], ba, SMALL, PROBE_A), s2 = slope_up(ba, bb, PROBE_A, PROBE_B);
+    out->per_frame = s1 > s2 ? s1 : s2;
+    /* the lowest line of that slope over every small probe (and so over the large ones) */
+    out->base = 0;
+    for (int b = 1; b <= SMALL; b++) {
+        size_t rise = out->per_frame * (size_t)(b - 1);
+        if (small[b] > rise && small[b] - rise > out->base)
+            out->base = small[b] - rise;
+    }
+    return CVD_OK;
+}
+
+size_t cvd_memfig_net_bytes(const cvd_memfig *f, int block)
+{
+    if (block < 1)
+        block = 1;
+    return f->base + f->per_frame * (size_t)(block - 1);
+}
