@@ -46,12 +46,15 @@
 /* The serial HDF5 library is not thread-safe: every use is under this lock. */
 static pthread_mutex_t kx_h5_lock = PTHREAD_MUTEX_INITIALIZER;
 
+struct kx_tcn;
+
 typedef struct kx_layer {
     const char *name; /* borrowed from the config */
     const char *cls;  /* the Keras class, aliases resolved */
     char where[160];  /* "layers[3] (conv1d)" */
     int input;        /* an InputLayer */
     int renorm;       /* BatchNormalization(renorm=True): three more variables in the file */
+    struct kx_tcn *tcn; /* keras-tcn's TCN layer, expanded into convd's layers (below) */
 } kx_layer;
 
 typedef struct kx_ctx {
@@ -430,9 +433,9 @@ static int kx_node(const kx_ctx *c, const char *name)
 }
 
 /* Reads dataset `path` (under loc) into variable `var` of `layer`'s node, checking its
- * rank, shape and type first. */
-static int kx_h5_var(kx_ctx *c, hid_t loc, const char *path, const char *shown,
-                     const kx_layer *L, int node, int var)
+ * rank, shape and type first (into a buffer of that shape instead, when `into` is given). */
+static int kx_h5_var_to(kx_ctx *c, hid_t loc, const char *path, const char *shown,
+                        const kx_layer *L, int node, int var, float *into)
 {
     char h5m[256], want_t[64], got_t[96];
     int shape[3], rank, rc = CVD_OK;
@@ -504,7 +507,9 @@ static int kx_h5_var(kx_ctx *c, hid_t loc, const char *path, const char *shown,
             rc = kx_bad(c, CVD_EINVAL, "%s: value %zu is not a finite float32", shown, i);
             goto done;
         }
-    if (cvd_model_set_var(c->m, node, var, buf, count, &c->e) < 0) {
+    if (into != NULL) {
+        memcpy(into, buf, sizeof(float) * count);
+    } else if (cvd_model_set_var(c->m, node, var, buf, count, &c->e) < 0) {
         cvd_err_prefix(&c->e, "%s: %s", c->file, shown);
         rc = c->e.code;
     }
@@ -518,6 +523,13 @@ done:
         H5Pclose(pl);
     H5Dclose(d);
     return rc;
+}
+
+/* Reads dataset `path` into variable `var` of `node`, checked as above. */
+static int kx_h5_var(kx_ctx *c, hid_t loc, const char *path, const char *shown,
+                     const kx_layer *L, int node, int var)
+{
+    return kx_h5_var_to(c, loc, path, shown, L, node, var, NULL);
 }
 
 /* ---- the config ------------------------------------------------------------------------------- */
@@ -786,6 +798,604 @@ static int kx_class(kx_ctx *c, kx_layer *L, json_t *layer)
                               "reads)");
 }
 
+/* ---- keras-tcn's TCN layer ------------------------------------------------------------------
+ *
+ * keras-tcn (github.com/philipperemy/keras-tcn, tcn/tcn.py) is a custom layer, but what it
+ * computes is fixed by its config, so convd expands it into its own layers. Per residual
+ * block b (nb_stacks x len(dilations) of them, dilation d, F filters):
+ *
+ *   x1 = in -> Conv1D(F, k, d, padding) [-> norm] -> act [-> SpatialDropout]   (twice)
+ *   x1 = act(x1)                                    (Act_Conv_Blocks: the activation again)
+ *   x2 = in, or a 1x1 Conv1D(F) when F differs from the block's input channels
+ *   out = act(x2 + x1)                              (the next block's input); x1 is the skip
+ *
+ * then the sum of every block's x1 (use_skip_connections) or the last block's out, and with
+ * return_sequences=False the frame at index -1 (causal) or steps // 2 (same). Weight
+ * normalization (tensorflow-addons, Keras 2 only) is folded into the kernels at load:
+ * kernel = g * v / |v| per filter. Nodes are named <tcn>/residual_block_<b>/<part> after the
+ * layers keras-tcn creates; the last one carries the TCN's own name. */
+
+#define KX_TCN_MAX_BLOCKS 4096
+
+typedef struct kx_tcn {
+    int blocks, k, norm, wnorm, skip, same, ret_seq, slice;
+    int in_ch;      /* of the TCN's input */
+    long steps;     /* of the TCN's input, -1 when not fixed */
+    int *filters, *dil, *match; /* per block; match: a 1x1 matching Conv1D */
+    char act[64];
+} kx_tcn;
+
+enum { KX_NORM_NONE, KX_NORM_BATCH, KX_NORM_LAYER };
+
+static void kx_tcn_free(kx_tcn *t)
+{
+    if (t == NULL)
+        return;
+    free(t->filters);
+    free(t->dil);
+    free(t->match);
+    free(t);
+}
+
+/* keras-tcn's class: class_name TCN from module tcn.tcn (or no module: Keras 2). */
+static int kx_is_tcn(json_t *layer)
+{
+    const char *cls = json_string_value(json_object_get(layer, "class_name"));
+    const char *module = json_string_value(json_object_get(layer, "module"));
+    const char *reg = json_string_value(json_object_get(layer, "registered_name"));
+    size_t rl = reg ? strlen(reg) : 0;
+    if (cls == NULL || strcmp(cls, "TCN") != 0)
+        return 0;
+    if (module != NULL && strncmp(module, "tcn", 3) != 0)
+        return 0;
+    return reg == NULL || strcmp(reg, "TCN") == 0 || (rl > 4 && strcmp(reg + rl - 4, ">TCN") == 0);
+}
+
+/* The TCN's node names. part NULL: the TCN's own name. */
+static int kx_tcn_name(kx_ctx *c, const kx_layer *L, int block, const char *part, char *buf,
+                       size_t n)
+{
+    int w;
+    if (part == NULL)
+        w = snprintf(buf, n, "%s", L->name);
+    else if (block < 0)
+        w = snprintf(buf, n, "%s/%s", L->name, part);
+    else
+        w = snprintf(buf, n, "%s/residual_block_%d/%s", L->name, block, part);
+    if (w < 0 || (size_t)w >= n || w > 95)
+        return kx_bad(c, CVD_EINVAL,
+                      "%s%s (TCN): the name '%s' is too long for the names of its parts (convd "
+                      "names them <name>/residual_block_<i>/<part>, at most 95 bytes)",
+                      c->lp, L->where, L->name);
+    return CVD_OK;
+}
+
+/* A bounded copy of a name (every name here fits: kx_tcn_name checks them). */
+static void kx_cpy(char *d, size_t n, const char *src)
+{
+    size_t l = strnlen(src, n - 1);
+    memcpy(d, src, l);
+    d[l] = '\0';
+}
+
+static int kx_tcn_int(kx_ctx *c, const kx_layer *L, json_t *v, const char *key, long long lo,
+                      long long hi, int *out)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return kx_bad(c, CVD_EINVAL, "%s%s (TCN): config.%s: must be an integer from %lld to %lld",
+                      c->lp, L->where, key, lo, hi);
+    *out = (int)json_integer_value(v);
+    return CVD_OK;
+}
+
+static int kx_tcn_bool(kx_ctx *c, const kx_layer *L, json_t *cfg, const char *key, int def,
+                       int *out)
+{
+    json_t *v = json_object_get(cfg, key);
+    if (v == NULL || json_is_null(v)) {
+        *out = def;
+        return CVD_OK;
+    }
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return CVD_OK;
+    }
+    if (json_is_integer(v) && (json_integer_value(v) == 0 || json_integer_value(v) == 1)) {
+        *out = (int)json_integer_value(v);
+        return CVD_OK;
+    }
+    return kx_bad(c, CVD_EINVAL, "%s%s (TCN): config.%s: must be true or false", c->lp,
+                  L->where, key);
+}
+
+/* The TCN's config, checked as keras-tcn checks it, with keras-tcn's defaults. */
+static int kx_tcn_parse(kx_ctx *c, kx_layer *L, json_t *cfg, kx_tcn **out)
+{
+    static const char *const keys[] = {
+        "name", "trainable", "dtype", "batch_input_shape", "batch_shape", "batch_size",
+        "nb_filters", "kernel_size", "nb_stacks", "dilations", "padding",
+        "use_skip_connections", "dropout_rate", "return_sequences", "activation",
+        "kernel_initializer", "use_batch_norm", "use_layer_norm", "use_weight_norm",
+        "go_backwards", "return_state", NULL};
+    static const int def_dil[] = {1, 2, 4, 8, 16, 32};
+    kx_tcn *t = calloc(1, sizeof *t);
+    json_t *v, *nf, *dl;
+    const char *key;
+    int rc, stacks = 1, n_dil, bn, ln, back, dummy;
+
+    *out = NULL;
+    if (t == NULL)
+        return kx_bad(c, CVD_ENOMEM, "out of memory");
+    *out = t;
+    if (cfg == NULL || !json_is_object(cfg))
+        return kx_bad(c, CVD_EFORMAT, "%s%s (TCN): no config object", c->lp, L->where);
+    json_object_foreach(cfg, key, v)
+    {
+        int known = 0;
+        for (int i = 0; keys[i] && !known; i++)
+            known = strcmp(key, keys[i]) == 0;
+        if (!known)
+            return kx_bad(c, CVD_EUNSUPPORTED,
+                          "%s%s (TCN): config.%s: not an argument of keras-tcn's TCN that convd "
+                          "knows (docs/KERAS.md lists them)",
+                          c->lp, L->where, key);
+    }
+    t->k = 3;
+    if ((v = json_object_get(cfg, "kernel_size")) != NULL &&
+        (rc = kx_tcn_int(c, L, v, "kernel_size", 1, 65536, &t->k)) < 0)
+        return rc;
+    if ((v = json_object_get(cfg, "nb_stacks")) != NULL &&
+        (rc = kx_tcn_int(c, L, v, "nb_stacks", 1, KX_TCN_MAX_BLOCKS, &stacks)) < 0)
+        return rc;
+    dl = json_object_get(cfg, "dilations");
+    if (dl != NULL && json_is_integer(dl)) /* keras-tcn: dilations=[1] written as 1 */
+        n_dil = 1;
+    else if (dl == NULL || json_is_null(dl))
+        n_dil = 6;
+    else if (json_is_array(dl) && json_array_size(dl) > 0 &&
+             json_array_size(dl) <= KX_TCN_MAX_BLOCKS)
+        n_dil = (int)json_array_size(dl);
+    else
+        return kx_bad(c, CVD_EINVAL, "%s%s (TCN): config.dilations: must be a list of 1 to %d "
+                      "integers", c->lp, L->where, KX_TCN_MAX_BLOCKS);
+    if ((long long)stacks * n_dil > KX_TCN_MAX_BLOCKS)
+        return kx_bad(c, CVD_EINVAL, "%s%s (TCN): nb_stacks %d x %d dilations: more than %d "
+                      "residual blocks", c->lp, L->where, stacks, n_dil, KX_TCN_MAX_BLOCKS);
+    t->blocks = stacks * n_dil;
+    t->filters = calloc((size_t)t->blocks, sizeof *t->filters);
+    t->dil = calloc((size_t)t->blocks, sizeof *t->dil);
+    t->match = calloc((size_t)t->blocks, sizeof *t->match);
+    if (!t->filters || !t->dil || !t->match)
+        return kx_bad(c, CVD_ENOMEM, "out of memory");
+    for (int i = 0; i < n_dil; i++) {
+        int d = def_dil[i % 6];
+        if (dl != NULL && json_is_integer(dl))
+            rc = kx_tcn_int(c, L, dl, "dilations", 1, 1 << 24, &d);
+        else if (dl != NULL && !json_is_null(dl))
+            rc = kx_tcn_int(c, L, json_array_get(dl, (size_t)i), "dilations", 1, 1 << 24, &d);
+        else
+            rc = CVD_OK;
+        if (rc < 0)
+            return rc;
+        for (int s = 0; s < stacks; s++)
+            t->dil[s * n_dil + i] = d;
+    }
+    nf = json_object_get(cfg, "nb_filters");
+    for (int i = 0; i < n_dil; i++) {
+        int f = 64;
+        if (nf != NULL && json_is_array(nf)) {
+            if (json_array_size(nf) != (size_t)n_dil)
+                return kx_bad(c, CVD_EINVAL,
+                              "%s%s (TCN): config.nb_filters: a list of %zu, but there are %d "
+                              "dilations (keras-tcn wants one per dilation)",
+                              c->lp, L->where, json_array_size(nf), n_dil);
+            rc = kx_tcn_int(c, L, json_array_get(nf, (size_t)i), "nb_filters", 1, 65536, &f);
+        } else if (nf != NULL) {
+            rc = kx_tcn_int(c, L, nf, "nb_filters", 1, 65536, &f);
+        } else {
+            rc = CVD_OK;
+        }
+        if (rc < 0)
+            return rc;
+        for (int s = 0; s < stacks; s++)
+            t->filters[s * n_dil + i] = f;
+    }
+    v = json_object_get(cfg, "padding");
+    if (v == NULL || json_is_null(v))
+        t->same = 0;
+    else if (json_is_string(v) && strcmp(json_string_value(v), "causal") == 0)
+        t->same = 0;
+    else if (json_is_string(v) && strcmp(json_string_value(v), "same") == 0)
+        t->same = 1;
+    else
+        return kx_bad(c, CVD_EINVAL,
+                      "%s%s (TCN): config.padding: must be 'causal' or 'same' (keras-tcn accepts "
+                      "only these)", c->lp, L->where);
+    if ((rc = kx_tcn_bool(c, L, cfg, "use_skip_connections", 1, &t->skip)) < 0 ||
+        (rc = kx_tcn_bool(c, L, cfg, "return_sequences", 0, &t->ret_seq)) < 0 ||
+        (rc = kx_tcn_bool(c, L, cfg, "use_batch_norm", 0, &bn)) < 0 ||
+        (rc = kx_tcn_bool(c, L, cfg, "use_layer_norm", 0, &ln)) < 0 ||
+        (rc = kx_tcn_bool(c, L, cfg, "use_weight_norm", 0, &t->wnorm)) < 0 ||
+        (rc = kx_tcn_bool(c, L, cfg, "go_backwards", 0, &back)) < 0 ||
+        (rc = kx_tcn_bool(c, L, cfg, "return_state", 0, &dummy)) < 0 ||
+        (rc = kx_tcn_bool(c, L, cfg, "trainable", 1, &dummy)) < 0)
+        return rc;
+    if (bn + ln + t->wnorm > 1)
+        return kx_bad(c, CVD_EINVAL,
+                      "%s%s (TCN): use_batch_norm, use_layer_norm and use_weight_norm: only one "
+                      "normalization can be specified at once (keras-tcn refuses this too)",
+                      c->lp, L->where);
+    t->norm = bn ? KX_NORM_BATCH : ln ? KX_NORM_LAYER : KX_NORM_NONE;
+    if (back)
+        return kx_bad(c, CVD_EUNSUPPORTED,
+                      "%s%s (TCN): go_backwards=true: the TCN reads its input reversed in time, "
+                      "so every output depends on the input's last frames, which a stream "
+                      "does not have yet: convd does not run it",
+                      c->lp, L->where);
+    if (t->skip) {
+        for (int i = 1; i < t->blocks; i++)
+            if (t->filters[i] != t->filters[0])
+                return kx_bad(c, CVD_EINVAL,
+                              "%s%s (TCN): use_skip_connections with nb_filters that are not "
+                              "all equal (keras-tcn refuses this too: the skip outputs are "
+                              "summed)",
+                              c->lp, L->where);
+    }
+    v = json_object_get(cfg, "dropout_rate");
+    if (v != NULL && !json_is_null(v) &&
+        (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) >= 1))
+        return kx_bad(c, CVD_EINVAL, "%s%s (TCN): config.dropout_rate: must be a number from 0 "
+                      "to below 1", c->lp, L->where);
+    v = json_object_get(cfg, "activation");
+    if (v == NULL || json_is_null(v))
+        snprintf(t->act, sizeof t->act, "%s", v == NULL ? "relu" : "linear");
+    else if (json_is_string(v) && strlen(json_string_value(v)) < sizeof t->act) {
+        cvd_activation a;
+        cvd_err e2 = {0};
+        snprintf(t->act, sizeof t->act, "%s", json_string_value(v));
+        if (cvd_activation_parse(t->act, &a, &e2) < 0)
+            return kx_bad(c, CVD_EINVAL, "%s%s (TCN): config.activation: %s", c->lp, L->where,
+                          e2.msg);
+    } else
+        return kx_bad(c, CVD_EUNSUPPORTED,
+                      "%s%s (TCN): config.activation: must be the name of a Keras activation",
+                      c->lp, L->where);
+    return CVD_OK;
+}
+
+/* Appends {"class_name", "name", "config", "inputs"} to list (config and inputs stolen). */
+static int kx_tcn_push(kx_ctx *c, json_t *list, const char *cls, const char *name, json_t *cfg,
+                       json_t *inputs)
+{
+    json_t *o = json_object();
+    if (o == NULL || cfg == NULL || inputs == NULL ||
+        json_object_set_new(o, "class_name", json_string(cls)) != 0 ||
+        json_object_set_new(o, "name", json_string(name)) != 0 ||
+        json_object_set_new(o, "config", cfg) != 0 ||
+        json_object_set_new(o, "inputs", inputs) != 0 || json_array_append_new(list, o) != 0) {
+        json_decref(o);
+        return kx_bad(c, CVD_ENOMEM, "out of memory");
+    }
+    return CVD_OK;
+}
+
+static json_t *kx_tcn_conv_cfg(int filters, int k, int d, const char *padding, const char *act)
+{
+    return json_pack("{s:i, s:i, s:i, s:s, s:s, s:b, s:s}", "filters", filters, "kernel_size", k,
+                     "dilation_rate", d, "padding", padding, "activation", act, "use_bias", 1,
+                     "data_format", "channels_last");
+}
+
+/* relu and linear give the same values applied twice: the second is left out. */
+static int kx_tcn_idempotent(const char *act)
+{
+    return strcmp(act, "relu") == 0 || strcmp(act, "linear") == 0;
+}
+
+/* The shape of the model input as translated so far: the InputLayer's or input_shape. */
+static int kx_tcn_model_input(json_t *root, json_t *list, int *ch, long *steps)
+{
+    json_t *shape = NULL;
+    for (size_t i = 0; i < json_array_size(list) && shape == NULL; i++) {
+        json_t *e = json_array_get(list, i), *cc = json_object_get(e, "config");
+        const char *cls = json_string_value(json_object_get(e, "class_name"));
+        if (cls == NULL || strcmp(cls, "InputLayer") != 0)
+            continue;
+        if ((shape = json_object_get(cc, "batch_shape")) == NULL || json_is_null(shape))
+            shape = json_object_get(cc, "batch_input_shape");
+        if ((shape == NULL || json_is_null(shape)) &&
+            json_is_array(json_object_get(cc, "shape"))) {
+            json_t *s = json_object_get(cc, "shape");
+            if (json_array_size(s) != 2)
+                return -1;
+            *steps = json_is_integer(json_array_get(s, 0))
+                         ? (long)json_integer_value(json_array_get(s, 0)) : -1;
+            *ch = (int)json_integer_value(json_array_get(s, 1));
+            return 0;
+        }
+    }
+    if (shape == NULL || json_is_null(shape))
+        shape = json_object_get(root, "input_shape");
+    if (!json_is_array(shape) || json_array_size(shape) != 3 ||
+        !json_is_integer(json_array_get(shape, 2)))
+        return -1;
+    *steps = json_is_integer(json_array_get(shape, 1))
+                 ? (long)json_integer_value(json_array_get(shape, 1)) : -1;
+    *ch = (int)json_integer_value(json_array_get(shape, 2));
+    return 0;
+}
+
+/* The channels and frames of the node `in` that the TCN reads: from the model input's shape,
+ * or by building the part of the model it depends on (a probe, discarded). */
+static int kx_tcn_input_shape(kx_ctx *c, const kx_layer *L, json_t *root, json_t *list,
+                              const char *in, kx_tcn *t)
+{
+    size_t n = json_array_size(list);
+    int is_input = strcmp(in, "input") == 0 || n == 0, rc = CVD_OK, idx = -1;
+    for (size_t i = 0; i < n && !is_input; i++) {
+        json_t *e = json_array_get(list, i);
+        const char *nm = json_string_value(json_object_get(e, "name"));
+        const char *cls = json_string_value(json_object_get(e, "class_name"));
+        if (nm != NULL && strcmp(nm, in) == 0) {
+            is_input = cls != NULL && strcmp(cls, "InputLayer") == 0;
+            idx = (int)i;
+        }
+    }
+    if (is_input) {
+        if (kx_tcn_model_input(root, list, &t->in_ch, &t->steps) < 0 || t->in_ch < 1)
+            return kx_bad(c, CVD_EFORMAT,
+                          "%s%s (TCN): the model does not say its input's shape [null, steps, "
+                          "channels]: convd needs the channels",
+                          c->lp, L->where);
+        return CVD_OK;
+    }
+    if (idx < 0)
+        return kx_bad(c, CVD_EINVAL, "%s%s (TCN): its input '%s' is not a layer listed before it",
+                      c->lp, L->where, in);
+    /* the layers `in` depends on, in the listed order */
+    char *need = calloc(n, 1);
+    json_t *probe = NULL, *pl = json_array();
+    cvd_model *pm = NULL;
+    if (need == NULL || pl == NULL) {
+        free(need);
+        json_decref(pl);
+        return kx_bad(c, CVD_ENOMEM, "out of memory");
+    }
+    need[idx] = 1;
+    for (int i = idx; i >= 0; i--) {
+        if (!need[i])
+            continue;
+        json_t *e = json_array_get(list, (size_t)i), *ins = json_object_get(e, "inputs");
+        const char *cls = json_string_value(json_object_get(e, "class_name"));
+        if (cls != NULL && strcmp(cls, "InputLayer") == 0)
+            continue;
+        if (ins == NULL) { /* Sequential: the layer listed before */
+            if (i > 0)
+                need[i - 1] = 1;
+            continue;
+        }
+        for (size_t k = 0; k < json_array_size(ins); k++) {
+            const char *nm = json_string_value(json_array_get(ins, k));
+            for (int j = 0; nm && j < i; j++) {
+                const char *o = json_string_value(
+                    json_object_get(json_array_get(list, (size_t)j), "name"));
+                if (o != NULL && strcmp(o, nm) == 0)
+                    need[j] = 1;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (need[i])
+            json_array_append(pl, json_array_get(list, i));
+    free(need);
+    probe = json_pack("{s:s, s:i, s:o, s:s}", "format", "convd-model", "version", 1, "layers",
+                      pl, "output", in);
+    if (probe == NULL)
+        return kx_bad(c, CVD_ENOMEM, "out of memory");
+    if (json_object_get(root, "input_shape") != NULL)
+        json_object_set(probe, "input_shape", json_object_get(root, "input_shape"));
+    {
+        char full[1200];
+        snprintf(full, sizeof full, "%s%s%s", c->file, c->label[0] ? ": " : "", c->label);
+        rc = cvd_json_model_build(probe, full, NULL, &pm, &c->e);
+    }
+    json_decref(probe);
+    if (rc < 0)
+        return rc;
+    for (int i = 1; i < cvd_model_node_count(pm); i++)
+        if (strcmp(cvd_model_node_name(pm, i), in) == 0) {
+            t->in_ch = cvd_model_node_channels(pm, i);
+            t->steps = cvd_model_node_frames(pm, i);
+            if (cvd_model_node_rank(pm, i) != 2)
+                rc = kx_bad(c, CVD_EINVAL,
+                            "%s%s (TCN): its input '%s' is not a sequence (steps, channels)",
+                            c->lp, L->where, in);
+        }
+    cvd_model_unref(pm);
+    return rc;
+}
+
+/* The TCN `layer` (at L) into convd's layers, appended to list. */
+static int kx_tcn_translate(kx_ctx *c, kx_layer *L, json_t *layer, json_t *root, json_t *list,
+                            int functional)
+{
+    json_t *cfg = json_object_get(layer, "config");
+    kx_tcn *t = NULL;
+    char in[128], p[8][128], cur[128], x1[128];
+    char (*skips)[128] = NULL;
+    int rc = kx_tcn_parse(c, L, cfg, &t);
+    L->tcn = t;
+    if (rc < 0)
+        return rc;
+    /* what it reads */
+    if (functional) {
+        json_t *tmp = json_object();
+        if (tmp == NULL)
+            return kx_bad(c, CVD_ENOMEM, "out of memory");
+        rc = kx_inbound(c, L, layer, tmp);
+        json_t *ins = json_object_get(tmp, "inputs");
+        if (rc == CVD_OK && json_array_size(ins) != 1)
+            rc = kx_bad(c, CVD_EINVAL, "%s%s (TCN) is called on %zu tensors: it takes one",
+                        c->lp, L->where, json_array_size(ins));
+        if (rc == CVD_OK)
+            kx_cpy(in, sizeof in, json_string_value(json_array_get(ins, 0)));
+        json_decref(tmp);
+        if (rc < 0)
+            return rc;
+    } else {
+        size_t n = json_array_size(list);
+        const char *prev = n ? json_string_value(json_object_get(json_array_get(list, n - 1),
+                                                                 "name"))
+                             : NULL;
+        kx_cpy(in, sizeof in, prev ? prev : "input");
+        if (n == 0 && json_object_get(root, "input_shape") == NULL) {
+            /* Keras 2's Sequential: the first layer carries the input's shape */
+            json_t *bs = json_object_get(cfg, "batch_input_shape");
+            if (bs == NULL)
+                bs = json_object_get(cfg, "batch_shape");
+            if (bs != NULL)
+                json_object_set(root, "input_shape", bs);
+        }
+    }
+    if ((rc = kx_tcn_input_shape(c, L, root, list, in, t)) < 0)
+        return rc;
+    if (!t->ret_seq && t->steps <= 0 && t->same)
+        return kx_bad(c, CVD_EUNSUPPORTED,
+                      "%s%s (TCN): return_sequences=false with padding 'same' gives the frame in "
+                      "the middle of the input, which needs the input's length: give the "
+                      "InputLayer its steps (the model then runs on windows of that length)",
+                      c->lp, L->where);
+    t->slice = !t->ret_seq && t->steps > 0;
+    skips = calloc((size_t)t->blocks, sizeof *skips);
+    if (skips == NULL)
+        return kx_bad(c, CVD_ENOMEM, "out of memory");
+    {
+        int ci = t->in_ch;
+        const char *pad = t->same ? "same" : "causal";
+        const int idem = kx_tcn_idempotent(t->act);
+        for (int b = 0; b < t->blocks && rc == CVD_OK; b++) {
+            const int F = t->filters[b], last = b == t->blocks - 1;
+            static const char *const parts[] = {"conv1D_0", "norm_0", "Act_Conv1D_0", "conv1D_1",
+                                                "norm_1", "Act_Conv1D_1", "Act_Conv_Blocks",
+                                                "matching_conv1D"};
+            for (int q = 0; q < 8 && rc == CVD_OK; q++)
+                rc = kx_tcn_name(c, L, b, parts[q], p[q], sizeof p[q]);
+            kx_cpy(cur, sizeof cur, in);
+            for (int k = 0; k < 2 && rc == CVD_OK; k++) {
+                const char *cn = p[3 * k], *nn = p[3 * k + 1], *an = p[3 * k + 2];
+                rc = kx_tcn_push(c, list, "Conv1D", cn,
+                                 kx_tcn_conv_cfg(F, t->k, t->dil[b], pad,
+                                                 t->norm ? "linear" : t->act),
+                                 json_pack("[s]", cur));
+                kx_cpy(cur, sizeof cur, cn);
+                if (rc == CVD_OK && t->norm) {
+                    rc = kx_tcn_push(c, list,
+                                     t->norm == KX_NORM_BATCH ? "BatchNormalization"
+                                                              : "LayerNormalization",
+                                     nn, json_pack("{s:i, s:f}", "axis", -1, "epsilon", 1e-3),
+                                     json_pack("[s]", cur));
+                    if (rc == CVD_OK)
+                        rc = kx_tcn_push(c, list, "Activation", an,
+                                         json_pack("{s:s}", "activation", t->act),
+                                         json_pack("[s]", nn));
+                    kx_cpy(cur, sizeof cur, an);
+                }
+            }
+            if (rc == CVD_OK && !idem) {
+                rc = kx_tcn_push(c, list, "Activation", p[6],
+                                 json_pack("{s:s}", "activation", t->act), json_pack("[s]", cur));
+                kx_cpy(cur, sizeof cur, p[6]);
+            }
+            kx_cpy(x1, sizeof x1, cur);
+            snprintf(skips[b], sizeof skips[b], "%s", x1);
+            const char *x2 = in;
+            t->match[b] = F != ci;
+            if (last && t->skip) /* its residual output is not used: only the skip */
+                break;
+            if (rc == CVD_OK && t->match[b]) {
+                rc = kx_tcn_push(c, list, "Conv1D", p[7],
+                                 kx_tcn_conv_cfg(F, 1, 1, "same", "linear"),
+                                 json_pack("[s]", in));
+                x2 = p[7];
+            }
+            char addn[128], outn[128];
+            if (rc == CVD_OK)
+                rc = kx_tcn_name(c, L, b, "Add_Res", addn, sizeof addn);
+            if (rc == CVD_OK)
+                rc = last && !t->skip && !t->slice ? kx_tcn_name(c, L, -1, NULL, outn, sizeof outn)
+                                                   : kx_tcn_name(c, L, b, "Act_Res_Block", outn,
+                                                                 sizeof outn);
+            if (rc == CVD_OK)
+                rc = kx_tcn_push(c, list, "Add", addn, json_object(), json_pack("[s, s]", x2, x1));
+            if (rc == CVD_OK)
+                rc = kx_tcn_push(c, list, "Activation", outn,
+                                 json_pack("{s:s}", "activation", t->act), json_pack("[s]", addn));
+            kx_cpy(in, sizeof in, outn);
+            ci = F;
+        }
+    }
+    /* the skip connections summed (at most 64 inputs per Add) */
+    if (rc == CVD_OK && t->skip) {
+        char sum[128];
+        if (t->blocks == 1) {
+            kx_cpy(in, sizeof in, skips[0]);
+            if (!t->slice) {
+                rc = kx_tcn_name(c, L, -1, NULL, sum, sizeof sum);
+                if (rc == CVD_OK)
+                    rc = kx_tcn_push(c, list, "Identity", sum, json_object(),
+                                     json_pack("[s]", in));
+                kx_cpy(in, sizeof in, sum);
+            }
+        } else {
+            int done = 0, part = 0;
+            char prev[128] = "";
+            while (rc == CVD_OK && done < t->blocks) {
+                json_t *ins = json_array();
+                int take = t->blocks - done;
+                if (prev[0])
+                    json_array_append_new(ins, json_string(prev));
+                if (take > 64 - (prev[0] != 0))
+                    take = 64 - (prev[0] != 0);
+                for (int i = 0; i < take; i++)
+                    json_array_append_new(ins, json_string(skips[done + i]));
+                done += take;
+                if (done == t->blocks && !t->slice) {
+                    rc = kx_tcn_name(c, L, -1, NULL, sum, sizeof sum);
+                } else {
+                    char part_name[48];
+                    snprintf(part_name, sizeof part_name, part ? "Add_Skip_Connections_%d"
+                             : "Add_Skip_Connections", part);
+                    rc = kx_tcn_name(c, L, -1, part_name, sum, sizeof sum);
+                }
+                if (rc == CVD_OK)
+                    rc = kx_tcn_push(c, list, "Add", sum, json_object(), ins);
+                else
+                    json_decref(ins);
+                kx_cpy(prev, sizeof prev, sum);
+                part++;
+            }
+            kx_cpy(in, sizeof in, prev);
+        }
+    }
+    /* return_sequences=False: one frame of a window of fixed length */
+    if (rc == CVD_OK && t->slice) {
+        char crop[128], fin[128];
+        const long T = t->steps, left = t->same ? T / 2 : T - 1;
+        rc = kx_tcn_name(c, L, -1, "Slice_Output", crop, sizeof crop);
+        if (rc == CVD_OK)
+            rc = kx_tcn_name(c, L, -1, NULL, fin, sizeof fin);
+        if (rc == CVD_OK)
+            rc = kx_tcn_push(c, list, "Cropping1D", crop,
+                             json_pack("{s:[I, I]}", "cropping", (json_int_t)left,
+                                       (json_int_t)(T - 1 - left)),
+                             json_pack("[s]", in));
+        if (rc == CVD_OK)
+            rc = kx_tcn_push(c, list, "Flatten", fin, json_object(), json_pack("[s]", crop));
+    }
+    free(skips);
+    return rc;
+}
+
 /* The Keras model config into convd's model JSON (*out). */
 static int kx_translate(kx_ctx *c, json_t *top, json_t **out)
 {
@@ -841,6 +1451,17 @@ static int kx_translate(kx_ctx *c, json_t *top, json_t **out)
             L->name = json_string_value(json_object_get(lc, "name"));
         if (L->name != NULL)
             snprintf(L->where, sizeof L->where, "layers[%d] (%.100s)", i, L->name);
+        if (kx_is_tcn(layer)) { /* keras-tcn: expanded into convd's layers */
+            L->cls = "TCN";
+            if (L->name == NULL)
+                rc = kx_bad(c, CVD_EFORMAT, "%s%s (TCN): the layer has no name", c->lp,
+                            L->where);
+            if (rc == CVD_OK)
+                rc = kx_dtype(c, L, lc);
+            if (rc == CVD_OK)
+                rc = kx_tcn_translate(c, L, layer, root, list, functional);
+            continue;
+        }
         if ((rc = kx_class(c, L, layer)) < 0 || (rc = kx_dtype(c, L, lc)) < 0)
             break;
         if (L->name == NULL) {
@@ -952,6 +1573,480 @@ static int kx_build(kx_ctx *c, const char *text, size_t len)
 
 /* ---- weights ----------------------------------------------------------------------------------- */
 
+/* ---- keras-tcn's weights ---------------------------------------------------------------------- */
+
+/* A part of a TCN as a layer, for messages: "layers[1] (tcn): residual_block_0/conv1D_0". */
+static void kx_tcn_sub(const kx_layer *L, int block, const char *part, const char *cls,
+                       kx_layer *sub)
+{
+    memset(sub, 0, sizeof *sub);
+    sub->name = L->name;
+    sub->cls = cls;
+    snprintf(sub->where, sizeof sub->where, "%.100s: residual_block_%d/%s", L->where, block, part);
+}
+
+static int kx_tcn_node(kx_ctx *c, const kx_layer *L, int block, const char *part)
+{
+    char nm[128];
+    if (kx_tcn_name(c, L, block, part, nm, sizeof nm) < 0)
+        return -1;
+    int node = kx_node(c, nm);
+    if (node < 0)
+        kx_bad(c, CVD_EINVAL, "%s: no node '%s' (internal)", L->where, nm);
+    return node;
+}
+
+/* Number of links in the group at path (-1: absent; c->e set and < -1 on error). */
+static long kx_h5_count(kx_ctx *c, hid_t fid, const char *path, const char *shown)
+{
+    int ex = kx_h5_hard(c, fid, path, shown);
+    H5G_info_t gi;
+    if (ex < 0)
+        return -2;
+    if (ex == 0)
+        return -1;
+    if (H5Gget_info_by_name(fid, path, &gi, H5P_DEFAULT) < 0) {
+        char h5m[256];
+        kx_bad(c, CVD_EFORMAT, "%s: not a group: %s", shown, kx_h5_msg(h5m));
+        return -2;
+    }
+    return (long)gi.nlinks;
+}
+
+/* Keras 3: the variables of one part, gpath/<i> for i < the node's count, into `node`. */
+static int kx_tcn_group3(kx_ctx *c, hid_t fid, const char *where, const char *gpath,
+                         const kx_layer *sub, int node)
+{
+    char shown[KX_MAX_PATH + 200], vpath[KX_MAX_PATH + 16];
+    const int nv = cvd_model_var_count(c->m, node);
+    int rc = CVD_OK;
+    snprintf(shown, sizeof shown, "%s%s", where, gpath);
+    long held = kx_h5_count(c, fid, gpath, shown);
+    if (held < -1)
+        return c->e.code;
+    if (held < 0)
+        return kx_bad(c, CVD_EFORMAT, "%s: missing: the weights of %s (%s), %d variables", shown,
+                      sub->where, sub->cls, nv);
+    if (held != nv)
+        return kx_bad(c, CVD_EINVAL, "%s: %ld variables, but %s (%s) has %d", shown, held,
+                      sub->where, sub->cls, nv);
+    for (int v = 0; v < nv && rc == CVD_OK; v++) {
+        snprintf(vpath, sizeof vpath, "%s/%d", gpath, v);
+        snprintf(shown, sizeof shown, "%s%s", where, vpath);
+        rc = kx_h5_var(c, fid, vpath, shown, sub, node, v);
+    }
+    return rc;
+}
+
+static int kx_suffix_cmp(const void *a, const void *b)
+{
+    const long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Keras 3: where norm layer k of a block is. keras-tcn >= 3.5.5 keeps its norm layers in a
+ * list (batch_norm_layers, layer_norm_layers), which Keras saves first: <list>/<class>[_1];
+ * older versions only as attributes named after the layer (batch_normalization_7): those,
+ * in the order of their numbers. */
+static int kx_tcn_norm_path3(kx_ctx *c, hid_t fid, const char *where, const char *block_path,
+                             const kx_tcn *t, int k, char *out, size_t n)
+{
+    const char *list = t->norm == KX_NORM_BATCH ? "batch_norm_layers" : "layer_norm_layers";
+    const char *stem = t->norm == KX_NORM_BATCH ? "batch_normalization" : "layer_normalization";
+    char shown[KX_MAX_PATH + 200];
+    long found[2] = {0, 0}, count;
+    int nf = 0;
+    if ((size_t)snprintf(out, n, "%s/%s/%s%s/vars", block_path, list, stem, k ? "_1" : "") >= n)
+        return kx_bad(c, CVD_EINVAL, "%s%s: path too long", where, block_path);
+    out[strlen(out) - 5] = '\0';
+    snprintf(shown, sizeof shown, "%s%s", where, out);
+    if ((count = kx_h5_count(c, fid, out, shown)) < -1)
+        return c->e.code;
+    if (count >= 0) {
+        out[strlen(out)] = '/'; /* the "/vars" written above */
+        return CVD_OK;
+    }
+    snprintf(shown, sizeof shown, "%s%s", where, block_path);
+    if ((count = kx_h5_count(c, fid, block_path, shown)) < 0)
+        return count < -1 ? c->e.code : kx_bad(c, CVD_EFORMAT, "%s: missing", shown);
+    for (long i = 0; i < count; i++) {
+        char name[256];
+        ssize_t len = H5Lget_name_by_idx(fid, block_path, H5_INDEX_NAME, H5_ITER_INC,
+                                         (hsize_t)i, name, sizeof name, H5P_DEFAULT);
+        size_t sl = strlen(stem);
+        if (len <= 0 || (size_t)len >= sizeof name || strncmp(name, stem, sl) != 0)
+            continue;
+        long num = 0;
+        if (name[sl] == '_') {
+            char *end;
+            num = strtol(name + sl + 1, &end, 10);
+            if (*end != '\0' || name[sl + 1] == '\0')
+                continue;
+        } else if (name[sl] != '\0') {
+            continue;
+        }
+        if (nf == 2)
+            return kx_bad(c, CVD_EINVAL, "%s: more than two %s groups", shown, stem);
+        found[nf++] = num;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    if (nf != 2)
+        return kx_bad(c, CVD_EFORMAT,
+                      "%s: missing: the weights of the block's two %s layers (%s/%s, or "
+                      "%s_N groups)",
+                      shown, stem, list, stem, stem);
+    qsort(found, 2, sizeof found[0], kx_suffix_cmp);
+    int w = found[k] == 0 ? snprintf(out, n, "%s/%s/vars", block_path, stem)
+                          : snprintf(out, n, "%s/%s_%ld/vars", block_path, stem, found[k]);
+    if (w < 0 || (size_t)w >= n)
+        return kx_bad(c, CVD_EINVAL, "%s%s: path too long", where, block_path);
+    return CVD_OK;
+}
+
+/* Keras 3 (.keras, .weights.h5): layers/tcn[_N]/residual_block_<b>/<part>/vars/<i>, the
+ * paths being the attributes keras-tcn sets on its layers. */
+static int kx_tcn_weights3(kx_ctx *c, hid_t fid, const char *where, const char *base,
+                           const kx_layer *L)
+{
+    const kx_tcn *t = L->tcn;
+    char path[KX_MAX_PATH], bpath[KX_MAX_PATH], shown[KX_MAX_PATH + 200];
+    int rc = CVD_OK;
+    long count;
+    snprintf(shown, sizeof shown, "%s%s", where, base);
+    if ((count = kx_h5_count(c, fid, base, shown)) < -1)
+        return c->e.code;
+    if (count < 0)
+        return kx_bad(c, CVD_EFORMAT,
+                      "%s: missing: the weights of %s (TCN) (Keras writes them by class name: "
+                      "is this the model's own weights file?)",
+                      shown, L->where);
+    if (t->wnorm)
+        return kx_bad(c, CVD_EUNSUPPORTED,
+                      "%s%s (TCN): use_weight_norm=true in a Keras 3 file: keras-tcn's weight "
+                      "normalization comes from tensorflow-addons, which runs with Keras 2 only; "
+                      "convd reads such a model from its Keras 2 .h5 file",
+                      c->lp, L->where);
+    for (int b = 0; b < t->blocks && rc == CVD_OK; b++) {
+        static const char *const convs[] = {"conv1D_0", "conv1D_1", "matching_conv1D"};
+        snprintf(bpath, sizeof bpath, "%s/residual_block_%d", base, b);
+        for (int q = 0; q < 3 && rc == CVD_OK; q++) {
+            kx_layer sub;
+            if ((size_t)snprintf(path, sizeof path, "%s/%s/vars", bpath, convs[q]) >= sizeof path)
+                return kx_bad(c, CVD_EINVAL, "%s%s: path too long", where, bpath);
+            if (q == 2 && !t->match[b]) {
+                snprintf(shown, sizeof shown, "%s%s", where, path);
+                if ((count = kx_h5_count(c, fid, path, shown)) < -1)
+                    return c->e.code;
+                if (count > 0)
+                    return kx_bad(c, CVD_EINVAL,
+                                  "%s: a matching 1x1 convolution, but the block's input has "
+                                  "%d channels already (nb_filters): not this model's weights",
+                                  shown, t->filters[b]);
+                continue;
+            }
+            kx_tcn_sub(L, b, convs[q], "Conv1D", &sub);
+            if (q == 2 && t->skip && b == t->blocks - 1) {
+                /* the last block's residual output is not used (only its skip output): its
+                 * matching convolution is in the file but not in the model */
+                snprintf(shown, sizeof shown, "%s%s", where, path);
+                if ((count = kx_h5_count(c, fid, path, shown)) < -1)
+                    return c->e.code;
+                if (count != 2)
+                    return kx_bad(c, CVD_EFORMAT, "%s: %s, but %s (Conv1D) has 2 variables",
+                                  shown, count < 0 ? "missing" : "not 2 variables", sub.where);
+                continue;
+            }
+            int node = kx_tcn_node(c, L, b, convs[q]);
+            rc = node < 0 ? c->e.code : kx_tcn_group3(c, fid, where, path, &sub, node);
+        }
+        for (int k = 0; k < 2 && t->norm && rc == CVD_OK; k++) {
+            kx_layer sub;
+            char part[16];
+            snprintf(part, sizeof part, "norm_%d", k);
+            kx_tcn_sub(L, b, part,
+                       t->norm == KX_NORM_BATCH ? "BatchNormalization" : "LayerNormalization",
+                       &sub);
+            int node = kx_tcn_node(c, L, b, part);
+            if (node < 0)
+                return c->e.code;
+            rc = kx_tcn_norm_path3(c, fid, where, bpath, t, k, path, sizeof path);
+            if (rc == CVD_OK)
+                rc = kx_tcn_group3(c, fid, where, path, &sub, node);
+        }
+    }
+    if (rc == CVD_OK) {
+        snprintf(bpath, sizeof bpath, "%s/residual_block_%d", base, t->blocks);
+        snprintf(shown, sizeof shown, "%s%s", where, bpath);
+        if ((count = kx_h5_count(c, fid, bpath, shown)) < -1)
+            return c->e.code;
+        if (count >= 0)
+            return kx_bad(c, CVD_EINVAL,
+                          "%s: more residual blocks in the file than %s (TCN) has (%d: nb_stacks "
+                          "x dilations): not this model's weights",
+                          shown, L->where, t->blocks);
+    }
+    return rc;
+}
+
+/* One flag dataset (tensorflow-addons' `initialized`): 1 true, 0 false. */
+static int kx_h5_flag(kx_ctx *c, hid_t loc, const char *path, const char *shown, int *out)
+{
+    char h5m[256];
+    unsigned char buf[16] = {0};
+    int rc = CVD_OK;
+    hid_t d, s = -1, t = -1;
+    if ((rc = kx_h5_hard(c, loc, path, shown)) <= 0)
+        return rc == 0 ? kx_bad(c, CVD_EFORMAT, "%s: missing", shown) : rc;
+    rc = CVD_OK;
+    d = H5Dopen2(loc, path, H5P_DEFAULT);
+    if (d < 0)
+        return kx_bad(c, CVD_EFORMAT, "%s: cannot open: %s", shown, kx_h5_msg(h5m));
+    s = H5Dget_space(d);
+    t = H5Dget_type(d);
+    if (s < 0 || t < 0 || H5Sget_simple_extent_npoints(s) != 1 || H5Tget_size(t) > sizeof buf ||
+        (H5Tget_class(t) != H5T_ENUM && H5Tget_class(t) != H5T_INTEGER)) {
+        rc = kx_bad(c, CVD_EFORMAT, "%s: not one boolean", shown);
+    } else if (H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        rc = kx_bad(c, CVD_EFORMAT, "%s: cannot read: %s", shown, kx_h5_msg(h5m));
+    } else {
+        *out = 0;
+        for (size_t i = 0; i < H5Tget_size(t); i++)
+            *out |= buf[i] != 0;
+    }
+    if (t >= 0)
+        H5Tclose(t);
+    if (s >= 0)
+        H5Sclose(s);
+    H5Dclose(d);
+    return rc;
+}
+
+/* Keras 2 names a TCN's variables by the name scopes keras-tcn opens:
+ * [model/]tcn/residual_block_<b>/{conv1D_<k>,matching_conv1D,norm_<k>}/<variable>:0. */
+enum { KX_TS_CONV0, KX_TS_CONV1, KX_TS_MATCH, KX_TS_NORM0, KX_TS_NORM1, KX_TS_PARTS };
+
+typedef struct kx_tcn_slots {
+    int var[KX_TS_PARTS][4]; /* index into the weight names, -1 absent */
+    int g[2], init[2];       /* weight normalization of conv1D_0, conv1D_1 */
+} kx_tcn_slots;
+
+static int kx_tcn_var_index(int part, const char *var, int norm)
+{
+    static const char *const conv[] = {"kernel", "bias"};
+    static const char *const bn[] = {"gamma", "beta", "moving_mean", "moving_variance"};
+    if (part <= KX_TS_MATCH) {
+        for (int i = 0; i < 2; i++)
+            if (strcmp(var, conv[i]) == 0)
+                return i;
+        return -1;
+    }
+    for (int i = 0; i < (norm == KX_NORM_BATCH ? 4 : 2); i++)
+        if (strcmp(var, bn[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int kx_tcn_weights2(kx_ctx *c, hid_t lg, const char *prefix, char **wn, int n_wn,
+                           const kx_layer *L)
+{
+    const kx_tcn *t = L->tcn;
+    kx_tcn_slots *sl = calloc((size_t)t->blocks, sizeof *sl);
+    char shown[KX_MAX_PATH + 300];
+    float *v = NULL, *g = NULL;
+    int rc = CVD_OK;
+    if (sl == NULL)
+        return kx_bad(c, CVD_ENOMEM, "out of memory");
+    memset(sl, 0xff, sizeof *sl * (size_t)t->blocks); /* every index -1 */
+    for (int i = 0; i < n_wn && rc == CVD_OK; i++) {
+        char buf[KX_MAX_PATH], *save = NULL, *seg, *var = NULL;
+        int block = -1, part = -1, clone = 0, normseg = -1;
+        snprintf(shown, sizeof shown, "%s%s", prefix, wn[i]);
+        snprintf(buf, sizeof buf, "%s", wn[i]);
+        for (seg = strtok_r(buf, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
+            char *end;
+            if (strncmp(seg, "residual_block_", 15) == 0 && isdigit((unsigned char)seg[15])) {
+                long b = strtol(seg + 15, &end, 10);
+                if (*end == '\0')
+                    block = b < t->blocks ? (int)b : t->blocks;
+            } else if (strcmp(seg, "conv1D_0") == 0 || strcmp(seg, "conv1D_1") == 0) {
+                part = seg[7] == '0' ? KX_TS_CONV0 : KX_TS_CONV1;
+            } else if (strcmp(seg, "matching_conv1D") == 0) {
+                part = KX_TS_MATCH;
+            } else if (strcmp(seg, "norm_0") == 0 || strcmp(seg, "norm_1") == 0) {
+                normseg = seg[5] - '0';
+            } else if (strcmp(seg, "data_dep_init") == 0) {
+                clone = 1; /* tensorflow-addons' copy of the layer for its data init */
+            }
+            var = seg;
+        }
+        if (clone)
+            continue;
+        if (var != NULL) {
+            char *colon = strrchr(var, ':');
+            if (colon)
+                *colon = '\0';
+        }
+        if (block < 0 || var == NULL)
+            rc = kx_bad(c, CVD_EFORMAT, "%s: not a variable of a residual block of %s (TCN)",
+                        shown, L->where);
+        else if (block >= t->blocks)
+            rc = kx_bad(c, CVD_EINVAL,
+                        "%s: more residual blocks in the file than %s (TCN) has (%d: nb_stacks x "
+                        "dilations): not this model's weights",
+                        shown, L->where, t->blocks);
+        if (rc < 0)
+            break;
+        kx_tcn_slots *s = &sl[block];
+        int *slot = NULL;
+        if (strcmp(var, "g") == 0 && (part == KX_TS_CONV0 || part == KX_TS_CONV1 || normseg >= 0))
+            slot = &s->g[part == KX_TS_CONV0 || part == KX_TS_CONV1 ? part : normseg];
+        else if (strcmp(var, "initialized") == 0 &&
+                 (part == KX_TS_CONV0 || part == KX_TS_CONV1 || normseg >= 0))
+            slot = &s->init[part == KX_TS_CONV0 || part == KX_TS_CONV1 ? part : normseg];
+        else if (normseg >= 0 && part < 0 && t->norm &&
+                 kx_tcn_var_index(KX_TS_NORM0, var, t->norm) >= 0)
+            slot = &s->var[KX_TS_NORM0 + normseg][kx_tcn_var_index(KX_TS_NORM0, var, t->norm)];
+        else if (part >= 0 && kx_tcn_var_index(part, var, t->norm) >= 0)
+            slot = &s->var[part][kx_tcn_var_index(part, var, t->norm)];
+        if (slot == NULL) {
+            rc = kx_bad(c, CVD_EINVAL,
+                        "%s: not a variable of %s (TCN) as configured (%s%s%s): not this "
+                        "model's weights",
+                        shown, L->where,
+                        t->norm == KX_NORM_BATCH ? "batch norm"
+                        : t->norm == KX_NORM_LAYER ? "layer norm" : "no norm",
+                        t->wnorm ? ", weight norm" : "", t->match[block] ? ", matching conv" : "");
+            break;
+        }
+        if (*slot >= 0) {
+            rc = kx_bad(c, CVD_EINVAL, "%s: %s holds this variable twice", shown, prefix);
+            break;
+        }
+        *slot = i;
+    }
+    /* every variable the configuration has, and none it does not */
+    for (int b = 0; b < t->blocks && rc == CVD_OK; b++) {
+        static const char *const parts[] = {"conv1D_0", "conv1D_1", "matching_conv1D", "norm_0",
+                                            "norm_1"};
+        kx_tcn_slots *s = &sl[b];
+        for (int q = 0; q < KX_TS_PARTS && rc == CVD_OK; q++) {
+            const int want = q <= KX_TS_CONV1 || (q == KX_TS_MATCH && t->match[b]) ||
+                             (q >= KX_TS_NORM0 && t->norm);
+            const int nv = q <= KX_TS_MATCH ? 2 : t->norm == KX_NORM_BATCH ? 4 : 2;
+            kx_layer sub;
+            kx_tcn_sub(L, b, parts[q],
+                       q <= KX_TS_MATCH ? "Conv1D"
+                       : t->norm == KX_NORM_BATCH ? "BatchNormalization" : "LayerNormalization",
+                       &sub);
+            for (int k = 0; k < 4; k++) {
+                if (!want && s->var[q][k] >= 0) {
+                    snprintf(shown, sizeof shown, "%s%s", prefix, wn[s->var[q][k]]);
+                    rc = kx_bad(c, CVD_EINVAL,
+                                "%s: %s is not part of the model as configured: not this "
+                                "model's weights", shown, sub.where);
+                    break;
+                }
+                if (want && k < nv && s->var[q][k] < 0) {
+                    rc = kx_bad(c, CVD_EFORMAT, "%s: no weight named %s/%s in weight_names (%s "
+                                "(%s) variable %d)", prefix, parts[q],
+                                q <= KX_TS_MATCH ? (k ? "bias" : "kernel")
+                                : (const char *const[]){"gamma", "beta", "moving_mean",
+                                                        "moving_variance"}[k],
+                                sub.where, sub.cls, k);
+                    break;
+                }
+            }
+            if (rc < 0 || !want)
+                continue;
+            if (q == KX_TS_MATCH && t->skip && b == t->blocks - 1)
+                continue; /* not used (the last block's residual output) */
+            int node = kx_tcn_node(c, L, b, parts[q]);
+            if (node < 0)
+                return free(sl), c->e.code;
+            for (int k = 0; k < nv && rc == CVD_OK; k++) {
+                if (k == 0 && q <= KX_TS_CONV1 && t->wnorm)
+                    continue; /* below */
+                snprintf(shown, sizeof shown, "%s%s", prefix, wn[s->var[q][k]]);
+                rc = kx_h5_var(c, lg, wn[s->var[q][k]], shown, &sub, node, k);
+            }
+        }
+        for (int k = 0; k < 2 && rc == CVD_OK; k++) {
+            char part[16];
+            snprintf(part, sizeof part, "conv1D_%d", k);
+            if (!t->wnorm) {
+                if (s->g[k] >= 0 || s->init[k] >= 0) {
+                    snprintf(shown, sizeof shown, "%s%s", prefix,
+                             wn[s->g[k] >= 0 ? s->g[k] : s->init[k]]);
+                    rc = kx_bad(c, CVD_EINVAL, "%s: weight normalization, but %s (TCN) has "
+                                "use_weight_norm=false: not this model's weights", shown,
+                                L->where);
+                }
+                continue;
+            }
+            /* tensorflow-addons' WeightNormalization: kernel = g * v / |v| (l2 over the taps
+             * and input channels, tf.nn.l2_normalize's epsilon 1e-12), g per filter */
+            kx_layer sub;
+            kx_tcn_sub(L, b, part, "Conv1D", &sub);
+            const int node = kx_tcn_node(c, L, b, part);
+            if (node < 0)
+                return free(sl), c->e.code;
+            if (s->g[k] < 0) {
+                rc = kx_bad(c, CVD_EFORMAT, "%s: no weight named %s/g in weight_names (the "
+                            "weight normalization of %s)", prefix, part, sub.where);
+                break;
+            }
+            if (s->init[k] >= 0) {
+                int ok = 0;
+                snprintf(shown, sizeof shown, "%s%s", prefix, wn[s->init[k]]);
+                rc = kx_h5_flag(c, lg, wn[s->init[k]], shown, &ok);
+                if (rc == CVD_OK && !ok)
+                    rc = kx_bad(c, CVD_EUNSUPPORTED,
+                                "%s: false: the weight normalization was never initialised, "
+                                "so Keras would set g and the bias from the first batch it "
+                                "sees: convd needs a trained model",
+                                shown);
+                if (rc < 0)
+                    break;
+            }
+            int shape[3];
+            cvd_model_var_shape(c->m, node, 0, shape);
+            const size_t nk = cvd_model_var_size(c->m, node, 0);
+            const int F = shape[2];
+            free(v);
+            free(g);
+            v = malloc(sizeof(float) * nk);
+            g = malloc(sizeof(float) * (size_t)F);
+            if (v == NULL || g == NULL) {
+                rc = kx_bad(c, CVD_ENOMEM, "out of memory");
+                break;
+            }
+            snprintf(shown, sizeof shown, "%s%s", prefix, wn[s->var[k][0]]);
+            rc = kx_h5_var_to(c, lg, wn[s->var[k][0]], shown, &sub, node, 0, v);
+            snprintf(shown, sizeof shown, "%s%s", prefix, wn[s->g[k]]);
+            if (rc == CVD_OK) /* g has the bias's shape (filters,) */
+                rc = kx_h5_var_to(c, lg, wn[s->g[k]], shown, &sub, node, 1, g);
+            if (rc < 0)
+                break;
+            for (int f = 0; f < F; f++) {
+                double ss = 0.0;
+                for (size_t j = (size_t)f; j < nk; j += (size_t)F)
+                    ss += (double)v[j] * v[j];
+                const double scale = (double)g[f] / sqrt(ss > 1e-12 ? ss : 1e-12);
+                for (size_t j = (size_t)f; j < nk; j += (size_t)F)
+                    v[j] = (float)(v[j] * scale);
+            }
+            if (cvd_model_set_var(c->m, node, 0, v, nk, &c->e) < 0) {
+                cvd_err_prefix(&c->e, "%s: %s", c->file, shown);
+                rc = c->e.code;
+            }
+        }
+    }
+    free(v);
+    free(g);
+    free(sl);
+    return rc;
+}
+
 /* Keras 3: layers/<snake_case class>[_N]/vars/<i>. */
 static int kx_weights3(kx_ctx *c, hid_t fid, const char *where)
 {
@@ -978,6 +2073,11 @@ static int kx_weights3(kx_ctx *c, hid_t fid, const char *where)
         count[k]++;
         if (L->input)
             continue;
+        if (L->tcn != NULL) {
+            path[strlen(path) - 5] = '\0'; /* without "/vars" */
+            rc = kx_tcn_weights3(c, fid, where, path, L);
+            continue;
+        }
         node = kx_node(c, L->name);
         nv = node > 0 ? cvd_model_var_count(c->m, node) : 0;
         snprintf(shown, sizeof shown, "%s%s", where, path);
@@ -1073,7 +2173,7 @@ static int kx_weights2(kx_ctx *c, hid_t g, const char *gname, const char *where)
         goto done;
     for (int i = 0; i < c->n_layers; i++) {
         int node = c->layers[i].input ? -1 : kx_node(c, c->layers[i].name);
-        if (node > 0 && cvd_model_var_count(c->m, node) > 0)
+        if (c->layers[i].tcn != NULL || (node > 0 && cvd_model_var_count(c->m, node) > 0))
             model_idx[n_model++] = i;
     }
     if (n_file != n_model) {
@@ -1094,8 +2194,21 @@ static int kx_weights2(kx_ctx *c, hid_t g, const char *gname, const char *where)
     for (int k = 0; k < n_file && rc == CVD_OK; k++) {
         const int fi = file_idx[k];
         const kx_layer *L = &c->layers[model_idx[k]];
-        const int node = kx_node(c, L->name), nv = cvd_model_var_count(c->m, node);
         snprintf(shown, sizeof shown, "%s%s%s%s", where, gname, gname[0] ? "/" : "", names[fi]);
+        if (L->tcn != NULL) { /* its variables by name */
+            hid_t lg = H5Gopen2(g, names[fi], H5P_DEFAULT);
+            if (lg < 0) {
+                char h5m[256];
+                rc = kx_bad(c, CVD_EFORMAT, "%s: %s", shown, kx_h5_msg(h5m));
+                break;
+            }
+            size_t o = strlen(shown);
+            snprintf(shown + o, sizeof shown - o, "/");
+            rc = kx_tcn_weights2(c, lg, shown, wn[fi], n_wn[fi], L);
+            H5Gclose(lg);
+            continue;
+        }
+        const int node = kx_node(c, L->name), nv = cvd_model_var_count(c->m, node);
         if (n_wn[fi] != nv && !(L->renorm && n_wn[fi] > nv)) {
             rc = kx_bad(c, CVD_EINVAL, "%s: %d weights, but %s (%s) has %d variables", shown,
                         n_wn[fi], L->where, L->cls, nv);
@@ -1173,6 +2286,8 @@ static int kx_finish(kx_ctx *c, int rc, cvd_model **out, cvd_err *err)
     } else if (err) {
         err->code = 0;
     }
+    for (int i = 0; c->layers != NULL && i < c->n_layers; i++)
+        kx_tcn_free(c->layers[i].tcn);
     free(c->layers);
     json_decref(c->top);
     *out = c->m;

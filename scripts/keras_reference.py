@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, __import__("os").path.dirname(__import__("os").path.abspath(__file__)))
 import gen_golden  # noqa: E402  (the Conv1D family, from the spec, in PyTorch float64)
+import tcn_reference  # noqa: E402  (keras-tcn's TCN layer)
 
 CONV = ("Conv1D", "Conv1DTranspose", "SeparableConv1D", "DepthwiseConv1D")
 ALIASES = {"Convolution1D": "Conv1D", "Convolution1DTranspose": "Conv1DTranspose",
@@ -99,6 +100,9 @@ def _keras3_weights(h5, layers):
             stem = "%s_%d" % (stem, used[stem])
         else:
             used[stem] = 0
+        if cls_of(L) == "TCN":
+            out[name_of(L)] = tcn_reference.keras3_weights(h5["layers/%s" % stem], L["config"])
+            continue
         vars_ = h5.get("layers/%s/vars" % stem)
         if vars_ is None:
             out[name_of(L)] = []
@@ -128,11 +132,14 @@ def _keras2_weights(g, layers):
     names = [n for n in _attr(g, "layer_names")
              if len(np.asarray(g[n].attrs.get("weight_names", []))) > 0]
     with_w = [L for L in layers if cls_of(L) in CONV + ("Dense", "BatchNormalization",
-                                                        "LayerNormalization")]
+                                                        "LayerNormalization", "TCN")]
     assert len(names) == len(with_w), (names, [name_of(L) for L in with_w])
     out = {}
     for n, L in zip(names, with_w):
         wn = _strings(g[n].attrs["weight_names"])
+        if cls_of(L) == "TCN":
+            out[name_of(L)] = tcn_reference.keras2_weights(g[n], wn, L["config"])
+            continue
         out[name_of(L)] = [np.asarray(g[n][w], dtype=np.float64) for w in wn]
     return out
 
@@ -253,6 +260,8 @@ def run_layer(L, xs, model, ranks):
     t = time_axis(model) if x.ndim == 2 else None
     if cls == "InputLayer" or cls in IDENTITY:
         return x
+    if cls == "TCN":
+        return tcn_reference.tcn_forward(c, w, x)
     if cls in CONV:
         return conv(L, x, w, model)
     if cls == "Dense":

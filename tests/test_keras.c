@@ -11,7 +11,8 @@
  *             equal the offline output (1e-5); the seed is printed (rerun with CVD_SEED).
  * The real models in ../shared/models/keras/ (skipped with a note when absent): the two
  * sensor classifiers, windowed, at the default hop and hop 1; the WaveNet weights-only .h5
- * with the config written for it; keras-tcn's archive and the LSTM file refused by name.
+ * with the config written for it; the LSTM file refused by name (keras-tcn's archive loads:
+ * test_keras_tcn.c).
  * Every file in bad/ is refused with a message naming the file and what is wrong; truncated
  * and corrupted copies of good files load or are refused, never crash (also under the
  * sanitizers); windowed nets allocate nothing while processing; convd-run's --hop and
@@ -347,10 +348,6 @@ static void refused(const char *path, const char *const *frags)
 
 Test(keras, real_refusals_name_what_they_refuse)
 {
-    if (have_real("IrtantiCarona_tcn_model.keras"))
-        refused(REAL "IrtantiCarona_tcn_model.keras",
-                (const char *const[]){"layers[1] (tcn)", "class_name='TCN'", "custom layer",
-                                      "tcn.tcn", "Custom>TCN", NULL});
     if (have_real("GuitarLSTM_ts9.h5"))
         refused(REAL "GuitarLSTM_ts9.h5",
                 (const char *const[]){"model_config", "layers[2] (lstm)", "class_name='LSTM'",
