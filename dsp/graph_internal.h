@@ -62,10 +62,14 @@ struct cvd_model {
     char reason[160];   /* cvd_model_mode_reason() */
 };
 
-/* 1 if the Keras order of node i's tensor is channel-major (rank 2, channels_first). */
-int cvd_node_chmajor(const cvd_model *m, int i);
+/* Who calls whom (one way): model.c (building) -> model_query.c (queries, weights) -> ops.c
+ * (per-node arithmetic, op names, merges); plan.c (offline) -> model_query.c, ops.c; net.c
+ * (streaming) -> plan.c and the rest. ops.c calls nothing in the model files. */
 
-/* ---- offline evaluation (model.c) -------------------------------------------------------- */
+/* Nodes the output depends on: used[i] = 1 (used[] has n_nodes entries). (model_query.c) */
+void cvd_model_used_nodes(const cvd_model *m, unsigned char *used);
+
+/* ---- offline evaluation (plan.c) --------------------------------------------------------- */
 
 /* Every node's output for a fixed input length, in buffers allocated once: the offline
  * forward runs one plan over the whole input, a windowed net one plan per window. Running a
@@ -83,6 +87,11 @@ void cvd_plan_record(const cvd_plan *p, float *dst);
 size_t cvd_plan_bytes(const cvd_plan *p);
 
 /* ---- per-node arithmetic (ops.c) --------------------------------------------------------- */
+
+/* 1 if the Keras order of node i's tensor is channel-major (rank 2, channels_first). */
+int cvd_node_chmajor(const cvd_model *m, int i);
+/* The class a node shows in messages (cvd_model_node_class of a node). */
+const char *cvd_node_class(const cvd_node *nd);
 
 /* Output frames of node i for inputs of in_len[k] frames; < 0 (and err set) when Keras
  * would refuse the length. */
@@ -125,7 +134,7 @@ void cvd_layer_forward_cl(const cvd_layer *L, const float *in, long n, float *ou
 
 #define CVD_MERGE_MAX_INPUTS 64
 
-/* y = op(x[0], x[1], ...) element by element over n_values floats (not CONCATENATE). */
+/* y = op(x[0], x[1], ...) element by element over n_values floats (not CONCATENATE). (ops.c) */
 void cvd_merge_frames(cvd_node_op op, int n_inputs, const float *const *x, size_t n_values,
                       float *y);
 

@@ -1,8 +1,10 @@
 /*
  * The arithmetic of the graph's nodes that have no layer object of their own: merges,
  * activations, normalisations, padding and cropping, resampling, pooling, and the windowed
- * reshapes (Flatten, Reshape, Permute, global pooling). Each node's offline result follows
- * Keras 3 exactly; the per-frame nodes also serve the stream (net.c).
+ * reshapes (Flatten, Reshape, Permute, global pooling); the op names and the merge arithmetic
+ * (Add, Multiply, ...) shared by the offline plan and the stream. Each node's offline result
+ * follows Keras 3 exactly; the per-frame nodes also serve the stream (net.c). Nothing here
+ * calls into the model files (model.c, model_query.c, plan.c): they call this.
  *
  * Tensors are frames (channels contiguous): node i's output is frames x channels floats,
  * whatever Keras's layout; a rank-1 tensor is one frame of all its values.
@@ -11,6 +13,38 @@
 
 #include <math.h>
 #include <string.h>
+
+static const char *const op_names[CVD_NODE_OP_COUNT] = {
+    "InputLayer",         "Conv",
+    "Dense",              "Activation",
+    "Add",                "Subtract",
+    "Multiply",           "Average",
+    "Maximum",            "Minimum",
+    "Concatenate",        "Identity",
+    "WaveNet",            "BatchNormalization",
+    "LayerNormalization", "Rescaling",
+    "ZeroPadding1D",      "Cropping1D",
+    "UpSampling1D",       "MaxPooling1D",
+    "AveragePooling1D",   "GlobalMaxPooling1D",
+    "GlobalAveragePooling1D", "Flatten",
+    "Reshape",            "Permute",
+};
+
+const char *cvd_node_op_name(cvd_node_op op)
+{
+    return (unsigned)op < CVD_NODE_OP_COUNT ? op_names[op] : "?";
+}
+
+/* The class a node shows in messages: the Keras class it was loaded from, the layer kind of a
+ * convolution, or the op's name. */
+const char *cvd_node_class(const cvd_node *nd)
+{
+    if (nd->cls[0])
+        return nd->cls;
+    if (nd->op == CVD_NODE_CONV && nd->proto)
+        return cvd_layer_kind_name(cvd_layer_config(nd->proto)->kind);
+    return cvd_node_op_name(nd->op);
+}
 
 int cvd_node_chmajor(const cvd_model *m, int i)
 {
@@ -123,7 +157,7 @@ long cvd_node_out_frames(const cvd_model *m, int i, const long *in_len, cvd_err 
     case CVD_NODE_DENSE: {
         long nl = cvd_layer_output_length(nd->proto, n, err);
         if (nl < 0)
-            cvd_err_prefix(err, "%s '%s'", cvd_model_node_class(m, i), nd->name);
+            cvd_err_prefix(err, "%s '%s'", cvd_node_class(nd), nd->name);
         return nl;
     }
     case CVD_NODE_ZERO_PADDING:
@@ -311,4 +345,47 @@ void cvd_node_compute(const cvd_model *m, int i, const float *const *x, const lo
     default:
         break;
     }
+}
+
+/* ---- merges ------------------------------------------------------------------------------ */
+
+static void merge_frames(cvd_node_op op, float *y, const float *x, size_t n, int first)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (first) {
+            y[i] = x[i];
+            continue;
+        }
+        switch (op) {
+        case CVD_NODE_ADD:
+        case CVD_NODE_AVERAGE:
+            y[i] += x[i];
+            break;
+        case CVD_NODE_SUBTRACT:
+            y[i] -= x[i];
+            break;
+        case CVD_NODE_MULTIPLY:
+            y[i] *= x[i];
+            break;
+        case CVD_NODE_MAXIMUM:
+            y[i] = x[i] > y[i] ? x[i] : y[i];
+            break;
+        case CVD_NODE_MINIMUM:
+            y[i] = x[i] < y[i] ? x[i] : y[i];
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* y = op(x[0], x[1], ...) over n_values floats (not CONCATENATE). */
+void cvd_merge_frames(cvd_node_op op, int n_inputs, const float *const *x, size_t n_values,
+                      float *y)
+{
+    for (int i = 0; i < n_inputs; i++)
+        merge_frames(op, y, x[i], n_values, i == 0);
+    if (op == CVD_NODE_AVERAGE)
+        for (size_t i = 0; i < n_values; i++)
+            y[i] /= (float)n_inputs;
 }
