@@ -29,6 +29,41 @@ static atomic_ullong dropped[CVD_DROP_COUNT];
 static atomic_ullong disconnects[CVD_DISC_COUNT];
 static atomic_ullong reloads_ok, reloads_failed;
 static atomic_llong queue_bytes, clients;
+static atomic_ullong events[CVD_EV_COUNT];
+static atomic_llong stream_memory;
+static atomic_ullong stream_memory_limit;
+
+static const char *const event_names[] = {
+#define X(id, name, help) name,
+    CVD_EVENTS(X)
+#undef X
+};
+static const char *const event_help[] = {
+#define X(id, name, help) help,
+    CVD_EVENTS(X)
+#undef X
+};
+
+void cvd_metrics_event(int event, uint64_t n)
+{
+    if (event >= 0 && event < CVD_EV_COUNT)
+        atomic_fetch_add_explicit(&events[event], n, memory_order_relaxed);
+}
+
+void cvd_metrics_stream_memory(int64_t delta)
+{
+    atomic_fetch_add(&stream_memory, delta);
+}
+
+int64_t cvd_metrics_stream_memory_now(void)
+{
+    return atomic_load(&stream_memory);
+}
+
+void cvd_metrics_stream_memory_limit(uint64_t limit)
+{
+    atomic_store(&stream_memory_limit, limit);
+}
 
 cvd_stream_stats *cvd_metrics_stream(const char *name)
 {
@@ -162,6 +197,17 @@ char *cvd_metrics_render(void)
     for (int i = 0; i < CVD_DISC_COUNT; i++)
         sb_printf(&b, "convd_disconnects_total{reason=\"%s\"} %llu\n", disc_names[i],
                   (unsigned long long)atomic_load(&disconnects[i]));
+    for (int i = 0; i < CVD_EV_COUNT; i++)
+        sb_printf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", event_names[i], event_help[i],
+                  event_names[i], event_names[i], (unsigned long long)atomic_load(&events[i]));
+    sb_printf(&b,
+              "# HELP convd_stream_memory_bytes Memory the open streams may take (their figures: "
+              "model state, buffers, output queue).\n# TYPE convd_stream_memory_bytes gauge\n"
+              "convd_stream_memory_bytes %lld\n"
+              "# HELP convd_stream_memory_limit_bytes max_stream_memory.\n"
+              "# TYPE convd_stream_memory_limit_bytes gauge\nconvd_stream_memory_limit_bytes %llu\n",
+              (long long)atomic_load(&stream_memory),
+              (unsigned long long)atomic_load(&stream_memory_limit));
     sb_printf(&b, "# HELP convd_reloads_total Configuration reloads, by result.\n"
                   "# TYPE convd_reloads_total counter\n"
                   "convd_reloads_total{result=\"ok\"} %llu\n"

@@ -28,7 +28,34 @@
     X(IDLE_TIMEOUT, "idle_timeout")                                                          \
     X(SLOW_SUBSCRIBER, "slow_subscriber")                                                    \
     X(MAX_CLIENTS, "max_clients")                                                            \
-    X(SHUTDOWN, "shutdown")
+    X(SHUTDOWN, "shutdown")                                                                  \
+    X(WRITE_TIMEOUT, "write_timeout")                                                        \
+    X(NOT_ALLOWED, "not_allowed")                                                            \
+    X(PER_ADDRESS, "max_clients_per_address")                                                \
+    X(UNAUTHORIZED, "unauthorized")                                                          \
+    X(FORBIDDEN, "forbidden")                                                                \
+    X(MEMORY, "max_stream_memory")                                                           \
+    X(MAX_BLOCK, "max_block")                                                                \
+    X(TLS, "tls")
+
+/* Events counted for security: name, help. */
+#define CVD_EVENTS(X)                                                                        \
+    X(FD_EXHAUSTED, "convd_accept_fd_exhausted_total",                                       \
+      "Connections closed at accept because the daemon had no file descriptor left.")        \
+    X(TLS_HANDSHAKES, "convd_tls_handshakes_total", "TLS handshakes completed.")             \
+    X(TLS_FAILED, "convd_tls_handshake_failures_total",                                      \
+      "TLS handshakes that failed (plain bytes, wrong certificates, old versions).")         \
+    X(TLS_UNCLEAN, "convd_tls_unclean_closes_total",                                         \
+      "TLS clients whose input ended with a TCP close and no close_notify.")                 \
+    X(METRICS_REFUSED, "convd_metrics_refused_total",                                        \
+      "Connections to the metrics endpoint from addresses outside metrics_allow.")
+
+enum {
+#define X(id, name, help) CVD_EV_##id,
+    CVD_EVENTS(X)
+#undef X
+        CVD_EV_COUNT
+};
 
 enum {
 #define X(id, s) CVD_DROP_##id,
@@ -71,6 +98,13 @@ void cvd_metrics_reload(int ok);
 void cvd_metrics_queue_bytes(int64_t delta);
 void cvd_metrics_clients(int64_t delta);
 int64_t cvd_metrics_clients_now(void);
+/* One of CVD_EVENTS happened n times. */
+void cvd_metrics_event(int event, uint64_t n);
+/* The memory the open streams' figures add up to (max_stream_memory's measure), and the
+ * limit, for the gauges. */
+void cvd_metrics_stream_memory(int64_t delta);
+int64_t cvd_metrics_stream_memory_now(void);
+void cvd_metrics_stream_memory_limit(uint64_t limit);
 
 /* Renders every metric; returns a malloc'd NUL-terminated text (NULL if out of memory). */
 char *cvd_metrics_render(void);
