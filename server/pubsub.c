@@ -77,6 +77,7 @@ void cvd_pub_write(cvd_pub *p, const float *frames, int n)
     for (cvd_sub *s = p->subs; s; s = s->next) {
         pthread_mutex_lock(&s->lock);
         int room = s->cap - s->count, take = n < room ? n : room;
+        const float *src = frames;
         if (take < n && s->dropped > 0) {
             /* merge with the pending gap: drop what came after it (lost to this slow
              * subscriber too, so counted) */
@@ -88,7 +89,10 @@ void cvd_pub_write(cvd_pub *p, const float *frames, int n)
         }
         if (take < n) {
             if (s->dropped == 0)
-                s->gap_at = s->count + take;
+                s->gap_at = s->count + take; /* the first frames fit before the new gap */
+            else /* the ring ends at the pending gap: what fits goes right after it, so the
+                  * frames kept are the newest and the ones lost come first */
+                src = frames + (size_t)(n - take) * (size_t)ch;
             s->dropped += (uint64_t)(n - take);
             cvd_metrics_dropped(CVD_DROP_SLOW_SUBSCRIBER, (uint64_t)(n - take));
             if (s->disconnect_when_full)
@@ -96,7 +100,7 @@ void cvd_pub_write(cvd_pub *p, const float *frames, int n)
         }
         for (int i = 0; i < take; i++) {
             int slot = (s->head + s->count + i) % s->cap;
-            memcpy(s->ring + (size_t)slot * ch, frames + (size_t)i * ch, sizeof(float) * (size_t)ch);
+            memcpy(s->ring + (size_t)slot * ch, src + (size_t)i * ch, sizeof(float) * (size_t)ch);
         }
         s->count += take;
         pthread_mutex_unlock(&s->lock);
