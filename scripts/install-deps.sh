@@ -18,6 +18,8 @@ TEST_PKGS="libasound2-plugins alsa-utils jackd2 sox netcat-openbsd"
 TEST_PKGS="$TEST_PKGS openssl socat"
 # the units' hardening score (systemd-analyze security --offline=true)
 TEST_PKGS="$TEST_PKGS systemd"
+# The Python client's tests (pytest; pip and setuptools to check it installs).
+TEST_PKGS="$TEST_PKGS python3-pytest python3-pip python3-setuptools"
 # Scripts only (golden data, model import, demo training); never used by the daemon.
 SCRIPT_PKGS="python3 python3-numpy python3-h5py python3-torch"
 
