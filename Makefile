@@ -202,7 +202,10 @@ BINDIR  := $(PREFIX)/bin
 DATADIR := $(PREFIX)/share/convd
 DOCDIR  := $(PREFIX)/share/doc/convd
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-INSTALL_TOOLS := convd-run convd-info convd-cat
+MANDIR  ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL_TOOLS := $(TOOL_SRC:tools/%.c=%)
+MAN_PAGES := $(wildcard man/*.[1-8])
 
 install: $(DAEMON) $(TOOL_BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/models $(DESTDIR)$(DOCDIR) \
@@ -219,6 +222,18 @@ install: $(DAEMON) $(TOOL_BIN)
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' config/convd-audio.service \
 		> $(DESTDIR)$(UNITDIR)/convd-audio.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/convd-audio.service
+	@# manual pages, with this installation's paths; bash completion, one file for every program
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(BASHCOMPDIR)
+	for m in $(MAN_PAGES); do \
+		sed -e 's|/usr/share/doc/convd|$(DOCDIR)|g' -e 's|/usr/share/convd|$(DATADIR)|g' \
+			-e 's| /lib/systemd/system/| $(UNITDIR)/|g' $$m \
+			> $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} && \
+		chmod 644 $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/} || exit 1; \
+	done
+	install -m 644 completion/convd $(DESTDIR)$(BASHCOMPDIR)/convd
+	for t in $(INSTALL_TOOLS); do ln -sf convd $(DESTDIR)$(BASHCOMPDIR)/$$t; done
+	install -m 644 LICENSE $(DESTDIR)$(DOCDIR)/
 	@# the config is the operator's: never overwritten
 	if [ ! -e $(DESTDIR)/etc/convd/convd.conf ]; then \
 		sed -e '/^path *=/ s|builtin:\([A-Za-z0-9_.-]*\)|$(DATADIR)/models/\1.json|' config/convd.conf \
@@ -231,6 +246,9 @@ uninstall:
 	for t in $(INSTALL_TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t; done
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 	rm -f $(DESTDIR)$(UNITDIR)/convd.service $(DESTDIR)$(UNITDIR)/convd-audio.service
+	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/convd
+	for t in $(INSTALL_TOOLS); do rm -f $(DESTDIR)$(BASHCOMPDIR)/$$t; done
 	@echo "uninstall: /etc/convd/convd.conf is kept (remove it by hand if you want)"
 
 format:

@@ -20,6 +20,8 @@ TEST_PKGS="$TEST_PKGS openssl socat"
 TEST_PKGS="$TEST_PKGS systemd"
 # The Python client's tests (pytest; pip and setuptools to check it installs).
 TEST_PKGS="$TEST_PKGS python3-pytest python3-pip python3-setuptools"
+# The manual pages' check (mandoc -T lint)
+TEST_PKGS="$TEST_PKGS mandoc"
 # Scripts only (golden data, model import, demo training); never used by the daemon.
 SCRIPT_PKGS="python3 python3-numpy python3-h5py python3-torch"
 
