@@ -96,9 +96,12 @@ TEST_BIN := $(BUILD)/convd-tests
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test run bench fuzz clean deps format install uninstall FORCE
+.PHONY: all programs test run bench fuzz clean deps format install uninstall FORCE
 .SECONDARY:
 .DEFAULT_GOAL := all
+
+# the daemon and the tools only (what `make install` and the Debian package need)
+programs: $(DAEMON) $(TOOL_BIN)
 
 all: $(DSP_LIB) $(MODEL_LIB) $(TOOLLIB) $(CLIENT_LIB) $(SERVER_LIB) $(DAEMON) $(TOOL_BIN) $(TEST_BIN) $(BENCH_BIN)
 

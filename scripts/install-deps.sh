@@ -22,6 +22,8 @@ TEST_PKGS="$TEST_PKGS systemd"
 TEST_PKGS="$TEST_PKGS python3-pytest python3-pip python3-setuptools"
 # The manual pages' check (mandoc -T lint)
 TEST_PKGS="$TEST_PKGS mandoc"
+# The Debian package's test (scripts/test-deb.sh, in CI): dpkg-buildpackage, dh, lintian
+TEST_PKGS="$TEST_PKGS dpkg-dev debhelper lintian"
 # Scripts only (golden data, model import, demo training); never used by the daemon.
 SCRIPT_PKGS="python3 python3-numpy python3-h5py python3-torch"
 

@@ -516,3 +516,69 @@ Test(completion, values_and_names_from_the_configuration)
         free(got);
     }
 }
+
+/* ---- versions and packaging metadata ------------------------------------------------------ */
+
+/* The version is written in four places: the Makefile (CVD_VERSION), debian/changelog, the
+ * Python package's pyproject.toml and its __version__. They agree. */
+Test(cli, the_versions_agree)
+{
+    char want[128];
+    char *changelog = du_read_file("debian/changelog", NULL);
+    char *pyproject = du_read_file("client/python/pyproject.toml", NULL);
+    char *init = du_read_file("client/python/convd/__init__.py", NULL);
+    cr_assert(changelog && pyproject && init, "debian/changelog, client/python/pyproject.toml "
+                                              "or client/python/convd/__init__.py is missing");
+    snprintf(want, sizeof want, "convd (%s)", CVD_VERSION);
+    cr_expect_eq(strncmp(changelog, want, strlen(want)), 0,
+                 "debian/changelog's first entry is not \"%s\" (the Makefile's VERSION)", want);
+    snprintf(want, sizeof want, "\nversion = \"%s\"\n", CVD_VERSION);
+    cr_expect_not_null(strstr(pyproject, want), "client/python/pyproject.toml lacks %s", want + 1);
+    snprintf(want, sizeof want, "__version__ = \"%s\"", CVD_VERSION);
+    cr_expect_not_null(strstr(init, want), "client/python/convd/__init__.py lacks %s", want);
+    free(changelog);
+    free(pyproject);
+    free(init);
+}
+
+/* What the build needs (scripts/install-deps.sh's BUILD_PKGS, the test framework aside) is
+ * in debian/control's Build-Depends, so the package builds on a clean system. */
+Test(cli, debian_build_depends_cover_the_build_packages)
+{
+    char *deps = du_read_file("scripts/install-deps.sh", NULL);
+    char *control = du_read_file("debian/control", NULL);
+    cr_assert(deps && control);
+    char *b = strstr(deps, "BUILD_PKGS=\"");
+    cr_assert_not_null(b, "no BUILD_PKGS=\"...\" in scripts/install-deps.sh");
+    b += strlen("BUILD_PKGS=\"");
+    char *e = strchr(b, '"');
+    cr_assert_not_null(e);
+    char *bd = strstr(control, "Build-Depends:");
+    cr_assert_not_null(bd, "debian/control has no Build-Depends");
+    char *bd_end = strstr(bd, "\n\n");
+    char *bdeps = strndup(bd, bd_end ? (size_t)(bd_end - bd) : strlen(bd));
+    int n = 0;
+    for (char *p = b; p < e;) {
+        while (p < e && (*p == ' ' || *p == '\n' || *p == '\t'))
+            p++;
+        char *q = p;
+        while (q < e && !(*q == ' ' || *q == '\n' || *q == '\t'))
+            q++;
+        if (q > p) {
+            char pkg[96];
+            snprintf(pkg, sizeof pkg, "%.*s", (int)(q - p), p);
+            if (strcmp(pkg, "build-essential") != 0 && strcmp(pkg, "libcriterion-dev") != 0) {
+                cr_expect(has_word(bdeps, pkg),
+                          "scripts/install-deps.sh builds with %s, debian/control's "
+                          "Build-Depends lacks it",
+                          pkg);
+                n++;
+            }
+        }
+        p = q;
+    }
+    cr_expect_geq(n, 5);
+    free(bdeps);
+    free(deps);
+    free(control);
+}
