@@ -30,7 +30,7 @@ BUILD   := build
 SANFLAGS:=
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -Idsp -Imodel -Itools/lib -Iserver -Iclient -I$(BUILD)/gen $(HDF5_CFLAGS)
+CPPFLAGS += -D_GNU_SOURCE -Idsp -Imodel -Iproto -Itools/lib -Iserver -Iclient -I$(BUILD)/gen $(HDF5_CFLAGS)
 CFLAGS  += -std=c11 $(OPT) -g -fPIC $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
 LDLIBS  += -lm
@@ -61,6 +61,12 @@ MODEL_LIBS:= -ljansson -lzip $(HDF5_LIBS)
 # TLS (OpenSSL): the daemon's listeners and the client library
 TLS_LIBS := -lssl -lcrypto
 
+# ---- proto: the wire codecs (raw, line, framed, sample formats, text); no I/O, no libuv ----
+# linked by the daemon, the client library and the tools alike
+PROTO_SRC := $(wildcard proto/*.c)
+PROTO_OBJ := $(PROTO_SRC:%.c=$(BUILD)/%.o)
+PROTO_LIB := $(BUILD)/libconvd_proto.a
+
 # tools read and write audio files with libsndfile
 TOOL_LIBS := $(MODEL_LIBS) -lsndfile $(TLS_LIBS)
 
@@ -75,7 +81,7 @@ DAEMON     := $(if $(wildcard server/main.c),$(BUILD)/convd)
 # callback, for the xrun tests); never installed. The release daemon has no such code.
 DAEMON_TESTHOOKS := $(if $(wildcard server/audio.c),$(BUILD)/convd-testhooks)
 
-# ---- client: the framed protocol's client library (plain sockets) ------------------------
+# ---- client: the framed protocol's client library (plain sockets; the codec is proto's) ---
 CLIENT_SRC := $(wildcard client/*.c)
 CLIENT_OBJ := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
 CLIENT_LIB := $(BUILD)/libconvd_client.a
@@ -103,7 +109,7 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 # the daemon and the tools only (what `make install` and the Debian package need)
 programs: $(DAEMON) $(TOOL_BIN)
 
-all: $(DSP_LIB) $(MODEL_LIB) $(TOOLLIB) $(CLIENT_LIB) $(SERVER_LIB) $(DAEMON) $(TOOL_BIN) $(TEST_BIN) $(BENCH_BIN)
+all: $(DSP_LIB) $(MODEL_LIB) $(PROTO_LIB) $(TOOLLIB) $(CLIENT_LIB) $(SERVER_LIB) $(DAEMON) $(TOOL_BIN) $(TEST_BIN) $(BENCH_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -111,7 +117,7 @@ $(BUILD)/%.o: %.c
 
 $(DSP_LIB): $(DSP_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 # The tests count allocations: every malloc-family call linked into the test binary (the
 # libraries included) goes through tests/alloc_count.c.
@@ -119,7 +125,11 @@ TEST_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc
 
 $(MODEL_LIB): $(MODEL_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(PROTO_LIB): $(PROTO_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
 
 # the demo models, compiled into the daemon
 $(BUILD)/gen/builtin_models.c: $(BUILTIN_MODELS) scripts/embed-models.sh
@@ -131,33 +141,33 @@ $(BUILD)/gen/builtin_models.o: $(BUILD)/gen/builtin_models.c
 
 $(SERVER_LIB): $(SERVER_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(CLIENT_LIB): $(CLIENT_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
-$(DAEMON): $(BUILD)/server/main.o $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB)
-	$(CC) $(LDFLAGS) $< $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
+$(DAEMON): $(BUILD)/server/main.o $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB)
+	$(CC) $(LDFLAGS) $< $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
 
 $(BUILD)/server/audio-testhooks.o: server/audio.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -DCVD_TEST_HOOKS $(CFLAGS) -c $< -o $@
 
 # audio-testhooks.o comes before the library, so the library's audio.o is not linked
-$(DAEMON_TESTHOOKS): $(BUILD)/server/main.o $(BUILD)/server/audio-testhooks.o $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB)
-	$(CC) $(LDFLAGS) $(BUILD)/server/main.o $(BUILD)/server/audio-testhooks.o $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
+$(DAEMON_TESTHOOKS): $(BUILD)/server/main.o $(BUILD)/server/audio-testhooks.o $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB)
+	$(CC) $(LDFLAGS) $(BUILD)/server/main.o $(BUILD)/server/audio-testhooks.o $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
 
 # The tests run the programs (daemon, tools) too, so they build first.
-$(TEST_BIN): $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) $(DAEMON) $(DAEMON_TESTHOOKS) $(TOOL_BIN)
-	$(CC) $(LDFLAGS) $(TEST_WRAP) $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(MODEL_LIB) $(DSP_LIB) -o $@ -lcriterion $(SERVER_LIBS) $(TOOL_LIBS) $(LDLIBS)
+$(TEST_BIN): $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB) $(DAEMON) $(DAEMON_TESTHOOKS) $(TOOL_BIN)
+	$(CC) $(LDFLAGS) $(TEST_WRAP) $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ -lcriterion $(SERVER_LIBS) $(TOOL_LIBS) $(LDLIBS)
 
 $(TOOLLIB): $(TOOLLIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/%: $(BUILD)/tools/%.o $(TOOLLIB) $(CLIENT_LIB) $(MODEL_LIB) $(DSP_LIB)
-	$(CC) $(LDFLAGS) $< $(TOOLLIB) $(CLIENT_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(TOOL_LIBS) $(LDLIBS)
+$(BUILD)/%: $(BUILD)/tools/%.o $(TOOLLIB) $(CLIENT_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB)
+	$(CC) $(LDFLAGS) $< $(TOOLLIB) $(CLIENT_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(TOOL_LIBS) $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(MODEL_LIB) $(DSP_LIB)
 	@mkdir -p $(dir $@)
@@ -255,9 +265,9 @@ uninstall:
 	@echo "uninstall: /etc/convd/convd.conf is kept (remove it by hand if you want)"
 
 format:
-	clang-format -i dsp/*.[ch] model/*.[ch] server/*.[ch] client/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch]
+	clang-format -i dsp/*.[ch] model/*.[ch] proto/*.[ch] server/*.[ch] client/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch]
 
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(BUILD)/server/main.d $(BUILD)/server/audio-testhooks.d $(CLIENT_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)
+-include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(PROTO_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(BUILD)/server/main.d $(BUILD)/server/audio-testhooks.d $(CLIENT_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)

@@ -21,17 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The codec: the samples and framed sections of server/protocol.c, compiled here with every
- * function static, so that this library needs no other and never clashes with the server
- * library (see protocol.h, "Linking"). */
-#define CVD_PROTO_PRIVATE
-#include "../server/protocol.c"
-
-_Static_assert(CVD_CLIENT_F32LE == CVD_FMT_F32LE && CVD_CLIENT_S16LE == CVD_FMT_S16LE,
-               "client format constants are the wire values");
-_Static_assert(CVD_CLIENT_PROCESS == CVD_ROLE_PROCESS && CVD_CLIENT_SUBSCRIBE == CVD_ROLE_SUBSCRIBE,
-               "client role constants are the wire values");
-
 #define READ_CHUNK 65536
 #define RECV_MIN_MESSAGE 8192 /* the decoder's limit: at least this (any ERROR fits) */
 #define OUT_RESERVE 256       /* room kept in the output buffer for control messages (PONG, BYE) */

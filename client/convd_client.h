@@ -30,7 +30,8 @@
  * Not thread-safe per client. Allocates (the client, its buffers, a queue of received
  * frames); not for real-time threads. SIGPIPE is never raised (MSG_NOSIGNAL).
  *
- * The codec is server/protocol.c, compiled privately into this library (see protocol.h).
+ * Link: libconvd_client.a, then libconvd_proto.a (the codec, proto/convd_proto.h) and
+ * libconvd_dsp.a (cvd_err).
  */
 #ifndef CONVD_CLIENT_H
 #define CONVD_CLIENT_H
@@ -39,16 +40,17 @@
 #include <stdint.h>
 
 #include "convd_dsp.h"
+#include "convd_proto.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Sample formats and roles: the wire values (CVD_FMT_*, CVD_ROLE_* in protocol.h). */
-#define CVD_CLIENT_F32LE 1
-#define CVD_CLIENT_S16LE 2
-#define CVD_CLIENT_PROCESS 0
-#define CVD_CLIENT_SUBSCRIBE 1
+/* Sample formats and roles: other names for the wire values of convd_proto.h. */
+#define CVD_CLIENT_F32LE CVD_FMT_F32LE
+#define CVD_CLIENT_S16LE CVD_FMT_S16LE
+#define CVD_CLIENT_PROCESS CVD_ROLE_PROCESS
+#define CVD_CLIENT_SUBSCRIBE CVD_ROLE_SUBSCRIBE
 
 #define CVD_CLIENT_DEFAULT_PORT "7401"
 
@@ -143,7 +145,7 @@ int cvd_client_done(const cvd_client *c);
  * be NULL) receives the round trip. */
 int cvd_client_ping(cvd_client *c, double *rtt_seconds, cvd_err *err);
 
-/* The code of the last ERROR the server sent (CVD_FR_E_* in protocol.h), 0 if none. */
+/* The code of the last ERROR the server sent (CVD_FR_E_* in convd_proto.h), 0 if none. */
 int cvd_client_server_error(const cvd_client *c);
 void cvd_client_get_stats(const cvd_client *c, cvd_client_stats *s);
 

@@ -20,13 +20,13 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 out=build-fuzz
 mkdir -p "$out/obj"
-CC="clang -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -Idsp -Imodel -Iserver -Iclient \
+CC="clang -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -Idsp -Imodel -Iproto -Iserver -Iclient \
     -Itools/lib -I/usr/include/hdf5/serial -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 LIBS="-ljansson -lzip -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lhdf5_hl -linih -lm -lpthread"
 
 # the library sources, instrumented for coverage
 objs=""
-for src in dsp/*.c model/*.c server/config.c server/protocol.c; do
+for src in dsp/*.c model/*.c proto/*.c server/config.c; do
     o="$out/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
     if [ ! -f "$o" ] || [ "$src" -nt "$o" ]; then
         $CC -fsanitize=fuzzer-no-link -c "$src" -o "$o"

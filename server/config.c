@@ -67,7 +67,6 @@ const char cvd_conf_default_text[] =
 /* ---- names ------------------------------------------------------------------------------ */
 
 static const char *const proto_names[] = {"raw", "framed", "line", NULL};
-static const char *const fmt_names[] = {"f32le", "s16le", NULL};
 static const char *const level_names[] = {"error", "warning", "info", "debug", NULL};
 static const int level_values[] = {CVD_LOG_ERROR, CVD_LOG_WARNING, CVD_LOG_INFO, CVD_LOG_DEBUG};
 static const char *const slow_names[] = {"drop", "disconnect", NULL};
@@ -91,8 +90,7 @@ const char *cvd_proto_name(cvd_proto p)
 
 const char *cvd_sample_fmt_name(cvd_sample_fmt f)
 {
-    /* the enum counts from 1 (CVD_FMT_F32LE), fmt_names from 0 */
-    return (unsigned)f - 1u < 2 ? fmt_names[f - 1] : "?";
+    return cvd_sample_bytes((int)f) ? cvd_sample_format_name((int)f) : "?";
 }
 
 const char *cvd_log_level_name(int level)
@@ -115,11 +113,11 @@ int cvd_proto_parse(const char *s, cvd_proto *out)
 
 int cvd_sample_fmt_parse(const char *s, cvd_sample_fmt *out)
 {
-    int i = choice_index(fmt_names, s);
-    if (i < 0)
+    cvd_sample_format f;
+    if (cvd_sample_format_parse(s, &f) < 0)
         return -1;
     if (out)
-        *out = (cvd_sample_fmt)(i + 1);
+        *out = f;
     return 0;
 }
 
@@ -712,9 +710,9 @@ static int listen_directive(pstate *ps, int key, const char *name, const char *v
         return 0;
     case L_FORMAT:
         ll->format = ps->lineno;
-        if (get_choice(ps, name, v, fmt_names, &i))
-            return ps->code;
-        l->format = (cvd_sample_fmt)(i + 1);
+        if (cvd_sample_format_parse(v, &l->format) < 0)
+            return fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not one of %s", name, show(v).s,
+                        CVD_SAMPLE_FORMAT_NAMES);
         return 0;
     case L_CHANNELS:
         return get_intv(ps, name, v, 0, 1024, " (0 = the model's)", &l->channels);

@@ -31,7 +31,7 @@
 
 #include "convd_dsp.h"
 #include "log.h" /* CVD_LOG_ERROR .. CVD_LOG_DEBUG, the values of log_level */
-#include "protocol.h" /* cvd_sample_format: CVD_FMT_F32LE, CVD_FMT_S16LE */
+#include "convd_proto.h" /* cvd_sample_format: CVD_FMT_F32LE, CVD_FMT_S16LE */
 
 #ifdef __cplusplus
 extern "C" {
@@ -47,7 +47,7 @@ extern "C" {
 #define CVD_CONF_FILE_MAX (16u << 20)
 
 typedef enum { CVD_PROTO_RAW, CVD_PROTO_FRAMED, CVD_PROTO_LINE } cvd_proto;
-/* raw listeners' sample format: the wire protocols' own enum (protocol.h) */
+/* raw listeners' sample format: the wire protocols' own enum (convd_proto.h) */
 typedef cvd_sample_format cvd_sample_fmt;
 
 /* [model NAME] */

@@ -21,7 +21,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "metrics.h"
-#include "protocol.h"
+#include "convd_proto.h"
 #include "pubsub.h"
 
 #define INBUF_BYTES (64 * 1024)

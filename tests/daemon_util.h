@@ -44,7 +44,7 @@
 
 #include "convd_dsp.h"
 #include "convd_model.h"
-#include "protocol.h"
+#include "convd_proto.h"
 
 extern char **environ;
 

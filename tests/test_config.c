@@ -1080,3 +1080,25 @@ Test(config, names_and_arguments)
     cr_expect_eq(cvd_conf_parse("[server]\nworkers = x\n", NULL, NULL, &c, &err), CVD_EFORMAT);
     cr_expect_str_eq(err.msg, "(config):2: workers: 'x' is not a whole number");
 }
+
+/* A raw listener's format goes through proto's sample-format parser, the codec's own: every
+ * spelling the codec takes is a format here too, and nothing else is. */
+Test(config, sample_format_is_the_codecs_parser)
+{
+    static const char *const names[] = {"f32le", "F32", "float", "s16le", "S16", "int16"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char text[256];
+        cvd_sample_format want;
+        cvd_conf *c = NULL;
+        cvd_err err = {0};
+        cr_assert_eq(cvd_sample_format_parse(names[i], &want), 0);
+        snprintf(text, sizeof text,
+                 "[model m]\npath = builtin:m\n[listen l]\naddress = 127.0.0.1:1\nprotocol = "
+                 "raw\nmodel = m\nformat = %s\n",
+                 names[i]);
+        cr_assert_eq(cvd_conf_parse(text, "t.conf", NULL, &c, &err), 0, "%s: %s", names[i],
+                     err.msg);
+        cr_assert_eq(c->listens[0].format, want, "%s", names[i]);
+        cvd_conf_free(c);
+    }
+}

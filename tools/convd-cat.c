@@ -244,12 +244,10 @@ static int parse_args(int argc, char **argv, options *o)
             else if (cvd_af_format_parse(val, &o->format) < 0)
                 return usage_error("--format %s: unknown (f32, s16 or csv)", val);
         } else if (strcmp(name, "--wire") == 0) {
-            if (strcasecmp(val, "f32") == 0 || strcasecmp(val, "f32le") == 0)
-                o->wire = CVD_CLIENT_F32LE;
-            else if (strcasecmp(val, "s16") == 0 || strcasecmp(val, "s16le") == 0)
-                o->wire = CVD_CLIENT_S16LE;
-            else
+            cvd_sample_format f;
+            if (cvd_sample_format_parse(val, &f) < 0)
                 return usage_error("--wire %s: unknown (f32 or s16)", val);
+            o->wire = (int)f;
         } else if (strcmp(name, "--timeout") == 0) {
             char *end;
             errno = 0;

@@ -1,5 +1,5 @@
 /* Protocol decoders: framed (server & client side), raw, line. Each input is decoded twice,
- * once in one piece and once in pseudo-random chunks; the transcripts must match (protocol.h
+ * once in one piece and once in pseudo-random chunks; the transcripts must match (convd_proto.h
  * promises identical results for any split). */
 #include <math.h>
 #include <stdint.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "convd_dsp.h"
-#include "protocol.h"
+#include "convd_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,16 +1,15 @@
 /*
  * Frames in and out of files: libsndfile formats, raw float32 and csv (see audiofile.h).
  *
- * Text is read and written in the C locale through a locale object of our own (strtof_l, and
- * uselocale() around the printing), so a program that called setlocale(LC_ALL, "") under a
- * locale with a decimal comma still reads and writes "0.5".
+ * Text is read and written with proto's C-locale codec (cvd_text_parse_float,
+ * cvd_text_format_frames: the line protocol's own), so a program that called
+ * setlocale(LC_ALL, "") under a locale with a decimal comma still reads and writes "0.5".
  */
 #include "audiofile.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <locale.h>
 #include <math.h>
 #include <sndfile.h>
 #include <stdint.h>
@@ -20,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "convd_proto.h"
+
 struct cvd_af {
     int writing;
     cvd_af_info info;
@@ -28,7 +29,8 @@ struct cvd_af {
     SNDFILE *snd;  /* CVD_AF_SNDFILE */
     FILE *fp;      /* CVD_AF_F32, CVD_AF_CSV */
     int own_fp;    /* 0 for stdin/stdout */
-    locale_t cloc; /* csv: the C locale */
+    char *text;     /* csv writing: one chunk of lines */
+    size_t text_cap;
     /* csv reading */
     char *line;
     size_t line_cap;
@@ -168,8 +170,7 @@ static cvd_af *af_new(const char *path, int writing, cvd_af_format format, cvd_e
 
 static void af_free(cvd_af *af)
 {
-    if (af->cloc != (locale_t)0)
-        freelocale(af->cloc);
+    free(af->text);
     free(af->line);
     free(af->pending);
     free(af->name);
@@ -186,13 +187,9 @@ const char *cvd_af_name(const cvd_af *af)
     return af->name;
 }
 
-static int need_c_locale(cvd_af *af, cvd_err *err)
+static int no_c_locale(cvd_af *af, cvd_err *err)
 {
-    af->cloc = newlocale(LC_ALL_MASK, "C", (locale_t)0);
-    if (af->cloc == (locale_t)0)
-        return cvd_err_set(err, CVD_ENOMEM, "%s: cannot create the C locale: %s", af->name,
-                           strerror(errno));
-    return CVD_OK;
+    return cvd_err_set(err, CVD_ENOMEM, "%s: cannot create the C locale", af->name);
 }
 
 /* ---- csv reading ------------------------------------------------------------------------- */
@@ -219,7 +216,8 @@ static int csv_parse_line(cvd_af *af, const char *line, float *out, int channels
     for (;;) {
         const char *start = p, *end;
         char shown[48], *endp;
-        float v;
+        float v = 0;
+        int rc;
         size_t len = strcspn(p, ",");
         field++;
         if (out && field > channels) {
@@ -237,11 +235,12 @@ static int csv_parse_line(cvd_af *af, const char *line, float *out, int channels
             return cvd_err_set(err, CVD_EFORMAT, "%s: line %ld: field %d is empty", af->name,
                                af->lineno, field);
         }
-        errno = 0;
-        v = strtof_l(p, &endp, af->cloc);
+        rc = cvd_text_parse_float(p, &endp, &v);
+        if (rc == CVD_ENOMEM)
+            return no_c_locale(af, err);
         end = endp;
         if (end != p) {
-            int range = errno == ERANGE && fabsf(v) > 1.0f;
+            int range = rc == CVD_ERANGE;
             while (*end == ' ' || *end == '\t')
                 end++;
             if (end == start + len && range) {
@@ -310,11 +309,8 @@ static const char *csv_next_line(cvd_af *af, int *rc, cvd_err *err)
 
 static int csv_open_read(cvd_af *af, int channels, cvd_err *err)
 {
-    int rc = need_c_locale(af, err);
-    const char *line;
-    if (rc < 0)
-        return rc;
-    line = csv_next_line(af, &rc, err);
+    int rc;
+    const char *line = csv_next_line(af, &rc, err);
     if (rc < 0)
         return rc;
     if (line == NULL) { /* no frame at all */
@@ -585,14 +581,10 @@ int cvd_af_open_write(const char *path, cvd_af_format format, int channels, doub
     if (format == CVD_AF_SNDFILE) {
         rc = sndfile_open_write(af, path, channels, (int)lround(rate), err);
     } else {
-        if (format == CVD_AF_CSV)
-            rc = need_c_locale(af, err);
-        if (rc == CVD_OK) {
-            af->fp = is_std ? stdout : fopen(path, "wb");
-            af->own_fp = !is_std;
-            if (af->fp == NULL)
-                rc = cvd_err_set(err, CVD_EIO, "%s: cannot create: %s", af->name, strerror(errno));
-        }
+        af->fp = is_std ? stdout : fopen(path, "wb");
+        af->own_fp = !is_std;
+        if (af->fp == NULL)
+            rc = cvd_err_set(err, CVD_EIO, "%s: cannot create: %s", af->name, strerror(errno));
     }
     if (rc < 0) {
         cvd_af_close(af, NULL);
@@ -605,17 +597,29 @@ int cvd_af_open_write(const char *path, cvd_af_format format, int channels, doub
 static int csv_write(cvd_af *af, const float *frames, long n, cvd_err *err)
 {
     const int C = af->info.channels;
-    locale_t old = uselocale(af->cloc);
-    int ok = 1;
-    for (long t = 0; t < n && ok; t++) {
-        const float *x = frames + (size_t)t * C;
-        for (int c = 0; c < C && ok; c++)
-            ok = fprintf(af->fp, c ? ",%.9g" : "%.9g", (double)x[c]) > 0;
-        ok = ok && putc('\n', af->fp) != EOF;
+    /* a chunk holds at least one frame's line */
+    const size_t cap = (size_t)C * CVD_TEXT_VALUE_CHARS + 1 > 16384
+                           ? (size_t)C * CVD_TEXT_VALUE_CHARS + 1
+                           : 16384;
+    if (af->text_cap < cap) {
+        char *p = realloc(af->text, cap);
+        if (p == NULL)
+            return cvd_err_set(err, CVD_ENOMEM, "%s: out of memory", af->name);
+        af->text = p;
+        af->text_cap = cap;
     }
-    uselocale(old);
-    if (!ok)
-        return cvd_err_set(err, CVD_EIO, "%s: write error: %s", af->name, strerror(errno));
+    for (long t = 0; t < n;) {
+        size_t done = 0;
+        long len = cvd_text_format_frames(frames + (size_t)t * C, (size_t)(n - t), C, af->text,
+                                          af->text_cap, &done);
+        if (len == CVD_ENOMEM)
+            return no_c_locale(af, err);
+        if (len < 0 || done == 0)
+            return cvd_err_set(err, CVD_EINVAL, "%s: cannot format %d channels", af->name, C);
+        if (fwrite(af->text, 1, (size_t)len, af->fp) != (size_t)len)
+            return cvd_err_set(err, CVD_EIO, "%s: write error: %s", af->name, strerror(errno));
+        t += (long)done;
+    }
     return CVD_OK;
 }
 

@@ -1,14 +1,19 @@
 /*
- * protocol.h - the daemon's wire protocols as pure code: bytes in, messages and frames out, and
- * back. No socket, no event loop, no libuv: the caller reads and writes the bytes. The byte
- * layouts are specified in docs/PROTOCOL.md; this header is the API.
+ * convd_proto.h - convd's wire protocols as pure code (libconvd_proto.a): bytes in, messages
+ * and frames out, and back. No socket, no event loop, no libuv: the caller reads and writes
+ * the bytes. The byte layouts are specified in docs/PROTOCOL.md; this header is the API. The
+ * daemon (server/) and the client library (client/) both link this one library.
  *
- *   samples   f32le / s16le <-> float, the s16 rounding rule, the NaN/Inf check
- *   framed    (cvd_fr_*)   length-prefixed, versioned binary messages: HELLO, ACCEPT, DATA,
- *                          END, PING, PONG, ERROR, BYE. An incremental decoder and encoders.
- *   raw       (cvd_raw_*)  bare interleaved samples; a decoder that keeps partial frames
- *   line      (cvd_line_*) one frame per text line; a decoder that turns bad lines into
- *                          "!ERR ..." lines, and a locale-independent encoder
+ *   samples   (samples.c)  f32le / s16le <-> float, the s16 rounding rule, the NaN/Inf
+ *                          check, the one parser of sample format names
+ *   framed    (framed.c, cvd_fr_*) length-prefixed, versioned binary messages: HELLO,
+ *                          ACCEPT, DATA, END, PING, PONG, ERROR, BYE. An incremental decoder
+ *                          and encoders.
+ *   raw       (raw.c, cvd_raw_*) bare interleaved samples; a decoder that keeps partial frames
+ *   line      (line.c, cvd_line_*) one frame per text line; a decoder that turns bad lines
+ *                          into "!ERR ..." lines, and a locale-independent encoder
+ *   text      (text.c, cvd_text_*) float values as text in the C locale, whatever the
+ *                          process's locale: the line protocol's and the tools' csv codec
  *
  * Incremental decoding: every decoder takes byte chunks of any size. A message, frame or line
  * split across chunks, or many in one chunk, decodes to exactly the same results.
@@ -21,14 +26,10 @@
  * message. For the framed decoder that message is written to be sent to the peer as the text of
  * an ERROR message.
  *
- * Linking: this code is built twice. server/protocol.c is part of libconvd_server.a (these
- * functions, external, for the daemon); client/convd_client.c compiles a private copy of the
- * samples and framed sections (CVD_PROTO_PRIVATE: every function static), because the tools
- * link the client library without the server library. The two copies never clash whatever the
- * link order. Programs call these functions through libconvd_server.a only.
+ * Depends on convd_dsp.h for cvd_err only (link libconvd_dsp.a after this library).
  */
-#ifndef CONVD_PROTOCOL_H
-#define CONVD_PROTOCOL_H
+#ifndef CONVD_PROTO_H
+#define CONVD_PROTO_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -37,16 +38,6 @@
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-#ifdef CVD_PROTO_PRIVATE
-#if defined(__GNUC__)
-#define CVD_PROTO_API static __attribute__((unused))
-#else
-#define CVD_PROTO_API static
-#endif
-#else
-#define CVD_PROTO_API
 #endif
 
 /* ==== growable-free byte buffer ============================================================ */
@@ -67,30 +58,33 @@ typedef enum cvd_sample_format {
     CVD_FMT_S16LE = 2  /* two's complement 16-bit, little-endian, full scale 32768 */
 } cvd_sample_format;
 
-/* "f32", "f32le", "float" / "s16", "s16le", "int16" (case-insensitive) -> format; CVD_EINVAL
- * otherwise. */
-CVD_PROTO_API int cvd_sample_format_parse(const char *name, cvd_sample_format *out);
+/* The one parser of sample format names, for the config (a raw listener's format), the
+ * tools and the codec: "f32le" (also "f32", "float") / "s16le" (also "s16", "int16"),
+ * case-insensitive -> format; CVD_EINVAL otherwise (NULL included). */
+int cvd_sample_format_parse(const char *name, cvd_sample_format *out);
+/* The canonical names, as error messages list them. */
+#define CVD_SAMPLE_FORMAT_NAMES "f32le | s16le"
 /* "f32le", "s16le", "invalid". */
-CVD_PROTO_API const char *cvd_sample_format_name(int format);
+const char *cvd_sample_format_name(int format);
 /* Bytes per sample: 4, 2; 0 for anything else (so it also validates a format). */
-CVD_PROTO_API size_t cvd_sample_bytes(int format);
+size_t cvd_sample_bytes(int format);
 
 /* s16 -> float: x / 32768, exact ([-1, 32767/32768]). */
-CVD_PROTO_API float cvd_s16_to_float(int16_t x);
+float cvd_s16_to_float(int16_t x);
 /* float -> s16: round(clamp(y, -1, 32767/32768) * 32768), rounding halves away from zero (C's
  * round()); NaN -> 0, +Inf -> 32767, -Inf -> -32768. */
-CVD_PROTO_API int16_t cvd_s16_from_float(float y);
+int16_t cvd_s16_from_float(float y);
 
 /* n samples of `format` at `in` (any alignment) -> n floats. f32le is bit-exact (NaN payloads
  * included). `format` must be valid. */
-CVD_PROTO_API void cvd_samples_decode(int format, const void *in, size_t n, float *out);
+void cvd_samples_decode(int format, const void *in, size_t n, float *out);
 /* n floats -> n samples of `format` at `out` (any alignment). */
-CVD_PROTO_API void cvd_samples_encode(int format, const float *in, size_t n, void *out);
+void cvd_samples_encode(int format, const float *in, size_t n, void *out);
 
 /* Index of the first NaN or infinity among n floats, or n if all are finite. */
-CVD_PROTO_API size_t cvd_find_nonfinite(const float *x, size_t n);
+size_t cvd_find_nonfinite(const float *x, size_t n);
 /* The same on n f32le samples still in wire form. */
-CVD_PROTO_API size_t cvd_f32le_find_nonfinite(const void *samples, size_t n);
+size_t cvd_f32le_find_nonfinite(const void *samples, size_t n);
 
 /* What to do with a NaN or an infinity in the input. */
 typedef enum cvd_nonfinite_policy {
@@ -125,7 +119,7 @@ typedef enum cvd_fr_type {
 } cvd_fr_type;
 
 /* "HELLO", ...; "unknown" for anything else. */
-CVD_PROTO_API const char *cvd_fr_type_name(int type);
+const char *cvd_fr_type_name(int type);
 
 /* ERROR codes. */
 typedef enum cvd_fr_errcode {
@@ -143,7 +137,7 @@ typedef enum cvd_fr_errcode {
 } cvd_fr_errcode;
 
 /* "bad_message", "unsupported_version", ... "shutting_down"; "unknown" otherwise. */
-CVD_PROTO_API const char *cvd_fr_error_name(int code);
+const char *cvd_fr_error_name(int code);
 
 typedef enum cvd_fr_role {
     CVD_ROLE_PROCESS = 0,  /* my samples through a model, its output back to me */
@@ -219,20 +213,20 @@ typedef struct cvd_fr_decoder cvd_fr_decoder;
 /* A decoder for messages whose length field is at most max_message
  * (CVD_FR_MIN_MESSAGE..CVD_FR_MAX_MESSAGE_LIMIT; 0 = CVD_FR_DEFAULT_MAX_MESSAGE). Allocates
  * max_message + a few KiB, here only. */
-CVD_PROTO_API int cvd_fr_decoder_create(cvd_fr_side side, size_t max_message, cvd_fr_decoder **out,
+int cvd_fr_decoder_create(cvd_fr_side side, size_t max_message, cvd_fr_decoder **out,
                                         cvd_err *err);
-CVD_PROTO_API void cvd_fr_decoder_destroy(cvd_fr_decoder *d); /* NULL is fine */
+void cvd_fr_decoder_destroy(cvd_fr_decoder *d); /* NULL is fine */
 /* Back to the state after create (a new connection). */
-CVD_PROTO_API void cvd_fr_decoder_reset(cvd_fr_decoder *d);
-CVD_PROTO_API size_t cvd_fr_decoder_max_message(const cvd_fr_decoder *d);
+void cvd_fr_decoder_reset(cvd_fr_decoder *d);
+size_t cvd_fr_decoder_max_message(const cvd_fr_decoder *d);
 /* Changes max_message (reallocates; only between messages, e.g. a client after ACCEPT). */
-CVD_PROTO_API int cvd_fr_decoder_set_max_message(cvd_fr_decoder *d, size_t max_message,
+int cvd_fr_decoder_set_max_message(cvd_fr_decoder *d, size_t max_message,
                                                  cvd_err *err);
 
 /* Server side: the layout of the DATA the client will send, known once the server has
  * accepted (its ACCEPT's format and in_channels). Until this is called, DATA is an error.
  * A client-side decoder learns it from the ACCEPT it decodes (format, out_channels). */
-CVD_PROTO_API int cvd_fr_decoder_set_data_layout(cvd_fr_decoder *d, int format, int channels,
+int cvd_fr_decoder_set_data_layout(cvd_fr_decoder *d, int format, int channels,
                                                  cvd_err *err);
 
 /*
@@ -252,42 +246,40 @@ CVD_PROTO_API int cvd_fr_decoder_set_data_layout(cvd_fr_decoder *d, int format, 
  * An unsupported HELLO version fails with code CVD_FR_E_UNSUPPORTED_VERSION and a message
  * naming the versions spoken; only the version field of such a HELLO is read.
  */
-CVD_PROTO_API int cvd_fr_decode(cvd_fr_decoder *d, const void *data, size_t len, size_t *used,
+int cvd_fr_decode(cvd_fr_decoder *d, const void *data, size_t len, size_t *used,
                                 cvd_fr_msg *msg, cvd_err *err);
 /* The ERROR code for the decoder's failure (CVD_FR_E_*), 0 if it has not failed. */
-CVD_PROTO_API int cvd_fr_decoder_error(const cvd_fr_decoder *d);
+int cvd_fr_decoder_error(const cvd_fr_decoder *d);
 /* At the end of the byte stream: 0 if it ended between messages, else CVD_EFORMAT ("the
  * connection ended inside a DATA message: 12 of 37 bytes"). */
-CVD_PROTO_API int cvd_fr_decoder_finish(const cvd_fr_decoder *d, cvd_err *err);
+int cvd_fr_decoder_finish(const cvd_fr_decoder *d, cvd_err *err);
 /* Bytes of an incomplete message held (0 between messages). */
-CVD_PROTO_API size_t cvd_fr_decoder_pending(const cvd_fr_decoder *d);
+size_t cvd_fr_decoder_pending(const cvd_fr_decoder *d);
 
 /* Encoders: append one whole message to b. 0, CVD_ERANGE (does not fit: b unchanged) or
  * CVD_EINVAL (a field out of range, a string too long or not UTF-8: b unchanged). */
-CVD_PROTO_API int cvd_fr_put_hello(cvd_bytes *b, const cvd_fr_hello *h, cvd_err *err);
-CVD_PROTO_API int cvd_fr_put_accept(cvd_bytes *b, const cvd_fr_accept *a, cvd_err *err);
+int cvd_fr_put_hello(cvd_bytes *b, const cvd_fr_hello *h, cvd_err *err);
+int cvd_fr_put_accept(cvd_bytes *b, const cvd_fr_accept *a, cvd_err *err);
 /* n_frames frames of `channels` floats, converted to `format` straight into b. */
-CVD_PROTO_API int cvd_fr_put_data(cvd_bytes *b, uint32_t seq, uint64_t first_frame,
+int cvd_fr_put_data(cvd_bytes *b, uint32_t seq, uint64_t first_frame,
                                   uint32_t dropped, int format, const float *frames,
                                   size_t n_frames, int channels, cvd_err *err);
 /* Samples already in wire form (bytes must be whole frames: the decoder checks). */
-CVD_PROTO_API int cvd_fr_put_data_bytes(cvd_bytes *b, uint32_t seq, uint64_t first_frame,
+int cvd_fr_put_data_bytes(cvd_bytes *b, uint32_t seq, uint64_t first_frame,
                                         uint32_t dropped, const void *samples, size_t bytes,
                                         cvd_err *err);
-CVD_PROTO_API int cvd_fr_put_end(cvd_bytes *b, cvd_err *err);
-CVD_PROTO_API int cvd_fr_put_ping(cvd_bytes *b, uint64_t token, cvd_err *err);
-CVD_PROTO_API int cvd_fr_put_pong(cvd_bytes *b, uint64_t token, cvd_err *err);
+int cvd_fr_put_end(cvd_bytes *b, cvd_err *err);
+int cvd_fr_put_ping(cvd_bytes *b, uint64_t token, cvd_err *err);
+int cvd_fr_put_pong(cvd_bytes *b, uint64_t token, cvd_err *err);
 /* text (NULL = "") longer than CVD_FR_MAX_STRING is cut at a character boundary; bytes that
  * are not UTF-8 become '?', so an ERROR can always be sent. */
-CVD_PROTO_API int cvd_fr_put_error(cvd_bytes *b, int code, const char *text, cvd_err *err);
-CVD_PROTO_API int cvd_fr_put_bye(cvd_bytes *b, cvd_err *err);
+int cvd_fr_put_error(cvd_bytes *b, int code, const char *text, cvd_err *err);
+int cvd_fr_put_bye(cvd_bytes *b, cvd_err *err);
 
 /* Bytes of a DATA message with n_frames frames of frame_bytes bytes (length field + 4). */
-CVD_PROTO_API size_t cvd_fr_data_size(size_t n_frames, size_t frame_bytes);
+size_t cvd_fr_data_size(size_t n_frames, size_t frame_bytes);
 /* Most frames one DATA may carry under max_message (0 if not even one fits). */
-CVD_PROTO_API size_t cvd_fr_max_frames(size_t max_message, size_t frame_bytes);
-
-#ifndef CVD_PROTO_PRIVATE
+size_t cvd_fr_max_frames(size_t max_message, size_t frame_bytes);
 
 /* ==== raw protocol ========================================================================= */
 
@@ -313,11 +305,34 @@ size_t cvd_raw_frame_bytes(const cvd_raw_decoder *d);
 size_t cvd_raw_encode(cvd_sample_format format, const float *frames, size_t n_frames, int channels,
                       void *out);
 
+/* ==== numbers as text, in the C locale ===================================================== */
+
+/* The one text codec for float values: the line protocol uses it, and so do the tools' csv
+ * files. Both directions use the C locale's "." whatever the process's locale (setlocale) is,
+ * and are thread-safe; neither allocates (the C locale object is made once, on first use). */
+
+#define CVD_TEXT_VALUE_CHARS 16 /* most bytes one value takes in output, separator included */
+
+/* strtof in the C locale: skips leading white space, reads the longest number at s. Returns
+ *    0           *out is the number (a value below float's range rounds to 0 or a
+ *                subnormal); *end (may be NULL) points past it,
+ *    CVD_ERANGE  finite text beyond float's range: *out is +-infinity, *end past it,
+ *    CVD_EFORMAT no number at s: *end = s, *out unchanged,
+ *    CVD_ENOMEM  the C locale cannot be had. */
+int cvd_text_parse_float(const char *s, char **end, float *out);
+
+/* Frames as text, one line each: "%.9g" values (enough to read back the same float) joined
+ * by "," and ended by "\n", into out[0..cap): as many whole frames as fit. Returns the bytes
+ * written (*frames_done frames), CVD_EINVAL (channels < 1) or CVD_ENOMEM (no C locale).
+ * cap >= n_frames * channels * CVD_TEXT_VALUE_CHARS always suffices. */
+long cvd_text_format_frames(const float *frames, size_t n_frames, int channels, char *out,
+                            size_t cap, size_t *frames_done);
+
 /* ==== line protocol ======================================================================== */
 
 #define CVD_LINE_DEFAULT_MAX 65536 /* bytes of a line, its "\r\n" or "\n" not counted */
 #define CVD_LINE_MAX_LIMIT (16u << 20)
-#define CVD_LINE_VALUE_CHARS 16 /* most bytes one value takes in output, separator included */
+#define CVD_LINE_VALUE_CHARS CVD_TEXT_VALUE_CHARS /* bytes one value takes, at most */
 #define CVD_LINE_ERROR_MAX 320  /* most bytes of an "!ERR ...\n" line the decoder makes */
 
 typedef struct cvd_line_decoder cvd_line_decoder;
@@ -353,10 +368,7 @@ void cvd_line_finish(cvd_line_decoder *d, float *out, cvd_line_result *res);
 /* Number of the line being read (1-based): lines seen so far + 1. */
 unsigned long long cvd_line_number(const cvd_line_decoder *d);
 
-/* Encodes frames, one line each ("%.9g" values joined by "," and "\n", in the C locale
- * whatever the process's locale), into out[0..cap): as many whole frames as fit.
- * Returns the bytes written (*frames_done frames), or CVD_ENOMEM if the C locale cannot be
- * had. cap >= n_frames * (channels * CVD_LINE_VALUE_CHARS) always suffices. */
+/* Encodes frames, one line each: cvd_text_format_frames (below). */
 long cvd_line_encode(const float *frames, size_t n_frames, int channels, char *out, size_t cap,
                      size_t *frames_done);
 /* An error line of the server's own ("!ERR <code> <text>\n") into out[0..cap), cut to fit;
@@ -371,10 +383,8 @@ size_t cvd_line_error(char *out, size_t cap, const char *code, const char *fmt, 
  * range; values below its range round to 0 or a subnormal), CVD_ENOMEM (no C locale). */
 int cvd_line_parse_value(const char *s, float *out);
 
-#endif /* !CVD_PROTO_PRIVATE */
-
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* CONVD_PROTOCOL_H */
+#endif /* CONVD_PROTO_H */
