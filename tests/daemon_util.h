@@ -948,7 +948,7 @@ DU_FN cvd_model *du_load_model(const char *path)
     return m;
 }
 
-/* The s16 rule written out independently of protocol.c: round(clamp(y, -1, 32767/32768) *
+/* The s16 rule written out independently of proto/samples.c: round(clamp(y, -1, 32767/32768) *
  * 32768), halves away from zero; NaN 0. */
 DU_FN int16_t du_s16(float y)
 {
