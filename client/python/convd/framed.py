@@ -1,7 +1,7 @@
 """The framed protocol's codec: messages to bytes and back, with no I/O.
 
 The byte layouts are docs/PROTOCOL.md's ("Framed"), version 1; this module follows
-server/protocol.c, the daemon's own codec, check for check. Integers are little-endian.
+proto/framed.c, the daemon's own codec, check for check. Integers are little-endian.
 
 Encoders (``encode_hello``, ``encode_data``, ...) return the bytes of one message. The
 :class:`Decoder` takes bytes in chunks of any size and yields messages; it checks what a
