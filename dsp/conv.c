@@ -21,6 +21,7 @@
  * actual length n), so that tests comparing it with the stream check two implementations.
  */
 #include "conv_internal.h"
+#include "fftconv.h"
 #include "graph_internal.h"
 
 #include <math.h>
@@ -359,6 +360,8 @@ static void pack_weights(cvd_layer *L)
     } else {
         /* Conv1D (k, C/G, F) and Depthwise (k, C, dm) == (k, 1, C*dm) are used as they are */
         memcpy(L->wpack, L->var[0], L->var_size[0] * sizeof(float));
+        if (L->fft)
+            cvd_fftconv_set_kernel(L->fft, L->var[0], L->k, L->d);
     }
 }
 
@@ -380,7 +383,8 @@ int cvd_layer_set_var(cvd_layer *L, int index, const float *data, size_t n, cvd_
                            cvd_layer_kind_name(L->kind), index, n, sh[0], L->var_size[index]);
     }
     memcpy(L->var[index], data, n * sizeof(float));
-    pack_weights(L);
+    if (index == 0) /* the kernel: the packed forms (and spectra) derive from it */
+        pack_weights(L);
     return CVD_OK;
 }
 
@@ -417,6 +421,7 @@ void cvd_layer_destroy(cvd_layer *L)
     free(L->tmp_in);
     free(L->tmp_core);
     free(L->tmp_out);
+    cvd_fftconv_destroy(L->fft);
     free(L);
 }
 
@@ -513,10 +518,25 @@ int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
         L->latency = L->ek - 1 - L->P;
     }
     L->cap = L->keep + L->chunk;
+    if (L->kind != CVD_CONV1D_TRANSPOSE) {
+        int B = cvd_conv_fft_choose(L->kind, L->C, L->Fc, L->G, L->ek, L->s);
+        if (B > 0) {
+            rc = cvd_fftconv_create(L->C, L->Fc, L->G, L->ek, B, cvd_isa_active(), &L->fft,
+                                    err);
+            if (rc < 0) {
+                cvd_layer_destroy(L);
+                return rc;
+            }
+            /* the engine keeps its own history: one frame here for the code that resets */
+            L->cap = 1;
+        }
+    }
     L->hist = calloc((size_t)L->cap * L->C, sizeof(float));
     L->tmp_in = calloc((size_t)max_block * L->C, sizeof(float));
     /* core output of one compute step, and the whole call's output for channels_first */
     L->core_max = L->kind == CVD_CONV1D_TRANSPOSE ? L->max_out : L->cap / L->s + 2;
+    if (L->fft)
+        L->core_max = max_block;
     L->tmp_core = calloc((size_t)L->core_max * L->Fc, sizeof(float));
     L->tmp_out = calloc((size_t)L->max_out * L->F, sizeof(float));
     if (!L->hist || !L->tmp_in || !L->tmp_core || !L->tmp_out)
@@ -564,7 +584,13 @@ size_t cvd_layer_state_bytes(const cvd_layer *L)
 {
     return ((size_t)L->cap * L->C + (size_t)L->max_block * L->C +
             (size_t)L->core_max * L->Fc + (size_t)L->max_out * L->F) *
-           sizeof(float);
+               sizeof(float) +
+           (L->fft ? cvd_fftconv_state_bytes(L->fft) : 0);
+}
+
+int cvd_layer_fft_partition(const cvd_layer *L)
+{
+    return L->fft ? cvd_fftconv_partition(L->fft) : 0;
 }
 
 double cvd_layer_macs_per_frame(const cvd_layer *L)
@@ -599,6 +625,10 @@ void cvd_layer_reset(cvd_layer *L)
     if (L->kind == CVD_CONV1D_TRANSPOSE) {
         L->pos0 = 0;
         L->len = 0;
+    } else if (L->fft) {
+        /* the left pad: P zero frames already through the engine */
+        cvd_fftconv_reset(L->fft, L->P);
+        L->fed = L->P;
     } else {
         /* the left pad: P zero frames already in the stream */
         memset(L->hist, 0, (size_t)L->P * L->C * sizeof(float));
@@ -707,6 +737,29 @@ static void core_feed(cvd_layer *L, const float *in, long n, long limit, float *
     }
 }
 
+/* FFT path: n padded positions (from `in`, frame-major, or NULL for zeros) through the
+ * engine, one core output each; those before output 0 (the lag of valid and same padding)
+ * are dropped, the rest finished into obuf. */
+static void fft_feed(cvd_layer *L, const float *in, long n, float *obuf, int *n_emitted)
+{
+    while (n > 0) {
+        const int m = n > L->max_block ? L->max_block : (int)n;
+        const long first = L->fed - (L->ek - 1); /* output index of this call's first frame */
+        const int skip = first >= 0 ? 0 : -first >= m ? m : (int)-first;
+        cvd_fftconv_process(L->fft, in, m, L->tmp_core);
+        L->fed += m;
+        if (m > skip) {
+            finish_frames(L, L->tmp_core + (size_t)skip * L->Fc, m - skip,
+                          obuf + (size_t)*n_emitted * L->F);
+            L->nout += m - skip;
+            *n_emitted += m - skip;
+        }
+        if (in != NULL)
+            in += (size_t)m * L->C;
+        n -= m;
+    }
+}
+
 static long core_target(const cvd_layer *L)
 {
     long n = L->nin;
@@ -796,6 +849,9 @@ int cvd_layer_process(cvd_layer *L, const float *in, int n, float *out, int *n_o
     }
     if (L->kind == CVD_CONV1D_TRANSPOSE) {
         transpose_feed(L, frames, n, obuf, &emitted);
+    } else if (L->fft) {
+        L->nin += n;
+        fft_feed(L, frames, n, obuf, &emitted);
     } else {
         L->nin += n;
         core_feed(L, frames, n, -1, obuf, &emitted);
@@ -827,6 +883,14 @@ int cvd_layer_flush(cvd_layer *L, float *out, int *n_out)
                 transpose_rewind(L);
             transpose_emit(L, limit, obuf, &emitted);
         }
+    } else if (L->fft) {
+        target = core_target(L);
+        long limit = L->nout + L->max_out;
+        if (limit > target)
+            limit = target;
+        /* every output the input allows is out: feed the right pad's zeros up to limit */
+        if (L->nout < limit)
+            fft_feed(L, NULL, limit + L->ek - 1 - L->fed, obuf, &emitted);
     } else {
         target = core_target(L);
         long limit = L->nout + L->max_out;

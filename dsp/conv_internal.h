@@ -42,6 +42,11 @@ struct cvd_layer {
     float *tmp_in;   /* max_block * C: channels_first input as frames */
     float *tmp_core; /* core_max * Fc: depthwise output before the pointwise stage */
     float *tmp_out;  /* max_out * F: channels_first output before transposing */
+
+    /* long kernels (strides 1): the partitioned FFT engine computes the core conv instead of
+     * the history and the direct kernels (fftconv.c); NULL when direct */
+    struct cvd_fftconv *fft;
+    long fed; /* padded positions given to the engine (the left pad counts) */
 };
 
 /* kernels.c */

@@ -1,7 +1,7 @@
 /*
  * convd_dsp.h - the Conv1D family with Keras's exact semantics, offline and streaming.
  *
- * A C11 library with no dependency beyond libm. Every layer runs two ways:
+ * A C11 library that depends on libm and FFTW (long kernels) only. Every layer runs two ways:
  *
  *   offline:   cvd_layer_forward() computes a whole sequence exactly as Keras does
  *              (output length, padding and all). It allocates; it is not real-time safe.
@@ -227,6 +227,25 @@ void cvd_layer_reset(cvd_layer *layer);
 size_t cvd_layer_state_bytes(const cvd_layer *layer);
 /* Multiply-adds per input frame, in steady state. */
 double cvd_layer_macs_per_frame(const cvd_layer *layer);
+
+/* ---- long kernels ------------------------------------------------------------------------ */
+
+/* Layers whose core is a convolution with strides 1 (Conv1D, DepthwiseConv1D, the depthwise
+ * stage of SeparableConv1D) and a long kernel compute it as a uniformly partitioned FFT
+ * convolution (FFTW) instead of directly: the first partition direct, so no latency is added,
+ * and the same numbers within float rounding. The choice is made at create from a measured
+ * table (docs/LAYERS.md). The partition in frames, or 0 when the layer computes directly: */
+int cvd_layer_fft_partition(const cvd_layer *layer);
+/* The kernel extent (taps, dilation included) from which a core conv of C -> F channels in G
+ * groups with strides s takes the FFT path on this CPU (the switch point); 0 if it never
+ * does (strides > 1, or forced direct). */
+int cvd_conv_fft_threshold(int C, int F, int G, int s);
+/* The partition a core conv of this shape and extent gets on this CPU (0: direct). */
+int cvd_conv_fft_partition_for(int C, int F, int G, int ek, int s);
+/* For tests and benchmarks: -1 chooses automatically (the default), 0 computes every layer
+ * created afterwards directly, B > 0 (a power of two, 16..4096) puts every eligible layer on
+ * the FFT path with partitions of B. Not thread-safe against concurrent creates. */
+int cvd_conv_fft_force(int partition);
 
 /* ---- WaveNet (Neural Amp Modeler's architecture), fused --------------------------------- */
 
