@@ -1,11 +1,15 @@
 /*
  * bench_nam: the NAM standard WaveNet (../shared/models/nam/wavenet_a1_standard.nam, or the
  * file given) streamed at block sizes 1, 8, 64, 512. Prints ns/frame, GFLOP/s and x real
- * time at 48 kHz, medians of 7 runs after a warm-up, on thread CPU time. Without a MODEL it
- * then does the same for NAM's other sizes (the trainer's lite 12/6, feather 8/4 and nano
- * 4/2 WaveNets: same layout, random weights), built here as .nam text.
+ * time at 48 kHz, medians of 7 runs after a warm-up, on thread CPU time, and each figure as a
+ * fraction of the FMA peak measured at the start of the same run (peak.h): the peak of the ISA
+ * in use and, when an ISA is forced, of the widest this CPU has. Without a MODEL it then does
+ * the same for NAM's other sizes (the trainer's lite 12/6, feather 8/4 and nano 4/2 WaveNets)
+ * and for 20/10 and 24/12 (the same layout, random weights), built here as .nam text.
+ * Every figure also goes into a JSON record, build/bench/bench_nam.json (beside the program).
  *
- *   bench_nam [--isa portable|avx2|avx512] [--seconds S] [MODEL]
+ *   bench_nam [--isa portable|avx2|avx512] [--seconds S] [--blocks 1,8,64,512]
+ *             [--sizes standard,lite,feather,nano,20,24] [--json PATH] [MODEL]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +17,11 @@
 
 #include "benchutil.h"
 #include "convd_model.h"
+#include "peak.h"
 
 #define RUNS 7
 
-static const int blocks[] = {1, 8, 64, 512};
+static const int default_blocks[] = {1, 8, 64, 512};
 
 /* the trainer's standard layout with channels c1 then c2: two arrays, kernel 3, dilations
  * 1..512, tanh, not gated, head bias on the second; weights from N(0, 1/fan_in) */
@@ -57,16 +62,31 @@ static char *nam_text(int c1, int c2, size_t *len)
     return t;
 }
 
-static int bench(cvd_model *m, const char *name, double seconds)
+typedef struct bench_ctx {
+    double seconds;
+    const bench_peaks *peaks;
+    cvd_isa isa;
+    FILE *json;
+    int n_cases;
+    const int *blocks;
+    int n_blocks;
+} bench_ctx;
+
+static int bench(bench_ctx *B, cvd_model *m, const char *name, const char *shape)
 {
     cvd_err err;
-    double flop = 2.0 * cvd_model_macs_per_frame(m);
-    long frames = (long)(seconds * 48000);
-    printf("%s: %.0f FLOP/frame, isa %s, %.1f s of audio a run, median of %d\n", name, flop,
-           cvd_isa_name(cvd_isa_active()), seconds, RUNS);
-    printf("%6s %10s %9s %12s\n", "block", "ns/frame", "GFLOP/s", "x realtime");
-    for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
-        int block = blocks[b];
+    const double flop = 2.0 * cvd_model_macs_per_frame(m);
+    const long frames = (long)(B->seconds * 48000);
+    const cvd_isa widest = B->peaks->widest;
+    const double pk = B->peaks->gflops[B->isa], pw = B->peaks->gflops[widest];
+    printf("\n%s: %.0f FLOP/frame, isa %s, %.1f s of audio a run, median of %d\n", name, flop,
+           cvd_isa_name(B->isa), B->seconds, RUNS);
+    printf("%6s %10s %9s %12s %9s", "block", "ns/frame", "GFLOP/s", "x realtime", "of peak");
+    if (B->isa != widest)
+        printf(" %9s", "of widest");
+    printf("\n");
+    for (int b = 0; b < B->n_blocks; b++) {
+        int block = B->blocks[b];
         cvd_net *net;
         if (cvd_net_create(m, block, &net, &err) < 0) {
             fprintf(stderr, "bench_nam: %s\n", err.msg);
@@ -74,11 +94,15 @@ static int bench(cvd_model *m, const char *name, double seconds)
         }
         float *in = malloc(sizeof(float) * (size_t)block);
         float *out = malloc(sizeof(float) * (size_t)cvd_net_max_out(net) * cvd_model_out_channels(m));
+        if (in == NULL || out == NULL) {
+            fprintf(stderr, "bench_nam: out of memory\n");
+            return 1;
+        }
         cvd_rng r;
         cvd_rng_seed(&r, 3);
         for (int i = 0; i < block; i++)
             in[i] = (float)(cvd_rng_uniform(&r) - 0.5);
-        long nblocks = frames / block;
+        long nblocks = frames / block > 0 ? frames / block : 1;
         double t[RUNS];
         for (int run = -1; run < RUNS; run++) {
             double t0 = bench_now();
@@ -89,9 +113,24 @@ static int bench(cvd_model *m, const char *name, double seconds)
                 t[run] = bench_now() - t0;
         }
         double sec = bench_median(t, RUNS) / (double)(nblocks * block);
-        printf("%6d %10.1f %9.2f %12.1f\n", block, sec * 1e9, flop / sec * 1e-9,
-               1.0 / (sec * 48000.0));
+        double gf = flop / sec * 1e-9, xrt = 1.0 / (sec * 48000.0);
+        double fk = pk > 0 ? gf / pk : 0, fw = pw > 0 ? gf / pw : 0;
+        printf("%6d %10.1f %9.2f %12.1f %9.2f", block, sec * 1e9, gf, xrt, fk);
+        if (B->isa != widest)
+            printf(" %9.2f", fw);
+        printf("\n");
         fflush(stdout);
+        if (B->json) {
+            fprintf(B->json, "%s\n    {\"model\": ", B->n_cases++ ? "," : "");
+            bench_json_str(B->json, name);
+            fprintf(B->json, ", \"channels\": ");
+            bench_json_str(B->json, shape);
+            fprintf(B->json,
+                    ", \"flop_per_frame\": %.0f, \"block\": %d, \"ns_per_frame\": %.2f, "
+                    "\"gflops\": %.3f, \"x_realtime\": %.2f, \"fraction_of_isa_peak\": %.4f, "
+                    "\"fraction_of_widest_peak\": %.4f}",
+                    flop, block, sec * 1e9, gf, xrt, fk, fw);
+        }
         free(in);
         free(out);
         cvd_net_destroy(net);
@@ -99,10 +138,33 @@ static int bench(cvd_model *m, const char *name, double seconds)
     return 0;
 }
 
+static int parse_blocks(const char *s, int *blocks, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 65536)
+            return -1;
+        blocks[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
+    }
+    return n;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: bench_nam [--isa portable|avx2|avx512] [--seconds S] [--blocks 1,8,64,512]\n"
+                    "                 [--sizes standard,lite,feather,nano,20,24] [--json PATH] [MODEL]\n");
+}
+
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
-    double seconds = 1.0;
+    const char *path = NULL, *sizes_arg = NULL, *json_arg = NULL;
+    int blocks[16], n_blocks = 0;
+    bench_ctx B = {.seconds = 1.0};
     cvd_model *m;
     cvd_err err;
 
@@ -113,43 +175,115 @@ int main(int argc, char **argv)
                 return 2;
             }
         } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
-            seconds = atof(argv[++i]);
+            B.seconds = atof(argv[++i]);
+        } else if (strcmp(argv[i], "--blocks") == 0 && i + 1 < argc) {
+            n_blocks = parse_blocks(argv[++i], blocks, 16);
+            if (n_blocks <= 0) {
+                fprintf(stderr, "bench_nam: --blocks %s: a list of sizes, 1..65536\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc) {
+            sizes_arg = argv[++i];
+        } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
+            json_arg = argv[++i];
         } else if (argv[i][0] != '-') {
             path = argv[i];
         } else {
-            fprintf(stderr, "usage: bench_nam [--isa portable|avx2|avx512] [--seconds S] [MODEL]\n");
+            usage();
             return 2;
         }
     }
-    const char *std_path = path ? path : "../shared/models/nam/wavenet_a1_standard.nam";
-    if (cvd_nam_load(std_path, &m, &err) < 0) {
-        fprintf(stderr, "bench_nam: %s (skipped)\n", err.msg);
-    } else {
-        int rc = bench(m, std_path, seconds);
-        cvd_model_unref(m);
-        if (rc)
-            return rc;
+    if (n_blocks == 0) {
+        for (size_t b = 0; b < sizeof default_blocks / sizeof default_blocks[0]; b++)
+            blocks[n_blocks++] = default_blocks[b];
     }
-    if (path)
-        return 0;
-    static const struct { const char *name; int c1, c2; } sizes[] = {
-        {"lite WaveNet (12/6, random weights)", 12, 6},
-        {"feather WaveNet (8/4, random weights)", 8, 4},
-        {"nano WaveNet (4/2, random weights)", 4, 2},
+    B.blocks = blocks;
+    B.n_blocks = n_blocks;
+    B.isa = cvd_isa_active();
+
+    bench_peaks peaks, peaks_end;
+    char cpu[320], when[64], json_path[1024];
+    bench_cpu_model(cpu, sizeof cpu);
+    bench_utc(when, sizeof when);
+    bench_peaks_measure(&peaks);
+    B.peaks = &peaks;
+    printf("bench_nam on %s; isa %s (this CPU has %s)\n", cpu, cvd_isa_name(B.isa),
+           cvd_isa_name(peaks.widest));
+    bench_peaks_print(stdout, &peaks);
+    printf("\"of peak\": GFLOP/s over the %s peak", cvd_isa_name(B.isa));
+    if (B.isa != peaks.widest)
+        printf(" (what a CPU with only %s would have); \"of widest\": over the %s peak",
+               cvd_isa_name(B.isa), cvd_isa_name(peaks.widest));
+    printf("\n");
+
+    if (json_arg)
+        snprintf(json_path, sizeof json_path, "%s", json_arg);
+    else
+        bench_json_path(json_path, sizeof json_path, argv[0], "bench_nam");
+    B.json = fopen(json_path, "w");
+    if (B.json == NULL)
+        fprintf(stderr, "bench_nam: %s: cannot write the JSON record (tables only)\n", json_path);
+    else {
+        fprintf(B.json, "{\n  \"program\": \"bench_nam\",\n  \"time\": \"%s\",\n  \"cpu\": ", when);
+        bench_json_str(B.json, cpu);
+        fprintf(B.json, ",\n  \"isa\": \"%s\",\n  \"widest_isa\": \"%s\",\n  \"sample_rate\": 48000,\n"
+                        "  \"runs\": %d,\n  \"seconds_per_run\": %g,\n  \"timer\": \"thread CPU time, median\",\n"
+                        "  \"peak_gflops\": {",
+                cvd_isa_name(B.isa), cvd_isa_name(peaks.widest), RUNS, B.seconds);
+        for (int i = 0; i <= (int)peaks.widest; i++)
+            fprintf(B.json, "%s\"%s\": %.3f", i ? ", " : "", cvd_isa_name((cvd_isa)i), peaks.gflops[i]);
+        fprintf(B.json, "},\n  \"cases\": [");
+    }
+
+    int rc = 0;
+    const int want_std = sizes_arg == NULL || strstr(sizes_arg, "standard") != NULL;
+    const char *std_path = path ? path : "../shared/models/nam/wavenet_a1_standard.nam";
+    if (want_std) {
+        if (cvd_nam_load(std_path, &m, &err) < 0) {
+            fprintf(stderr, "bench_nam: %s (skipped)\n", err.msg);
+        } else {
+            rc = bench(&B, m, path ? path : "standard (16/8): ../shared/models/nam/wavenet_a1_standard.nam",
+                       path ? "file" : "16/8");
+            cvd_model_unref(m);
+        }
+    }
+    static const struct {
+        const char *key, *name, *shape;
+        int c1, c2;
+    } sizes[] = {
+        {"lite", "lite (12/6, random weights)", "12/6", 12, 6},
+        {"feather", "feather (8/4, random weights)", "8/4", 8, 4},
+        {"nano", "nano (4/2, random weights)", "4/2", 4, 2},
+        {"20", "20/10 (the standard layout, random weights)", "20/10", 20, 10},
+        {"24", "24/12 (the standard layout, random weights)", "24/12", 24, 12},
     };
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    for (size_t i = 0; rc == 0 && path == NULL && i < sizeof sizes / sizeof sizes[0]; i++) {
+        if (sizes_arg && strstr(sizes_arg, sizes[i].key) == NULL)
+            continue;
         size_t len;
         char *t = nam_text(sizes[i].c1, sizes[i].c2, &len);
         if (t == NULL || cvd_nam_parse(t, len, sizes[i].name, &m, &err) < 0) {
             fprintf(stderr, "bench_nam: %s: %s\n", sizes[i].name, t ? err.msg : "out of memory");
             free(t);
-            return 1;
+            rc = 1;
+            break;
         }
         free(t);
-        int rc = bench(m, sizes[i].name, seconds);
+        rc = bench(&B, m, sizes[i].name, sizes[i].shape);
         cvd_model_unref(m);
-        if (rc)
-            return rc;
     }
-    return 0;
+
+    bench_peaks_measure(&peaks_end);
+    printf("\nFMA peak again at the end:");
+    for (int i = (int)peaks.widest; i >= 0; i--)
+        printf(" %s %.1f GFLOP/s%s", cvd_isa_name((cvd_isa)i), peaks_end.gflops[i], i ? "," : "\n");
+    if (B.json) {
+        fprintf(B.json, "\n  ],\n  \"peak_gflops_at_end\": {");
+        for (int i = 0; i <= (int)peaks.widest; i++)
+            fprintf(B.json, "%s\"%s\": %.3f", i ? ", " : "", cvd_isa_name((cvd_isa)i), peaks_end.gflops[i]);
+        fprintf(B.json, "}\n}\n");
+        fclose(B.json);
+        printf("JSON record: %s\n", json_path);
+    }
+    return rc;
 }
