@@ -7,10 +7,12 @@
  * reads a contiguous span of the history.
  *
  * Paths: AVX-512F (any channel count, masked tails), AVX2+FMA (output channels a multiple of
- * 8), and portable C, which is always correct and is what the others are tested against.
+ * 8), and portable C on GCC/Clang 4-lane vectors (no intrinsics: SSE2 on x86-64, NEON on
+ * aarch64), which is always correct and is what the others are tested against.
  */
 #include "conv_internal.h"
 #include "simd.h"
+#include "vmath_vec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -74,21 +76,78 @@ const char *cvd_isa_name(cvd_isa isa)
 /* ---- portable --------------------------------------------------------------------------- */
 
 /* y[t][f] = sum_j sum_c x[t*xs + j*ts][c] W[j][c][f], for a dense (ungrouped) weight block:
- * the shared shape of Conv1D (G = 1), the separable pointwise stage and the 1x1 convs. */
+ * the shared shape of Conv1D (G = 1), the separable pointwise stage and the 1x1 convs.
+ * On 4-lane GCC/Clang vectors (SSE2 on x86-64, NEON on aarch64): tiles of T frames by NV
+ * vectors of output channels, each weight vector loaded once for T frames; the channels past
+ * the last multiple of 4 one at a time. */
+__attribute__((always_inline)) static inline void gemm_v4_tile(const float *x, size_t xs,
+                                                               size_t ts, int k, int C,
+                                                               const float *W, int F, int f,
+                                                               const int T, const int NV,
+                                                               float *y, size_t ys)
+{
+    cvd_v4f acc[4][2];
+#pragma GCC unroll 4
+    for (int u = 0; u < T; u++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+            acc[u][v] = v4_set1(0.0f);
+    for (int j = 0; j < k; j++) {
+        const float *xr = x + (size_t)j * ts;
+        const float *Wj = W + (size_t)j * C * F + f;
+        for (int c = 0; c < C; c++) {
+            cvd_v4f w[2];
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; v++)
+                w[v] = v4_load(Wj + (size_t)c * F + 4 * v);
+#pragma GCC unroll 4
+            for (int u = 0; u < T; u++) {
+                const cvd_v4f b = v4_set1(xr[(size_t)u * xs + c]);
+#pragma GCC unroll 2
+                for (int v = 0; v < NV; v++)
+                    acc[u][v] = acc[u][v] + b * w[v];
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < T; u++)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++)
+            v4_store(y + (size_t)u * ys + f + 4 * v, acc[u][v]);
+}
+
 void cvd_gemm_portable(const float *x, size_t xs, size_t ts, int k, int C, const float *W,
                        int F, int m, float *y, size_t ys)
 {
-    for (int t = 0; t < m; t++) {
+    int f = 0;
+    for (; f + 8 <= F; f += 8) {
+        int t = 0;
+        for (; t + 4 <= m; t += 4)
+            gemm_v4_tile(x + (size_t)t * xs, xs, ts, k, C, W, F, f, 4, 2, y + (size_t)t * ys, ys);
+        for (; t < m; t++)
+            gemm_v4_tile(x + (size_t)t * xs, xs, ts, k, C, W, F, f, 1, 2, y + (size_t)t * ys, ys);
+    }
+    for (; f + 4 <= F; f += 4) {
+        int t = 0;
+        for (; t + 4 <= m; t += 4)
+            gemm_v4_tile(x + (size_t)t * xs, xs, ts, k, C, W, F, f, 4, 1, y + (size_t)t * ys, ys);
+        for (; t < m; t++)
+            gemm_v4_tile(x + (size_t)t * xs, xs, ts, k, C, W, F, f, 1, 1, y + (size_t)t * ys, ys);
+    }
+    if (f == F)
+        return;
+    for (int t = 0; t < m; t++) { /* the last F % 4 channels */
         float *yt = y + (size_t)t * ys;
-        memset(yt, 0, (size_t)F * sizeof(float));
+        for (int g = f; g < F; g++)
+            yt[g] = 0.0f;
         for (int j = 0; j < k; j++) {
             const float *xr = x + (size_t)t * xs + (size_t)j * ts;
             const float *Wj = W + (size_t)j * C * F;
             for (int c = 0; c < C; c++) {
                 const float xv = xr[c];
                 const float *w = Wj + (size_t)c * F;
-                for (int f = 0; f < F; f++)
-                    yt[f] += xv * w[f];
+                for (int g = f; g < F; g++)
+                    yt[g] += xv * w[g];
             }
         }
     }

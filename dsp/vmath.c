@@ -10,6 +10,9 @@
  *   exp(y), y <= 0:  y = n ln2 + r, |r| <= ln2/2; e^r by its Taylor series to r^7
  *                    (error < 1e-8); 2^n through the exponent bits.
  *   sigmoid(x):      e = exp(-|x|), s = 1 / (1 + e); x >= 0 ? s : e s.
+ *
+ * The portable path runs it on 4-lane GCC/Clang vectors (vmath_vec.h: SSE2 on x86-64, NEON on
+ * aarch64), the others on AVX2 and AVX-512 registers (vmath_x86.h).
  */
 #include "vmath.h"
 
@@ -18,6 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vmath_vec.h"
 #include "vmath_x86.h"
 #ifdef CVD_VMATH_X86
 #define CVD_X86 1
@@ -65,15 +69,22 @@ static inline float sigmoid1(float x)
     return x >= 0.0f ? s : e * s;
 }
 
+/* four values at a time on the portable vectors (vmath_vec.h), the tail one at a time */
 static void tanh_portable(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        v4_store(x + i, v4_tanh(v4_load(x + i)));
+    for (; i < n; i++)
         x[i] = isnan(x[i]) ? x[i] : tanh1(x[i]);
 }
 
 static void sigmoid_portable(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        v4_store(x + i, v4_sigmoid(v4_load(x + i)));
+    for (; i < n; i++)
         x[i] = isnan(x[i]) ? x[i] : sigmoid1(x[i]);
 }
 

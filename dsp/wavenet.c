@@ -18,8 +18,10 @@
 #include "simd.h"
 #include "vmath.h"
 #include "vmath_x86.h"
+#include "vmath_vec.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +152,167 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef SIGV
 #endif
 
+/* ---- the kernels on channel rows (wavenet_tm.h) ----------------------------------------- */
+
+enum {
+    TM_MAXG = 24, /* the most output channels a kernel computes at once */
+    TM_PAD = 64,  /* floats after each row: the last vector of a block may run into them */
+    TM_TILE = 128 /* frames a layer computes before the next layer: its a rows stay in cache */
+};
+
+typedef struct tm_layer_args {
+    int C, K, d, gating, act_kind, sec_kind, skip, ncond;
+    const cvd_wn_activation *act, *sec;
+    void (*act_rows)(const cvd_wn_activation *, float *, int, int, size_t, int);
+    const float *h; /* row 0 of the layer's input history, at the tile's first frame */
+    size_t hs;      /* history row stride */
+    const float *cond;
+    size_t cs;
+    const float *Wc, *bc, *Wm; /* [K][C][Z], [Z], [ncond][Z] */
+    float *a;                  /* the activations' rows */
+    size_t as;
+    float *head;
+    size_t hds;
+    float *zs; /* scratch for activations applied outside the kernel */
+} tm_layer_args;
+
+/* y[o][t] = b[o] + res[o][t] + sum_c W[c][o] x[c][t], o < F (b and res may be NULL) */
+typedef struct tm_mm_args {
+    int Cin, F;
+    const float *x;
+    size_t xs;
+    const float *Wt, *b, *res;
+    size_t rs;
+    float *y;
+    size_t ys;
+} tm_mm_args;
+
+typedef void (*tm_conv_fn)(const tm_layer_args *, int, int, int);
+typedef void (*tm_mm_fn)(const tm_mm_args *, int, int, int);
+
+/* one ISA's kernels, indexed by how many output channels (or gated pairs) they compute */
+typedef struct tm_kernels {
+    int acc, lanes;
+    tm_conv_fn conv_u[TM_MAXG + 1], conv_g[TM_MAXG / 2 + 1];
+    tm_mm_fn mm[TM_MAXG + 1];
+} tm_kernels;
+
+#ifdef CVD_VMATH_X86
+#define PFX tm512_
+#define TM_ATTR __attribute__((target("avx512f")))
+#define VEC __m512
+#define W 16
+#define ACCB 24
+#define LOAD _mm512_loadu_ps
+#define STORE _mm512_storeu_ps
+#define SET1 _mm512_set1_ps
+#define FMA _mm512_fmadd_ps
+#define ADD _mm512_add_ps
+#define MUL _mm512_mul_ps
+#define SUB _mm512_sub_ps
+#define TANHV tanh16
+#define SIGV sigmoid16
+#include "wavenet_tm.h"
+#undef PFX
+#undef TM_ATTR
+#undef VEC
+#undef W
+#undef ACCB
+#undef LOAD
+#undef STORE
+#undef SET1
+#undef FMA
+#undef ADD
+#undef MUL
+#undef SUB
+#undef TANHV
+#undef SIGV
+
+#define PFX tm256_
+#define TM_ATTR __attribute__((target("avx2,fma")))
+#define VEC __m256
+#define W 8
+#define ACCB 12
+#define LOAD _mm256_loadu_ps
+#define STORE _mm256_storeu_ps
+#define SET1 _mm256_set1_ps
+#define FMA _mm256_fmadd_ps
+#define ADD _mm256_add_ps
+#define MUL _mm256_mul_ps
+#define SUB _mm256_sub_ps
+#define TANHV tanh8
+#define SIGV sigmoid8
+#include "wavenet_tm.h"
+#undef PFX
+#undef TM_ATTR
+#undef VEC
+#undef W
+#undef ACCB
+#undef LOAD
+#undef STORE
+#undef SET1
+#undef FMA
+#undef ADD
+#undef MUL
+#undef SUB
+#undef TANHV
+#undef SIGV
+#endif
+
+/* portable: 4-lane vector extensions (SSE2 on x86-64, NEON on aarch64) */
+#define PFX tm4_
+#define TM_ATTR
+#define VEC cvd_v4f
+#define W 4
+#if defined(__aarch64__)
+#define ACCB 24 /* 32 vector registers */
+#else
+#define ACCB 12
+#endif
+#define LOAD v4_load
+#define STORE v4_store
+#define SET1 v4_set1
+#define FMA(a, b, c) ((a) * (b) + (c))
+#define ADD(a, b) ((a) + (b))
+#define MUL(a, b) ((a) * (b))
+#define SUB(a, b) ((a) - (b))
+#define TANHV v4_tanh
+#define SIGV v4_sigmoid
+#include "wavenet_tm.h"
+#undef PFX
+#undef TM_ATTR
+#undef VEC
+#undef W
+#undef ACCB
+#undef LOAD
+#undef STORE
+#undef SET1
+#undef FMA
+#undef ADD
+#undef MUL
+#undef SUB
+#undef TANHV
+#undef SIGV
+
+static const tm_kernels *tm_kernels_for(cvd_isa isa)
+{
+#ifdef CVD_VMATH_X86
+    if (isa >= CVD_ISA_AVX512)
+        return &tm512_kernels;
+    if (isa >= CVD_ISA_AVX2)
+        return &tm256_kernels;
+#endif
+    (void)isa;
+    return &tm4_kernels;
+}
+
+/* the smallest max_block from which the kernels on rows beat the frame kernels */
+static int tm_min_block(cvd_isa isa)
+{
+    (void)isa;
+    return 16;
+}
+
 static int fused_kind(const cvd_wn_activation *a)
 {
     if (a->kind != CVD_WN_KERAS)
@@ -167,9 +330,20 @@ typedef struct wn_layer {
     float *Wm;  /* [cond][Z] */
     float *W1;  /* [C][C]: [in][out] */
     float *b1;  /* [C] */
-    float *hist; /* this layer's input h: cap frames of C */
+    float *hist; /* this layer's input h: cap frames of C, or C rows of rs floats (rows) */
     int cap, len, keep;
+    size_t rs;
 } wn_layer;
+
+/* output channels [o0, o0 + G) computed by one kernel call (G pairs of z1/z2 when gated) */
+typedef struct tm_group {
+    int o0, G;
+} tm_group;
+
+typedef struct tm_plan {
+    int n;
+    tm_group *g;
+} tm_plan;
 
 typedef struct wn_array {
     const cvd_wn_array *cfg;
@@ -180,6 +354,8 @@ typedef struct wn_array {
     wn_layer layers[CVD_WN_MAX_LAYERS];
     cvd_gemm_fn gemm_z, gemm_c, gemm_h;
     fused_fn fused; /* the fused layer kernel for this channel count, or NULL */
+    /* rows: the groups of the conv (not gated, gated), of an F = C and of an F = H matrix */
+    tm_plan pu, pg, pc, ph;
 } wn_array;
 
 struct cvd_wavenet {
@@ -192,6 +368,12 @@ struct cvd_wavenet {
     /* scratch, max_block frames each */
     float *z, *a, *t, *head, *head2, *xbuf, *zeros, *outbuf;
     size_t state_bytes;
+    /* rows ("time-major"): the kernels, and rows of bs floats (max_block + TM_PAD) each:
+     * the input (and condition), the head accumulator, the head output, an array's output;
+     * the activations of a tile (rows of TM_TILE + TM_PAD) and the kernels' scratch */
+    const tm_kernels *tk;
+    size_t bs;
+    float *condr, *headr, *head2r, *xr, *ar, *zs;
 };
 
 /* ---- activations ------------------------------------------------------------------------ */
@@ -270,6 +452,48 @@ static inline float fasttanh(float x)
     return (x * (2.45550750702956f + 2.45550750702956f * ax +
                  (0.893229853513558f + 0.821226666969744f * ax) * x2) /
             (2.44506634652299f + (2.44506634652299f + x2) * fabsf(x + 0.814642734961073f * x * ax)));
+}
+
+/* Applies a to len values of channel ch in place. */
+static void act_span(const cvd_wn_activation *a, float *v, int len, int ch)
+{
+    switch (a->kind) {
+    case CVD_WN_KERAS:
+        cvd_activation_apply(a->keras, v, (size_t)len);
+        break;
+    case CVD_WN_FASTTANH:
+        for (int i = 0; i < len; i++)
+            v[i] = fasttanh(v[i]);
+        break;
+    case CVD_WN_LEAKY_RELU:
+        for (int i = 0; i < len; i++)
+            v[i] = v[i] > 0.0f ? v[i] : a->p[0] * v[i];
+        break;
+    case CVD_WN_PRELU: {
+        const float sl = a->slopes[a->n_slopes == 1 ? 0 : ch];
+        for (int i = 0; i < len; i++)
+            v[i] = v[i] > 0.0f ? v[i] : sl * v[i];
+        break;
+    }
+    case CVD_WN_LEAKY_HARDTANH:
+        for (int i = 0; i < len; i++) {
+            float y = v[i];
+            if (y < a->p[0])
+                y = a->p[0] + (y - a->p[0]) * a->p[2];
+            else if (y > a->p[1])
+                y = a->p[1] + (y - a->p[1]) * a->p[3];
+            v[i] = y;
+        }
+        break;
+    }
+}
+
+/* Applies a to `rows` rows of len values (row stride `stride`), channels o0, o0 + 1, ... */
+static void tm_act_rows(const cvd_wn_activation *a, float *x, int o0, int rows, size_t stride,
+                        int len)
+{
+    for (int r = 0; r < rows; r++)
+        act_span(a, x + (size_t)r * stride, len, o0 + r);
 }
 
 /* Applies a to n frames of C channels (frame stride `stride`) in place. */
@@ -501,7 +725,17 @@ void cvd_wavenet_destroy(cvd_wavenet *w)
             free(Ly->b1);
             free(Ly->hist);
         }
+        free(A->pu.g);
+        free(A->pg.g);
+        free(A->pc.g);
+        free(A->ph.g);
     }
+    free(w->condr);
+    free(w->headr);
+    free(w->head2r);
+    free(w->xr);
+    free(w->ar);
+    free(w->zs);
     free(w->z);
     free(w->a);
     free(w->t);
@@ -528,6 +762,44 @@ static cvd_gemm_fn pick_gemm(int F)
     return cvd_gemm_select(isa, F);
 }
 
+/* Cuts `total` output channels into groups the kernels `has` (has[G] != 0, G <= maxg): as
+ * few as the largest kernel allows, as even as the kernel sizes allow. */
+static int tm_split(int total, const unsigned char *has, int maxg, tm_plan *p)
+{
+    p->g = calloc((size_t)total, sizeof *p->g);
+    if (p->g == NULL)
+        return -1;
+    p->n = 0;
+    for (int o = 0; o < total;) {
+        int rem = total - o, ng = (rem + maxg - 1) / maxg, G = (rem + ng - 1) / ng;
+        while (G > 1 && !has[G])
+            G--;
+        p->g[p->n].o0 = o;
+        p->g[p->n].G = G;
+        p->n++;
+        o += G;
+    }
+    return 0;
+}
+
+static int tm_plans(const tm_kernels *k, wn_array *A)
+{
+    unsigned char hu[TM_MAXG + 1] = {0}, hg[TM_MAXG / 2 + 1] = {0}, hm[TM_MAXG + 1] = {0};
+    /* the largest groups that still take two vectors of frames (k->acc / 2 accumulators),
+     * so that each weight broadcast feeds two FMAs */
+    const int mu = k->acc / 2, mg = k->acc / 4;
+    for (int G = 1; G <= TM_MAXG; G++) {
+        hu[G] = k->conv_u[G] != NULL;
+        hm[G] = k->mm[G] != NULL;
+        if (G <= TM_MAXG / 2)
+            hg[G] = k->conv_g[G] != NULL;
+    }
+    if (tm_split(A->C, hu, mu, &A->pu) < 0 || tm_split(A->C, hg, mg, &A->pg) < 0 ||
+        tm_split(A->C, hm, mu, &A->pc) < 0 || tm_split(A->H, hm, mu, &A->ph) < 0)
+        return -1;
+    return 0;
+}
+
 int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **out,
                        cvd_err *err)
 {
@@ -550,6 +822,10 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
     w->n_arrays = cfg->n_arrays;
     w->head_scale = 1.0f;
     w->prewarm = cfg->prewarm ? cvd_wn_receptive_field(cfg) : 0;
+    /* rows (time-major) from blocks of tm_min_block frames; frames below */
+    if (max_block >= tm_min_block(cvd_isa_active()))
+        w->tk = tm_kernels_for(cvd_isa_active());
+    w->bs = (size_t)max_block + TM_PAD;
     for (int i = 0; i < cfg->n_arrays; i++) {
         const cvd_wn_array *ac = &w->cfg.arrays[i];
         wn_array *A = &w->arrays[i];
@@ -585,17 +861,20 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
             if (chunk < 256)
                 chunk = 256;
             Ly->cap = Ly->keep + chunk;
+            Ly->rs = w->tk ? (size_t)Ly->cap + TM_PAD : (size_t)Ly->cap;
             Ly->Wc = alloc_floats((size_t)Ly->K * C * Ly->Z, &st);
             Ly->bc = alloc_floats((size_t)Ly->Z, &st);
             Ly->Wm = alloc_floats((size_t)A->cond * Ly->Z, &st);
             Ly->W1 = alloc_floats((size_t)C * C, &st);
             Ly->b1 = alloc_floats((size_t)C, &st);
-            Ly->hist = alloc_floats((size_t)Ly->cap * C, &st);
+            Ly->hist = alloc_floats(Ly->rs * C, &st);
             if (!Ly->Wc || !Ly->bc || !Ly->Wm || !Ly->W1 || !Ly->b1 || !Ly->hist)
                 goto nomem;
         }
         A->gemm_z = pick_gemm(C); /* Z is C or 2C: what suits C suits Z */
         A->fused = NULL;
+        if (w->tk && tm_plans(w->tk, A) < 0)
+            goto nomem;
 #ifdef CVD_VMATH_X86
         /* the fused kernel: a frame's channels in one vector, masked to C lanes for 9..15
          * channels. Below 8 channels the unfused path is faster from blocks of 8 frames on
@@ -618,6 +897,16 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
     w->outbuf = alloc_floats(mb * maxC, &st);
     if (!w->z || !w->a || !w->t || !w->head || !w->head2 || !w->xbuf || !w->zeros || !w->outbuf)
         goto nomem;
+    if (w->tk) {
+        w->condr = alloc_floats(w->bs * maxIn, &st);
+        w->headr = alloc_floats(w->bs * maxC, &st);
+        w->head2r = alloc_floats(w->bs * maxC, &st);
+        w->xr = alloc_floats(w->bs * maxC, &st);
+        w->ar = alloc_floats((size_t)(TM_TILE + TM_PAD) * maxC, &st);
+        w->zs = alloc_floats((size_t)TM_MAXG * 4 * 16, &st);
+        if (!w->condr || !w->headr || !w->head2r || !w->xr || !w->ar || !w->zs)
+            goto nomem;
+    }
     w->state_bytes = st;
     cvd_wavenet_reset(w);
     *out = w;
@@ -811,8 +1100,124 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
             w->head2[(size_t)f * A->H + o] += A->bh[o];
 }
 
+/* ---- processing on rows ------------------------------------------------------------------ */
+
+/* Room for n more frames in a layer's history rows: move each row's needed tail to the front.
+ * Returns the position of the first new frame. */
+static inline size_t tm_hist_room(wn_layer *Ly, int C, int n)
+{
+    if (Ly->len + n > Ly->cap) {
+        for (int c = 0; c < C; c++) {
+            float *row = Ly->hist + (size_t)c * Ly->rs;
+            memmove(row, row + (Ly->len - Ly->keep), sizeof(float) * (size_t)Ly->keep);
+        }
+        Ly->len = Ly->keep;
+    }
+    return (size_t)Ly->len;
+}
+
+static void tm_mm_run(const tm_kernels *k, const tm_plan *p, const tm_mm_args *m, int n)
+{
+    for (int g = 0; g < p->n; g++)
+        k->mm[p->g[g].G](m, 0, n, p->g[g].o0);
+}
+
+static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int first,
+                         int last)
+{
+    const tm_kernels *k = w->tk;
+    const int C = A->C, L = A->cfg->n_layers;
+    const size_t bs = w->bs;
+
+    /* the head accumulator: zero, or the previous array's head output */
+    for (int c = 0; c < C; c++) {
+        float *hr = w->headr + (size_t)c * bs;
+        if (first)
+            memset(hr, 0, sizeof(float) * (size_t)n);
+        else
+            memcpy(hr, w->head2r + (size_t)c * bs, sizeof(float) * (size_t)n);
+    }
+
+    /* h0 = rechannel(x), into layer 0's history */
+    wn_layer *L0 = &A->layers[0];
+    tm_mm_args m = {.Cin = A->in, .F = C, .x = x, .xs = bs, .Wt = A->Wr,
+                    .y = L0->hist + tm_hist_room(L0, C, n), .ys = L0->rs};
+    tm_mm_run(k, &A->pc, &m, n);
+    L0->len += n;
+
+    for (int l = 0; l < L; l++) {
+        wn_layer *Ly = &A->layers[l];
+        const cvd_wn_layer *lc = Ly->cfg;
+        const int gated = lc->gating != CVD_WN_GATING_NONE;
+        const int last_layer = last && l == L - 1;
+        const float *hcur = Ly->hist + (Ly->len - n);
+        float *dst = NULL;
+        size_t ds = bs;
+        if (!last_layer) {
+            if (l + 1 < L) {
+                wn_layer *Nx = &A->layers[l + 1];
+                dst = Nx->hist + tm_hist_room(Nx, C, n);
+                ds = Nx->rs;
+            } else {
+                dst = w->xr;
+            }
+        }
+        tm_layer_args la = {
+            .C = C, .K = Ly->K, .d = Ly->d, .gating = (int)lc->gating,
+            .act_kind = fused_kind(&lc->activation), .sec_kind = fused_kind(&lc->secondary),
+            .skip = A->cfg->skip || l == L - 1, .ncond = A->cond, .act = &lc->activation,
+            .sec = &lc->secondary, .act_rows = tm_act_rows, .hs = Ly->rs, .cs = bs,
+            .Wc = Ly->Wc, .bc = Ly->bc, .Wm = Ly->Wm, .a = w->ar,
+            .as = (size_t)TM_TILE + TM_PAD, .hds = bs, .zs = w->zs};
+        tm_mm_args r = {.Cin = C, .F = C, .x = w->ar, .xs = la.as, .Wt = Ly->W1, .b = Ly->b1,
+                        .rs = Ly->rs, .ys = ds};
+        const tm_plan *p = gated ? &A->pg : &A->pu;
+        for (int s = 0; s < n; s += TM_TILE) {
+            const int e = n - s < TM_TILE ? n - s : TM_TILE;
+            la.h = hcur + s;
+            la.cond = w->condr + s;
+            la.head = w->headr + s;
+            for (int g = 0; g < p->n; g++)
+                (gated ? k->conv_g : k->conv_u)[p->g[g].G](&la, 0, e, p->g[g].o0);
+            if (dst) { /* h_{l+1} = h_l + W1 a + b1 */
+                r.res = A->cfg->residual ? hcur + s : NULL;
+                r.y = dst + s;
+                tm_mm_run(k, &A->pc, &r, e);
+            }
+        }
+        if (l + 1 < L)
+            A->layers[l + 1].len += n;
+    }
+    /* the head output (the next array's accumulator start, or the model output) */
+    tm_mm_args h = {.Cin = C, .F = A->H, .x = w->headr, .xs = bs, .Wt = A->Wh, .b = A->bh,
+                    .y = w->head2r, .ys = bs};
+    tm_mm_run(k, &A->ph, &h, n);
+}
+
+static void tm_process_block(cvd_wavenet *w, const float *in, int n, float *out)
+{
+    const int nin = w->arrays[0].in;
+    const size_t bs = w->bs;
+    for (int i = 0; i < nin; i++)
+        for (int t = 0; t < n; t++)
+            w->condr[(size_t)i * bs + t] = in[(size_t)t * nin + i];
+    const float *x = w->condr;
+    for (int i = 0; i < w->n_arrays; i++) {
+        tm_run_array(w, &w->arrays[i], x, n, i == 0, i == w->n_arrays - 1);
+        x = w->xr;
+    }
+    const int H = w->arrays[w->n_arrays - 1].H;
+    for (int o = 0; o < H; o++)
+        for (int t = 0; t < n; t++)
+            out[(size_t)t * H + o] = w->head2r[(size_t)o * bs + t] * w->head_scale;
+}
+
 static void process_block(cvd_wavenet *w, const float *in, int n, float *out)
 {
+    if (w->tk) {
+        tm_process_block(w, in, n, out);
+        return;
+    }
     const float *x = in;
     for (int i = 0; i < w->n_arrays; i++) {
         run_array(w, &w->arrays[i], x, in, n, i == 0, i == w->n_arrays - 1);
@@ -835,7 +1240,11 @@ void cvd_wavenet_reset(cvd_wavenet *w)
         wn_array *A = &w->arrays[i];
         for (int l = 0; l < A->cfg->n_layers; l++) {
             wn_layer *Ly = &A->layers[l];
-            memset(Ly->hist, 0, sizeof(float) * (size_t)Ly->keep * A->C);
+            if (w->tk)
+                for (int c = 0; c < A->C; c++)
+                    memset(Ly->hist + (size_t)c * Ly->rs, 0, sizeof(float) * (size_t)Ly->keep);
+            else
+                memset(Ly->hist, 0, sizeof(float) * (size_t)Ly->keep * A->C);
             Ly->len = Ly->keep;
         }
     }

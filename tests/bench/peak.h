@@ -11,6 +11,10 @@
  * Each is what a CPU with only that instruction set would reach on this core: a figure measured
  * with `--isa avx2` is quoted against the avx2 peak and against the widest. FLOP are counted as
  * two per lane and multiply-add, as the models' FLOP/frame are.
+ *
+ * On a shared machine (or a VM) the core's speed drifts from second to second, so the benchmarks
+ * pair every timed run with a short probe run (peak_once) and quote the median of the ratios:
+ * both halves of a pair see the same conditions.
  */
 #ifndef CONVD_BENCH_PEAK_H
 #define CONVD_BENCH_PEAK_H
@@ -144,35 +148,50 @@ static inline peak_fn peak_probe(cvd_isa isa)
     return isa == CVD_ISA_PORTABLE ? peak_run_portable : NULL;
 }
 
-/* GFLOP/s of one ISA's probe: the median of `runs` runs of about 20 ms each */
-static inline double peak_gflops(cvd_isa isa, int runs)
+/* iterations of one ISA's probe that take about `seconds` */
+static inline long peak_iters(cvd_isa isa, double seconds)
 {
     peak_fn f = peak_probe(isa);
-    if (f == NULL || isa > cvd_isa_detect())
-        return 0.0;
     float sink = 0.0f;
     long iters = 1000;
-    /* size a run to about 20 ms */
+    if (f == NULL || isa > cvd_isa_detect())
+        return 0;
     for (;;) {
         double t0 = bench_now();
         f(iters, &sink);
         double dt = bench_now() - t0;
-        if (dt > 0.005 || iters > (1L << 30)) {
-            iters = (long)((double)iters * 0.02 / (dt > 1e-6 ? dt : 1e-6)) + 1;
-            break;
-        }
+        if (dt > 0.004 || iters > (1L << 30))
+            return (long)((double)iters * seconds / (dt > 1e-6 ? dt : 1e-6)) + 1;
         iters *= 4;
     }
-    double g[15];
-    if (runs > 15)
-        runs = 15;
-    for (int r = 0; r < runs; r++) {
-        double t0 = bench_now();
-        double flop = f(iters, &sink);
-        g[r] = flop / (bench_now() - t0) * 1e-9;
-    }
+}
+
+/* GFLOP/s of one run of `iters` iterations of one ISA's probe (0 where there is none) */
+static inline double peak_once(cvd_isa isa, long iters)
+{
+    peak_fn f = peak_probe(isa);
+    float sink = 0.0f;
+    if (f == NULL || iters <= 0)
+        return 0.0;
+    double t0 = bench_now();
+    double flop = f(iters, &sink);
+    double g = flop / (bench_now() - t0) * 1e-9;
     if (sink == 12345.0f) /* keep the result alive */
         printf(" ");
+    return g;
+}
+
+/* GFLOP/s of one ISA's probe: the median of `runs` runs of about 20 ms each */
+static inline double peak_gflops(cvd_isa isa, int runs)
+{
+    long iters = peak_iters(isa, 0.02);
+    double g[15];
+    if (iters <= 0)
+        return 0.0;
+    if (runs > 15)
+        runs = 15;
+    for (int r = 0; r < runs; r++)
+        g[r] = peak_once(isa, iters);
     return bench_median(g, runs);
 }
 
