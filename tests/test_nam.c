@@ -433,3 +433,114 @@ Test(nam, fused_kernels_equal_the_portable_path_three_inputs)
     static const int channels[] = {4, 16};
     check_kernels(channels, sizeof channels / sizeof channels[0], 3);
 }
+
+/* One WaveNet parser (model/wavenet_json.c) reads .nam layer arrays and convd's shorthand:
+ * the same fault in either spelling is refused with the same words after its path
+ * ("config.layers[0].KEY" in a .nam, "wavenet.KEY" in convd's JSON), and what one accepts
+ * the other accepts. GATING stands for the dialect's key (gating_mode, gating). */
+static void both_spellings(const char *key, const char *value, char *nam_msg, char *convd_msg,
+                           size_t n, int *nam_rc, int *convd_rc)
+{
+    json_error_t je;
+    json_t *arr = json_loads("{\"input_size\": 1, \"condition_size\": 1, \"channels\": 4, "
+                             "\"kernel_size\": 3, \"dilations\": [1, 2, 4], \"activation\": "
+                             "\"Tanh\", \"head_size\": 1, \"head_bias\": false}",
+                             0, &je);
+    cr_assert_not_null(arr, "%s", je.text);
+    json_t *v = json_loads(value, JSON_DECODE_ANY, &je);
+    cr_assert_not_null(v, "%s: %s", value, je.text);
+    json_t *conv_arr = json_deep_copy(arr);
+    json_object_set(arr, strcmp(key, "GATING") == 0 ? "gating_mode" : key, v);
+    json_object_set(conv_arr, strcmp(key, "GATING") == 0 ? "gating" : key, v);
+    json_decref(v);
+
+    char *a = json_dumps(arr, JSON_COMPACT), *b = json_dumps(conv_arr, JSON_COMPACT);
+    char *nam_doc = malloc(strlen(a) + 200), *conv_doc = malloc(strlen(b) + 200);
+    sprintf(nam_doc,
+            "{\"version\": \"0.5.4\", \"architecture\": \"WaveNet\", \"config\": {\"layers\": "
+            "[%s]}, \"weights\": []}",
+            a);
+    sprintf(conv_doc, "{\"format\": \"convd-model\", \"version\": 1, \"wavenet\": %s}", b);
+    cvd_model *m = NULL;
+    cvd_err err = {0};
+    *nam_rc = cvd_nam_parse(nam_doc, strlen(nam_doc), "t.nam", &m, &err);
+    snprintf(nam_msg, n, "%s", *nam_rc < 0 ? err.msg : "");
+    cvd_model_unref(m);
+    m = NULL;
+    *convd_rc = cvd_json_model_parse(conv_doc, strlen(conv_doc), "t.json", NULL, &m, &err);
+    snprintf(convd_msg, n, "%s", *convd_rc < 0 ? err.msg : "");
+    cvd_model_unref(m);
+    free(a);
+    free(b);
+    free(nam_doc);
+    free(conv_doc);
+    json_decref(arr);
+    json_decref(conv_arr);
+}
+
+Test(nam, wavenet_dialects_share_one_parser)
+{
+    static const struct {
+        const char *key, *value, *reason;
+    } bad[] = {
+        {"channels", "4.0", "must be an integer"},
+        {"channels", "0", "must be >= 1"},
+        {"kernel_size", "[3, 3]", "one entry per dilation (3)"},
+        {"kernel_size", "[3, 3, \"3\"]", "must be an integer"},
+        {"dilations", "[1, 0, 4]", "must be in 1..1048576"},
+        {"dilations", "[]", "non-empty list"},
+        {"activation", "\"Swish2\"", "unknown"},
+        {"activation", "[\"Tanh\", \"Tanh\"]", "one entry per dilation (3)"},
+        {"activation", "{\"type\": \"PReLU\", \"negative_slopes\": [0.1, 0.2, 0.3]}",
+         "3 slopes for 4 channels"},
+        {"activation", "{\"type\": \"Hardtanh\", \"max_val\": 2}", "always -1..1"},
+        {"activation", "{\"type\": \"Tanh\", \"slope\": 1}", "not a parameter of Tanh"},
+        {"activation", "{\"type\": \"LeakyReLU\", \"negative_slope\": \"x\"}",
+         "must be a number"},
+        {"activation", "{\"negative_slope\": 0.1}", "missing"},
+        {"activation", "7", "must be an activation name or an object"},
+        {"GATING", "\"sometimes\"", "must be \"none\", \"gated\" or \"blended\""},
+        {"GATING", "[\"gated\", \"none\"]", "one entry per dilation (3)"},
+        {"secondary_activation", "\"Nope\"", "unknown"},
+        {"gated", "1", "must be true or false"},
+        {"input_size", "2", "must be 1 (the channels of the WaveNet's input)"},
+        {"condition_size", "3", "must be 1 (the condition is the WaveNet's input)"},
+    };
+    char a[CVD_ERR_MSG_MAX], b[CVD_ERR_MSG_MAX];
+    int ra, rb;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        both_spellings(bad[i].key, bad[i].value, a, b, sizeof a, &ra, &rb);
+        cr_expect_lt(ra, 0, "%s=%s: the .nam loaded", bad[i].key, bad[i].value);
+        cr_expect_lt(rb, 0, "%s=%s: convd's JSON loaded", bad[i].key, bad[i].value);
+        const char *pa = strstr(a, "config.layers[0]."), *pb = strstr(b, "wavenet.");
+        cr_expect(pa && pb, "%s=%s: paths missing: %s | %s", bad[i].key, bad[i].value, a, b);
+        if (pa && pb) {
+            const int gating = strcmp(bad[i].key, "GATING") == 0; /* spelt differently */
+            pa += strlen("config.layers[0].") + (gating ? strlen("gating_mode") : 0);
+            pb += strlen("wavenet.") + (gating ? strlen("gating") : 0);
+            cr_expect_str_eq(pa, pb,
+                             "%s=%s: the two spellings disagree", bad[i].key, bad[i].value);
+            cr_expect_not_null(strstr(pa, bad[i].reason), "%s=%s: want \"%s\": %s", bad[i].key,
+                               bad[i].value, bad[i].reason, a);
+        }
+    }
+    /* accepted by both: the .nam then wants its weights, convd's JSON seeds them */
+    static const struct {
+        const char *key, *value;
+    } good[] = {
+        {"secondary_activation", "null"},
+        {"secondary_activation", "[null, \"Sigmoid\", null]"},
+        {"activation", "{\"type\": \"LeakyReLU\", \"negative_slopes\": [0.2]}"},
+        {"activation", "{\"type\": \"PReLU\", \"negative_slopes\": [0.1, 0.2, 0.3, 0.4]}"},
+        {"activation", "{\"type\": \"Hardtanh\", \"min_val\": -1, \"max_val\": 1}"},
+        {"activation", "{\"type\": \"LeakyHardTanh\", \"min_slope\": 0.1}"},
+        {"kernel_size", "[1, 2, 3]"},
+        {"GATING", "[\"gated\", \"blended\", \"none\"]"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        both_spellings(good[i].key, good[i].value, a, b, sizeof a, &ra, &rb);
+        cr_expect(ra < 0 && strstr(a, "weights: 0 values given, the configuration needs"),
+                  "%s=%s: the .nam's config was refused: %s", good[i].key, good[i].value, a);
+        cr_expect_eq(rb, 0, "%s=%s: convd's JSON refused: %s", good[i].key, good[i].value, b);
+    }
+}
