@@ -33,14 +33,14 @@ endif
 CPPFLAGS += -D_GNU_SOURCE -Idsp -Imodel -Iproto -Itools/lib -Iserver -Iclient -I$(BUILD)/gen $(HDF5_CFLAGS)
 CFLAGS  += -std=c11 $(OPT) -g -fPIC $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
-# the dsp library's own dependencies: FFTW (long convolutions)
-DSP_LIBS:= -lfftw3f
+# the dsp library's own dependencies: FFTW (long convolutions), libsamplerate (resampling)
+DSP_LIBS:= -lfftw3f -lsamplerate
 LDLIBS  += $(DSP_LIBS) -lm
 
 # The release (debian/changelog's version too; a test compares them).
 VERSION := 0.1.0
 
-# ---- dsp: the layers and networks (libm, FFTW) ------------------------------------------
+# ---- dsp: the layers and networks (libm, FFTW, libsamplerate) ---------------------------
 DSP_SRC := $(wildcard dsp/*.c)
 DSP_OBJ := $(DSP_SRC:%.c=$(BUILD)/%.o)
 DSP_LIB := $(BUILD)/libconvd_dsp.a

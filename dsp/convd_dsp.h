@@ -1,7 +1,8 @@
 /*
  * convd_dsp.h - the Conv1D family with Keras's exact semantics, offline and streaming.
  *
- * A C11 library that depends on libm and FFTW (long kernels) only. Every layer runs two ways:
+ * A C11 library that depends on libm, FFTW (long kernels) and libsamplerate (resampling) only.
+ * Every layer runs two ways:
  *
  *   offline:   cvd_layer_forward() computes a whole sequence exactly as Keras does
  *              (output length, padding and all). It allocates; it is not real-time safe.
@@ -543,6 +544,89 @@ size_t cvd_net_state_bytes(const cvd_net *net);
 int cvd_net_process(cvd_net *net, const float *in, int n, float *out, int *n_out);
 int cvd_net_flush(cvd_net *net, float *out, int *n_out);
 void cvd_net_reset(cvd_net *net);
+
+/* ---- sample-rate conversion ------------------------------------------------------------ */
+
+/* A streaming converter from in_rate to out_rate (Hz, 1000..768000), `channels` interleaved,
+ * blocks of up to max_block input frames (libsamplerate's best sinc filter: within -110 dB of
+ * the ideal round trip in band; docs/LAYERS.md). Output frame j is the band-limited input at
+ * time j / out_rate: the signal is not delayed, only held back until the filter has the
+ * input it needs. Everything is allocated at create; process, flush and reset allocate
+ * nothing, take no lock and make no system call. */
+typedef struct cvd_resampler cvd_resampler;
+
+int cvd_resampler_create(double in_rate, double out_rate, int channels, int max_block,
+                         cvd_resampler **out, cvd_err *err);
+void cvd_resampler_destroy(cvd_resampler *r);
+int cvd_resampler_max_out(const cvd_resampler *r); /* frames one process/flush writes at most */
+/* Output frames held back: after n input frames, at least ceil(n * ratio) - latency output
+ * frames have been emitted (measured at create; about 145 at ratios up to 1). */
+int cvd_resampler_latency(const cvd_resampler *r);
+double cvd_resampler_ratio(const cvd_resampler *r); /* out_rate / in_rate */
+int cvd_resampler_channels(const cvd_resampler *r);
+/* Same contract as cvd_layer_process/flush/reset. A whole stream of n frames gives
+ * ceil(n * ratio) frames after the flush, the same whatever the block sizes. */
+int cvd_resampler_process(cvd_resampler *r, const float *in, int n, float *out, int *n_out);
+int cvd_resampler_flush(cvd_resampler *r, float *out, int *n_out);
+void cvd_resampler_reset(cvd_resampler *r);
+
+/* ---- chains: models run in order as one stream ---------------------------------------- */
+
+/* Models one after another (an amp capture, then a cabinet IR), each at its own sample rate:
+ * where the rate changes (the stream's rate to a model's, one model's to the next's, the last
+ * model's back to the stream's) a resampler runs in between. A model that declares no rate
+ * (cvd_model_sample_rate() == 0) runs at the rate of what comes before it: the stream's for
+ * the first (cvd_chain_model_rate() says which were assumed, for a message). Output frames
+ * are aligned with the input (nothing is delayed but the models' own responses); the chain
+ * holds frames back by its latency. All memory is allocated at create; process, flush,
+ * reset and process_fixed allocate nothing, take no lock and make no system call. */
+typedef struct cvd_chain cvd_chain;
+
+#define CVD_CHAIN_MAX_MODELS 16
+
+typedef struct cvd_chain_config {
+    double rate;     /* the stream's rate in Hz (the device's or session's); 0: the first
+                      * declared model rate (none anywhere: nothing is resampled) */
+    int max_block;   /* frames a process call takes at most */
+    int fixed;       /* 1 (audio callbacks): cvd_chain_process_fixed gives exactly n frames
+                      * for n, delayed by cvd_chain_fixed_latency(); measured at create */
+    int in_channels; /* channels of an empty chain (no models): a pass-through */
+    long hop;        /* a lone windowed model's hop (0: its window), as cvd_net_create_hop */
+} cvd_chain_config;
+
+/* models[0..n_models) in order (each referenced by the chain's nets); names (may be NULL, or
+ * hold NULLs) name them in messages. Each model's input channels must equal the previous
+ * one's output channels. Models that change the frame rate or run on whole windows can only
+ * run alone, unresampled and not fixed. */
+int cvd_chain_create(cvd_model *const *models, const char *const *names, int n_models,
+                     const cvd_chain_config *cfg, cvd_chain **out, cvd_err *err);
+void cvd_chain_destroy(cvd_chain *c);
+/* Variable mode (sessions, files): n <= max_block frames in, *n_out <= cvd_chain_max_out()
+ * out; flush returns 1 while more remain. Same contract as cvd_net_process/flush/reset. */
+int cvd_chain_process(cvd_chain *c, const float *in, int n, float *out, int *n_out);
+int cvd_chain_flush(cvd_chain *c, float *out, int *n_out);
+void cvd_chain_reset(cvd_chain *c);
+/* Fixed mode (created with fixed = 1): n <= max_block frames in, exactly n out: the chain's
+ * output delayed by cvd_chain_fixed_latency() frames (silence before). */
+void cvd_chain_process_fixed(cvd_chain *c, const float *in, int n, float *out);
+int cvd_chain_fixed_latency(const cvd_chain *c);
+/* Fixed-mode calls that had to fill with silence (never, unless misused): for a counter. */
+long cvd_chain_underruns(const cvd_chain *c);
+/* Frames (at the stream's rate) the chain holds back: the models' latencies and the
+ * resamplers', added (fixed mode: cvd_chain_fixed_latency(), measured, is the one to report). */
+double cvd_chain_latency(const cvd_chain *c);
+int cvd_chain_in_channels(const cvd_chain *c);
+int cvd_chain_out_channels(const cvd_chain *c);
+int cvd_chain_max_block(const cvd_chain *c);
+int cvd_chain_max_out(const cvd_chain *c);
+double cvd_chain_rate(const cvd_chain *c); /* the stream's rate (0: unknown) */
+int cvd_chain_model_count(const cvd_chain *c);
+/* The rate model i runs at; *assumed (may be NULL) is 1 when the model declares none. */
+double cvd_chain_model_rate(const cvd_chain *c, int i, int *assumed);
+int cvd_chain_resamples(const cvd_chain *c); /* resamplers in the chain */
+size_t cvd_chain_state_bytes(const cvd_chain *c);
+/* "model 1 at 48000 Hz -> resample 48000 -> 44100 Hz (holds 145 frames)", for logs. */
+void cvd_chain_describe(const cvd_chain *c, char *buf, size_t n);
 
 /* ---- instruction sets ------------------------------------------------------------------ */
 
