@@ -31,6 +31,7 @@ struct cvd_tls {
     int server;
     int handshake_done;
     int peer_closed;
+    int closed_told; /* cvd_tls_read returned CVD_TLS_CLOSED */
     int close_wanted; /* cvd_tls_close() called: close_notify after the backlog */
     int close_sent;
     int failed;
@@ -423,8 +424,10 @@ int cvd_tls_read(cvd_tls *t, void *buf, size_t cap, size_t *got, cvd_err *err)
         return rc;
     if (!t->handshake_done)
         return CVD_OK;
-    if (t->peer_closed)
+    if (t->peer_closed) {
+        t->closed_told = 1;
         return CVD_TLS_CLOSED;
+    }
     while (*got < cap) {
         size_t n = 0;
         ERR_clear_error();
@@ -438,6 +441,7 @@ int cvd_tls_read(cvd_tls *t, void *buf, size_t cap, size_t *got, cvd_err *err)
             break;
         if (e == SSL_ERROR_ZERO_RETURN) {
             t->peer_closed = 1;
+            t->closed_told = *got == 0;
             return *got > 0 ? CVD_OK : CVD_TLS_CLOSED;
         }
         if (*got > 0) /* the bytes before the error first; it comes again next call */
@@ -499,6 +503,15 @@ size_t cvd_tls_take(cvd_tls *t, void *buf, size_t cap)
     if (got == held)
         trim_bios(t);
     return got;
+}
+
+int cvd_tls_input_pending(const cvd_tls *t)
+{
+    if (t->failed)
+        return 0;
+    if (t->peer_closed) /* the end is there to be read */
+        return !t->closed_told;
+    return BIO_ctrl_pending(t->rbio) > 0 || SSL_has_pending(t->ssl);
 }
 
 size_t cvd_tls_backlog(const cvd_tls *t)

@@ -89,6 +89,10 @@ int cvd_tls_close(cvd_tls *t);
 size_t cvd_tls_pending(const cvd_tls *t);
 size_t cvd_tls_take(cvd_tls *t, void *buf, size_t cap);
 
+/* 1 if fed ciphertext is not yet all decrypted and read (cvd_tls_read would have more to give,
+ * or more work to do, without new bytes from the network). */
+int cvd_tls_input_pending(const cvd_tls *t);
+
 /* Plaintext bytes waiting for the handshake (written before it completed). */
 size_t cvd_tls_backlog(const cvd_tls *t);
 int cvd_tls_handshake_done(const cvd_tls *t);

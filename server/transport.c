@@ -1,0 +1,495 @@
+/*
+ * A connection's byte stream, plain or TLS (transport.h).
+ */
+#include "transport.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+
+#define CBUF_BYTES (16 * 1024 + 512) /* a TLS record and its header: one read at a time */
+
+struct cvd_transport {
+    uv_tcp_t tcp;
+    uv_timer_t timer;   /* the handshake's, then the writes' */
+    uv_timer_t deliver; /* TLS: plaintext already decrypted, delivered on the next turn */
+    uv_shutdown_t shut;
+    int handles;
+    cvd_tls *tls;
+    cvd_transport_cbs cb;
+    void *ctx;
+    double write_timeout, handshake_timeout;
+    int want_read;   /* the caller reads */
+    int tcp_reading; /* uv_read_start is on */
+    int fin;         /* the TCP stream ended */
+    int eof_sent;    /* the eof callback was called */
+    int hs_done;
+    int finishing, notify_sent, shut_started, closing, failed;
+    size_t queued;
+    char *cbuf; /* TLS: ciphertext read */
+};
+
+typedef struct twreq {
+    uv_write_t req;
+    cvd_transport *t;
+    size_t len;
+    char data[];
+} twreq;
+
+static void continue_finish(cvd_transport *t);
+static void update_timer(cvd_transport *t);
+
+static void fail(cvd_transport *t, int what, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(cvd_transport *t, int what, const char *fmt, ...)
+{
+    char msg[CVD_ERR_MSG_MAX];
+    va_list ap;
+    if (t->failed || t->closing)
+        return;
+    t->failed = 1;
+    cvd_transport_read_stop(t);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    t->cb.error(t->ctx, what, msg);
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+static void on_written(uv_write_t *req, int status)
+{
+    twreq *r = (twreq *)req;
+    cvd_transport *t = r->t;
+    t->queued -= r->len;
+    cvd_metrics_queue_bytes(-(int64_t)r->len);
+    free(r);
+    if (t->closing)
+        return;
+    if (status < 0) {
+        fail(t, CVD_TR_WRITE, "write: %s", uv_strerror(status));
+        return;
+    }
+    update_timer(t); /* progress */
+    if (t->cb.written)
+        t->cb.written(t->ctx);
+    if (t->finishing && !t->closing)
+        continue_finish(t);
+}
+
+static int write_req(cvd_transport *t, twreq *r)
+{
+    uv_buf_t b = uv_buf_init(r->data, (unsigned)r->len);
+    int was_idle = t->queued == 0;
+    t->queued += r->len;
+    cvd_metrics_queue_bytes((int64_t)r->len);
+    int rc = uv_write(&r->req, (uv_stream_t *)&t->tcp, &b, 1, on_written);
+    if (rc < 0) {
+        t->queued -= r->len;
+        cvd_metrics_queue_bytes(-(int64_t)r->len);
+        free(r);
+        fail(t, CVD_TR_WRITE, "write: %s", uv_strerror(rc));
+        return CVD_EIO;
+    }
+    if (was_idle)
+        update_timer(t);
+    return CVD_OK;
+}
+
+/* TLS: what the session has for the network, out. */
+static int flush_cipher(cvd_transport *t)
+{
+    size_t n;
+    while (t->tls && (n = cvd_tls_pending(t->tls)) > 0) {
+        twreq *r = malloc(sizeof *r + n);
+        if (r == NULL) {
+            fail(t, CVD_TR_NOMEM, "out of memory");
+            return CVD_ENOMEM;
+        }
+        r->t = t;
+        r->len = cvd_tls_take(t->tls, r->data, n);
+        if (r->len == 0) {
+            free(r);
+            break;
+        }
+        int rc = write_req(t, r);
+        if (rc < 0)
+            return rc;
+    }
+    return CVD_OK;
+}
+
+void *cvd_transport_buf(cvd_transport *t, size_t n)
+{
+    twreq *r = malloc(sizeof *r + n + 1);
+    if (r == NULL)
+        return NULL;
+    r->t = t;
+    r->len = 0;
+    return r->data;
+}
+
+int cvd_transport_send(cvd_transport *t, void *buf, size_t len)
+{
+    twreq *r = (twreq *)(void *)((char *)buf - offsetof(twreq, data));
+    cvd_err err = {0};
+    if (t->closing || t->failed || len == 0) {
+        free(r);
+        return t->closing || t->failed ? CVD_EIO : CVD_OK;
+    }
+    if (t->tls == NULL) {
+        r->len = len;
+        return write_req(t, r);
+    }
+    int rc = cvd_tls_write(t->tls, r->data, len, &err);
+    free(r);
+    if (rc < 0) {
+        fail(t, CVD_TR_TLS, "%s", err.msg);
+        return rc;
+    }
+    return flush_cipher(t);
+}
+
+int cvd_transport_write(cvd_transport *t, const void *p, size_t len)
+{
+    void *b = cvd_transport_buf(t, len);
+    if (b == NULL) {
+        fail(t, CVD_TR_NOMEM, "out of memory");
+        return CVD_ENOMEM;
+    }
+    memcpy(b, p, len);
+    return cvd_transport_send(t, b, len);
+}
+
+size_t cvd_transport_queued(const cvd_transport *t)
+{
+    return t->queued;
+}
+
+/* ---- timeouts --------------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *h)
+{
+    cvd_transport *t = h->data;
+    if (t->tls && !t->hs_done) {
+        cvd_metrics_event(CVD_EV_TLS_FAILED, 1);
+        fail(t, CVD_TR_HANDSHAKE_TIMEOUT, "no TLS handshake within %.1f s",
+             t->handshake_timeout);
+    } else if (t->queued > 0) {
+        fail(t, CVD_TR_WRITE_TIMEOUT,
+             "%zu bytes of output could not be written for %.1f s (the client does not read)",
+             t->queued, t->write_timeout);
+    }
+}
+
+/* The handshake's deadline until it is done; then, while output is queued, write_timeout
+ * from the last progress. */
+static void update_timer(cvd_transport *t)
+{
+    if (t->closing)
+        return;
+    if (t->tls && !t->hs_done) {
+        if (t->handshake_timeout > 0 && !uv_is_active((uv_handle_t *)&t->timer))
+            uv_timer_start(&t->timer, on_timer, (uint64_t)(t->handshake_timeout * 1000 + 0.5), 0);
+        return;
+    }
+    if (t->queued > 0 && t->write_timeout > 0)
+        uv_timer_start(&t->timer, on_timer, (uint64_t)(t->write_timeout * 1000 + 0.5), 0);
+    else
+        uv_timer_stop(&t->timer);
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static void tcp_stop(cvd_transport *t)
+{
+    if (t->tcp_reading) {
+        uv_read_stop((uv_stream_t *)&t->tcp);
+        t->tcp_reading = 0;
+    }
+}
+
+static void deliver_eof(cvd_transport *t, int clean)
+{
+    t->eof_sent = 1;
+    tcp_stop(t);
+    if (!clean)
+        cvd_metrics_event(CVD_EV_TLS_UNCLEAN, 1);
+    t->cb.eof(t->ctx, clean);
+}
+
+static void tcp_start(cvd_transport *t);
+
+/* TLS: decrypts into the caller's buffers while it reads and there is something. */
+static void pull(cvd_transport *t)
+{
+    while (t->want_read && !t->failed && !t->closing && !t->eof_sent) {
+        char *buf = NULL;
+        size_t cap = 0, got = 0;
+        cvd_err err = {0};
+        t->cb.alloc(t->ctx, &buf, &cap);
+        if (cap == 0) { /* no room: as if the caller stopped reading */
+            cvd_transport_read_stop(t);
+            break;
+        }
+        int rc = cvd_tls_read(t->tls, buf, cap, &got, &err);
+        if (!t->hs_done && cvd_tls_handshake_done(t->tls)) {
+            t->hs_done = 1;
+            cvd_metrics_event(CVD_EV_TLS_HANDSHAKES, 1);
+            uv_timer_stop(&t->timer);
+            update_timer(t);
+            if (t->cb.handshake)
+                t->cb.handshake(t->ctx);
+            if (t->closing || t->failed)
+                return;
+        }
+        if (rc < 0) {
+            if (!t->hs_done)
+                cvd_metrics_event(CVD_EV_TLS_FAILED, 1);
+            flush_cipher(t); /* the alert that says why */
+            fail(t, CVD_TR_TLS, "%s", err.msg);
+            return;
+        }
+        if (got > 0) {
+            t->cb.read(t->ctx, got);
+            continue;
+        }
+        if (rc == CVD_TLS_CLOSED) {
+            flush_cipher(t);
+            deliver_eof(t, 1);
+            return;
+        }
+        /* nothing until more ciphertext comes */
+        if (!t->fin) {
+            tcp_start(t);
+            break;
+        }
+        flush_cipher(t);
+        /* a connection that never finished its handshake just went away: not an unclean TLS
+         * close, there was no TLS session */
+        deliver_eof(t, !t->hs_done);
+        return;
+    }
+    flush_cipher(t);
+}
+
+static void on_deliver(uv_timer_t *h)
+{
+    pull(h->data);
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+    cvd_transport *t = h->data;
+    (void)hint;
+    if (t->tls) {
+        if (t->cbuf == NULL)
+            t->cbuf = malloc(CBUF_BYTES);
+        *b = uv_buf_init(t->cbuf, t->cbuf ? CBUF_BYTES : 0);
+        return;
+    }
+    char *buf = NULL;
+    size_t cap = 0;
+    t->cb.alloc(t->ctx, &buf, &cap);
+    *b = uv_buf_init(buf, (unsigned)(cap > 0x40000000u ? 0x40000000u : cap));
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    cvd_transport *t = s->data;
+    (void)b;
+    if (t->closing || t->failed || n == 0)
+        return;
+    if (n == UV_ENOBUFS) { /* the caller has no room (or TLS, no memory) */
+        if (t->tls) {
+            fail(t, CVD_TR_NOMEM, "out of memory");
+            return;
+        }
+        cvd_transport_read_stop(t);
+        return;
+    }
+    if (n == UV_EOF) {
+        t->fin = 1;
+        tcp_stop(t);
+        if (t->tls)
+            pull(t);
+        else
+            deliver_eof(t, 1);
+        return;
+    }
+    if (n < 0) {
+        fail(t, CVD_TR_READ, "read: %s", uv_strerror((int)n));
+        return;
+    }
+    if (t->tls == NULL) {
+        t->cb.read(t->ctx, (size_t)n);
+        return;
+    }
+    cvd_err err = {0};
+    if (cvd_tls_feed(t->tls, t->cbuf, (size_t)n, &err) < 0) {
+        fail(t, CVD_TR_NOMEM, "%s", err.msg);
+        return;
+    }
+    pull(t);
+}
+
+static void tcp_start(cvd_transport *t)
+{
+    if (t->tcp_reading || t->fin || t->closing || t->failed)
+        return;
+    int rc = uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        fail(t, CVD_TR_READ, "uv_read_start: %s", uv_strerror(rc));
+        return;
+    }
+    t->tcp_reading = 1;
+}
+
+void cvd_transport_read_start(cvd_transport *t)
+{
+    if (t->closing || t->failed || t->finishing || t->eof_sent)
+        return;
+    t->want_read = 1;
+    /* TLS: what was fed already is decrypted first, on the next loop turn, and the socket
+     * is read again once it is all taken (so a session holds one read of ciphertext at
+     * most) */
+    if (t->tls && (cvd_tls_input_pending(t->tls) || t->fin)) {
+        uv_timer_start(&t->deliver, on_deliver, 0, 0);
+        return;
+    }
+    tcp_start(t);
+}
+
+void cvd_transport_read_stop(cvd_transport *t)
+{
+    t->want_read = 0;
+    tcp_stop(t);
+    if (!t->closing)
+        uv_timer_stop(&t->deliver);
+}
+
+/* ---- the end ---------------------------------------------------------------------------- */
+
+static void on_closed(uv_handle_t *h)
+{
+    cvd_transport *t = h->data;
+    if (--t->handles > 0)
+        return;
+    if (t->cb.closed)
+        t->cb.closed(t->ctx);
+    cvd_tls_destroy(t->tls);
+    free(t->cbuf);
+    free(t);
+}
+
+void cvd_transport_close(cvd_transport *t)
+{
+    if (t->closing)
+        return;
+    t->closing = 1;
+    t->want_read = 0;
+    uv_close((uv_handle_t *)&t->tcp, on_closed);
+    uv_close((uv_handle_t *)&t->timer, on_closed);
+    uv_close((uv_handle_t *)&t->deliver, on_closed);
+}
+
+int cvd_transport_closing(const cvd_transport *t)
+{
+    return t->closing;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    cvd_transport *t = req->data;
+    (void)status;
+    cvd_transport_close(t);
+}
+
+static void continue_finish(cvd_transport *t)
+{
+    if (t->closing || t->queued > 0)
+        return; /* on_written comes back here */
+    if (t->tls && !t->notify_sent) {
+        t->notify_sent = 1;
+        cvd_tls_close(t->tls);
+        if (flush_cipher(t) < 0 || t->queued > 0)
+            return;
+    }
+    if (t->shut_started)
+        return;
+    t->shut_started = 1;
+    t->shut.data = t;
+    if (uv_shutdown(&t->shut, (uv_stream_t *)&t->tcp, on_shutdown) < 0)
+        cvd_transport_close(t);
+}
+
+void cvd_transport_finish(cvd_transport *t)
+{
+    if (t->finishing || t->closing)
+        return;
+    t->finishing = 1;
+    cvd_transport_read_stop(t);
+    continue_finish(t);
+}
+
+/* ---- opening ---------------------------------------------------------------------------- */
+
+int cvd_transport_open(uv_loop_t *loop, int fd, const cvd_transport_opts *o,
+                       const cvd_transport_cbs *cb, void *ctx, cvd_transport **out,
+                       cvd_err *err)
+{
+    cvd_transport *t = calloc(1, sizeof *t);
+    int rc;
+    *out = NULL;
+    if (t == NULL) {
+        close(fd);
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
+    t->cb = *cb;
+    t->ctx = ctx;
+    t->write_timeout = o ? o->write_timeout : 0;
+    t->handshake_timeout = o ? o->handshake_timeout : 0;
+    if (o && o->tls && (rc = cvd_tls_create(o->tls, NULL, &t->tls, err)) < 0) {
+        close(fd);
+        free(t);
+        return rc;
+    }
+    /* on a live loop these cannot fail */
+    if ((rc = uv_tcp_init(loop, &t->tcp)) < 0 || (rc = uv_timer_init(loop, &t->timer)) < 0 ||
+        (rc = uv_timer_init(loop, &t->deliver)) < 0) {
+        cvd_log_error("transport: uv init: %s", uv_strerror(rc));
+        abort();
+    }
+    t->tcp.data = t->timer.data = t->deliver.data = t;
+    t->handles = 3;
+    if ((rc = uv_tcp_open(&t->tcp, fd)) < 0) {
+        close(fd);
+        t->closing = 1;
+        uv_close((uv_handle_t *)&t->tcp, on_closed);
+        uv_close((uv_handle_t *)&t->timer, on_closed);
+        uv_close((uv_handle_t *)&t->deliver, on_closed);
+        t->cb.closed = NULL;
+        return cvd_err_set(err, CVD_EIO, "uv_tcp_open: %s", uv_strerror(rc));
+    }
+    uv_tcp_nodelay(&t->tcp, 1);
+    update_timer(t); /* the handshake's deadline */
+    *out = t;
+    return CVD_OK;
+}
+
+const cvd_tls *cvd_transport_tls(const cvd_transport *t)
+{
+    return t->tls;
+}
+
+int cvd_transport_ready(const cvd_transport *t)
+{
+    return t->tls == NULL || t->hs_done;
+}
