@@ -395,6 +395,7 @@ int cvd_model_add_wavenet(cvd_model *m, const char *name, const cvd_wn_config *c
                           cvd_err *err);
 /* The output node (default: the last one added). */
 int cvd_model_set_output(cvd_model *m, int node, cvd_err *err);
+int cvd_model_output(const cvd_model *m);
 
 /* Before the first node is added: the model input's fixed length in frames (Keras's steps;
  * 0, the default, means any length), and the layout of Keras's rank-2 tensors in this model:

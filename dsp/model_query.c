@@ -346,6 +346,11 @@ int cvd_model_in_channels(const cvd_model *m)
 {
     return m->in_channels;
 }
+int cvd_model_output(const cvd_model *m)
+{
+    return m->output;
+}
+
 int cvd_model_out_channels(const cvd_model *m)
 {
     const cvd_node *o = &m->nodes[m->output];

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "convd_dsp.h"
 #include "convd_model.h"
@@ -344,6 +345,12 @@ static void print_wavenet(const cvd_model *m, int node)
 
 /* ---- one model ------------------------------------------------------------------------------ */
 
+static int is_nam(const char *path)
+{
+    const size_t n = strlen(path);
+    return n > 4 && strcasecmp(path + n - 4, ".nam") == 0;
+}
+
 static int show(const char *path, int block)
 {
     cvd_model *m = NULL;
@@ -403,9 +410,19 @@ static int show(const char *path, int block)
         printf("  latency            %d %s\n", cvd_model_latency(m),
                frames(cvd_model_latency(m)));
     thousands(macs, a, sizeof a);
-    printf("  multiply-adds      %s per frame: %.3f GFLOP/s at %g Hz%s\n", a,
-           2.0 * macs * (rate > 0 ? rate : DEFAULT_RATE) / 1e9, rate > 0 ? rate : DEFAULT_RATE,
-           rate > 0 ? "" : " (assumed)");
+    if (rate > 0) /* what real time needs at the model's rate */
+        printf("  multiply-adds      %s per frame: %.3f GFLOP/s at %g Hz\n", a,
+               2.0 * macs * rate / 1e9, rate);
+    else if (is_nam(path)) /* audio, at NAM's usual rate */
+        printf("  multiply-adds      %s per frame: %.3f GFLOP/s at %g Hz, NAM's usual rate (the "
+               "file gives none)\n", a, 2.0 * macs * DEFAULT_RATE / 1e9, DEFAULT_RATE);
+    else /* a sensor model, say: no rate to speak of */
+    {
+        const double f = 2.0 * macs * 1000.0;
+        printf("  multiply-adds      %s per frame; the rate is unknown (at 1000 frames/s: %.4g "
+               "%sFLOP/s)\n", a, f >= 1e9 ? f / 1e9 : f >= 1e6 ? f / 1e6 : f / 1e3,
+               f >= 1e9 ? "G" : f >= 1e6 ? "M" : "k");
+    }
     thousands((double)cvd_model_param_count(m), a, sizeof a);
     printf("  parameters         %s\n", a);
     if (cvd_net_create(m, block, &net, &err) == CVD_OK) {

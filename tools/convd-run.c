@@ -2,18 +2,22 @@
  * convd-run: runs an audio file through a model.
  *
  *   convd-run MODEL INPUT OUTPUT [--block N] [--offline] [--hop N] [--weights FILE]
- *             [--format f32|csv] [--quiet]
+ *             [--format f32|csv|npy] [--csv-header|--no-csv-header] [--columns LIST]
+ *             [--time-column COL] [--quiet]
  *
  * Streams INPUT through the model in blocks of N frames (cvd_net_process), then flushes the
  * tail (cvd_net_flush until it reports the end), writing every output frame as it comes: the
  * output equals the offline result on the whole input, which --offline computes directly
  * (cvd_model_forward, the whole input in memory). A windowed model (docs/KERAS.md) writes one
- * record per window of its input length, the windows --hop frames apart. See docs/TOOLS.md.
+ * record per window of its input length, the windows --hop frames apart. csv and npy input
+ * can have columns chosen and a time column passed through to a csv output, which starts
+ * with a header naming its columns. See docs/TOOLS.md.
  *
  * Exit status: 0 success, 1 a runtime or input error, 2 a usage error.
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +45,9 @@ typedef struct options {
     int offline;
     int quiet;
     cvd_af_format format; /* of "-" (and of files with other extensions) */
+    cvd_af_header header; /* csv input: a header row? (none: no header on csv output) */
+    const char *columns;  /* --columns */
+    const char *time_column; /* --time-column */
 } options;
 
 static void usage(FILE *f)
@@ -48,7 +55,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: " PROG " MODEL INPUT OUTPUT [--block N] [--offline] [--hop N] "
             "[--weights FILE]\n"
-            "                 [--format f32|csv] [--quiet]\n"
+            "                 [--format f32|csv|npy] [--csv-header|--no-csv-header]\n"
+            "                 [--columns LIST] [--time-column COL] [--quiet]\n"
             "\n"
             "Runs INPUT through MODEL (.nam, .json, .keras, .h5, or CONFIG.json+WEIGHTS.h5) and\n"
             "writes the output frames to OUTPUT. The input is streamed in blocks of N frames,\n"
@@ -62,17 +70,29 @@ static void usage(FILE *f)
             "                   length, so windows do not overlap)\n"
             "  --weights FILE   MODEL is a Keras model config (model.to_json()) and FILE its\n"
             "                   weights (.h5 or .weights.h5)\n"
-            "  --format FMT     f32 or csv: the format of '-' (standard input or output), and\n"
-            "                   of files whose extension says nothing\n"
+            "  --format FMT     f32, csv or npy: the format of '-' (standard input or output),\n"
+            "                   and of files whose extension says nothing\n"
+            "  --csv-header     csv input: the first line is a header row (by default it is when\n"
+            "                   none of its fields is a number)\n"
+            "  --no-csv-header  csv input: no header row; csv output: no header line\n"
+            "  --columns LIST   csv and npy input: the columns that are the model's channels,\n"
+            "                   by index from 1 or by header name: 2,3 or 2-4 or x,y,z\n"
+            "                   (default: every column but the time column)\n"
+            "  --time-column COL  csv and npy input: a column (index or name) that is not a\n"
+            "                   channel; its text is written first on each line of a csv\n"
+            "                   output (a window's record: its last frame's)\n"
             "  -q, --quiet      no progress bar and no summary on standard error\n"
             "  -h, --help       this text\n"
             "  --version        the version\n"
             "\n"
             "Formats, by extension: .wav, .flac, .aiff, .ogg and whatever else libsndfile\n"
             "handles (written as 32-bit float where the container allows it); .f32 raw\n"
-            "little-endian float32; .csv one frame per line, values separated by commas.\n"
-            "Frames are always channels interleaved. The output has the model's output\n"
-            "channels and the input's sample rate (raw and csv input: the model's, or 48000).\n"
+            "little-endian float32; .csv one frame per line, values separated by commas\n"
+            "(written after a header line naming the columns); .npy NumPy arrays (frames,\n"
+            "channels), float32 or float64 in, float32 out. The output has the model's output\n"
+            "channels and the input's sample rate (raw, csv and npy input: the model's, if it\n"
+            "declares one). An input shorter than one window (or than the model needs for one\n"
+            "output frame) gives a warning and exit status 1.\n"
             "\n"
             "Exit status: 0 success, 1 runtime or input error, 2 usage error.\n"
             "Documentation: " PROG "(1); " CVD_DOCDIR "/TOOLS.md\n",
@@ -134,6 +154,29 @@ static int parse_args(int argc, char **argv, options *o)
             return -1;
         } else if (strcmp(a, "--offline") == 0) {
             o->offline = 1;
+        } else if (strcmp(a, "--csv-header") == 0 || strcmp(a, "--no-csv-header") == 0) {
+            cvd_af_header h = a[2] == 'n' ? CVD_AF_HEADER_NO : CVD_AF_HEADER_YES;
+            if (o->header != CVD_AF_HEADER_DETECT && o->header != h)
+                return usage_error("--csv-header and --no-csv-header: give one of them");
+            o->header = h;
+        } else if (strcmp(a, "--columns") == 0 || strncmp(a, "--columns=", 10) == 0 ||
+                   strcmp(a, "--time-column") == 0 || strncmp(a, "--time-column=", 14) == 0) {
+            const int tc = a[2] == 't';
+            const size_t kl = tc ? 13 : 9;
+            if (a[kl] == '=')
+                val = a + kl + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return usage_error("%s needs a value (%s)", a,
+                                   tc ? "a column's index from 1, or its name"
+                                      : "columns by index from 1 or name: 2,3 or 2-4 or x,y");
+            if (val[0] == '\0')
+                return usage_error("%.*s: an empty value", (int)kl, a);
+            if (tc)
+                o->time_column = val;
+            else
+                o->columns = val;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
         } else if (strcmp(a, "--block") == 0 || strcmp(a, "-b") == 0 ||
@@ -171,9 +214,9 @@ static int parse_args(int argc, char **argv, options *o)
             else if (i + 1 < argc)
                 val = argv[++i];
             else
-                return usage_error("--format needs a value: f32 or csv");
+                return usage_error("--format needs a value: f32, csv or npy");
             if (cvd_af_format_parse(val, &o->format) < 0)
-                return usage_error("--format %s: unknown (f32 or csv)", val);
+                return usage_error("--format %s: unknown (f32, csv or npy)", val);
         } else {
             return usage_error("unknown option '%s'", a);
         }
@@ -188,9 +231,22 @@ static int parse_args(int argc, char **argv, options *o)
     if (strcmp(o->model, "-") == 0)
         return usage_error("MODEL: '-' is not supported (give the model file's path)");
     if (strcmp(o->input, "-") == 0 && o->format == CVD_AF_UNKNOWN)
-        return usage_error("INPUT '-' (standard input) needs --format f32 or csv");
+        return usage_error("INPUT '-' (standard input) needs --format f32, csv or npy");
     if (strcmp(o->output, "-") == 0 && o->format == CVD_AF_UNKNOWN)
-        return usage_error("OUTPUT '-' (standard output) needs --format f32 or csv");
+        return usage_error("OUTPUT '-' (standard output) needs --format f32, csv or npy");
+    {
+        const cvd_af_format fi = cvd_af_format_of(o->input, o->format);
+        const cvd_af_format fo = cvd_af_format_of(o->output, o->format);
+        if ((o->columns || o->time_column) && fi != CVD_AF_CSV && fi != CVD_AF_NPY)
+            return usage_error("%s: columns are chosen in csv and npy input; INPUT %s is %s",
+                               o->columns ? "--columns" : "--time-column", o->input,
+                               cvd_af_format_name(fi));
+        if (o->header == CVD_AF_HEADER_YES && fi != CVD_AF_CSV)
+            return usage_error("--csv-header: INPUT %s is not csv", o->input);
+        if (o->time_column && fo != CVD_AF_CSV)
+            return usage_error("--time-column: the time column goes to a csv output; OUTPUT %s "
+                               "is %s", o->output, cvd_af_format_name(fo));
+    }
     return 0;
 }
 
@@ -232,43 +288,48 @@ static double now(void)
 typedef struct progress {
     int enabled;
     int shown;
-    double rate;
+    double rate;     /* 0: unknown (progress in frames) */
     long long total; /* frames; -1 unknown */
     double t0, last;
 } progress;
 
+#define PROGRESS_MIN_FRAMES (PROGRESS_MIN_SECONDS * DEFAULT_RATE)
+
 static void progress_init(progress *p, const options *o, const cvd_af_info *in, double rate)
 {
+    const double min = rate > 0 ? PROGRESS_MIN_SECONDS * rate : PROGRESS_MIN_FRAMES;
     memset(p, 0, sizeof *p);
     p->rate = rate;
     p->total = in->frames;
     p->t0 = p->last = now();
     /* only for a person watching, and only when there is something to wait for */
-    p->enabled = !o->quiet && isatty(STDERR_FILENO) &&
-                 (in->frames < 0 || (double)in->frames / rate > PROGRESS_MIN_SECONDS);
+    p->enabled = !o->quiet && isatty(STDERR_FILENO) && (in->frames < 0 || (double)in->frames > min);
 }
 
 static void progress_update(progress *p, long long done)
 {
-    double t = now(), sec = (double)done / p->rate, speed;
+    const double t = now(), el = t - p->t0 > 1e-9 ? t - p->t0 : 1e-9;
+    const double min = p->rate > 0 ? PROGRESS_MIN_SECONDS * p->rate : PROGRESS_MIN_FRAMES;
     if (!p->enabled || t - p->last < 0.1)
         return;
-    if (p->total < 0 && sec < PROGRESS_MIN_SECONDS)
+    if (p->total < 0 && (double)done < min)
         return;
     p->last = t;
-    speed = sec / (t - p->t0 > 1e-9 ? t - p->t0 : 1e-9);
+    fputs("\r\033[K" PROG ": ", stderr);
     if (p->total > 0) {
         const int width = 30;
         double f = (double)done / (double)p->total;
         int fill = (int)(f * width + 0.5);
         if (fill > width)
             fill = width;
-        fprintf(stderr, "\r\033[K" PROG ": [%.*s%*s] %3.0f%%  %.1f / %.1f s  %.1fx real time", fill,
-                "##############################", width - fill, "", 100.0 * f, sec,
-                (double)p->total / p->rate, speed);
-    } else {
-        fprintf(stderr, "\r\033[K" PROG ": %.1f s of audio  %.1fx real time", sec, speed);
+        fprintf(stderr, "[%.*s%*s] %3.0f%%  ", fill, "##############################",
+                width - fill, "", 100.0 * f);
     }
+    if (p->rate > 0)
+        fprintf(stderr, "%.1f s  %.1fx real time", (double)done / p->rate,
+                (double)done / p->rate / el);
+    else
+        fprintf(stderr, "%lld frames  %.0f frames/s", done, (double)done / el);
     fflush(stderr);
     p->shown = 1;
 }
@@ -281,30 +342,149 @@ static void progress_end(progress *p)
     }
 }
 
+/* ---- the time column: input frames' texts until the outputs that take them are written ---- */
+
+typedef struct timeq {
+    char **s;
+    long long base; /* the input frame of s[head] */
+    long head, len, cap;
+} timeq;
+
+static int tq_push(timeq *q, const char *text)
+{
+    if (q->len == q->cap) {
+        long nc = q->cap ? q->cap * 2 : 256;
+        char **ns = malloc(sizeof *ns * (size_t)nc);
+        if (ns == NULL)
+            return -1;
+        for (long i = 0; i < q->len; i++)
+            ns[i] = q->s[(q->head + i) % q->cap];
+        free(q->s);
+        q->s = ns;
+        q->cap = nc;
+        q->head = 0;
+    }
+    if ((q->s[(q->head + q->len) % q->cap] = strdup(text ? text : "")) == NULL)
+        return -1;
+    q->len++;
+    return 0;
+}
+
+/* The text of input frame i ("" when it is not held). */
+static const char *tq_get(const timeq *q, long long i)
+{
+    if (i < q->base || i >= q->base + q->len)
+        return "";
+    return q->s[(q->head + (i - q->base)) % q->cap];
+}
+
+/* Forgets the frames before i. */
+static void tq_drop(timeq *q, long long i)
+{
+    while (q->len > 0 && q->base < i) {
+        free(q->s[q->head]);
+        q->head = (q->head + 1) % q->cap;
+        q->base++;
+        q->len--;
+    }
+}
+
+static void tq_free(timeq *q)
+{
+    tq_drop(q, q->base + q->len);
+    free(q->s);
+}
+
 /* ---- the run ------------------------------------------------------------------------------- */
 
 typedef struct run {
     const options *o;
     cvd_model *model;
     cvd_af *in, *out;
-    double rate;      /* of the input, for the output header and the figures */
-    int rate_assumed; /* no file or model said */
+    double rate;   /* frames per second: the input file's, else the model's; 0 unknown */
+    int rate_from; /* RATE_FILE, RATE_MODEL, RATE_NONE */
     long long frames_in, frames_out;
+    timeq times;   /* with --time-column */
+    const char **tptr; /* the texts of one write */
 } run;
+
+enum { RATE_NONE, RATE_FILE, RATE_MODEL };
+
+/* The input frame whose time output frame j carries: the last frame of its window (windowed);
+ * the frame it lines up with (streaming: the same frame, or scaled by the model's rate). */
+static long long time_index(const run *r, long long j)
+{
+    if (cvd_model_mode(r->model) == CVD_MODE_WINDOWED) {
+        const long w = cvd_model_window(r->model), hop = r->o->hop ? r->o->hop : w;
+        return j * hop + w - 1;
+    }
+    const double ratio = cvd_model_rate_ratio(r->model);
+    if (ratio == 1.0 || !(ratio > 0))
+        return j;
+    return (long long)floor((double)j / ratio + 1e-9);
+}
 
 static int open_output(run *r)
 {
     cvd_err err = {0};
-    if (cvd_af_open_write(r->o->output, cvd_af_format_of(r->o->output, r->o->format),
-                          cvd_model_out_channels(r->model), r->rate, &r->out, &err) < 0)
+    const int cout = cvd_model_out_channels(r->model);
+    const cvd_af_format f = cvd_af_format_of(r->o->output, r->o->format);
+    if (cvd_af_open_write(r->o->output, f, cout, r->rate, &r->out, &err) < 0)
         return fail_err(r->o->output, &err);
+    if (f == CVD_AF_CSV && r->o->header != CVD_AF_HEADER_NO) {
+        /* the columns: the output node's channels, <node> or <node>_<i> */
+        const char *node = cvd_model_node_name(r->model, cvd_model_output(r->model));
+        char **names = calloc((size_t)cout, sizeof *names);
+        int rc = names == NULL ? CVD_ENOMEM : CVD_OK;
+        for (int c = 0; c < cout && rc == CVD_OK; c++) {
+            size_t n = strlen(node) + 16;
+            if ((names[c] = malloc(n)) == NULL)
+                rc = CVD_ENOMEM;
+            else if (cout == 1)
+                snprintf(names[c], n, "%s", node);
+            else
+                snprintf(names[c], n, "%s_%d", node, c);
+        }
+        if (rc == CVD_OK)
+            rc = cvd_af_set_columns(r->out, r->o->time_column ? cvd_af_time_name(r->in) : NULL,
+                                    (const char *const *)names, &err);
+        for (int c = 0; names && c < cout; c++)
+            free(names[c]);
+        free(names);
+        if (rc == CVD_ENOMEM)
+            return fail("out of memory");
+        if (rc < 0)
+            return fail_err(r->o->output, &err);
+    }
+    return 0;
+}
+
+/* Keeps the time texts of the frames just read. */
+static int keep_times(run *r, long got)
+{
+    if (!r->o->time_column)
+        return 0;
+    for (long i = 0; i < got; i++)
+        if (tq_push(&r->times, cvd_af_time(r->in, i)) < 0)
+            return fail("out of memory");
     return 0;
 }
 
 static int write_frames(run *r, const float *y, long n)
 {
     cvd_err err = {0};
-    if (n > 0 && cvd_af_write(r->out, y, n, &err) < 0)
+    int rc = CVD_OK;
+    if (n <= 0)
+        return 0;
+    if (r->o->time_column) {
+        for (long k = 0; k < n; k++)
+            r->tptr[k] = tq_get(&r->times, time_index(r, r->frames_out + k));
+        rc = cvd_af_write_times(r->out, y, r->tptr, n, &err);
+        tq_drop(&r->times, time_index(r, r->frames_out + n));
+    } else {
+        rc = cvd_af_write(r->out, y, n, &err);
+    }
+    if (rc < 0)
         return fail_err(r->o->output, &err);
     r->frames_out += n;
     return 0;
@@ -324,7 +504,8 @@ static int run_stream(run *r)
         return fail("%s: %s", r->o->model, err.msg);
     x = malloc(sizeof(float) * (size_t)block * (size_t)cin);
     y = malloc(sizeof(float) * ((size_t)cvd_net_max_out(net) * (size_t)cout + 1));
-    if (x == NULL || y == NULL) {
+    r->tptr = malloc(sizeof *r->tptr * ((size_t)cvd_net_max_out(net) + 1));
+    if (x == NULL || y == NULL || r->tptr == NULL) {
         rc = fail("out of memory");
         goto done;
     }
@@ -339,6 +520,8 @@ static int run_stream(run *r)
             break;
         }
         if (got == 0)
+            break;
+        if ((rc = keep_times(r, got)) != 0)
             break;
         int prc = cvd_net_process(net, x, (int)got, y, &n_out);
         if (prc < 0) {
@@ -365,6 +548,8 @@ static int run_stream(run *r)
 done:
     free(x);
     free(y);
+    free(r->tptr);
+    r->tptr = NULL;
     cvd_net_destroy(net);
     return rc;
 }
@@ -372,21 +557,47 @@ done:
 static int run_offline(run *r)
 {
     cvd_err err = {0};
+    const int cin = cvd_model_in_channels(r->model);
     float *x = NULL, *y = NULL;
-    long n = 0, n_out = 0;
-    int rc;
+    long n = 0, cap = 0, n_out = 0;
+    int rc = 0;
 
-    if (cvd_af_read_all(r->in, &x, &n, &err) < 0)
-        return fail_err(r->o->input, &err);
+    for (;;) { /* the whole input, and its times */
+        if (n == cap) {
+            long nc = cap ? cap * 2 : 4096;
+            float *nx = realloc(x, sizeof(float) * (size_t)nc * (size_t)cin);
+            if (nx == NULL) {
+                free(x);
+                return fail("out of memory");
+            }
+            x = nx;
+            cap = nc;
+        }
+        long got = cvd_af_read(r->in, x + (size_t)n * cin, cap - n, &err);
+        if (got < 0) {
+            free(x);
+            return fail_err(r->o->input, &err);
+        }
+        if (got == 0)
+            break;
+        if ((rc = keep_times(r, got)) != 0) {
+            free(x);
+            return rc;
+        }
+        n += got;
+    }
     r->frames_in = n;
     if (cvd_model_forward_hop(r->model, x, n, r->o->hop, &y, &n_out, &err) < 0) {
         free(x);
         return fail("%s: %s", r->o->model, err.msg);
     }
     free(x);
-    rc = open_output(r);
+    r->tptr = malloc(sizeof *r->tptr * ((size_t)n_out + 1));
+    rc = r->tptr == NULL ? fail("out of memory") : open_output(r);
     if (rc == 0)
         rc = write_frames(r, y, n_out);
+    free(r->tptr);
+    r->tptr = NULL;
     free(y);
     return rc;
 }
@@ -406,6 +617,50 @@ static int same_file(const char *a, const char *b)
         return 0;
     return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
            sa.st_ino == sb.st_ino;
+}
+
+/* "1,234,567" */
+static const char *grouped(double v, char *buf, size_t cap)
+{
+    char raw[64];
+    size_t n, o = 0;
+    snprintf(raw, sizeof raw, "%.0f", v < 0 ? 0 : v);
+    n = strlen(raw);
+    for (size_t i = 0; i < n && o + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* The last line: frames, records, and the speed, for audio or for sensors. */
+static void summary(const run *r, int windowed, double elapsed)
+{
+    const options *o = r->o;
+    char how[64], recs[96] = "", speed[160];
+    if (o->offline)
+        snprintf(how, sizeof how, "offline");
+    else
+        snprintf(how, sizeof how, "streamed in blocks of %d", o->block);
+    if (windowed)
+        snprintf(recs, sizeof recs, " record%s (windows of %ld frames, hop %ld)",
+                 r->frames_out == 1 ? "" : "s", cvd_model_window(r->model),
+                 o->hop ? o->hop : cvd_model_window(r->model));
+    if (r->rate_from != RATE_NONE) {
+        const double sec = (double)r->frames_in / r->rate;
+        snprintf(speed, sizeof speed, "%.3f s %sat %g Hz%s in %.3f s: %.1fx real time", sec,
+                 r->rate_from == RATE_FILE ? "of audio " : "", r->rate,
+                 r->rate_from == RATE_MODEL ? " (the model's rate)" : "", elapsed,
+                 elapsed > 0 ? sec / elapsed : 0.0);
+    } else {
+        char fps[40];
+        grouped(elapsed > 0 ? (double)r->frames_in / elapsed : 0.0, fps, sizeof fps);
+        snprintf(speed, sizeof speed, "rate unknown; %.3f s: %s frames/s", elapsed, fps);
+    }
+    fprintf(stderr, PROG ": %lld frames in, %lld%s out; %s (%s)\n", r->frames_in, r->frames_out,
+            recs, speed, how);
 }
 
 int main(int argc, char **argv)
@@ -438,25 +693,50 @@ int main(int argc, char **argv)
         return rc;
     }
     const int cin = cvd_model_in_channels(r.model);
-    if (cvd_af_open_read(o.input, cvd_af_format_of(o.input, o.format), cin, &r.in, &err) < 0) {
+    const cvd_af_read_opts ro = {o.header, o.columns, o.time_column};
+    if (cvd_af_open_read_opts(o.input, cvd_af_format_of(o.input, o.format), cin, &ro, &r.in,
+                              &err) < 0) {
         cvd_model_unref(r.model);
         return fail_err(o.input, &err);
     }
     ii = cvd_af_get_info(r.in);
     if (ii->channels != cin) {
-        rc = fail("%s: %d channel%s, the model takes %d", cvd_af_name(r.in), ii->channels,
-                  ii->channels == 1 ? "" : "s", cin);
+        rc = fail("%s: %d channel%s%s, the model takes %d", cvd_af_name(r.in), ii->channels,
+                  ii->channels == 1 ? "" : "s",
+                  o.columns ? " chosen (--columns)" : o.time_column ? " besides the time column"
+                                                                    : "",
+                  cin);
         goto done;
     }
     model_rate = cvd_model_sample_rate(r.model);
-    r.rate = ii->rate > 0 ? ii->rate : model_rate > 0 ? model_rate : DEFAULT_RATE;
-    r.rate_assumed = !(ii->rate > 0) && !(model_rate > 0);
+    if (ii->rate > 0)
+        r.rate = ii->rate, r.rate_from = RATE_FILE;
+    else if (model_rate > 0)
+        r.rate = model_rate, r.rate_from = RATE_MODEL;
     if (!o.quiet && ii->rate > 0 && model_rate > 0 && ii->rate != model_rate)
         fprintf(stderr, PROG ": warning: %s is at %g Hz, the model was trained at %g Hz\n",
                 cvd_af_name(r.in), ii->rate, model_rate);
+    if (!o.quiet && r.rate_from == RATE_NONE &&
+        cvd_af_format_of(o.output, o.format) == CVD_AF_SNDFILE)
+        fprintf(stderr, PROG ": warning: %s: no sample rate is known (the input and the model "
+                "give none): the file says %g Hz\n", o.output, DEFAULT_RATE);
 
     t0 = now();
     rc = o.offline ? run_offline(&r) : run_stream(&r);
+    elapsed = now() - t0;
+    if (rc == 0 && r.frames_out == 0 && (windowed || r.frames_in > 0)) {
+        /* nothing came out: the input is too short for the model */
+        if (windowed)
+            fprintf(stderr, PROG ": warning: %s: %lld frame%s, shorter than the model's window "
+                    "of %ld frames: no record\n", cvd_af_name(r.in), r.frames_in,
+                    r.frames_in == 1 ? "" : "s", cvd_model_window(r.model));
+        else
+            fprintf(stderr, PROG ": warning: %s: %lld frame%s, fewer than the model needs for "
+                    "one output frame (its receptive field is %ld frames): no output\n",
+                    cvd_af_name(r.in), r.frames_in, r.frames_in == 1 ? "" : "s",
+                    cvd_model_receptive_field(r.model));
+        rc = 1;
+    }
     if (r.out) {
         int crc = cvd_af_close(r.out, &err);
         r.out = NULL;
@@ -465,25 +745,10 @@ int main(int argc, char **argv)
         if (rc != 0 && is_regular_file(o.output))
             remove(o.output); /* no half-written output left behind (never a device) */
     }
-    elapsed = now() - t0;
-    if (rc == 0 && !o.quiet) {
-        double sec = (double)r.frames_in / r.rate;
-        char how[64];
-        char recs[96] = "";
-        if (o.offline)
-            snprintf(how, sizeof how, "offline");
-        else
-            snprintf(how, sizeof how, "streamed in blocks of %d", o.block);
-        if (windowed)
-            snprintf(recs, sizeof recs, " records (windows of %ld frames, hop %ld)",
-                     cvd_model_window(r.model), o.hop ? o.hop : cvd_model_window(r.model));
-        fprintf(stderr,
-                PROG ": %lld frames in, %lld%s out; %.3f s of audio at %g Hz%s in %.3f s: "
-                     "%.1fx real time (%s)\n",
-                r.frames_in, r.frames_out, recs, sec, r.rate, r.rate_assumed ? " (assumed)" : "",
-                elapsed, elapsed > 0 ? sec / elapsed : 0.0, how);
-    }
+    if (rc == 0 && !o.quiet)
+        summary(&r, windowed, elapsed);
 done:
+    tq_free(&r.times);
     cvd_af_close(r.in, NULL);
     cvd_model_unref(r.model);
     return rc;
