@@ -838,7 +838,8 @@ def report(outdir, models=os.path.join(ROOT, "config", "models")):
              float(np.max(np.abs(dout[:, 0] - expect)))))
     clean = np.loadtxt(os.path.join(outdir, "vibration.clean.csv"), delimiter=",", ndmin=2)
     noisy = np.loadtxt(os.path.join(outdir, "vibration.in.csv"), delimiter=",", ndmin=2)
-    out = np.loadtxt(os.path.join(outdir, "vibration.out.csv"), delimiter=",", ndmin=2)
+    out = np.loadtxt(os.path.join(outdir, "vibration.out.csv"), delimiter=",", ndmin=2,
+                     skiprows=1)  # convd-run's header line naming the channels
     with open(os.path.join(models, "vibration-denoise.json")) as f:
         vdoc = json.load(f)
     vexp = numpy_keras_forward(vdoc["layers"], noisy.astype(np.float32))
