@@ -50,7 +50,7 @@ DSP_LIB := $(BUILD)/libconvd_dsp.a
 DSP_OPT ?= -O3
 $(DSP_OBJ): OPT = $(DSP_OPT)
 
-# ---- model: file formats into dsp models (jansson) ----------------------------------------
+# ---- model: file formats into dsp models (jansson; libsndfile for impulse responses) ------
 MODEL_SRC := $(wildcard model/*.c)
 MODEL_OBJ := $(MODEL_SRC:%.c=$(BUILD)/%.o)
 MODEL_LIB := $(BUILD)/libconvd_model.a
@@ -58,7 +58,7 @@ MODEL_LIB := $(BUILD)/libconvd_model.a
 # through pkg-config; the high-level library opens an HDF5 image in memory)
 HDF5_CFLAGS := $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
 HDF5_LIBS   := $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5) -lhdf5_hl
-MODEL_LIBS:= -ljansson -lzip $(HDF5_LIBS)
+MODEL_LIBS:= -ljansson -lzip $(HDF5_LIBS) -lsndfile
 
 # TLS (OpenSSL): the daemon's listeners and the client library
 TLS_LIBS := -lssl -lcrypto

@@ -629,6 +629,66 @@ size_t cvd_chain_state_bytes(const cvd_chain *c);
 /* "model 1 at 48000 Hz -> resample 48000 -> 44100 Hz (holds 145 frames)", for logs. */
 void cvd_chain_describe(const cvd_chain *c, char *buf, size_t n);
 
+/* ---- levels: a model's calibration, NAM's gains, a limiter ---------------------------- */
+
+/* What a model file says of its levels (NAM's .nam metadata; docs/MODEL_FORMAT.md). */
+typedef struct cvd_levels {
+    int has_loudness;
+    double loudness;         /* dB: the model's output loudness for NAM's standard input */
+    int has_input_level;
+    double input_level_dbu;  /* dBu at the captured gear's input for a full-scale sample */
+    int has_output_level;
+    double output_level_dbu; /* dBu at its output for a full-scale sample */
+} cvd_levels;
+
+void cvd_model_set_levels(cvd_model *m, const cvd_levels *lv); /* NULL: none */
+void cvd_model_get_levels(const cvd_model *m, cvd_levels *lv);
+/* The levels a chain of models answers to: the input level of the first model (the one the
+ * interface feeds), the loudness and output level of the last model that declares them (an
+ * amp before a cabinet IR: the amp's, as NAM's plugin applies them). */
+void cvd_levels_of_chain(cvd_model *const *models, int n, cvd_levels *out);
+
+/* NAM's plugin: "normalized" output brings the model's loudness to -18 dB. */
+#define CVD_NAM_TARGET_LOUDNESS_DB (-18.0)
+/* NAM's default interface level: a full-scale sample is +12 dBu at the input. */
+#define CVD_NAM_INTERFACE_DBU 12.0
+
+typedef enum cvd_output_mode {
+    CVD_OUTPUT_RAW = 0,    /* the model's output as it is */
+    CVD_OUTPUT_NORMALIZED, /* + (-18 - loudness) dB, when the model declares its loudness */
+    CVD_OUTPUT_CALIBRATED  /* + (output_level_dbu - interface_dbu) dB, when it declares it */
+} cvd_output_mode;
+
+/* NAM's plugin's rules, in dB. Input: gain_db, plus (interface_dbu - input_level_dbu) when
+ * `calibrate` and the model declares its input level; interface_dbu is the dBu of a
+ * full-scale sample at the audio interface's input. Output: gain_db plus the mode's term. */
+double cvd_input_gain_db(const cvd_levels *lv, double gain_db, int calibrate,
+                         double interface_dbu);
+double cvd_output_gain_db(const cvd_levels *lv, double gain_db, cvd_output_mode mode,
+                          double interface_dbu);
+float cvd_db_to_gain(double db);
+/* x *= gain over n values. Real-time safe. */
+void cvd_gain_apply(float *x, size_t n, float gain);
+
+/* A soft limiter for outputs that reach speakers: frames below the knee (6 dB under the
+ * ceiling) pass unchanged; louder ones are turned down along a tanh curve that approaches the
+ * ceiling and never reaches it, the gain falling at once and recovering with the release
+ * time; samples that are not finite numbers become 0. No allocation: the state is this
+ * struct. Real-time safe. */
+typedef struct cvd_limiter {
+    float ceiling, knee, release, gain;
+} cvd_limiter;
+
+#define CVD_LIMITER_CEILING_DB (-1.0)
+#define CVD_LIMITER_RELEASE_MS 50.0
+
+/* rate in Hz; ceiling_db in -60..0 (else the default, -1 dBFS); release_ms > 0 (else 50). */
+void cvd_limiter_init(cvd_limiter *l, double rate, double ceiling_db, double release_ms);
+void cvd_limiter_reset(cvd_limiter *l);
+/* In place, frames * channels interleaved values. */
+void cvd_limiter_process(cvd_limiter *l, float *x, int frames, int channels);
+float cvd_limiter_gain(const cvd_limiter *l); /* the current gain, for a meter */
+
 /* ---- instruction sets ------------------------------------------------------------------ */
 
 /* The SIMD paths the kernels choose from at create time (runtime dispatch). */

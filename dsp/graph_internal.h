@@ -56,6 +56,7 @@ struct cvd_model {
     cvd_node *nodes;
     int output;
     double sample_rate;
+    cvd_levels levels; /* the file's calibration metadata (levels.c) */
     char *description;
     long in_length;     /* the input's fixed length (0: any) */
     cvd_data_format df; /* layout of Keras's rank-2 tensors */

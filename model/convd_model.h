@@ -7,6 +7,7 @@
  *           WaveNet shorthand; weights inline, in a safetensors file beside it, or seeded.
  *   .keras  Keras 3 model archives; .h5 / .hdf5 Keras 2 full-model files (docs/KERAS.md)
  *   CONFIG.json+WEIGHTS.h5   a Keras model config (model.to_json()) and its weights file
+ *   .wav .flac .aiff .aif .ogg   an impulse response (a cabinet IR): one causal Conv1D
  *
  * Every refusal names the file, the place in it (a JSON path such as
  * "config.layers[0].dilations[3]") and the reason, in err->msg. Loading allocates; it is
@@ -45,6 +46,32 @@ int cvd_nam_parse(const char *text, size_t len, const char *name, cvd_model **ou
 int cvd_json_model_load(const char *path, cvd_model **out, cvd_err *err);
 int cvd_json_model_parse(const char *text, size_t len, const char *name, const char *dir,
                          cvd_model **out, cvd_err *err);
+
+/* Impulse responses (cabinet IRs) from audio files (libsndfile: WAV, FLAC, AIFF, Ogg): a
+ * model with one causal Conv1D without bias whose kernel is the response (long ones run on
+ * the FFT path), declaring the rate it runs at. */
+#define CVD_IR_MAX_FRAMES (1L << 20) /* 21.8 s at 48 kHz */
+#define CVD_IR_MAX_CHANNELS 8
+
+typedef struct cvd_ir_options {
+    double rate;     /* Hz to run at (the chain's rate there: the model before it, or the
+                      * stream); the file is resampled once at load when its rate differs,
+                      * scaled by file rate / rate to keep its frequency response. 0: the
+                      * file's rate */
+    int normalize;   /* 1 (the default, ir_normalize = yes): scaled to unit energy (the
+                      * channel with the most), so white noise keeps its power; 0: as
+                      * recorded */
+    int in_channels; /* channels it is given (0: 1). Mono in: one output per IR channel (a
+                      * stereo IR makes stereo); N in: the IR is mono (the same response on
+                      * every channel) or has N channels (one each) */
+    long max_frames; /* longest response accepted, after resampling (0: CVD_IR_MAX_FRAMES) */
+} cvd_ir_options;
+
+void cvd_ir_options_init(cvd_ir_options *o); /* the defaults above */
+/* opt NULL: the defaults. Refusals name the file and the reason. */
+int cvd_ir_load(const char *path, const cvd_ir_options *opt, cvd_model **out, cvd_err *err);
+/* 1 if cvd_model_load() reads `path` as an impulse response (by its extension). */
+int cvd_model_is_ir_path(const char *path);
 
 #ifdef __cplusplus
 }

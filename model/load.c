@@ -13,6 +13,15 @@ static int has_ext(const char *path, const char *ext)
     return n > e && strcasecmp(path + n - e, ext) == 0;
 }
 
+int cvd_model_is_ir_path(const char *path)
+{
+    static const char *const exts[] = {".wav", ".flac", ".aiff", ".aif", ".ogg"};
+    for (size_t i = 0; path && i < sizeof exts / sizeof exts[0]; i++)
+        if (has_ext(path, exts[i]))
+            return 1;
+    return 0;
+}
+
 int cvd_model_load(const char *path, cvd_model **out, cvd_err *err)
 {
     struct stat st;
@@ -41,8 +50,11 @@ int cvd_model_load(const char *path, cvd_model **out, cvd_err *err)
         return cvd_json_model_load(path, out, err);
     if (has_ext(path, ".keras") || has_ext(path, ".h5") || has_ext(path, ".hdf5"))
         return cvd_keras_load(path, out, err);
+    if (cvd_model_is_ir_path(path))
+        return cvd_ir_load(path, NULL, out, err);
     return cvd_err_set(err, CVD_EUNSUPPORTED,
                        "%s: unknown model format (the extension must be .nam, .json, .keras, .h5 "
-                       "or .hdf5, or CONFIG.json+WEIGHTS.h5)",
+                       "or .hdf5, CONFIG.json+WEIGHTS.h5, or an impulse response: .wav, .flac, "
+                       ".aiff, .aif, .ogg)",
                        path);
 }

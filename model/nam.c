@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,40 @@ static int check_version(cvd_jr *r, const json_t *v)
     return CVD_OK;
 }
 
+/* metadata[key]: a number (kept), absent or null (none, as NAM core reads it). */
+static int nam_level(cvd_jr *r, json_t *meta, const char *key, int *has, double *out)
+{
+    json_t *v = json_object_get(meta, key);
+    char sub[64];
+    *has = 0;
+    if (v == NULL || json_is_null(v))
+        return CVD_OK;
+    snprintf(sub, sizeof sub, "metadata.%s", key);
+    if (!json_is_number(v))
+        return cvd_jr_bad(r, CVD_EFORMAT, "", sub, v, "must be a number (dB) or null");
+    *out = json_number_value(v);
+    if (!isfinite(*out) || fabs(*out) > 1000)
+        return cvd_jr_bad(r, CVD_EFORMAT, "", sub, v, "not a level in dB");
+    *has = 1;
+    return CVD_OK;
+}
+
+/* The calibration NAM's plugin uses: loudness (dB), input_level_dbu, output_level_dbu. */
+static int nam_levels(cvd_jr *r, json_t *meta, cvd_model *m)
+{
+    cvd_levels lv;
+    int rc;
+    memset(&lv, 0, sizeof lv);
+    if ((rc = nam_level(r, meta, "loudness", &lv.has_loudness, &lv.loudness)) < 0 ||
+        (rc = nam_level(r, meta, "input_level_dbu", &lv.has_input_level,
+                        &lv.input_level_dbu)) < 0 ||
+        (rc = nam_level(r, meta, "output_level_dbu", &lv.has_output_level,
+                        &lv.output_level_dbu)) < 0)
+        return rc;
+    cvd_model_set_levels(m, &lv);
+    return CVD_OK;
+}
+
 static int build(cvd_jr *r, json_t *root, cvd_model **out)
 {
     json_t *v, *cfg;
@@ -180,6 +215,11 @@ static int build(cvd_jr *r, json_t *root, cvd_model **out)
             cvd_model_unref(*out);
             *out = NULL;
             return cvd_jr_bad(r, CVD_ENOMEM, "", "", NULL, "out of memory");
+        }
+        if ((rc = nam_levels(r, v, *out)) < 0) {
+            cvd_model_unref(*out);
+            *out = NULL;
+            return rc;
         }
     }
     return CVD_OK;

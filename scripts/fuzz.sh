@@ -22,7 +22,7 @@ out=build-fuzz
 mkdir -p "$out/obj"
 CC="clang -g -O1 -std=c11 -D_GNU_SOURCE -fno-omit-frame-pointer -Idsp -Imodel -Iproto -Iserver -Iclient \
     -Itools/lib -I/usr/include/hdf5/serial -fsanitize=address,undefined -fno-sanitize-recover=undefined"
-LIBS="-ljansson -lzip -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lhdf5_hl -linih -lfftw3f -lsamplerate -lm -lpthread"
+LIBS="-ljansson -lzip -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lhdf5_hl -linih -lsndfile -lfftw3f -lsamplerate -lm -lpthread"
 
 # the library sources, instrumented for coverage
 objs=""

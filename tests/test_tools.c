@@ -639,7 +639,10 @@ Test(tools, info_standard_model)
     /* 1 + sum over both arrays of (K-1) d = 1 + 2 * 2 * (1 + 2 + ... + 512) */
     cr_expect_str_eq(info_value(p.out, "receptive field", v, sizeof v), "4,093 frames");
     cr_expect_str_eq(info_value(p.out, "latency", v, sizeof v), "0 frames");
-    cr_expect_str_eq(info_value(p.out, "sample rate", v, sizeof v), "unknown");
+    /* the file declares no rate: said plainly, with how to give it */
+    cr_expect_str_eq(info_value(p.out, "sample rate", v, sizeof v),
+                     "unknown (the file does not declare it)");
+    cr_expect_not_null(strstr(p.out, "convd-run --model-rate R"), "%s", p.out);
     cr_expect_not_null(
         strstr(info_value(p.out, "multiply-adds", v, sizeof v),
                "at 48000 Hz, NAM's usual rate (the file gives none)"),

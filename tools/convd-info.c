@@ -304,6 +304,59 @@ static void print_layer_prop(const char *label, const cvd_wn_array *a, layer_tex
     printf("\n");
 }
 
+/* The calibration a .nam file declares, and what NAM's plugin makes of it. */
+static void print_levels(const cvd_model *m)
+{
+    cvd_levels lv;
+    cvd_model_get_levels(m, &lv);
+    if (lv.has_loudness)
+        printf("  loudness           %.2f dB (normalize = yes adds %+.2f dB, to NAM's %.0f dB)\n",
+               lv.loudness, cvd_output_gain_db(&lv, 0, CVD_OUTPUT_NORMALIZED, 0),
+               CVD_NAM_TARGET_LOUDNESS_DB);
+    if (lv.has_input_level)
+        printf("  input level        %.2f dBu at full scale (an interface at +%.0f dBu adds "
+               "%+.2f dB)\n",
+               lv.input_level_dbu, CVD_NAM_INTERFACE_DBU,
+               cvd_input_gain_db(&lv, 0, 1, CVD_NAM_INTERFACE_DBU));
+    if (lv.has_output_level)
+        printf("  output level       %.2f dBu at full scale\n", lv.output_level_dbu);
+}
+
+/* Convolutions on the FFT path, and where their shape switches to it. */
+static void print_long_kernels(const cvd_model *m)
+{
+    int shown = 0;
+    for (int i = 1; i < cvd_model_node_count(m); i++) {
+        const cvd_conv_config *c = cvd_model_node_conv(m, i);
+        const int *in;
+        if (cvd_model_node_op(m, i) != CVD_NODE_CONV || c == NULL ||
+            c->kind == CVD_CONV1D_TRANSPOSE || cvd_model_node_inputs(m, i, &in) < 1)
+            continue;
+        const int C = cvd_model_node_channels(m, in[0]);
+        const int G = c->kind == CVD_CONV1D ? c->groups : C;
+        const int F = c->kind == CVD_CONV1D ? c->filters : C * c->depth_multiplier;
+        const int ek = c->dilation_rate * (c->kernel_size - 1) + 1;
+        const int B = cvd_conv_fft_partition_for(C, F, G, ek, c->strides);
+        const int T = cvd_conv_fft_threshold(C, F, G, c->strides);
+        char a[32];
+        if (B == 0 && (T == 0 || ek < 64))
+            continue; /* short kernels: nothing to say */
+        thousands((double)ek, a, sizeof a);
+        printf("  %-19s%s '%s' (node %d), %s taps: %s", shown++ ? "" : "long kernels",
+               cvd_model_node_class(m, i), cvd_model_node_name(m, i), i, a,
+               B ? "FFT convolution" : "direct");
+        if (B)
+            printf(", partitions of %d frames", B);
+        if (T)
+            printf(" (FFT from %d taps for %d -> %d channels%s on %s)\n", T, C, F,
+                   G > 1 ? " in groups" : "", cvd_isa_name(cvd_isa_active()));
+        else
+            printf("\n");
+        if (shown == 1 && B)
+            printf("                     (multiply-adds above count the direct form)\n");
+    }
+}
+
 static void print_wavenet(const cvd_model *m, int node)
 {
     const cvd_wn_config *wn = cvd_model_node_wavenet(m, node);
@@ -396,7 +449,11 @@ static int show(const char *path, int block)
     if (rate > 0)
         printf("  sample rate        %g Hz\n", rate);
     else
-        printf("  sample rate        unknown\n");
+        printf("  sample rate        unknown (the file does not declare it)\n"
+               "                     it runs at the rate of its stream; give the rate it was "
+               "trained at\n"
+               "                     with [model] rate = R, or convd-run --model-rate R\n");
+    print_levels(m);
     thousands((double)rf, a, sizeof a);
     if (rate > 0)
         printf("  receptive field    %s %s (%.2f ms at %g Hz)\n", a, frames(rf),
@@ -432,6 +489,7 @@ static int show(const char *path, int block)
     } else {
         printf("  state per stream   unknown: %s\n", err.msg);
     }
+    print_long_kernels(m);
     for (int i = 1; i < cvd_model_node_count(m); i++)
         if (cvd_model_node_op(m, i) == CVD_NODE_WAVENET)
             print_wavenet(m, i);
