@@ -4,6 +4,7 @@
 #   make test       install missing dependencies, build, run every test
 #   make run        install missing dependencies, build, start a demonstration
 #   make bench      build and run the benchmarks (never part of the tests)
+#   make check-includes  no .c includes, no include cycle, the layers kept
 #   make fuzz       fuzz the parsers with libFuzzer (clang; FUZZ_SECONDS per target)
 #   make clean
 #
@@ -104,7 +105,7 @@ TEST_BIN := $(BUILD)/convd-tests
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all programs test run bench fuzz clean deps format install uninstall FORCE
+.PHONY: all programs test run bench fuzz clean deps format install uninstall FORCE check-includes
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -191,6 +192,10 @@ FORCE:
 
 deps:
 	@scripts/install-deps.sh --quiet
+
+# no .c includes, no include cycle between modules, the layers kept (also a test: layout)
+check-includes:
+	@scripts/check-includes.sh
 
 # Criterion runs every test in its own process, in parallel; tests read tests/data and
 # ../shared/models relative to the top of the tree.

@@ -134,23 +134,29 @@ int cvd_acceptor_start(uv_loop_t *loop, int listen_fd, const char *name, cvd_acc
     cvd_acceptor *a = calloc(1, sizeof *a);
     int rc;
     *out = NULL;
-    if (a == NULL)
+    if (a == NULL) {
+        close(listen_fd);
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
     a->fd = listen_fd;
     a->cb = cb;
     a->ctx = ctx;
     snprintf(a->name, sizeof a->name, "%s", name ? name : "?");
     int fl = fcntl(listen_fd, F_GETFL);
     if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        rc = cvd_err_set(err, CVD_EIO, "listen %s: fcntl: %s", a->name, strerror(errno));
+        close(listen_fd);
         free(a);
-        return cvd_err_set(err, CVD_EIO, "listen %s: fcntl: %s", a->name, strerror(errno));
+        return rc;
     }
     a->spare = open_spare();
     if ((rc = uv_poll_init(loop, &a->poll, listen_fd)) < 0) {
         if (a->spare >= 0)
             close(a->spare);
+        close(listen_fd);
         free(a);
-        return cvd_err_set(err, CVD_EIO, "listen %s: uv_poll_init: %s", name, uv_strerror(rc));
+        return cvd_err_set(err, CVD_EIO, "listen %s: uv_poll_init: %s", name ? name : "?",
+                           uv_strerror(rc));
     }
     a->poll.data = a;
     a->handles = 1;

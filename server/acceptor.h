@@ -37,8 +37,8 @@ typedef struct cvd_acceptor cvd_acceptor;
 
 typedef void (*cvd_accept_cb)(void *ctx, int fd, const struct sockaddr *peer);
 
-/* Starts accepting on listen_fd (a listening socket; the acceptor owns it and closes it) on
- * loop. name names the listener in log lines. */
+/* Starts accepting on listen_fd (a listening socket; the acceptor owns it and closes it, on
+ * failure too) on loop. name names the listener in log lines. */
 int cvd_acceptor_start(uv_loop_t *loop, int listen_fd, const char *name, cvd_accept_cb cb,
                        void *ctx, cvd_acceptor **out, cvd_err *err);
 /* Stops accepting, closes the socket; the memory goes in a close callback of the loop. */

@@ -878,7 +878,7 @@ static int open_pub(astream *s, cvd_err *err)
                          .latency = s->eng ? cvd_audio_engine_latency(s->eng)
                                            : (s->model ? cvd_model_latency(s->model) : 0)};
     snprintf(info.model, sizeof info.model, "%s", s->conf->model);
-    return cvd_pub_open(s->conf->name, &info, &s->pub, err);
+    return cvd_pub_create(s->conf->name, &info, &s->pub, err);
 }
 
 static void astream_close(astream *s, int graceful)
@@ -903,8 +903,8 @@ static void astream_free(astream *s)
     if (s == NULL)
         return;
     astream_close(s, 0);
-    cvd_pub_close(s->pub);
-    cvd_sub_close(s->sub);
+    cvd_pub_destroy(s->pub);
+    cvd_sub_destroy(s->sub);
     if (!s->no_retry) /* else a stream left open may still point at the engine: kept */
         cvd_audio_engine_destroy(s->eng);
     cvd_runtime_unref(s->rt);
@@ -1126,7 +1126,7 @@ static void feed_source(astream *s, double now)
             return;
         s->sub_retry = now + 0.5;
         int ring = 2 * s->eng->cfg.jitter + 2 * s->conf->block;
-        if (cvd_sub_open(s->conf->source, ring, 0, no_wake, NULL, &s->sub, &info, &err) < 0) {
+        if (cvd_sub_create(s->conf->source, ring, 0, no_wake, NULL, &s->sub, &info, &err) < 0) {
             if (!s->sub_warned)
                 cvd_log_info("stream %s: waiting for stream '%s' to be published", s->conf->name,
                              s->conf->source);
@@ -1140,7 +1140,7 @@ static void feed_source(astream *s, double now)
                                 s->conf->name, s->conf->source, info.channels, info.rate,
                                 s->out_ch, s->conf->rate);
             s->sub_warned = 2;
-            cvd_sub_close(s->sub);
+            cvd_sub_destroy(s->sub);
             s->sub = NULL;
             return;
         }
@@ -1164,7 +1164,7 @@ static void feed_source(astream *s, double now)
             cvd_audio_engine_source_ended(s->eng);
             cvd_log_info("stream %s: source '%s' ended; waiting for it again", s->conf->name,
                          s->conf->source);
-            cvd_sub_close(s->sub);
+            cvd_sub_destroy(s->sub);
             s->sub = NULL;
             s->sub_retry = now + 0.5;
             return;
@@ -1438,9 +1438,9 @@ void cvd_audio_stop(cvd_audio *a)
         astream *s = a->s[i];
         astream_close(s, 1);
         drain(s); /* what the callback published last */
-        cvd_pub_close(s->pub);
+        cvd_pub_destroy(s->pub);
         s->pub = NULL;
-        cvd_sub_close(s->sub);
+        cvd_sub_destroy(s->sub);
         s->sub = NULL;
     }
     if (a->timer_init && !uv_is_closing((uv_handle_t *)&a->timer))
@@ -1607,7 +1607,7 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
                 if (s->pub && cvd_model_latency(nm) != old_lat) {
                     /* subscribers were told the old latency: they see the end, and may
                      * subscribe again */
-                    cvd_pub_close(s->pub);
+                    cvd_pub_destroy(s->pub);
                     s->pub = NULL;
                 }
             } else {

@@ -41,7 +41,7 @@ static cvd_pub *find(const char *name)
     return NULL;
 }
 
-int cvd_pub_open(const char *name, const cvd_pub_info *info, cvd_pub **out, cvd_err *err)
+int cvd_pub_create(const char *name, const cvd_pub_info *info, cvd_pub **out, cvd_err *err)
 {
     cvd_pub *p;
     *out = NULL;
@@ -131,7 +131,7 @@ void cvd_pub_gap(cvd_pub *p, uint64_t n)
     pthread_mutex_unlock(&registry);
 }
 
-void cvd_pub_close(cvd_pub *p)
+void cvd_pub_destroy(cvd_pub *p)
 {
     if (p == NULL)
         return;
@@ -152,7 +152,7 @@ void cvd_pub_close(cvd_pub *p)
     free(p);
 }
 
-int cvd_sub_open(const char *name, int ring_frames, int disconnect_when_full,
+int cvd_sub_create(const char *name, int ring_frames, int disconnect_when_full,
                  void (*wake)(void *ctx), void *ctx, cvd_sub **out, cvd_pub_info *info,
                  cvd_err *err)
 {
@@ -222,7 +222,7 @@ int cvd_sub_read(cvd_sub *s, float *out, int max, uint64_t *dropped, int *state)
     return n;
 }
 
-void cvd_sub_close(cvd_sub *s)
+void cvd_sub_destroy(cvd_sub *s)
 {
     if (s == NULL)
         return;

@@ -1,6 +1,7 @@
 /* Runtimes: see runtime.h. */
 #include "runtime.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ cvd_runtime *cvd_runtime_ref(cvd_runtime *rt)
     return rt;
 }
 
-int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err)
+int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
 {
     static atomic_ullong generation;
     cvd_runtime *rt;
@@ -184,4 +185,54 @@ cvd_model *cvd_runtime_model(const cvd_runtime *rt, const char *name)
 {
     int mi = cvd_conf_find_model(rt->conf, name);
     return mi >= 0 ? rt->models[mi] : NULL;
+}
+
+/* ---- the runtime in force ---------------------------------------------------------------- */
+
+struct cvd_runtime_slot {
+    pthread_mutex_t lock; /* guards rt: readers take a reference under it */
+    cvd_runtime *rt;
+};
+
+int cvd_runtime_slot_create(cvd_runtime *rt, cvd_runtime_slot **out, cvd_err *err)
+{
+    cvd_runtime_slot *s = calloc(1, sizeof *s);
+    *out = NULL;
+    if (s == NULL)
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    pthread_mutex_init(&s->lock, NULL);
+    s->rt = rt;
+    *out = s;
+    return CVD_OK;
+}
+
+void cvd_runtime_slot_destroy(cvd_runtime_slot *s)
+{
+    if (s == NULL)
+        return;
+    cvd_runtime_unref(s->rt);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+cvd_runtime *cvd_runtime_slot_get(cvd_runtime_slot *s)
+{
+    pthread_mutex_lock(&s->lock);
+    cvd_runtime *rt = cvd_runtime_ref(s->rt);
+    pthread_mutex_unlock(&s->lock);
+    return rt;
+}
+
+cvd_runtime *cvd_runtime_slot_peek(const cvd_runtime_slot *s)
+{
+    return s->rt;
+}
+
+cvd_runtime *cvd_runtime_slot_swap(cvd_runtime_slot *s, cvd_runtime *rt)
+{
+    pthread_mutex_lock(&s->lock);
+    cvd_runtime *old = s->rt;
+    s->rt = rt;
+    pthread_mutex_unlock(&s->lock);
+    return old;
 }

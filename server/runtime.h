@@ -7,6 +7,7 @@
 #ifndef CONVD_RUNTIME_H
 #define CONVD_RUNTIME_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -22,7 +23,7 @@ typedef struct cvd_runtime {
 
 /* Loads a configuration file (path NULL: the embedded default) and all its models.
  * Errors: "FILE:LINE: directive: reason", the line being the model's or listener's. */
-int cvd_runtime_load(const char *path, cvd_runtime **out, cvd_err *err);
+int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err);
 /* Loads one model as a config's path names it: a file, or "builtin:NAME". */
 int cvd_runtime_load_model(const char *path, cvd_model **out, cvd_err *err);
 cvd_runtime *cvd_runtime_ref(cvd_runtime *rt);
@@ -30,6 +31,19 @@ void cvd_runtime_unref(cvd_runtime *rt);
 /* The model of listener i (NULL if it has none), and by name. */
 cvd_model *cvd_runtime_listener_model(const cvd_runtime *rt, int listener);
 cvd_model *cvd_runtime_model(const cvd_runtime *rt, const char *name);
+/* The runtime in force, which threads read while the main thread replaces it on reload. */
+typedef struct cvd_runtime_slot cvd_runtime_slot;
+/* A slot holding rt (its reference is taken over). */
+int cvd_runtime_slot_create(cvd_runtime *rt, cvd_runtime_slot **out, cvd_err *err);
+/* Unreferences the runtime, frees; NULL is fine. */
+void cvd_runtime_slot_destroy(cvd_runtime_slot *s);
+/* Any thread: the runtime in force, referenced (unref it). */
+cvd_runtime *cvd_runtime_slot_get(cvd_runtime_slot *s);
+/* The writer's thread only: the runtime in force, not referenced. */
+cvd_runtime *cvd_runtime_slot_peek(const cvd_runtime_slot *s);
+/* Puts rt (its reference taken over) in force; returns the one it replaces (unref it). */
+cvd_runtime *cvd_runtime_slot_swap(cvd_runtime_slot *s, cvd_runtime *rt);
+
 /* The hop its [model] section gives a windowed model (0: the window length). */
 long cvd_runtime_model_hop(const cvd_runtime *rt, const cvd_model *m);
 

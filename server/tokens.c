@@ -41,7 +41,7 @@ static void token_clear(cvd_token *k)
     free(k->subscribe);
 }
 
-void cvd_tokens_free(cvd_tokens *t)
+void cvd_tokens_destroy(cvd_tokens *t)
 {
     if (t == NULL)
         return;
@@ -210,7 +210,7 @@ int cvd_tokens_parse(const char *text, const char *name, cvd_tokens **out, cvd_e
     *out = t;
     return CVD_OK;
 fail:
-    cvd_tokens_free(t);
+    cvd_tokens_destroy(t);
     return rc;
 }
 

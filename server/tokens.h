@@ -39,11 +39,11 @@ extern "C" {
 typedef struct cvd_token cvd_token;
 typedef struct cvd_tokens cvd_tokens;
 
-/* Reads and checks the file (its mode too). *out is freed with cvd_tokens_free. */
+/* Reads and checks the file (its mode too). *out is freed with cvd_tokens_destroy. */
 int cvd_tokens_load(const char *path, cvd_tokens **out, cvd_err *err);
 /* The same from text (no mode check); `name` is FILE in messages. */
 int cvd_tokens_parse(const char *text, const char *name, cvd_tokens **out, cvd_err *err);
-void cvd_tokens_free(cvd_tokens *t); /* NULL is fine */
+void cvd_tokens_destroy(cvd_tokens *t); /* NULL is fine */
 int cvd_tokens_count(const cvd_tokens *t);
 
 /* The entry of a token (NUL-terminated), or NULL if it is not in the file. */

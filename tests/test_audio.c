@@ -595,7 +595,7 @@ Test(audio, channel_lists_checked_against_the_model)
         du_write_file(path, text, strlen(text));
         cvd_runtime *rt = NULL;
         cvd_err err = {0};
-        int rc = cvd_runtime_load(path, &rt, &err);
+        int rc = cvd_runtime_create(path, &rt, &err);
         if (cases[i].want == NULL) {
             cr_expect_eq(rc, 0, "case %zu: %s", i, err.msg);
         } else {

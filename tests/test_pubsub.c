@@ -28,8 +28,8 @@ Test(pubsub, a_slow_subscriber_gets_frames_at_the_indices_its_losses_say)
         cvd_sub *s = NULL;
         cvd_err err = {0};
         int cap = 1 + (int)tu_randint(&rng, 64);
-        cr_assert_eq(cvd_pub_open(name, &info, &p, &err), 0, "%s", err.msg);
-        cr_assert_eq(cvd_sub_open(name, cap, 0, no_wake, NULL, &s, NULL, &err), 0, "%s", err.msg);
+        cr_assert_eq(cvd_pub_create(name, &info, &p, &err), 0, "%s", err.msg);
+        cr_assert_eq(cvd_sub_create(name, cap, 0, no_wake, NULL, &s, NULL, &err), 0, "%s", err.msg);
         uint64_t produced = 0, expect = 0, lost = 0, got = 0;
         float in[2 * 200], out[2 * 200];
         for (int step = 0; step < 400; step++) {
@@ -65,7 +65,7 @@ Test(pubsub, a_slow_subscriber_gets_frames_at_the_indices_its_losses_say)
                 got += (uint64_t)n;
             }
         }
-        cvd_pub_close(p);
+        cvd_pub_destroy(p);
         for (;;) { /* drain: the rest, then the end */
             uint64_t dropped = 0;
             int state = 0;
@@ -83,6 +83,6 @@ Test(pubsub, a_slow_subscriber_gets_frames_at_the_indices_its_losses_say)
         cr_assert_eq(got + lost, produced, "seed %llu round %d: %llu read + %llu lost != %llu",
                      (unsigned long long)seed, round, (unsigned long long)got,
                      (unsigned long long)lost, (unsigned long long)produced);
-        cvd_sub_close(s);
+        cvd_sub_destroy(s);
     }
 }

@@ -48,7 +48,7 @@ Test(tokens, the_issues_example)
     cr_assert_null(cvd_tokens_find(t, NULL));
     cr_assert(cvd_tokens_claim_publish(t, "studio-x"));
     cr_assert(!cvd_tokens_claim_publish(t, "other"));
-    cvd_tokens_free(t);
+    cvd_tokens_destroy(t);
 }
 
 Test(tokens, roles_comments_and_blanks)
@@ -80,7 +80,7 @@ Test(tokens, roles_comments_and_blanks)
     cr_assert(cvd_token_may_process(d) && cvd_token_may_publish(d, "anything") &&
               cvd_token_may_subscribe(d, "anything"));
     cr_assert(cvd_token_may_process(e), "'#' inside a token is part of it");
-    cvd_tokens_free(t);
+    cvd_tokens_destroy(t);
 }
 
 Test(tokens, bad_lines_are_refused_by_line)
@@ -116,7 +116,7 @@ Test(tokens, bad_lines_are_refused_by_line)
     cvd_tokens *t = parse_ok(big);
     big[CVD_TOKEN_MAX] = '\0';
     cr_assert_not_null(cvd_tokens_find(t, big));
-    cvd_tokens_free(t);
+    cvd_tokens_destroy(t);
     memset(big, 'x', CVD_TOKEN_MAX + 1);
     strcpy(big + CVD_TOKEN_MAX + 1, " process\n");
     cvd_err err = {0};
@@ -145,7 +145,7 @@ Test(tokens, a_file_every_user_may_read_is_refused)
         cr_assert_eq(cvd_tokens_load(p, &t, &err), 0, "mode %04o: %s", (unsigned)good[i],
                      err.msg);
         cr_assert_not_null(cvd_tokens_find(t, "abc"));
-        cvd_tokens_free(t);
+        cvd_tokens_destroy(t);
     }
     /* the errors of the file name it, with the line */
     du_write_file(p, "abc process\nabc process\n", 24);
@@ -180,6 +180,6 @@ Test(tokens, many_tokens)
         cr_assert(cvd_token_may_subscribe(k, s));
         cr_assert(!cvd_token_may_subscribe(k, "s"));
     }
-    cvd_tokens_free(t);
+    cvd_tokens_destroy(t);
     du_buf_free(&b);
 }

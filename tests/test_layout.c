@@ -1,0 +1,85 @@
+/*
+ * The source tree's include rules (scripts/check-includes.sh, docs/ARCHITECTURE.md): the tree
+ * keeps them, and the check catches each kind of break in a small tree made here.
+ */
+#include <criterion/criterion.h>
+#include <sys/stat.h>
+
+#include "daemon_util.h"
+#include "testutil.h"
+
+static void suite_init(void)
+{
+    du_tmp_make();
+    du_deadline(60);
+}
+
+static void suite_fini(void)
+{
+    du_cleanup();
+    du_tmp_remove();
+}
+
+TestSuite(layout, .init = suite_init, .fini = suite_fini);
+
+static du_proc check(const char *root)
+{
+    const char *argv[] = {"/bin/sh", du_src("scripts/check-includes.sh"), root, NULL};
+    return du_run(argv, 30);
+}
+
+Test(layout, the_tree_keeps_the_include_rules)
+{
+    du_proc p = check(du_src("."));
+    cr_assert_eq(p.status, 0, "scripts/check-includes.sh:\n%s%s", p.out, p.err);
+    cr_assert(strstr(p.out, "no cycle") != NULL, "%s", p.out);
+    du_proc_free(&p);
+}
+
+/* Writes root/path with text (folders made). */
+static void put(const char *root, const char *path, const char *text)
+{
+    char full[DU_PATH], dir[DU_PATH];
+    snprintf(full, sizeof full, "%s/%s", root, path);
+    snprintf(dir, sizeof dir, "%s", full);
+    *strrchr(dir, '/') = '\0';
+    mkdir(dir, 0755);
+    du_write_file(full, text, strlen(text));
+}
+
+static void expect_refused(const char *name, const char *want)
+{
+    char root[DU_PATH];
+    snprintf(root, sizeof root, "%s", du_tmp(name));
+    du_proc p = check(root);
+    cr_assert_eq(p.status, 1, "%s: exit %d:\n%s%s", name, p.status, p.out, p.err);
+    cr_assert(strstr(p.out, want) != NULL, "%s: want \"%s\" in:\n%s", name, want, p.out);
+    du_proc_free(&p);
+}
+
+Test(layout, the_check_catches_a_cycle_a_c_include_and_a_layer_break)
+{
+    char root[DU_PATH];
+    /* a.c -> b.h, b.c -> c.h, c.c -> a.h: a cycle through three modules */
+    snprintf(root, sizeof root, "%s", du_tmp("cycle"));
+    mkdir(root, 0755);
+    put(root, "server/a.h", "int a(void);\n");
+    put(root, "server/b.h", "int b(void);\n");
+    put(root, "server/c.h", "int c(void);\n");
+    put(root, "server/a.c", "#include \"a.h\"\n#include \"b.h\"\n");
+    put(root, "server/b.c", "#include \"b.h\"\n#include \"c.h\"\n");
+    put(root, "server/c.c", "#include \"c.h\"\n#include \"a.h\"\n");
+    expect_refused("cycle", "include cycle");
+
+    snprintf(root, sizeof root, "%s", du_tmp("cinclude"));
+    mkdir(root, 0755);
+    put(root, "server/codec.c", "int x;\n");
+    put(root, "client/client.c", "#define PRIVATE\n#include \"../server/codec.c\"\n");
+    expect_refused("cinclude", "includes a .c file");
+
+    snprintf(root, sizeof root, "%s", du_tmp("layers"));
+    mkdir(root, 0755);
+    put(root, "server/conn.h", "int conn(void);\n");
+    put(root, "proto/codec.c", "#include \"conn.h\"\n");
+    expect_refused("layers", "proto/ may not depend on server/");
+}
