@@ -21,7 +21,7 @@ import selectors
 import socket
 import threading
 import time
-from typing import Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Iterable, Iterator, List, Optional, Set, Tuple, Union
 
 import numpy as np
 
@@ -88,7 +88,7 @@ class Session:
         self._ended = False  # the server's END came
         self._eof = False
         self._failed: Optional[BaseException] = None
-        self._pongs: set = set()
+        self._pongs: Set[int] = set()
         self._queue_out(framed.encode_hello(hello))
         self._wait(lambda: self.accept is not None, "waiting for ACCEPT")
 
@@ -133,7 +133,7 @@ class Session:
 
     def recv(self, timeout: Optional[float] = None) -> Optional[np.ndarray]:
         """The frames received so far, as float32 of shape (n, out_channels), contiguous in
-        the stream (``next_frame`` was the index of the first one).
+        the stream (``first_frame`` is then the index of the first one).
 
         Waits for at least one frame: up to ``timeout`` seconds (0: only what has arrived;
         then the array may have no rows), or with None until frames come or the stream ends
