@@ -498,6 +498,9 @@ Test(completion, values_and_names_from_the_configuration)
         {{"convd-cat", "--wire", "", NULL}, {"f32", "s16", NULL}, NULL},
         {{"convd-cat", "--format", "", NULL}, {"f32", "s16", "csv", NULL}, NULL},
         {{"convd-run", "--format", "", NULL}, {"f32", "csv", NULL}, NULL},
+        {{"convd-run", "--block", "", NULL}, {NULL}, "a.nam"},
+        {{"convd-run", "--block", "64", "", NULL}, {"a.nam", NULL}, "c.txt"},
+        {{"convd-run", "--", "a.nam", "", NULL}, {"c.txt", NULL}, NULL},
         {{"convd-cat", "-m", "", NULL}, {"amp", "vib-3", NULL}, "live"},
         {{"convd-cat", "--subscribe", "", NULL}, {"live", NULL}, "amp"},
         {{"convd-cat", "-c", "/nonexistent", "-m", "", NULL}, {NULL}, "amp"},
@@ -581,4 +584,39 @@ Test(cli, debian_build_depends_cover_the_build_packages)
     free(bdeps);
     free(deps);
     free(control);
+}
+
+/* Every option that takes a value ("--block N" in --help) has it skipped when the completion
+ * counts operands: after "convd-run OPTION VALUE" the next word is still MODEL (model files
+ * only), whatever options are added later. */
+Test(completion, options_with_values_are_skipped_when_counting_operands)
+{
+    need_bash();
+    const char *dir = du_tmp("");
+    du_write_file(du_tmp("a.nam"), "", 0);
+    du_write_file(du_tmp("c.txt"), "", 0);
+    const char *progs[] = {"convd-run", "convd-info"};
+    int checked = 0;
+    for (int k = 0; k < 2; k++) {
+        du_proc h = run1(progs[k], "--help");
+        optlist o;
+        options_in(h.out, &o);
+        for (int i = 0; i < o.n; i++) {
+            /* "--name N": a blank, then a capital metavariable */
+            char pat[64];
+            snprintf(pat, sizeof pat, "%s ", o.opt[i]);
+            const char *at = strstr(h.out, pat);
+            if (at == NULL || !(at[strlen(pat)] >= 'A' && at[strlen(pat)] <= 'Z'))
+                continue;
+            const char *words[] = {progs[k], o.opt[i], "x", "", NULL};
+            char *got = complete(dir, NULL, words);
+            cr_expect(has_line(got, "a.nam") && !has_line(got, "c.txt"),
+                      "%s %s x <TAB> should offer model files (MODEL), it offers:\n%s", progs[k],
+                      o.opt[i], got);
+            free(got);
+            checked++;
+        }
+        du_proc_free(&h);
+    }
+    cr_expect_geq(checked, 3, "only %d options with values found in the --help texts", checked);
 }
