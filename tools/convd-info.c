@@ -2,12 +2,14 @@
  * convd-info: what a model is and what it costs.
  *
  *   convd-info [--block N] MODEL [MODEL...]
+ *   convd-info [--block N] MODEL --plot FILE.png|FILE.svg [--plot-data FILE.csv]
  *
  * For each model: a table of its nodes (index, name, class, inputs, output channels,
  * parameters, latency, a summary of the layer's arguments), then the figures a user plans
  * with: channels, sample rate, receptive field, latency, multiply-adds per frame and the
  * GFLOP/s they need in real time, parameters, state memory per stream; and for a WaveNet its
- * layer arrays. See docs/TOOLS.md.
+ * layer arrays. --plot draws the model's impulse and magnitude responses (and for a nonlinear
+ * model a level curve and harmonics: tools/lib/modelplot.h). See docs/TOOLS.md.
  *
  * Exit status: 0 when every model loaded, 1 when one did not (the others are still shown),
  * 2 on a usage error.
@@ -21,6 +23,8 @@
 
 #include "convd_dsp.h"
 #include "convd_model.h"
+#include "canvas.h"
+#include "modelplot.h"
 #include "convd_version.h"
 
 #define PROG "convd-info"
@@ -31,12 +35,18 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: " PROG " [--block N] MODEL [MODEL...]\n"
+            "       " PROG " [--block N] MODEL --plot FILE.png|FILE.svg [--plot-data FILE.csv]\n"
             "\n"
             "Prints each model's layers and its figures: channels, sample rate, receptive\n"
             "field, latency, multiply-adds per frame, parameters, state memory per stream\n"
             "(for blocks of up to N frames, default %d), and a WaveNet's layer arrays.\n"
             "\n"
             "  --block N     the block size the state memory is computed for\n"
+            "  --plot FILE   draw the model's impulse and magnitude responses (dB over log\n"
+            "                frequency, at its rate), and for a nonlinear model its level\n"
+            "                in/out and harmonics for a sine, per input channel: a PNG or SVG\n"
+            "                picture, by FILE's extension (one MODEL)\n"
+            "  --plot-data FILE  with --plot: the plotted numbers as csv (series,x,y)\n"
             "  -h, --help    this text\n"
             "  --version     the version\n"
             "\n"
@@ -404,7 +414,7 @@ static int is_nam(const char *path)
     return n > 4 && strcasecmp(path + n - 4, ".nam") == 0;
 }
 
-static int show(const char *path, int block)
+static int show(const char *path, int block, const char *plot, const char *plot_data)
 {
     cvd_model *m = NULL;
     cvd_net *net = NULL;
@@ -493,6 +503,16 @@ static int show(const char *path, int block)
     for (int i = 1; i < cvd_model_node_count(m); i++)
         if (cvd_model_node_op(m, i) == CVD_NODE_WAVENET)
             print_wavenet(m, i);
+    if (plot != NULL) {
+        char summary[512];
+        fflush(stdout);
+        if (cvd_model_plot(m, path, plot, plot_data, summary, sizeof summary, &err) < 0) {
+            fprintf(stderr, PROG ": %s: --plot %s: %s\n", path, plot, err.msg);
+            cvd_model_unref(m);
+            return 1;
+        }
+        printf("\n  plot               %s\n", summary);
+    }
     cvd_model_unref(m);
     return 0;
 }
@@ -501,6 +521,7 @@ int main(int argc, char **argv)
 {
     const char **paths = calloc((size_t)argc + 1, sizeof *paths);
     int n = 0, block = DEFAULT_BLOCK, rc = 0, only_paths = 0;
+    const char *plot = NULL, *plot_data = NULL;
 
     if (paths == NULL) {
         fprintf(stderr, PROG ": out of memory\n");
@@ -533,6 +554,29 @@ int main(int argc, char **argv)
                 return 2;
             }
             block = (int)v;
+        } else if (strcmp(s, "--plot") == 0 || strncmp(s, "--plot=", 7) == 0 ||
+                   strcmp(s, "--plot-data") == 0 || strncmp(s, "--plot-data=", 12) == 0) {
+            const int data = s[6] == '-';
+            const size_t kl = data ? 11 : 6;
+            val = s[kl] == '=' ? s + kl + 1 : i + 1 < argc ? argv[++i] : NULL;
+            if (val == NULL || val[0] == '\0') {
+                fprintf(stderr, PROG ": %.*s needs a file (%s)\n", (int)kl, s,
+                        data ? "the plotted numbers, csv" : "FILE.png or FILE.svg");
+                free(paths);
+                return 2;
+            }
+            if (data) {
+                plot_data = val;
+            } else {
+                cvd_canvas_kind k;
+                if (cvd_canvas_kind_of(val, &k) < 0) {
+                    fprintf(stderr, PROG ": --plot %s: the picture is a .png or a .svg file\n",
+                            val);
+                    free(paths);
+                    return 2;
+                }
+                plot = val;
+            }
         } else {
             fprintf(stderr, PROG ": unknown option '%s'\n(" PROG " --help shows the usage)\n", s);
             free(paths);
@@ -545,11 +589,17 @@ int main(int argc, char **argv)
         free(paths);
         return 2;
     }
+    if ((plot != NULL || plot_data != NULL) && (n != 1 || plot == NULL)) {
+        fprintf(stderr, PROG ": %s\n(" PROG " --help shows the usage)\n",
+                plot == NULL ? "--plot-data goes with --plot" : "--plot draws one MODEL");
+        free(paths);
+        return 2;
+    }
     for (int i = 0; i < n; i++) {
         if (i > 0)
             printf("\n");
         fflush(stdout);
-        if (show(paths[i], block) != 0)
+        if (show(paths[i], block, plot, plot_data) != 0)
             rc = 1;
         fflush(stdout);
     }
