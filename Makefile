@@ -71,8 +71,8 @@ PROTO_OBJ := $(PROTO_SRC:%.c=$(BUILD)/%.o)
 PROTO_LIB := $(BUILD)/libconvd_proto.a
 
 # tools read and write audio files with libsndfile, and draw plots with cairo (convd-info --plot)
-CAIRO_CFLAGS := $(shell pkg-config --cflags cairo 2>/dev/null || echo -I/usr/include/cairo)
-CAIRO_LIBS   := $(shell pkg-config --libs cairo 2>/dev/null || echo -lcairo)
+CAIRO_CFLAGS := $(shell pkg-config --cflags cairo fontconfig 2>/dev/null || echo -I/usr/include/cairo)
+CAIRO_LIBS   := $(shell pkg-config --libs cairo fontconfig 2>/dev/null || echo -lcairo -lfontconfig)
 TOOL_LIBS := $(MODEL_LIBS) -lsndfile $(TLS_LIBS) $(CAIRO_LIBS)
 $(BUILD)/tools/lib/canvas.o $(BUILD)/tests/test_plot.o: CPPFLAGS += $(CAIRO_CFLAGS)
 

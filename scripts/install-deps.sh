@@ -10,7 +10,7 @@ set -eu
 # Build and run time: the C toolchain and the libraries the daemon links.
 BUILD_PKGS="build-essential pkg-config libcriterion-dev libuv1-dev portaudio19-dev
 libjansson-dev libinih-dev libsystemd-dev libsndfile1-dev libzip-dev libhdf5-dev libssl-dev
-libcairo2-dev libfftw3-dev libsamplerate0-dev"
+libcairo2-dev libfontconfig-dev libfftw3-dev libsamplerate0-dev"
 # Tests and `make run`'s printed example: audio loopback through ALSA plugin devices, and
 # jackd2's dummy driver for a paced audio device (xruns); sox and nc (OpenBSD's, for -N) to
 # stream a WAV file through the daemon by hand.

@@ -604,5 +604,7 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     free(paths);
+    if (plot != NULL)
+        cvd_canvas_shutdown();
     return rc;
 }

@@ -5,6 +5,7 @@
 #include "canvas.h"
 
 #include <cairo.h>
+#include <fontconfig/fontconfig.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -352,4 +353,10 @@ int cvd_canvas_finish(cvd_canvas *c, cvd_err *err)
     free(c->path);
     free(c);
     return rc;
+}
+
+void cvd_canvas_shutdown(void)
+{
+    cairo_debug_reset_static_data();
+    FcFini();
 }

@@ -48,4 +48,8 @@ void cvd_canvas_data(cvd_canvas *c, const char *name, const double *x, const dou
 /* Writes the file and frees the canvas (also on error). */
 int cvd_canvas_finish(cvd_canvas *c, cvd_err *err);
 
+/* At the end of a program that drew: frees what cairo and fontconfig keep for the process
+ * (their caches), so that a leak checker sees none. No canvas may be in use, or made after. */
+void cvd_canvas_shutdown(void);
+
 #endif
