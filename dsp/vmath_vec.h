@@ -61,8 +61,7 @@ static inline cvd_v4f v4_tanh(cvd_v4f x)
     cvd_v4f xc = v4_sel(x < lo, lo, x);
     xc = v4_sel(xc > hi, hi, xc);
     cvd_v4f s = xc * xc;
-    cvd_v4f p = v4_set1(TP5);
-    p = p * s + TP4;
+    cvd_v4f p = v4_set1(TP4);
     p = p * s + TP3;
     p = p * s + TP2;
     p = p * s + TP1;

@@ -5,7 +5,7 @@ Minimises the maximum relative error by iteratively reweighted least squares (La
 method) on the linearised problem P(s) - f(s) Q(s) = 0 with f = tanh(x)/x, s = (x/C)^2,
 Q(0) = 1, then rescales the coefficients to the unscaled variable x^2.
 
-    scripts/fit_tanh.py [C] [deg P] [deg Q]      (defaults: 9 5 4, the shipped fit)
+    scripts/fit_tanh.py [C] [deg P] [deg Q]      (defaults: 9 4 4, the shipped fit)
 
 Prints the coefficients as TP0.., TQ1.. and the fit's error in exact (double) arithmetic on
 stderr. The float evaluation adds a few ulps: tests/test_vmath.c measures what ships.
@@ -37,7 +37,7 @@ def fit(c, n_p, n_q, iters=60):
 
 def main():
     c = float(sys.argv[1]) if len(sys.argv) > 1 else 9.0
-    n_p = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    n_p = int(sys.argv[2]) if len(sys.argv) > 2 else 4
     n_q = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     p, q, err = fit(c, n_p, n_q)
     for i, v in enumerate(p):
