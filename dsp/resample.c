@@ -109,9 +109,10 @@ int cvd_resampler_create(double in_rate, double out_rate, int channels, int max_
     r->zeros = calloc((size_t)ZCHUNK * channels, sizeof(float));
     r->src = src_new(SRC_SINC_BEST_QUALITY, channels, &e);
     if (r->src == NULL || r->zeros == NULL) {
+        const char *why = r->src == NULL ? src_strerror(e) : "out of memory";
         cvd_resampler_destroy(r);
         return cvd_err_set(err, CVD_ENOMEM, "resampling %g Hz -> %g Hz: %s", in_rate, out_rate,
-                           r->src == NULL ? src_strerror(e) : "out of memory");
+                           why);
     }
     /* what n input frames can produce beyond ceil(n * ratio): the filter releases at most
      * the frames it held back, in any split of the input */
