@@ -25,6 +25,10 @@ TEST_PKGS="$TEST_PKGS python3-pytest python3-pip python3-setuptools"
 TEST_PKGS="$TEST_PKGS mandoc"
 # The Debian package's test (scripts/test-deb.sh, in CI): dpkg-buildpackage, dh, lintian
 TEST_PKGS="$TEST_PKGS dpkg-dev debhelper lintian"
+# The aarch64 build's tests (scripts/test-arm64.sh): the cross compiler and qemu-user; the
+# arm64 libraries the tests link are fetched with apt-get download (never installed), which
+# needs dpkg's arm64 architecture (added below)
+TEST_PKGS="$TEST_PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
 # Scripts only (golden data, model import, demo training); never used by the daemon.
 SCRIPT_PKGS="python3 python3-numpy python3-h5py python3-torch"
 
@@ -47,12 +51,19 @@ for p in $PKGS; do
     esac
 done
 
-if [ -z "$missing" ]; then
+# apt-get download of arm64 packages (scripts/test-arm64.sh) needs their package lists
+need_arm64=0
+if command -v dpkg >/dev/null 2>&1 && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    need_arm64=1
+fi
+
+if [ -z "$missing" ] && [ "$need_arm64" -eq 0 ]; then
     [ "$mode" = install ] && echo "install-deps: everything is installed"
     exit 0
 fi
 if [ "$mode" = check ]; then
-    echo "install-deps: missing:$missing"
+    [ -n "$missing" ] && echo "install-deps: missing:$missing"
+    [ "$need_arm64" -eq 1 ] && echo "install-deps: dpkg has no arm64 architecture (for the aarch64 tests' libraries)"
     exit 1
 fi
 
@@ -68,6 +79,14 @@ if [ "$(id -u)" -ne 0 ]; then
         echo "install-deps: not root and no sudo; install these as root:$missing" >&2
         exit 1
     fi
+fi
+if [ "$need_arm64" -eq 1 ]; then
+    echo "install-deps: adding dpkg's arm64 architecture (nothing arm64 is installed)"
+    $SUDO dpkg --add-architecture arm64
+fi
+if [ -z "$missing" ]; then
+    $SUDO apt-get update -qq
+    exit 0
 fi
 echo "install-deps: installing:$missing"
 case " $missing " in
