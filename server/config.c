@@ -16,6 +16,10 @@
  *   - and, when that does not fit inih's buffer, hands it "directive=" and keeps the value
  *     aside for the handler (a model path may be up to CVD_CONF_PATH_MAX bytes).
  * No inih setting is touched, so parses in several threads at once are fine.
+ *
+ * What each directive is (type, range, default, field, words) is its row in config_table.c;
+ * this file reads the text by those rows, and checks what involves several directives once
+ * the file is read (finish).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +33,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "config_internal.h"
 
 const char cvd_conf_default_text[] =
     "; convd's built-in configuration, used when no configuration file is found:\n"
@@ -64,181 +69,9 @@ const char cvd_conf_default_text[] =
     "rate = 1000\n"
     "block = 1\n";
 
-/* ---- names ------------------------------------------------------------------------------ */
+/* ---- messages ----------------------------------------------------------------------------- */
 
-static const char *const proto_names[] = {"raw", "framed", "line", NULL};
-static const char *const level_names[] = {"error", "warning", "info", "debug", NULL};
-static const int level_values[] = {CVD_LOG_ERROR, CVD_LOG_WARNING, CVD_LOG_INFO, CVD_LOG_DEBUG};
-static const char *const slow_names[] = {"drop", "disconnect", NULL};
-static const char *const nonfinite_names[] = {"reject", "pass", NULL};
-static const char *const bool_names[] = {"no", "yes", NULL};
-
-static int choice_index(const char *const *names, const char *s)
-{
-    if (s == NULL)
-        return -1;
-    for (int i = 0; names[i] != NULL; i++)
-        if (strcasecmp(names[i], s) == 0)
-            return i;
-    return -1;
-}
-
-const char *cvd_proto_name(cvd_proto p)
-{
-    return (unsigned)p < 3 ? proto_names[p] : "?";
-}
-
-const char *cvd_sample_fmt_name(cvd_sample_fmt f)
-{
-    return cvd_sample_bytes((int)f) ? cvd_sample_format_name((int)f) : "?";
-}
-
-const char *cvd_log_level_name(int level)
-{
-    for (int i = 0; i < 4; i++)
-        if (level_values[i] == level)
-            return level_names[i];
-    return "?";
-}
-
-int cvd_proto_parse(const char *s, cvd_proto *out)
-{
-    int i = choice_index(proto_names, s);
-    if (i < 0)
-        return -1;
-    if (out)
-        *out = (cvd_proto)i;
-    return 0;
-}
-
-int cvd_sample_fmt_parse(const char *s, cvd_sample_fmt *out)
-{
-    cvd_sample_format f;
-    if (cvd_sample_format_parse(s, &f) < 0)
-        return -1;
-    if (out)
-        *out = f;
-    return 0;
-}
-
-int cvd_log_level_parse(const char *s)
-{
-    int i = choice_index(level_names, s);
-    return i < 0 ? -1 : level_values[i];
-}
-
-/* ---- directives --------------------------------------------------------------------------- */
-
-enum { SEC_NONE, SEC_SERVER, SEC_MODEL, SEC_LISTEN, SEC_STREAM };
-
-enum {
-    S_WORKERS,
-    S_LOG_LEVEL,
-    S_METRICS,
-    S_MAX_CLIENTS,
-    S_MAX_MESSAGE,
-    S_HANDSHAKE_TIMEOUT,
-    S_IDLE_TIMEOUT,
-    S_SHUTDOWN_TIMEOUT,
-    S_QUEUE_LIMIT,
-    S_SLOW_SUBSCRIBER,
-    S_NONFINITE,
-};
-static const char *const server_keys[] = {
-    "workers",     "log_level",         "metrics",      "max_clients",
-    "max_message", "handshake_timeout", "idle_timeout", "shutdown_timeout",
-    "queue_limit", "slow_subscriber",   "nonfinite",    NULL};
-
-enum { M_PATH, M_HOP };
-static const char *const model_keys[] = {"path", "hop", NULL};
-
-enum { L_ADDRESS, L_PROTOCOL, L_MODEL, L_FORMAT, L_CHANNELS, L_RATE, L_BLOCK };
-static const char *const listen_keys[] = {"address",  "protocol", "model", "format",
-                                          "channels", "rate",     "block", NULL};
-
-enum {
-    A_INPUT,
-    A_OUTPUT,
-    A_RATE,
-    A_CHANNELS,
-    A_BLOCK,
-    A_MODEL,
-    A_PUBLISH,
-    A_SOURCE,
-    A_JITTER,
-    A_REALTIME,
-    A_INPUT_CHANNELS,
-    A_OUTPUT_CHANNELS
-};
-static const char *const stream_keys[] = {
-    "input",  "output",   "rate",           "channels",        "block", "model", "publish",
-    "source", "jitter",   "realtime",       "input_channels",  "output_channels", NULL};
-
-static const char *const *keys_of(int kind)
-{
-    switch (kind) {
-    case SEC_SERVER:
-        return server_keys;
-    case SEC_MODEL:
-        return model_keys;
-    case SEC_LISTEN:
-        return listen_keys;
-    case SEC_STREAM:
-        return stream_keys;
-    default:
-        return NULL;
-    }
-}
-
-static const char *section_label(int kind)
-{
-    return kind == SEC_SERVER  ? "[server]"
-           : kind == SEC_MODEL ? "[model NAME]"
-           : kind == SEC_LISTEN ? "[listen NAME]"
-                                : "[stream NAME]";
-}
-
-#define MAX_KEYS 16
-
-/* Lines of the directives of one [listen] section that are checked once the file is read. */
-typedef struct listen_lines {
-    int address, protocol, model, format;
-} listen_lines;
-
-/* Lines of the directives of one [stream] section that are checked once the file is read. */
-typedef struct stream_lines {
-    int input, output, model, publish, source, jitter;
-} stream_lines;
-
-typedef struct pstate {
-    const char *file; /* FILE in messages */
-    const char *dir;  /* relative model paths are joined to it; may be NULL */
-    cvd_conf *c;
-    cvd_err *err;
-    int code;     /* the reported error's code, 0 while there is none */
-    int err_line; /* its line (0: none) */
-
-    /* reader() */
-    const char *p, *end;
-    int lineno;
-    char *long_value; /* this line's value, when it did not fit inih's buffer */
-
-    /* the current section */
-    int kind, index;
-    char label[160];    /* "[listen audio]" for messages */
-    int seen[MAX_KEYS]; /* line of each of its directives, 0 if not (yet) seen */
-    int server_line;    /* line of [server], 0 if none */
-    int metrics_line;   /* line of server's metrics directive */
-    listen_lines *ll;   /* per listener */
-    stream_lines *sl;   /* per stream */
-    int cap_models, cap_listens, cap_streams;
-} pstate;
-
-/* Keeps the error with the smallest line (line 0, no line, only when there is no other). */
-static int fail(pstate *ps, int code, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(pstate *ps, int code, int line, const char *fmt, ...)
+int cvd_conf_fail(pstate *ps, int code, int line, const char *fmt, ...)
 {
     char msg[CVD_ERR_MSG_MAX];
     va_list ap;
@@ -257,17 +90,14 @@ static int fail(pstate *ps, int code, int line, const char *fmt, ...)
     return code;
 }
 
+#define fail cvd_conf_fail
+
 static int nomem(pstate *ps)
 {
     return fail(ps, CVD_ENOMEM, 0, "out of memory");
 }
 
-/* Text from the user, cut to fit a message: at most 60 bytes, "..." after a cut. */
-typedef struct shown {
-    char s[72];
-} shown;
-
-static shown show_n(const char *v, size_t n)
+shown cvd_conf_show_n(const char *v, size_t n)
 {
     shown o;
     if (n > 60) {
@@ -280,10 +110,7 @@ static shown show_n(const char *v, size_t n)
     return o;
 }
 
-static shown show(const char *v)
-{
-    return show_n(v, strlen(v));
-}
+#define show_n cvd_conf_show_n
 
 static int is_name_char(int ch)
 {
@@ -292,7 +119,7 @@ static int is_name_char(int ch)
 }
 
 /* [A-Za-z0-9_.-]{1,64} */
-static int valid_name_n(const char *s, size_t n)
+int cvd_conf_valid_name_n(const char *s, size_t n)
 {
     if (n < 1 || n > CVD_CONF_NAME_MAX)
         return 0;
@@ -302,19 +129,16 @@ static int valid_name_n(const char *s, size_t n)
     return 1;
 }
 
-static int valid_name(const char *s)
-{
-    return valid_name_n(s, strlen(s));
-}
+#define valid_name_n cvd_conf_valid_name_n
 
-#define NAME_RULE "1 to 64 of A-Z a-z 0-9 _ . -"
+/* ---- directives --------------------------------------------------------------------------- */
 
-static int key_index(const char *const *keys, const char *name)
+static const char *section_label(int kind)
 {
-    for (int i = 0; keys && keys[i]; i++)
-        if (strcmp(keys[i], name) == 0)
-            return i;
-    return -1;
+    return kind == SEC_SERVER   ? "[server]"
+           : kind == SEC_MODEL  ? "[model NAME]"
+           : kind == SEC_LISTEN ? "[listen NAME]"
+                                : "[stream NAME]";
 }
 
 /* Edit distance, for "did you mean"; both strings are short (names are checked first). */
@@ -347,7 +171,7 @@ static int unknown_directive(pstate *ps, const char *name, size_t n)
 {
     const int line = ps->lineno;
     const shown nm = show_n(name, n);
-    const char *const *keys = keys_of(ps->kind);
+    const cvd_conf_directive *rows[CONF_MAX_KEYS];
     const char *best = NULL;
     int best_d = 3;
 
@@ -359,14 +183,15 @@ static int unknown_directive(pstate *ps, const char *name, size_t n)
     if (valid_name_n(name, n)) {
         /* a directive of another kind of section? */
         for (int k = SEC_SERVER; k <= SEC_STREAM; k++)
-            if (k != ps->kind && key_index(keys_of(k), nm.s) >= 0)
+            if (k != ps->kind && cvd_conf_row(k, nm.s, NULL) != NULL)
                 return fail(ps, CVD_EFORMAT, line, "%s: unknown directive in %s (it belongs in %s)",
                             nm.s, ps->label, section_label(k));
-        for (int i = 0; keys[i]; i++) {
-            int d = edit_distance(nm.s, keys[i]);
+        const int nr = cvd_conf_rows(ps->kind, rows, CONF_MAX_KEYS);
+        for (int i = 0; i < nr; i++) {
+            int d = edit_distance(nm.s, rows[i]->name);
             if (d < best_d) {
                 best_d = d;
-                best = keys[i];
+                best = rows[i]->name;
             }
         }
     }
@@ -376,462 +201,39 @@ static int unknown_directive(pstate *ps, const char *name, size_t n)
     return fail(ps, CVD_EFORMAT, line, "%s: unknown directive in %s", nm.s, ps->label);
 }
 
-/* ---- values ------------------------------------------------------------------------------- */
-
-/* A whole number in lo..hi ("-5", "+7" and "0012" are numbers; out-of-range values saturate
- * while reading so that the message shows what was written). */
-static int get_int(pstate *ps, const char *key, const char *v, long long lo, long long hi,
-                   const char *note, long long *out)
-{
-    const char *s = v;
-    int neg = 0;
-    long long x = 0;
-
-    if (*s == '-' || *s == '+')
-        neg = *s++ == '-';
-    if (*s == '\0')
-        goto nan;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            goto nan;
-        if (x < 100000000000000000LL) /* past 1e17 it only has to stay out of range */
-            x = x * 10 + (*s - '0');
-    }
-    if (neg)
-        x = -x;
-    if (x < lo || x > hi)
-        return fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s is out of range %lld..%lld%s", key,
-                    show(v).s, lo, hi, note);
-    *out = x;
-    return 0;
-nan:
-    return fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a whole number", key, show(v).s);
-}
-
-static int get_intv(pstate *ps, const char *key, const char *v, long long lo, long long hi,
-                    const char *note, int *out)
-{
-    long long x;
-    int r = get_int(ps, key, v, lo, hi, note, &x);
-    if (r == 0)
-        *out = (int)x;
-    return r;
-}
-
-static int get_size(pstate *ps, const char *key, const char *v, long long lo, long long hi,
-                    size_t *out)
-{
-    long long x;
-    int r = get_int(ps, key, v, lo, hi, " (bytes)", &x);
-    if (r == 0)
-        *out = (size_t)x;
-    return r;
-}
-
-/* Seconds: a decimal number ("5", "0.25", "1e-1") in lo..hi. */
-static int get_seconds(pstate *ps, const char *key, const char *v, double lo, double hi,
-                       const char *note, double *out)
-{
-    int digits = 0;
-    char *end;
-    double x;
-
-    for (const char *s = v; *s; s++) {
-        if (*s >= '0' && *s <= '9')
-            digits = 1;
-        else if (!strchr(".eE+-", *s))
-            goto nan;
-    }
-    if (!digits)
-        goto nan;
-    x = strtod(v, &end);
-    if (*end != '\0' || end == v)
-        goto nan;
-    if (!isfinite(x) || x < lo || x > hi)
-        return fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s is out of range %g..%g seconds%s", key,
-                    show(v).s, lo, hi, note);
-    *out = x;
-    return 0;
-nan:
-    return fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a number of seconds", key, show(v).s);
-}
-
-static int get_choice(pstate *ps, const char *key, const char *v, const char *const *names,
-                      int *out)
-{
-    char list[128] = "";
-    int i = choice_index(names, v);
-    if (i >= 0) {
-        *out = i;
-        return 0;
-    }
-    for (int k = 0; names[k]; k++) {
-        if (k)
-            strcat(list, " | ");
-        strcat(list, names[k]);
-    }
-    return fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not one of %s", key, show(v).s, list);
-}
-
-/* "HOST:PORT" or "[IPv6]:PORT" into a canonical numeric host, a port and an address family.
- * On failure, why holds the reason. */
-static int parse_address(const char *v, char *host, int *port, int *family, char *why, size_t whysz)
-{
-    char h[CVD_CONF_HOST_MAX];
-    unsigned char bin[16];
-    const char *hp, *pp;
-    size_t hn;
-    long x = 0;
-    int fam;
-
-    if (v[0] == '[') {
-        const char *close = strchr(v, ']');
-        if (close == NULL) {
-            snprintf(why, whysz, "'%s': missing ']' after the IPv6 address", show(v).s);
-            return -1;
-        }
-        if (close[1] != ':') {
-            snprintf(why, whysz, "'%s' is not [IPv6]:PORT", show(v).s);
-            return -1;
-        }
-        hp = v + 1;
-        hn = (size_t)(close - hp);
-        pp = close + 2;
-        fam = AF_INET6;
-    } else {
-        const char *colon = strrchr(v, ':');
-        if (colon == NULL) {
-            snprintf(why, whysz, "'%s' is not HOST:PORT", show(v).s);
-            return -1;
-        }
-        if (memchr(v, ':', (size_t)(colon - v)) != NULL) {
-            snprintf(why, whysz, "'%s': an IPv6 address goes in brackets, as in [::1]:7400",
-                     show(v).s);
-            return -1;
-        }
-        hp = v;
-        hn = (size_t)(colon - v);
-        pp = colon + 1;
-        fam = AF_INET;
-    }
-    if (hn == 0) {
-        snprintf(why, whysz, "'%s': missing host before the port", show(v).s);
-        return -1;
-    }
-    if (hn >= sizeof h) {
-        snprintf(why, whysz, "'%s': not a numeric address", show(v).s);
-        return -1;
-    }
-    memcpy(h, hp, hn);
-    h[hn] = '\0';
-    if (fam == AF_INET && strcasecmp(h, "localhost") == 0)
-        strcpy(h, "127.0.0.1");
-    if (inet_pton(fam, h, bin) != 1) {
-        if (fam == AF_INET6)
-            snprintf(why, whysz, "'%s' is not an IPv6 address", show(h).s);
-        else
-            snprintf(why, whysz,
-                     "'%s' is not an IPv4 address, [IPv6] address or localhost (host names "
-                     "are not looked up)",
-                     show(h).s);
-        return -1;
-    }
-    if (*pp == '\0' || strlen(pp) > 5 || strspn(pp, "0123456789") != strlen(pp)) {
-        snprintf(why, whysz, "'%s' is not a port number (0..65535)", show(pp).s);
-        return -1;
-    }
-    x = strtol(pp, NULL, 10);
-    if (x > 65535) {
-        snprintf(why, whysz, "port %s is out of range 0..65535", pp);
-        return -1;
-    }
-    if (inet_ntop(fam, bin, host, CVD_CONF_HOST_MAX) == NULL) {
-        snprintf(why, whysz, "'%s': cannot format the address", show(h).s);
-        return -1;
-    }
-    *port = (int)x;
-    *family = fam;
-    return 0;
-}
-
-static void hostport(char *buf, size_t n, int family, const char *host, int port)
-{
-    snprintf(buf, n, family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
-}
-
-static int has_ext(const char *path, const char *ext)
-{
-    size_t n = strlen(path), e = strlen(ext);
-    return n > e && strcasecmp(path + n - e, ext) == 0;
-}
-
-/* A relative path joined to dir (each side of a CONFIG+WEIGHTS pair on its own); malloc'd. */
-static char *resolve_model_path(const char *dir, const char *v)
-{
-    const char *plus = strchr(v, '+');
-    if (plus != NULL && plus != v && plus[1] != '\0') {
-        char *first = strndup(v, (size_t)(plus - v));
-        char *a = first ? resolve_model_path(dir, first) : NULL;
-        char *b = resolve_model_path(dir, plus + 1);
-        char *r = NULL;
-        if (a && b && (r = malloc(strlen(a) + strlen(b) + 2)) != NULL)
-            sprintf(r, "%s+%s", a, b);
-        free(first);
-        free(a);
-        free(b);
-        return r;
-    }
-    if (v[0] != '/' && dir != NULL && dir[0] != '\0') {
-        size_t d = strlen(dir);
-        int slash = dir[d - 1] == '/';
-        char *r = malloc(d + !slash + strlen(v) + 1);
-        if (r)
-            sprintf(r, "%s%s%s", dir, slash ? "" : "/", v);
-        return r;
-    }
-    return strdup(v);
-}
-
-static int set_path(pstate *ps, cvd_conf_model *m, const char *v)
-{
-    const int line = ps->lineno;
-    size_t n = strlen(v);
-
-    if (n > CVD_CONF_PATH_MAX)
-        return fail(ps, CVD_EFORMAT, line, "path: longer than %d bytes", CVD_CONF_PATH_MAX);
-    if (strncmp(v, "builtin:", 8) == 0) {
-        if (!valid_name(v + 8))
-            return fail(ps, CVD_EFORMAT, line,
-                        "path: '%s': a built-in model is builtin:NAME, NAME " NAME_RULE, show(v).s);
-        m->builtin = 1;
-        m->path = strdup(v);
-    } else {
-        /* what cvd_model_load reads: .nam, convd's .json, Keras's .keras and .h5, and
-         * CONFIG.json+WEIGHTS.h5 (a Keras config with a weights-only file) */
-        if (!has_ext(v, ".nam") && !has_ext(v, ".json") && !has_ext(v, ".keras") &&
-            !has_ext(v, ".h5") && !has_ext(v, ".hdf5"))
-            return fail(ps, CVD_EFORMAT, line,
-                        "path: '%s' is not a .nam, .json, .keras or .h5 file (nor "
-                        "builtin:NAME)",
-                        show(v).s);
-        m->path = resolve_model_path(ps->dir, v);
-    }
-    return m->path ? 0 : nomem(ps);
-}
-
-static int model_directive(pstate *ps, int key, const char *name, const char *v)
-{
-    cvd_conf_model *m = &ps->c->models[ps->index];
-    long long hop;
-
-    if (key == M_PATH) {
-        m->path_line = ps->lineno;
-        return set_path(ps, m, v);
-    }
-    /* M_HOP: whether the model is windowed is known when it is loaded (runtime.c) */
-    if (get_int(ps, name, v, 0, 1LL << 30, " (0 = the window length)", &hop))
-        return ps->code;
-    m->hop = (long)hop;
-    m->hop_line = ps->lineno;
-    return 0;
-}
-
-static int server_directive(pstate *ps, int key, const char *name, const char *v)
+/* The struct of section `index` of a kind ([server]: the cvd_conf). */
+static void *section_struct(pstate *ps, int kind, int index)
 {
     cvd_conf *c = ps->c;
-    char why[256];
-    int i;
-
-    switch (key) {
-    case S_WORKERS:
-        return get_intv(ps, name, v, 0, 256, " (0 = one per core)", &c->workers);
-    case S_LOG_LEVEL:
-        if (get_choice(ps, name, v, level_names, &i))
-            return ps->code;
-        c->log_level = level_values[i];
-        return 0;
-    case S_METRICS:
-        ps->metrics_line = ps->lineno;
-        if (strcasecmp(v, "none") == 0) {
-            c->metrics_enabled = 0;
-            return 0;
-        }
-        if (parse_address(v, c->metrics_host, &c->metrics_port, &c->metrics_family, why,
-                          sizeof why))
-            return fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s", name, why);
-        c->metrics_enabled = 1;
-        return 0;
-    case S_MAX_CLIENTS:
-        return get_intv(ps, name, v, 1, 1000000, "", &c->max_clients);
-    case S_MAX_MESSAGE:
-        return get_size(ps, name, v, 1024, 67108864, &c->max_message);
-    case S_HANDSHAKE_TIMEOUT:
-        return get_seconds(ps, name, v, 0.1, 3600, "", &c->handshake_timeout);
-    case S_IDLE_TIMEOUT:
-        return get_seconds(ps, name, v, 0, 86400, " (0 = never)", &c->idle_timeout);
-    case S_SHUTDOWN_TIMEOUT:
-        return get_seconds(ps, name, v, 0, 3600, "", &c->shutdown_timeout);
-    case S_QUEUE_LIMIT:
-        return get_size(ps, name, v, 4096, 1073741824, &c->queue_limit);
-    case S_SLOW_SUBSCRIBER:
-        return get_choice(ps, name, v, slow_names, &c->slow_disconnect);
-    case S_NONFINITE:
-        return get_choice(ps, name, v, nonfinite_names, &c->nonfinite_pass);
+    switch (kind) {
+    case SEC_MODEL:
+        return &c->models[index];
+    case SEC_LISTEN:
+        return &c->listens[index];
+    case SEC_STREAM:
+        return &c->streams[index];
     default:
-        return 0;
+        return c;
     }
 }
 
-static int listen_directive(pstate *ps, int key, const char *name, const char *v)
+/* The line of directive `name` in section `index` of a kind, 0 if it is not there. */
+static int dline(const pstate *ps, int kind, int index, const char *name)
 {
-    cvd_conf_listen *l = &ps->c->listens[ps->index];
-    listen_lines *ll = &ps->ll[ps->index];
-    char why[256];
-    int i;
-
-    switch (key) {
-    case L_ADDRESS:
-        ll->address = ps->lineno;
-        if (parse_address(v, l->host, &l->port, &l->family, why, sizeof why))
-            return fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s", name, why);
+    int k;
+    if (cvd_conf_row(kind, name, &k) == NULL || ps->lines[kind] == NULL)
         return 0;
-    case L_PROTOCOL:
-        ll->protocol = ps->lineno;
-        if (get_choice(ps, name, v, proto_names, &i))
-            return ps->code;
-        l->protocol = (cvd_proto)i;
-        return 0;
-    case L_MODEL:
-        ll->model = ps->lineno;
-        if (!valid_name(v))
-            return fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a model name (" NAME_RULE ")",
-                        name, show(v).s);
-        strcpy(l->model, v);
-        return 0;
-    case L_FORMAT:
-        ll->format = ps->lineno;
-        if (cvd_sample_format_parse(v, &l->format) < 0)
-            return fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not one of %s", name, show(v).s,
-                        CVD_SAMPLE_FORMAT_NAMES);
-        return 0;
-    case L_CHANNELS:
-        return get_intv(ps, name, v, 0, 1024, " (0 = the model's)", &l->channels);
-    case L_RATE:
-        return get_intv(ps, name, v, 1, 1000000, " (frames per second)", &l->rate);
-    case L_BLOCK:
-        return get_intv(ps, name, v, 1, 65536, " (frames)", &l->block);
-    default:
-        return 0;
-    }
-}
-
-/* A PortAudio device as written ("none" = no device, kept as ""). */
-static int get_device(pstate *ps, const char *key, const char *v, char *out)
-{
-    if (strlen(v) > CVD_CONF_DEVICE_MAX)
-        return fail(ps, CVD_EFORMAT, ps->lineno, "%s: longer than %d bytes", key,
-                    CVD_CONF_DEVICE_MAX);
-    if (strcasecmp(v, "none") == 0)
-        out[0] = '\0';
-    else
-        strcpy(out, v);
-    return 0;
-}
-
-/* input_channels, output_channels: 1-based device channels, comma-separated ("2", "1,2",
- * "2, 2"), into map[] 0-based */
-static int get_channel_map(pstate *ps, const char *key, const char *v, short *map, int *n,
-                           int *line)
-{
-    const char *s = v;
-    *n = 0;
-    for (;;) {
-        while (*s == ' ' || *s == '\t')
-            s++;
-        const char *a = s;
-        long long ch = 0;
-        while (*s >= '0' && *s <= '9' && ch <= 1024)
-            ch = ch * 10 + (*s++ - '0');
-        if (s == a || ch < 1 || ch > 1024)
-            return fail(ps, CVD_EFORMAT, ps->lineno,
-                        "%s: '%s': a list of channels, 1 to 1024, separated by commas "
-                        "(\"2\", \"1,2\")",
-                        key, show(v).s);
-        if (*n == CVD_CONF_MAP_MAX)
-            return fail(ps, CVD_EFORMAT, ps->lineno, "%s: more than %d channels", key,
-                        CVD_CONF_MAP_MAX);
-        map[(*n)++] = (short)(ch - 1);
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (*s == '\0')
-            break;
-        if (*s++ != ',')
-            return fail(ps, CVD_EFORMAT, ps->lineno,
-                        "%s: '%s': a list of channels, 1 to 1024, separated by commas "
-                        "(\"2\", \"1,2\")",
-                        key, show(v).s);
-    }
-    *line = ps->lineno;
-    return 0;
-}
-
-static int stream_directive(pstate *ps, int key, const char *name, const char *v)
-{
-    cvd_conf_stream *st = &ps->c->streams[ps->index];
-    stream_lines *sl = &ps->sl[ps->index];
-
-    switch (key) {
-    case A_INPUT:
-        sl->input = st->input_line = ps->lineno;
-        return get_device(ps, name, v, st->input);
-    case A_OUTPUT:
-        sl->output = st->output_line = ps->lineno;
-        return get_device(ps, name, v, st->output);
-    case A_RATE:
-        return get_intv(ps, name, v, 1, 1000000, " (frames per second)", &st->rate);
-    case A_CHANNELS:
-        return get_intv(ps, name, v, 0, 1024, " (0 = the model's)", &st->channels);
-    case A_INPUT_CHANNELS:
-        return get_channel_map(ps, name, v, st->in_map, &st->n_in_map, &st->in_map_line);
-    case A_OUTPUT_CHANNELS:
-        return get_channel_map(ps, name, v, st->out_map, &st->n_out_map, &st->out_map_line);
-    case A_BLOCK:
-        return get_intv(ps, name, v, 1, 65536, " (frames)", &st->block);
-    case A_MODEL:
-        sl->model = ps->lineno;
-        st->model_line = ps->lineno;
-        if (!valid_name(v))
-            return fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a model name (" NAME_RULE ")",
-                        name, show(v).s);
-        strcpy(st->model, v);
-        return 0;
-    case A_PUBLISH:
-        sl->publish = ps->lineno;
-        return get_choice(ps, name, v, bool_names, &st->publish);
-    case A_SOURCE:
-        sl->source = ps->lineno;
-        if (!valid_name(v))
-            return fail(ps, CVD_EFORMAT, ps->lineno,
-                        "%s: '%s' is not a stream name (" NAME_RULE ")", name, show(v).s);
-        strcpy(st->source, v);
-        return 0;
-    case A_JITTER:
-        sl->jitter = ps->lineno;
-        return get_intv(ps, name, v, 0, 1000000, " (frames; 0 = 4 blocks)", &st->jitter);
-    case A_REALTIME:
-        return get_choice(ps, name, v, bool_names, &st->realtime);
-    default:
-        return 0;
-    }
+    return ps->lines[kind][index][k];
 }
 
 /* One "directive = value" of the current section. */
 static int directive(pstate *ps, const char *name, const char *v)
 {
     const int line = ps->lineno;
-    int key = key_index(keys_of(ps->kind), name);
+    int key;
+    const cvd_conf_directive *d = ps->kind == SEC_NONE ? NULL : cvd_conf_row(ps->kind, name, &key);
 
-    if (ps->kind == SEC_NONE || key < 0)
+    if (d == NULL)
         return unknown_directive(ps, name, strlen(name));
     if (ps->seen[key])
         return fail(ps, CVD_EFORMAT, line, "%s: duplicate directive (first at line %d)", name,
@@ -839,55 +241,36 @@ static int directive(pstate *ps, const char *name, const char *v)
     ps->seen[key] = line;
     if (*v == '\0')
         return fail(ps, CVD_EFORMAT, line, "%s: missing value", name);
-    switch (ps->kind) {
-    case SEC_SERVER:
-        return server_directive(ps, key, name, v);
-    case SEC_MODEL:
-        return model_directive(ps, key, name, v);
-    case SEC_STREAM:
-        return stream_directive(ps, key, name, v);
-    default:
-        return listen_directive(ps, key, name, v);
-    }
+    return cvd_conf_set(ps, d, section_struct(ps, ps->kind, ps->index), v);
 }
 
 /* ---- sections ----------------------------------------------------------------------------- */
 
+/* Room for one more section of a kind (its struct and its directives' lines). */
 static int grow(pstate *ps, int kind)
 {
     cvd_conf *c = ps->c;
-    if (kind == SEC_MODEL && c->n_models == ps->cap_models) {
-        int cap = ps->cap_models ? 2 * ps->cap_models : 4;
-        cvd_conf_model *m = realloc(c->models, sizeof *m * (size_t)cap);
-        if (m == NULL)
-            return nomem(ps);
-        c->models = m;
-        ps->cap_models = cap;
-    }
-    if (kind == SEC_LISTEN && c->n_listens == ps->cap_listens) {
-        int cap = ps->cap_listens ? 2 * ps->cap_listens : 4;
-        cvd_conf_listen *l = realloc(c->listens, sizeof *l * (size_t)cap);
-        if (l == NULL)
-            return nomem(ps);
-        c->listens = l;
-        listen_lines *ll = realloc(ps->ll, sizeof *ll * (size_t)cap);
-        if (ll == NULL)
-            return nomem(ps);
-        ps->ll = ll;
-        ps->cap_listens = cap;
-    }
-    if (kind == SEC_STREAM && c->n_streams == ps->cap_streams) {
-        int cap = ps->cap_streams ? 2 * ps->cap_streams : 4;
-        cvd_conf_stream *st = realloc(c->streams, sizeof *st * (size_t)cap);
-        if (st == NULL)
-            return nomem(ps);
-        c->streams = st;
-        stream_lines *sl = realloc(ps->sl, sizeof *sl * (size_t)cap);
-        if (sl == NULL)
-            return nomem(ps);
-        ps->sl = sl;
-        ps->cap_streams = cap;
-    }
+    const int n = kind == SEC_MODEL    ? c->n_models
+                  : kind == SEC_LISTEN ? c->n_listens
+                                       : c->n_streams;
+    const size_t size = kind == SEC_MODEL    ? sizeof(cvd_conf_model)
+                        : kind == SEC_LISTEN ? sizeof(cvd_conf_listen)
+                                             : sizeof(cvd_conf_stream);
+    void **arr = kind == SEC_MODEL    ? (void **)&c->models
+                 : kind == SEC_LISTEN ? (void **)&c->listens
+                                      : (void **)&c->streams;
+    if (n < ps->cap[kind])
+        return 0;
+    int cap = ps->cap[kind] ? 2 * ps->cap[kind] : 4;
+    void *na = realloc(*arr, size * (size_t)cap);
+    if (na == NULL)
+        return nomem(ps);
+    *arr = na;
+    void *nl = realloc(ps->lines[kind], sizeof ps->lines[kind][0] * (size_t)cap);
+    if (nl == NULL)
+        return nomem(ps);
+    ps->lines[kind] = nl;
+    ps->cap[kind] = cap;
     return 0;
 }
 
@@ -924,7 +307,6 @@ static int section_header(pstate *ps, const char *b, const char *e)
         ;
     kind = show_n(kb, (size_t)(ke - kb));
 
-    memset(ps->seen, 0, sizeof ps->seen);
     ps->kind = SEC_NONE;
     if (strcmp(kind.s, "server") == 0 && (size_t)(ke - kb) == 6) {
         if (ne > nb)
@@ -934,6 +316,7 @@ static int section_header(pstate *ps, const char *b, const char *e)
                         ps->server_line);
         ps->server_line = line;
         ps->kind = SEC_SERVER;
+        ps->seen = ps->lines[SEC_SERVER][0];
         strcpy(ps->label, "[server]");
         return 0;
     }
@@ -950,62 +333,47 @@ static int section_header(pstate *ps, const char *b, const char *e)
                         show_n(nb, (size_t)(ne - nb)).s);
         memcpy(name, nb, (size_t)(ne - nb));
         name[ne - nb] = '\0';
+        const int *count = k == SEC_MODEL    ? &c->n_models
+                           : k == SEC_LISTEN ? &c->n_listens
+                                             : &c->n_streams;
+        for (int i = 0; i < *count; i++) {
+            const void *o = section_struct(ps, k, i);
+            const char *oname = k == SEC_MODEL    ? ((const cvd_conf_model *)o)->name
+                                : k == SEC_LISTEN ? ((const cvd_conf_listen *)o)->name
+                                                  : ((const cvd_conf_stream *)o)->name;
+            const int oline = k == SEC_MODEL    ? ((const cvd_conf_model *)o)->line
+                              : k == SEC_LISTEN ? ((const cvd_conf_listen *)o)->line
+                                                : ((const cvd_conf_stream *)o)->line;
+            if (strcmp(oname, name) == 0)
+                return fail(ps, CVD_EFORMAT, line, "[%s %s]: duplicate section (first at line %d)",
+                            kind.s, name, oline);
+        }
+        if (grow(ps, k))
+            return ps->code;
+        ps->index = *count;
+        memset(ps->lines[k][ps->index], 0, sizeof ps->lines[k][0]);
+        ps->seen = ps->lines[k][ps->index];
+        /* the section's own fields, then every directive's default (the table's) */
         if (k == SEC_MODEL) {
-            for (int i = 0; i < c->n_models; i++)
-                if (strcmp(c->models[i].name, name) == 0)
-                    return fail(ps, CVD_EFORMAT, line,
-                                "[model %s]: duplicate section (first at line %d)", name,
-                                c->models[i].line);
-            if (grow(ps, k))
-                return ps->code;
-            cvd_conf_model *m = &c->models[c->n_models];
+            cvd_conf_model *m = &c->models[c->n_models++];
             memset(m, 0, sizeof *m);
             strcpy(m->name, name);
             m->line = line;
-            ps->index = c->n_models++;
+            cvd_conf_set_defaults(ps, k, m);
         } else if (k == SEC_STREAM) {
-            for (int i = 0; i < c->n_streams; i++)
-                if (strcmp(c->streams[i].name, name) == 0)
-                    return fail(ps, CVD_EFORMAT, line,
-                                "[stream %s]: duplicate section (first at line %d)", name,
-                                c->streams[i].line);
-            if (grow(ps, k))
-                return ps->code;
-            cvd_conf_stream *st = &c->streams[c->n_streams];
+            cvd_conf_stream *st = &c->streams[c->n_streams++];
             memset(st, 0, sizeof *st);
             strcpy(st->name, name);
-            strcpy(st->input, "default");
-            strcpy(st->output, "default");
-            st->rate = 48000;
-            st->channels = 0;
-            st->block = 64;
             st->model_index = -1;
-            st->publish = 0;
-            st->jitter = 0;
-            st->realtime = 1;
             st->line = line;
-            memset(&ps->sl[c->n_streams], 0, sizeof ps->sl[0]);
-            ps->index = c->n_streams++;
+            cvd_conf_set_defaults(ps, k, st);
         } else {
-            for (int i = 0; i < c->n_listens; i++)
-                if (strcmp(c->listens[i].name, name) == 0)
-                    return fail(ps, CVD_EFORMAT, line,
-                                "[listen %s]: duplicate section (first at line %d)", name,
-                                c->listens[i].line);
-            if (grow(ps, k))
-                return ps->code;
-            cvd_conf_listen *l = &c->listens[c->n_listens];
+            cvd_conf_listen *l = &c->listens[c->n_listens++];
             memset(l, 0, sizeof *l);
             strcpy(l->name, name);
-            l->protocol = CVD_PROTO_RAW;
             l->model_index = -1;
-            l->format = CVD_FMT_F32LE;
-            l->channels = 0;
-            l->rate = 48000;
-            l->block = 64;
             l->line = line;
-            memset(&ps->ll[c->n_listens], 0, sizeof ps->ll[0]);
-            ps->index = c->n_listens++;
+            cvd_conf_set_defaults(ps, k, l);
         }
         ps->kind = k;
         snprintf(ps->label, sizeof ps->label, "[%s %s]", kind.s, name);
@@ -1124,11 +492,17 @@ static int on_pair(void *user, const char *section, const char *name, const char
     return directive(ps, name, value ? value : "") == 0;
 }
 
+static void hostport(char *buf, size_t n, int family, const char *host, int port)
+{
+    snprintf(buf, n, family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
 /* ---- whole-file checks -------------------------------------------------------------------- */
 
 static void finish(pstate *ps)
 {
     cvd_conf *c = ps->c;
+    const int metrics_line = dline(ps, SEC_SERVER, 0, "metrics");
     char a[96];
 
     for (int i = 0; i < c->n_models; i++)
@@ -1138,71 +512,79 @@ static void finish(pstate *ps)
                  c->models[i].name);
     for (int i = 0; i < c->n_listens; i++) {
         cvd_conf_listen *l = &c->listens[i];
-        const listen_lines *ll = &ps->ll[i];
-        if (!ll->address)
+        const int l_address = dline(ps, SEC_LISTEN, i, "address"),
+                  l_protocol = dline(ps, SEC_LISTEN, i, "protocol"),
+                  l_model = dline(ps, SEC_LISTEN, i, "model"),
+                  l_format = dline(ps, SEC_LISTEN, i, "format");
+        if (!l_address)
             fail(ps, CVD_EFORMAT, l->line, "[listen %s]: missing 'address' (HOST:PORT)", l->name);
-        if (!ll->protocol)
+        if (!l_protocol)
             fail(ps, CVD_EFORMAT, l->line, "[listen %s]: missing 'protocol' (raw | framed | line)",
                  l->name);
-        else if (ll->format && l->protocol != CVD_PROTO_RAW)
-            fail(ps, CVD_EFORMAT, ll->format,
+        else if (l_format && l->protocol != CVD_PROTO_RAW)
+            fail(ps, CVD_EFORMAT, l_format,
                  "format: only raw listeners have a sample format (a %s listener %s)",
                  cvd_proto_name(l->protocol),
                  l->protocol == CVD_PROTO_LINE ? "reads text" : "negotiates it in HELLO");
-        if (ll->model) {
+        if (l_model) {
             l->model_index = cvd_conf_find_model(c, l->model);
             if (l->model_index < 0)
-                fail(ps, CVD_EFORMAT, ll->model, "model: no [model %s] section", l->model);
-        } else if (ll->protocol && l->protocol != CVD_PROTO_FRAMED) {
+                fail(ps, CVD_EFORMAT, l_model, "model: no [model %s] section", l->model);
+        } else if (l_protocol && l->protocol != CVD_PROTO_FRAMED) {
             fail(ps, CVD_EFORMAT, l->line, "[listen %s]: a %s listener needs 'model'", l->name,
                  cvd_proto_name(l->protocol));
         }
-        if (!ll->address || l->port == 0)
+        if (!l_address || l->port == 0)
             continue;
         hostport(a, sizeof a, l->family, l->host, l->port);
         for (int j = 0; j < i; j++) {
             const cvd_conf_listen *o = &c->listens[j];
-            if (ps->ll[j].address && o->port == l->port && o->family == l->family &&
-                strcmp(o->host, l->host) == 0)
-                fail(ps, CVD_EFORMAT, ll->address,
+            if (dline(ps, SEC_LISTEN, j, "address") && o->port == l->port &&
+                o->family == l->family && strcmp(o->host, l->host) == 0)
+                fail(ps, CVD_EFORMAT, l_address,
                      "address: %s is already the address of [listen %s] (line %d)", a, o->name,
-                     ps->ll[j].address);
+                     dline(ps, SEC_LISTEN, j, "address"));
         }
         if (c->metrics_enabled && c->metrics_port == l->port && c->metrics_family == l->family &&
             strcmp(c->metrics_host, l->host) == 0) {
-            if (ps->metrics_line > ll->address)
-                fail(ps, CVD_EFORMAT, ps->metrics_line,
+            if (metrics_line > l_address)
+                fail(ps, CVD_EFORMAT, metrics_line,
                      "metrics: %s is already the address of [listen %s] (line %d)", a, l->name,
-                     ll->address);
+                     l_address);
             else
-                fail(ps, CVD_EFORMAT, ll->address,
-                     "address: %s is already the metrics address (line %d)", a, ps->metrics_line);
+                fail(ps, CVD_EFORMAT, l_address,
+                     "address: %s is already the metrics address (line %d)", a, metrics_line);
         }
     }
     for (int i = 0; i < c->n_streams; i++) {
         cvd_conf_stream *st = &c->streams[i];
-        const stream_lines *sl = &ps->sl[i];
+        const int s_model = dline(ps, SEC_STREAM, i, "model"),
+                  s_publish = dline(ps, SEC_STREAM, i, "publish"),
+                  s_source = dline(ps, SEC_STREAM, i, "source"),
+                  s_jitter = dline(ps, SEC_STREAM, i, "jitter");
         const int in = st->input[0] != '\0', out = st->output[0] != '\0';
-        if (sl->model) {
+        if (s_model) {
             st->model_index = cvd_conf_find_model(c, st->model);
             if (st->model_index < 0)
-                fail(ps, CVD_EFORMAT, sl->model, "model: no [model %s] section", st->model);
+                fail(ps, CVD_EFORMAT, s_model, "model: no [model %s] section", st->model);
         }
         if (!out && st->n_out_map)
             fail(ps, CVD_EFORMAT, st->out_map_line,
                  "output_channels: a stream with output = none plays nothing");
         if (!in && !out) {
-            fail(ps, CVD_EFORMAT, st->line, "[stream %s]: input and output are both none: "
-                 "nothing to do", st->name);
+            fail(ps, CVD_EFORMAT, st->line,
+                 "[stream %s]: input and output are both none: "
+                 "nothing to do",
+                 st->name);
             continue;
         }
         if (in) {
-            if (sl->source)
-                fail(ps, CVD_EFORMAT, sl->source,
+            if (s_source)
+                fail(ps, CVD_EFORMAT, s_source,
                      "source: only an output-only stream (input = none) plays a published "
                      "stream");
-            if (sl->jitter)
-                fail(ps, CVD_EFORMAT, sl->jitter,
+            if (s_jitter)
+                fail(ps, CVD_EFORMAT, s_jitter,
                      "jitter: only an output-only stream (input = none) has a jitter buffer");
             if (!out && !st->publish)
                 fail(ps, CVD_EFORMAT, st->line,
@@ -1219,16 +601,16 @@ static void finish(pstate *ps)
             if (st->n_in_map)
                 fail(ps, CVD_EFORMAT, st->in_map_line,
                      "input_channels: an output-only stream (input = none) captures nothing");
-            if (!sl->source)
+            if (!s_source)
                 fail(ps, CVD_EFORMAT, st->line,
                      "[stream %s]: an output-only stream (input = none) needs 'source' (the "
                      "published stream it plays)",
                      st->name);
-            if (sl->model)
-                fail(ps, CVD_EFORMAT, sl->model,
+            if (s_model)
+                fail(ps, CVD_EFORMAT, s_model,
                      "model: an output-only stream plays its source as it is (no model)");
-            if (sl->publish && st->publish)
-                fail(ps, CVD_EFORMAT, sl->publish,
+            if (s_publish && st->publish)
+                fail(ps, CVD_EFORMAT, s_publish,
                      "publish: an output-only stream has nothing of its own to publish");
         }
     }
@@ -1238,23 +620,6 @@ static void finish(pstate *ps)
 }
 
 /* ---- entry points ------------------------------------------------------------------------- */
-
-static void defaults(cvd_conf *c)
-{
-    c->workers = 0;
-    c->log_level = CVD_LOG_INFO;
-    c->metrics_enabled = 0;
-    c->metrics_port = 0;
-    c->metrics_family = AF_INET;
-    c->max_clients = 256;
-    c->max_message = 1048576;
-    c->handshake_timeout = 5;
-    c->idle_timeout = 300;
-    c->shutdown_timeout = 5;
-    c->queue_limit = 1048576;
-    c->slow_disconnect = 0;
-    c->nonfinite_pass = 0;
-}
 
 static int parse_buffer(const char *text, size_t len, const char *name, const char *dir,
                         cvd_conf **out, cvd_err *err)
@@ -1275,11 +640,13 @@ static int parse_buffer(const char *text, size_t len, const char *name, const ch
     if (c == NULL)
         return nomem(&ps);
     ps.c = c;
-    defaults(c);
     c->file = strdup(ps.file);
-    if (c->file == NULL || (dir != NULL && (c->dir = strdup(dir)) == NULL)) {
+    ps.lines[SEC_SERVER] = calloc(1, sizeof ps.lines[SEC_SERVER][0]);
+    if (c->file == NULL || (dir != NULL && (c->dir = strdup(dir)) == NULL) ||
+        ps.lines[SEC_SERVER] == NULL) {
         nomem(&ps);
     } else {
+        cvd_conf_set_defaults(&ps, SEC_SERVER, c); /* [server] is optional */
         r = ini_parse_stream(reader, &ps, on_pair, &ps);
         free(ps.long_value);
         if (ps.code == 0 && r == -2)
@@ -1289,8 +656,8 @@ static int parse_buffer(const char *text, size_t len, const char *name, const ch
         if (ps.code == 0)
             finish(&ps);
     }
-    free(ps.ll);
-    free(ps.sl);
+    for (int k = 0; k < SEC_COUNT; k++)
+        free(ps.lines[k]);
     if (ps.code != 0) {
         cvd_conf_free(c);
         return ps.code;

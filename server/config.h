@@ -144,6 +144,66 @@ typedef struct cvd_conf {
     int n_streams;
 } cvd_conf;
 
+/* ---- the directives: one table (config_table.c) ------------------------------------------
+ *
+ * Everything about a directive is its row: the parser reads a value by the row's type and
+ * range, a new section starts from the rows' defaults, messages name it ("FILE:LINE: name:
+ * reason") and say its range, a missing required one is reported with the row's words, and
+ * docs/CONFIG.md's tables are the rows (cvd_conf_doc_row; a test compares them). Adding a
+ * directive is one row and the struct field it sets; what involves several directives (a
+ * listener's model must exist, ...) is checked once the file is read (config.c). */
+
+enum { CVD_CONF_SERVER = 1, CVD_CONF_MODEL, CVD_CONF_LISTEN, CVD_CONF_STREAM };
+
+typedef enum cvd_conf_type {
+    CVD_CONF_INT,     /* a whole number in lo..hi, into an int */
+    CVD_CONF_LONG,    /* the same, into a long */
+    CVD_CONF_SIZE,    /* the same, into a size_t */
+    CVD_CONF_SECONDS, /* a decimal number of seconds in lo..hi, into a double */
+    CVD_CONF_CHOICE,  /* one of `choices` (any case): its value into an int (or an enum) */
+    CVD_CONF_NAME,    /* a section name (1 to 64 of A-Z a-z 0-9 _ . -), char[NAME_MAX + 1] */
+    CVD_CONF_DEVICE,  /* a PortAudio device as written ("none" is ""), char[DEVICE_MAX + 1] */
+    CVD_CONF_FORMAT,  /* a sample format (the wire codec's parser), a cvd_sample_format */
+    CVD_CONF_SPECIAL  /* read by the row's own function `set` */
+} cvd_conf_type;
+
+typedef struct cvd_conf_choice {
+    const char *name;
+    int value;
+} cvd_conf_choice;
+
+struct cvd_conf_parse;
+
+typedef struct cvd_conf_directive {
+    const char *name;  /* as written in the file */
+    cvd_conf_type type;
+    double lo, hi;     /* numbers: the range */
+    const char *def;   /* the default, as a file would write it; NULL: none, or required */
+    int section;       /* CVD_CONF_SERVER .. CVD_CONF_STREAM */
+    const char *required; /* required: what "[listen x]: missing 'address' (...)" asks for */
+    size_t offset;     /* of the value in the section's struct (cvd_conf for [server]) */
+    size_t offset2;    /* SPECIAL: a second field, as its function says */
+    size_t line_at;    /* offset of an int that gets the directive's line (0: none) */
+    const char *unit;  /* "bytes", "frames", ...: after the range in messages and docs */
+    const char *note;  /* after the range in messages, instead of the unit: " (0 = never)" */
+    const cvd_conf_choice *choices; /* CHOICE: ends with a NULL name */
+    const char *what;  /* NAME: what the name names ("model", "stream") */
+    int (*set)(struct cvd_conf_parse *ps, const struct cvd_conf_directive *d, void *section,
+               const char *value); /* SPECIAL */
+    const char *doc_default; /* docs/CONFIG.md's default column, when not `def` as code */
+    const char *doc_range;   /* its range column, when not made from the type */
+    const char *help;        /* its meaning column */
+} cvd_conf_directive;
+
+extern const cvd_conf_directive cvd_conf_directives[];
+extern const int cvd_conf_n_directives;
+
+/* "server", "model", "listen", "stream" ("?" otherwise) */
+const char *cvd_conf_section_name(int section);
+/* The row as docs/CONFIG.md's table for its section shows it:
+ * "| `name` | default | range | meaning |". */
+void cvd_conf_doc_row(const cvd_conf_directive *d, char *buf, size_t n);
+
 /* Reads and parses the file at path (at most CVD_CONF_FILE_MAX bytes). Relative model paths
  * are resolved against the file's folder, made absolute (so a later chdir does not matter).
  * *out is freed with cvd_conf_free. */

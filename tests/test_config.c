@@ -1102,3 +1102,73 @@ Test(config, sample_format_is_the_codecs_parser)
         cvd_conf_free(c);
     }
 }
+
+/* docs/CONFIG.md's directive tables are the directive table (server/config_table.c): each
+ * row as cvd_conf_doc_row writes it, under its section's heading, and no other row there.
+ * A directive added to the table without its doc row (or the reverse) fails here, the row
+ * to paste printed. */
+Test(config, reference_tables_are_the_directive_table)
+{
+    static const char *const headings[] = {NULL, "## `[server]`", "## `[model NAME]`",
+                                           "## `[listen NAME]`", "## `[stream NAME]`"};
+    size_t len;
+    char *doc = tu_read_file("docs/CONFIG.md", &len);
+    cr_assert_not_null(doc, "cannot read docs/CONFIG.md");
+    for (int sec = CVD_CONF_SERVER; sec <= CVD_CONF_STREAM; sec++) {
+        char *start = strstr(doc, headings[sec]);
+        cr_assert_not_null(start, "docs/CONFIG.md has no heading %s", headings[sec]);
+        start += strlen(headings[sec]);
+        char *end = strstr(start, "\n## ");
+        size_t span = end ? (size_t)(end - start) : strlen(start);
+        char *part = strndup(start, span);
+        int in_table = 0, in_doc = 0;
+        for (int i = 0; i < cvd_conf_n_directives; i++) {
+            const cvd_conf_directive *d = &cvd_conf_directives[i];
+            char row[2048];
+            if (d->section != sec)
+                continue;
+            in_table++;
+            cvd_conf_doc_row(d, row, sizeof row);
+            cr_expect_not_null(strstr(part, row), "%s: docs/CONFIG.md lacks the row\n%s",
+                               headings[sec], row);
+        }
+        for (char *p = part; (p = strstr(p, "\n| `")) != NULL; p++)
+            in_doc++;
+        cr_expect_eq(in_doc, in_table, "%s: %d directive rows in docs/CONFIG.md, %d in the table",
+                     headings[sec], in_doc, in_table);
+        cr_expect_leq(in_table, 32, "%s: more directives than CONF_MAX_KEYS (config_internal.h)",
+                      headings[sec]);
+        free(part);
+    }
+    free(doc);
+    /* every directive has a name, words, and a default that its own reader takes (or is
+     * required) */
+    for (int i = 0; i < cvd_conf_n_directives; i++) {
+        const cvd_conf_directive *d = &cvd_conf_directives[i];
+        cr_expect(d->name && d->help && d->section >= CVD_CONF_SERVER &&
+                      d->section <= CVD_CONF_STREAM,
+                  "row %d", i);
+        cr_expect(!(d->def && d->required), "%s: a default and required", d->name);
+        cr_expect(d->type != CVD_CONF_SPECIAL || d->set, "%s: special without a reader", d->name);
+        cr_expect(d->type != CVD_CONF_CHOICE || d->choices, "%s: a choice of nothing", d->name);
+    }
+}
+
+/* the shipped file writes out every [server] directive with the table's default (metrics
+ * aside: the file turns it on) */
+Test(config, shipped_file_has_every_server_directive_at_its_default)
+{
+    size_t len;
+    char *text = tu_read_file("config/convd.conf", &len);
+    cr_assert_not_null(text);
+    for (int i = 0; i < cvd_conf_n_directives; i++) {
+        const cvd_conf_directive *d = &cvd_conf_directives[i];
+        char line[256];
+        if (d->section != CVD_CONF_SERVER || strcmp(d->name, "metrics") == 0)
+            continue;
+        snprintf(line, sizeof line, "\n%s = %s\n", d->name, d->def);
+        cr_expect_not_null(strstr(text, line), "config/convd.conf lacks \"%s = %s\"", d->name,
+                           d->def);
+    }
+    free(text);
+}

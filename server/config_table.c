@@ -1,0 +1,647 @@
+/*
+ * The configuration's directives as one table (config.h): each row says its section, name,
+ * type, range, default, the field it sets, and the words of docs/CONFIG.md. The readers of
+ * the values are here too; config.c reads the text, the sections and what involves several
+ * directives.
+ */
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "config.h"
+#include "config_internal.h"
+
+/* ---- names -------------------------------------------------------------------------------- */
+
+static const cvd_conf_choice proto_choices[] = {
+    {"raw", CVD_PROTO_RAW}, {"framed", CVD_PROTO_FRAMED}, {"line", CVD_PROTO_LINE}, {NULL, 0}};
+static const cvd_conf_choice level_choices[] = {{"error", CVD_LOG_ERROR},
+                                                {"warning", CVD_LOG_WARNING},
+                                                {"info", CVD_LOG_INFO},
+                                                {"debug", CVD_LOG_DEBUG},
+                                                {NULL, 0}};
+static const cvd_conf_choice slow_choices[] = {{"drop", 0}, {"disconnect", 1}, {NULL, 0}};
+static const cvd_conf_choice nonfinite_choices[] = {{"reject", 0}, {"pass", 1}, {NULL, 0}};
+static const cvd_conf_choice bool_choices[] = {{"no", 0}, {"yes", 1}, {NULL, 0}};
+
+static const cvd_conf_choice *choice_of(const cvd_conf_choice *c, const char *s)
+{
+    for (; c->name; c++)
+        if (strcasecmp(c->name, s) == 0)
+            return c;
+    return NULL;
+}
+
+static const char *choice_name(const cvd_conf_choice *c, int value)
+{
+    for (; c->name; c++)
+        if (c->value == value)
+            return c->name;
+    return "?";
+}
+
+const char *cvd_proto_name(cvd_proto p)
+{
+    return choice_name(proto_choices, (int)p);
+}
+
+const char *cvd_sample_fmt_name(cvd_sample_fmt f)
+{
+    return cvd_sample_bytes((int)f) ? cvd_sample_format_name((int)f) : "?";
+}
+
+const char *cvd_log_level_name(int level)
+{
+    return choice_name(level_choices, level);
+}
+
+int cvd_proto_parse(const char *s, cvd_proto *out)
+{
+    const cvd_conf_choice *c = s ? choice_of(proto_choices, s) : NULL;
+    if (c == NULL)
+        return -1;
+    *out = (cvd_proto)c->value;
+    return 0;
+}
+
+int cvd_sample_fmt_parse(const char *s, cvd_sample_fmt *out)
+{
+    cvd_sample_format f;
+    if (s == NULL || cvd_sample_format_parse(s, &f) < 0)
+        return -1;
+    *out = f;
+    return 0;
+}
+
+int cvd_log_level_parse(const char *s)
+{
+    const cvd_conf_choice *c = s ? choice_of(level_choices, s) : NULL;
+    return c ? c->value : -1;
+}
+
+const char *cvd_conf_section_name(int section)
+{
+    static const char *const names[] = {"?", "server", "model", "listen", "stream"};
+    return section >= CVD_CONF_SERVER && section <= CVD_CONF_STREAM ? names[section] : "?";
+}
+
+/* ---- values ------------------------------------------------------------------------------- */
+
+#define FIELD(sec, off, type) ((type *)(void *)((char *)(sec) + (off)))
+
+/* what follows the range in a message: the note, or the unit in parentheses */
+static void range_note(const cvd_conf_directive *d, char *buf, size_t n)
+{
+    if (d->note)
+        snprintf(buf, n, "%s", d->note);
+    else if (d->unit && d->type != CVD_CONF_SECONDS)
+        snprintf(buf, n, " (%s)", d->unit);
+    else
+        buf[0] = '\0';
+}
+
+/* A whole number in lo..hi ("-5", "+7" and "0012" are numbers; out-of-range values saturate
+ * while reading so that the message shows what was written). */
+static int get_int(pstate *ps, const cvd_conf_directive *d, const char *v, long long *out)
+{
+    const char *s = v;
+    const long long lo = (long long)d->lo, hi = (long long)d->hi;
+    int neg = 0;
+    long long x = 0;
+    char note[96];
+
+    if (*s == '-' || *s == '+')
+        neg = *s++ == '-';
+    if (*s == '\0')
+        goto nan;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            goto nan;
+        if (x < 100000000000000000LL) /* past 1e17 it only has to stay out of range */
+            x = x * 10 + (*s - '0');
+    }
+    if (neg)
+        x = -x;
+    range_note(d, note, sizeof note);
+    if (x < lo || x > hi)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s is out of range %lld..%lld%s",
+                             d->name, cvd_conf_show_n(v, strlen(v)).s, lo, hi, note);
+    *out = x;
+    return 0;
+nan:
+    return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a whole number", d->name,
+                         cvd_conf_show_n(v, strlen(v)).s);
+}
+
+/* Seconds: a decimal number ("5", "0.25", "1e-1") in lo..hi. */
+static int get_seconds(pstate *ps, const cvd_conf_directive *d, const char *v, double *out)
+{
+    int digits = 0;
+    char *end, note[96];
+    double x;
+
+    for (const char *s = v; *s; s++) {
+        if (*s >= '0' && *s <= '9')
+            digits = 1;
+        else if (!strchr(".eE+-", *s))
+            goto nan;
+    }
+    if (!digits)
+        goto nan;
+    x = strtod(v, &end);
+    if (*end != '\0' || end == v)
+        goto nan;
+    range_note(d, note, sizeof note);
+    if (!isfinite(x) || x < d->lo || x > d->hi)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s is out of range %g..%g seconds%s",
+                             d->name, cvd_conf_show_n(v, strlen(v)).s, d->lo, d->hi, note);
+    *out = x;
+    return 0;
+nan:
+    return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a number of seconds",
+                         d->name, cvd_conf_show_n(v, strlen(v)).s);
+}
+
+static int get_choice(pstate *ps, const cvd_conf_directive *d, const char *v, int *out)
+{
+    char list[128] = "";
+    const cvd_conf_choice *c = choice_of(d->choices, v);
+    if (c != NULL) {
+        *out = c->value;
+        return 0;
+    }
+    for (const cvd_conf_choice *k = d->choices; k->name; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                 k == d->choices ? "" : " | ", k->name);
+    return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not one of %s", d->name,
+                         cvd_conf_show_n(v, strlen(v)).s, list);
+}
+
+/* "HOST:PORT" or "[IPv6]:PORT" into a canonical numeric host, a port and an address family.
+ * On failure, why holds the reason. */
+static int parse_address(const char *v, char *host, int *port, int *family, char *why, size_t whysz)
+{
+    char h[CVD_CONF_HOST_MAX];
+    unsigned char bin[16];
+    const char *hp, *pp;
+    size_t hn;
+    long x = 0;
+    int fam;
+    const shown vs = cvd_conf_show_n(v, strlen(v));
+
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (close == NULL) {
+            snprintf(why, whysz, "'%s': missing ']' after the IPv6 address", vs.s);
+            return -1;
+        }
+        if (close[1] != ':') {
+            snprintf(why, whysz, "'%s' is not [IPv6]:PORT", vs.s);
+            return -1;
+        }
+        hp = v + 1;
+        hn = (size_t)(close - hp);
+        pp = close + 2;
+        fam = AF_INET6;
+    } else {
+        const char *colon = strrchr(v, ':');
+        if (colon == NULL) {
+            snprintf(why, whysz, "'%s' is not HOST:PORT", vs.s);
+            return -1;
+        }
+        if (memchr(v, ':', (size_t)(colon - v)) != NULL) {
+            snprintf(why, whysz, "'%s': an IPv6 address goes in brackets, as in [::1]:7400", vs.s);
+            return -1;
+        }
+        hp = v;
+        hn = (size_t)(colon - v);
+        pp = colon + 1;
+        fam = AF_INET;
+    }
+    if (hn == 0) {
+        snprintf(why, whysz, "'%s': missing host before the port", vs.s);
+        return -1;
+    }
+    if (hn >= sizeof h) {
+        snprintf(why, whysz, "'%s': not a numeric address", vs.s);
+        return -1;
+    }
+    memcpy(h, hp, hn);
+    h[hn] = '\0';
+    if (fam == AF_INET && strcasecmp(h, "localhost") == 0)
+        strcpy(h, "127.0.0.1");
+    if (inet_pton(fam, h, bin) != 1) {
+        if (fam == AF_INET6)
+            snprintf(why, whysz, "'%s' is not an IPv6 address", cvd_conf_show_n(h, hn).s);
+        else
+            snprintf(why, whysz,
+                     "'%s' is not an IPv4 address, [IPv6] address or localhost (host names "
+                     "are not looked up)",
+                     cvd_conf_show_n(h, hn).s);
+        return -1;
+    }
+    if (*pp == '\0' || strlen(pp) > 5 || strspn(pp, "0123456789") != strlen(pp)) {
+        snprintf(why, whysz, "'%s' is not a port number (0..65535)",
+                 cvd_conf_show_n(pp, strlen(pp)).s);
+        return -1;
+    }
+    x = strtol(pp, NULL, 10);
+    if (x > 65535) {
+        snprintf(why, whysz, "port %s is out of range 0..65535", pp);
+        return -1;
+    }
+    if (inet_ntop(fam, bin, host, CVD_CONF_HOST_MAX) == NULL) {
+        snprintf(why, whysz, "'%s': cannot format the address", cvd_conf_show_n(h, hn).s);
+        return -1;
+    }
+    *port = (int)x;
+    *family = fam;
+    return 0;
+}
+
+/* [listen] address */
+static int set_listen_address(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    cvd_conf_listen *l = sec;
+    char why[256];
+    if (parse_address(v, l->host, &l->port, &l->family, why, sizeof why))
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s", d->name, why);
+    return 0;
+}
+
+/* [server] metrics: an address, or none */
+static int set_metrics(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    cvd_conf *c = sec;
+    char why[256];
+    if (strcasecmp(v, "none") == 0) {
+        c->metrics_enabled = 0;
+        c->metrics_host[0] = '\0';
+        c->metrics_port = 0;
+        c->metrics_family = AF_INET;
+        return 0;
+    }
+    if (parse_address(v, c->metrics_host, &c->metrics_port, &c->metrics_family, why, sizeof why))
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s", d->name, why);
+    c->metrics_enabled = 1;
+    return 0;
+}
+
+static int has_ext(const char *path, const char *ext)
+{
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && strcasecmp(path + n - e, ext) == 0;
+}
+
+/* A relative path joined to dir (each side of a CONFIG+WEIGHTS pair on its own); malloc'd. */
+static char *resolve_model_path(const char *dir, const char *v)
+{
+    const char *plus = strchr(v, '+');
+    if (plus != NULL && plus != v && plus[1] != '\0') {
+        char *first = strndup(v, (size_t)(plus - v));
+        char *a = first ? resolve_model_path(dir, first) : NULL;
+        char *b = resolve_model_path(dir, plus + 1);
+        char *r = NULL;
+        if (a && b && (r = malloc(strlen(a) + strlen(b) + 2)) != NULL)
+            sprintf(r, "%s+%s", a, b);
+        free(first);
+        free(a);
+        free(b);
+        return r;
+    }
+    if (v[0] != '/' && dir != NULL && dir[0] != '\0') {
+        size_t dl = strlen(dir);
+        int slash = dir[dl - 1] == '/';
+        char *r = malloc(dl + !slash + strlen(v) + 1);
+        if (r)
+            sprintf(r, "%s%s%s", dir, slash ? "" : "/", v);
+        return r;
+    }
+    return strdup(v);
+}
+
+/* [model] path */
+static int set_model_path(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    cvd_conf_model *m = sec;
+    const int line = ps->lineno;
+    size_t n = strlen(v);
+    (void)d;
+
+    if (n > CVD_CONF_PATH_MAX)
+        return cvd_conf_fail(ps, CVD_EFORMAT, line, "path: longer than %d bytes",
+                             CVD_CONF_PATH_MAX);
+    if (strncmp(v, "builtin:", 8) == 0) {
+        if (!cvd_conf_valid_name_n(v + 8, strlen(v + 8)))
+            return cvd_conf_fail(ps, CVD_EFORMAT, line,
+                                 "path: '%s': a built-in model is builtin:NAME, NAME " NAME_RULE,
+                                 cvd_conf_show_n(v, n).s);
+        m->builtin = 1;
+        m->path = strdup(v);
+    } else {
+        /* what cvd_model_load reads: .nam, convd's .json, Keras's .keras and .h5, and
+         * CONFIG.json+WEIGHTS.h5 (a Keras config with a weights-only file) */
+        if (!has_ext(v, ".nam") && !has_ext(v, ".json") && !has_ext(v, ".keras") &&
+            !has_ext(v, ".h5") && !has_ext(v, ".hdf5"))
+            return cvd_conf_fail(ps, CVD_EFORMAT, line,
+                                 "path: '%s' is not a .nam, .json, .keras or .h5 file (nor "
+                                 "builtin:NAME)",
+                                 cvd_conf_show_n(v, n).s);
+        m->path = resolve_model_path(ps->dir, v);
+    }
+    return m->path ? 0 : cvd_conf_fail(ps, CVD_ENOMEM, 0, "out of memory");
+}
+
+/* input_channels, output_channels: 1-based device channels, comma-separated ("2", "1,2",
+ * "2, 2"), into a short[CVD_CONF_MAP_MAX] at offset, 0-based, and its count (int) at
+ * offset2 */
+static int set_channel_map(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    short *map = FIELD(sec, d->offset, short);
+    int *n = FIELD(sec, d->offset2, int);
+    const char *s = v;
+    *n = 0;
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        const char *a = s;
+        long long ch = 0;
+        while (*s >= '0' && *s <= '9' && ch <= 1024)
+            ch = ch * 10 + (*s++ - '0');
+        if (s == a || ch < 1 || ch > 1024)
+            break;
+        if (*n == CVD_CONF_MAP_MAX)
+            return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: more than %d channels", d->name,
+                                 CVD_CONF_MAP_MAX);
+        map[(*n)++] = (short)(ch - 1);
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s == '\0')
+            return 0;
+        if (*s++ != ',')
+            break;
+    }
+    return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                         "%s: '%s': a list of channels, 1 to 1024, separated by commas "
+                         "(\"2\", \"1,2\")",
+                         d->name, cvd_conf_show_n(v, strlen(v)).s);
+}
+
+int cvd_conf_set(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    long long x = 0;
+    int rc = 0;
+    switch (d->type) {
+    case CVD_CONF_INT:
+    case CVD_CONF_LONG:
+    case CVD_CONF_SIZE:
+        if ((rc = get_int(ps, d, v, &x)) != 0)
+            return rc;
+        if (d->type == CVD_CONF_INT)
+            *FIELD(sec, d->offset, int) = (int)x;
+        else if (d->type == CVD_CONF_LONG)
+            *FIELD(sec, d->offset, long) = (long)x;
+        else
+            *FIELD(sec, d->offset, size_t) = (size_t)x;
+        break;
+    case CVD_CONF_SECONDS:
+        rc = get_seconds(ps, d, v, FIELD(sec, d->offset, double));
+        break;
+    case CVD_CONF_CHOICE:
+        rc = get_choice(ps, d, v, FIELD(sec, d->offset, int));
+        break;
+    case CVD_CONF_NAME:
+        if (!cvd_conf_valid_name_n(v, strlen(v)))
+            return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                                 "%s: '%s' is not a %s name (" NAME_RULE ")", d->name,
+                                 cvd_conf_show_n(v, strlen(v)).s, d->what);
+        strcpy(FIELD(sec, d->offset, char), v);
+        break;
+    case CVD_CONF_DEVICE:
+        if (strlen(v) > CVD_CONF_DEVICE_MAX)
+            return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: longer than %d bytes", d->name,
+                                 CVD_CONF_DEVICE_MAX);
+        strcpy(FIELD(sec, d->offset, char), strcasecmp(v, "none") == 0 ? "" : v);
+        break;
+    case CVD_CONF_FORMAT:
+        if (cvd_sample_format_parse(v, FIELD(sec, d->offset, cvd_sample_format)) < 0)
+            return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not one of %s", d->name,
+                                 cvd_conf_show_n(v, strlen(v)).s, CVD_SAMPLE_FORMAT_NAMES);
+        break;
+    case CVD_CONF_SPECIAL:
+        rc = d->set(ps, d, sec, v);
+        break;
+    }
+    if (rc == 0 && d->line_at && !ps->defaults)
+        *FIELD(sec, d->line_at, int) = ps->lineno;
+    return rc;
+}
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+/* a row: {name, type, lo, hi, default, SECTION(field), the rest by name} */
+#define SERVER(f) .section = CVD_CONF_SERVER, .offset = offsetof(cvd_conf, f)
+#define MODEL(f) .section = CVD_CONF_MODEL, .offset = offsetof(cvd_conf_model, f)
+#define LISTEN(f) .section = CVD_CONF_LISTEN, .offset = offsetof(cvd_conf_listen, f)
+#define STREAM(f) .section = CVD_CONF_STREAM, .offset = offsetof(cvd_conf_stream, f)
+
+const cvd_conf_directive cvd_conf_directives[] = {
+    /* [server]: every directive has a default */
+    {"workers", CVD_CONF_INT, 0, 256, "0", SERVER(workers), .note = " (0 = one per core)",
+     .help = "worker threads, each with its own event loop; `0` = one per CPU core"},
+    {"log_level", CVD_CONF_CHOICE, SERVER(log_level), .def = "info", .choices = level_choices,
+     .help = "what goes to the log"},
+    {"metrics", CVD_CONF_SPECIAL, SERVER(metrics_enabled), .def = "none", .set = set_metrics,
+     .doc_range = "`HOST:PORT`, `[IPv6]:PORT` or `none`",
+     .help = "address of the Prometheus endpoint (`GET /metrics`); `none` turns it off"},
+    {"max_clients", CVD_CONF_INT, 1, 1000000, "256",
+     .help = "client connections at once, across all listeners", SERVER(max_clients)},
+    {"max_message", CVD_CONF_SIZE, 1024, 67108864, "1048576", .unit = "bytes", SERVER(max_message),
+     .help = "largest framed-protocol message"},
+    {"handshake_timeout", CVD_CONF_SECONDS, 0.1, 3600, "5", .unit = "seconds",
+     .help = "time a framed client has, after connecting, to send HELLO",
+     SERVER(handshake_timeout)},
+    {"idle_timeout", CVD_CONF_SECONDS, 0, 86400, "300", .unit = "seconds", SERVER(idle_timeout),
+     .note = " (0 = never)",
+     .help = "a client sending nothing for this long is closed; `0` = never"},
+    {"shutdown_timeout", CVD_CONF_SECONDS, 0, 3600, "5", .unit = "seconds",
+     .help = "how long SIGTERM waits for streams in flight to flush before the daemon exits",
+     SERVER(shutdown_timeout)},
+    {"queue_limit", CVD_CONF_SIZE, 4096, 1073741824, "1048576", .unit = "bytes",
+     SERVER(queue_limit), .help = "output a client may have queued before it counts as slow"},
+    {"slow_subscriber", CVD_CONF_CHOICE, SERVER(slow_disconnect), .def = "drop",
+     .choices = slow_choices,
+     .help = "what happens to a subscriber whose queue is full: its output that does not fit "
+             "is dropped, or the client is closed"},
+    {"nonfinite", CVD_CONF_CHOICE, SERVER(nonfinite_pass), .def = "reject",
+     .choices = nonfinite_choices,
+     .help = "NaN and infinite input samples: refused with an error, or passed through the "
+             "model as they are"},
+
+    /* [model NAME] */
+    {"path", CVD_CONF_SPECIAL, MODEL(path), .set = set_model_path,
+     .line_at = offsetof(cvd_conf_model, path_line),
+     .required = "a .nam, .json, .keras or .h5 file, or builtin:NAME",
+     .doc_range = "a `.nam`, `.json`, `.keras`, `.h5` or `.hdf5` file (any case), or "
+                  "`builtin:NAME`; at most 4095 bytes",
+     .help = "the model"},
+    {"hop", CVD_CONF_LONG, 0, 1 << 30, "0", MODEL(hop), .unit = "frames",
+     .note = " (0 = the window length)", .line_at = offsetof(cvd_conf_model, hop_line),
+     .help = "a windowed model (a Keras classifier with Flatten, say: [KERAS.md](KERAS.md)): "
+             "its windows start every `hop` frames, each giving one record; `0` = the window "
+             "length (windows side by side). An error on a model that streams frame by "
+             "frame"},
+
+    /* [listen NAME] */
+    {"address", CVD_CONF_SPECIAL, LISTEN(host), .set = set_listen_address, .required = "HOST:PORT",
+     .doc_range = "`HOST:PORT` or `[IPv6]:PORT`; port 0..65535",
+     .help = "where to listen; port `0` = any free port"},
+    {"protocol", CVD_CONF_CHOICE, LISTEN(protocol), .choices = proto_choices,
+     .required = "raw | framed | line",
+     .help = "raw samples in and out; framed messages (HELLO first); text, one frame per "
+             "line"},
+    {"model", CVD_CONF_NAME, LISTEN(model), .what = "model",
+     .doc_default = "required for `raw` and `line`; none for `framed`",
+     .doc_range = "a `[model NAME]` of this file",
+     .help = "the model that processes the stream; for `framed`, the one used when HELLO "
+             "names none (without it, HELLO must name one)"},
+    {"format", CVD_CONF_FORMAT, LISTEN(format), .def = "f32le", .doc_range = "`f32le` \\| `s16le`",
+     .help = "sample format, raw listeners only (32-bit float or 16-bit integer, "
+             "little-endian; also spelled `f32`, `float`, `s16`, `int16`, any case: the wire "
+             "codec's parser, docs/PROTOCOL.md); an error on `line` (text) and `framed` "
+             "(negotiated in HELLO)"},
+    {"channels", CVD_CONF_INT, 0, 1024, "0", LISTEN(channels), .note = " (0 = the model's)",
+     .help = "input channels; `0` = the model's"},
+    {"rate", CVD_CONF_INT, 1, 1000000, "48000", LISTEN(rate), .unit = "frames per second",
+     .help = "sample rate of the stream"},
+    {"block", CVD_CONF_INT, 1, 65536, "64", LISTEN(block), .unit = "frames",
+     .help = "frames processed at a time"},
+
+    /* [stream NAME] */
+    {"input", CVD_CONF_DEVICE, STREAM(input), .def = "default",
+     .line_at = offsetof(cvd_conf_stream, input_line),
+     .doc_range = "a PortAudio device: its exact name, a part of one name (case-insensitive), "
+                  "its index, `default`; or `none`; at most 255 bytes",
+     .help = "the capture device; `none` makes an output-only stream (it needs `source`)"},
+    {"output", CVD_CONF_DEVICE, STREAM(output), .def = "default",
+     .line_at = offsetof(cvd_conf_stream, output_line), .doc_range = "the same",
+     .help = "the playback device; `none`: no playback (then `publish = yes` is required)"},
+    {"rate", CVD_CONF_INT, 1, 1000000, "48000", STREAM(rate), .unit = "frames per second",
+     .help = "the devices' rate; it must be the model's when the model says (no "
+             "resampling)"},
+    {"channels", CVD_CONF_INT, 0, 1024, "0", STREAM(channels), .note = " (0 = the model's)",
+     .help = "capture channels (for an output-only stream, playback channels); `0` = the "
+             "model's input channels, or 1 without a model"},
+    {"block", CVD_CONF_INT, 1, 65536, "64", STREAM(block), .unit = "frames",
+     .help = "frames per callback, and the model's block"},
+    {"model", CVD_CONF_NAME, STREAM(model), .what = "model",
+     .line_at = offsetof(cvd_conf_stream, model_line), .doc_range = "a `[model NAME]` of this file",
+     .help = "the model the audio goes through; none: unchanged. Not for output-only "
+             "streams. With an output device, the model must give one output frame per input "
+             "frame (streaming, no strides)"},
+    {"publish", CVD_CONF_CHOICE, STREAM(publish), .def = "no", .choices = bool_choices,
+     .help = "the processed frames are published as stream NAME: framed clients subscribe "
+             "to it (HELLO role 1), exactly as to a TCP producer's stream"},
+    {"source", CVD_CONF_NAME, STREAM(source), .what = "stream", .doc_range = "a stream name",
+     .help = "output-only streams (and only they): the published stream to play (a framed "
+             "producer's HELLO `stream`)"},
+    {"jitter", CVD_CONF_INT, 0, 1000000, "0", STREAM(jitter), .unit = "frames",
+     .note = " (frames; 0 = 4 blocks)",
+     .help = "output-only streams (and only they): frames queued before playing starts, and "
+             "again after an underrun; `0` = 4 blocks"},
+    {"realtime", CVD_CONF_CHOICE, STREAM(realtime), .def = "yes", .choices = bool_choices,
+     .help = "ask for real-time scheduling (SCHED_FIFO) of the callback thread on ALSA; "
+             "refused quietly where not permitted (a warning in the log)"},
+    {"input_channels", CVD_CONF_SPECIAL, STREAM(in_map), .set = set_channel_map,
+     .offset2 = offsetof(cvd_conf_stream, n_in_map),
+     .line_at = offsetof(cvd_conf_stream, in_map_line), .doc_default = "the first `channels`",
+     .doc_range = "capture channels, 1-based, separated by commas (`2`, `1,2`, `2,2`); at "
+                  "most 64",
+     .help = "which of the capture device's channels feed the stream's channels, in order: "
+             "`input_channels = 2` gives a mono model the interface's second input. The "
+             "device is opened with as many channels as the highest one listed; `channels` "
+             "defaults to the count listed (and must equal it if set). Not for output-only "
+             "streams"},
+    {"output_channels", CVD_CONF_SPECIAL, STREAM(out_map), .set = set_channel_map,
+     .offset2 = offsetof(cvd_conf_stream, n_out_map),
+     .line_at = offsetof(cvd_conf_stream, out_map_line), .doc_default = "as many as the stream has",
+     .doc_range = "playback channels, 1-based, separated by commas (`3,4`, `2`); at most 64",
+     .help = "which of the playback device's channels the stream's channels play on, in "
+             "order; the others get silence. A mono stream plays on every channel listed; "
+             "otherwise the count must equal the stream's output channels (the model's, "
+             "checked when it is loaded). The device is opened with as many channels as the "
+             "highest one listed. Without it a mono stream plays on every channel of a device "
+             "that only plays in stereo"},
+};
+
+const int cvd_conf_n_directives = (int)(sizeof cvd_conf_directives / sizeof cvd_conf_directives[0]);
+
+int cvd_conf_rows(int kind, const cvd_conf_directive **rows, int max)
+{
+    int n = 0;
+    for (int i = 0; i < cvd_conf_n_directives; i++)
+        if (cvd_conf_directives[i].section == kind && n < max)
+            rows[n++] = &cvd_conf_directives[i];
+    return n;
+}
+
+const cvd_conf_directive *cvd_conf_row(int kind, const char *name, int *index)
+{
+    int k = 0;
+    for (int i = 0; i < cvd_conf_n_directives; i++) {
+        if (cvd_conf_directives[i].section != kind)
+            continue;
+        if (strcmp(cvd_conf_directives[i].name, name) == 0) {
+            if (index)
+                *index = k;
+            return &cvd_conf_directives[i];
+        }
+        k++;
+    }
+    return NULL;
+}
+
+void cvd_conf_set_defaults(pstate *ps, int kind, void *sec)
+{
+    ps->defaults = 1;
+    for (int i = 0; i < cvd_conf_n_directives; i++) {
+        const cvd_conf_directive *d = &cvd_conf_directives[i];
+        if (d->section == kind && d->def != NULL)
+            cvd_conf_set(ps, d, sec, d->def); /* the table's own values: they parse */
+    }
+    ps->defaults = 0;
+}
+
+/* ---- the reference ------------------------------------------------------------------------ */
+
+void cvd_conf_doc_row(const cvd_conf_directive *d, char *buf, size_t n)
+{
+    char def[256], range[512];
+    if (d->doc_default)
+        snprintf(def, sizeof def, "%s", d->doc_default);
+    else if (d->required)
+        snprintf(def, sizeof def, "required");
+    else if (d->def)
+        snprintf(def, sizeof def, "`%s`", d->def);
+    else
+        snprintf(def, sizeof def, "none");
+    range[0] = '\0';
+    if (d->doc_range) {
+        snprintf(range, sizeof range, "%s", d->doc_range);
+    } else if (d->type == CVD_CONF_CHOICE) {
+        for (const cvd_conf_choice *c = d->choices; c->name; c++)
+            snprintf(range + strlen(range), sizeof range - strlen(range), "%s`%s`",
+                     c == d->choices ? "" : " \\| ", c->name);
+    } else if (d->type == CVD_CONF_SECONDS) {
+        snprintf(range, sizeof range, "%g..%g seconds", d->lo, d->hi);
+    } else {
+        snprintf(range, sizeof range, "%.0f..%.0f%s%s", d->lo, d->hi, d->unit ? " " : "",
+                 d->unit ? d->unit : "");
+    }
+    snprintf(buf, n, "| `%s` | %s | %s | %s |", d->name, def, range, d->help ? d->help : "");
+}
