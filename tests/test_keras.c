@@ -9,7 +9,7 @@
  *   offline   cvd_model_forward_hop() equals the reference (1e-4 of the output's scale);
  *   stream    random block splits (0 and 1 included) at several max_block values, flushed,
  *             equal the offline output (1e-5); the seed is printed (rerun with CVD_SEED).
- * The real models in ../shared/models/keras/ (skipped with a note when absent): the two
+ * The real models in ../shared/models/keras/ (skipped, cr_skip_test, when absent): the two
  * sensor classifiers, windowed, at the default hop and hop 1; the WaveNet weights-only .h5
  * with the config written for it; the LSTM file refused by name (keras-tcn's archive loads:
  * test_keras_tcn.c).
@@ -265,26 +265,24 @@ Test(keras, names_and_classes)
 
 /* ---- the real models ------------------------------------------------------------------------- */
 
-static int have_real(const char *file)
+/* Skips the test (cr_skip_test: it shows as skipped, not passed) when the real Keras file is
+ * not there: ../shared/models/keras/ is beside a full checkout only. */
+static void need_real(const char *file)
 {
-    char path[512];
+    char path[600];
     struct stat st;
     snprintf(path, sizeof path, REAL "%s", file);
-    if (stat(path, &st) == 0)
-        return 1;
-    cr_log_info("%s is absent: the test is skipped (../shared/models/keras/ holds the real "
-                "Keras files)",
-                path);
-    fprintf(stderr, "note: %s is absent: skipped\n", path);
-    return 0;
+    if (stat(path, &st) != 0)
+        cr_skip_test("%s is absent (../shared/models/keras/ holds the real Keras files; "
+                     "../shared is not beside this checkout)",
+                     path);
 }
 
 static void real_classifier(const char *stem, long window, int out_values)
 {
     char path[512], in[512], out[512];
     snprintf(path, sizeof path, "%s.keras", stem);
-    if (!have_real(path))
-        return;
+    need_real(path);
     snprintf(path, sizeof path, REAL "%s.keras", stem);
     cvd_model *m = load_ok(path);
     cr_assert_eq(cvd_model_mode(m), CVD_MODE_WINDOWED, "%s: %s", stem, cvd_model_mode_reason(m));
@@ -310,8 +308,7 @@ Test(keras, real_oshinrastogi_classifier)
 
 Test(keras, real_helberhlf_wavenet_weights_only)
 {
-    if (!have_real("helberhlf_wavenet.h5"))
-        return;
+    need_real("helberhlf_wavenet.h5");
     cvd_model *m = load_ok(DATA "real/helberhlf_wavenet.json+" REAL "helberhlf_wavenet.h5");
     cr_assert_eq(cvd_model_mode(m), CVD_MODE_STREAMING);
     cr_assert_eq(cvd_model_in_channels(m), 5);
@@ -348,8 +345,8 @@ static void refused(const char *path, const char *const *frags)
 
 Test(keras, real_refusals_name_what_they_refuse)
 {
-    if (have_real("GuitarLSTM_ts9.h5"))
-        refused(REAL "GuitarLSTM_ts9.h5",
+    need_real("GuitarLSTM_ts9.h5");
+    refused(REAL "GuitarLSTM_ts9.h5",
                 (const char *const[]){"model_config", "layers[2] (lstm)", "class_name='LSTM'",
                                       "recurrent layer", NULL});
 }
