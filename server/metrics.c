@@ -65,12 +65,45 @@ void cvd_metrics_stream_memory_limit(uint64_t limit)
     atomic_store(&stream_memory_limit, limit);
 }
 
+/* name cut to fit key (cap bytes with its NUL), not inside a UTF-8 character */
+static void cut_name(char *key, size_t cap, const char *name)
+{
+    size_t n = strlen(name);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80)
+            n--; /* name[n] continues a character: cut before that character */
+    }
+    memcpy(key, name, n);
+    key[n] = '\0';
+}
+
+/* Prometheus's label value escapes: backslash, double quote, line feed */
+static void escape_label(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 3 < cap; s++) {
+        if (*s == '\\' || *s == '"') {
+            out[o++] = '\\';
+            out[o++] = *s;
+        } else if (*s == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *s;
+        }
+    }
+    out[o] = '\0';
+}
+
 cvd_stream_stats *cvd_metrics_stream(const char *name)
 {
     cvd_stream_stats *s = NULL;
+    char key[sizeof s->name];
+    cut_name(key, sizeof key, name);
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n_streams; i++)
-        if (strcmp(streams[i]->name, name) == 0) {
+        if (strcmp(streams[i]->name, key) == 0) {
             s = streams[i];
             goto out;
         }
@@ -85,7 +118,8 @@ cvd_stream_stats *cvd_metrics_stream(const char *name)
     s = calloc(1, sizeof *s);
     if (s == NULL)
         goto out;
-    snprintf(s->name, sizeof s->name, "%s", name);
+    memcpy(s->name, key, sizeof key);
+    escape_label(s->label, sizeof s->label, key);
     streams[n_streams++] = s;
 out:
     pthread_mutex_unlock(&lock);
@@ -222,20 +256,20 @@ char *cvd_metrics_render(void)
     for (size_t i = 0; i < n_streams; i++) {
         unsigned long long v = atomic_load(&streams[i]->frames_in);
         tin += v;
-        sb_printf(&b, "convd_stream_frames_in_total{stream=\"%s\"} %llu\n", streams[i]->name, v);
+        sb_printf(&b, "convd_stream_frames_in_total{stream=\"%s\"} %llu\n", streams[i]->label, v);
     }
     sb_printf(&b, "# HELP convd_stream_frames_out_total Frames sent, per stream.\n"
                   "# TYPE convd_stream_frames_out_total counter\n");
     for (size_t i = 0; i < n_streams; i++) {
         unsigned long long v = atomic_load(&streams[i]->frames_out);
         tout += v;
-        sb_printf(&b, "convd_stream_frames_out_total{stream=\"%s\"} %llu\n", streams[i]->name,
+        sb_printf(&b, "convd_stream_frames_out_total{stream=\"%s\"} %llu\n", streams[i]->label,
                   v);
     }
     sb_printf(&b, "# HELP convd_stream_clients Clients per stream.\n"
                   "# TYPE convd_stream_clients gauge\n");
     for (size_t i = 0; i < n_streams; i++)
-        sb_printf(&b, "convd_stream_clients{stream=\"%s\"} %lld\n", streams[i]->name,
+        sb_printf(&b, "convd_stream_clients{stream=\"%s\"} %lld\n", streams[i]->label,
                   (long long)atomic_load(&streams[i]->clients));
     sb_printf(&b, "# HELP convd_frames_in_total Frames received, all streams.\n"
                   "# TYPE convd_frames_in_total counter\nconvd_frames_in_total %llu\n"
@@ -251,14 +285,14 @@ char *cvd_metrics_render(void)
             cum += atomic_load(&s->buckets[k]);
             if (k < CVD_METRICS_BUCKETS)
                 sb_printf(&b, "convd_block_seconds_bucket{stream=\"%s\",le=\"%g\"} %llu\n",
-                          s->name, bucket_le[k], cum);
+                          s->label, bucket_le[k], cum);
             else
                 sb_printf(&b, "convd_block_seconds_bucket{stream=\"%s\",le=\"+Inf\"} %llu\n",
-                          s->name, cum);
+                          s->label, cum);
         }
-        sb_printf(&b, "convd_block_seconds_sum{stream=\"%s\"} %.9f\n", s->name,
+        sb_printf(&b, "convd_block_seconds_sum{stream=\"%s\"} %.9f\n", s->label,
                   (double)atomic_load(&s->block_ns_sum) * 1e-9);
-        sb_printf(&b, "convd_block_seconds_count{stream=\"%s\"} %llu\n", s->name,
+        sb_printf(&b, "convd_block_seconds_count{stream=\"%s\"} %llu\n", s->label,
                   (unsigned long long)atomic_load(&s->blocks));
     }
     static const char *const xrun_kinds[4] = {"input_underflow", "input_overflow",
@@ -267,46 +301,46 @@ char *cvd_metrics_render(void)
                   "# TYPE convd_audio_running gauge\n");
     for (size_t i = 0; i < n_streams; i++)
         if (atomic_load(&streams[i]->audio))
-            sb_printf(&b, "convd_audio_running{stream=\"%s\"} %d\n", streams[i]->name,
+            sb_printf(&b, "convd_audio_running{stream=\"%s\"} %d\n", streams[i]->label,
                       atomic_load(&streams[i]->audio_running));
     sb_printf(&b, "# HELP convd_audio_xruns_total PortAudio callback status flags, by kind.\n"
                   "# TYPE convd_audio_xruns_total counter\n");
     for (size_t i = 0; i < n_streams; i++)
         for (int k = 0; k < 4 && atomic_load(&streams[i]->audio); k++)
             sb_printf(&b, "convd_audio_xruns_total{stream=\"%s\",kind=\"%s\"} %llu\n",
-                      streams[i]->name, xrun_kinds[k],
+                      streams[i]->label, xrun_kinds[k],
                       (unsigned long long)atomic_load(&streams[i]->audio_xruns[k]));
     sb_printf(&b, "# HELP convd_audio_underruns_total Blocks played short (jitter buffer or "
                   "model output empty).\n# TYPE convd_audio_underruns_total counter\n");
     for (size_t i = 0; i < n_streams; i++)
         if (atomic_load(&streams[i]->audio))
-            sb_printf(&b, "convd_audio_underruns_total{stream=\"%s\"} %llu\n", streams[i]->name,
+            sb_printf(&b, "convd_audio_underruns_total{stream=\"%s\"} %llu\n", streams[i]->label,
                       (unsigned long long)atomic_load(&streams[i]->audio_underruns));
     sb_printf(&b, "# HELP convd_audio_device_failures_total Devices that stopped or stalled "
                   "while running.\n# TYPE convd_audio_device_failures_total counter\n");
     for (size_t i = 0; i < n_streams; i++)
         if (atomic_load(&streams[i]->audio))
             sb_printf(&b, "convd_audio_device_failures_total{stream=\"%s\"} %llu\n",
-                      streams[i]->name,
+                      streams[i]->label,
                       (unsigned long long)atomic_load(&streams[i]->audio_failures));
     sb_printf(&b, "# HELP convd_audio_cpu_load PortAudio's estimate of the callback's share of "
                   "its time (0..1).\n# TYPE convd_audio_cpu_load gauge\n");
     for (size_t i = 0; i < n_streams; i++)
         if (atomic_load(&streams[i]->audio))
-            sb_printf(&b, "convd_audio_cpu_load{stream=\"%s\"} %.3f\n", streams[i]->name,
+            sb_printf(&b, "convd_audio_cpu_load{stream=\"%s\"} %.3f\n", streams[i]->label,
                       (double)atomic_load(&streams[i]->audio_cpu_permille) * 1e-3);
     sb_printf(&b, "# HELP convd_audio_block_seconds_max Longest callback.\n"
                   "# TYPE convd_audio_block_seconds_max gauge\n");
     for (size_t i = 0; i < n_streams; i++)
         if (atomic_load(&streams[i]->audio))
             sb_printf(&b, "convd_audio_block_seconds_max{stream=\"%s\"} %.9f\n",
-                      streams[i]->name,
+                      streams[i]->label,
                       (double)atomic_load(&streams[i]->audio_block_ns_max) * 1e-9);
     sb_printf(&b, "# HELP convd_audio_latency_seconds Device input and output latency plus "
                   "the model's.\n# TYPE convd_audio_latency_seconds gauge\n");
     for (size_t i = 0; i < n_streams; i++)
         if (atomic_load(&streams[i]->audio))
-            sb_printf(&b, "convd_audio_latency_seconds{stream=\"%s\"} %.6f\n", streams[i]->name,
+            sb_printf(&b, "convd_audio_latency_seconds{stream=\"%s\"} %.6f\n", streams[i]->label,
                       (double)atomic_load(&streams[i]->audio_latency_us) * 1e-6);
     pthread_mutex_unlock(&lock);
     if (b.failed) {

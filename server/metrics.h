@@ -71,7 +71,8 @@ enum {
 };
 
 typedef struct cvd_stream_stats {
-    char name[72];
+    char name[72];   /* the name, cut to 71 bytes at a UTF-8 character boundary */
+    char label[144]; /* name as a label value: \ " and line ends escaped */
     atomic_ullong frames_in, frames_out;
     atomic_llong clients;
     atomic_ullong blocks;
@@ -89,7 +90,8 @@ typedef struct cvd_stream_stats {
     atomic_ullong audio_latency_us;    /* input + output device latency + model latency */
 } cvd_stream_stats;
 
-/* The stream's counters, created on first use; never freed. NULL only if out of memory. */
+/* The stream's counters, created on first use; never freed. NULL only if out of memory.
+ * Names longer than the field count as their first 71 bytes (a whole UTF-8 character). */
 cvd_stream_stats *cvd_metrics_stream(const char *name);
 void cvd_metrics_block_time(cvd_stream_stats *s, uint64_t ns);
 void cvd_metrics_dropped(int reason, uint64_t frames);
