@@ -274,6 +274,8 @@ typedef struct cvd_wn_activation {
  * names are accepted too), with NAM's default parameters. */
 int cvd_wn_activation_parse(const char *name, cvd_wn_activation *out, cvd_err *err);
 const char *cvd_wn_activation_name(const cvd_wn_activation *a);
+/* a applied in place to n frames of C channels (PReLU's slopes per channel). Real-time safe. */
+void cvd_wn_activation_apply(const cvd_wn_activation *a, float *x, int n, int C);
 
 typedef enum cvd_wn_gating {
     CVD_WN_GATING_NONE = 0, /* a = act(z) */
@@ -393,6 +395,10 @@ int cvd_model_add_merge(cvd_model *m, const char *name, cvd_node_op op, const in
                         int n_inputs, cvd_err *err);
 int cvd_model_add_wavenet(cvd_model *m, const char *name, const cvd_wn_config *cfg, int input,
                           cvd_err *err);
+/* An element-wise activation of NAM's (Fasttanh, LeakyReLU with its slope, PReLU, ...; a
+ * Keras one gives the plain activation node): NAM's ConvNet. */
+int cvd_model_add_nam_activation(cvd_model *m, const char *name, const cvd_wn_activation *a,
+                                 int input, cvd_err *err);
 /* The output node (default: the last one added). */
 int cvd_model_set_output(cvd_model *m, int node, cvd_err *err);
 int cvd_model_output(const cvd_model *m);
@@ -482,6 +488,13 @@ int cvd_model_set_var(cvd_model *m, int node, int index, const float *data, size
                       cvd_err *err);
 /* glorot_uniform kernels and zero biases for every node, from one seed. */
 void cvd_model_init_weights(cvd_model *m, uint64_t seed);
+
+/* After the last node: nets run `frames` frames of silence through the model on create and
+ * reset (output dropped), as NAM core prewarms its models, so the layers' histories hold the
+ * model's response to silence rather than zeros; the offline forward computes the same (the
+ * input after that much silence). Causal streaming models giving a frame per frame only. */
+int cvd_model_set_prewarm(cvd_model *m, long frames, cvd_err *err);
+long cvd_model_prewarm(const cvd_model *m);
 
 /* The sample rate the model was trained at (0: unknown), and a description, from the file. */
 void cvd_model_set_sample_rate(cvd_model *m, double rate);

@@ -17,6 +17,7 @@ typedef struct cvd_node {
     int latency;    /* of this node's output relative to the model input, in frames */
     long receptive; /* input frames one output frame depends on */
     cvd_activation act; /* ACTIVATION */
+    cvd_wn_activation *nam_act; /* ACTIVATION: one of NAM's instead of act (owned) */
     cvd_conv_config conv; /* CONV, DENSE (as a kernel-1 Conv1D), channels_last */
     cvd_layer *proto;     /* CONV, DENSE: holds the weights; instances copy them */
     cvd_wn_config *wn;    /* WAVENET */
@@ -57,6 +58,7 @@ struct cvd_model {
     int output;
     double sample_rate;
     cvd_levels levels; /* the file's calibration metadata (levels.c) */
+    long prewarm;      /* frames of silence a net runs through on create and reset */
     char *description;
     long in_length;     /* the input's fixed length (0: any) */
     cvd_data_format df; /* layout of Keras's rank-2 tensors */

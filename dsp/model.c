@@ -52,6 +52,7 @@ static void free_node(cvd_node *nd)
         free(nd->v[k]);
     free(nd->fa);
     free(nd->fb);
+    free(nd->nam_act);
 }
 
 cvd_model *cvd_model_ref(cvd_model *m)
@@ -306,6 +307,50 @@ int cvd_model_add_activation(cvd_model *m, const char *name, cvd_activation act,
         return id;
     m->nodes[id].act = act;
     return finish_node(m, id, err);
+}
+
+int cvd_model_add_nam_activation(cvd_model *m, const char *name, const cvd_wn_activation *a,
+                                 int input, cvd_err *err)
+{
+    if (a->kind == CVD_WN_KERAS) /* a Keras activation: the plain node */
+        return cvd_model_add_activation(m, name, a->keras, input, err);
+    if (input >= 0 && input < m->n_nodes && a->kind == CVD_WN_PRELU &&
+        !(a->n_slopes == 1 || a->n_slopes == m->nodes[input].channels))
+        return cvd_err_set(err, CVD_EINVAL,
+                           "Activation '%s': PReLU with %d slopes on %d channels (one, or one "
+                           "per channel)",
+                           name ? name : "", a->n_slopes, m->nodes[input].channels);
+    cvd_wn_activation *copy = malloc(sizeof *copy);
+    if (copy == NULL)
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    *copy = *a;
+    int id = new_unary_node(m, CVD_NODE_ACTIVATION, name, input, err);
+    if (id < 0) {
+        free(copy);
+        return id;
+    }
+    m->nodes[id].act = CVD_ACT_LINEAR;
+    m->nodes[id].nam_act = copy;
+    return finish_node(m, id, err);
+}
+
+int cvd_model_set_prewarm(cvd_model *m, long frames, cvd_err *err)
+{
+    if (frames < 0 || frames > (1L << 24))
+        return cvd_err_set(err, CVD_EINVAL, "prewarm of %ld frames: must be in 0..%ld", frames,
+                           1L << 24);
+    if (frames > 0 && (cvd_model_mode(m) != CVD_MODE_STREAMING ||
+                       cvd_model_rate_ratio(m) != 1.0 || cvd_model_latency(m) != 0))
+        return cvd_err_set(err, CVD_EINVAL,
+                           "prewarm: only a causal streaming model that gives a frame for "
+                           "every frame can be prewarmed");
+    m->prewarm = frames;
+    return CVD_OK;
+}
+
+long cvd_model_prewarm(const cvd_model *m)
+{
+    return m->prewarm;
 }
 
 int cvd_model_add_merge(cvd_model *m, const char *name, cvd_node_op op, const int *inputs,

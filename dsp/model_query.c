@@ -96,7 +96,8 @@ void cvd_model_node_describe(const cvd_model *m, int i, char *buf, size_t n)
         return;
     switch (nd->op) {
     case CVD_NODE_ACTIVATION:
-        snprintf(buf, n, "%s%s", cvd_activation_name(nd->act),
+        snprintf(buf, n, "%s%s",
+                 nd->nam_act ? cvd_wn_activation_name(nd->nam_act) : cvd_activation_name(nd->act),
                  nd->axis == CVD_AXIS_TIME ? " over time" : "");
         break;
     case CVD_NODE_BATCH_NORM:

@@ -45,6 +45,7 @@ struct cvd_net {
     long window, hop;
     int rsize;     /* values of one record */
     float *win;    /* window * in_channels */
+    float *zeros;  /* max_block * in_channels of silence: the prewarm's input */
     long wlen;     /* frames in win */
     long skip;     /* frames to drop before the next window starts (hop > window) */
     cvd_plan *plan;
@@ -69,6 +70,7 @@ void cvd_net_destroy(cvd_net *net)
     }
     free(net->nodes);
     free(net->win);
+    free(net->zeros);
     cvd_plan_destroy(net->plan);
     cvd_model_unref(net->m);
     free(net);
@@ -243,6 +245,13 @@ int cvd_net_create_hop(cvd_model *m, int max_block, long hop, cvd_net **out, cvd
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     }
     net->nodes[0].max_out = max_block;
+    if (m->prewarm > 0) {
+        net->zeros = calloc((size_t)max_block * m->in_channels, sizeof(float));
+        if (net->zeros == NULL) {
+            cvd_net_destroy(net);
+            return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+        }
+    }
     for (int i = 1; i < m->n_nodes; i++) {
         int rc = create_node(net, i, err);
         if (rc < 0) {
@@ -290,11 +299,15 @@ size_t cvd_net_state_bytes(const cvd_net *net)
             b += sizeof(float) * (size_t)(nd->right + net->nodes[nd->inputs[0]].max_out) *
                  nd->channels;
         b += sizeof(float) * (size_t)st->max_out * nd->channels;
+        if (i == 1 && net->zeros)
+            b += sizeof(float) * (size_t)net->max_block * net->m->in_channels;
         for (int k = 0; st->q && k < nd->n_inputs; k++)
             b += sizeof(float) * (size_t)st->qcap * net->m->nodes[nd->inputs[k]].channels;
     }
     return b;
 }
+
+static int run_round(cvd_net *net, const float *in, int n);
 
 void cvd_net_reset(cvd_net *net)
 {
@@ -319,6 +332,14 @@ void cvd_net_reset(cvd_net *net)
     net->failed = 0;
     net->wlen = 0;
     net->skip = 0;
+    /* NAM's prewarm: silence through every layer, the output dropped */
+    for (long done = 0; net->zeros && done < net->m->prewarm; done += net->max_block) {
+        long b = net->m->prewarm - done < net->max_block ? net->m->prewarm - done : net->max_block;
+        if (run_round(net, net->zeros, (int)b) < 0) {
+            net->failed = 1;
+            break;
+        }
+    }
 }
 
 /* One merge node: queue this round's input frames, emit what every queue holds. */

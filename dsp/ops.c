@@ -126,7 +126,10 @@ void cvd_node_frames(const cvd_node *nd, const float *x, int n, float *y)
     case CVD_NODE_ACTIVATION:
         if (x != y)
             memcpy(y, x, sizeof(float) * total);
-        cvd_activation_apply_axis(nd->act, y, (size_t)n, C, C, 1);
+        if (nd->nam_act)
+            cvd_wn_activation_apply(nd->nam_act, y, n, (int)C);
+        else
+            cvd_activation_apply_axis(nd->act, y, (size_t)n, C, C, 1);
         break;
     case CVD_NODE_BATCH_NORM:
         for (int t = 0; t < n; t++)
@@ -236,7 +239,9 @@ void cvd_node_compute(const cvd_model *m, int i, const float *const *x, const lo
     switch (nd->op) {
     case CVD_NODE_ACTIVATION:
         memcpy(y, a, sizeof(float) * (size_t)len * C);
-        if (nd->axis == CVD_AXIS_TIME)
+        if (nd->nam_act)
+            cvd_wn_activation_apply(nd->nam_act, y, (int)len, C);
+        else if (nd->axis == CVD_AXIS_TIME)
             cvd_activation_apply_axis(nd->act, y, (size_t)C, 1, (size_t)len, (size_t)C);
         else
             cvd_activation_apply_axis(nd->act, y, (size_t)len, (size_t)C, (size_t)C, 1);

@@ -223,6 +223,32 @@ int cvd_model_forward_hop(const cvd_model *m, const float *in, long n, long hop,
         *out = malloc(sizeof(float));
         return *out ? CVD_OK : cvd_err_set(err, CVD_ENOMEM, "out of memory");
     }
+    if (m->prewarm > 0) {
+        /* a prewarmed model: the input after that much silence, the silence's output
+         * dropped (the model is causal and gives a frame per frame: cvd_model_set_prewarm) */
+        const size_t C = (size_t)m->in_channels, P = (size_t)m->prewarm;
+        float *x = calloc((P + (size_t)n) * C, sizeof(float));
+        if (x == NULL)
+            return cvd_err_set(err, CVD_ENOMEM, "out of memory for %ld frames", n);
+        memcpy(x + P * C, in, sizeof(float) * (size_t)n * C);
+        if ((rc = cvd_plan_create(m, n + m->prewarm, &p, err)) < 0) {
+            free(x);
+            return rc;
+        }
+        cvd_plan_run(p, x);
+        free(x);
+        const size_t F = (size_t)cvd_model_out_channels(m);
+        float *y = malloc(sizeof(float) * (size_t)n * F);
+        if (y == NULL) {
+            cvd_plan_destroy(p);
+            return cvd_err_set(err, CVD_ENOMEM, "out of memory for %ld frames", n);
+        }
+        memcpy(y, p->buf[m->output] + P * F, sizeof(float) * (size_t)n * F);
+        cvd_plan_destroy(p);
+        *out = y;
+        *n_out = n;
+        return CVD_OK;
+    }
     if ((rc = cvd_plan_create(m, n, &p, err)) < 0)
         return rc;
     cvd_plan_run(p, in);

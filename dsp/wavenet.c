@@ -1254,3 +1254,8 @@ void cvd_wavenet_reset(cvd_wavenet *w)
         process_block(w, w->zeros, m, w->outbuf);
     }
 }
+
+void cvd_wn_activation_apply(const cvd_wn_activation *a, float *x, int n, int C)
+{
+    wn_act(a, x, n, C, C);
+}

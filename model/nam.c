@@ -1,6 +1,8 @@
 /*
  * Neural Amp Modeler .nam files into a model. What NeuralAmpModelerCore 0.5.x-0.7.x reads of
- * the WaveNet architecture (one fused WaveNet node), including the newer per-layer lists
+ * the Linear (an impulse response: one causal Conv1D, a long one on the FFT path) and
+ * ConvNet (dilated Conv1D blocks, batch norm, NAM's activations, prewarmed) architectures,
+ * and of the WaveNet architecture (one fused WaveNet node), including the newer per-layer lists
  * (kernel_sizes, activation, gating_mode, secondary_activation) and the layer-array head
  * object; the layer arrays are read by the WaveNet parser convd's JSON shares
  * (wavenet_json.c). Keys it does not support (post-stack head, bottleneck, FiLM, head1x1,
@@ -117,6 +119,247 @@ done:
     return rc;
 }
 
+/* ---- Linear ------------------------------------------------------------------------------- */
+
+/* NAM's "Linear": an impulse response of receptive_field taps, weights[m] on x[t - m] (NAM
+ * core's rule; NAM's trainer builds it as a correlating torch Conv1d, so NAM core plays a
+ * trained Linear time-reversed: files are played here as NAM core plays them), plus a bias.
+ * A causal Conv1D with the taps reversed into Keras's order (oldest first); with several
+ * channels, each through the same response (groups). A long one runs on the FFT path. */
+static int nam_linear(cvd_jr *r, json_t *root, json_t *cfg, cvd_model **out)
+{
+    static const char *const keys[] = {"receptive_field", "bias", "in_channels",
+                                       "out_channels", "implementation", NULL};
+    static const char *const impls[] = {"auto", "direct", "legacy", "old", "fft",
+                                        "partitioned_fft", "partitioned-fft", NULL};
+    long long R, cin, cout;
+    int bias, rc;
+    const char *impl;
+    float *w = NULL, *K = NULL, *b = NULL;
+    cvd_model *m = NULL;
+
+    if ((rc = cvd_jr_check_keys(r, "", "config", cfg, keys, 0, "a Linear model")) < 0)
+        return rc;
+    if ((rc = cvd_jr_int(r, "", "config", cfg, "receptive_field", CVD_JR_REQ, 0, 1, 1 << 22,
+                         &R)) < 0 ||
+        (rc = cvd_jr_bool(r, "", "config", cfg, "bias", -1, &bias)) < 0 ||
+        (rc = cvd_jr_int(r, "", "config", cfg, "in_channels", 0, 1, 1, 64, &cin)) < 0 ||
+        (rc = cvd_jr_int(r, "", "config", cfg, "out_channels", 0, 1, 1, 64, &cout)) < 0 ||
+        (rc = cvd_jr_str(r, "", "config", cfg, "implementation", 0, "auto", &impl)) < 0)
+        return rc;
+    if (bias < 0)
+        return cvd_jr_bad(r, CVD_EFORMAT, "", "config.bias", NULL, "missing (true or false)");
+    if (!cvd_jr_in_list(impl, impls))
+        return cvd_jr_bad(r, CVD_EFORMAT, "", "config.implementation",
+                          json_object_get(cfg, "implementation"),
+                          "must be auto, direct or fft (how NAM core computes it)");
+    if (cin != cout)
+        return cvd_jr_bad(r, CVD_EUNSUPPORTED, "", "config.out_channels",
+                          json_object_get(cfg, "out_channels"),
+                          "%lld input channels: a Linear model with a different count out is "
+                          "not supported (NAM core zeroes or drops the extra channels)",
+                          cin);
+    const size_t need = (size_t)R + (bias ? 1 : 0);
+    if ((rc = nam_weights(r, root, need, &w)) < 0)
+        return rc;
+    K = malloc(sizeof(float) * (size_t)R * (size_t)cin);
+    b = malloc(sizeof(float) * (size_t)cin);
+    if (K == NULL || b == NULL) {
+        rc = cvd_jr_bad(r, CVD_ENOMEM, "", "", NULL, "out of memory");
+        goto done;
+    }
+    for (long long j = 0; j < R; j++)
+        for (long long c = 0; c < cin; c++)
+            K[j * cin + c] = w[R - 1 - j];
+    for (long long c = 0; c < cin; c++)
+        b[c] = bias ? w[R] : 0.0f;
+    cvd_conv_config c;
+    cvd_conv_config_init(&c, CVD_CONV1D);
+    c.filters = (int)cin;
+    c.groups = (int)cin;
+    c.kernel_size = (int)R;
+    c.padding = CVD_PAD_CAUSAL;
+    c.use_bias = bias;
+    if ((rc = cvd_model_create((int)cin, &m, r->err)) < 0)
+        goto done;
+    int node = cvd_model_add_conv(m, "linear", &c, 0, r->err);
+    if (node < 0) {
+        rc = cvd_jr_lib(r, node, "", "config");
+        goto done;
+    }
+    if ((rc = cvd_model_set_var(m, node, 0, K, (size_t)R * cin, r->err)) < 0 ||
+        (bias && (rc = cvd_model_set_var(m, node, 1, b, (size_t)cin, r->err)) < 0)) {
+        rc = cvd_jr_lib(r, rc, "", "weights");
+        goto done;
+    }
+    *out = m;
+    m = NULL;
+    rc = CVD_OK;
+done:
+    cvd_model_unref(m);
+    free(w);
+    free(K);
+    free(b);
+    return rc;
+}
+
+/* ---- ConvNet ------------------------------------------------------------------------------ */
+
+/* NAM's "ConvNet": blocks of a causal Conv1D of kernel 2 and dilation d (bias unless batch
+ * norm), batch norm (inference form), an activation; then a 1x1 head. Weights in the
+ * trainer's order: per block the conv weight (C, Cin/groups, 2) in C order, its bias, or the
+ * batch norm's running_mean, running_var, weight, bias and eps; then the head's weight
+ * (out, C) and bias (out). NAM core prewarms it with 1 + sum(dilations) frames of silence. */
+static int nam_convnet(cvd_jr *r, json_t *root, json_t *cfg, cvd_model **out)
+{
+    static const char *const keys[] = {"channels", "dilations", "batchnorm", "activation",
+                                       "groups", "in_channels", "out_channels", NULL};
+    long long C, G, cin, cout;
+    int bn, rc, nd;
+    json_t *dl;
+    int dil[CVD_WN_MAX_LAYERS];
+    cvd_wn_activation act;
+    float *w = NULL, *K = NULL;
+    cvd_model *m = NULL;
+    char sub[64];
+
+    if ((rc = cvd_jr_check_keys(r, "", "config", cfg, keys, 0, "a ConvNet model")) < 0)
+        return rc;
+    if ((rc = cvd_jr_int(r, "", "config", cfg, "channels", CVD_JR_REQ, 0, 1, 1024, &C)) < 0 ||
+        (rc = cvd_jr_bool(r, "", "config", cfg, "batchnorm", -1, &bn)) < 0 ||
+        (rc = cvd_jr_int(r, "", "config", cfg, "groups", 0, 1, 1, 1024, &G)) < 0 ||
+        (rc = cvd_jr_int(r, "", "config", cfg, "in_channels", 0, 1, 1, 1024, &cin)) < 0 ||
+        (rc = cvd_jr_int(r, "", "config", cfg, "out_channels", 0, 1, 1, 1024, &cout)) < 0)
+        return rc;
+    if (bn < 0)
+        return cvd_jr_bad(r, CVD_EFORMAT, "", "config.batchnorm", NULL,
+                          "missing (true or false)");
+    dl = json_object_get(cfg, "dilations");
+    if (!json_is_array(dl) || json_array_size(dl) == 0)
+        return cvd_jr_bad(r, CVD_EFORMAT, "", "config.dilations", dl,
+                          "must be a non-empty list of dilations, one per block");
+    if (json_array_size(dl) > CVD_WN_MAX_LAYERS)
+        return cvd_jr_bad(r, CVD_EUNSUPPORTED, "", "config.dilations", dl,
+                          "%zu blocks: at most %d", json_array_size(dl), CVD_WN_MAX_LAYERS);
+    nd = (int)json_array_size(dl);
+    long prewarm = 1;
+    for (int i = 0; i < nd; i++) {
+        json_t *v = json_array_get(dl, (size_t)i);
+        snprintf(sub, sizeof sub, "config.dilations[%d]", i);
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1 << 20)
+            return cvd_jr_bad(r, CVD_EFORMAT, "", sub, v, "must be an integer in 1..%d",
+                              1 << 20);
+        dil[i] = (int)json_integer_value(v);
+        prewarm += dil[i];
+    }
+    if (C % G != 0 || cin % G != 0)
+        return cvd_jr_bad(r, CVD_EFORMAT, "", "config.groups", json_object_get(cfg, "groups"),
+                          "must divide the channels (%lld) and the input channels (%lld)", C,
+                          cin);
+    if ((rc = cvd_wn_json_activation(r, "", "config.activation",
+                                     json_object_get(cfg, "activation"), (int)C, &act)) < 0)
+        return rc;
+
+    /* the weights the configuration implies */
+    size_t need = (size_t)(cout * C + cout);
+    for (int i = 0; i < nd; i++)
+        need += (size_t)(C * ((i ? C : cin) / G) * 2) + (size_t)(bn ? 4 * C + 1 : C);
+    if ((rc = nam_weights(r, root, need, &w)) < 0)
+        return rc;
+    K = malloc(sizeof(float) * (size_t)(2 * C * (C > cin ? C : cin) + cout * C + 1));
+    if (K == NULL) {
+        rc = cvd_jr_bad(r, CVD_ENOMEM, "", "", NULL, "out of memory");
+        goto done;
+    }
+    if ((rc = cvd_model_create((int)cin, &m, r->err)) < 0)
+        goto done;
+    const float *p = w;
+    int prev = 0;
+    for (int i = 0; i < nd; i++) {
+        const long long ci = i ? C : cin, cg = ci / G;
+        char name[32];
+        cvd_conv_config c;
+        cvd_conv_config_init(&c, CVD_CONV1D);
+        c.filters = (int)C;
+        c.groups = (int)G;
+        c.kernel_size = 2;
+        c.dilation_rate = dil[i];
+        c.padding = CVD_PAD_CAUSAL;
+        c.use_bias = !bn;
+        snprintf(name, sizeof name, "block%d_conv", i);
+        snprintf(sub, sizeof sub, "config.dilations[%d]", i);
+        int conv = cvd_model_add_conv(m, name, &c, prev, r->err);
+        if (conv < 0) {
+            rc = cvd_jr_lib(r, conv, "", sub);
+            goto done;
+        }
+        /* torch (C, ci/G, 2) -> Keras (2, ci/G, C) */
+        for (long long o = 0; o < C; o++)
+            for (long long k = 0; k < cg; k++)
+                for (int j = 0; j < 2; j++)
+                    K[((size_t)j * cg + k) * C + o] = p[(o * cg + k) * 2 + j];
+        p += C * cg * 2;
+        if ((rc = cvd_model_set_var(m, conv, 0, K, (size_t)(2 * cg * C), r->err)) < 0)
+            goto weights;
+        if (!bn) {
+            if ((rc = cvd_model_set_var(m, conv, 1, p, (size_t)C, r->err)) < 0)
+                goto weights;
+            p += C;
+            prev = conv;
+        } else {
+            /* Keras's variables: gamma, beta, moving_mean, moving_variance */
+            snprintf(name, sizeof name, "block%d_batchnorm", i);
+            int bnn = cvd_model_add_batch_norm(m, name, CVD_AXIS_CHANNELS, p[4 * C], 1, 1, conv,
+                                               r->err);
+            if (bnn < 0) {
+                rc = cvd_jr_lib(r, bnn, "", sub);
+                goto done;
+            }
+            if ((rc = cvd_model_set_var(m, bnn, 0, p + 2 * C, (size_t)C, r->err)) < 0 ||
+                (rc = cvd_model_set_var(m, bnn, 1, p + 3 * C, (size_t)C, r->err)) < 0 ||
+                (rc = cvd_model_set_var(m, bnn, 2, p, (size_t)C, r->err)) < 0 ||
+                (rc = cvd_model_set_var(m, bnn, 3, p + C, (size_t)C, r->err)) < 0)
+                goto weights;
+            p += 4 * C + 1;
+            prev = bnn;
+        }
+        snprintf(name, sizeof name, "block%d_%s", i, cvd_wn_activation_name(&act));
+        prev = cvd_model_add_nam_activation(m, name, &act, prev, r->err);
+        if (prev < 0) {
+            rc = cvd_jr_lib(r, prev, "", "config.activation");
+            goto done;
+        }
+    }
+    /* the head: a Dense C -> out, kernel (C, out) from torch's (out, C) */
+    int head = cvd_model_add_dense(m, "head", (int)cout, CVD_ACT_LINEAR, 1, prev, r->err);
+    if (head < 0) {
+        rc = cvd_jr_lib(r, head, "", "config");
+        goto done;
+    }
+    for (long long o = 0; o < cout; o++)
+        for (long long k = 0; k < C; k++)
+            K[k * cout + o] = p[o * C + k];
+    p += cout * C;
+    if ((rc = cvd_model_set_var(m, head, 0, K, (size_t)(C * cout), r->err)) < 0 ||
+        (rc = cvd_model_set_var(m, head, 1, p, (size_t)cout, r->err)) < 0)
+        goto weights;
+    if ((rc = cvd_model_set_prewarm(m, prewarm, r->err)) < 0) {
+        rc = cvd_jr_lib(r, rc, "", "config");
+        goto done;
+    }
+    *out = m;
+    m = NULL;
+    rc = CVD_OK;
+    goto done;
+weights:
+    rc = cvd_jr_lib(r, rc, "", "weights");
+done:
+    cvd_model_unref(m);
+    free(w);
+    free(K);
+    return rc;
+}
+
 /* ---- the file ----------------------------------------------------------------------------- */
 
 static const struct {
@@ -124,6 +367,8 @@ static const struct {
     int (*build)(cvd_jr *r, json_t *root, json_t *config, cvd_model **out);
 } architectures[] = {
     {"WaveNet", nam_wavenet},
+    {"ConvNet", nam_convnet},
+    {"Linear", nam_linear},
 };
 
 /* "M.m.p" with 0.5.0 <= version < 0.8.0 */
@@ -196,9 +441,15 @@ static int build(cvd_jr *r, json_t *root, cvd_model **out)
     while (a < sizeof architectures / sizeof architectures[0] &&
            strcmp(arch, architectures[a].name) != 0)
         a++;
-    if (a == sizeof architectures / sizeof architectures[0])
+    if (a == sizeof architectures / sizeof architectures[0]) {
+        if (strcmp(arch, "LSTM") == 0)
+            return cvd_jr_bad(r, CVD_EUNSUPPORTED, "", "architecture", NULL,
+                              "\"LSTM\" is not supported: a recurrent network does not run "
+                              "in convd, whose engine is convolutional (WaveNet, ConvNet and "
+                              "Linear files load)");
         return cvd_jr_bad(r, CVD_EUNSUPPORTED, "", "architecture", NULL,
-                          "\"%s\" is not supported (only WaveNet is)", arch);
+                          "\"%s\" is not supported (WaveNet, ConvNet and Linear are)", arch);
+    }
     cfg = json_object_get(root, "config");
     if (!json_is_object(cfg))
         return cvd_jr_bad(r, CVD_EFORMAT, "", "config", NULL, "missing or not an object");

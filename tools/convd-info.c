@@ -492,6 +492,11 @@ static int show(const char *path, int block, const char *plot, const char *plot_
     }
     thousands((double)cvd_model_param_count(m), a, sizeof a);
     printf("  parameters         %s\n", a);
+    if (cvd_model_prewarm(m) > 0) {
+        thousands((double)cvd_model_prewarm(m), a, sizeof a);
+        printf("  prewarm            %s %s of silence on start and reset, as NAM core does\n",
+               a, frames(cvd_model_prewarm(m)));
+    }
     if (cvd_net_create(m, block, &net, &err) == CVD_OK) {
         printf("  state per stream   %s, for blocks of up to %d frames\n",
                bytes_text(cvd_net_state_bytes(net), b, sizeof b), block);
