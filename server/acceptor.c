@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "uv_check.h"
 
 struct cvd_acceptor {
     uv_poll_t poll;
@@ -90,10 +91,10 @@ static void shed(cvd_acceptor *a, int err)
     log_exhausted(a, err);
     /* pause: what closes meanwhile gives descriptors back */
     if (a->polling) {
-        uv_poll_stop(&a->poll);
+        CVD_UV_CHECK(uv_poll_stop(&a->poll));
         a->polling = 0;
     }
-    uv_timer_start(&a->pause, on_resume, CVD_ACCEPT_PAUSE_MS, 0);
+    CVD_UV_CHECK(uv_timer_start(&a->pause, on_resume, CVD_ACCEPT_PAUSE_MS, 0));
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)

@@ -25,6 +25,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "uv_check.h"
 #include "metrics.h"
 #include "transport.h"
 #include "worker.h"
@@ -465,8 +466,7 @@ static void on_timeout(uv_timer_t *t)
 
 static void timer_stop(cvd_conn *c)
 {
-    if (uv_timer_stop(&c->timer) < 0) /* never fails on an open timer */
-        abort();
+    CVD_UV_CHECK(uv_timer_stop(&c->timer));
 }
 
 static void restart_timer(cvd_conn *c)
@@ -480,11 +480,7 @@ static void restart_timer(cvd_conn *c)
         timer_stop(c);
         return;
     }
-    int rc = uv_timer_start(&c->timer, on_timeout, (uint64_t)(sec * 1000.0 + 0.5), 0);
-    if (rc < 0) { /* UV_EINVAL for a closing timer: never here */
-        cvd_log_error("uv_timer_start: %s", uv_strerror(rc));
-        abort();
-    }
+    CVD_UV_CHECK(uv_timer_start(&c->timer, on_timeout, (uint64_t)(sec * 1000.0 + 0.5), 0));
 }
 
 /* ---- the handshake, for the adapters ---------------------------------------------------- */
@@ -622,14 +618,16 @@ static void serve_subscriber(cvd_conn *c)
 static void sockaddr_name(const struct sockaddr *sa, char *buf, size_t cap)
 {
     char host[64] = "?";
-    int port = 0;
+    int port = 0, rc = 0;
     if (sa && sa->sa_family == AF_INET6) {
-        uv_ip6_name((const struct sockaddr_in6 *)sa, host, sizeof host);
+        rc = uv_ip6_name((const struct sockaddr_in6 *)sa, host, sizeof host);
         port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     } else if (sa && sa->sa_family == AF_INET) {
-        uv_ip4_name((const struct sockaddr_in *)sa, host, sizeof host);
+        rc = uv_ip4_name((const struct sockaddr_in *)sa, host, sizeof host);
         port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
     }
+    if (rc < 0) /* cannot happen with room for any address */
+        snprintf(host, sizeof host, "?");
     snprintf(buf, cap, "%s:%d", host, port);
 }
 
@@ -771,11 +769,7 @@ void cvd_conn_accept(cvd_worker *w, int fd, const struct sockaddr *peer, const c
     sockaddr_name(peer, addr, sizeof addr);
     snprintf(c->peer, sizeof c->peer, "%s %s", listener, addr);
     c->rt = cvd_worker_runtime(w);
-    rc = uv_timer_init(cvd_worker_loop(w), &c->timer);
-    if (rc < 0) { /* cannot fail on a live loop */
-        cvd_log_error("uv_timer_init: %s", uv_strerror(rc));
-        abort();
-    }
+    CVD_UV_CHECK(uv_timer_init(cvd_worker_loop(w), &c->timer));
     c->timer.data = c;
     c->handles_open = 2;
     /* a member first, so the close path is the same for every failure below */

@@ -23,20 +23,12 @@
 #include "conn.h"
 #include "listen.h"
 #include "log.h"
+#include "uv_check.h"
 #include "metrics.h"
 #include "metrics_http.h"
 #include "runtime.h"
 #include "worker.h"
 
-/* libuv calls that cannot fail in a correct program: abort naming the call */
-#define UV_CHECK(call)                                                                       \
-    do {                                                                                     \
-        int uv__rc = (call);                                                                 \
-        if (uv__rc < 0) {                                                                    \
-            cvd_log_error("%s: %s", #call, uv_strerror(uv__rc));                             \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
 
 typedef struct cvd_daemon {
     uv_loop_t *loop;
@@ -117,7 +109,7 @@ static void stop_workers(cvd_daemon *d, int now)
 static void worker_done(void *ctx)
 {
     cvd_daemon *d = ctx;
-    UV_CHECK(uv_async_send(&d->worker_done));
+    CVD_UV_CHECK(uv_async_send(&d->worker_done));
 }
 
 /* Creates and starts n workers; on failure those made are stopped and destroyed. */
@@ -288,7 +280,7 @@ static void begin_shutdown(cvd_daemon *d, const char *why)
     cvd_audio_stop(d->audio);
     cvd_metrics_http_stop(d->metrics);
     d->metrics = NULL;
-    UV_CHECK(uv_timer_start(&d->deadline, on_deadline,
+    CVD_UV_CHECK(uv_timer_start(&d->deadline, on_deadline,
                             (uint64_t)(conf_of(d)->shutdown_timeout * 1000), 0));
     stop_workers(d, 0);
     on_worker_done(&d->worker_done); /* no workers: done already */
@@ -339,12 +331,12 @@ static int init_main_handles(cvd_daemon *d, cvd_err *err)
     if (rc < 0)
         return cvd_err_set(err, CVD_EIO, "uv_async_init: %s", uv_strerror(rc));
     d->worker_done.data = d;
-    UV_CHECK(uv_signal_init(d->loop, &d->sigterm));
-    UV_CHECK(uv_signal_init(d->loop, &d->sigint));
-    UV_CHECK(uv_signal_init(d->loop, &d->sighup));
+    CVD_UV_CHECK(uv_signal_init(d->loop, &d->sigterm));
+    CVD_UV_CHECK(uv_signal_init(d->loop, &d->sigint));
+    CVD_UV_CHECK(uv_signal_init(d->loop, &d->sighup));
     d->sigterm.data = d->sigint.data = d->sighup.data = d;
-    UV_CHECK(uv_timer_init(d->loop, &d->deadline));
-    UV_CHECK(uv_timer_init(d->loop, &d->watchdog));
+    CVD_UV_CHECK(uv_timer_init(d->loop, &d->deadline));
+    CVD_UV_CHECK(uv_timer_init(d->loop, &d->watchdog));
     d->deadline.data = d->watchdog.data = d;
     d->handles = 1;
     return CVD_OK;
@@ -443,13 +435,13 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
         cvd_log_error("%s", err.msg);
         goto out;
     }
-    UV_CHECK(uv_signal_start(&d.sigterm, on_signal, SIGTERM));
-    UV_CHECK(uv_signal_start(&d.sigint, on_signal, SIGINT));
-    UV_CHECK(uv_signal_start(&d.sighup, on_signal, SIGHUP));
+    CVD_UV_CHECK(uv_signal_start(&d.sigterm, on_signal, SIGTERM));
+    CVD_UV_CHECK(uv_signal_start(&d.sigint, on_signal, SIGINT));
+    CVD_UV_CHECK(uv_signal_start(&d.sighup, on_signal, SIGHUP));
     pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
     if (sd_watchdog_enabled(0, &d.watchdog_usec) > 0 && d.watchdog_usec > 0) {
         uint64_t ms = d.watchdog_usec / 2000;
-        UV_CHECK(uv_timer_start(&d.watchdog, on_watchdog, ms ? ms : 1, ms ? ms : 1));
+        CVD_UV_CHECK(uv_timer_start(&d.watchdog, on_watchdog, ms ? ms : 1, ms ? ms : 1));
         cvd_log_info("systemd watchdog: every %llu ms", (unsigned long long)(ms ? ms : 1));
     }
     cvd_log_info("%d worker threads", nw);

@@ -9,17 +9,9 @@
 #include <string.h>
 
 #include "log.h"
+#include "uv_check.h"
 #include "metrics.h"
 
-/* libuv calls that cannot fail in a correct program: abort naming the call */
-#define UV_CHECK(call)                                                                       \
-    do {                                                                                     \
-        int uv__rc = (call);                                                                 \
-        if (uv__rc < 0) {                                                                    \
-            cvd_log_error("%s: %s", #call, uv_strerror(uv__rc));                             \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
 
 struct cvd_metrics_http {
     uv_tcp_t server;
@@ -133,14 +125,14 @@ static void on_connection(uv_stream_t *server, int status)
     http_client *c = calloc(1, sizeof *c);
     if (c == NULL)
         return; /* the connection waits in the backlog for the next try */
-    UV_CHECK(uv_tcp_init(server->loop, &c->tcp));
-    UV_CHECK(uv_timer_init(server->loop, &c->timer));
+    CVD_UV_CHECK(uv_tcp_init(server->loop, &c->tcp));
+    CVD_UV_CHECK(uv_timer_init(server->loop, &c->timer));
     c->tcp.data = c->timer.data = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
         http_close(c);
         return;
     }
-    UV_CHECK(uv_timer_start(&c->timer, http_timeout, 5000, 0));
+    CVD_UV_CHECK(uv_timer_start(&c->timer, http_timeout, 5000, 0));
     if (uv_read_start((uv_stream_t *)&c->tcp, http_alloc, http_read) < 0)
         http_close(c); /* the client is already gone */
 }
@@ -176,7 +168,7 @@ int cvd_metrics_http_start(uv_loop_t *loop, const cvd_conf *c, cvd_metrics_http 
         rc = uv_ip6_addr(c->metrics_host, c->metrics_port, (struct sockaddr_in6 *)&ss);
     else
         rc = uv_ip4_addr(c->metrics_host, c->metrics_port, (struct sockaddr_in *)&ss);
-    UV_CHECK(uv_tcp_init(loop, &m->server));
+    CVD_UV_CHECK(uv_tcp_init(loop, &m->server));
     m->server.data = m;
     if (rc == 0)
         rc = uv_tcp_bind(&m->server, (struct sockaddr *)&ss, 0);
@@ -189,7 +181,7 @@ int cvd_metrics_http_start(uv_loop_t *loop, const cvd_conf *c, cvd_metrics_http 
     }
     struct sockaddr_storage b;
     int bl = sizeof b;
-    UV_CHECK(uv_tcp_getsockname(&m->server, (struct sockaddr *)&b, &bl));
+    CVD_UV_CHECK(uv_tcp_getsockname(&m->server, (struct sockaddr *)&b, &bl));
     m->port = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
                                             : ((struct sockaddr_in *)&b)->sin_port);
     cvd_log_info("metrics: http://%s%s%s:%d/metrics", c->metrics_family == AF_INET6 ? "[" : "",

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "uv_check.h"
 
 #define CBUF_BYTES (16 * 1024 + 512) /* a TLS record and its header: one read at a time */
 
@@ -197,13 +198,15 @@ static void update_timer(cvd_transport *t)
         return;
     if (t->tls && !t->hs_done) {
         if (t->handshake_timeout > 0 && !uv_is_active((uv_handle_t *)&t->timer))
-            uv_timer_start(&t->timer, on_timer, (uint64_t)(t->handshake_timeout * 1000 + 0.5), 0);
+            CVD_UV_CHECK(uv_timer_start(&t->timer, on_timer,
+                                        (uint64_t)(t->handshake_timeout * 1000 + 0.5), 0));
         return;
     }
     if (t->queued > 0 && t->write_timeout > 0)
-        uv_timer_start(&t->timer, on_timer, (uint64_t)(t->write_timeout * 1000 + 0.5), 0);
+        CVD_UV_CHECK(uv_timer_start(&t->timer, on_timer,
+                                    (uint64_t)(t->write_timeout * 1000 + 0.5), 0));
     else
-        uv_timer_stop(&t->timer);
+        CVD_UV_CHECK(uv_timer_stop(&t->timer));
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
@@ -211,7 +214,7 @@ static void update_timer(cvd_transport *t)
 static void tcp_stop(cvd_transport *t)
 {
     if (t->tcp_reading) {
-        uv_read_stop((uv_stream_t *)&t->tcp);
+        CVD_UV_CHECK(uv_read_stop((uv_stream_t *)&t->tcp));
         t->tcp_reading = 0;
     }
 }
@@ -243,7 +246,7 @@ static void pull(cvd_transport *t)
         if (!t->hs_done && cvd_tls_handshake_done(t->tls)) {
             t->hs_done = 1;
             cvd_metrics_event(CVD_EV_TLS_HANDSHAKES, 1);
-            uv_timer_stop(&t->timer);
+            CVD_UV_CHECK(uv_timer_stop(&t->timer));
             update_timer(t);
             if (t->cb.handshake)
                 t->cb.handshake(t->ctx);
@@ -361,7 +364,7 @@ void cvd_transport_read_start(cvd_transport *t)
      * is read again once it is all taken (so a session holds one read of ciphertext at
      * most) */
     if (t->tls && (cvd_tls_input_pending(t->tls) || t->fin)) {
-        uv_timer_start(&t->deliver, on_deliver, 0, 0);
+        CVD_UV_CHECK(uv_timer_start(&t->deliver, on_deliver, 0, 0));
         return;
     }
     tcp_start(t);
@@ -372,7 +375,7 @@ void cvd_transport_read_stop(cvd_transport *t)
     t->want_read = 0;
     tcp_stop(t);
     if (!t->closing)
-        uv_timer_stop(&t->deliver);
+        CVD_UV_CHECK(uv_timer_stop(&t->deliver));
 }
 
 /* ---- the end ---------------------------------------------------------------------------- */
@@ -478,7 +481,8 @@ int cvd_transport_open(uv_loop_t *loop, int fd, const cvd_transport_opts *o,
         t->cb.closed = NULL;
         return cvd_err_set(err, CVD_EIO, "uv_tcp_open: %s", uv_strerror(rc));
     }
-    uv_tcp_nodelay(&t->tcp, 1);
+    if ((rc = uv_tcp_nodelay(&t->tcp, 1)) < 0) /* a latency hint: the stream works without */
+        cvd_log_debug("transport: uv_tcp_nodelay: %s", uv_strerror(rc));
     update_timer(t); /* the handshake's deadline */
     *out = t;
     return CVD_OK;

@@ -13,16 +13,8 @@
 
 #include "acceptor.h"
 #include "log.h"
+#include "uv_check.h"
 
-/* libuv calls that cannot fail in a correct program: abort naming the call */
-#define UV_CHECK(call)                                                                       \
-    do {                                                                                     \
-        int uv__rc = (call);                                                                 \
-        if (uv__rc < 0) {                                                                    \
-            cvd_log_error("%s: %s", #call, uv_strerror(uv__rc));                             \
-            abort();                                                                         \
-        }                                                                                    \
-    } while (0)
 
 enum {
     CMD_SYNC = 1,     /* the listening sockets changed */
@@ -72,7 +64,7 @@ static void command(cvd_worker *w, int cmd)
     if (atomic_load(&w->done))
         return; /* the loop has ended: nobody to tell */
     atomic_fetch_or(&w->cmd, cmd);
-    UV_CHECK(uv_async_send(&w->async));
+    CVD_UV_CHECK(uv_async_send(&w->async));
 }
 
 void cvd_worker_wake(void *worker)
@@ -283,7 +275,7 @@ void cvd_worker_queue(cvd_worker *w, cvd_worker_member *m)
         w->qhead = m;
     w->qtail = m;
     if (!w->work_active && !uv_is_closing((uv_handle_t *)&w->work)) {
-        UV_CHECK(uv_idle_start(&w->work, on_work));
+        CVD_UV_CHECK(uv_idle_start(&w->work, on_work));
         w->work_active = 1;
     }
 }
@@ -303,7 +295,7 @@ static void on_work(uv_idle_t *h)
         m = next;
     }
     if (w->qhead == NULL && w->work_active) {
-        UV_CHECK(uv_idle_stop(&w->work));
+        CVD_UV_CHECK(uv_idle_stop(&w->work));
         w->work_active = 0;
     }
 }
@@ -383,7 +375,7 @@ int cvd_worker_create(const cvd_worker_config *cfg, cvd_worker **out, cvd_err *e
                            uv_strerror(rc));
     }
     w->async.data = w;
-    UV_CHECK(uv_idle_init(&w->loop, &w->work));
+    CVD_UV_CHECK(uv_idle_init(&w->loop, &w->work));
     w->work.data = w;
     *out = w;
     return CVD_OK;
@@ -421,13 +413,13 @@ void cvd_worker_destroy(cvd_worker *w)
     if (w == NULL)
         return;
     if (w->started)
-        UV_CHECK(uv_thread_join(&w->thread));
+        CVD_UV_CHECK(uv_thread_join(&w->thread));
     if (w->loop_open) {
         /* a worker never started (a failed start) still has its async and idle handles */
         close_listeners(w, NULL, 0);
         uv_walk(&w->loop, close_any, NULL);
         uv_run(&w->loop, UV_RUN_DEFAULT); /* the close callbacks left over */
-        UV_CHECK(uv_loop_close(&w->loop));
+        CVD_UV_CHECK(uv_loop_close(&w->loop));
     }
     free(w->listens);
     free_fds(w->pending, w->n_pending);
