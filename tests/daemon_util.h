@@ -482,6 +482,28 @@ DU_FN char *du_daemon_log(const du_daemon *d)
     return t ? t : strdup("");
 }
 
+/* Which sanitizer the daemon under test (du_prog("convd")) was built with: 't' TSan, 'a' ASan,
+ * 0 none (`make test SAN=thread` runs a plain test binary against TSan programs). */
+DU_FN int du_daemon_sanitizer(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        size_t n = 0;
+        char *bin = du_read_file(du_prog("convd"), &n);
+        cr_assert_not_null(bin);
+        known = memmem(bin, n, "__tsan_init", 11) ? 't' : memmem(bin, n, "__asan_init", 11) ? 'a' : 0;
+        free(bin);
+    }
+    return known;
+}
+
+/* 1 if it has a sanitizer (ASan or TSan), whose allocator and shadow memory make its resident
+ * size grow by megabytes whatever it does. */
+DU_FN int du_daemon_sanitized(void)
+{
+    return du_daemon_sanitizer() != 0;
+}
+
 /* The environment for sanitized daemons: a small quarantine, so freed memory is reused and
  * the resident size means what the daemon holds. Appended to the caller's ASAN_OPTIONS. */
 DU_FN const char *du_asan_env(void)

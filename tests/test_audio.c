@@ -79,6 +79,20 @@ static const char *alsa_setup(const char *in_path, const char *out_path)
     return conf;
 }
 
+/* The tests that stream through ALSA's file and null devices (unpaced) are skipped when the
+ * daemon is a ThreadSanitizer build (`make test SAN=thread`): probing those devices
+ * (Pa_IsFormatSupported) makes ALSA allocate and free buffers of 0.8 to 1.6 GB, and TSan walks
+ * the shadow memory of every such free: opening one stream takes 80 s, past these tests'
+ * deadlines. The plain and ASan builds run them; the paced (jackd) test runs the audio threads
+ * under TSan. */
+static void skip_if_sanitized_alsa(void)
+{
+    if (du_daemon_sanitizer() == 't')
+        cr_skip_test("the daemon is a ThreadSanitizer build: ALSA's null-device probes allocate "
+                     "and free GB-sized buffers whose shadow TSan walks (80 s a device open); "
+                     "the plain and ASan builds run this test");
+}
+
 static char env_alsa[DU_PATH + 32];
 
 /* Starts PROG (convd or convd-testhooks) on conf_text, with the audio environment and extra
@@ -626,6 +640,7 @@ static char *play_and_compare(const char *capture_file, const char *mono_input, 
 {
     const char *outp = du_tmp("out.raw");
     char lines[512];
+    skip_if_sanitized_alsa();
     alsa_setup(capture_file, outp);
     du_convd_run(du_src(NAM_W), mono_input, du_tmp("ref.f32"), 64);
     snprintf(lines, sizeof lines,
@@ -691,6 +706,7 @@ Test(audio, published_stream_reaches_a_framed_subscriber)
 {
     float *x = write_input();
     const char *outp = du_tmp("out.raw");
+    skip_if_sanitized_alsa();
     alsa_setup(du_tmp("in.f32"), outp);
     du_daemon d;
     start_daemon(&d, "convd",
@@ -771,6 +787,7 @@ Test(audio, output_only_stream_plays_a_tcp_producer)
     float *x = noise(40000, tu_seed() + 21);
     du_write_file(du_tmp("in.f32"), x, sizeof(float) * 1000);
     const char *outp = du_tmp("out.raw");
+    skip_if_sanitized_alsa();
     alsa_setup(du_tmp("in.f32"), outp);
     du_daemon d;
     start_daemon(&d, "convd",
@@ -878,6 +895,7 @@ Test(audio, missing_device_is_an_error_that_lists_the_devices)
 Test(audio, failed_device_is_retried_while_the_daemon_serves)
 {
     float *x = write_input();
+    skip_if_sanitized_alsa();
     alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
     du_daemon d;
     const char *env[] = {"CONVD_TEST_FAIL_CALLBACK=2000", NULL};
@@ -919,6 +937,7 @@ Test(audio, failed_device_is_retried_while_the_daemon_serves)
 Test(audio, sighup_swaps_the_model_without_stopping_the_device)
 {
     float *x = write_input();
+    skip_if_sanitized_alsa();
     alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
     du_daemon d;
     start_daemon(&d, "convd",

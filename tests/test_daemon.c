@@ -759,13 +759,9 @@ static void producer_run(producer *p, int fd, du_buf *first, int mport, double q
 }
 
 /* Resident growth allowed while clients do not read: what a bounded daemon needs plus slack.
- * Under AddressSanitizer the allocator and the shadow memory add several MB whatever the
- * daemon does, so the bound only means something in the normal build there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define RSS_SLACK_KB (24 * 1024)
-#else
-#define RSS_SLACK_KB 2560
-#endif
+ * Under a sanitizer (ASan or TSan) the allocator and the shadow memory add several MB whatever
+ * the daemon does, so the bound only means something in the normal build there. */
+#define RSS_SLACK_KB (du_daemon_sanitized() ? 24 * 1024 : 2560)
 
 /* Repetitions of the input for a stream whose output fills a subscriber's kernel buffers
  * (on loopback the daemon's send buffer starts at about 2.6 MB: the interface's 64 KiB MSS)
