@@ -331,6 +331,7 @@ typedef struct wn_layer {
     float *W1;  /* [C][C]: [in][out] */
     float *b1;  /* [C] */
     float *hist; /* this layer's input h: cap frames of C, or C rows of rs floats (rows) */
+    float *hist_mem; /* hist's allocation (rows start a few floats in: see cvd_wavenet_create) */
     int cap, len, keep;
     size_t rs;
 } wn_layer;
@@ -723,7 +724,7 @@ void cvd_wavenet_destroy(cvd_wavenet *w)
             free(Ly->Wm);
             free(Ly->W1);
             free(Ly->b1);
-            free(Ly->hist);
+            free(Ly->hist_mem);
         }
         free(A->pu.g);
         free(A->pg.g);
@@ -747,10 +748,18 @@ void cvd_wavenet_destroy(cvd_wavenet *w)
     free(w);
 }
 
+/* zeroed, on a cache line: the kernels' full-vector loads and stores of aligned rows never
+ * split across two lines */
 static float *alloc_floats(size_t n, size_t *bytes)
 {
-    *bytes += (n + 1) * sizeof(float);
-    return calloc(n + 1, sizeof(float));
+    void *p = NULL;
+    size_t sz = (n + 1) * sizeof(float);
+    sz = (sz + 63) & ~(size_t)63;
+    *bytes += sz;
+    if (posix_memalign(&p, 64, sz) != 0)
+        return NULL;
+    memset(p, 0, sz);
+    return p;
 }
 
 /* the fastest tile kernel for F output channels */
@@ -861,13 +870,23 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
             if (chunk < 256)
                 chunk = 256;
             Ly->cap = Ly->keep + chunk;
-            Ly->rs = w->tk ? (size_t)Ly->cap + TM_PAD : (size_t)Ly->cap;
+            /* rows: each a multiple of 16 floats, and the first new frame after a rewind
+             * (position keep) on a 16-float boundary, so that with blocks of a multiple of 16
+             * the block's own frames are aligned in every row */
+            size_t lead = 0;
+            if (w->tk) {
+                lead = (size_t)((16 - Ly->keep % 16) % 16);
+                Ly->rs = ((size_t)Ly->cap + TM_PAD + 15) & ~(size_t)15;
+            } else {
+                Ly->rs = (size_t)Ly->cap;
+            }
             Ly->Wc = alloc_floats((size_t)Ly->K * C * Ly->Z, &st);
             Ly->bc = alloc_floats((size_t)Ly->Z, &st);
             Ly->Wm = alloc_floats((size_t)A->cond * Ly->Z, &st);
             Ly->W1 = alloc_floats((size_t)C * C, &st);
             Ly->b1 = alloc_floats((size_t)C, &st);
-            Ly->hist = alloc_floats(Ly->rs * C, &st);
+            Ly->hist_mem = alloc_floats(Ly->rs * C + lead, &st);
+            Ly->hist = Ly->hist_mem ? Ly->hist_mem + lead : NULL;
             if (!Ly->Wc || !Ly->bc || !Ly->Wm || !Ly->W1 || !Ly->b1 || !Ly->hist)
                 goto nomem;
         }
