@@ -59,7 +59,8 @@ __attribute__((target("avx512f"))) static inline __m512 exp_neg16(__m512 y)
 
 __attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x)
 {
-    __m512 xc = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-TANH_CLAMP)), _mm512_set1_ps(TANH_CLAMP));
+    /* max and min return their second operand when either is NaN: NaN passes through */
+    __m512 xc = _mm512_min_ps(_mm512_set1_ps(TANH_CLAMP), _mm512_max_ps(_mm512_set1_ps(-TANH_CLAMP), x));
     __m512 s = _mm512_mul_ps(xc, xc);
     __m512 p = _mm512_set1_ps(TP4);
     p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP3));
@@ -72,9 +73,7 @@ __attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x)
     q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(TQ1));
     q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.0f));
     __m512 y = _mm512_div_ps(_mm512_mul_ps(xc, p), q);
-    y = _mm512_min_ps(_mm512_max_ps(y, _mm512_set1_ps(-1.0f)), _mm512_set1_ps(1.0f));
-    __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-    return _mm512_mask_blend_ps(nan, y, x);
+    return _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_set1_ps(-1.0f), y));
 }
 
 __attribute__((target("avx512f"))) static inline __m512 sigmoid16(__m512 x)
@@ -105,7 +104,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp_neg8(__m256 y)
 
 __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
 {
-    __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-TANH_CLAMP)), _mm256_set1_ps(TANH_CLAMP));
+    /* max and min return their second operand when either is NaN: NaN passes through */
+    __m256 xc = _mm256_min_ps(_mm256_set1_ps(TANH_CLAMP), _mm256_max_ps(_mm256_set1_ps(-TANH_CLAMP), x));
     __m256 s = _mm256_mul_ps(xc, xc);
     __m256 p = _mm256_set1_ps(TP4);
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP3));
@@ -118,9 +118,7 @@ __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
     q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(TQ1));
     q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.0f));
     __m256 y = _mm256_div_ps(_mm256_mul_ps(xc, p), q);
-    y = _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(-1.0f)), _mm256_set1_ps(1.0f));
-    __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-    return _mm256_blendv_ps(y, x, nan);
+    return _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_set1_ps(-1.0f), y));
 }
 
 __attribute__((target("avx2,fma"))) static inline __m256 sigmoid8(__m256 x)

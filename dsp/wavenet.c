@@ -55,6 +55,7 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #define NV 1
 #define NTILE 8
 #define GTILE 8
+#define SPLIT 1
 #define SET1 _mm512_set1_ps
 #define ULOAD _mm512_loadu_ps
 #define USTORE _mm512_storeu_ps
@@ -88,6 +89,7 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef NV
 #undef NTILE
 #undef GTILE
+#undef SPLIT
 #undef SET1
 #undef ULOAD
 #undef USTORE
@@ -105,6 +107,7 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #define NV 1
 #define NTILE 8
 #define GTILE 4
+#define SPLIT 0
 #define SET1 _mm256_set1_ps
 #define ULOAD _mm256_loadu_ps
 #define USTORE _mm256_storeu_ps
@@ -141,6 +144,7 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef NV
 #undef NTILE
 #undef GTILE
+#undef SPLIT
 #undef SET1
 #undef ULOAD
 #undef USTORE

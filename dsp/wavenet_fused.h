@@ -10,6 +10,7 @@
  *   NTILE, GTILE  the tile, in frames, of a layer that is not gated and of one that is (its
  *                 accumulators are twice as many): what the registers hold
  *   LOAD, STORE, SET1, FMA, ADD, MUL, SUB, TANHV, SIGV   the operations
+ *   SPLIT         1 where the registers hold two sums a frame for a tile (AVX-512's 32), else 0
  *   ULOAD, USTORE full-width (never masked) load and store, for the tile's scratch rows: they
  *                 are W floats apart, so a scalar read of a row just written is always
  *                 forwarded from the store (a masked store's never is: a stall each time)
@@ -56,7 +57,46 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
 
     /* the dilated conv */
     const float *x0 = A->hwin + (size_t)t0 * C;
-    if (TT > 1) {
+    if (SPLIT && TT > 1 && !gated) {
+        /* two sums a frame (even and odd input channels): chains half as long, so a layer's
+         * conv, tanh and 1x1 wait less on each other at blocks of 8 */
+        VEC bcc[8][NV];
+        for (int u = 0; u < TT; u++)
+            FOR_V bcc[u][v] = SET1(0.0f);
+        for (int j = 0; j < K; j++) {
+            const float *xr = x0 + (size_t)j * ts;
+            const float *wr = A->Wc + (size_t)j * C * Z;
+            int c = 0;
+            for (; c + 2 <= C; c += 2) {
+                VEC wa[NV], wb[NV];
+                FOR_V
+                {
+                    wa[v] = LOAD(wr + (size_t)c * Z + v * W);
+                    wb[v] = LOAD(wr + (size_t)(c + 1) * Z + v * W);
+                }
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC ba = SET1(xr[u * C + c]), bb = SET1(xr[u * C + c + 1]);
+                    FOR_V
+                    {
+                        acc[u][v] = FMA(ba, wa[v], acc[u][v]);
+                        bcc[u][v] = FMA(bb, wb[v], bcc[u][v]);
+                    }
+                }
+            }
+            for (; c < C; c++) {
+                VEC wa[NV];
+                FOR_V wa[v] = LOAD(wr + (size_t)c * Z + v * W);
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC ba = SET1(xr[u * C + c]);
+                    FOR_V acc[u][v] = FMA(ba, wa[v], acc[u][v]);
+                }
+            }
+        }
+        for (int u = 0; u < TT; u++)
+            FOR_V acc[u][v] = ADD(acc[u][v], bcc[u][v]);
+    } else if (TT > 1) {
         for (int j = 0; j < K; j++) {
             const float *xr = x0 + (size_t)j * ts;
             const float *wr = A->Wc + (size_t)j * C * Z;
@@ -189,7 +229,40 @@ __attribute__((target(TARGET), always_inline)) static inline void TILE(const fus
         for (int u = 0; u < TT; u++)
             r[u][v] = A->residual ? ADD(LOAD(hc + u * C + v * W), b1) : b1;
     }
-    if (TT > 1) {
+    if (SPLIT && TT > 1) {
+        VEC rb[8][NV];
+        for (int u = 0; u < TT; u++)
+            FOR_V rb[u][v] = SET1(0.0f);
+        int c = 0;
+        for (; c + 2 <= C; c += 2) {
+            VEC wa[NV], wb[NV];
+            FOR_V
+            {
+                wa[v] = LOAD(A->W1 + (size_t)c * C + v * W);
+                wb[v] = LOAD(A->W1 + (size_t)(c + 1) * C + v * W);
+            }
+#pragma GCC unroll 8
+            for (int u = 0; u < TT; u++) {
+                const VEC ba = SET1(tile[u * TW + c]), bb = SET1(tile[u * TW + c + 1]);
+                FOR_V
+                {
+                    r[u][v] = FMA(ba, wa[v], r[u][v]);
+                    rb[u][v] = FMA(bb, wb[v], rb[u][v]);
+                }
+            }
+        }
+        for (; c < C; c++) {
+            VEC wa[NV];
+            FOR_V wa[v] = LOAD(A->W1 + (size_t)c * C + v * W);
+#pragma GCC unroll 8
+            for (int u = 0; u < TT; u++) {
+                const VEC ba = SET1(tile[u * TW + c]);
+                FOR_V r[u][v] = FMA(ba, wa[v], r[u][v]);
+            }
+        }
+        for (int u = 0; u < TT; u++)
+            FOR_V r[u][v] = ADD(r[u][v], rb[u][v]);
+    } else if (TT > 1) {
         for (int c = 0; c < C; c++) {
             VEC w1[NV];
             FOR_V w1[v] = LOAD(A->W1 + (size_t)c * C + v * W);
