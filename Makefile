@@ -167,13 +167,15 @@ $(CLIENT_LIB): $(CLIENT_OBJ)
 $(DAEMON): $(BUILD)/server/main.o $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB)
 	$(CC) $(LDFLAGS) $< $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
 
-$(BUILD)/server/audio-testhooks.o: server/audio.c
+TESTHOOKS_OBJ := $(BUILD)/server/audio-testhooks.o $(BUILD)/server/audio_engine-testhooks.o
+$(BUILD)/server/%-testhooks.o: server/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -DCVD_TEST_HOOKS $(CFLAGS) -c $< -o $@
 
-# audio-testhooks.o comes before the library, so the library's audio.o is not linked
-$(DAEMON_TESTHOOKS): $(BUILD)/server/main.o $(BUILD)/server/audio-testhooks.o $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB)
-	$(CC) $(LDFLAGS) $(BUILD)/server/main.o $(BUILD)/server/audio-testhooks.o $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
+# the -testhooks objects come before the library, so the library's audio.o and
+# audio_engine.o are not linked
+$(DAEMON_TESTHOOKS): $(BUILD)/server/main.o $(TESTHOOKS_OBJ) $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB)
+	$(CC) $(LDFLAGS) $(BUILD)/server/main.o $(TESTHOOKS_OBJ) $(SERVER_LIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(SERVER_LIBS) $(MODEL_LIBS) $(LDLIBS)
 
 # The tests run the programs (daemon, tools) too, so they build first.
 $(TEST_BIN): $(TEST_OBJ) $(SERVER_LIB) $(CLIENT_LIB) $(TOOLLIB) $(PROTO_LIB) $(MODEL_LIB) $(DSP_LIB) $(DAEMON) $(DAEMON_TESTHOOKS) $(TOOL_BIN)
@@ -310,4 +312,4 @@ format:
 clean:
 	rm -rf build build-san build-tsan build-fuzz build-arm64
 
--include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(PROTO_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(BUILD)/server/main.d $(BUILD)/server/audio-testhooks.d $(CLIENT_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)
+-include $(DSP_OBJ:.o=.d) $(MODEL_OBJ:.o=.d) $(PROTO_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(BUILD)/server/main.d $(TESTHOOKS_OBJ:.o=.d) $(CLIENT_OBJ:.o=.d) $(TOOLLIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TOOL_SRC:%.c=$(BUILD)/%.d)

@@ -19,6 +19,7 @@
 #include "alloc_count.h"
 #include "runtime.h"
 #include "audio.h"
+#include "spsc.h"
 #include "config.h"
 #include "convd_client.h"
 #include "daemon_util.h"
