@@ -87,6 +87,24 @@ static void on_written(uv_write_t *req, int status)
 
 static int write_req(cvd_transport *t, twreq *r)
 {
+    if (t->queued == 0) {
+        /* nothing queued: write now; the socket usually takes it all, and then no request,
+         * callback or poll change (an epoll_ctl a block) follows */
+        uv_buf_t now = uv_buf_init(r->data, (unsigned)r->len);
+        int n = uv_try_write((uv_stream_t *)&t->tcp, &now, 1);
+        if (n == (int)r->len) {
+            free(r);
+            return CVD_OK;
+        }
+        if (n > 0) {
+            memmove(r->data, r->data + n, r->len - (size_t)n);
+            r->len -= (size_t)n;
+        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            free(r);
+            fail(t, CVD_TR_WRITE, "write: %s", uv_strerror(n));
+            return CVD_EIO;
+        }
+    }
     uv_buf_t b = uv_buf_init(r->data, (unsigned)r->len);
     int was_idle = t->queued == 0;
     t->queued += r->len;
