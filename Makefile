@@ -192,7 +192,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(MODEL_LIB) $(DSP_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(MODEL_LIB) $(DSP_LIB) -o $@ $(LDFLAGS) $(TOOL_LIBS) $(LDLIBS)
 
-$(BUILD)/bench/%: tests/bench/benchutil.h tests/bench/peak.h
+$(BUILD)/bench/%: tests/bench/benchutil.h tests/bench/peak.h tests/bench/loadgen.h
 
 # The version and the installed documentation folder, which the programs print (--version,
 # --help): rewritten only when it changes, so `make install PREFIX=/usr` after a plain `make`
