@@ -37,6 +37,7 @@ struct cvd_chain {
     int n_models;
     double *model_rate;  /* the rate each model runs at */
     int *rate_assumed;   /* 1 if the model declares none */
+    char **names;        /* the models' names for messages (copies; NULL: "model N") */
     double rate;         /* the stream's rate (0: unknown) */
     int in_ch, out_ch, max_block, max_out;
     int flush_stage;     /* the stage being flushed */
@@ -62,6 +63,9 @@ void cvd_chain_destroy(cvd_chain *c)
     free(c->st);
     free(c->model_rate);
     free(c->rate_assumed);
+    for (int i = 0; c->names && i < c->n_models; i++)
+        free(c->names[i]);
+    free(c->names);
     free(c->fifo);
     free(c->tmp);
     free(c);
@@ -217,10 +221,16 @@ int cvd_chain_create(cvd_model *const *models, const char *const *names, int n_m
     c->st = calloc((size_t)(2 * n_models + 2), sizeof *c->st);
     c->model_rate = calloc((size_t)n_models + 1, sizeof *c->model_rate);
     c->rate_assumed = calloc((size_t)n_models + 1, sizeof *c->rate_assumed);
-    if (!c->st || !c->model_rate || !c->rate_assumed) {
+    c->names = calloc((size_t)n_models + 1, sizeof *c->names);
+    if (!c->st || !c->model_rate || !c->rate_assumed || !c->names) {
         cvd_chain_destroy(c);
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     }
+    for (int i = 0; names && i < n_models; i++)
+        if (names[i] && (c->names[i] = strdup(names[i])) == NULL) {
+            cvd_chain_destroy(c);
+            return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+        }
     c->max_block = cfg->max_block;
     c->in_ch = n_models ? cvd_model_in_channels(models[0]) : cfg->in_channels;
     /* the stream's rate: given, or the first declared one */
@@ -427,7 +437,11 @@ void cvd_chain_describe(const cvd_chain *c, char *buf, size_t n)
     for (int i = 0; i < c->n_stages && used < n; i++) {
         const chain_stage *s = &c->st[i];
         int w;
-        if (s->net)
+        if (s->net && c->names[s->model])
+            w = snprintf(buf + used, n - used, "%s%s at %g Hz%s", i ? " -> " : "",
+                         c->names[s->model], s->in_rate,
+                         c->rate_assumed[s->model] ? " (assumed)" : "");
+        else if (s->net)
             w = snprintf(buf + used, n - used, "%smodel %d at %g Hz%s", i ? " -> " : "",
                          s->model + 1, s->in_rate,
                          c->rate_assumed[s->model] ? " (assumed)" : "");

@@ -639,7 +639,8 @@ int cvd_chain_model_count(const cvd_chain *c);
 double cvd_chain_model_rate(const cvd_chain *c, int i, int *assumed);
 int cvd_chain_resamples(const cvd_chain *c); /* resamplers in the chain */
 size_t cvd_chain_state_bytes(const cvd_chain *c);
-/* "model 1 at 48000 Hz -> resample 48000 -> 44100 Hz (holds 145 frames)", for logs. */
+/* "amp.nam at 48000 Hz -> resample 48000 -> 44100 Hz (holds 145 frames)", for logs (the
+ * names given at create, else "model N"). */
 void cvd_chain_describe(const cvd_chain *c, char *buf, size_t n);
 
 /* ---- levels: a model's calibration, NAM's gains, a limiter ---------------------------- */

@@ -1,9 +1,16 @@
 /*
  * convd-run: runs an audio file through a model.
  *
- *   convd-run MODEL INPUT OUTPUT [--block N] [--offline] [--hop N] [--weights FILE]
+ *   convd-run MODEL[,MODEL...] INPUT OUTPUT [--block N] [--offline] [--hop N]
+ *             [--weights FILE] [--rate R] [--model-rate R] [--ir-normalize yes|no]
  *             [--format f32|csv|npy] [--csv-header|--no-csv-header] [--columns LIST]
  *             [--time-column COL] [--quiet]
+ *
+ * MODEL may be a comma-separated list (amp.nam,cab.wav): the models run in order as one
+ * chain (cvd_chain), an impulse response (.wav, .flac, ...) resampled at load to the rate of
+ * what comes before it. Where the input's rate differs from a model's, the chain resamples
+ * (there and back); a model that declares no rate runs at the rate before it, and that is
+ * said once.
  *
  * Streams INPUT through the model in blocks of N frames (cvd_net_process), then flushes the
  * tail (cvd_net_flush until it reports the end), writing every output frame as it comes: the
@@ -37,8 +44,18 @@
 #define DEFAULT_RATE 48000.0
 #define PROGRESS_MIN_SECONDS 10.0
 
+#define MAX_MODELS CVD_CHAIN_MAX_MODELS
+
 typedef struct options {
     const char *model, *input, *output;
+    double rate;         /* --rate: the input's rate when it carries none (0: not given) */
+    double model_rate;   /* --model-rate: for models that declare none (0: not given) */
+    int ir_normalize;    /* --ir-normalize (default yes) */
+    double in_gain_db, out_gain_db; /* --input-gain-db, --output-gain-db */
+    int normalize;       /* --normalize: NAM's loudness brought to -18 dB */
+    int limit;           /* --limit: the soft limiter on the output */
+    int has_level_dbu;   /* --input-level-dbu given */
+    double level_dbu;    /* the interface's dBu for a full-scale sample */
     const char *weights; /* --weights: MODEL is a Keras config JSON */
     long hop;            /* --hop: windowed models; 0 the window length */
     int block;
@@ -53,16 +70,22 @@ typedef struct options {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " PROG " MODEL INPUT OUTPUT [--block N] [--offline] [--hop N] "
-            "[--weights FILE]\n"
+            "usage: " PROG " MODEL INPUT OUTPUT [--block N] [--offline] [--hop N]\n"
+            "                 [--weights FILE] [--rate R] [--model-rate R] [--ir-normalize yes|no]\n"
+            "                 [--input-gain-db DB] [--output-gain-db DB] [--normalize [yes|no]]\n"
+            "                 [--input-level-dbu DBU] [--limit [yes|no]]\n"
             "                 [--format f32|csv|npy] [--csv-header|--no-csv-header]\n"
             "                 [--columns LIST] [--time-column COL] [--quiet]\n"
             "\n"
-            "Runs INPUT through MODEL (.nam, .json, .keras, .h5, or CONFIG.json+WEIGHTS.h5) and\n"
-            "writes the output frames to OUTPUT. The input is streamed in blocks of N frames,\n"
-            "then the model's tail is flushed; the result equals the offline computation on the\n"
-            "whole input. A windowed model (Flatten, global pooling, ...) writes one record per\n"
-            "window of its input length.\n"
+            "Runs INPUT through MODEL (.nam, .json, .keras, .h5, or CONFIG.json+WEIGHTS.h5, or an\n"
+            "impulse response: .wav, .flac, .aiff, .ogg) and writes the output frames to OUTPUT.\n"
+            "MODEL may be a comma-separated list (amp.nam,cab.wav): the models run in order as\n"
+            "one chain, and the chain's latency (the models' and the resamplers') is reported.\n"
+            "The input is streamed in blocks of N frames, then the models' tails are flushed; the\n"
+            "result equals the offline computation on the whole input. Where the input's sample\n"
+            "rate differs from a model's, the input is resampled to it and the output back. A\n"
+            "windowed model (Flatten, global pooling, ...) writes one record per window of its\n"
+            "input length.\n"
             "\n"
             "  --block N        frames per block, 1 to %d (default %d)\n"
             "  --offline        compute the whole input at once instead of streaming\n"
@@ -70,6 +93,20 @@ static void usage(FILE *f)
             "                   length, so windows do not overlap)\n"
             "  --weights FILE   MODEL is a Keras model config (model.to_json()) and FILE its\n"
             "                   weights (.h5 or .weights.h5)\n"
+            "  --rate R         the input's sample rate in Hz, for input that carries none\n"
+            "                   (f32, csv, npy; a sound file's header must agree)\n"
+            "  --model-rate R   the rate the models that declare none were trained at (the\n"
+            "                   shared standard .nam declares none): they are resampled to it\n"
+            "  --ir-normalize yes|no  impulse responses scaled to unit energy (default yes)\n"
+            "                   or used as recorded\n"
+            "  --input-gain-db DB   gain before the first model (the daemon's input_gain_db)\n"
+            "  --output-gain-db DB  gain after the last model (output_gain_db)\n"
+            "  --normalize [yes|no] bring the model's declared loudness (.nam metadata) to\n"
+            "                   NAM's -18 dB, as NAM's plugin does (normalize; default no)\n"
+            "  --input-level-dbu DBU  the dBu of a full-scale sample at the input: the input is\n"
+            "                   turned to the level the first model was captured at, when it\n"
+            "                   declares one (input_level_dbu)\n"
+            "  --limit [yes|no] a soft limiter on the output, ceiling -1 dBFS (limit; default no)\n"
             "  --format FMT     f32, csv or npy: the format of '-' (standard input or output),\n"
             "                   and of files whose extension says nothing\n"
             "  --csv-header     csv input: the first line is a header row (by default it is when\n"
@@ -84,8 +121,9 @@ static void usage(FILE *f)
             "  -q, --quiet      no progress bar and no summary on standard error\n"
             "  -h, --help       this text\n"
             "  --version        the version\n"
-            "\n"
-            "Formats, by extension: .wav, .flac, .aiff, .ogg and whatever else libsndfile\n"
+            "\n",
+            MAX_BLOCK, DEFAULT_BLOCK);
+    fputs("Formats, by extension: .wav, .flac, .aiff, .ogg and whatever else libsndfile\n"
             "handles (written as 32-bit float where the container allows it); .f32 raw\n"
             "little-endian float32; .csv one frame per line, values separated by commas\n"
             "(written after a header line naming the columns); .npy NumPy arrays (frames,\n"
@@ -96,7 +134,7 @@ static void usage(FILE *f)
             "\n"
             "Exit status: 0 success, 1 runtime or input error, 2 usage error.\n"
             "Documentation: " PROG "(1); " CVD_DOCDIR "/TOOLS.md\n",
-            MAX_BLOCK, DEFAULT_BLOCK);
+          f);
 }
 
 static int usage_error(const char *fmt, ...)
@@ -136,6 +174,7 @@ static int parse_args(int argc, char **argv, options *o)
 
     memset(o, 0, sizeof *o);
     o->block = DEFAULT_BLOCK;
+    o->ir_normalize = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL;
         if (only_positionals || a[0] != '-' || strcmp(a, "-") == 0) {
@@ -201,6 +240,83 @@ static int parse_args(int argc, char **argv, options *o)
             o->hop = strtol(val, &end, 10);
             if (errno != 0 || end == val || *end != '\0' || o->hop < 1 || o->hop > (1L << 30))
                 return usage_error("--hop %s: must be an integer from 1 to %ld", val, 1L << 30);
+        } else if (strcmp(a, "--rate") == 0 || strncmp(a, "--rate=", 7) == 0 ||
+                   strcmp(a, "--model-rate") == 0 || strncmp(a, "--model-rate=", 13) == 0) {
+            const int mr = a[2] == 'm';
+            const size_t kl = mr ? 12 : 6;
+            char *end;
+            if (a[kl] == '=')
+                val = a + kl + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return usage_error("%.*s needs a value (Hz)", (int)kl, a);
+            errno = 0;
+            double v = strtod(val, &end);
+            if (errno != 0 || end == val || *end != '\0' || !(v >= 1000 && v <= 768000))
+                return usage_error("%.*s %s: must be a sample rate from 1000 to 768000 Hz",
+                                   (int)kl, a, val);
+            if (mr)
+                o->model_rate = v;
+            else
+                o->rate = v;
+        } else if (strcmp(a, "--input-gain-db") == 0 || strncmp(a, "--input-gain-db=", 16) == 0 ||
+                   strcmp(a, "--output-gain-db") == 0 ||
+                   strncmp(a, "--output-gain-db=", 17) == 0 ||
+                   strcmp(a, "--input-level-dbu") == 0 ||
+                   strncmp(a, "--input-level-dbu=", 18) == 0) {
+            const size_t kl = strcspn(a, "=");
+            const int lvl = a[8] == 'l'; /* --input-level-dbu */
+            char *end;
+            if (a[kl] == '=')
+                val = a + kl + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return usage_error("%.*s needs a value (%s)", (int)kl, a, lvl ? "dBu" : "dB");
+            errno = 0;
+            double v = strtod(val, &end);
+            const double lo = lvl ? -40 : -120, hi = lvl ? 40 : 60;
+            if (errno != 0 || end == val || *end != '\0' || !(v >= lo && v <= hi))
+                return usage_error("%.*s %s: must be a number from %g to %g (%s)", (int)kl, a,
+                                   val, lo, hi, lvl ? "dBu" : "dB");
+            if (lvl)
+                o->level_dbu = v, o->has_level_dbu = 1;
+            else if (a[2] == 'i')
+                o->in_gain_db = v;
+            else
+                o->out_gain_db = v;
+        } else if (strcmp(a, "--normalize") == 0 || strncmp(a, "--normalize=", 12) == 0 ||
+                   strcmp(a, "--limit") == 0 || strncmp(a, "--limit=", 8) == 0) {
+            /* a flag, or with yes|no (after '=' or as the next argument) */
+            const size_t kl = strcspn(a, "=");
+            int *flag = a[2] == 'n' ? &o->normalize : &o->limit;
+            if (a[kl] == '=')
+                val = a + kl + 1;
+            else if (i + 1 < argc && (strcmp(argv[i + 1], "yes") == 0 ||
+                                      strcmp(argv[i + 1], "no") == 0))
+                val = argv[++i];
+            else
+                val = "yes";
+            if (strcmp(val, "yes") == 0)
+                *flag = 1;
+            else if (strcmp(val, "no") == 0)
+                *flag = 0;
+            else
+                return usage_error("%.*s=%s: must be yes or no", (int)kl, a, val);
+        } else if (strcmp(a, "--ir-normalize") == 0 || strncmp(a, "--ir-normalize=", 15) == 0) {
+            if (a[14] == '=')
+                val = a + 15;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return usage_error("--ir-normalize needs a value: yes or no");
+            if (strcmp(val, "yes") == 0)
+                o->ir_normalize = 1;
+            else if (strcmp(val, "no") == 0)
+                o->ir_normalize = 0;
+            else
+                return usage_error("--ir-normalize %s: must be yes or no", val);
         } else if (strcmp(a, "--weights") == 0 || strncmp(a, "--weights=", 10) == 0) {
             if (a[9] == '=')
                 o->weights = a + 10;
@@ -399,10 +515,18 @@ static void tq_free(timeq *q)
 
 typedef struct run {
     const options *o;
-    cvd_model *model;
+    cvd_model *model; /* the last of the models (the output's channels and names) */
+    cvd_model *models[MAX_MODELS];
+    const char *names[MAX_MODELS];
+    int n_models;
+    int resampled; /* the chain resamples: the output is cut to the input's length */
     cvd_af *in, *out;
     double rate;   /* frames per second: the input file's, else the model's; 0 unknown */
     int rate_from; /* RATE_FILE, RATE_MODEL, RATE_NONE */
+    char *list;    /* MODEL split at its commas */
+    float in_gain, out_gain; /* the level options, as factors */
+    int out_ch;              /* the output's channels (the limiter's) */
+    cvd_limiter lim;         /* with --limit */
     long long frames_in, frames_out;
     timeq times;   /* with --time-column */
     const char **tptr; /* the texts of one write */
@@ -470,12 +594,22 @@ static int keep_times(run *r, long got)
     return 0;
 }
 
-static int write_frames(run *r, const float *y, long n)
+/* The output gain and the limiter, on n frames about to be written. */
+static void output_levels(run *r, float *y, long n)
+{
+    if (r->out_gain != 1.0f)
+        cvd_gain_apply(y, (size_t)n * (size_t)r->out_ch, r->out_gain);
+    if (r->o->limit)
+        cvd_limiter_process(&r->lim, y, (int)n, r->out_ch);
+}
+
+static int write_frames(run *r, float *y, long n)
 {
     cvd_err err = {0};
     int rc = CVD_OK;
     if (n <= 0)
         return 0;
+    output_levels(r, y, n);
     if (r->o->time_column) {
         for (long k = 0; k < n; k++)
             r->tptr[k] = tq_get(&r->times, time_index(r, r->frames_out + k));
@@ -490,21 +624,39 @@ static int write_frames(run *r, const float *y, long n)
     return 0;
 }
 
+/* The chain of the models at the input's rate, for blocks of up to `block` frames. */
+static int make_chain(run *r, int block, cvd_chain **out)
+{
+    cvd_err err = {0};
+    cvd_chain_config cfg = {.rate = r->rate, .max_block = block, .hop = r->o->hop};
+    if (cvd_chain_create(r->models, r->names, r->n_models, &cfg, out, &err) < 0)
+        return fail("%s: %s", r->o->model, err.msg);
+    return 0;
+}
+
+/* Resampled: the output has the input's frames, no more (the resamplers round up). */
+static long cut(const run *r, long n)
+{
+    if (r->resampled && r->frames_out + n > r->frames_in)
+        n = r->frames_in - r->frames_out > 0 ? (long)(r->frames_in - r->frames_out) : 0;
+    return n;
+}
+
 static int run_stream(run *r)
 {
     const int block = r->o->block;
-    const int cin = cvd_model_in_channels(r->model), cout = cvd_model_out_channels(r->model);
-    cvd_net *net = NULL;
-    cvd_err err = {0};
+    cvd_chain *chain = NULL;
     float *x = NULL, *y = NULL;
     progress pr;
     int rc = 0, more;
 
-    if (cvd_net_create_hop(r->model, block, r->o->hop, &net, &err) < 0)
-        return fail("%s: %s", r->o->model, err.msg);
+    if ((rc = make_chain(r, block, &chain)) != 0)
+        return rc;
+    const int cin = cvd_chain_in_channels(chain), cout = cvd_chain_out_channels(chain);
+    cvd_err err = {0};
     x = malloc(sizeof(float) * (size_t)block * (size_t)cin);
-    y = malloc(sizeof(float) * ((size_t)cvd_net_max_out(net) * (size_t)cout + 1));
-    r->tptr = malloc(sizeof *r->tptr * ((size_t)cvd_net_max_out(net) + 1));
+    y = malloc(sizeof(float) * ((size_t)cvd_chain_max_out(chain) * (size_t)cout + 1));
+    r->tptr = malloc(sizeof *r->tptr * ((size_t)cvd_chain_max_out(chain) + 1));
     if (x == NULL || y == NULL || r->tptr == NULL) {
         rc = fail("out of memory");
         goto done;
@@ -523,26 +675,28 @@ static int run_stream(run *r)
             break;
         if ((rc = keep_times(r, got)) != 0)
             break;
-        int prc = cvd_net_process(net, x, (int)got, y, &n_out);
+        if (r->in_gain != 1.0f)
+            cvd_gain_apply(x, (size_t)got * (size_t)cin, r->in_gain);
+        int prc = cvd_chain_process(chain, x, (int)got, y, &n_out);
         if (prc < 0) {
             rc = fail("%s: processing failed after %lld frames: %s", r->o->model, r->frames_in,
                       cvd_strerror(prc));
             break;
         }
         r->frames_in += got;
-        if ((rc = write_frames(r, y, n_out)) != 0)
+        if ((rc = write_frames(r, y, cut(r, n_out))) != 0)
             break;
         progress_update(&pr, r->frames_in);
     }
     progress_end(&pr);
     while (rc == 0) {
         int n_out;
-        more = cvd_net_flush(net, y, &n_out);
+        more = cvd_chain_flush(chain, y, &n_out);
         if (more < 0) {
             rc = fail("%s: flushing failed: %s", r->o->model, cvd_strerror(more));
             break;
         }
-        if ((rc = write_frames(r, y, n_out)) != 0 || more == 0)
+        if ((rc = write_frames(r, y, cut(r, n_out))) != 0 || more == 0)
             break;
     }
 done:
@@ -550,14 +704,14 @@ done:
     free(y);
     free(r->tptr);
     r->tptr = NULL;
-    cvd_net_destroy(net);
+    cvd_chain_destroy(chain);
     return rc;
 }
 
 static int run_offline(run *r)
 {
     cvd_err err = {0};
-    const int cin = cvd_model_in_channels(r->model);
+    const int cin = cvd_model_in_channels(r->models[0]);
     float *x = NULL, *y = NULL;
     long n = 0, cap = 0, n_out = 0;
     int rc = 0;
@@ -587,9 +741,38 @@ static int run_offline(run *r)
         n += got;
     }
     r->frames_in = n;
-    if (cvd_model_forward_hop(r->model, x, n, r->o->hop, &y, &n_out, &err) < 0) {
-        free(x);
-        return fail("%s: %s", r->o->model, err.msg);
+    if (r->in_gain != 1.0f)
+        cvd_gain_apply(x, (size_t)n * (size_t)cin, r->in_gain);
+    if (r->n_models == 1 && !r->resampled) {
+        if (cvd_model_forward_hop(r->model, x, n, r->o->hop, &y, &n_out, &err) < 0) {
+            free(x);
+            return fail("%s: %s", r->o->model, err.msg);
+        }
+    } else { /* a chain: the whole input in one call (or as few as the limit allows) */
+        cvd_chain *chain = NULL;
+        const int block = n < MAX_BLOCK ? (n > 0 ? (int)n : 1) : MAX_BLOCK;
+        if ((rc = make_chain(r, block, &chain)) != 0) {
+            free(x);
+            return rc;
+        }
+        const int cout = cvd_chain_out_channels(chain);
+        const size_t room = (size_t)n + 2 * (size_t)cvd_chain_max_out(chain) + 16;
+        y = malloc(sizeof(float) * room * (size_t)cout);
+        if (y == NULL) {
+            free(x);
+            cvd_chain_destroy(chain);
+            return fail("out of memory");
+        }
+        for (long i = 0; i < n; i += block) {
+            int got, b = n - i < block ? (int)(n - i) : block;
+            cvd_chain_process(chain, x + (size_t)i * cin, b, y + (size_t)n_out * cout, &got);
+            n_out += got;
+        }
+        for (int more = 1, got; more == 1; n_out += got)
+            more = cvd_chain_flush(chain, y + (size_t)n_out * cout, &got);
+        if (r->resampled && n_out > n)
+            n_out = n;
+        cvd_chain_destroy(chain);
     }
     free(x);
     r->tptr = malloc(sizeof *r->tptr * ((size_t)n_out + 1));
@@ -663,13 +846,156 @@ static void summary(const run *r, int windowed, double elapsed)
             recs, speed, how);
 }
 
+/* MODEL: one path (an existing file, commas and all), or paths separated by commas. Loads
+ * every model but the impulse responses, which need the rate and channels before them. */
+static int load_models(run *r)
+{
+    const options *o = r->o;
+    cvd_err err = {0};
+    struct stat st;
+    char *save = NULL;
+
+    r->list = strdup(o->model);
+    if (r->list == NULL)
+        return fail("out of memory");
+    if (o->weights || strchr(o->model, ',') == NULL || stat(o->model, &st) == 0) {
+        r->names[0] = r->list;
+        r->n_models = 1;
+    } else {
+        for (char *t = strtok_r(r->list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (r->n_models == MAX_MODELS)
+                return fail("%s: more than %d models in the chain", o->model, MAX_MODELS);
+            r->names[r->n_models++] = t;
+        }
+        if (r->n_models == 0)
+            return fail("%s: no model in the list", o->model);
+    }
+    for (int i = 0; i < r->n_models; i++) {
+        if (o->weights) {
+            if (cvd_keras_load_weights(r->names[0], o->weights, &r->models[0], &err) < 0)
+                return fail_err(r->names[0], &err);
+            continue;
+        }
+        if (cvd_model_is_ir_path(r->names[i]))
+            continue; /* load_irs */
+        if (cvd_model_load(r->names[i], &r->models[i], &err) < 0)
+            return fail_err(r->names[i], &err);
+        if (o->model_rate > 0 && cvd_model_sample_rate(r->models[i]) == 0)
+            cvd_model_set_sample_rate(r->models[i], o->model_rate);
+    }
+    return 0;
+}
+
+/* The impulse responses, in order: each at the rate of what comes before it (the stream's
+ * for the first) and given its channels; ch is the input's channels. */
+static int load_irs(run *r, int ch)
+{
+    cvd_err err = {0};
+    double rate = r->rate;
+    for (int i = 0; i < r->n_models; i++) {
+        if (r->models[i] == NULL) {
+            cvd_ir_options opt;
+            cvd_ir_options_init(&opt);
+            opt.rate = rate;
+            opt.normalize = r->o->ir_normalize;
+            opt.in_channels = ch;
+            if (cvd_ir_load(r->names[i], &opt, &r->models[i], &err) < 0)
+                return fail_err(r->names[i], &err);
+        }
+        if (cvd_model_sample_rate(r->models[i]) > 0)
+            rate = cvd_model_sample_rate(r->models[i]);
+        ch = cvd_model_out_channels(r->models[i]);
+    }
+    r->model = r->models[r->n_models - 1];
+    if (r->rate_from == RATE_NONE && cvd_model_sample_rate(r->models[0]) > 0)
+        r->rate = cvd_model_sample_rate(r->models[0]), r->rate_from = RATE_MODEL;
+    return 0;
+}
+
+/* Says once which models declare no rate and what they run at, and what is resampled. */
+static int say_rates(run *r)
+{
+    cvd_chain *c = NULL;
+    int rc = make_chain(r, 1, &c);
+    if (rc != 0)
+        return rc;
+    r->resampled = cvd_chain_resamples(c) > 0;
+    for (int i = 0; !r->o->quiet && i < r->n_models; i++) {
+        int assumed = 0;
+        double mr = cvd_chain_model_rate(c, i, &assumed);
+        if (!assumed)
+            continue;
+        if (mr > 0)
+            fprintf(stderr,
+                    PROG ": %s declares no sample rate: it runs at %g Hz, the rate %s (give "
+                    "the rate it was trained at with --model-rate R)\n",
+                    r->names[i], mr, i == 0 ? "of the input" : "of the model before it");
+        else
+            fprintf(stderr,
+                    PROG ": %s declares no sample rate, and neither does the input: nothing "
+                    "is resampled (--rate R, --model-rate R)\n",
+                    r->names[i]);
+    }
+    if (!r->o->quiet && (r->resampled || r->n_models > 1)) {
+        char d[1024];
+        const double lat = cvd_chain_latency(c);
+        cvd_chain_describe(c, d, sizeof d);
+        fprintf(stderr, PROG ": %s at %g Hz: %s; latency %.0f frames", cvd_af_name(r->in),
+                r->rate, d, lat);
+        if (r->rate > 0)
+            fprintf(stderr, " (%.2f ms)", 1e3 * lat / r->rate);
+        fputc('\n', stderr);
+    }
+    cvd_chain_destroy(c);
+    return 0;
+}
+
+/* The level options as gains (NAM's rules: dsp/levels.c), said once when one is given. */
+static void setup_levels(run *r)
+{
+    const options *o = r->o;
+    cvd_levels lv;
+    cvd_levels_of_chain(r->models, r->n_models, &lv);
+    const double in_db = cvd_input_gain_db(&lv, o->in_gain_db, o->has_level_dbu, o->level_dbu);
+    const double out_db = cvd_output_gain_db(
+        &lv, o->out_gain_db, o->normalize ? CVD_OUTPUT_NORMALIZED : CVD_OUTPUT_RAW, 0);
+    r->in_gain = in_db == 0 ? 1.0f : cvd_db_to_gain(in_db);
+    r->out_gain = out_db == 0 ? 1.0f : cvd_db_to_gain(out_db);
+    r->out_ch = cvd_model_out_channels(r->model);
+    cvd_limiter_init(&r->lim, r->rate > 0 ? r->rate : DEFAULT_RATE, CVD_LIMITER_CEILING_DB,
+                     CVD_LIMITER_RELEASE_MS);
+    if (o->quiet)
+        return;
+    if (o->normalize && !lv.has_loudness)
+        fprintf(stderr, PROG ": %s declares no loudness: --normalize changes nothing\n",
+                r->names[r->n_models - 1]);
+    if (o->has_level_dbu && !lv.has_input_level)
+        fprintf(stderr, PROG ": %s declares no input level: --input-level-dbu changes nothing\n",
+                r->names[0]);
+    if (o->in_gain_db != 0 || o->out_gain_db != 0 || o->normalize || o->has_level_dbu ||
+        o->limit) {
+        fprintf(stderr, PROG ": levels: input %+.2f dB", in_db);
+        if (o->has_level_dbu && lv.has_input_level)
+            fprintf(stderr, " (%+.2f dB to the model's %g dBu from %g dBu)",
+                    o->level_dbu - lv.input_level_dbu, lv.input_level_dbu, o->level_dbu);
+        fprintf(stderr, ", output %+.2f dB", out_db);
+        if (o->normalize && lv.has_loudness)
+            fprintf(stderr, " (%+.2f dB: loudness %g dB to %g dB)",
+                    CVD_NAM_TARGET_LOUDNESS_DB - lv.loudness, lv.loudness,
+                    CVD_NAM_TARGET_LOUDNESS_DB);
+        if (o->limit)
+            fprintf(stderr, ", limiter at %g dBFS", CVD_LIMITER_CEILING_DB);
+        fputc('\n', stderr);
+    }
+}
+
 int main(int argc, char **argv)
 {
     options o;
     run r;
     cvd_err err = {0};
     const cvd_af_info *ii;
-    double t0, elapsed, model_rate;
+    double t0, elapsed;
     int rc = parse_args(argc, argv, &o);
 
     if (rc != 0)
@@ -681,41 +1007,54 @@ int main(int argc, char **argv)
     if (same_file(o.model, o.output) || (o.weights && same_file(o.weights, o.output)))
         return fail("%s: the output is the model file: give another OUTPUT", o.output);
 
-    if (o.weights ? cvd_keras_load_weights(o.model, o.weights, &r.model, &err) < 0
-                  : cvd_model_load(o.model, &r.model, &err) < 0)
-        return fail_err(o.model, &err);
-    const int windowed = cvd_model_mode(r.model) == CVD_MODE_WINDOWED;
+    if ((rc = load_models(&r)) != 0)
+        return rc;
+    const int windowed = r.n_models == 1 && r.models[0] != NULL &&
+                         cvd_model_mode(r.models[0]) == CVD_MODE_WINDOWED;
     if (o.hop && !windowed) {
         rc = fail("%s: --hop %ld: the model streams (every layer runs frame by frame); --hop "
                   "applies to windowed models",
                   o.model, o.hop);
-        cvd_model_unref(r.model);
-        return rc;
+        goto done;
     }
-    const int cin = cvd_model_in_channels(r.model);
+    /* the input's channels: the first model's (an impulse response first: a sound file's
+     * own, else one) */
+    const int first_ir = cvd_model_is_ir_path(r.names[0]) && !o.weights;
+    const int cin = first_ir ? 1 : cvd_model_in_channels(r.models[0]);
     const cvd_af_read_opts ro = {o.header, o.columns, o.time_column};
     if (cvd_af_open_read_opts(o.input, cvd_af_format_of(o.input, o.format), cin, &ro, &r.in,
                               &err) < 0) {
-        cvd_model_unref(r.model);
-        return fail_err(o.input, &err);
+        rc = fail_err(o.input, &err);
+        goto done;
     }
     ii = cvd_af_get_info(r.in);
-    if (ii->channels != cin) {
+    /* the stream's rate: the file's, --rate, or the first model's that declares one */
+    if (ii->rate > 0 && o.rate > 0 && ii->rate != o.rate) {
+        rc = fail("%s: %g Hz in its header, --rate says %g Hz", cvd_af_name(r.in), ii->rate,
+                  o.rate);
+        goto done;
+    }
+    if (ii->rate > 0)
+        r.rate = ii->rate, r.rate_from = RATE_FILE;
+    else if (o.rate > 0)
+        r.rate = o.rate, r.rate_from = RATE_FILE;
+    for (int i = 0; i < r.n_models && r.rate_from == RATE_NONE; i++)
+        if (r.models[i] && cvd_model_sample_rate(r.models[i]) > 0)
+            r.rate = cvd_model_sample_rate(r.models[i]), r.rate_from = RATE_MODEL;
+    if ((rc = load_irs(&r, first_ir ? ii->channels : cin)) != 0)
+        goto done;
+    const int cin_chain = cvd_model_in_channels(r.models[0]);
+    if (ii->channels != cin_chain) {
         rc = fail("%s: %d channel%s%s, the model takes %d", cvd_af_name(r.in), ii->channels,
                   ii->channels == 1 ? "" : "s",
                   o.columns ? " chosen (--columns)" : o.time_column ? " besides the time column"
                                                                     : "",
-                  cin);
+                  cin_chain);
         goto done;
     }
-    model_rate = cvd_model_sample_rate(r.model);
-    if (ii->rate > 0)
-        r.rate = ii->rate, r.rate_from = RATE_FILE;
-    else if (model_rate > 0)
-        r.rate = model_rate, r.rate_from = RATE_MODEL;
-    if (!o.quiet && ii->rate > 0 && model_rate > 0 && ii->rate != model_rate)
-        fprintf(stderr, PROG ": warning: %s is at %g Hz, the model was trained at %g Hz\n",
-                cvd_af_name(r.in), ii->rate, model_rate);
+    if ((rc = say_rates(&r)) != 0)
+        goto done;
+    setup_levels(&r);
     if (!o.quiet && r.rate_from == RATE_NONE &&
         cvd_af_format_of(o.output, o.format) == CVD_AF_SNDFILE)
         fprintf(stderr, PROG ": warning: %s: no sample rate is known (the input and the model "
@@ -750,6 +1089,8 @@ int main(int argc, char **argv)
 done:
     tq_free(&r.times);
     cvd_af_close(r.in, NULL);
-    cvd_model_unref(r.model);
+    for (int i = 0; i < r.n_models; i++)
+        cvd_model_unref(r.models[i]);
+    free(r.list);
     return rc;
 }
