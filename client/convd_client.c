@@ -11,6 +11,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +58,11 @@ struct cvd_client {
     int server_error;
     uint64_t end_frame; /* stream index just past the last frame received */
     cvd_client_stats st;
+    /* TLS (cvd_client_connect_tls): OpenSSL on the socket itself */
+    SSL_CTX *ssl_ctx;
+    SSL *ssl;
+    short tls_wants;    /* poll events the TLS layer waits for besides ours */
+    char tls_err[256];  /* OpenSSL's reason for the last TLS failure */
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -144,20 +153,96 @@ static cvd_bytes out_bytes(cvd_client *c)
 
 /* ---- I/O ---------------------------------------------------------------------------------- */
 
+static void tls_reason(cvd_client *c)
+{
+    unsigned long e, last = 0;
+    while ((e = ERR_get_error()) != 0)
+        last = e;
+    const char *r = last ? ERR_reason_error_string(last) : NULL;
+    snprintf(c->tls_err, sizeof c->tls_err, "%s", r ? r : "the connection failed");
+}
+
+/* Sends from p: the bytes taken (0: none now), or -1 with errno (EPROTO: TLS, tls_err). */
+static ssize_t io_send(cvd_client *c, const void *p, size_t n)
+{
+    if (c->ssl == NULL)
+        return send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    size_t w = 0;
+    ERR_clear_error();
+    if (SSL_write_ex(c->ssl, p, n, &w) == 1)
+        return (ssize_t)w;
+    int e = SSL_get_error(c->ssl, 0);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        c->tls_wants |= e == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_SYSCALL && errno != 0)
+        return -1;
+    tls_reason(c);
+    errno = EPROTO;
+    return -1;
+}
+
+/* Receives into p: bytes, 0 at the end (a FIN; on TLS the server's close_notify, or a FIN
+ * without it: the framed protocol's END says whether the stream was complete), or -1 with
+ * errno (EAGAIN: nothing now; EPROTO: TLS, tls_err). */
+static ssize_t io_recv(cvd_client *c, void *p, size_t n)
+{
+    if (c->ssl == NULL)
+        return recv(c->fd, p, n, MSG_DONTWAIT);
+    size_t got = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(c->ssl, p, n, &got) == 1)
+        return (ssize_t)got;
+    int e = SSL_get_error(c->ssl, 0);
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (e == SSL_ERROR_WANT_WRITE)
+            c->tls_wants |= POLLOUT;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_SYSCALL && errno != 0)
+        return -1;
+    tls_reason(c);
+    errno = EPROTO;
+    return -1;
+}
+
+static const char *io_errtext(cvd_client *c, int e, char *buf, size_t n)
+{
+    if (e == EPROTO && c->ssl) {
+        snprintf(buf, n, "TLS: %s", c->tls_err);
+        return buf;
+    }
+    return errtext(e, buf, n);
+}
+
+static int read_some(cvd_client *c, cvd_err *err);
+
 /* Writes what the socket takes now. */
 static int flush_some(cvd_client *c, cvd_err *err)
 {
-    char eb[128];
+    char eb[300];
     while (c->out_off < c->out_len) {
-        ssize_t n =
-            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = io_send(c, c->out + c->out_off, c->out_len - c->out_off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
+            int e = errno;
+            /* the server may have said why before it closed (an ERROR: shutting down, a
+             * refusal): that is the error to report, with the frames that came before it */
+            if ((e == EPIPE || e == ECONNRESET) && !c->failed && !c->eof) {
+                read_some(c, NULL);
+                if (c->failed)
+                    return sticky(c, err);
+            }
             return cl_fail(c, CVD_EIO, err, "send to %s: %s", c->peer,
-                           errtext(errno, eb, sizeof eb));
+                           io_errtext(c, e, eb, sizeof eb));
         }
         c->out_off += (size_t)n;
     }
@@ -206,16 +291,16 @@ static int process_input(cvd_client *c, cvd_err *err)
 /* Reads what the socket has now. */
 static int read_some(cvd_client *c, cvd_err *err)
 {
-    char eb[128];
+    char eb[300];
     for (;;) {
-        ssize_t n = recv(c->fd, c->in, READ_CHUNK, MSG_DONTWAIT);
+        ssize_t n = io_recv(c, c->in, READ_CHUNK);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
             return cl_fail(c, CVD_EIO, err, "receive from %s: %s", c->peer,
-                           errtext(errno, eb, sizeof eb));
+                           io_errtext(c, errno, eb, sizeof eb));
         }
         if (n == 0) {
             cvd_err e = {0};
@@ -232,8 +317,8 @@ static int read_some(cvd_client *c, cvd_err *err)
         int rc = process_input(c, err);
         if (rc < 0)
             return rc;
-        if ((size_t)n < READ_CHUNK)
-            return 0;
+        if ((size_t)n < READ_CHUNK && c->ssl == NULL)
+            return 0; /* (TLS reads a record at a time: on until it has nothing) */
     }
 }
 
@@ -248,8 +333,13 @@ static int pump(cvd_client *c, int timeout_ms, cvd_err *err)
     int r;
     if (c->failed)
         return sticky(c, err);
+    /* TLS: a record already read holds more */
+    if (c->ssl && !c->eof && SSL_pending(c->ssl) > 0)
+        return (r = read_some(c, err)) < 0 ? r : 1;
     p.fd = c->fd;
-    p.events = (short)((c->eof ? 0 : POLLIN) | (c->out_off < c->out_len ? POLLOUT : 0));
+    p.events = (short)((c->eof ? 0 : POLLIN) | (c->out_off < c->out_len ? POLLOUT : 0) |
+                       c->tls_wants);
+    c->tls_wants = 0;
     p.revents = 0;
     if (p.events == 0)
         return cl_fail(c, CVD_EIO, err, "%s: the connection is closed", c->peer);
@@ -261,8 +351,8 @@ static int pump(cvd_client *c, int timeout_ms, cvd_err *err)
     }
     if (r == 0)
         return 0;
-    if ((p.revents & (POLLOUT | POLLERR | POLLHUP)) && c->out_off < c->out_len &&
-        (r = flush_some(c, err)) < 0)
+    if ((p.revents & (POLLOUT | POLLERR | POLLHUP) || (c->ssl && p.revents)) &&
+        c->out_off < c->out_len && (r = flush_some(c, err)) < 0)
         return r;
     if ((p.revents & (POLLIN | POLLERR | POLLHUP)) && !c->eof && (r = read_some(c, err)) < 0)
         return r;
@@ -468,8 +558,17 @@ static int connect_one(const struct addrinfo *ai, int timeout_ms)
     return fd;
 }
 
+static int tls_start(cvd_client *c, const char *host, const cvd_client_tls *tls, int timeout_ms,
+                     cvd_err *err);
+
 int cvd_client_connect(const char *host, const char *port, int timeout_ms, cvd_client **out,
                        cvd_err *err)
+{
+    return cvd_client_connect_tls(host, port, timeout_ms, NULL, out, err);
+}
+
+int cvd_client_connect_tls(const char *host, const char *port, int timeout_ms,
+                           const cvd_client_tls *tls, cvd_client **out, cvd_err *err)
 {
     struct addrinfo hints, *res = NULL;
     char name[300], eb[128];
@@ -507,7 +606,108 @@ int cvd_client_connect(const char *host, const char *port, int timeout_ms, cvd_c
     if ((rc = client_new(fd, name, out, err)) < 0)
         return rc;
     (*out)->timeout_ms = timeout_ms;
+    if (tls && (rc = tls_start(*out, host, tls, timeout_ms, err)) < 0) {
+        cvd_client_close(*out);
+        *out = NULL;
+        return rc;
+    }
     return 0;
+}
+
+/* ---- TLS ---------------------------------------------------------------------------------- */
+
+static int tls_setup_fail(cvd_client *c, cvd_err *err, const char *what, const char *path)
+{
+    tls_reason(c);
+    return cvd_err_set(err, CVD_EIO, "%s %s: %s", what, path, c->tls_err);
+}
+
+/* The TLS handshake on the connected socket, within timeout_ms. */
+static int tls_start(cvd_client *c, const char *host, const cvd_client_tls *tls, int timeout_ms,
+                     cvd_err *err)
+{
+    const char *name = tls->server_name && *tls->server_name ? tls->server_name : host;
+    unsigned char ip[16];
+    const double deadline = timeout_ms > 0 ? now_s() + 1e-3 * timeout_ms : 0;
+    ERR_clear_error();
+    if ((tls->cert && *tls->cert) != (tls->key && *tls->key))
+        return cvd_err_set(err, CVD_EINVAL, "TLS: a client certificate needs its key, and a key "
+                                            "its certificate");
+    c->ssl_ctx = SSL_CTX_new(TLS_client_method());
+    if (c->ssl_ctx == NULL)
+        return cvd_err_set(err, CVD_ENOMEM, "TLS: out of memory");
+    SSL_CTX_set_min_proto_version(c->ssl_ctx, TLS1_2_VERSION);
+    /* a TCP end without close_notify ends the input like one: the framed protocol's END and
+     * ERROR say whether the stream is complete */
+    SSL_CTX_set_options(c->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    if (!tls->insecure) {
+        if (tls->ca && *tls->ca) {
+            if (SSL_CTX_load_verify_locations(c->ssl_ctx, tls->ca, NULL) != 1)
+                return tls_setup_fail(c, err, "CA file", tls->ca);
+        } else if (SSL_CTX_set_default_verify_paths(c->ssl_ctx) != 1) {
+            return tls_setup_fail(c, err, "CA", "(the system's)");
+        }
+        SSL_CTX_set_verify(c->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    }
+    if (tls->cert && *tls->cert) {
+        if (SSL_CTX_use_certificate_chain_file(c->ssl_ctx, tls->cert) != 1)
+            return tls_setup_fail(c, err, "certificate", tls->cert);
+        if (SSL_CTX_use_PrivateKey_file(c->ssl_ctx, tls->key, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(c->ssl_ctx) != 1)
+            return tls_setup_fail(c, err, "key", tls->key);
+    }
+    c->ssl = SSL_new(c->ssl_ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+        return cvd_err_set(err, CVD_ENOMEM, "TLS: out of memory");
+    /* the output buffer moves (out_room) and may be sent in parts */
+    SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    int is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
+    if (!is_ip)
+        SSL_set_tlsext_host_name(c->ssl, name);
+    if (!tls->insecure &&
+        (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name)
+               : SSL_set1_host(c->ssl, name)) != 1)
+        return cvd_err_set(err, CVD_EINVAL, "TLS: '%s' is not a name or address to check the "
+                                            "server's certificate against",
+                           name);
+    for (;;) {
+        ERR_clear_error();
+        int r = SSL_connect(c->ssl);
+        if (r == 1)
+            return 0;
+        int e = SSL_get_error(c->ssl, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            long v = SSL_get_verify_result(c->ssl);
+            int sys = errno;
+            tls_reason(c);
+            if (v != X509_V_OK)
+                return cvd_err_set(err, CVD_EIO,
+                                   "TLS handshake with %s: %s (the server's certificate: %s)",
+                                   c->peer, c->tls_err, X509_verify_cert_error_string(v));
+            if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+                return cvd_err_set(err, CVD_EIO,
+                                   "TLS handshake with %s: the server closed the connection "
+                                   "(%s; not a TLS listener, or our certificate was refused)",
+                                   c->peer, sys ? strerror(sys) : "no answer");
+            return cvd_err_set(err, CVD_EIO, "TLS handshake with %s: %s", c->peer, c->tls_err);
+        }
+        struct pollfd p = {c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, 0};
+        int wait = -1;
+        if (deadline > 0) {
+            double left = deadline - now_s();
+            if (left <= 0)
+                return cvd_err_set(err, CVD_EIO, "TLS handshake with %s: timed out after %d ms",
+                                   c->peer, timeout_ms);
+            wait = (int)(left * 1e3) + 1;
+        }
+        if (poll(&p, 1, wait) < 0 && errno != EINTR)
+            return cvd_err_set(err, CVD_EIO, "poll %s: %s", c->peer, strerror(errno));
+    }
+}
+
+const char *cvd_client_tls_version(const cvd_client *c)
+{
+    return c->ssl ? SSL_get_version(c->ssl) : NULL;
 }
 
 void cvd_client_close(cvd_client *c)
@@ -518,8 +718,14 @@ void cvd_client_close(cvd_client *c)
         if (c->hello_sent && !c->failed && !c->bye_received && !c->eof &&
             queue_control(c, CVD_FR_BYE, 0, NULL) == 0)
             flush_some(c, NULL);
+        if (c->ssl && !c->failed) {
+            ERR_clear_error();
+            SSL_shutdown(c->ssl); /* close_notify, if the socket takes it now */
+        }
         close(c->fd);
     }
+    SSL_free(c->ssl);
+    SSL_CTX_free(c->ssl_ctx);
     cvd_fr_decoder_destroy(c->dec);
     free(c->out);
     free(c->in);
@@ -585,7 +791,9 @@ int cvd_client_hello(cvd_client *c, const cvd_client_request *h, cvd_client_acce
                            CVD_FR_MAX_CHANNELS);
     if (h->role == CVD_CLIENT_SUBSCRIBE && (h->stream == NULL || h->stream[0] == '\0'))
         return cvd_err_set(err, CVD_EINVAL, "subscribe: the stream name is missing");
-    fh.version = CVD_FR_VERSION;
+    /* version 2 carries a token; without one, version 1, which every server speaks */
+    fh.version = h->token && *h->token ? 2 : 1;
+    fh.token = h->token;
     fh.role = (uint8_t)h->role;
     fh.format = (uint8_t)h->format;
     fh.rate = h->rate;
@@ -727,7 +935,9 @@ static long recv_frames(cvd_client *c, void *dst, size_t max_frames, int timeout
 {
     const double deadline = timeout_ms > 0 ? now_s() + 1e-3 * timeout_ms : 0;
     int rc;
-    if (c->failed)
+    /* after a failure (an ERROR from the server, say), the frames that came before it are
+     * still delivered; then the error */
+    if (c->failed && (!c->accepted || c->q_off == c->q_len || max_frames == 0))
         return sticky(c, err);
     if (!c->accepted)
         return cvd_err_set(err, CVD_ESTATE, "%s: receive before the session was accepted", c->peer);

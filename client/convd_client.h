@@ -25,7 +25,10 @@
  * refused: unknown_model (3): no model named 'x'". An ERROR from the server gives CVD_EIO
  * (CVD_EUNSUPPORTED for an unsupported version) and its code is kept (cvd_client_server_error).
  * A signal interrupting a wait returns CVD_EIO with "interrupted"; nothing is lost, and the
- * call may be repeated. After any other error the connection is unusable: close it.
+ * call may be repeated. After any other error the connection is unusable: close it; the frames
+ * that arrived before the error are still delivered by cvd_client_recv*() first (a server
+ * that stops sends ERROR shutting_down after the output it had: cvd_client_server_error()
+ * then gives CVD_FR_E_SHUTTING_DOWN, and the stream was cut there).
  *
  * Not thread-safe per client. Allocates (the client, its buffers, a queue of received
  * frames); not for real-time threads. SIGPIPE is never raised (MSG_NOSIGNAL).
@@ -68,7 +71,20 @@ typedef struct cvd_client_request {
     const char *model;  /* NULL or "" (default): the listener's default model */
     const char *stream; /* process: publish the output under this name (NULL/"": no);
                            subscribe: the stream to follow (required) */
+    const char *token;  /* NULL or "" (default): none, and HELLO is version 1; else HELLO is
+                           version 2 and carries it (listeners with `tokens` need one) */
 } cvd_client_request;
+
+/* TLS for cvd_client_connect_tls. The server's certificate is verified against ca (or the
+ * system's CAs) and the name or address connected to (or server_name). */
+typedef struct cvd_client_tls {
+    const char *ca;          /* PEM file of the CAs to trust; NULL: the system's */
+    const char *cert;        /* PEM client certificate (and chain) for listeners with
+                                tls_client_ca; NULL: none */
+    const char *key;         /* its private key (PEM) */
+    const char *server_name; /* the name the certificate must have; NULL: the host given */
+    int insecure;            /* 1: do not verify the server (tests; never in production) */
+} cvd_client_tls;
 
 /* What the server granted (its ACCEPT). */
 typedef struct cvd_client_accept {
@@ -101,6 +117,14 @@ void cvd_client_request_init(cvd_client_request *h);
  * it with cvd_client_set_timeout). */
 int cvd_client_connect(const char *host, const char *port, int timeout_ms, cvd_client **out,
                        cvd_err *err);
+/* The same over TLS (tls NULL: plain TCP, as cvd_client_connect): TLS 1.2 or 1.3, the
+ * handshake done within timeout_ms. Errors name what failed: "TLS handshake with
+ * 127.0.0.1:7401: certificate verify failed (the server's certificate: unable to get local
+ * issuer certificate)". */
+int cvd_client_connect_tls(const char *host, const char *port, int timeout_ms,
+                           const cvd_client_tls *tls, cvd_client **out, cvd_err *err);
+/* "TLSv1.3", "TLSv1.2"; NULL on plain TCP. */
+const char *cvd_client_tls_version(const cvd_client *c);
 /* Takes over a connected stream socket (TCP, Unix, socketpair); `name` names the peer in
  * messages (NULL: "server"). The descriptor is closed by cvd_client_close(), also on error. */
 int cvd_client_from_fd(int fd, const char *name, cvd_client **out, cvd_err *err);

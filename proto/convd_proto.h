@@ -94,13 +94,17 @@ typedef enum cvd_nonfinite_policy {
 
 /* ==== framed protocol ====================================================================== */
 
-#define CVD_FR_VERSION 1         /* the version this code speaks */
-#define CVD_FR_VERSIONS_TEXT "1" /* every version it speaks, for ERROR 2's text */
+/* Versions: 1, and 2, whose HELLO adds a token string (docs/PROTOCOL.md). A server answers
+ * in the HELLO's version; a listener with tokens takes version 2 only. */
+#define CVD_FR_VERSION 2             /* the newest version this code speaks */
+#define CVD_FR_VERSION_MIN 1         /* the oldest */
+#define CVD_FR_VERSIONS_TEXT "1, 2"  /* every version it speaks, for ERROR 2's text */
 
 #define CVD_FR_HEADER_BYTES 5       /* u32 length + u8 type */
 #define CVD_FR_DATA_HEADER_BYTES 21 /* + u32 seq + u64 first frame + u32 dropped */
 #define CVD_FR_MAX_STRING 1024      /* bytes of one string, at most */
-/* smallest max_message (a HELLO with both strings at their longest needs 2067 bytes) */
+/* smallest max_message (a HELLO with its strings at their longest needs 2067 bytes, 3093 in
+ * version 2) */
 #define CVD_FR_MIN_MESSAGE 1024
 #define CVD_FR_MAX_MESSAGE_LIMIT (64u << 20) /* largest max_message */
 #define CVD_FR_DEFAULT_MAX_MESSAGE (1u << 20)
@@ -133,10 +137,13 @@ typedef enum cvd_fr_errcode {
     CVD_FR_E_BUSY = 8,           /* no room for another stream */
     CVD_FR_E_UNKNOWN_STREAM = 9, /* subscribe: no such published stream */
     CVD_FR_E_INTERNAL = 10,
-    CVD_FR_E_SHUTTING_DOWN = 11
+    CVD_FR_E_SHUTTING_DOWN = 11, /* the server stops: the stream was cut, not completed */
+    CVD_FR_E_UNAUTHORIZED = 12,  /* no token, or one the listener does not know */
+    CVD_FR_E_FORBIDDEN = 13      /* the token does not allow this role or stream name */
 } cvd_fr_errcode;
 
-/* "bad_message", "unsupported_version", ... "shutting_down"; "unknown" otherwise. */
+/* "bad_message", "unsupported_version", ... "shutting_down", "unauthorized", "forbidden";
+ * "unknown" otherwise. */
 const char *cvd_fr_error_name(int code);
 
 typedef enum cvd_fr_role {
@@ -147,7 +154,7 @@ typedef enum cvd_fr_role {
 /* HELLO. Strings are NUL-terminated UTF-8 without NUL bytes, at most CVD_FR_MAX_STRING bytes;
  * for the encoder NULL means "". */
 typedef struct cvd_fr_hello {
-    uint16_t version;   /* CVD_FR_VERSION */
+    uint16_t version;   /* CVD_FR_VERSION_MIN..CVD_FR_VERSION */
     uint8_t role;       /* cvd_fr_role */
     uint8_t format;     /* cvd_sample_format of the DATA both ways */
     uint32_t rate;      /* frames per second the client means; 0: unspecified */
@@ -157,11 +164,13 @@ typedef struct cvd_fr_hello {
     const char *model;  /* "" = the listener's default model */
     const char *stream; /* process: publish my output under this name ("" = do not);
                            subscribe: the stream to follow */
+    const char *token;  /* version 2: the client's token ("" = none); version 1 has none
+                           (the decoder gives ""; the encoder refuses a non-empty one) */
 } cvd_fr_hello;
 
 /* ACCEPT. */
 typedef struct cvd_fr_accept {
-    uint16_t version;      /* the version of this session (CVD_FR_VERSION) */
+    uint16_t version;      /* the version of this session: the HELLO's */
     uint8_t format;        /* the sample format of DATA both ways (the HELLO's) */
     uint32_t rate;         /* the model's rate; 0: unknown */
     uint16_t in_channels;  /* channels of the frames the client sends (>= 1) */

@@ -36,7 +36,7 @@ struct cvd_fr_decoder {
     uint64_t next_frame;
     int failed; /* the ERROR code of the failure; 0 while healthy */
     cvd_err fail;
-    char str[2][CVD_FR_MAX_STRING + 1];
+    char str[3][CVD_FR_MAX_STRING + 1];
 };
 
 const char *cvd_fr_type_name(int type)
@@ -51,8 +51,9 @@ const char *cvd_fr_error_name(int code)
     static const char *const names[] = {"unknown",        "bad_message", "unsupported_version",
                                         "unknown_model",  "bad_format",  "nonfinite",
                                         "too_large",      "timeout",     "busy",
-                                        "unknown_stream", "internal",    "shutting_down"};
-    return code >= 1 && code <= CVD_FR_E_SHUTTING_DOWN ? names[code] : names[0];
+                                        "unknown_stream", "internal",    "shutting_down",
+                                        "unauthorized",   "forbidden"};
+    return code >= 1 && code <= CVD_FR_E_FORBIDDEN ? names[code] : names[0];
 }
 
 /* Length of the valid UTF-8 sequence at s[0..n) (n >= 1), or 0 if it is not one. NUL is not
@@ -139,7 +140,7 @@ void cvd_fr_decoder_reset(cvd_fr_decoder *d)
     d->next_frame = 0;
     d->failed = 0;
     memset(&d->fail, 0, sizeof d->fail);
-    d->str[0][0] = d->str[1][0] = '\0';
+    d->str[0][0] = d->str[1][0] = d->str[2][0] = '\0';
 }
 
 int cvd_fr_decoder_create(cvd_fr_side side, size_t max_message, cvd_fr_decoder **out,
@@ -334,7 +335,7 @@ static int fr_parse(cvd_fr_decoder *d, cvd_fr_msg *msg, cvd_err *err)
                            "HELLO truncated: %zu bytes of payload, at least %d expected", n,
                            FR_HELLO_FIXED + 4);
         h->version = cvd__rd16(p);
-        if (h->version != CVD_FR_VERSION)
+        if (h->version < CVD_FR_VERSION_MIN || h->version > CVD_FR_VERSION)
             return fr_fail(
                 d, CVD_FR_E_UNSUPPORTED_VERSION, err,
                 "protocol version %u is not supported; supported versions: " CVD_FR_VERSIONS_TEXT,
@@ -349,12 +350,16 @@ static int fr_parse(cvd_fr_decoder *d, cvd_fr_msg *msg, cvd_err *err)
         h->channels = cvd__rd16(p + 8);
         h->block = cvd__rd32(p + 10);
         r.pos = FR_HELLO_FIXED;
+        d->str[2][0] = '\0';
         if ((rc = fr_get_str(d, &r, d->str[0], "HELLO", "model name", err)) < 0 ||
-            (rc = fr_get_str(d, &r, d->str[1], "HELLO", "stream name", err)) < 0)
+            (rc = fr_get_str(d, &r, d->str[1], "HELLO", "stream name", err)) < 0 ||
+            (h->version >= 2 &&
+             (rc = fr_get_str(d, &r, d->str[2], "HELLO", "token", err)) < 0))
             return rc;
         if (r.pos != n)
             return fr_fail(d, CVD_FR_E_BAD_MESSAGE, err,
-                           "HELLO: %zu unexpected bytes after the stream name", n - r.pos);
+                           "HELLO: %zu unexpected bytes after the %s", n - r.pos,
+                           h->version >= 2 ? "token" : "stream name");
         if (h->role != CVD_ROLE_PROCESS && h->role != CVD_ROLE_SUBSCRIBE)
             return fr_fail(d, CVD_FR_E_BAD_MESSAGE, err,
                            "HELLO: role %u unknown (0 process, 1 subscribe)", h->role);
@@ -365,6 +370,7 @@ static int fr_parse(cvd_fr_decoder *d, cvd_fr_msg *msg, cvd_err *err)
             return fr_fail(d, CVD_FR_E_BAD_MESSAGE, err, "HELLO: subscribe without a stream name");
         h->model = d->str[0];
         h->stream = d->str[1];
+        h->token = d->str[2];
         d->role = h->role;
         d->state = FR_OPEN;
         return 1;
@@ -389,7 +395,7 @@ static int fr_parse(cvd_fr_decoder *d, cvd_fr_msg *msg, cvd_err *err)
         if (r.pos != n)
             return fr_fail(d, CVD_FR_E_BAD_MESSAGE, err,
                            "ACCEPT: %zu unexpected bytes after the model name", n - r.pos);
-        if (a->version != CVD_FR_VERSION)
+        if (a->version < CVD_FR_VERSION_MIN || a->version > CVD_FR_VERSION)
             return fr_fail(d, CVD_FR_E_UNSUPPORTED_VERSION, err,
                            "ACCEPT: protocol version %u, this client speaks " CVD_FR_VERSIONS_TEXT,
                            (unsigned)a->version);
@@ -590,17 +596,25 @@ static uint8_t *fr_put_str(uint8_t *p, const char *s, size_t n)
 
 int cvd_fr_put_hello(cvd_bytes *b, const cvd_fr_hello *h, cvd_err *err)
 {
-    size_t ml, sl;
+    size_t ml, sl, tl = 0, tf;
     uint8_t *p;
     int rc;
     if ((rc = fr_str_len(h->model, "HELLO model name", &ml, err)) < 0 ||
-        (rc = fr_str_len(h->stream, "HELLO stream name", &sl, err)) < 0)
+        (rc = fr_str_len(h->stream, "HELLO stream name", &sl, err)) < 0 ||
+        (rc = fr_str_len(h->token, "HELLO token", &tl, err)) < 0)
         return rc;
+    if (h->version < CVD_FR_VERSION_MIN || h->version > CVD_FR_VERSION)
+        return cvd_err_set(err, CVD_EINVAL, "HELLO version %u: this code speaks " CVD_FR_VERSIONS_TEXT,
+                           (unsigned)h->version);
+    if (h->version < 2 && tl > 0)
+        return cvd_err_set(err, CVD_EINVAL, "HELLO version %u has no token (version 2 has)",
+                           (unsigned)h->version);
+    tf = h->version >= 2 ? 2 + tl : 0; /* the token field */
     if (h->role != CVD_ROLE_PROCESS && h->role != CVD_ROLE_SUBSCRIBE)
         return cvd_err_set(err, CVD_EINVAL, "HELLO role %u: must be 0 or 1", h->role);
     if (cvd_sample_bytes(h->format) == 0)
         return cvd_err_set(err, CVD_EINVAL, "HELLO sample format %u: must be 1 or 2", h->format);
-    if ((p = fr_begin(b, CVD_FR_HELLO, FR_HELLO_FIXED + 4 + ml + sl, err)) == NULL)
+    if ((p = fr_begin(b, CVD_FR_HELLO, FR_HELLO_FIXED + 4 + ml + sl + tf, err)) == NULL)
         return CVD_ERANGE;
     cvd__wr16(p, h->version);
     p[2] = h->role;
@@ -609,8 +623,10 @@ int cvd_fr_put_hello(cvd_bytes *b, const cvd_fr_hello *h, cvd_err *err)
     cvd__wr16(p + 8, h->channels);
     cvd__wr32(p + 10, h->block);
     p = fr_put_str(p + FR_HELLO_FIXED, h->model, ml);
-    fr_put_str(p, h->stream, sl);
-    b->len += CVD_FR_HEADER_BYTES + FR_HELLO_FIXED + 4 + ml + sl;
+    p = fr_put_str(p, h->stream, sl);
+    if (h->version >= 2)
+        fr_put_str(p, h->token, tl);
+    b->len += CVD_FR_HEADER_BYTES + FR_HELLO_FIXED + 4 + ml + sl + tf;
     return 0;
 }
 

@@ -204,7 +204,7 @@ Test(proto_framed, round_trip_every_message)
     size_t used, pos = 0;
     const float x[4] = {0.5f, -0.25f, 1e-3f, -1.0f};
     cvd_bytes b = vb_bytes(&v, 4096);
-    cvd_fr_hello h = {1, CVD_ROLE_PROCESS, CVD_FMT_F32LE, 96000, 2, 256, "", "pub"};
+    cvd_fr_hello h = {1, CVD_ROLE_PROCESS, CVD_FMT_F32LE, 96000, 2, 256, "", "pub", NULL};
 
     put_ok(cvd_fr_put_hello(&b, &h, &e), &e);
     put_ok(cvd_fr_put_data(&b, 0, 0, 0, CVD_FMT_F32LE, x, 2, 2, &e), &e);
@@ -300,7 +300,7 @@ Test(proto_framed, documented_hex_dump)
     static const uint8_t end[] = {0x01, 0x00, 0x00, 0x00, 0x04};
     uint8_t buf[128];
     cvd_bytes b = {buf, 0, sizeof buf};
-    cvd_fr_hello h = {1, CVD_ROLE_PROCESS, CVD_FMT_F32LE, 48000, 1, 64, "amp", ""};
+    cvd_fr_hello h = {1, CVD_ROLE_PROCESS, CVD_FMT_F32LE, 48000, 1, 64, "amp", "", NULL};
     cvd_fr_accept a = {1, CVD_FMT_F32LE, 48000, 1, 1, 64, 2, 1u << 20, "amp"};
     const float x[2] = {0.5f, -0.25f};
     cvd_err e = {0};
@@ -454,7 +454,7 @@ static size_t msg(uint8_t *out, int type, const void *payload, size_t n)
 static size_t good_hello(uint8_t *out, int role, const char *stream)
 {
     cvd_bytes b = {out, 0, 4096};
-    cvd_fr_hello h = {1, (uint8_t)role, CVD_FMT_F32LE, 48000, 1, 0, "m", stream};
+    cvd_fr_hello h = {1, (uint8_t)role, CVD_FMT_F32LE, 48000, 1, 0, "m", stream, NULL};
     cr_assert_eq(cvd_fr_put_hello(&b, &h, NULL), 0);
     return b.len;
 }
@@ -735,14 +735,20 @@ Test(proto_framed_malformed, field_values)
     char t[512];
     /* version: only the version is read; the text names the versions spoken */
     n = good_hello(b, 0, "");
-    b[5] = 2;
+    b[5] = 3;
     cr_assert_eq(fr_expect_error(CVD_FR_SERVER, b, n, t, sizeof t), CVD_FR_E_UNSUPPORTED_VERSION);
-    cr_assert_str_eq(t, "protocol version 2 is not supported; supported versions: 1");
+    cr_assert_str_eq(t, "protocol version 3 is not supported; supported versions: 1, 2");
+    b[5] = 0;
+    cr_assert_eq(fr_expect_error(CVD_FR_SERVER, b, n, t, sizeof t), CVD_FR_E_UNSUPPORTED_VERSION);
     {
-        const uint8_t v2[] = {3, 0, 0, 0, CVD_FR_HELLO, 0x02, 0x00}; /* a shorter v2 HELLO */
-        EXPECT_ERR(CVD_FR_SERVER, v2, sizeof v2, CVD_FR_E_UNSUPPORTED_VERSION,
-                   "supported versions: 1");
+        const uint8_t v3[] = {3, 0, 0, 0, CVD_FR_HELLO, 0x03, 0x00}; /* a shorter v3 HELLO */
+        EXPECT_ERR(CVD_FR_SERVER, v3, sizeof v3, CVD_FR_E_UNSUPPORTED_VERSION,
+                   "supported versions: 1, 2");
     }
+    /* a version 1 HELLO read as version 2: its token field is missing */
+    n = good_hello(b, 0, "");
+    b[5] = 2;
+    EXPECT_ERR(CVD_FR_SERVER, b, n, CVD_FR_E_BAD_MESSAGE, "HELLO");
     n = good_hello(b, 0, "");
     b[5] = 0;
     EXPECT_ERR(CVD_FR_SERVER, b, n, CVD_FR_E_UNSUPPORTED_VERSION, "version 0");
@@ -830,7 +836,7 @@ Test(proto_framed, encoders_refuse_without_touching_the_buffer)
     cvd_err e = {0};
     char longs[1100];
     float x[32] = {0};
-    cvd_fr_hello h = {1, 0, CVD_FMT_F32LE, 0, 1, 0, "", ""};
+    cvd_fr_hello h = {1, 0, CVD_FMT_F32LE, 0, 1, 0, "", "", NULL};
     memset(buf, 0xaa, sizeof buf);
     cr_assert_eq(cvd_fr_put_data(&b, 0, 0, 0, CVD_FMT_F32LE, x, 16, 1, &e), CVD_ERANGE);
     cr_assert_eq(b.len, 3);
@@ -883,7 +889,9 @@ Test(proto_framed, error_text_is_cleaned_and_cut)
     cr_assert_eq(cvd_fr_put_error(&b, 70000, "x", NULL), CVD_EINVAL);
     cvd_fr_decoder_destroy(d);
     cr_assert_str_eq(cvd_fr_error_name(CVD_FR_E_SHUTTING_DOWN), "shutting_down");
-    cr_assert_str_eq(cvd_fr_error_name(12), "unknown");
+    cr_assert_str_eq(cvd_fr_error_name(CVD_FR_E_UNAUTHORIZED), "unauthorized");
+    cr_assert_str_eq(cvd_fr_error_name(CVD_FR_E_FORBIDDEN), "forbidden");
+    cr_assert_str_eq(cvd_fr_error_name(14), "unknown");
     cr_assert_str_eq(cvd_fr_type_name(CVD_FR_BYE), "BYE");
 }
 
@@ -962,3 +970,93 @@ Test(proto_framed, no_allocation_per_message)
     free(buf);
 }
 
+
+/* Version 2: the HELLO's token, byte for byte as docs/PROTOCOL.md lays it out. */
+Test(proto_framed, version_2_hello_carries_a_token)
+{
+    uint8_t buf[4096];
+    cvd_bytes b = {buf, 0, sizeof buf};
+    cvd_fr_hello h = {.version = 2, .role = CVD_ROLE_PROCESS, .format = CVD_FMT_S16LE,
+                      .rate = 48000, .channels = 1, .block = 64, .model = "amp",
+                      .stream = "studio-a", .token = "s3cr3t-token"};
+    cr_assert_eq(cvd_fr_put_hello(&b, &h, NULL), 0);
+    const uint8_t want[] = {/* length 19 + M + S + 2 + T = 19 + 3 + 8 + 2 + 12 */ 44, 0, 0, 0,
+                            1, 2, 0, 0, 2, 0x80, 0xbb, 0, 0, 1, 0, 64, 0, 0, 0, 3, 0, 'a', 'm',
+                            'p', 8, 0, 's', 't', 'u', 'd', 'i', 'o', '-', 'a', 12, 0, 's', '3',
+                            'c', 'r', '3', 't', '-', 't', 'o', 'k', 'e', 'n'};
+    cr_assert_eq(b.len, sizeof want);
+    cr_assert_eq(memcmp(buf, want, sizeof want), 0);
+    cvd_fr_decoder *d = NULL;
+    cr_assert_eq(cvd_fr_decoder_create(CVD_FR_SERVER, 0, &d, NULL), 0);
+    cvd_fr_msg m;
+    size_t used = 0;
+    cr_assert_eq(cvd_fr_decode(d, buf, b.len, &used, &m, NULL), 1);
+    cr_assert_eq(m.hello.version, 2);
+    cr_assert_str_eq(m.hello.token, "s3cr3t-token");
+    cr_assert_str_eq(m.hello.stream, "studio-a");
+    cvd_fr_decoder_destroy(d);
+
+    /* an empty token, and a version 1 HELLO: the decoder gives "" */
+    h.token = "";
+    b.len = 0;
+    cr_assert_eq(cvd_fr_put_hello(&b, &h, NULL), 0);
+    cr_assert_eq(b.len, sizeof want - 12);
+    cr_assert_eq(cvd_fr_decoder_create(CVD_FR_SERVER, 0, &d, NULL), 0);
+    cr_assert_eq(cvd_fr_decode(d, buf, b.len, &used, &m, NULL), 1);
+    cr_assert_str_eq(m.hello.token, "");
+    cvd_fr_decoder_destroy(d);
+    h.version = 1;
+    h.token = NULL;
+    b.len = 0;
+    cr_assert_eq(cvd_fr_put_hello(&b, &h, NULL), 0);
+    cr_assert_eq(b.len, sizeof want - 14);
+    cr_assert_eq(cvd_fr_decoder_create(CVD_FR_SERVER, 0, &d, NULL), 0);
+    cr_assert_eq(cvd_fr_decode(d, buf, b.len, &used, &m, NULL), 1);
+    cr_assert_eq(m.hello.version, 1);
+    cr_assert_str_eq(m.hello.token, "");
+    cvd_fr_decoder_destroy(d);
+
+    /* refusals: a token in version 1, a version nobody speaks, a token too long or not UTF-8 */
+    cvd_err err = {0};
+    h.token = "x";
+    cr_assert_eq(cvd_fr_put_hello(&b, &h, &err), CVD_EINVAL);
+    cr_assert(strstr(err.msg, "version 1 has no token"), "%s", err.msg);
+    h.version = 3;
+    cr_assert_eq(cvd_fr_put_hello(&b, &h, &err), CVD_EINVAL);
+    h.version = 2;
+    char longtok[CVD_FR_MAX_STRING + 2];
+    memset(longtok, 'k', sizeof longtok - 1);
+    longtok[sizeof longtok - 1] = '\0';
+    h.token = longtok;
+    cr_assert_eq(cvd_fr_put_hello(&b, &h, &err), CVD_EINVAL);
+    cr_assert(strstr(err.msg, "HELLO token of 1025 bytes"), "%s", err.msg);
+    /* a token field with bytes past it, and one cut short */
+    h.token = "tok";
+    b.len = 0;
+    cr_assert_eq(cvd_fr_put_hello(&b, &h, NULL), 0);
+    uint8_t bad[128];
+    memcpy(bad, buf, b.len);
+    bad[0] += 1;
+    bad[b.len] = 'x';
+    cr_assert_eq(cvd_fr_decoder_create(CVD_FR_SERVER, 0, &d, NULL), 0);
+    cr_assert_lt(cvd_fr_decode(d, bad, b.len + 1, &used, &m, &err), 0);
+    cr_assert(strstr(err.msg, "unexpected bytes after the token"), "%s", err.msg);
+    cvd_fr_decoder_destroy(d);
+    memcpy(bad, buf, b.len);
+    bad[0] -= 1; /* the last byte of the token outside the message */
+    cr_assert_eq(cvd_fr_decoder_create(CVD_FR_SERVER, 0, &d, NULL), 0);
+    cr_assert_lt(cvd_fr_decode(d, bad, b.len - 1, &used, &m, &err), 0);
+    cr_assert(strstr(err.msg, "token"), "%s", err.msg);
+    cvd_fr_decoder_destroy(d);
+
+    /* ACCEPT of either version is read by a client */
+    for (int v = 1; v <= 2; v++) {
+        cvd_fr_accept a = {(uint16_t)v, CVD_FMT_F32LE, 48000, 1, 1, 64, 0, 1 << 20, "amp"};
+        b.len = 0;
+        cr_assert_eq(cvd_fr_put_accept(&b, &a, NULL), 0);
+        cr_assert_eq(cvd_fr_decoder_create(CVD_FR_CLIENT, 0, &d, NULL), 0);
+        cr_assert_eq(cvd_fr_decode(d, buf, b.len, &used, &m, &err), 1, "%s", err.msg);
+        cr_assert_eq(m.accept.version, v);
+        cvd_fr_decoder_destroy(d);
+    }
+}

@@ -10,7 +10,8 @@
  * output frame. With --subscribe, the output of a stream that another client publishes is
  * written until the server ends it or ^C. See docs/PROTOCOL.md ("convd-cat").
  *
- * Exit status: 0 success, 1 a runtime or input error, 2 a usage error.
+ * Exit status: 0 success, 1 a runtime or input error, 2 a usage error, 3 the server stopped
+ * (SIGTERM) and cut the stream: OUTPUT keeps every frame that came, and a message says so.
  */
 #include <errno.h>
 #include <signal.h>
@@ -50,7 +51,14 @@ typedef struct options {
     int format_s16;       /* --format s16 */
     double timeout;
     int quiet;
+    int tls;                      /* --tls (or --ca, --cert, --key) */
+    const char *ca, *cert, *key;  /* TLS files */
+    const char *token;            /* --token, or CONVD_TOKEN */
 } options;
+
+/* drain() and friends: the server cut the stream (ERROR shutting_down); exit status 3 */
+#define CUT 4
+#define EXIT_CUT 3
 
 static volatile sig_atomic_t interrupts;
 
@@ -87,6 +95,14 @@ static void usage(FILE *f)
             "  --rate HZ             sample rate to announce for INPUT without one (raw, csv)\n"
             "  --timeout SECONDS     to connect and for each wait for the server (default %g;\n"
             "                        0: forever). A subscription waits forever once accepted.\n"
+            "  --tls                 speak TLS (a listener with tls_cert); the server's\n"
+            "                        certificate is checked against the system's CAs and HOST\n"
+            "  --ca FILE             ...against the CAs of FILE (PEM) instead (implies --tls)\n"
+            "  --cert FILE           a client certificate (PEM), for listeners with\n"
+            "  --key FILE            tls_client_ca, and its key (imply --tls)\n"
+            "  --token TOKEN         the token for a listener with tokens (HELLO version 2);\n"
+            "                        default: the environment's CONVD_TOKEN (which, unlike the\n"
+            "                        command line, other users cannot read in ps)\n"
             "  -q, --quiet           nothing on standard error but errors\n"
             "  --help                this text (-h is the host)\n"
             "  --version             the version\n"
@@ -95,7 +111,8 @@ static void usage(FILE *f)
             ".s16 (raw 16-bit), .csv (text, one frame per line). Raw files are little-endian,\n"
             "channels interleaved.\n"
             "\n"
-            "Exit status: 0 success, 1 runtime or input error, 2 usage error.\n"
+            "Exit status: 0 success, 1 runtime or input error, 2 usage error, 3 the server\n"
+            "stopped and cut the stream (OUTPUT keeps what came before the cut).\n"
             "Documentation: " PROG "(1); " CVD_DOCDIR "/PROTOCOL.md\n",
             MAX_BLOCK, DEFAULT_TIMEOUT);
 }
@@ -195,6 +212,10 @@ static int parse_args(int argc, char **argv, options *o)
             printf(PROG " " CVD_VERSION "\n");
             return -1;
         }
+        if (strcmp(a, "--tls") == 0) {
+            o->tls = 1;
+            continue;
+        }
         if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
             continue;
@@ -248,6 +269,19 @@ static int parse_args(int argc, char **argv, options *o)
             if (cvd_sample_format_parse(val, &f) < 0)
                 return usage_error("--wire %s: unknown (f32 or s16)", val);
             o->wire = (int)f;
+        } else if (strcmp(name, "--ca") == 0) {
+            o->ca = val;
+            o->tls = 1;
+        } else if (strcmp(name, "--cert") == 0) {
+            o->cert = val;
+            o->tls = 1;
+        } else if (strcmp(name, "--key") == 0) {
+            o->key = val;
+            o->tls = 1;
+        } else if (strcmp(name, "--token") == 0) {
+            if (val[0] == '\0')
+                return usage_error("--token needs a value");
+            o->token = val;
         } else if (strcmp(name, "--timeout") == 0) {
             char *end;
             errno = 0;
@@ -257,6 +291,13 @@ static int parse_args(int argc, char **argv, options *o)
         } else {
             return usage_error("unknown option '%s'", a);
         }
+    }
+    if ((o->cert == NULL) != (o->key == NULL))
+        return usage_error("--cert and --key go together (a certificate and its key)");
+    if (o->token == NULL) {
+        const char *env = getenv("CONVD_TOKEN");
+        if (env && *env)
+            o->token = env;
     }
     if (o->subscribe) {
         if (npos != 1)
@@ -396,6 +437,31 @@ static int timeout_ms(const options *o)
     return o->timeout > 0 ? (int)(o->timeout * 1000 + 0.5) : 0;
 }
 
+/* The server stopped and cut the stream: every frame that came is written (the client
+ * delivers them before the error); OUTPUT is kept and the cut is said. */
+static int cut(run *r, const cvd_err *err)
+{
+    fprintf(stderr,
+            PROG ": the stream was cut: the server stopped before its end (%s); %llu frames "
+                 "received%s%s%s\n",
+            err->msg[0] ? err->msg : "shutting_down", (unsigned long long)r->received,
+            strcmp(r->o->output, "-") ? ", kept in " : "",
+            strcmp(r->o->output, "-") ? r->o->output : "",
+            strcmp(r->o->output, "-") ? " (it ends where the cut is)" : "");
+    return CUT;
+}
+
+static int drain(run *r, int wait_ms, int *done);
+
+/* A send or END failed: if the server cut the stream, what it sent before comes first. */
+static int send_failed(run *r, const cvd_err *err)
+{
+    int done = 0;
+    if (cvd_client_server_error(r->c) == CVD_FR_E_SHUTTING_DOWN)
+        return drain(r, 0, &done) == CUT ? CUT : cut(r, err);
+    return fail_err(NULL, err);
+}
+
 /* Receives what is there (wait_ms 0) or everything up to END (wait_ms < 0) and writes it. */
 static int drain(run *r, int wait_ms, int *done)
 {
@@ -407,6 +473,8 @@ static int drain(run *r, int wait_ms, int *done)
         if (n < 0) {
             if (interrupts && strstr(err.msg, "interrupted"))
                 return 3; /* ^C */
+            if (cvd_client_server_error(r->c) == CVD_FR_E_SHUTTING_DOWN)
+                return cut(r, &err);
             return fail_err(NULL, &err);
         }
         if (n == 0) {
@@ -506,7 +574,7 @@ static int run_process(run *r)
         if (rc < 0) {
             if (interrupts && strstr(err.msg, "interrupted"))
                 break;
-            return fail_err(NULL, &err);
+            return send_failed(r, &err);
         }
         if (r->in.kind == IO_S16) { /* keep the bytes of an incomplete frame */
             size_t used = (size_t)n * 2 * (size_t)cin;
@@ -526,7 +594,7 @@ static int run_process(run *r)
         if (cvd_client_end(r->c, &err) == 0)
             break;
         if (!(interrupts && strstr(err.msg, "interrupted")))
-            return fail_err(NULL, &err);
+            return send_failed(r, &err);
         if (interrupts > seen)
             return fail("interrupted before the end of the output (%llu frames written)",
                         (unsigned long long)r->received);
@@ -632,6 +700,7 @@ int main(int argc, char **argv)
     h.block = (uint32_t)o.block;
     h.model = o.model;
     h.stream = o.subscribe ? o.subscribe : o.publish;
+    h.token = o.token;
     if (o.subscribe)
         h.channels = 0;
 
@@ -642,7 +711,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     t0 = now();
-    if (cvd_client_connect(o.host, o.port, timeout_ms(&o), &r.c, &err) < 0) {
+    cvd_client_tls tls = {.ca = o.ca, .cert = o.cert, .key = o.key};
+    if (cvd_client_connect_tls(o.host, o.port, timeout_ms(&o), o.tls ? &tls : NULL, &r.c, &err) <
+        0) {
         rc = fail_err(NULL, &err);
         goto done;
     }
@@ -663,7 +734,9 @@ int main(int argc, char **argv)
         if (rc == 0)
             rc = crc;
     }
-    if (rc != 0 && strcmp(o.output, "-") != 0 && (r.out.path != NULL))
+    if (rc == CUT)
+        rc = EXIT_CUT; /* OUTPUT holds what came before the cut */
+    else if (rc != 0 && strcmp(o.output, "-") != 0 && (r.out.path != NULL))
         remove(o.output); /* no half-written output left behind */
     if (rc == 0 && !o.quiet) {
         double el = now() - t0;
