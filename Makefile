@@ -5,6 +5,7 @@
 #   make run        install missing dependencies, build, start a demonstration
 #   make bench      build and run the benchmarks (never part of the tests)
 #   make check-includes  no .c includes, no include cycle, the layers kept
+#   make soak       healthy clients beside hostile traffic, SOAK_SECONDS (600): figures
 #   make fuzz       fuzz the parsers with libFuzzer (clang; FUZZ_SECONDS per target)
 #   make test-arm64 the aarch64 build's dsp and model tests under qemu-user (CI runs it)
 #   make clean
@@ -116,17 +117,21 @@ TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(BUILD)/convd-tests
 
 # ---- benchmarks -------------------------------------------------------------------------
+# the soak: healthy clients beside hostile traffic (make soak; a 60 s run in the tests)
+SOAK_BIN := $(BUILD)/convd-soak
+SOAK_SECONDS ?= 600
+
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all programs test test-arm64 run bench fuzz clean deps format install uninstall FORCE check-includes
+.PHONY: all programs test test-arm64 run bench soak fuzz clean deps format install uninstall FORCE check-includes
 .SECONDARY:
 .DEFAULT_GOAL := all
 
 # the daemon and the tools only (what `make install` and the Debian package need)
 programs: $(DAEMON) $(TOOL_BIN)
 
-all: $(DSP_LIB) $(MODEL_LIB) $(PROTO_LIB) $(TOOLLIB) $(CLIENT_LIB) $(SERVER_LIB) $(DAEMON) $(TOOL_BIN) $(TEST_BIN) $(BENCH_BIN)
+all: $(DSP_LIB) $(MODEL_LIB) $(PROTO_LIB) $(TOOLLIB) $(CLIENT_LIB) $(SERVER_LIB) $(DAEMON) $(TOOL_BIN) $(TEST_BIN) $(BENCH_BIN) $(SOAK_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -193,6 +198,14 @@ $(BUILD)/bench/%: tests/bench/%.c $(MODEL_LIB) $(DSP_LIB)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(MODEL_LIB) $(DSP_LIB) -o $@ $(LDFLAGS) $(TOOL_LIBS) $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/benchutil.h tests/bench/peak.h tests/bench/loadgen.h
+
+# the soak speaks TLS through server/tls.c (libconvd_server.a)
+$(SOAK_BIN): tests/soak/soak.c $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB) -o $@ $(LDFLAGS) $(TOOL_LIBS) $(LDLIBS)
+
+soak: $(SOAK_BIN) $(DAEMON)
+	./$(SOAK_BIN) --seconds $(SOAK_SECONDS)
 
 # The version and the installed documentation folder, which the programs print (--version,
 # --help): rewritten only when it changes, so `make install PREFIX=/usr` after a plain `make`

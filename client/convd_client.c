@@ -308,9 +308,13 @@ static int read_some(cvd_client *c, cvd_err *err)
             if (cvd_fr_decoder_finish(c->dec, &e) < 0)
                 return cl_fail(c, CVD_EFORMAT, err, "%s: %s", c->peer, e.msg);
             if (!c->end_received && !c->bye_received)
-                return cl_fail(c, CVD_EIO, err, "%s: the server closed the connection %s", c->peer,
+                return cl_fail(c, CVD_EIO, err, "%s: the server closed the connection %s%s",
+                               c->peer,
                                c->accepted ? "before the end of the stream"
-                                           : "without answering HELLO");
+                                           : "without answering HELLO",
+                               c->accepted || c->ssl ? ""
+                                                     : " (a TLS listener? then connect with TLS: "
+                                                       "convd-cat --tls)");
             return 0;
         }
         c->in_len = (size_t)n;

@@ -11,6 +11,7 @@
 
 #include "conn.h"
 #include "convd_proto.h"
+#include "tokens.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -22,6 +23,8 @@ typedef struct fr_state {
     uint64_t first_out; /* the stream index of the next frame sent */
     int end_sent;       /* END (or something that excludes it) went out */
     int subscriber;
+    int version;       /* the session's: the HELLO's */
+    int authenticated; /* a token of the listener's, or a verified client certificate */
     const uint8_t *samples; /* frames of the current DATA not yet taken into blocks */
     size_t frames;
 } fr_state;
@@ -43,9 +46,18 @@ static void fr_stream_end(cvd_conn *c)
     cvd_bytes b = {buf, 0, sizeof buf};
     if (s == NULL || s->end_sent || cvd_conn_in_handshake(c))
         return;
+    s->end_sent = 1;
+    if (cvd_conn_cut(c)) {
+        /* the server stops before the client's END (or the publisher's): not a complete
+         * stream, so no END: the output so far, then this */
+        fr_send_error(c, CVD_FR_E_SHUTTING_DOWN,
+                      s->subscriber ? "the server is stopping: the subscription ends here"
+                                    : "the server is stopping: the stream was cut here, "
+                                      "before your END");
+        return;
+    }
     if (cvd_fr_put_end(&b, NULL) == 0)
         cvd_conn_send(c, b.data, b.len);
-    s->end_sent = 1;
 }
 
 static void fr_encode(cvd_conn *c, const float *y, size_t n, uint64_t dropped)
@@ -83,21 +95,42 @@ static void fr_encode(cvd_conn *c, const float *y, size_t n, uint64_t dropped)
 
 /* ---- the handshake ------------------------------------------------------------------------ */
 
+static void vfail(cvd_conn *c, int code, int reason, const char *fmt, va_list ap)
+{
+    fr_state *s = cvd_conn_state(c);
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (reason == CVD_DISC_UNAUTHORIZED || reason == CVD_DISC_FORBIDDEN || reason == CVD_DISC_MEMORY)
+        cvd_conn_log_limited(reason, "%s: HELLO refused: %s", cvd_conn_peer(c), msg);
+    else
+        cvd_log_info("%s: HELLO refused: %s", cvd_conn_peer(c), msg);
+    fr_send_error(c, code, msg);
+    s->end_sent = 1;
+    cvd_conn_finish(c, reason);
+}
+
 static void fail_hello(cvd_conn *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void fail_hello(cvd_conn *c, int code, const char *fmt, ...)
 {
-    fr_state *s = cvd_conn_state(c);
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vfail(c, code, CVD_DISC_MALFORMED, fmt, ap);
     va_end(ap);
-    cvd_log_info("%s: HELLO refused: %s", cvd_conn_peer(c), msg);
-    fr_send_error(c, code, msg);
-    s->end_sent = 1;
-    cvd_conn_finish(c, CVD_DISC_MALFORMED);
+}
+
+/* A refusal counted by its own reason (CVD_DISC_*): tokens, memory, limits. Returns -1. */
+static int refuse_hello(cvd_conn *c, int code, int reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int refuse_hello(cvd_conn *c, int code, int reason, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, code, reason, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 static void send_accept(cvd_conn *c, int rate, int in_ch, int out_ch, int latency,
@@ -106,7 +139,7 @@ static void send_accept(cvd_conn *c, int rate, int in_ch, int out_ch, int latenc
     fr_state *s = cvd_conn_state(c);
     uint8_t buf[CVD_FR_MAX_STRING + 128];
     cvd_bytes b = {buf, 0, sizeof buf};
-    cvd_fr_accept a = {.version = CVD_FR_VERSION,
+    cvd_fr_accept a = {.version = (uint16_t)s->version,
                        .format = (uint8_t)s->fmt,
                        .rate = (uint32_t)rate,
                        .in_channels = (uint16_t)in_ch,
@@ -152,6 +185,8 @@ static void subscribe(cvd_conn *c, const cvd_fr_hello *h)
     if ((rc = cvd_conn_subscribe(c, h->stream, frames, &info, &err)) < 0) {
         if (rc == CVD_ENOMEM)
             fail_hello(c, CVD_FR_E_INTERNAL, "out of memory");
+        else if (rc == CVD_ERANGE)
+            refuse_hello(c, CVD_FR_E_BUSY, CVD_DISC_MEMORY, "%s", err.msg);
         else
             fail_hello(c, CVD_FR_E_UNKNOWN_STREAM, "subscribe '%s': %s", h->stream, err.msg);
         return;
@@ -183,6 +218,12 @@ static void process(cvd_conn *c, const cvd_fr_hello *h)
     }
     cvd_model *m = cvd_runtime_model(cvd_conn_runtime(c), mname);
     if (m == NULL) {
+        /* the list of models is for clients the server knows (a token, a verified client
+         * certificate): to others it would be a map of what to ask for */
+        if (!s->authenticated) {
+            fail_hello(c, CVD_FR_E_UNKNOWN_MODEL, "unknown model '%s'", mname);
+            return;
+        }
         char names[256] = "";
         for (int i = 0; i < cf->n_models && strlen(names) < sizeof names - 70; i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
@@ -206,9 +247,20 @@ static void process(cvd_conn *c, const cvd_fr_hello *h)
         fail_hello(c, CVD_FR_E_BAD_FORMAT, "block %u: must be 1..65536", h->block);
         return;
     }
+    if (h->block > (uint32_t)lc->max_block) {
+        refuse_hello(c, CVD_FR_E_BAD_FORMAT, CVD_DISC_MAX_BLOCK,
+                     "block %u: this listener takes blocks of at most %d frames (max_block)",
+                     h->block, lc->max_block);
+        return;
+    }
     if (!frame_fits(c, cvd_model_in_channels(m)) || !frame_fits(c, cvd_model_out_channels(m)))
         return;
-    if (cvd_conn_start_stream(c, m, block, &err) < 0 ||
+    int rc = cvd_conn_start_stream(c, m, block, &err);
+    if (rc == CVD_ERANGE) {
+        refuse_hello(c, CVD_FR_E_BUSY, CVD_DISC_MEMORY, "%s", err.msg);
+        return;
+    }
+    if (rc < 0 ||
         cvd_fr_decoder_set_data_layout(s->dec, s->fmt, cvd_conn_in_channels(c), &err) < 0) {
         fail_hello(c, CVD_FR_E_INTERNAL, "%s", err.msg);
         return;
@@ -231,17 +283,85 @@ static void process(cvd_conn *c, const cvd_fr_hello *h)
                   h->stream && h->stream[0] ? h->stream : "");
 }
 
+/* Who the client is and what it may do (docs/PROTOCOL.md, "Tokens"). 0, or -1 refused. */
+static int authorize(cvd_conn *c, const cvd_fr_hello *h)
+{
+    fr_state *s = cvd_conn_state(c);
+    const cvd_runtime *rt = cvd_conn_runtime(c);
+    const cvd_conf *cf = cvd_conn_conf(c);
+    const cvd_tokens *toks = rt->tokens[cvd_conn_listener_index(c)];
+    const char *stream = h->stream ? h->stream : "";
+    const cvd_token *tok = NULL;
+    if (toks) {
+        if (h->version < 2)
+            return refuse_hello(c, CVD_FR_E_UNAUTHORIZED, CVD_DISC_UNAUTHORIZED,
+                                "this listener needs a token: send HELLO version 2 with one "
+                                "(version 1 has none)");
+        if (h->token == NULL || h->token[0] == '\0')
+            return refuse_hello(c, CVD_FR_E_UNAUTHORIZED, CVD_DISC_UNAUTHORIZED,
+                                "this listener needs a token, and HELLO has none");
+        tok = cvd_tokens_find(toks, h->token);
+        if (tok == NULL)
+            return refuse_hello(c, CVD_FR_E_UNAUTHORIZED, CVD_DISC_UNAUTHORIZED,
+                                "unknown token");
+        if (h->role == CVD_ROLE_SUBSCRIBE && !cvd_token_may_subscribe(tok, stream))
+            return refuse_hello(c, CVD_FR_E_FORBIDDEN, CVD_DISC_FORBIDDEN,
+                                "this token may not subscribe to '%s'", stream);
+        if (h->role == CVD_ROLE_PROCESS && stream[0] && !cvd_token_may_publish(tok, stream))
+            return refuse_hello(c, CVD_FR_E_FORBIDDEN, CVD_DISC_FORBIDDEN,
+                                "this token may not publish '%s'", stream);
+        if (h->role == CVD_ROLE_PROCESS && !stream[0] && !cvd_token_may_process(tok))
+            return refuse_hello(c, CVD_FR_E_FORBIDDEN, CVD_DISC_FORBIDDEN,
+                                "this token may not run a model without publishing (no "
+                                "'process' role)");
+        cvd_log_debug("%s: the token of line %d", cvd_conn_peer(c), cvd_token_line(tok));
+    }
+    s->authenticated = tok != NULL || cvd_conn_tls_verified(c);
+    if (h->role == CVD_ROLE_PROCESS && stream[0]) {
+        /* live audio streams' names are the daemon's */
+        for (int i = 0; i < cf->n_streams; i++)
+            if (cf->streams[i].publish && strcmp(cf->streams[i].name, stream) == 0)
+                return refuse_hello(c, CVD_FR_E_FORBIDDEN, CVD_DISC_FORBIDDEN,
+                                    "'%s' is a live audio stream of this server: it cannot be "
+                                    "published by a client",
+                                    stream);
+        /* names some token may publish are reserved to the tokens' holders: no client of a
+         * listener without tokens may squat them (and feed a [stream] source) */
+        if (toks == NULL && cvd_runtime_publish_claimed(rt, stream))
+            return refuse_hello(c, CVD_FR_E_FORBIDDEN, CVD_DISC_FORBIDDEN,
+                                "'%s' is reserved: only a client with a token that may publish "
+                                "it can",
+                                stream);
+    }
+    return 0;
+}
+
 static void handle_hello(cvd_conn *c, const cvd_fr_hello *h)
 {
     fr_state *s = cvd_conn_state(c);
     s->fmt = h->format;
+    s->version = h->version;
+    if (authorize(c, h) < 0)
+        return;
     if (h->role == CVD_ROLE_SUBSCRIBE)
         subscribe(c, h);
     else
         process(c, h);
+    /* accepted: messages may now be as long as max_message */
+    if (!cvd_conn_in_handshake(c) && s->max_message > cvd_fr_decoder_max_message(s->dec)) {
+        cvd_err err = {0};
+        if (cvd_fr_decoder_set_max_message(s->dec, s->max_message, &err) < 0) {
+            cvd_log_error("%s: %s", cvd_conn_peer(c), err.msg);
+            cvd_conn_close(c, CVD_DISC_ERROR);
+        }
+    }
 }
 
 /* ---- the adapter ------------------------------------------------------------------------ */
+
+/* The decoder's limit until HELLO is accepted: a HELLO with its strings at their longest
+ * fits (3098 bytes); max_message comes after, for an accepted client only. */
+#define HELLO_MAX_MESSAGE 4096
 
 static int fr_open(cvd_conn *c, cvd_err *err)
 {
@@ -251,7 +371,8 @@ static int fr_open(cvd_conn *c, cvd_err *err)
     cvd_conn_set_state(c, s);
     s->max_message = cvd_conn_conf(c)->max_message;
     s->fmt = CVD_FMT_F32LE;
-    return cvd_fr_decoder_create(CVD_FR_SERVER, s->max_message, &s->dec, err);
+    s->version = CVD_FR_VERSION_MIN;
+    return CVD_OK; /* the decoder comes with the first bytes */
 }
 
 static void fr_close(cvd_conn *c)
@@ -268,6 +389,15 @@ static void fr_close(cvd_conn *c)
 static int fr_decode(cvd_conn *c)
 {
     fr_state *s = cvd_conn_state(c);
+    if (s->dec == NULL) {
+        cvd_err err = {0};
+        size_t first = s->max_message < HELLO_MAX_MESSAGE ? s->max_message : HELLO_MAX_MESSAGE;
+        if (cvd_fr_decoder_create(CVD_FR_SERVER, first, &s->dec, &err) < 0) {
+            cvd_log_error("%s: %s", cvd_conn_peer(c), err.msg);
+            cvd_conn_close(c, CVD_DISC_ERROR);
+            return 0;
+        }
+    }
     while (cvd_conn_taking(c)) {
         size_t room;
         const uint8_t *p;
@@ -302,6 +432,7 @@ static int fr_decode(cvd_conn *c)
         }
         if (rc == 0)
             break;
+        cvd_conn_progress(c); /* a whole message */
         switch (msg.type) {
         case CVD_FR_HELLO:
             handle_hello(c, &msg.hello);
@@ -343,7 +474,7 @@ static int fr_peer_eof(cvd_conn *c)
 {
     fr_state *s = cvd_conn_state(c);
     cvd_err err = {0};
-    if (cvd_fr_decoder_finish(s->dec, &err) < 0 || cvd_conn_in_handshake(c))
+    if (s->dec == NULL || cvd_fr_decoder_finish(s->dec, &err) < 0 || cvd_conn_in_handshake(c))
         cvd_log_debug("%s: closed %s", cvd_conn_peer(c), err.msg[0] ? err.msg : "before END");
     s->end_sent = 1;
     return 0;

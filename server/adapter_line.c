@@ -18,20 +18,36 @@ typedef struct line_state {
 
 static int line_open(cvd_conn *c, cvd_err *err)
 {
-    const cvd_conf_listen *lc = cvd_conn_listener(c);
     line_state *s = calloc(1, sizeof *s);
-    int rc;
     if (s == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     cvd_conn_set_state(c, s);
-    if ((rc = cvd_conn_start_stream(c, cvd_conn_listener_model(c), lc->block, err)) < 0 ||
-        (rc = cvd_line_decoder_create(cvd_conn_in_channels(c), 0,
-                                      cvd_conn_conf(c)->nonfinite_pass ? CVD_NONFINITE_PASS
-                                                                       : CVD_NONFINITE_REJECT,
-                                      &s->dec, err)) < 0)
-        return rc;
+    return CVD_OK; /* the stream comes with the first bytes (line_start) */
+}
+
+/* The first bytes came: the listener's stream starts (built off the loop). 0, or -1 when the
+ * client was refused. */
+static int line_start(cvd_conn *c, line_state *s)
+{
+    const cvd_conf_listen *lc = cvd_conn_listener(c);
+    cvd_err err = {0};
+    int rc = cvd_conn_start_stream(c, cvd_conn_listener_model(c), lc->block, &err);
+    if (rc == CVD_ERANGE) {
+        cvd_conn_refuse(c, CVD_FR_E_BUSY, CVD_DISC_MEMORY, err.msg);
+        return -1;
+    }
+    if (rc == 0)
+        rc = cvd_line_decoder_create(cvd_conn_in_channels(c), 0,
+                                     cvd_conn_conf(c)->nonfinite_pass ? CVD_NONFINITE_PASS
+                                                                      : CVD_NONFINITE_REJECT,
+                                     &s->dec, &err);
+    if (rc < 0) {
+        cvd_log_error("%s: %s", cvd_conn_peer(c), err.msg);
+        cvd_conn_close(c, CVD_DISC_ERROR);
+        return -1;
+    }
     cvd_conn_running(c, lc->name);
-    return CVD_OK;
+    return 0;
 }
 
 static void line_close(cvd_conn *c)
@@ -53,6 +69,12 @@ static void answer(cvd_conn *c, const cvd_line_result *res)
 static int line_decode(cvd_conn *c)
 {
     line_state *s = cvd_conn_state(c);
+    if (s->dec == NULL) {
+        const uint8_t *p;
+        if (cvd_conn_input(c, &p) > 0)
+            line_start(c, s);
+        return 0; /* the stream is being built: decode comes back when it is */
+    }
     while (cvd_conn_taking(c)) {
         size_t room;
         const uint8_t *p;
@@ -116,6 +138,19 @@ static void line_input_end(cvd_conn *c)
         answer(c, &res);
 }
 
+/* The server stopped before the client's end of input: said after the output of what came. */
+static void line_stream_end(cvd_conn *c)
+{
+    line_state *s = cvd_conn_state(c);
+    char buf[CVD_LINE_ERROR_MAX + 64];
+    if (!cvd_conn_cut(c) || s->dec == NULL)
+        return;
+    size_t n = cvd_line_error(buf, sizeof buf, cvd_fr_error_name(CVD_FR_E_SHUTTING_DOWN),
+                              "the server stopped: the stream was cut before line %llu",
+                              cvd_line_number(s->dec));
+    cvd_conn_send(c, buf, n);
+}
+
 static int line_peer_eof(cvd_conn *c)
 {
     (void)c;
@@ -136,6 +171,7 @@ const cvd_adapter cvd_adapter_line = {
     .decode = line_decode,
     .encode = line_encode,
     .input_end = line_input_end,
+    .stream_end = line_stream_end,
     .peer_eof = line_peer_eof,
     .send_error = line_send_error,
 };

@@ -1,6 +1,7 @@
 /*
  * The raw protocol's adapter (conn.h; docs/PROTOCOL.md, "Raw"): bare samples in the
- * listener's format both ways, the listener's model from the first byte. No handshake, no
+ * listener's format both ways, the listener's model from the first byte (its stream is built
+ * when the first bytes come, not at accept). No handshake, no
  * messages, no words for errors: a refusal is a close. The peer's FIN ends the input, and a
  * trailing incomplete frame is dropped (logged).
  */
@@ -9,6 +10,7 @@
 #include "conn.h"
 #include "convd_proto.h"
 #include "log.h"
+#include "metrics.h"
 
 typedef struct raw_state {
     cvd_raw_decoder *dec;
@@ -17,18 +19,34 @@ typedef struct raw_state {
 
 static int raw_open(cvd_conn *c, cvd_err *err)
 {
-    const cvd_conf_listen *lc = cvd_conn_listener(c);
     raw_state *s = calloc(1, sizeof *s);
-    int rc;
     if (s == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     cvd_conn_set_state(c, s);
-    s->fmt = lc->format;
-    if ((rc = cvd_conn_start_stream(c, cvd_conn_listener_model(c), lc->block, err)) < 0 ||
-        (rc = cvd_raw_decoder_create(s->fmt, cvd_conn_in_channels(c), &s->dec, err)) < 0)
-        return rc;
+    s->fmt = cvd_conn_listener(c)->format;
+    return CVD_OK; /* the stream comes with the first bytes (raw_start) */
+}
+
+/* The first bytes came: the listener's stream starts (built off the loop). 0, or -1 when the
+ * client was refused. */
+static int raw_start(cvd_conn *c, raw_state *s)
+{
+    const cvd_conf_listen *lc = cvd_conn_listener(c);
+    cvd_err err = {0};
+    int rc = cvd_conn_start_stream(c, cvd_conn_listener_model(c), lc->block, &err);
+    if (rc == CVD_ERANGE) {
+        cvd_conn_refuse(c, CVD_FR_E_BUSY, CVD_DISC_MEMORY, err.msg); /* raw: the close says it */
+        return -1;
+    }
+    if (rc == 0)
+        rc = cvd_raw_decoder_create(s->fmt, cvd_conn_in_channels(c), &s->dec, &err);
+    if (rc < 0) {
+        cvd_log_error("%s: %s", cvd_conn_peer(c), err.msg);
+        cvd_conn_close(c, CVD_DISC_ERROR);
+        return -1;
+    }
     cvd_conn_running(c, lc->name);
-    return CVD_OK;
+    return 0;
 }
 
 static void raw_close(cvd_conn *c)
@@ -43,6 +61,12 @@ static void raw_close(cvd_conn *c)
 static int raw_decode(cvd_conn *c)
 {
     raw_state *s = cvd_conn_state(c);
+    if (s->dec == NULL) {
+        const uint8_t *p;
+        if (cvd_conn_input(c, &p) > 0)
+            raw_start(c, s);
+        return 0; /* the stream is being built: decode comes back when it is */
+    }
     while (cvd_conn_taking(c)) {
         size_t room, used = 0;
         const uint8_t *p;
@@ -74,7 +98,7 @@ static void raw_encode(cvd_conn *c, const float *y, size_t n, uint64_t dropped)
 static void raw_stream_end(cvd_conn *c)
 {
     raw_state *s = cvd_conn_state(c);
-    if (cvd_raw_decoder_pending(s->dec))
+    if (s->dec && cvd_raw_decoder_pending(s->dec))
         cvd_log_info("%s: the stream ended inside a frame (%zu bytes dropped)", cvd_conn_peer(c),
                      cvd_raw_decoder_pending(s->dec));
 }

@@ -534,6 +534,23 @@ static void finish(pstate *ps)
             fail(ps, CVD_EFORMAT, l->line, "[listen %s]: a %s listener needs 'model'", l->name,
                  cvd_proto_name(l->protocol));
         }
+        if (l->tls_cert[0] && !l->tls_key[0])
+            fail(ps, CVD_EFORMAT, l->tls_cert_line,
+                 "tls_cert: needs tls_key (the certificate's private key) in [listen %s]",
+                 l->name);
+        if (l->tls_key[0] && !l->tls_cert[0])
+            fail(ps, CVD_EFORMAT, l->tls_key_line,
+                 "tls_key: needs tls_cert (the certificate chain) in [listen %s]", l->name);
+        if (l->tls_client_ca[0] && !l->tls_cert[0])
+            fail(ps, CVD_EFORMAT, l->tls_client_ca_line,
+                 "tls_client_ca: client certificates need TLS: give [listen %s] tls_cert and "
+                 "tls_key",
+                 l->name);
+        if (l->tokens[0] && l_protocol && l->protocol != CVD_PROTO_FRAMED)
+            fail(ps, CVD_EFORMAT, l->tokens_line,
+                 "tokens: only framed listeners have a handshake to carry a token (on %s, use "
+                 "tls_client_ca or allow)",
+                 cvd_proto_name(l->protocol));
         if (!l_address || l->port == 0)
             continue;
         hostport(a, sizeof a, l->family, l->host, l->port);

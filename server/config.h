@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 
+#include "acl.h" /* cvd_acl: allow, metrics_allow */
 #include "convd_dsp.h"
 #include "log.h" /* CVD_LOG_ERROR .. CVD_LOG_DEBUG, the values of log_level */
 #include "convd_proto.h" /* cvd_sample_format: CVD_FMT_F32LE, CVD_FMT_S16LE */
@@ -79,6 +80,14 @@ typedef struct cvd_conf_listen {
     int rate;                          /* 1..1000000 frames per second */
     int block;                         /* 1..65536 frames */
     int line;                          /* line of the section header */
+    /* security (docs/SECURITY.md). Paths resolved like model paths; "" = none. */
+    char tls_cert[CVD_CONF_PATH_MAX + 1]; /* with tls_key: the listener speaks TLS only */
+    char tls_key[CVD_CONF_PATH_MAX + 1];
+    char tls_client_ca[CVD_CONF_PATH_MAX + 1]; /* clients need a certificate from these CAs */
+    char tokens[CVD_CONF_PATH_MAX + 1];        /* framed only: the tokens file */
+    int tls_cert_line, tls_key_line, tls_client_ca_line, tokens_line;
+    cvd_acl allow; /* source addresses admitted; allow.n 0 = every address */
+    int max_block; /* the largest block a framed HELLO may ask for, 1..65536 */
 } cvd_conf_listen;
 
 /* [stream NAME]: a live audio stream through PortAudio (docs/AUDIO.md) */
@@ -135,6 +144,10 @@ typedef struct cvd_conf {
     size_t queue_limit;       /* bytes, 4096..1073741824 */
     int slow_disconnect;      /* slow_subscriber: 0 = drop, 1 = disconnect */
     int nonfinite_pass;       /* nonfinite: 0 = reject, 1 = pass */
+    double write_timeout;     /* seconds output may wait without progress; 0 = never */
+    int max_clients_per_address; /* 0 = no limit; else 1..1000000 */
+    size_t max_stream_memory;    /* bytes: the sum of the open streams' memory figures */
+    cvd_acl metrics_allow;       /* who may read /metrics; n 0 = every address */
 
     cvd_conf_model *models; /* in file order */
     int n_models;

@@ -392,6 +392,45 @@ static int set_channel_map(pstate *ps, const cvd_conf_directive *d, void *sec, c
                          d->name, cvd_conf_show_n(v, strlen(v)).s);
 }
 
+/* [listen] tls_cert, tls_key, tls_client_ca, tokens: a file's path, relative to the config's
+ * folder as model paths are, at most CVD_CONF_PATH_MAX bytes, into char[PATH_MAX + 1]; the
+ * file is read when the runtime is made (start, reload, --check), not here. */
+static int set_file(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    char *r;
+    if (v[0] == '\0')
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: empty (leave it out for none)",
+                             d->name);
+    if (v[0] != '/' && ps->dir != NULL && ps->dir[0] != '\0') {
+        size_t dl = strlen(ps->dir);
+        int slash = ps->dir[dl - 1] == '/';
+        r = malloc(dl + !slash + strlen(v) + 1);
+        if (r)
+            sprintf(r, "%s%s%s", ps->dir, slash ? "" : "/", v);
+    } else {
+        r = strdup(v);
+    }
+    if (r == NULL)
+        return cvd_conf_fail(ps, CVD_ENOMEM, 0, "out of memory");
+    if (strlen(r) > CVD_CONF_PATH_MAX) {
+        free(r);
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: longer than %d bytes", d->name,
+                             CVD_CONF_PATH_MAX);
+    }
+    strcpy(FIELD(sec, d->offset, char), r);
+    free(r);
+    return 0;
+}
+
+/* [listen] allow, [server] metrics_allow: a list of addresses and networks, into a cvd_acl */
+static int set_acl(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    char why[256];
+    if (cvd_acl_parse(v, FIELD(sec, d->offset, cvd_acl), why, sizeof why) < 0)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s", d->name, why);
+    return 0;
+}
+
 int cvd_conf_set(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
 {
     long long x = 0;
@@ -468,7 +507,8 @@ const cvd_conf_directive cvd_conf_directives[] = {
      SERVER(handshake_timeout)},
     {"idle_timeout", CVD_CONF_SECONDS, 0, 86400, "300", .unit = "seconds", SERVER(idle_timeout),
      .note = " (0 = never)",
-     .help = "a client sending nothing for this long is closed; `0` = never"},
+     .help = "a client that completes no frame (raw, line) or message (framed) for this long "
+             "is closed, however many bytes it sends, counted; `0` = never"},
     {"shutdown_timeout", CVD_CONF_SECONDS, 0, 3600, "5", .unit = "seconds",
      .help = "how long SIGTERM waits for streams in flight to flush before the daemon exits",
      SERVER(shutdown_timeout)},
@@ -482,6 +522,24 @@ const cvd_conf_directive cvd_conf_directives[] = {
      .choices = nonfinite_choices,
      .help = "NaN and infinite input samples: refused with an error, or passed through the "
              "model as they are"},
+    {"write_timeout", CVD_CONF_SECONDS, 0, 86400, "30", .unit = "seconds", SERVER(write_timeout),
+     .note = " (0 = never)",
+     .help = "a client whose output makes no progress (nothing of it written) for this long "
+             "is closed, counted; `0` = never (docs/SECURITY.md)"},
+    {"max_clients_per_address", CVD_CONF_INT, 0, 1000000, "0", SERVER(max_clients_per_address),
+     .note = " (0 = no limit)",
+     .help = "client connections at once from one source address, across all listeners; "
+             "more are closed at accept, counted; `0` = no limit"},
+    {"max_stream_memory", CVD_CONF_SIZE, 1048576, 1099511627776, "1073741824", .unit = "bytes",
+     SERVER(max_stream_memory),
+     .help = "the sum of the open streams' memory figures (each computed before its stream is "
+             "built); a new stream past it is refused (framed ERROR `busy`, line `!ERR`, raw "
+             "closed), counted"},
+    {"metrics_allow", CVD_CONF_SPECIAL, SERVER(metrics_allow), .set = set_acl,
+     .doc_default = "every address",
+     .doc_range = "addresses and networks separated by commas: `127.0.0.1/32, 10.1.0.0/16, "
+                  "[::1]/128`",
+     .help = "who may read `/metrics`; others are closed at accept"},
 
     /* [model NAME] */
     {"path", CVD_CONF_SPECIAL, MODEL(path), .set = set_model_path,
@@ -521,6 +579,32 @@ const cvd_conf_directive cvd_conf_directives[] = {
      .help = "sample rate of the stream"},
     {"block", CVD_CONF_INT, 1, 65536, "64", LISTEN(block), .unit = "frames",
      .help = "frames processed at a time"},
+    {"max_block", CVD_CONF_INT, 1, 65536, "4096", LISTEN(max_block), .unit = "frames",
+     .help = "the largest block a framed HELLO may ask for; more is refused (ERROR `bad_hello`)"},
+    {"tls_cert", CVD_CONF_SPECIAL, LISTEN(tls_cert), .set = set_file,
+     .line_at = offsetof(cvd_conf_listen, tls_cert_line),
+     .doc_range = "a PEM file: the certificate, then its chain; relative to this file's folder",
+     .help = "with `tls_key`: this listener speaks TLS only (1.2 at least, 1.3 preferred); "
+             "re-read on SIGHUP without dropping sessions (docs/SECURITY.md)"},
+    {"tls_key", CVD_CONF_SPECIAL, LISTEN(tls_key), .set = set_file,
+     .line_at = offsetof(cvd_conf_listen, tls_key_line),
+     .doc_range = "a PEM file: the private key of `tls_cert`",
+     .help = "the certificate's private key; needs `tls_cert`"},
+    {"tls_client_ca", CVD_CONF_SPECIAL, LISTEN(tls_client_ca), .set = set_file,
+     .line_at = offsetof(cvd_conf_listen, tls_client_ca_line),
+     .doc_range = "a PEM file of CA certificates",
+     .help = "clients must present a certificate from one of these CAs (mutual TLS); needs "
+             "`tls_cert`"},
+    {"allow", CVD_CONF_SPECIAL, LISTEN(allow), .set = set_acl, .doc_default = "every address",
+     .doc_range = "addresses and networks separated by commas: `127.0.0.1/32, 10.1.0.0/16, "
+                  "[::1]/128`",
+     .help = "source addresses admitted; others are closed at accept, counted"},
+    {"tokens", CVD_CONF_SPECIAL, LISTEN(tokens), .set = set_file,
+     .line_at = offsetof(cvd_conf_listen, tokens_line),
+     .doc_range = "a file, not readable by every user: one `TOKEN ROLES` per line",
+     .help = "framed listeners only: HELLO (version 2) must carry one of these tokens, whose "
+             "roles and stream-name globs say what it may do; re-read on SIGHUP "
+             "(docs/SECURITY.md)"},
 
     /* [stream NAME] */
     {"input", CVD_CONF_DEVICE, STREAM(input), .def = "default",

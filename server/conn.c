@@ -15,6 +15,8 @@
  *
  * Bytes in and out go through the connection's transport (transport.h) only: io_* below.
  */
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "acl.h"
 #include "conn.h"
 #include "log.h"
 #include "uv_check.h"
@@ -45,10 +48,23 @@ struct cvd_conn {
     void *ad_state;
     char peer[128];
     int state;
+    int li;                        /* the listener's index in the runtime's config */
+    struct sockaddr_storage addr;  /* the client's address */
+    int addr_counted;              /* counted in the per-address table (cvd_peer_acquire) */
+    size_t mem;                    /* the stream's memory figure, reserved in the total */
+    int cut;                       /* the server stopped before the client's end of input */
 
-    /* the stream */
+    /* the stream (built off the loop: `building` while it is) */
     cvd_model *model;
     cvd_net *net;
+    int building;
+    uv_work_t build_req;
+    struct {
+        cvd_net *net;
+        float *blk, *obuf;
+        int rc;
+        cvd_err err;
+    } built;
     int in_ch, out_ch, block, max_out;
     float *blk; /* block * in_ch */
     int fill;
@@ -81,6 +97,7 @@ static void conn_finish(cvd_conn *c);
 static void schedule(cvd_conn *c);
 static void start_reading(cvd_conn *c);
 static void restart_timer(cvd_conn *c);
+static void on_handle_closed(cvd_conn *c);
 
 static uint64_t now_ns(void)
 {
@@ -128,6 +145,8 @@ static void on_io_written(void *ctx)
     cvd_conn *c = ctx;
     if (c->closing)
         return;
+    if (c->paused) /* the client reads: it makes progress, even while its input waits */
+        restart_timer(c);
     if (c->paused && queued(c) <= conf_of(c)->queue_limit / 2) {
         c->paused = 0;
         schedule(c);
@@ -139,6 +158,16 @@ static void on_io_written(void *ctx)
 static void on_io_alloc(void *ctx, char **buf, size_t *cap)
 {
     cvd_conn *c = ctx;
+    if (c->inbuf == NULL) { /* the first bytes: a connection costs nothing until then */
+        c->inbuf = malloc(INBUF_BYTES);
+        if (c->inbuf == NULL) {
+            *buf = NULL;
+            *cap = 0;
+            cvd_log_error("%s: out of memory", c->peer);
+            conn_close(c, CVD_DISC_ERROR);
+            return;
+        }
+    }
     if (c->in_pos > 0 && c->in_pos == c->in_len)
         c->in_pos = c->in_len = 0;
     if (c->in_pos > 0) { /* compact: the whole free space is offered to the read */
@@ -156,8 +185,8 @@ static void on_io_read(void *ctx, size_t n)
     if (busy(c))
         return;
     c->in_len += n;
-    if (c->state != ST_HANDSHAKE)
-        restart_timer(c); /* idle time counts from the last byte; the handshake's from connect */
+    /* idle time counts from the last whole frame or message (cvd_conn_progress), not from
+     * the last byte: a client that dribbles bytes makes no progress */
     if (c->in_len == INBUF_BYTES && c->in_pos == 0)
         io_read_stop(c); /* full: stop reading until the work step has taken some */
     schedule(c);
@@ -181,6 +210,36 @@ static void on_io_eof(void *ctx, int clean)
     schedule(c);
 }
 
+/* conn.h: a warning at most once a second per kind (a flood must not flood the log); the
+ * metrics count every event. */
+void cvd_conn_log_limited(int kind, const char *fmt, ...)
+{
+    static atomic_llong last_ms[CVD_DISC_COUNT];
+    static atomic_ulong since[CVD_DISC_COUNT];
+    struct timespec ts;
+    char msg[512];
+    va_list ap;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long last = atomic_load(&last_ms[kind]);
+    if (last != 0 && now - last < 1000) {
+        atomic_fetch_add(&since[kind], 1);
+        return;
+    }
+    if (!atomic_compare_exchange_strong(&last_ms[kind], &last, now)) {
+        atomic_fetch_add(&since[kind], 1);
+        return;
+    }
+    unsigned long more = atomic_exchange(&since[kind], 0);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (more)
+        cvd_log_warning("%s (and %lu more such refusals since the last line)", msg, more);
+    else
+        cvd_log_warning("%s", msg);
+}
+
 static void on_io_error(void *ctx, int what, const char *msg)
 {
     cvd_conn *c = ctx;
@@ -190,11 +249,9 @@ static void on_io_error(void *ctx, int what, const char *msg)
     if (what == CVD_TR_READ || what == CVD_TR_WRITE)
         cvd_log_debug("%s: %s", c->peer, msg);
     else
-        cvd_log_info("%s: %s", c->peer, msg);
+        cvd_conn_log_limited(reason, "%s: %s", c->peer, msg);
     conn_close(c, reason);
 }
-
-static void on_handle_closed(cvd_conn *c);
 
 /* The transport has closed (after a finish, or a close): the connection goes. */
 static void on_io_closed(void *ctx)
@@ -259,20 +316,120 @@ static void emit(cvd_conn *c, const float *y, int n)
 
 /* ---- the model -------------------------------------------------------------------------- */
 
+/* ---- memory: every stream's figure, reserved in a process-wide total --------------------- */
+
+static atomic_ullong reserved; /* bytes: the open streams' figures */
+
+/* What a stream holds besides its model and block buffers: the input buffer, the output it
+ * may queue (queue_limit, and one block's output past it), a decoder's message, a TLS
+ * session. */
+static size_t stream_extra(const cvd_conn *c)
+{
+    const cvd_conf *cf = conf_of(c);
+    size_t b = INBUF_BYTES + cf->queue_limit + cf->max_message + 8192;
+    if (c->tr && cvd_transport_tls(c->tr))
+        b += cvd_tls_session_bytes();
+    return b;
+}
+
+/* Reserves `need` bytes under max_stream_memory; CVD_ERANGE (with the reason) if they do not
+ * fit. */
+static int reserve(cvd_conn *c, size_t need, cvd_err *err)
+{
+    const unsigned long long limit = conf_of(c)->max_stream_memory;
+    unsigned long long cur = atomic_load(&reserved);
+    do {
+        if (cur + need > limit)
+            return cvd_err_set(err, CVD_ERANGE,
+                               "no room for this stream: it needs %.1f MiB and the open streams "
+                               "take %.1f of max_stream_memory = %.1f MiB",
+                               (double)need / 1048576.0, (double)cur / 1048576.0,
+                               (double)limit / 1048576.0);
+    } while (!atomic_compare_exchange_weak(&reserved, &cur, cur + need));
+    c->mem += need;
+    cvd_metrics_stream_memory((int64_t)need);
+    return CVD_OK;
+}
+
+static void release(cvd_conn *c)
+{
+    if (c->mem == 0)
+        return;
+    atomic_fetch_sub(&reserved, c->mem);
+    cvd_metrics_stream_memory(-(int64_t)c->mem);
+    c->mem = 0;
+}
+
+/* ---- the stream, built off the loop ------------------------------------------------------ */
+
+/* On libuv's thread pool: the net and its buffers (the costly part of a stream: milliseconds
+ * for a big model, which the worker's loop does not spend). Touches c->built only. */
+static void build_work(uv_work_t *req)
+{
+    cvd_conn *c = req->data;
+    c->built.rc = cvd_net_create_hop(c->model, c->block, cvd_runtime_model_hop(c->rt, c->model),
+                                     &c->built.net, &c->built.err);
+    if (c->built.rc < 0)
+        return;
+    c->built.blk = malloc(sizeof(float) * (size_t)c->block * (size_t)c->in_ch);
+    c->built.obuf = malloc(sizeof(float) * (size_t)cvd_net_max_out(c->built.net) *
+                           (size_t)c->out_ch);
+    if (c->built.blk == NULL || c->built.obuf == NULL)
+        c->built.rc = cvd_err_set(&c->built.err, CVD_ENOMEM, "out of memory");
+}
+
+static void build_done(uv_work_t *req, int status)
+{
+    cvd_conn *c = req->data;
+    c->building = 0;
+    if (status == 0 && c->built.rc == 0 && !c->closing) {
+        c->net = c->built.net;
+        c->blk = c->built.blk;
+        c->obuf = c->built.obuf;
+        c->max_out = cvd_net_max_out(c->net);
+        schedule(c); /* the input that waited for it */
+    } else {
+        cvd_net_destroy(c->built.net);
+        free(c->built.blk);
+        free(c->built.obuf);
+        if (!c->closing) {
+            cvd_log_error("%s: %s", c->peer,
+                          status < 0 ? uv_strerror(status) : c->built.err.msg);
+            if (c->ad->send_error)
+                c->ad->send_error(c, CVD_FR_E_INTERNAL, "the stream could not be built");
+            c->input_done = 1;
+            c->reason = CVD_DISC_ERROR;
+            conn_finish(c);
+        }
+    }
+    memset(&c->built, 0, sizeof c->built);
+    on_handle_closed(c); /* the build held the connection like a handle */
+}
+
 int cvd_conn_start_stream(cvd_conn *c, cvd_model *m, int block, cvd_err *err)
 {
-    int rc = cvd_net_create_hop(m, block, cvd_runtime_model_hop(c->rt, m), &c->net, err);
-    if (rc < 0)
-        return rc;
+    const cvd_memfig *f = cvd_runtime_memfig(c->rt, m);
+    int rc;
     c->model = m;
     c->block = block;
     c->in_ch = cvd_model_in_channels(m);
     c->out_ch = cvd_model_out_channels(m);
-    c->max_out = cvd_net_max_out(c->net);
-    c->blk = malloc(sizeof(float) * (size_t)block * c->in_ch);
-    c->obuf = malloc(sizeof(float) * (size_t)c->max_out * c->out_ch);
-    if (c->blk == NULL || c->obuf == NULL)
-        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    /* the figure, before anything is built (memfig.h): the model's state at this block, the
+     * block and output buffers, an encoded block's output, and what every stream holds */
+    const size_t max_out = f ? cvd_memfig_max_out(f, block) : (size_t)block;
+    const size_t need = (f ? cvd_memfig_net_bytes(f, block) : 0) +
+                        sizeof(float) * (size_t)block * (size_t)c->in_ch +
+                        max_out * (size_t)c->out_ch * (sizeof(float) + CVD_LINE_VALUE_CHARS) +
+                        stream_extra(c);
+    if ((rc = reserve(c, need, err)) < 0)
+        return rc;
+    c->building = 1;
+    c->handles_open++;
+    c->build_req.data = c;
+    if (uv_queue_work(cvd_worker_loop(c->w), &c->build_req, build_work, build_done) < 0) {
+        build_work(&c->build_req); /* no thread pool: here, then */
+        build_done(&c->build_req, 0);
+    }
     return CVD_OK;
 }
 
@@ -315,6 +472,10 @@ static void flush_stream(cvd_conn *c)
 
 size_t cvd_conn_input(const cvd_conn *c, const uint8_t **p)
 {
+    if (c->inbuf == NULL) { /* nothing has come yet */
+        *p = NULL;
+        return 0;
+    }
     *p = c->inbuf + c->in_pos;
     return c->in_len - c->in_pos;
 }
@@ -326,7 +487,40 @@ void cvd_conn_consume(cvd_conn *c, size_t n)
 
 int cvd_conn_taking(const cvd_conn *c)
 {
-    return !busy(c) && !c->input_done;
+    return !busy(c) && !c->input_done && !c->building;
+}
+
+void cvd_conn_progress(cvd_conn *c)
+{
+    if (c->state == ST_RUN && !busy(c))
+        restart_timer(c);
+}
+
+int cvd_conn_cut(const cvd_conn *c)
+{
+    return c->cut;
+}
+
+int cvd_conn_tls_verified(const cvd_conn *c)
+{
+    const cvd_tls *t = c->tr ? cvd_transport_tls(c->tr) : NULL;
+    return t && c->rt->tls[c->li] && cvd_tls_ctx_verifies_peer(c->rt->tls[c->li]) &&
+           cvd_tls_handshake_done(t);
+}
+
+int cvd_conn_listener_index(const cvd_conn *c)
+{
+    return c->li;
+}
+
+void cvd_conn_refuse(cvd_conn *c, int code, int reason, const char *msg)
+{
+    cvd_conn_log_limited(reason, "%s: refused: %s", c->peer, msg);
+    if (c->ad->send_error)
+        c->ad->send_error(c, code, msg);
+    c->input_done = 1;
+    c->reason = reason;
+    conn_finish(c);
 }
 
 int cvd_conn_closing(const cvd_conn *c)
@@ -374,6 +568,8 @@ int cvd_conn_block_add(cvd_conn *c, size_t n)
         return 0;
     }
     c->fill += (int)n;
+    if (n > 0)
+        cvd_conn_progress(c); /* whole frames: the client makes progress */
     return 1;
 }
 
@@ -403,7 +599,7 @@ static void end_stream(cvd_conn *c)
 /* One block of work; returns 1 if the connection has more to do right away. */
 static int work_one(cvd_conn *c)
 {
-    if (busy(c))
+    if (busy(c) || c->building) /* build_done schedules it again */
         return 0;
     if (c->sub) {
         /* a subscriber sends only the protocol's messages: answer them, then forward frames */
@@ -561,6 +757,15 @@ int cvd_conn_subscribe(cvd_conn *c, const char *name, int ring_frames, cvd_pub_i
     c->out_ch = c->in_ch = info->channels;
     c->block = c->lc->block;
     c->sub_frames = 1024;
+    /* its figure: the ring, the buffer it is read into, and what every stream holds */
+    const size_t need = sizeof(float) * (size_t)info->channels *
+                            ((size_t)ring_frames + (size_t)c->sub_frames) +
+                        stream_extra(c);
+    if ((rc = reserve(c, need, err)) < 0) {
+        cvd_sub_destroy(c->sub);
+        c->sub = NULL;
+        return rc;
+    }
     c->subbuf = malloc(sizeof(float) * (size_t)c->sub_frames * (size_t)info->channels);
     if (c->subbuf == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
@@ -648,6 +853,9 @@ static void on_handle_closed(cvd_conn *c)
     cvd_sub_destroy(c->sub);
     if (c->stats && c->state != ST_HANDSHAKE && !c->sub)
         atomic_fetch_sub(&c->stats->clients, 1);
+    release(c);
+    if (c->addr_counted)
+        cvd_peer_release((struct sockaddr *)&c->addr);
     cvd_runtime_unref(c->rt);
     free(c->blk);
     free(c->obuf);
@@ -727,11 +935,15 @@ static void member_shutdown(cvd_worker_member *m)
             c->ad->send_error(c, CVD_FR_E_SHUTTING_DOWN, "the server is stopping");
         conn_finish(c);
     } else if (c->sub) {
+        c->cut = 1; /* its publisher did not end: the stream is cut here */
         if (c->ad->stream_end)
             c->ad->stream_end(c);
         conn_finish(c);
     } else {
-        /* the input so far is the stream: process what has arrived, flush, end */
+        /* the input so far is the stream: process what has arrived, flush, end; unless the
+         * client's end of input had come, the stream is cut, and the adapter says so */
+        if (!c->input_done && !c->eof)
+            c->cut = 1;
         io_read_stop(c);
         /* not input_done: what is buffered (bytes, a decoded message) is still processed */
         c->eof = 1;
@@ -753,49 +965,63 @@ static const cvd_worker_member_ops member_ops = {
 
 void cvd_conn_accept(cvd_worker *w, int fd, const struct sockaddr *peer, const char *listener)
 {
-    cvd_conn *c = calloc(1, sizeof *c);
+    cvd_runtime *rt = cvd_worker_runtime(w);
+    const cvd_conf *cf = rt->conf;
     cvd_err err = {0};
     char addr[96];
-    int rc;
+    int rc, li = -1;
+
+    for (int i = 0; i < cf->n_listens; i++)
+        if (strcmp(cf->listens[i].name, listener) == 0)
+            li = i;
+    sockaddr_name(peer, addr, sizeof addr);
+    if (li < 0) { /* the listener went away in a reload just now */
+        close(fd);
+        cvd_metrics_disconnect(CVD_DISC_SHUTDOWN);
+        cvd_runtime_unref(rt);
+        return;
+    }
+    /* who may connect: others are closed here, before anything is spent on them */
+    if (!cvd_acl_allows(&cf->listens[li].allow, peer)) {
+        close(fd);
+        cvd_metrics_disconnect(CVD_DISC_NOT_ALLOWED);
+        cvd_conn_log_limited(CVD_DISC_NOT_ALLOWED, "listen %s: %s refused: not in allow", listener, addr);
+        cvd_runtime_unref(rt);
+        return;
+    }
+
+    cvd_conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
         close(fd);
         cvd_log_error("listen %s: out of memory", listener);
+        cvd_runtime_unref(rt);
         return;
     }
     c->w = w;
+    c->rt = rt;
+    c->li = li;
+    c->lc = &cf->listens[li];
     c->member.ops = &member_ops;
-    c->inbuf = malloc(INBUF_BYTES);
     c->reason = CVD_DISC_CLOSED;
-    sockaddr_name(peer, addr, sizeof addr);
+    memcpy(&c->addr, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                      : sizeof(struct sockaddr_in));
     snprintf(c->peer, sizeof c->peer, "%s %s", listener, addr);
-    c->rt = cvd_worker_runtime(w);
     CVD_UV_CHECK(uv_timer_init(cvd_worker_loop(w), &c->timer));
     c->timer.data = c;
     c->handles_open = 2;
     /* a member first, so the close path is the same for every failure below */
     cvd_worker_add(w, &c->member);
     cvd_metrics_clients(1);
-    if (cvd_transport_open(cvd_worker_loop(w), fd, NULL, &io_cbs, c, &c->tr, &err) < 0) {
+    cvd_metrics_stream_memory_limit(cf->max_stream_memory);
+    const cvd_transport_opts topts = {.tls = rt->tls[li],
+                                      .write_timeout = cf->write_timeout,
+                                      .handshake_timeout = cf->handshake_timeout};
+    if (cvd_transport_open(cvd_worker_loop(w), fd, &topts, &io_cbs, c, &c->tr, &err) < 0) {
         cvd_log_warning("%s: %s", c->peer, err.msg);
         c->handles_open = 1; /* no transport to close */
         conn_close(c, CVD_DISC_ERROR);
         return;
     }
-    if (c->inbuf == NULL) {
-        conn_close(c, CVD_DISC_ERROR);
-        return;
-    }
-
-    const cvd_conf *cf = c->rt->conf;
-    int li = -1;
-    for (int i = 0; i < cf->n_listens; i++)
-        if (strcmp(cf->listens[i].name, listener) == 0)
-            li = i;
-    if (li < 0) { /* the listener went away in a reload just now */
-        conn_close(c, CVD_DISC_SHUTDOWN);
-        return;
-    }
-    c->lc = &cf->listens[li];
     c->ad = cvd_adapter_find(c->lc->protocol);
     if (c->ad == NULL) { /* the config parser knows a protocol this table does not: a bug */
         cvd_log_error("%s: no adapter for protocol %d", c->peer, (int)c->lc->protocol);
@@ -804,10 +1030,23 @@ void cvd_conn_accept(cvd_worker *w, int fd, const struct sockaddr *peer, const c
     }
 
     if (cvd_metrics_clients_now() > cf->max_clients) {
-        cvd_log_warning("%s: refused: max_clients = %d reached", c->peer, cf->max_clients);
+        cvd_conn_log_limited(CVD_DISC_MAX_CLIENTS, "%s: refused: max_clients = %d reached", c->peer,
+                    cf->max_clients);
         if (c->ad->send_error)
             c->ad->send_error(c, CVD_FR_E_BUSY, "the server has max_clients connections");
         c->reason = CVD_DISC_MAX_CLIENTS;
+        conn_finish(c);
+        return;
+    }
+    rc = cvd_peer_acquire(peer, cf->max_clients_per_address);
+    c->addr_counted = rc == 1;
+    if (rc == 0) {
+        cvd_conn_log_limited(CVD_DISC_PER_ADDRESS, "%s: refused: max_clients_per_address = %d reached",
+                    c->peer, cf->max_clients_per_address);
+        if (c->ad->send_error)
+            c->ad->send_error(c, CVD_FR_E_BUSY,
+                              "this address has max_clients_per_address connections");
+        c->reason = CVD_DISC_PER_ADDRESS;
         conn_finish(c);
         return;
     }
@@ -821,7 +1060,7 @@ void cvd_conn_accept(cvd_worker *w, int fd, const struct sockaddr *peer, const c
         conn_close(c, CVD_DISC_ERROR);
         return;
     }
-    cvd_log_debug("%s: connected (%s)", c->peer, c->ad->name);
+    cvd_log_debug("%s: connected (%s%s)", c->peer, c->ad->name, topts.tls ? ", TLS" : "");
     restart_timer(c);
     start_reading(c);
 }

@@ -92,19 +92,40 @@ cvd_model *cvd_conn_listener_model(const cvd_conn *c);
 
 /* 1 while the protocol's handshake runs (from accept until cvd_conn_running). */
 int cvd_conn_in_handshake(const cvd_conn *c);
-/* 1 while the connection takes input (not finishing or closing, the input not over). */
+/* 1 while the connection takes input (not finishing or closing, the input not over, no
+ * stream being built). */
 int cvd_conn_taking(const cvd_conn *c);
+/* The client completed something (a message; frames count by themselves): the idle timeout
+ * starts again. Bytes are not progress: a client that dribbles them times out. */
+void cvd_conn_progress(cvd_conn *c);
+/* 1 if the server stops before the client's end of input: the stream is cut (framed: ERROR
+ * shutting_down instead of END). */
+int cvd_conn_cut(const cvd_conn *c);
+/* 1 if the client presented a certificate its listener's tls_client_ca verified. */
+int cvd_conn_tls_verified(const cvd_conn *c);
+/* The listener's index in the runtime's config (its tls and tokens). */
+int cvd_conn_listener_index(const cvd_conn *c);
+/* A warning about kind (CVD_DISC_*) at most once a second process-wide, with the count of the
+ * ones left out (floods of refusals must not flood the log; the metrics count them all). */
+void cvd_conn_log_limited(int kind, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Refuses the client: logged, told in the protocol's words (send_error: code, msg), the input
+ * over, the connection finishes; counted as reason (CVD_DISC_*). */
+void cvd_conn_refuse(cvd_conn *c, int code, int reason, const char *msg);
 /* 1 once the connection is closing: whatever is sent now is dropped. */
 int cvd_conn_closing(const cvd_conn *c);
 
 /* ---- the stream ---- */
 
-/* Builds the stream: a net of m for blocks of `block` frames, its buffers. */
+/* Starts the stream: a net of m for blocks of `block` frames and its buffers. Its memory figure
+ * is reserved first, under max_stream_memory: CVD_ERANGE (and the reason in err) if it does
+ * not fit; the adapter refuses the client (CVD_FR_E_BUSY, CVD_DISC_MEMORY). The net is built
+ * on libuv's thread pool, off the loop; meanwhile the connection takes no input (the channel
+ * counts and the block are known at once). */
 int cvd_conn_start_stream(cvd_conn *c, cvd_model *m, int block, cvd_err *err);
 /* Publishes the stream's output under `name` (docs/PROTOCOL.md, fan-out). */
 int cvd_conn_publish(cvd_conn *c, const char *name, const cvd_pub_info *info, cvd_err *err);
 /* Subscribes to the published stream `name` with a ring of ring_frames frames; *info is the
- * stream's. The connection then sends what the stream publishes (encode with dropped counts)
+ * stream's. Its memory is reserved as a stream's (CVD_ERANGE: no room). The connection then sends what the stream publishes (encode with dropped counts)
  * instead of running a model; its input is only the protocol's messages. */
 int cvd_conn_subscribe(cvd_conn *c, const char *name, int ring_frames, cvd_pub_info *info,
                        cvd_err *err);

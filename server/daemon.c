@@ -77,15 +77,27 @@ static void log_listeners(cvd_daemon *d)
     for (int i = 0; i < rt->conf->n_listens; i++) {
         const cvd_conf_listen *l = &rt->conf->listens[i];
         cvd_model *m = cvd_runtime_listener_model(rt, i);
+        char sec[320] = "", allow[200];
+        /* what guards it: TLS, client certificates, tokens, the allow list */
+        if (rt->tls[i])
+            snprintf(sec + strlen(sec), sizeof sec - strlen(sec), ", TLS%s",
+                     cvd_tls_ctx_verifies_peer(rt->tls[i]) ? " with client certificates" : "");
+        if (rt->tokens[i])
+            snprintf(sec + strlen(sec), sizeof sec - strlen(sec), ", %d tokens",
+                     cvd_tokens_count(rt->tokens[i]));
+        if (l->allow.n > 0) {
+            cvd_acl_format(&l->allow, allow, sizeof allow);
+            snprintf(sec + strlen(sec), sizeof sec - strlen(sec), ", allow %s", allow);
+        }
         cvd_log_info("listen %s: %s%s%s:%d, %s%s%s, model %s (%d -> %d channels, latency %d "
-                     "frames), block %d",
+                     "frames), block %d%s",
                      l->name, l->family == AF_INET6 ? "[" : "", l->host,
                      l->family == AF_INET6 ? "]" : "", cvd_listen_set_port(d->listens, i),
                      cvd_proto_name(l->protocol), l->protocol == CVD_PROTO_RAW ? " " : "",
                      l->protocol == CVD_PROTO_RAW ? cvd_sample_fmt_name(l->format) : "",
                      l->model[0] ? l->model : "(named by each client)",
                      m ? cvd_model_in_channels(m) : 0, m ? cvd_model_out_channels(m) : 0,
-                     m ? cvd_model_latency(m) : 0, l->block);
+                     m ? cvd_model_latency(m) : 0, l->block, sec);
     }
 }
 
@@ -186,6 +198,7 @@ static void reload_done(uv_work_t *req, int status)
         cvd_log_info("reload: %s applied to new connections; running streams keep theirs",
                      nrt->conf->file);
         log_listeners(d);
+        cvd_metrics_http_set_allow(d->metrics, &nrt->conf->metrics_allow);
         cvd_audio_reload(&d->audio, d->loop, nrt, d->reload_audio);
         d->reload_audio = NULL;
         cvd_metrics_reload(1);

@@ -10,15 +10,29 @@
 #define PROBE_A 4096
 #define PROBE_B 8192
 
-static int state_at(cvd_model *m, long hop, int block, size_t *bytes, cvd_err *err)
+static int state_at(cvd_model *m, long hop, int block, size_t *bytes, size_t *max_out,
+                    cvd_err *err)
 {
     cvd_net *n = NULL;
     int rc = cvd_net_create_hop(m, block, hop, &n, err);
     if (rc < 0)
         return rc;
     *bytes = cvd_net_state_bytes(n);
+    *max_out = (size_t)cvd_net_max_out(n);
     cvd_net_destroy(n);
     return CVD_OK;
+}
+
+/* The lowest line of slope `slope` through (b - 1, v[b]) over every b of 1..n. */
+static size_t base_over(const size_t *v, int n, size_t slope)
+{
+    size_t base = 0;
+    for (int b = 1; b <= n; b++) {
+        size_t rise = slope * (size_t)(b - 1);
+        if (v[b] > rise && v[b] - rise > base)
+            base = v[b] - rise;
+    }
+    return base;
 }
 
 static size_t slope_up(size_t lo, size_t hi, int blo, int bhi)
@@ -26,25 +40,25 @@ static size_t slope_up(size_t lo, size_t hi, int blo, int bhi)
     return hi > lo ? (hi - lo + (size_t)(bhi - blo) - 1) / (size_t)(bhi - blo) : 0;
 }
 
-int cvd_memfig_measure(cvd_model *m, long hop, cvd_memfig *out, cvd_err *err)
+int cvd_memfig_measure(cvd_model *m, long hop, cvd_memfig *f, cvd_err *err)
 {
-    size_t small[SMALL + 1], ba, bb;
+    size_t small[SMALL + 1], out[SMALL + 1], ba, bb, oa, ob;
     int rc;
     for (int b = 1; b <= SMALL; b++)
-        if ((rc = state_at(m, hop, b, &small[b], err)) < 0)
+        if ((rc = state_at(m, hop, b, &small[b], &out[b], err)) < 0)
             return rc;
-    if ((rc = state_at(m, hop, PROBE_A, &ba, err)) < 0 || (rc = state_at(m, hop, PROBE_B, &bb, err)) < 0)
+    if ((rc = state_at(m, hop, PROBE_A, &ba, &oa, err)) < 0 ||
+        (rc = state_at(m, hop, PROBE_B, &bb, &ob, err)) < 0)
         return rc;
-    /* the steepest slope seen, rounded up */
+    /* the steepest slope seen, rounded up; then the lowest line of that slope over every
+     * small probe (and so over the large ones) */
     size_t s1 = slope_up(small[SMALL], ba, SMALL, PROBE_A), s2 = slope_up(ba, bb, PROBE_A, PROBE_B);
-    out->per_frame = s1 > s2 ? s1 : s2;
-    /* the lowest line of that slope over every small probe (and so over the large ones) */
-    out->base = 0;
-    for (int b = 1; b <= SMALL; b++) {
-        size_t rise = out->per_frame * (size_t)(b - 1);
-        if (small[b] > rise && small[b] - rise > out->base)
-            out->base = small[b] - rise;
-    }
+    f->per_frame = s1 > s2 ? s1 : s2;
+    f->base = base_over(small, SMALL, f->per_frame);
+    s1 = slope_up(out[SMALL], oa, SMALL, PROBE_A);
+    s2 = slope_up(oa, ob, PROBE_A, PROBE_B);
+    f->out_per_frame = s1 > s2 ? s1 : s2;
+    f->out_base = base_over(out, SMALL, f->out_per_frame);
     return CVD_OK;
 }
 
@@ -53,4 +67,11 @@ size_t cvd_memfig_net_bytes(const cvd_memfig *f, int block)
     if (block < 1)
         block = 1;
     return f->base + f->per_frame * (size_t)(block - 1);
+}
+
+size_t cvd_memfig_max_out(const cvd_memfig *f, int block)
+{
+    if (block < 1)
+        block = 1;
+    return f->out_base + f->out_per_frame * (size_t)(block - 1);
 }

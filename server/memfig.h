@@ -25,6 +25,8 @@ extern "C" {
 typedef struct cvd_memfig {
     size_t base;      /* bytes at block 1 */
     size_t per_frame; /* bytes per frame of block beyond 1 */
+    /* the frames one process or flush writes at most (cvd_net_max_out), bounded alike */
+    size_t out_base, out_per_frame;
 } cvd_memfig;
 
 /* Measures a model's figure (hop: as for cvd_net_create_hop). Builds 18 nets (the largest
@@ -33,6 +35,8 @@ int cvd_memfig_measure(cvd_model *m, long hop, cvd_memfig *out, cvd_err *err);
 
 /* The bytes a net of the model takes at most at this block size (>= 1). */
 size_t cvd_memfig_net_bytes(const cvd_memfig *f, int block);
+/* The most output frames one call of such a net writes (its output buffer's size). */
+size_t cvd_memfig_max_out(const cvd_memfig *f, int block);
 
 #ifdef __cplusplus
 }

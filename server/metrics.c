@@ -96,17 +96,25 @@ static void escape_label(char *out, size_t cap, const char *s)
     out[o] = '\0';
 }
 
+/* Streams' names come from clients too (a published name): at most this many get counters of
+ * their own, the rest share "_other", so a client cannot make the process grow without end. */
+#define MAX_STREAM_STATS 1024
+
 cvd_stream_stats *cvd_metrics_stream(const char *name)
 {
     cvd_stream_stats *s = NULL;
     char key[sizeof s->name];
-    cut_name(key, sizeof key, name);
+    cut_name(key, sizeof key, name ? name : "");
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n_streams; i++)
         if (strcmp(streams[i]->name, key) == 0) {
             s = streams[i];
             goto out;
         }
+    if (n_streams >= MAX_STREAM_STATS && strcmp(key, "_other") != 0) {
+        pthread_mutex_unlock(&lock);
+        return cvd_metrics_stream("_other");
+    }
     if (n_streams == cap_streams) {
         size_t nc = cap_streams ? cap_streams * 2 : 16;
         cvd_stream_stats **ns = realloc(streams, nc * sizeof *ns);

@@ -1,8 +1,8 @@
 /*
  * Metrics: counters updated from any thread with atomics, rendered in Prometheus's text
  * format (version 0.0.4) for GET /metrics. Streams are keyed by name (a listener or a
- * published stream); a stream's counters live as long as the process, so their number is
- * bounded by the names ever configured.
+ * published stream); a stream's counters live as long as the process, and at most 1024 names
+ * have their own (published names are the clients' choice).
  */
 #ifndef CONVD_METRICS_H
 #define CONVD_METRICS_H
@@ -91,7 +91,8 @@ typedef struct cvd_stream_stats {
 } cvd_stream_stats;
 
 /* The stream's counters, created on first use; never freed. NULL only if out of memory.
- * Names longer than the field count as their first 71 bytes (a whole UTF-8 character). */
+ * Names longer than the field count as their first 71 bytes (a whole UTF-8 character); past
+ * 1024 names, new ones share the counters of "_other" (clients choose published names). */
 cvd_stream_stats *cvd_metrics_stream(const char *name);
 void cvd_metrics_block_time(cvd_stream_stats *s, uint64_t ns);
 void cvd_metrics_dropped(int reason, uint64_t frames);

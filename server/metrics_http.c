@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acl.h"
 #include "log.h"
 #include "uv_check.h"
 #include "metrics.h"
@@ -16,6 +17,7 @@
 struct cvd_metrics_http {
     uv_tcp_t server;
     int port;
+    cvd_acl allow; /* metrics_allow; n 0: every address */
 };
 
 typedef struct http_client {
@@ -132,6 +134,16 @@ static void on_connection(uv_stream_t *server, int status)
         http_close(c);
         return;
     }
+    /* metrics_allow: others are closed before a byte of theirs is read */
+    const cvd_metrics_http *m = server->data;
+    struct sockaddr_storage peer;
+    int pl = sizeof peer;
+    if (m->allow.n > 0 && (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&peer, &pl) < 0 ||
+                           !cvd_acl_allows(&m->allow, (struct sockaddr *)&peer))) {
+        cvd_metrics_event(CVD_EV_METRICS_REFUSED, 1);
+        http_close(c);
+        return;
+    }
     CVD_UV_CHECK(uv_timer_start(&c->timer, http_timeout, 5000, 0));
     if (uv_read_start((uv_stream_t *)&c->tcp, http_alloc, http_read) < 0)
         http_close(c); /* the client is already gone */
@@ -153,6 +165,12 @@ int cvd_metrics_http_port(const cvd_metrics_http *m)
     return m->port;
 }
 
+void cvd_metrics_http_set_allow(cvd_metrics_http *m, const cvd_acl *allow)
+{
+    if (m != NULL)
+        m->allow = *allow;
+}
+
 int cvd_metrics_http_start(uv_loop_t *loop, const cvd_conf *c, cvd_metrics_http **out,
                            cvd_err *err)
 {
@@ -170,6 +188,7 @@ int cvd_metrics_http_start(uv_loop_t *loop, const cvd_conf *c, cvd_metrics_http 
         rc = uv_ip4_addr(c->metrics_host, c->metrics_port, (struct sockaddr_in *)&ss);
     CVD_UV_CHECK(uv_tcp_init(loop, &m->server));
     m->server.data = m;
+    m->allow = c->metrics_allow;
     if (rc == 0)
         rc = uv_tcp_bind(&m->server, (struct sockaddr *)&ss, 0);
     if (rc == 0)

@@ -37,7 +37,14 @@ void cvd_runtime_unref(cvd_runtime *rt)
         return;
     for (int i = 0; rt->models && i < rt->conf->n_models; i++)
         cvd_model_unref(rt->models[i]);
+    for (int i = 0; rt->tls && i < rt->conf->n_listens; i++)
+        cvd_tls_ctx_unref(rt->tls[i]);
+    for (int i = 0; rt->tokens && i < rt->conf->n_listens; i++)
+        cvd_tokens_destroy(rt->tokens[i]);
     free(rt->models);
+    free(rt->memfigs);
+    free(rt->tls);
+    free(rt->tokens);
     cvd_conf_free(rt->conf);
     free(rt);
 }
@@ -160,9 +167,66 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
             return rc;
         }
     }
+    /* the streams' memory figures, measured once per model (memfig.h) */
+    rt->memfigs = calloc((size_t)c->n_models + 1, sizeof *rt->memfigs);
+    rt->tls = calloc((size_t)c->n_listens + 1, sizeof *rt->tls);
+    rt->tokens = calloc((size_t)c->n_listens + 1, sizeof *rt->tokens);
+    if (rt->memfigs == NULL || rt->tls == NULL || rt->tokens == NULL) {
+        cvd_runtime_unref(rt);
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
+    for (int i = 0; i < c->n_models; i++) {
+        rc = cvd_memfig_measure(rt->models[i], c->models[i].hop, &rt->memfigs[i], err);
+        if (rc < 0) {
+            cvd_err_prefix(err, "%s:%d: path", c->file, c->models[i].path_line);
+            cvd_runtime_unref(rt);
+            return rc;
+        }
+    }
+    /* the listeners' certificates, keys and tokens: read here, at start and on every reload */
+    for (int i = 0; i < c->n_listens; i++) {
+        const cvd_conf_listen *l = &c->listens[i];
+        if (l->tls_cert[0]) {
+            rc = cvd_tls_server_ctx_create(l->tls_cert, l->tls_key,
+                                           l->tls_client_ca[0] ? l->tls_client_ca : NULL,
+                                           &rt->tls[i], err);
+            if (rc < 0) {
+                int line = strstr(err->msg, "tls_client_ca") ? l->tls_client_ca_line
+                           : strstr(err->msg, "tls_key")     ? l->tls_key_line
+                                                             : l->tls_cert_line;
+                cvd_err_prefix(err, "%s:%d", c->file, line);
+                cvd_runtime_unref(rt);
+                return rc;
+            }
+        }
+        if (l->tokens[0]) {
+            rc = cvd_tokens_load(l->tokens, &rt->tokens[i], err);
+            if (rc < 0) {
+                cvd_err_prefix(err, "%s:%d: tokens", c->file, l->tokens_line);
+                cvd_runtime_unref(rt);
+                return rc;
+            }
+        }
+    }
     rt->generation = atomic_fetch_add(&generation, 1) + 1;
     *out = rt;
     return CVD_OK;
+}
+
+const cvd_memfig *cvd_runtime_memfig(const cvd_runtime *rt, const cvd_model *m)
+{
+    for (int i = 0; m && i < rt->conf->n_models; i++)
+        if (rt->models[i] == m)
+            return &rt->memfigs[i];
+    return NULL;
+}
+
+int cvd_runtime_publish_claimed(const cvd_runtime *rt, const char *stream)
+{
+    for (int i = 0; i < rt->conf->n_listens; i++)
+        if (rt->tokens[i] && cvd_tokens_claim_publish(rt->tokens[i], stream))
+            return 1;
+    return 0;
 }
 
 long cvd_runtime_model_hop(const cvd_runtime *rt, const cvd_model *m)

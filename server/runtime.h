@@ -13,15 +13,23 @@
 
 #include "config.h"
 #include "convd_dsp.h"
+#include "memfig.h"
+#include "tls.h"
+#include "tokens.h"
 
 typedef struct cvd_runtime {
     atomic_int refs;
     cvd_conf *conf;
-    cvd_model **models; /* one per conf->models[i] */
+    cvd_model **models;   /* one per conf->models[i] */
+    cvd_memfig *memfigs;  /* one per model: its streams' memory figure (memfig.h) */
+    cvd_tls_ctx **tls;    /* one per conf->listens[i]: its TLS context, NULL for plain TCP */
+    cvd_tokens **tokens;  /* one per listener: its tokens file, NULL if none */
     uint64_t generation;
 } cvd_runtime;
 
-/* Loads a configuration file (path NULL: the embedded default) and all its models.
+/* Loads a configuration file (path NULL: the embedded default), all its models (with their
+ * memory figures), the listeners' TLS certificates and keys and their tokens files: a
+ * reload (SIGHUP) reads them all again, and new connections use the new ones.
  * Errors: "FILE:LINE: directive: reason", the line being the model's or listener's. */
 int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err);
 /* Loads one model as a config's path names it: a file, or "builtin:NAME". */
@@ -43,6 +51,12 @@ cvd_runtime *cvd_runtime_slot_get(cvd_runtime_slot *s);
 cvd_runtime *cvd_runtime_slot_peek(const cvd_runtime_slot *s);
 /* Puts rt (its reference taken over) in force; returns the one it replaces (unref it). */
 cvd_runtime *cvd_runtime_slot_swap(cvd_runtime_slot *s, cvd_runtime *rt);
+
+/* The memory figure of model m (one of rt's). */
+const cvd_memfig *cvd_runtime_memfig(const cvd_runtime *rt, const cvd_model *m);
+/* 1 if some listener's tokens file lets a token publish `stream`: the name is reserved to
+ * such tokens' holders. */
+int cvd_runtime_publish_claimed(const cvd_runtime *rt, const char *stream);
 
 /* The hop its [model] section gives a windowed model (0: the window length). */
 long cvd_runtime_model_hop(const cvd_runtime *rt, const cvd_model *m);

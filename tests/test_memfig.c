@@ -19,7 +19,7 @@ static void check_model(const char *path, size_t *checked)
         cvd_model_unref(m);
         return; /* a model made to be refused (tests/data/.../bad) */
     }
-    cvd_memfig f;
+    cvd_memfig f = {0};
     cr_assert_eq(cvd_memfig_measure(m, 0, &f, &err), 0, "%s: %s", path, err.msg);
     const int blocks[] = {1, 2, 3, 7, 8, 9, 31, 63, 64, 65, 100, 255, 256, 257, 999, 1000, 1024,
                           2047, 4095, 4096, 4097, 6000, 8191, 8192, 8193, 12345, 65536};
@@ -28,7 +28,10 @@ static void check_model(const char *path, size_t *checked)
         cvd_net *n = NULL;
         cr_assert_eq(cvd_net_create(m, b, &n, &err), 0, "%s, block %d: %s", path, b, err.msg);
         size_t real = cvd_net_state_bytes(n), fig = cvd_memfig_net_bytes(&f, b);
+        size_t out = (size_t)cvd_net_max_out(n), out_fig = cvd_memfig_max_out(&f, b);
         cvd_net_destroy(n);
+        cr_assert_geq(out_fig, out, "%s, block %d: the output bound %zu is below max_out %zu",
+                      path, b, out_fig, out);
         cr_assert_geq(fig, real, "%s, block %d: the figure %zu is below the real %zu bytes", path,
                       b, fig, real);
         /* an upper bound, but one that means something: within 2x (and 256 KiB) */
@@ -66,4 +69,7 @@ Test(memfig, the_formula)
     cr_assert_eq(cvd_memfig_net_bytes(&f, 1), 1000);
     cr_assert_eq(cvd_memfig_net_bytes(&f, 0), 1000);
     cr_assert_eq(cvd_memfig_net_bytes(&f, 65536), 1000 + 10 * 65535);
+    f.out_base = 3;
+    f.out_per_frame = 2;
+    cr_assert_eq(cvd_memfig_max_out(&f, 5), 3 + 2 * 4);
 }
