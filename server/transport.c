@@ -15,6 +15,12 @@
 #include "uv_check.h"
 
 #define CBUF_BYTES (16 * 1024 + 512) /* a TLS record and its header: one read at a time */
+/* After our FIN, how long the client's unread bytes are read and dropped before the close: a
+ * close with bytes unread sends a reset, and a reset can make the client's kernel drop what
+ * we sent last (the output's tail, an ERROR) before the client reads it. */
+#define LINGER_MS 2000
+
+static _Thread_local char discard[16384];
 
 struct cvd_transport {
     uv_tcp_t tcp;
@@ -32,6 +38,7 @@ struct cvd_transport {
     int eof_sent;    /* the eof callback was called */
     int hs_done;
     int finishing, notify_sent, shut_started, closing, failed;
+    int lingering; /* our side is shut: the client's last bytes are read and dropped */
     size_t queued;
     char *cbuf; /* TLS: ciphertext read */
 };
@@ -212,7 +219,7 @@ static void on_timer(uv_timer_t *h)
  * from the last progress. */
 static void update_timer(cvd_transport *t)
 {
-    if (t->closing)
+    if (t->closing || t->lingering)
         return;
     if (t->tls && !t->hs_done) {
         if (t->handshake_timeout > 0 && !uv_is_active((uv_handle_t *)&t->timer))
@@ -310,6 +317,10 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
     cvd_transport *t = h->data;
     (void)hint;
+    if (t->lingering) {
+        *b = uv_buf_init(discard, sizeof discard);
+        return;
+    }
     if (t->tls) {
         if (t->cbuf == NULL)
             t->cbuf = malloc(CBUF_BYTES);
@@ -326,6 +337,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     cvd_transport *t = s->data;
     (void)b;
+    if (t->lingering && !t->closing) {
+        if (n < 0) /* the client's end, or an error: done */
+            cvd_transport_close(t);
+        return; /* bytes dropped */
+    }
     if (t->closing || t->failed || n == 0)
         return;
     if (n == UV_ENOBUFS) { /* the caller has no room (or TLS, no memory) */
@@ -426,11 +442,33 @@ int cvd_transport_closing(const cvd_transport *t)
     return t->closing;
 }
 
+static void on_linger_end(uv_timer_t *h)
+{
+    cvd_transport_close(h->data);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     cvd_transport *t = req->data;
-    (void)status;
-    cvd_transport_close(t);
+    if (t->closing)
+        return;
+    if (status < 0 || t->fin) {
+        cvd_transport_close(t);
+        return;
+    }
+    /* the client has not ended its side: read and drop what it still sends, until it does or
+     * for LINGER_MS, so that the close does not reset what we sent */
+    t->lingering = 1;
+    t->want_read = 0;
+    CVD_UV_CHECK(uv_timer_stop(&t->deliver));
+    CVD_UV_CHECK(uv_timer_start(&t->timer, on_linger_end, LINGER_MS, 0));
+    if (!t->tcp_reading) {
+        if (uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read) < 0) {
+            cvd_transport_close(t);
+            return;
+        }
+        t->tcp_reading = 1;
+    }
 }
 
 static void continue_finish(cvd_transport *t)
