@@ -415,6 +415,10 @@ static void start_daemon(const options *o)
     if (access(prog, X_OK) != 0)
         die("%s: not found (build with make)", prog);
     (void)o;
+    /* the last daemon's log goes first: read before the child truncates it, its ports
+     * would be taken for the new daemon's */
+    if (unlink(logpath) < 0 && errno != ENOENT)
+        die("%s: %s", logpath, strerror(errno));
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
@@ -723,6 +727,9 @@ static void start_healthy(sess *s, int li, int publish)
         s->failed_reason = F_CONNECT;
         return;
     }
+    if (l->tls && cvd_tls_create(l->mtls ? tls_client_cert : tls_good, "127.0.0.1", &s->tls,
+                                 NULL) < 0)
+        die("TLS session");
     s->deadline = s->t0 + 60;
     s->shut_when_sent = l->proto != P_FRAMED;
     if (l->proto == P_RAW) {
@@ -733,7 +740,10 @@ static void start_healthy(sess *s, int li, int publish)
         s->shared_len = sig.line_in[s->sig].len;
     } else {
         if (publish && n_publishing < 256) {
-            snprintf(s->stream, sizeof s->stream, "soak-%d", (int)(s - S));
+            /* a new name each time: the server may still hold a closed publisher's name
+             * for a moment after we close, and a second publisher of it is refused */
+            static unsigned long next_name;
+            snprintf(s->stream, sizeof s->stream, "soak-%lu", next_name++);
             memcpy(publishing[n_publishing++], s->stream, sizeof s->stream);
         }
         hello(&s->own, 2, 0, BLOCK, s->stream, TOKEN);
@@ -1012,6 +1022,10 @@ static int pump_out(sess *s)
                 return 0;
             s->net_off = s->net_out.len = 0;
         }
+        /* TLS: plaintext (and the close_notify after it) once the handshake is done; a
+         * session closed before then would send no close_notify */
+        if (s->tls && !cvd_tls_handshake_done(s->tls))
+            return 0;
         size_t limit = tx_len(s);
         if (s->kind == K_SLOWLORIS)
             limit = s->own.len - (size_t)s->drip_left;
@@ -1239,7 +1253,8 @@ static void run_phase(phase *ph)
             else {
                 size_t limit =
                     s->kind == K_SLOWLORIS ? s->own.len - (size_t)s->drip_left : tx_len(s);
-                if (s->off < limit || s->net_off < s->net_out.len)
+                if ((s->off < limit && (!s->tls || cvd_tls_handshake_done(s->tls))) ||
+                    s->net_off < s->net_out.len)
                     ev |= POLLOUT;
                 if (reads(s))
                     ev |= POLLIN;
