@@ -1,6 +1,7 @@
 /*
  * Live audio through PortAudio, the manager: see audio.h and docs/AUDIO.md. The engine the
- * callback runs is audio_engine.c (no PortAudio, no libuv there), its rings spsc.c.
+ * callback runs is audio_engine.c (no PortAudio, no libuv there), its rings spsc.c; finding
+ * devices, listing them and --check are audio_device.c.
  *
  * Threads: the PortAudio callback runs cvd_audio_engine_process() and nothing else; every
  * function here runs on the daemon's main loop (or, cvd_audio_prepare, on libuv's
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "audio_device.h"
 #include "log.h"
 #include "pubsub.h"
 
@@ -27,146 +29,6 @@ _Static_assert(CVD_AUDIO_INPUT_OVERFLOW == paInputOverflow, "PortAudio flag valu
 _Static_assert(CVD_AUDIO_OUTPUT_UNDERFLOW == paOutputUnderflow, "PortAudio flag values");
 _Static_assert(CVD_AUDIO_OUTPUT_OVERFLOW == paOutputOverflow, "PortAudio flag values");
 _Static_assert(CVD_AUDIO_PRIMING_OUTPUT == paPrimingOutput, "PortAudio flag values");
-
-/* ---- devices ------------------------------------------------------------------------------ */
-
-static int pa_users; /* PortAudio is initialised while this is > 0 (main loop only) */
-
-static int pa_up(cvd_err *err)
-{
-    if (pa_users++ > 0)
-        return CVD_OK;
-    PaError pe = Pa_Initialize();
-    if (pe != paNoError) {
-        pa_users = 0;
-        return cvd_err_set(err, CVD_EIO, "PortAudio: %s", Pa_GetErrorText(pe));
-    }
-    return CVD_OK;
-}
-
-static void pa_down(void)
-{
-    if (pa_users > 0 && --pa_users == 0)
-        Pa_Terminate();
-}
-
-static const char *host_name(const PaDeviceInfo *d)
-{
-    const PaHostApiInfo *h = Pa_GetHostApiInfo(d->hostApi);
-    return h && h->name ? h->name : "?";
-}
-
-static void describe_device(int i, char *buf, size_t n)
-{
-    const PaDeviceInfo *d = Pa_GetDeviceInfo(i);
-    if (d == NULL) {
-        snprintf(buf, n, "%3d  ?", i);
-        return;
-    }
-    snprintf(buf, n, "%3d  %s  [%s]  %d in, %d out, %.0f Hz%s%s", i, d->name, host_name(d),
-             d->maxInputChannels, d->maxOutputChannels, d->defaultSampleRate,
-             i == Pa_GetDefaultInputDevice() ? "  (default input)" : "",
-             i == Pa_GetDefaultOutputDevice() ? "  (default output)" : "");
-}
-
-static void log_devices(void)
-{
-    char line[512];
-    int n = Pa_GetDeviceCount();
-    if (n <= 0) {
-        cvd_log_error("  (PortAudio finds no device at all)");
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        describe_device(i, line, sizeof line);
-        cvd_log_error("  %s", line);
-    }
-}
-
-int cvd_audio_list_devices(FILE *f)
-{
-    cvd_err err = {0};
-    char line[512];
-    if (pa_up(&err) < 0) {
-        fprintf(stderr, "convd: %s\n", err.msg);
-        return 1;
-    }
-    int n = Pa_GetDeviceCount();
-    fprintf(f, "PortAudio %s: %d devices (index, name, [host API], channels, default rate)\n",
-            Pa_GetVersionText(), n < 0 ? 0 : n);
-    for (int i = 0; i < n; i++) {
-        describe_device(i, line, sizeof line);
-        fprintf(f, "%s\n", line);
-    }
-    pa_down();
-    return 0;
-}
-
-static int dev_channels(const PaDeviceInfo *d, int input)
-{
-    return input ? d->maxInputChannels : d->maxOutputChannels;
-}
-
-/* A device as a [stream] names it: "default", an index, an exact name, or a substring of
- * one name (case-insensitive). Returns the index, or < 0 with err set. */
-static int find_device(const cvd_conf *c, const cvd_conf_stream *st, int input, int *missing,
-                       cvd_err *err)
-{
-    const char *spec = input ? st->input : st->output;
-    const char *key = input ? "input" : "output";
-    const char *kind = input ? "capture" : "playback";
-    int line = input ? st->input_line : st->output_line;
-    int n = Pa_GetDeviceCount(), found = -1, matches = 0;
-    char names[200] = "";
-
-    if (line == 0)
-        line = st->line;
-    if (n < 0)
-        n = 0;
-    if (strcasecmp(spec, "default") == 0) {
-        found = input ? Pa_GetDefaultInputDevice() : Pa_GetDefaultOutputDevice();
-        if (found == paNoDevice)
-            return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: there is no default %s device",
-                               c->file, line, key, kind);
-        return found;
-    }
-    if (spec[strspn(spec, "0123456789")] == '\0' && strlen(spec) < 6) {
-        found = atoi(spec);
-        if (found >= n)
-            return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: there is no device %d (%d devices)",
-                               c->file, line, key, found, n);
-        if (dev_channels(Pa_GetDeviceInfo(found), input) < 1)
-            return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: device %d '%s' has no %s channels",
-                               c->file, line, key, found, Pa_GetDeviceInfo(found)->name, kind);
-        return found;
-    }
-    for (int i = 0; i < n; i++) {
-        const PaDeviceInfo *d = Pa_GetDeviceInfo(i);
-        if (d && dev_channels(d, input) > 0 && strcmp(d->name, spec) == 0)
-            return i;
-    }
-    for (int i = 0; i < n; i++) {
-        const PaDeviceInfo *d = Pa_GetDeviceInfo(i);
-        if (d == NULL || dev_channels(d, input) < 1 || strcasestr(d->name, spec) == NULL)
-            continue;
-        if (matches++ == 0)
-            found = i;
-        size_t l = strlen(names);
-        if (l < sizeof names - 1)
-            snprintf(names + l, sizeof names - l, "%s%d '%s'", l ? ", " : "", i, d->name);
-    }
-    if (matches == 1)
-        return found;
-    if (matches > 1)
-        return cvd_err_set(err, CVD_EINVAL,
-                           "%s:%d: %s: '%s' matches %d %s devices (%s): write more of the name, "
-                           "or its index",
-                           c->file, line, key, spec, matches, kind, names);
-    *missing = 1;
-    return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: no %s device matches '%s'; the devices "
-                       "are (convd --list-devices):",
-                       c->file, line, key, kind, spec);
-}
 
 /* ---- the manager (main loop) -------------------------------------------------------------- */
 
@@ -342,16 +204,6 @@ static void astream_free(astream *s)
     free(s);
 }
 
-static const char *pa_err(PaError pe)
-{
-    if (pe == paUnanticipatedHostError) {
-        const PaHostErrorInfo *h = Pa_GetLastHostErrorInfo();
-        if (h && h->errorText && h->errorText[0])
-            return h->errorText;
-    }
-    return Pa_GetErrorText(pe);
-}
-
 /* Finds the devices, builds the engine if needed, opens and starts the PortAudio stream. */
 static int astream_open(astream *s, int *missing, cvd_err *err)
 {
@@ -362,9 +214,9 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
     PaError pe;
 
     *missing = 0;
-    if (st->input[0] && (in_dev = find_device(c, st, 1, missing, err)) < 0)
+    if (st->input[0] && (in_dev = cvd_audio_find_device(c, st, 1, missing, err)) < 0)
         return CVD_EINVAL;
-    if (st->output[0] && (out_dev = find_device(c, st, 0, missing, err)) < 0)
+    if (st->output[0] && (out_dev = cvd_audio_find_device(c, st, 0, missing, err)) < 0)
         return CVD_EINVAL;
     memset(&ip, 0, sizeof ip);
     memset(&op, 0, sizeof op);
@@ -412,7 +264,7 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
     if (pe != paFormatIsSupported)
         return cvd_err_set(err, CVD_EINVAL, "%s:%d: [stream %s]: the devices refuse %d Hz, %d in "
                            "and %d out channels of float32: %s",
-                           c->file, st->line, st->name, st->rate, s->in_ch, play_ch, pa_err(pe));
+                           c->file, st->line, st->name, st->rate, s->in_ch, play_ch, cvd_portaudio_error(pe));
 
     /* the engine: kept across device restarts unless the device's channels changed */
     if (s->eng == NULL || play_ch != s->play_ch) {
@@ -448,7 +300,7 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
     if (pe != paNoError) {
         s->pa = NULL;
         return cvd_err_set(err, CVD_EIO, "[stream %s]: cannot open the device: %s", st->name,
-                           pa_err(pe));
+                           cvd_portaudio_error(pe));
     }
     const PaDeviceInfo *any = Pa_GetDeviceInfo(in_dev >= 0 ? in_dev : out_dev);
     const PaHostApiInfo *host = Pa_GetHostApiInfo(any->hostApi);
@@ -461,7 +313,7 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
         /* not permitted here (no CAP_SYS_NICE, no RLIMIT_RTPRIO): run without */
         cvd_log_warning("stream %s: real-time scheduling refused (%s); running at normal "
                         "priority",
-                        st->name, pa_err(pe));
+                        st->name, cvd_portaudio_error(pe));
         Pa_CloseStream(s->pa);
         s->realtime = 0;
         pe = Pa_OpenStream(&s->pa, in_dev >= 0 ? &ip : NULL, out_dev >= 0 ? &op : NULL,
@@ -474,7 +326,7 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
             Pa_CloseStream(s->pa);
         s->pa = NULL;
         return cvd_err_set(err, CVD_EIO, "[stream %s]: cannot start the device: %s", st->name,
-                           pa_err(pe));
+                           cvd_portaudio_error(pe));
     }
     const PaStreamInfo *si = Pa_GetStreamInfo(s->pa);
     s->lat_in = si && in_dev >= 0 ? si->inputLatency : 0;
@@ -748,7 +600,7 @@ static void on_tick(uv_timer_t *t)
                 if (act != 1) {
                     char why[160];
                     snprintf(why, sizeof why, "the device stopped (%s)",
-                             act < 0 ? pa_err(act) : "its stream finished");
+                             act < 0 ? cvd_portaudio_error(act) : "its stream finished");
                     stream_failed(s, now, why);
                 } else if (now - s->progress_at > stall) {
                     char why[160];
@@ -789,7 +641,7 @@ static cvd_audio *manager_new(uv_loop_t *loop, cvd_err *err)
         cvd_err_set(err, CVD_ENOMEM, "out of memory");
         return NULL;
     }
-    if (pa_up(err) < 0) {
+    if (cvd_portaudio_ref(err) < 0) {
         free(a);
         return NULL;
     }
@@ -843,7 +695,7 @@ int cvd_audio_start(uv_loop_t *loop, cvd_runtime *rt, cvd_audio **out, cvd_err *
         if (rc < 0) {
             cvd_log_error("%s", err->msg);
             if (missing)
-                log_devices();
+                cvd_audio_log_devices();
             cvd_audio_stop(a);
             *out = a; /* the caller runs the loop for the timer's close, then frees */
             return rc;
@@ -885,7 +737,7 @@ void cvd_audio_free(cvd_audio *a)
         astream_free(a->s[i]);
     free(a->s);
     if (a->pa && !a->abandoned)
-        pa_down();
+        cvd_portaudio_unref();
     free(a);
 }
 
@@ -1067,44 +919,4 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
     free(kept);
     cvd_audio_prepared_free(p);
     set_timer(a);
-}
-
-/* ---- --check ------------------------------------------------------------------------------ */
-
-int cvd_audio_check(cvd_runtime *rt, FILE *out)
-{
-    const cvd_conf *c = rt->conf;
-    cvd_err err = {0};
-    int bad = 0;
-    if (c->n_streams == 0)
-        return 0;
-    if (pa_up(&err) < 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        return 1;
-    }
-    for (int i = 0; i < c->n_streams && !bad; i++) {
-        const cvd_conf_stream *st = &c->streams[i];
-        int in = -1, outd = -1, missing = 0;
-        if ((st->input[0] && (in = find_device(c, st, 1, &missing, &err)) < 0) ||
-            (st->output[0] && (outd = find_device(c, st, 0, &missing, &err)) < 0)) {
-            fprintf(stderr, "%s\n", err.msg);
-            if (missing) {
-                char line[512];
-                for (int k = 0; k < Pa_GetDeviceCount(); k++) {
-                    describe_device(k, line, sizeof line);
-                    fprintf(stderr, "  %s\n", line);
-                }
-            }
-            bad = 1;
-            break;
-        }
-        fprintf(out, "  stream %s: input %s%s%s, output %s%s%s, model %s, %d Hz, block %d%s\n",
-                st->name, in >= 0 ? "'" : "", in >= 0 ? Pa_GetDeviceInfo(in)->name : "none",
-                in >= 0 ? "'" : "", outd >= 0 ? "'" : "",
-                outd >= 0 ? Pa_GetDeviceInfo(outd)->name : "none", outd >= 0 ? "'" : "",
-                st->model[0] ? st->model : "none", st->rate, st->block,
-                st->publish ? ", published" : "");
-    }
-    pa_down();
-    return bad;
 }

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <uv.h>
 
+#include "audio_device.h" /* cvd_audio_check, cvd_audio_list_devices */
 #include "audio_engine.h"
 #include "convd_dsp.h"
 #include "runtime.h"
@@ -60,12 +61,5 @@ void cvd_audio_stop(cvd_audio *a);
 void cvd_audio_free(cvd_audio *a);
 /* Streams running now (for tests and status). */
 int cvd_audio_running(const cvd_audio *a);
-
-/* convd --check: finds every stream's devices (prints them; errors with the device list on
- * stderr). Returns 0 when all are found. */
-int cvd_audio_check(cvd_runtime *rt, FILE *out);
-
-/* convd --list-devices: every PortAudio device, its host API, channels and default rate. */
-int cvd_audio_list_devices(FILE *f);
 
 #endif
