@@ -355,7 +355,7 @@ static void write_config(const options *o, const char *model_abs)
     buf c = {0};
     buf_printf(&c,
                "[server]\nworkers = %d\nlog_level = info\nmax_clients = %d\n"
-               "handshake_timeout = 3\nidle_timeout = 5\nwrite_timeout = 5\n"
+               "handshake_timeout = 10\nidle_timeout = 10\nwrite_timeout = 10\n"
                "metrics = 127.0.0.1:0\nmetrics_allow = 127.0.0.1/32\n"
                "[model m]\npath = %s\n",
                o->workers, o->max_clients, model_abs);
