@@ -399,6 +399,26 @@ int cvd_model_add_wavenet(cvd_model *m, const char *name, const cvd_wn_config *c
  * Keras one gives the plain activation node): NAM's ConvNet. */
 int cvd_model_add_nam_activation(cvd_model *m, const char *name, const cvd_wn_activation *a,
                                  int input, cvd_err *err);
+/* WaveNets written in Keras's Functional vocabulary (docs/FUSION.md): finds every group of
+ * nodes that computes a NAM-style WaveNet (dilated causal Conv1D with an activation, or two
+ * of them multiplied (gated); a 1x1 residual Conv1D and Add; the activations added as
+ * skips, a 1x1 head; the condition mixed in by 1x1 Conv1Ds of the input) and records it, so
+ * that nets run each group on the fused WaveNet kernels; the other nodes are untouched.
+ * Loaders call it once the model is built. Why candidates were not fused is in the report.
+ * Allocates; fails only without memory (the model is then left unfused). */
+int cvd_model_fuse(cvd_model *m, cvd_err *err);
+/* on = 0: nets created afterwards run every node (the general path), as if nothing fused. */
+void cvd_model_set_fusion(cvd_model *m, int on);
+int cvd_model_fusion_enabled(const cvd_model *m);
+int cvd_model_fused_count(const cvd_model *m); /* groups found */
+/* The group node belongs to (0..count-1), or -1. */
+int cvd_model_node_fused(const cvd_model *m, int node);
+/* Group g: the node it reads, the node whose output it computes, its nodes, and its
+ * WaveNet's configuration. */
+int cvd_model_fused_group(const cvd_model *m, int g, int *input, int *output, int *n_nodes,
+                          const cvd_wn_config **cfg);
+/* Lines for people: "fused: ..." per group and "not fused: ..." per near miss; "" if none. */
+const char *cvd_model_fusion_report(const cvd_model *m);
 /* The output node (default: the last one added). */
 int cvd_model_set_output(cvd_model *m, int node, cvd_err *err);
 int cvd_model_output(const cvd_model *m);

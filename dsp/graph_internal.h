@@ -50,6 +50,29 @@ typedef struct cvd_node {
 /* variable roles of the norms */
 enum { CVD_VAR_GAMMA = 0, CVD_VAR_BETA, CVD_VAR_MEAN, CVD_VAR_VAR };
 
+/* A WaveNet written in Keras's vocabulary, found by cvd_model_fuse() (fuse.c): the nodes
+ * that give each weight of the fused WaveNet (-1: none, zeros or the identity). */
+typedef struct cvd_fuse_layer {
+    int conv[2]; /* the dilated convolutions: [0] the filter (z[:C]), [1] the gate (z[C:]) */
+    int mix[2];  /* their mixin 1x1s of the condition (the group's input), or -1 */
+    int res;     /* the residual 1x1, or -1 (the last layer of the last array) */
+} cvd_fuse_layer;
+
+typedef struct cvd_fuse_array {
+    int rechannel; /* the 1x1 that makes h0, or -1 (h0 is the input itself) */
+    int head;      /* the 1x1 after the Add of the skips */
+    cvd_fuse_layer layers[CVD_WN_MAX_LAYERS];
+} cvd_fuse_array;
+
+typedef struct cvd_fusion {
+    int input;  /* the node the WaveNet reads (its input and its condition) */
+    int output; /* the node whose output the WaveNet computes */
+    int scale;  /* a Rescaling (offset 0) after the last head, or -1 */
+    int n_members;
+    cvd_wn_config *cfg;
+    cvd_fuse_array arrays[CVD_WN_MAX_ARRAYS];
+} cvd_fusion;
+
 struct cvd_model {
     atomic_int refs;
     int in_channels;
@@ -63,7 +86,19 @@ struct cvd_model {
     long in_length;     /* the input's fixed length (0: any) */
     cvd_data_format df; /* layout of Keras's rank-2 tensors */
     char reason[160];   /* cvd_model_mode_reason() */
+    /* fusion (fuse.c): groups of nodes that nets run as one fused WaveNet */
+    int n_fusions;
+    cvd_fusion *fusions;
+    int *fused_in;      /* per node (fuse_nodes of them): the group it belongs to, or -1 */
+    int fuse_nodes;
+    int fuse_off;       /* cvd_model_set_fusion(m, 0): nets run every node */
+    char *fuse_report;  /* what was fused and why other candidates were not */
 };
+
+/* The flat NAM-order weights of fusion f, from its nodes' weights (fuse.c): w holds
+ * cvd_wn_weight_count(f->cfg) floats. */
+void cvd_fusion_weights(const cvd_model *m, const cvd_fusion *f, float *w);
+void cvd_fusion_free(cvd_model *m);
 
 /* Who calls whom (one way): model.c (building) -> model_query.c (queries, weights) -> ops.c
  * (per-node arithmetic, op names, merges); plan.c (offline) -> model_query.c, ops.c; net.c

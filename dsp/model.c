@@ -69,6 +69,7 @@ void cvd_model_unref(cvd_model *m)
         free_node(&m->nodes[i]);
     free(m->nodes);
     free(m->description);
+    cvd_fusion_free(m);
     free(m);
 }
 

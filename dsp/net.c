@@ -16,6 +16,9 @@
 #include <string.h>
 
 typedef struct net_node {
+    int fused_skip;     /* inside a fused group (not its output): never runs */
+    int fused;          /* a fused group's output: runs the group as one WaveNet */
+    int fused_src;      /* ... reading this node */
     cvd_layer *layer;   /* CONV, DENSE */
     cvd_wavenet *wn;    /* WAVENET */
     cvd_pool *pool;     /* MAX_POOL, AVG_POOL */
@@ -40,6 +43,8 @@ struct cvd_net {
     int flushing;
     int failed;
     net_node *nodes;
+    int *order;   /* the nodes a round runs, in order (a fused group's inner ones left out) */
+    int n_order;
     /* windowed: the frames of the current window, and one plan computing a window */
     int windowed;
     long window, hop;
@@ -69,11 +74,45 @@ void cvd_net_destroy(cvd_net *net)
         free(st->qlen);
     }
     free(net->nodes);
+    free(net->order);
     free(net->win);
     free(net->zeros);
     cvd_plan_destroy(net->plan);
     cvd_model_unref(net->m);
     free(net);
+}
+
+/* A node of a fused group (fuse.c): its output node runs the group as one WaveNet. */
+static int create_fused(cvd_net *net, int i, int g, cvd_err *err)
+{
+    const cvd_model *m = net->m;
+    const cvd_fusion *f = &m->fusions[g];
+    net_node *st = &net->nodes[i];
+    int rc;
+    if (i != f->output) {
+        st->fused_skip = 1;
+        return CVD_OK;
+    }
+    const net_node *src = &net->nodes[f->input];
+    size_t nw = cvd_wn_weight_count(f->cfg);
+    float *w = malloc(sizeof(float) * nw);
+    if (w == NULL)
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    cvd_fusion_weights(m, f, w);
+    rc = cvd_wavenet_create(f->cfg, src->max_out, &st->wn, err);
+    if (rc == CVD_OK)
+        rc = cvd_wavenet_set_weights(st->wn, w, nw, err);
+    free(w);
+    if (rc < 0)
+        return rc;
+    st->fused = 1;
+    st->fused_src = f->input;
+    st->max_out = src->max_out;
+    st->buf = malloc(sizeof(float) * ((size_t)st->max_out * m->nodes[i].channels + 1));
+    if (st->buf == NULL)
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    st->out = st->buf;
+    return CVD_OK;
 }
 
 static int create_node(cvd_net *net, int i, cvd_err *err)
@@ -83,6 +122,9 @@ static int create_node(cvd_net *net, int i, cvd_err *err)
     net_node *st = &net->nodes[i];
     const net_node *src = &net->nodes[nd->inputs[0]];
     int rc;
+
+    if (!m->fuse_off && i < m->fuse_nodes && m->fused_in[i] >= 0)
+        return create_fused(net, i, m->fused_in[i], err);
 
     switch (nd->op) {
     case CVD_NODE_CONV:
@@ -260,6 +302,14 @@ int cvd_net_create_hop(cvd_model *m, int max_block, long hop, cvd_net **out, cvd
             return rc;
         }
     }
+    net->order = malloc(sizeof *net->order * (size_t)m->n_nodes);
+    if (net->order == NULL) {
+        cvd_net_destroy(net);
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
+    for (int i = 1; i < m->n_nodes; i++)
+        if (!net->nodes[i].fused_skip)
+            net->order[net->n_order++] = i;
     cvd_net_reset(net);
     *out = net;
     return CVD_OK;
@@ -444,7 +494,8 @@ static int run_round(cvd_net *net, const float *in, int n)
     net->nodes[0].out = in;
     net->nodes[0].n_out = n;
     net->nodes[0].finished = net->flushing;
-    for (int i = 1; i < m->n_nodes && rc == CVD_OK; i++) {
+    for (int j = 0; j < net->n_order && rc == CVD_OK; j++) {
+        const int i = net->order[j];
         const cvd_node *nd = &m->nodes[i];
         net_node *st = &net->nodes[i];
         const net_node *src = &net->nodes[nd->inputs[0]];
@@ -452,6 +503,14 @@ static int run_round(cvd_net *net, const float *in, int n)
         st->n_out = 0;
         if (st->finished)
             continue;
+        if (st->fused) { /* a fused group, as one WaveNet */
+            const net_node *fin = &net->nodes[st->fused_src];
+            if (fin->n_out > 0)
+                cvd_wavenet_process(st->wn, fin->out, fin->n_out, st->buf);
+            st->n_out = fin->n_out;
+            st->finished = fin->finished;
+            continue;
+        }
         switch (nd->op) {
         case CVD_NODE_CONV:
         case CVD_NODE_DENSE:

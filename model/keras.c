@@ -2283,8 +2283,12 @@ static int kx_finish(kx_ctx *c, int rc, cvd_model **out, cvd_err *err)
             cvd_err_set(&c->e, rc, "%s: %s", c->file, cvd_strerror(rc));
         if (err)
             *err = c->e;
-    } else if (err) {
-        err->code = 0;
+    } else {
+        /* WaveNets in Keras's vocabulary run on the fused kernels (dsp/fuse.c); without
+         * memory for that the model runs unfused */
+        cvd_model_fuse(c->m, NULL);
+        if (err)
+            err->code = 0;
     }
     for (int i = 0; c->layers != NULL && i < c->n_layers; i++)
         kx_tcn_free(c->layers[i].tcn);

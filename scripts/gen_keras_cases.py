@@ -749,6 +749,99 @@ def good_cases(w):
     w.case("k3_old_layout", g, n=30, seed=16, version="3.1.1", name_attrs=False)
 
 
+# ---------------------------------------------------------------- WaveNets in Keras's vocabulary
+
+
+def wavenet_graph(channels_in=1, arrays=((8, 4, (1, 2, 4), 3, False),), gated=False,
+                  act="tanh", gate="sigmoid", mixin=True, rechannel=True, scale=None,
+                  act_layer=False, mutate=None, keras=3):
+    """NAM's WaveNet (layer arrays) as a Keras Functional graph: per array a rechannel 1x1,
+    layers of dilated causal Conv1D (plain, or a filter and a gate multiplied), the
+    condition mixed in by 1x1s of the input, a 1x1 residual Add, the activations added as
+    skips (after the previous array's head), a 1x1 head; the head scale as Rescaling.
+    arrays: (channels, head_size, dilations, kernel_size, head_bias) each. mutate makes a
+    graph that almost matches: "between" (a BatchNormalization before the activation),
+    "merge" (the gate added, not multiplied), "same" (a same-padded layer), "softmax" (the
+    activation), "skip_conv" (a 1x1 on each skip)."""
+    inp = "audio" if keras == 3 else "input_1"
+    g = Graph(keras=keras, functional=True, channels=channels_in, input_name=inp)
+    x = h = inp
+    head = None
+    for ai, (C, H, dils, K, hbias) in enumerate(arrays):
+        if ai > 0 or rechannel:
+            h = g.add("Conv1D", h, name="a%d_rechannel" % ai, filters=C, kernel_size=1,
+                      use_bias=False)
+        acts = []
+        for li, d in enumerate(dils):
+            last = ai == len(arrays) - 1 and li == len(dils) - 1
+            mut = mutate if li == 1 else None
+
+            def zconv(tag, a_):
+                pre = "a%d_l%d_%s" % (ai, li, tag)
+                pad = "same" if mut == "same" else "causal"
+                if mut == "softmax" and tag != "gate":
+                    a_ = "softmax"
+                if not (mixin or act_layer or mut == "between"):
+                    return g.add("Conv1D", h, name=pre, filters=C, kernel_size=K, padding=pad,
+                                 dilation_rate=d, activation=a_)
+                z = g.add("Conv1D", h, name=pre, filters=C, kernel_size=K, padding=pad,
+                          dilation_rate=d)
+                if mixin:
+                    m = g.add("Conv1D", x, name=pre + "_mixin", filters=C, kernel_size=1,
+                              use_bias=False)
+                    z = g.add("Add", z, m, name=pre + "_z")
+                if mut == "between":
+                    z = g.add("BatchNormalization", z, name=pre + "_bn")
+                return g.add("Activation", z, name=pre + "_act", activation=a_)
+            if gated:
+                f = zconv("filter", act)
+                gt = zconv("gate", gate)
+                a = g.add("Add" if mut == "merge" else "Multiply", f, gt,
+                          name="a%d_l%d_gated" % (ai, li))
+            else:
+                a = zconv("conv", act)
+            if mutate == "skip_conv":
+                acts.append(g.add("Conv1D", a, name="a%d_l%d_skip" % (ai, li), filters=C,
+                                  kernel_size=1))
+            else:
+                acts.append(a)
+            if not last:  # the last layer's residual would feed nothing: Keras leaves it out
+                r = g.add("Conv1D", a, name="a%d_l%d_res" % (ai, li), filters=C, kernel_size=1)
+                h = g.add("Add", h, r, name="a%d_l%d_h" % (ai, li))
+        s = g.add("Add", *(([head] if head else []) + acts), name="a%d_skips" % ai)
+        head = g.add("Conv1D", s, name="a%d_head" % ai, filters=H, kernel_size=1,
+                     use_bias=hbias)
+    if scale is not None:
+        g.add("Rescaling", head, name="head_scale", scale=scale, offset=0.0)
+    else:
+        g.output = head
+    return g
+
+
+def wavenet_cases(w):
+    """Keras WaveNets that convd runs on its fused WaveNet kernels (k?_wn_*), and graphs
+    that almost match, which must run unfused (k3_wn_nofuse_*)."""
+    two = ((8, 4, (1, 2, 4), 3, False), (4, 1, (1, 2, 8), 3, True))
+    w.case("k3_wn_plain", wavenet_graph(arrays=two, scale=0.5), n=300, seed=40)
+    w.case("k3_wn_gated", wavenet_graph(channels_in=2, arrays=((6, 2, (1, 2, 4, 8), 2, True),),
+                                        gated=True, mixin=False), n=200, seed=41)
+    w.case("k3_wn_gated_mixin",
+           wavenet_graph(arrays=((16, 8, (1, 2, 4, 8, 16), 3, False), (8, 1, (1, 2, 4), 3, True)),
+                         gated=True, scale=0.25), n=300, seed=42)
+    w.case("k3_wn_act_layer", wavenet_graph(channels_in=3, arrays=((3, 2, (1, 3), 3, True),),
+                                            act="relu", mixin=False, rechannel=False,
+                                            act_layer=True), n=100, seed=43)
+    w.case("k3_wn_plain16", wavenet_graph(arrays=((16, 8, (1, 2, 4, 8), 3, False),
+                                                   (8, 1, (1, 2, 4, 8), 3, True)), scale=0.1),
+           n=300, seed=44)
+    w.case("k2_wn_plain", wavenet_graph(arrays=two, act="softsign", keras=2), kind="h5", n=150,
+           seed=45)
+    for mut in ("between", "merge", "same", "softmax", "skip_conv"):
+        w.case("k3_wn_nofuse_" + mut,
+               wavenet_graph(arrays=two, gated=mut in ("merge",), scale=0.5, mutate=mut),
+               n=150, seed=46)
+
+
 # ---------------------------------------------------------------- refused files
 
 
@@ -1004,6 +1097,7 @@ def main():
     a = ap.parse_args()
     w = Writer(a.out)
     good_cases(w)
+    wavenet_cases(w)
     bad_cases(w)
     real_cases(w)
     w.finish()

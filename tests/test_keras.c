@@ -210,6 +210,18 @@ static const char *const all_cases[] = {
     "k3_same_strided_window", "k2_seq_classifier",    "k2_func_resnet",
     "k2_weights_only",      "k3_weights_only",        "k3_old_layout",
     "k2_model_transpose",   "k3_bn_renorm",
+    /* WaveNets in Keras's vocabulary (fused, or almost matching: test_fuse.c too) */
+    "k3_wn_plain",
+    "k3_wn_gated",
+    "k3_wn_gated_mixin",
+    "k3_wn_act_layer",
+    "k3_wn_plain16",
+    "k2_wn_plain",
+    "k3_wn_nofuse_between",
+    "k3_wn_nofuse_merge",
+    "k3_wn_nofuse_same",
+    "k3_wn_nofuse_softmax",
+    "k3_wn_nofuse_skip_conv",
 };
 
 #define CASE(name)                                                                                 \
@@ -237,6 +249,17 @@ CASE(k3_weights_only)
 CASE(k3_old_layout)
 CASE(k2_model_transpose)
 CASE(k3_bn_renorm)
+CASE(k3_wn_plain)
+CASE(k3_wn_gated)
+CASE(k3_wn_gated_mixin)
+CASE(k3_wn_act_layer)
+CASE(k3_wn_plain16)
+CASE(k2_wn_plain)
+CASE(k3_wn_nofuse_between)
+CASE(k3_wn_nofuse_merge)
+CASE(k3_wn_nofuse_same)
+CASE(k3_wn_nofuse_softmax)
+CASE(k3_wn_nofuse_skip_conv)
 
 Test(keras, cases_txt_all_tested)
 {

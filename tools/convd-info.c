@@ -453,6 +453,18 @@ static int show(const char *path, int block, const char *plot, const char *plot_
                    "the layers)\n",
                    cvd_model_input_length(m));
     }
+    /* WaveNets in Keras's vocabulary: which nodes run fused, and why others do not */
+    {
+        const char *rep = cvd_model_fusion_report(m);
+        int first = 1;
+        while (*rep) {
+            const char *nl = strchr(rep, '\n');
+            int len = nl ? (int)(nl - rep) : (int)strlen(rep);
+            printf("  %-19s%.*s\n", first ? "fusion" : "", len, rep);
+            first = 0;
+            rep += len + (nl != NULL);
+        }
+    }
     printf("  input channels     %d\n", cvd_model_in_channels(m));
     printf("  output channels    %d%s\n", cvd_model_out_channels(m),
            cvd_model_mode(m) == CVD_MODE_WINDOWED ? " (values per record)" : "");
