@@ -112,14 +112,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "convd: --builtin-config and -c exclude each other\n");
         return 2;
     }
-    if (config == NULL && !builtin && access(DEFAULT_CONFIG, F_OK) == 0)
-        config = DEFAULT_CONFIG;
+    int looked_errno = 0;
+    if (config == NULL && !builtin) {
+        if (access(DEFAULT_CONFIG, F_OK) == 0)
+            config = DEFAULT_CONFIG;
+        else
+            looked_errno = errno;
+    }
 
     cvd_log_init(level >= 0 ? level : CVD_LOG_INFO);
+    if (config == NULL && !builtin)
+        /* an operator who forgot -c, or whose package lost its conffile, must not mistake the
+         * demo models for the service (a warning: it shows at the default log level) */
+        cvd_log_warning("no -c FILE, and no " DEFAULT_CONFIG " (looked for it: %s): serving "
+                        "the built-in demo configuration (demo models on 127.0.0.1, ports "
+                        "7400-7402; convd --builtin-config asks for it explicitly)",
+                        strerror(looked_errno));
     if (check)
         return cvd_daemon_check(config);
-    if (config == NULL)
-        cvd_log_info("%s: serving the built-in default configuration",
-                     builtin ? "--builtin-config" : "no " DEFAULT_CONFIG);
+    if (config == NULL && builtin)
+        cvd_log_info("--builtin-config: serving the built-in demo configuration");
     return cvd_daemon_run(config, workers, level);
 }

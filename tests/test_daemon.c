@@ -2083,6 +2083,31 @@ Test(daemon, check_reports_good_and_bad_files)
     du_buf_free(&l);
 }
 
+/* Without -c and without /etc/convd/convd.conf, convd says so as a warning, naming the file it
+ * looked for, and that it serves the built-in demo configuration; --builtin-config asked for
+ * it and gets no warning. (--check: the same start, and nothing is bound.) */
+Test(daemon, no_config_file_warns_about_the_demo_configuration)
+{
+    if (access("/etc/convd/convd.conf", F_OK) == 0)
+        cr_skip_test("/etc/convd/convd.conf exists on this machine: convd would read it");
+    const char *argv[] = {du_prog("convd"), "--check", NULL};
+    du_proc p = du_run(argv, 60);
+    cr_assert_eq(p.status, 0, "convd --check without a file: exit %d\n%s", p.status, p.err);
+    cr_assert(strstr(p.err, "convd: warning: "), "no warning:\n%s", p.err);
+    cr_assert(strstr(p.err, "/etc/convd/convd.conf"), "the file looked for is not named:\n%s",
+              p.err);
+    cr_assert(strstr(p.err, "No such file or directory"), "why it was not read:\n%s", p.err);
+    cr_assert(strstr(p.err, "built-in demo configuration"), "what it serves instead:\n%s",
+              p.err);
+    du_proc_free(&p);
+
+    const char *argv2[] = {du_prog("convd"), "--check", "--builtin-config", NULL};
+    p = du_run(argv2, 60);
+    cr_assert_eq(p.status, 0, "convd --check --builtin-config: exit %d\n%s", p.status, p.err);
+    cr_assert(!strstr(p.err, "warning"), "a warning though the demo was asked for:\n%s", p.err);
+    du_proc_free(&p);
+}
+
 /* ---- socket activation ---------------------------------------------------------------------- */
 
 Test(daemon, socket_activation_uses_the_passed_socket)
