@@ -198,7 +198,7 @@ static void subscribe(cvd_conn *c, const cvd_fr_hello *h)
     }
     if (!frame_fits(c, info.channels))
         return;
-    cvd_conn_running(c, h->stream);
+    cvd_conn_running(c, CVD_SERIES_STREAM, h->stream);
     send_accept(c, info.rate, info.channels, info.channels, info.latency, info.model);
     cvd_conn_peer_note(c, " (subscriber)");
     cvd_log_info("%s: subscribed to '%s'", cvd_conn_peer(c), h->stream);
@@ -275,7 +275,10 @@ static void process(cvd_conn *c, const cvd_fr_hello *h)
             return;
         }
     }
-    cvd_conn_running(c, h->stream && h->stream[0] ? h->stream : lc->name);
+    if (h->stream && h->stream[0])
+        cvd_conn_running(c, CVD_SERIES_STREAM, h->stream); /* published: the stream's series */
+    else
+        cvd_conn_running(c, CVD_SERIES_LISTENER, lc->name);
     send_accept(c, h->rate ? (int)h->rate : (int)mrate, cvd_conn_in_channels(c),
                 cvd_conn_out_channels(c), cvd_model_latency(m), mname);
     cvd_log_debug("%s: model %s, block %d%s%s", cvd_conn_peer(c), mname, block,

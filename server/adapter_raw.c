@@ -45,7 +45,7 @@ static int raw_start(cvd_conn *c, raw_state *s)
         cvd_conn_close(c, CVD_DISC_ERROR);
         return -1;
     }
-    cvd_conn_running(c, lc->name);
+    cvd_conn_running(c, CVD_SERIES_LISTENER, lc->name);
     return 0;
 }
 

@@ -515,7 +515,10 @@ static void finish(pstate *ps)
         const int l_address = dline(ps, SEC_LISTEN, i, "address"),
                   l_protocol = dline(ps, SEC_LISTEN, i, "protocol"),
                   l_model = dline(ps, SEC_LISTEN, i, "model"),
-                  l_format = dline(ps, SEC_LISTEN, i, "format");
+                  l_format = dline(ps, SEC_LISTEN, i, "format"),
+                  l_blocking = dline(ps, SEC_LISTEN, i, "blocking");
+        if (!l_blocking) /* replies as soon as they exist; raw streams as it always did */
+            l->eager = l_protocol && l->protocol != CVD_PROTO_RAW;
         if (!l_address)
             fail(ps, CVD_EFORMAT, l->line, "[listen %s]: missing 'address' (HOST:PORT)", l->name);
         if (!l_protocol)

@@ -79,6 +79,10 @@ typedef struct cvd_conf_listen {
     int channels;                      /* 0 = the model's input channels; else 1..1024 */
     int rate;                          /* 1..1000000 frames per second */
     int block;                         /* 1..65536 frames */
+    /* blocking: 1 = eager (the input that has arrived runs at once, at most `block` frames at
+     * a time), 0 = fixed (whole blocks only, but the last); default eager for line and framed,
+     * fixed for raw */
+    int eager;
     int line;                          /* line of the section header */
     /* security (docs/SECURITY.md). Paths resolved like model paths; "" = none. */
     char tls_cert[CVD_CONF_PATH_MAX + 1]; /* with tls_key: the listener speaks TLS only */

@@ -28,6 +28,7 @@ static const cvd_conf_choice level_choices[] = {{"error", CVD_LOG_ERROR},
 static const cvd_conf_choice slow_choices[] = {{"drop", 0}, {"disconnect", 1}, {NULL, 0}};
 static const cvd_conf_choice nonfinite_choices[] = {{"reject", 0}, {"pass", 1}, {NULL, 0}};
 static const cvd_conf_choice bool_choices[] = {{"no", 0}, {"yes", 1}, {NULL, 0}};
+static const cvd_conf_choice blocking_choices[] = {{"eager", 1}, {"fixed", 0}, {NULL, 0}};
 
 static const cvd_conf_choice *choice_of(const cvd_conf_choice *c, const char *s)
 {
@@ -578,7 +579,15 @@ const cvd_conf_directive cvd_conf_directives[] = {
     {"rate", CVD_CONF_INT, 1, 1000000, "48000", LISTEN(rate), .unit = "frames per second",
      .help = "sample rate of the stream"},
     {"block", CVD_CONF_INT, 1, 65536, "64", LISTEN(block), .unit = "frames",
-     .help = "frames processed at a time"},
+     .help = "frames processed at a time (at most; see `blocking`)"},
+    {"blocking", CVD_CONF_CHOICE, LISTEN(eager), .choices = blocking_choices,
+     .doc_default = "`eager` for `line` and `framed`, `fixed` for `raw`",
+     .help = "`eager`: the input that has arrived runs through the model at once (at most "
+             "`block` frames at a time), so a reply leaves as soon as the input that completes "
+             "it is in (request/response, sensors); `fixed`: the model runs on whole blocks of "
+             "`block` frames only (the last of a stream excepted), the same cuts whatever the "
+             "network did, for bit-reproducible batch use. The numbers are the same either way "
+             "(the model does not depend on the block size): [PROTOCOL.md](PROTOCOL.md#blocks-and-replies)"},
     {"max_block", CVD_CONF_INT, 1, 65536, "4096", LISTEN(max_block), .unit = "frames",
      .help = "the largest block a framed HELLO may ask for; more is refused (ERROR `bad_hello`)"},
     {"tls_cert", CVD_CONF_SPECIAL, LISTEN(tls_cert), .set = set_file,

@@ -10,8 +10,12 @@
  * which stops the client through TCP), and a client that does not read its results stops being
  * processed once its output queue passes queue_limit (and so, in turn, stops being read).
  *
- * Blocks are always `block` frames except the last of a stream, so the output bytes do not
- * depend on how the input was split across reads: they equal convd-run's with --block.
+ * Under `blocking = fixed` (raw's default) blocks are always `block` frames except the last of
+ * a stream, so the cuts do not depend on how the input was split across reads: the output
+ * equals convd-run's with --block, bit for bit. Under `blocking = eager` (line's and framed's)
+ * the work step also runs a partial block once every byte that has arrived is decoded, so a
+ * reply leaves as soon as the input that completes it is in; the model's output does not
+ * depend on where blocks are cut, so the numbers are the same.
  *
  * Bytes in and out go through the connection's transport (transport.h) only: io_* below.
  */
@@ -628,6 +632,13 @@ static int work_one(cvd_conn *c)
             end_stream(c);
             return 0;
         }
+        if (c->lc->eager && c->fill > 0) {
+            /* blocking = eager: everything that has arrived is in the block; run it now, so
+             * that a reply does not wait for input that may never come */
+            process_block(c);
+            if (busy(c))
+                return 0;
+        }
     }
     /* everything read so far is taken: read more */
     if (c->in_pos == c->in_len)
@@ -772,10 +783,10 @@ int cvd_conn_subscribe(cvd_conn *c, const char *name, int ring_frames, cvd_pub_i
     return CVD_OK;
 }
 
-void cvd_conn_running(cvd_conn *c, const char *stats_name)
+void cvd_conn_running(cvd_conn *c, int kind, const char *stats_name)
 {
     c->state = ST_RUN;
-    c->stats = cvd_metrics_stream(stats_name);
+    c->stats = cvd_metrics_series(kind, stats_name);
     if (c->stats && !c->sub)
         atomic_fetch_add(&c->stats->clients, 1);
     restart_timer(c);

@@ -129,9 +129,9 @@ int cvd_conn_publish(cvd_conn *c, const char *name, const cvd_pub_info *info, cv
  * instead of running a model; its input is only the protocol's messages. */
 int cvd_conn_subscribe(cvd_conn *c, const char *name, int ring_frames, cvd_pub_info *info,
                        cvd_err *err);
-/* The handshake is over: the stream (or subscription) runs. Its counters are the stream
- * `stats_name`'s (convd_stream_*). */
-void cvd_conn_running(cvd_conn *c, const char *stats_name);
+/* The handshake is over: the stream (or subscription) runs. Its counters are the series
+ * (kind, stats_name)'s (convd_stream_*; kind CVD_SERIES_LISTENER or CVD_SERIES_STREAM). */
+void cvd_conn_running(cvd_conn *c, int kind, const char *stats_name);
 
 int cvd_conn_block(const cvd_conn *c); /* frames per block (the stream's; a subscription: the
                                           listener's) */

@@ -18,6 +18,7 @@
 #include "convd_version.h"
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 
 #define DEFAULT_CONFIG "/etc/convd/convd.conf"
 
@@ -121,6 +122,7 @@ int main(int argc, char **argv)
     }
 
     cvd_log_init(level >= 0 ? level : CVD_LOG_INFO);
+    cvd_metrics_set_version(CVD_VERSION);
     if (config == NULL && !builtin)
         /* an operator who forgot -c, or whose package lost its conffile, must not mistake the
          * demo models for the service (a warning: it shows at the default log level) */

@@ -1,11 +1,17 @@
 /* Metrics: see metrics.h. */
 #include "metrics.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "convd_dsp.h" /* cvd_isa_active, for convd_build_info */
 
 /* upper bounds of the block-time histogram, in seconds */
 static const double bucket_le[CVD_METRICS_BUCKETS] = {
@@ -102,12 +108,18 @@ static void escape_label(char *out, size_t cap, const char *s)
 
 cvd_stream_stats *cvd_metrics_stream(const char *name)
 {
+    return cvd_metrics_series(CVD_SERIES_STREAM, name);
+}
+
+cvd_stream_stats *cvd_metrics_series(int kind, const char *name)
+{
     cvd_stream_stats *s = NULL;
     char key[sizeof s->name];
     cut_name(key, sizeof key, name ? name : "");
+    kind = kind == CVD_SERIES_LISTENER ? CVD_SERIES_LISTENER : CVD_SERIES_STREAM;
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n_streams; i++)
-        if (strcmp(streams[i]->name, key) == 0) {
+        if (streams[i]->kind == kind && strcmp(streams[i]->name, key) == 0) {
             s = streams[i];
             goto out;
         }
@@ -126,8 +138,11 @@ cvd_stream_stats *cvd_metrics_stream(const char *name)
     s = calloc(1, sizeof *s);
     if (s == NULL)
         goto out;
+    s->kind = kind;
     memcpy(s->name, key, sizeof key);
     escape_label(s->label, sizeof s->label, key);
+    snprintf(s->labels, sizeof s->labels, "stream=\"%s\",kind=\"%s\"", s->label,
+             kind == CVD_SERIES_LISTENER ? "listener" : "stream");
     streams[n_streams++] = s;
 out:
     pthread_mutex_unlock(&lock);
@@ -179,6 +194,78 @@ int64_t cvd_metrics_clients_now(void)
     return atomic_load(&clients);
 }
 
+static char build_version[64] = "unknown";
+
+void cvd_metrics_set_version(const char *version)
+{
+    escape_label(build_version, sizeof build_version, version ? version : "unknown");
+}
+
+/* ---- the process, as Prometheus's client libraries name it (Linux's /proc) ------------------ */
+
+/* The process's start, in seconds since the epoch: its start time in clock ticks after boot
+ * (/proc/self/stat, field 22) plus the boot time (/proc/stat btime); -1 if unknown. */
+static double process_start_time(void)
+{
+    char buf[1024];
+    double btime = -1, start = -1;
+    FILE *f = fopen("/proc/stat", "r");
+    if (f) {
+        while (fgets(buf, sizeof buf, f))
+            if (strncmp(buf, "btime ", 6) == 0)
+                btime = strtod(buf + 6, NULL);
+        fclose(f);
+    }
+    f = fopen("/proc/self/stat", "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        /* after the command's closing parenthesis: field 3 (state) onwards */
+        char *p = strrchr(buf, ')');
+        long ticks = sysconf(_SC_CLK_TCK);
+        if (p && ticks > 0) {
+            p++;
+            for (int field = 3; field < 22 && p; field++) {
+                p = strchr(p + 1, ' ');
+            }
+            if (p)
+                start = strtod(p + 1, NULL) / (double)ticks;
+        }
+    }
+    return btime >= 0 && start >= 0 ? btime + start : -1;
+}
+
+static long count_open_fds(void)
+{
+    long n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1; /* the directory's own descriptor */
+}
+
+/* resident and virtual memory in bytes (/proc/self/statm: pages); 0 if unknown */
+static void process_memory(double *rss, double *vsize)
+{
+    unsigned long size = 0, resident = 0;
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/statm", "r");
+    *rss = *vsize = 0;
+    if (f == NULL)
+        return;
+    if (fscanf(f, "%lu %lu", &size, &resident) == 2 && page > 0) {
+        *vsize = (double)size * (double)page;
+        *rss = (double)resident * (double)page;
+    }
+    fclose(f);
+}
+
 /* a growing text buffer */
 typedef struct sbuf {
     char *p;
@@ -224,6 +311,49 @@ char *cvd_metrics_render(void)
         return NULL;
     b.p[0] = '\0';
 
+    sb_printf(&b,
+              "# HELP convd_build_info The daemon's version and the instruction set its kernels "
+              "use; always 1.\n# TYPE convd_build_info gauge\n"
+              "convd_build_info{version=\"%s\",isa=\"%s\"} 1\n",
+              build_version, cvd_isa_name(cvd_isa_active()));
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        sb_printf(&b,
+                  "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
+                  "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+                  "process_cpu_seconds_total %.6f\n",
+                  (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6);
+    double rss, vsize;
+    process_memory(&rss, &vsize);
+    if (rss > 0)
+        sb_printf(&b,
+                  "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                  "# TYPE process_resident_memory_bytes gauge\n"
+                  "process_resident_memory_bytes %.0f\n"
+                  "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                  "# TYPE process_virtual_memory_bytes gauge\n"
+                  "process_virtual_memory_bytes %.0f\n",
+                  rss, vsize);
+    long fds = count_open_fds();
+    if (fds >= 0)
+        sb_printf(&b,
+                  "# HELP process_open_fds Number of open file descriptors.\n"
+                  "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n",
+                  fds);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        sb_printf(&b,
+                  "# HELP process_max_fds Maximum number of open file descriptors.\n"
+                  "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+                  (unsigned long long)rl.rlim_cur);
+    double start = process_start_time();
+    if (start >= 0)
+        sb_printf(&b,
+                  "# HELP process_start_time_seconds Start time of the process since unix "
+                  "epoch in seconds.\n# TYPE process_start_time_seconds gauge\n"
+                  "process_start_time_seconds %.2f\n",
+                  start);
     sb_printf(&b, "# HELP convd_clients Connected clients.\n# TYPE convd_clients gauge\n");
     sb_printf(&b, "convd_clients %lld\n", (long long)atomic_load(&clients));
     sb_printf(&b, "# HELP convd_queue_bytes Bytes queued for clients.\n"
@@ -264,20 +394,20 @@ char *cvd_metrics_render(void)
     for (size_t i = 0; i < n_streams; i++) {
         unsigned long long v = atomic_load(&streams[i]->frames_in);
         tin += v;
-        sb_printf(&b, "convd_stream_frames_in_total{stream=\"%s\"} %llu\n", streams[i]->label, v);
+        sb_printf(&b, "convd_stream_frames_in_total{%s} %llu\n", streams[i]->labels, v);
     }
     sb_printf(&b, "# HELP convd_stream_frames_out_total Frames sent, per stream.\n"
                   "# TYPE convd_stream_frames_out_total counter\n");
     for (size_t i = 0; i < n_streams; i++) {
         unsigned long long v = atomic_load(&streams[i]->frames_out);
         tout += v;
-        sb_printf(&b, "convd_stream_frames_out_total{stream=\"%s\"} %llu\n", streams[i]->label,
+        sb_printf(&b, "convd_stream_frames_out_total{%s} %llu\n", streams[i]->labels,
                   v);
     }
     sb_printf(&b, "# HELP convd_stream_clients Clients per stream.\n"
                   "# TYPE convd_stream_clients gauge\n");
     for (size_t i = 0; i < n_streams; i++)
-        sb_printf(&b, "convd_stream_clients{stream=\"%s\"} %lld\n", streams[i]->label,
+        sb_printf(&b, "convd_stream_clients{%s} %lld\n", streams[i]->labels,
                   (long long)atomic_load(&streams[i]->clients));
     sb_printf(&b, "# HELP convd_frames_in_total Frames received, all streams.\n"
                   "# TYPE convd_frames_in_total counter\nconvd_frames_in_total %llu\n"
@@ -292,15 +422,15 @@ char *cvd_metrics_render(void)
         for (int k = 0; k <= CVD_METRICS_BUCKETS; k++) {
             cum += atomic_load(&s->buckets[k]);
             if (k < CVD_METRICS_BUCKETS)
-                sb_printf(&b, "convd_block_seconds_bucket{stream=\"%s\",le=\"%g\"} %llu\n",
-                          s->label, bucket_le[k], cum);
+                sb_printf(&b, "convd_block_seconds_bucket{%s,le=\"%g\"} %llu\n",
+                          s->labels, bucket_le[k], cum);
             else
-                sb_printf(&b, "convd_block_seconds_bucket{stream=\"%s\",le=\"+Inf\"} %llu\n",
-                          s->label, cum);
+                sb_printf(&b, "convd_block_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
+                          s->labels, cum);
         }
-        sb_printf(&b, "convd_block_seconds_sum{stream=\"%s\"} %.9f\n", s->label,
+        sb_printf(&b, "convd_block_seconds_sum{%s} %.9f\n", s->labels,
                   (double)atomic_load(&s->block_ns_sum) * 1e-9);
-        sb_printf(&b, "convd_block_seconds_count{stream=\"%s\"} %llu\n", s->label,
+        sb_printf(&b, "convd_block_seconds_count{%s} %llu\n", s->labels,
                   (unsigned long long)atomic_load(&s->blocks));
     }
     static const char *const xrun_kinds[4] = {"input_underflow", "input_overflow",

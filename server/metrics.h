@@ -1,8 +1,9 @@
 /*
  * Metrics: counters updated from any thread with atomics, rendered in Prometheus's text
- * format (version 0.0.4) for GET /metrics. Streams are keyed by name (a listener or a
- * published stream); a stream's counters live as long as the process, and at most 1024 names
- * have their own (published names are the clients' choice).
+ * format (version 0.0.4) for GET /metrics (docs/METRICS.md). Series are keyed by kind and
+ * name (a listener, or a published stream: the `kind` label), so a listener and a stream of
+ * the same name stay apart; a series' counters live as long as the process, and at most 1024
+ * names have their own (published names are the clients' choice).
  */
 #ifndef CONVD_METRICS_H
 #define CONVD_METRICS_H
@@ -70,9 +71,16 @@ enum {
         CVD_DISC_COUNT
 };
 
+/* What a series is named after (its `kind` label): a [listen NAME] section's connections, or
+ * a stream (a [stream NAME] section, or a stream a framed client publishes, with its
+ * subscribers). The same name in both kinds is two series. */
+enum { CVD_SERIES_LISTENER = 0, CVD_SERIES_STREAM = 1 };
+
 typedef struct cvd_stream_stats {
+    int kind;        /* CVD_SERIES_* */
     char name[72];   /* the name, cut to 71 bytes at a UTF-8 character boundary */
     char label[144]; /* name as a label value: \ " and line ends escaped */
+    char labels[176]; /* stream="LABEL",kind="listener|stream" */
     atomic_ullong frames_in, frames_out;
     atomic_llong clients;
     atomic_ullong blocks;
@@ -94,6 +102,11 @@ typedef struct cvd_stream_stats {
  * Names longer than the field count as their first 71 bytes (a whole UTF-8 character); past
  * 1024 names, new ones share the counters of "_other" (clients choose published names). */
 cvd_stream_stats *cvd_metrics_stream(const char *name);
+/* The same for a series of either kind (CVD_SERIES_*): cvd_metrics_stream is kind STREAM. */
+cvd_stream_stats *cvd_metrics_series(int kind, const char *name);
+/* convd_build_info's version label (the daemon's CVD_VERSION; "unknown" until set). Call once
+ * at start, before the metrics endpoint runs. */
+void cvd_metrics_set_version(const char *version);
 void cvd_metrics_block_time(cvd_stream_stats *s, uint64_t ns);
 void cvd_metrics_dropped(int reason, uint64_t frames);
 void cvd_metrics_disconnect(int reason);

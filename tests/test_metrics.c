@@ -7,13 +7,18 @@
  */
 #include <criterion/criterion.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "convd_dsp.h"
 #include "metrics.h"
 #include "testutil.h"
 
@@ -262,14 +267,14 @@ Test(metrics, histogram_bounds_are_inclusive_and_cumulative)
         char sample[128];
         cum += want[k];
         if (k < CVD_METRICS_BUCKETS)
-            snprintf(sample, sizeof sample, "convd_block_seconds_bucket{stream=\"h\",le=\"%g\"}",
+            snprintf(sample, sizeof sample, "convd_block_seconds_bucket{stream=\"h\",kind=\"stream\",le=\"%g\"}",
                      le[k]);
         else
-            snprintf(sample, sizeof sample, "convd_block_seconds_bucket{stream=\"h\",le=\"+Inf\"}");
+            snprintf(sample, sizeof sample, "convd_block_seconds_bucket{stream=\"h\",kind=\"stream\",le=\"+Inf\"}");
         cr_expect_eq(value_of(t, sample), (double)cum, "%s", sample);
     }
-    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"h\"}"), (double)count);
-    double sum = value_of(t, "convd_block_seconds_sum{stream=\"h\"}");
+    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"h\",kind=\"stream\"}"), (double)count);
+    double sum = value_of(t, "convd_block_seconds_sum{stream=\"h\",kind=\"stream\"}");
     cr_expect(fabs(sum - (double)total_ns * 1e-9) < 1e-9, "sum %.9f, want %.9f", sum,
               (double)total_ns * 1e-9);
     free(t);
@@ -294,11 +299,11 @@ Test(metrics, streams_are_found_by_name_and_summed)
     char *t = cvd_metrics_render();
     cr_assert_not_null(t);
     check_exposition(t);
-    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"a\"}"), 10.0);
-    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"b\"}"), 32.0);
+    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"a\",kind=\"stream\"}"), 10.0);
+    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"b\",kind=\"stream\"}"), 32.0);
     cr_expect_eq(value_of(t, "convd_frames_in_total"), 42.0);
     cr_expect_eq(value_of(t, "convd_frames_out_total"), 7.0);
-    cr_expect_eq(value_of(t, "convd_stream_clients{stream=\"b\"}"), 2.0);
+    cr_expect_eq(value_of(t, "convd_stream_clients{stream=\"b\",kind=\"stream\"}"), 2.0);
     free(t);
 }
 
@@ -335,9 +340,9 @@ Test(metrics, counting_from_several_threads_loses_nothing)
     check_exposition(t);
     cr_expect_eq(value_of(t, "convd_dropped_frames_total{reason=\"malformed\"}"),
                  (double)THREADS * ROUNDS);
-    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"s0\"}"),
+    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"s0\",kind=\"stream\"}"),
                  (double)THREADS / 2 * ROUNDS);
-    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"s1\"}"),
+    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"s1\",kind=\"stream\"}"),
                  (double)THREADS / 2 * ROUNDS);
     cr_expect_eq(value_of(t, "convd_clients"), 0.0);
     free(t);
@@ -361,6 +366,81 @@ Test(metrics, names_from_clients_cannot_break_the_page)
     char *t = cvd_metrics_render();
     cr_assert_not_null(t);
     check_exposition(t);
-    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"a\\\"b\\\\c\\nd\"}"), 5.0);
+    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"a\\\"b\\\\c\\nd\",kind=\"stream\"}"), 5.0);
+    free(t);
+}
+
+/* A listener and a stream of the same name are two series, told apart by `kind`; the
+ * all-streams totals count both. */
+Test(metrics, listener_and_stream_of_one_name_are_two_series)
+{
+    cvd_stream_stats *l = cvd_metrics_series(CVD_SERIES_LISTENER, "same");
+    cvd_stream_stats *s = cvd_metrics_series(CVD_SERIES_STREAM, "same");
+    cr_assert(l && s);
+    cr_assert_neq(l, s, "one entry for a listener and a stream named alike");
+    cr_assert_eq(cvd_metrics_stream("same"), s);
+    cr_assert_eq(cvd_metrics_series(CVD_SERIES_LISTENER, "same"), l);
+    atomic_fetch_add(&l->frames_in, 3);
+    atomic_fetch_add(&s->frames_in, 4);
+    cvd_metrics_block_time(l, 1000);
+    char *t = cvd_metrics_render();
+    cr_assert_not_null(t);
+    check_exposition(t);
+    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"same\",kind=\"listener\"}"),
+                 3.0);
+    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"same\",kind=\"stream\"}"),
+                 4.0);
+    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"same\",kind=\"listener\"}"),
+                 1.0);
+    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"same\",kind=\"stream\"}"),
+                 0.0);
+    cr_expect_eq(value_of(t, "convd_frames_in_total"), 7.0);
+    free(t);
+}
+
+/* convd_build_info and the process_* families Prometheus's client libraries export, with
+ * their HELP and TYPE lines and values that describe this process. */
+Test(metrics, build_info_and_process_metrics)
+{
+    cvd_metrics_set_version("1.2.3-test");
+    char *t = cvd_metrics_render();
+    cr_assert_not_null(t);
+    check_exposition(t);
+    char want[160];
+    snprintf(want, sizeof want, "convd_build_info{version=\"1.2.3-test\",isa=\"%s\"}",
+             cvd_isa_name(cvd_isa_active()));
+    cr_expect_eq(value_of(t, want), 1.0, "%s in:\n%s", want, t);
+    cr_expect(strstr(t, "# TYPE convd_build_info gauge\n"));
+    static const char *const fams[][2] = {{"process_cpu_seconds_total", "counter"},
+                                          {"process_resident_memory_bytes", "gauge"},
+                                          {"process_open_fds", "gauge"},
+                                          {"process_start_time_seconds", "gauge"}};
+    for (int i = 0; i < 4; i++) {
+        char type[128], help[128];
+        snprintf(type, sizeof type, "# TYPE %s %s\n", fams[i][0], fams[i][1]);
+        snprintf(help, sizeof help, "# HELP %s ", fams[i][0]);
+        cr_expect(strstr(t, type), "no \"%s\"", type);
+        cr_expect(strstr(t, help), "no \"%s\"", help);
+    }
+    double cpu = value_of(t, "process_cpu_seconds_total");
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_now = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+    cr_expect(cpu >= 0 && cpu <= cpu_now + 1e-6, "cpu %g s, getrusage says %g s", cpu, cpu_now);
+    double rss = value_of(t, "process_resident_memory_bytes");
+    cr_expect(rss > 1e5 && rss < 1e11, "resident memory %g bytes", rss);
+    /* descriptors: at least the three standard ones; one more opened here shows */
+    double fds = value_of(t, "process_open_fds");
+    cr_expect(fds >= 3 && fds < 100000, "open fds %g", fds);
+    int extra = open("/dev/null", O_RDONLY);
+    cr_assert_geq(extra, 0);
+    char *t2 = cvd_metrics_render();
+    cr_assert_not_null(t2);
+    cr_expect_eq(value_of(t2, "process_open_fds"), fds + 1, "an open descriptor more is not seen");
+    close(extra);
+    double start = value_of(t, "process_start_time_seconds"), now = (double)time(NULL);
+    cr_expect(start > now - 86400.0 && start <= now + 1.0, "start %.0f, now %.0f", start, now);
+    free(t2);
     free(t);
 }
