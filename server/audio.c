@@ -36,7 +36,10 @@ typedef struct astream {
     cvd_audio *a;
     cvd_runtime *rt; /* referenced: holds conf and model */
     const cvd_conf_stream *conf;
-    cvd_model *model; /* NULL: none */
+    cvd_model *model; /* NULL: none (a chain's first model) */
+    /* the chain running now: the config's, or what convd-ctl set */
+    int chain_idx[CVD_CONF_CHAIN_MAX];
+    int n_chain;
     struct stat model_st;
     int model_st_ok;
     int in_ch, out_ch, play_ch;
@@ -80,7 +83,9 @@ struct cvd_audio {
 
 struct cvd_audio_prepared {
     int n;
-    cvd_net **nets; /* per stream of the runtime; NULL without a model */
+    cvd_net **nets; /* per stream of the runtime; NULL without a model or with a chain */
+    cvd_chain **chains; /* per stream that runs a chain (NULL: none, or no model) */
+    float *gin, *gout;  /* the chains' level gains */
 };
 
 static double now_s(void)
@@ -141,6 +146,76 @@ static const char *model_path(const astream *s)
     return s->model ? s->rt->conf->models[s->conf->model_index].path : "";
 }
 
+/* 1 when the stream runs its models in a cvd_audio_proc (a chain): it has input, and no model
+ * or a first model that streams frame by frame; else (a windowed model) a lone net */
+static int runs_chain(const cvd_runtime *rt, const cvd_conf_stream *st)
+{
+    const cvd_model *m = stream_model(rt, st);
+    return st->input[0] && (m == NULL || (cvd_model_mode(m) == CVD_MODE_STREAMING &&
+                                          cvd_model_rate_ratio(m) == 1.0));
+}
+
+/* "amp, cab" */
+static void chain_names(const cvd_runtime *rt, const int *idx, int n, char *buf, size_t cap)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < n && o < cap; k++)
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", k ? ", " : "", rt->conf->models[idx[k]].name);
+    if (n == 0)
+        snprintf(buf, cap, "none");
+}
+
+/* The chain of models idx[0..n) for stream st, in fixed mode, with the gains its levels ask
+ * for (NAM's calibration: the stream's input_level_dbu against the first model's, and the
+ * normalisation of [model] normalize = yes). note: what the log should say of the levels. */
+static int stream_chain(const cvd_runtime *rt, const cvd_conf_stream *st, const int *idx, int n,
+                        cvd_chain **chain, float *gin, float *gout, char *note, size_t nn,
+                        cvd_err *err)
+{
+    *chain = NULL;
+    *gin = *gout = 1.0f;
+    note[0] = '\0';
+    if (n == 0)
+        return CVD_OK;
+    int rc = cvd_runtime_chain(rt, idx, n, st->rate, st->block, 1, 0, chain, err);
+    if (rc < 0)
+        return rc;
+    cvd_levels lv;
+    int normalize = 0;
+    cvd_runtime_chain_levels(rt, idx, n, &lv, &normalize);
+    const int calibrate = st->input_level_line != 0;
+    const double in_db = cvd_input_gain_db(&lv, 0, calibrate, st->input_level_dbu);
+    const double out_db = cvd_output_gain_db(
+        &lv, 0, normalize ? CVD_OUTPUT_NORMALIZED : CVD_OUTPUT_RAW, CVD_NAM_INTERFACE_DBU);
+    *gin = cvd_db_to_gain(in_db);
+    *gout = cvd_db_to_gain(out_db);
+    size_t o = 0;
+    if (calibrate && o < nn)
+        o += (size_t)snprintf(note + o, nn - o,
+                              lv.has_input_level
+                                  ? "; input calibrated %+.1f dB (interface %.1f dBu, model %.1f dBu)"
+                                  : "; input not calibrated (%.1f dB: the model's file has no "
+                                    "input_level_dbu)",
+                              in_db, st->input_level_dbu, lv.input_level_dbu);
+    if (normalize && o < nn)
+        o += (size_t)snprintf(note + o, nn - o,
+                              lv.has_loudness ? "; output normalised %+.1f dB (loudness %.1f dB)"
+                                              : "; output not normalised (%.1f dB: no model of "
+                                                "the chain declares its loudness)",
+                              out_db, lv.loudness);
+    for (int k = 0; k < cvd_chain_model_count(*chain) && o < nn; k++) {
+        int assumed = 0;
+        double r = cvd_chain_model_rate(*chain, k, &assumed);
+        if (assumed)
+            o += (size_t)snprintf(note + o, nn - o,
+                                  "; model '%s' declares no sample rate: it runs at %.0f Hz (set "
+                                  "[model %s] rate = ... if it was captured at another)",
+                                  rt->conf->models[idx[k]].name, r, rt->conf->models[idx[k]].name);
+    }
+    return CVD_OK;
+}
+
 static astream *astream_new(cvd_audio *a, cvd_runtime *rt, int idx, cvd_err *err)
 {
     astream *s = calloc(1, sizeof *s);
@@ -152,6 +227,8 @@ static astream *astream_new(cvd_audio *a, cvd_runtime *rt, int idx, cvd_err *err
     s->rt = cvd_runtime_ref(rt);
     s->conf = &rt->conf->streams[idx];
     s->model = stream_model(rt, s->conf);
+    s->n_chain = s->conf->n_chain;
+    memcpy(s->chain_idx, s->conf->chain_index, sizeof s->chain_idx);
     if (s->model && strncmp(model_path(s), "builtin:", 8) != 0)
         s->model_st_ok = stat(model_path(s), &s->model_st) == 0;
     stream_channels(rt, s->conf, &s->in_ch, &s->out_ch);
@@ -281,8 +358,35 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
                                       .jitter = st->jitter,
                                       .hop = cvd_runtime_model_hop(s->rt, s->model)};
         cvd_audio_engine *ne = NULL;
-        if ((rc = cvd_audio_engine_create(&ec, s->model, s->stats, &ne, err)) < 0)
+        if (runs_chain(s->rt, st)) {
+            cvd_chain *chain = NULL;
+            cvd_audio_proc *proc = NULL;
+            float gin, gout;
+            char note[1024];
+            if ((rc = stream_chain(s->rt, st, s->chain_idx, s->n_chain, &chain, &gin, &gout,
+                                   note, sizeof note, err)) < 0)
+                return rc;
+            cvd_audio_proc_config pc = {.in_channels = s->in_ch,
+                                        .out_channels = s->out_ch,
+                                        .block = st->block,
+                                        .rate = st->rate,
+                                        .crossfade = (int)lround(st->crossfade_ms * 1e-3 * st->rate),
+                                        .limit = st->limit};
+            if ((rc = cvd_audio_proc_create(&pc, chain, gin, gout, &proc, err)) < 0) {
+                cvd_chain_destroy(chain);
+                return rc;
+            }
+            cvd_audio_proc_set_gains(proc, st->input_gain_db, st->output_gain_db);
+            if (chain != NULL) {
+                char desc[1024];
+                cvd_chain_describe(chain, desc, sizeof desc);
+                cvd_log_info("stream %s: %s%s", st->name, desc, note);
+            }
+            if ((rc = cvd_audio_engine_create_proc(&ec, proc, s->stats, &ne, err)) < 0)
+                return rc;
+        } else if ((rc = cvd_audio_engine_create(&ec, s->model, s->stats, &ne, err)) < 0) {
             return rc;
+        }
         cvd_audio_engine_destroy(s->eng);
         s->eng = ne;
         s->play_ch = play_ch;
@@ -340,12 +444,13 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
         atomic_store(&s->stats->audio_running, 1);
         atomic_store(&s->stats->audio_latency_us, (unsigned long long)llround(total * 1e6));
     }
-    char what[600];
+    char what[1600], names[1024];
+    chain_names(s->rt, s->chain_idx, s->n_chain, names, sizeof names);
     snprintf(what, sizeof what, "%s%s%s%s%s -> %s%s%s -> %s%s%s%s%s",
              in_dev >= 0 ? "capture '" : "", in_dev >= 0 ? Pa_GetDeviceInfo(in_dev)->name : "",
              in_dev >= 0 ? "'" : "source '", in_dev >= 0 ? "" : st->source,
              in_dev >= 0 ? "" : "' (jitter buffer)", s->model ? "model '" : "",
-             s->model ? st->model : "unchanged", s->model ? "'" : "",
+             s->model ? names : "unchanged", s->model ? "'" : "",
              out_dev >= 0 ? "playback '" : "", out_dev >= 0 ? Pa_GetDeviceInfo(out_dev)->name : "",
              out_dev >= 0 ? "'" : "", st->publish ? (out_dev >= 0 ? " and " : "") : "",
              st->publish ? "subscribers" : "");
@@ -360,10 +465,16 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
                  st->name, what, host && host->name ? host->name : "?", st->rate,
                  s->in_ch ? s->in_ch : s->out_ch, imap, play_ch ? play_ch : s->out_ch, omap,
                  st->block, 1000.0 * st->block / st->rate);
-    cvd_log_info("stream %s: latency %.2f ms: device input %.2f ms + output %.2f ms + model %d "
-                 "frames (%.2f ms)%s",
-                 st->name, total * 1000, s->lat_in * 1000, s->lat_out * 1000, mlat,
-                 1000.0 * mlat / st->rate,
+    cvd_log_info("stream %s: latency %.2f ms: device input %.2f ms + output %.2f ms + model%s "
+                 "%d frames (%.2f ms)%s",
+                 st->name, total * 1000, s->lat_in * 1000, s->lat_out * 1000,
+                 s->n_chain > 1 ? "s and resampling"
+                 : s->eng && cvd_audio_engine_proc(s->eng) && s->model &&
+                         cvd_model_sample_rate(s->model) > 0 &&
+                         cvd_model_sample_rate(s->model) != st->rate
+                     ? " and resampling"
+                     : "",
+                 mlat, 1000.0 * mlat / st->rate,
                  s->realtime ? "; real-time scheduling (SCHED_FIFO) requested" : "");
     return CVD_OK;
 }
@@ -747,16 +858,31 @@ cvd_audio_prepared *cvd_audio_prepare(cvd_runtime *rt, cvd_err *err)
 {
     const cvd_conf *c = rt->conf;
     cvd_audio_prepared *p = calloc(1, sizeof *p);
-    if (p == NULL || (p->nets = calloc((size_t)c->n_streams + 1, sizeof *p->nets)) == NULL) {
+    if (p == NULL || (p->nets = calloc((size_t)c->n_streams + 1, sizeof *p->nets)) == NULL ||
+        (p->chains = calloc((size_t)c->n_streams + 1, sizeof *p->chains)) == NULL ||
+        (p->gin = calloc((size_t)c->n_streams + 1, sizeof *p->gin)) == NULL ||
+        (p->gout = calloc((size_t)c->n_streams + 1, sizeof *p->gout)) == NULL) {
+        if (p) {
+            free(p->nets);
+            free(p->chains);
+            free(p->gin);
+        }
         free(p);
         cvd_err_set(err, CVD_ENOMEM, "out of memory");
         return NULL;
     }
     p->n = c->n_streams;
     for (int i = 0; i < c->n_streams; i++) {
-        cvd_model *m = stream_model(rt, &c->streams[i]);
-        if (m && cvd_net_create_hop(m, c->streams[i].block, cvd_runtime_model_hop(rt, m),
-                                    &p->nets[i], err) < 0) {
+        const cvd_conf_stream *st = &c->streams[i];
+        cvd_model *m = stream_model(rt, st);
+        char note[16];
+        int rc = 0;
+        if (m && runs_chain(rt, st))
+            rc = stream_chain(rt, st, st->chain_index, st->n_chain, &p->chains[i], &p->gin[i],
+                              &p->gout[i], note, sizeof note, err);
+        else if (m)
+            rc = cvd_net_create_hop(m, st->block, cvd_runtime_model_hop(rt, m), &p->nets[i], err);
+        if (rc < 0) {
             cvd_err_prefix(err, "%s:%d: [stream %s]", c->file, c->streams[i].line,
                            c->streams[i].name);
             cvd_audio_prepared_free(p);
@@ -770,9 +896,14 @@ void cvd_audio_prepared_free(cvd_audio_prepared *p)
 {
     if (p == NULL)
         return;
-    for (int i = 0; i < p->n; i++)
+    for (int i = 0; i < p->n; i++) {
         cvd_net_destroy(p->nets[i]);
+        cvd_chain_destroy(p->chains[i]);
+    }
     free(p->nets);
+    free(p->chains);
+    free(p->gin);
+    free(p->gout);
     free(p);
 }
 
@@ -784,16 +915,28 @@ static int same_device_setup(const cvd_conf_stream *x, const cvd_conf_stream *y)
            x->jitter == y->jitter && x->realtime == y->realtime && x->n_in_map == y->n_in_map &&
            memcmp(x->in_map, y->in_map, sizeof(short) * (size_t)x->n_in_map) == 0 &&
            x->n_out_map == y->n_out_map &&
-           memcmp(x->out_map, y->out_map, sizeof(short) * (size_t)x->n_out_map) == 0;
+           memcmp(x->out_map, y->out_map, sizeof(short) * (size_t)x->n_out_map) == 0 &&
+           x->limit == y->limit && x->crossfade_ms == y->crossfade_ms;
 }
 
 /* the new runtime's model for a running stream is another one (by name, path or file) */
 static int model_changed(const astream *s, const cvd_runtime *rt, const cvd_conf_stream *ns)
 {
-    if (strcmp(s->conf->model, ns->model) != 0)
+    if (strcmp(s->conf->model, ns->model) != 0 || s->conf->n_chain != ns->n_chain)
         return 1;
     if (ns->model_index < 0)
         return 0;
+    if (s->conf->input_level_dbu != ns->input_level_dbu ||
+        (s->conf->input_level_line != 0) != (ns->input_level_line != 0))
+        return 1;
+    for (int k = 0; k < ns->n_chain; k++) {
+        const cvd_conf_model *a = &s->rt->conf->models[s->conf->chain_index[k]],
+                             *b = &rt->conf->models[ns->chain_index[k]];
+        if (strcmp(s->conf->chain[k], ns->chain[k]) != 0 || strcmp(a->path, b->path) != 0 ||
+            a->rate != b->rate || a->type != b->type || a->ir_normalize != b->ir_normalize ||
+            a->normalize != b->normalize)
+            return 1;
+    }
     const char *np = rt->conf->models[ns->model_index].path;
     if (strcmp(model_path(s), np) != 0 ||
         rt->conf->models[ns->model_index].hop != s->rt->conf->models[s->conf->model_index].hop)
@@ -875,7 +1018,51 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
         int restart = !same_device_setup(s->conf, ns) || in_ch != s->in_ch ||
                       out_ch != s->out_ch || (nm == NULL) != (s->model == NULL);
         int swap = !restart && model_changed(s, rt, ns);
-        if (swap && s->eng != NULL) {
+        /* a chain convd-ctl set stays, its models found again by name in the new file */
+        int ctl_idx[CVD_CONF_CHAIN_MAX], ctl_kept = !swap;
+        for (int k = 0; ctl_kept && k < s->n_chain; k++)
+            if ((ctl_idx[k] = cvd_conf_find_model(c, s->rt->conf->models[s->chain_idx[k]].name)) < 0)
+                ctl_kept = 0;
+        if (!restart && !swap && !ctl_kept && s->eng && cvd_audio_engine_proc(s->eng)) {
+            cvd_log_info("stream %s: a model of the chain set with convd-ctl is no longer in the "
+                         "configuration: back to its own",
+                         ns->name);
+            swap = 1;
+        }
+        char before[1024], after[1024];
+        chain_names(s->rt, s->chain_idx, s->n_chain, before, sizeof before);
+        chain_names(rt, ns->chain_index, ns->n_chain, after, sizeof after);
+        if (swap && s->eng != NULL && cvd_audio_engine_proc(s->eng) != NULL) {
+            cvd_chain *chain = p && j < p->n ? p->chains[j] : NULL;
+            int old_lat = cvd_audio_engine_latency(s->eng);
+            int rc = cvd_audio_engine_swap_chain(s->eng, chain, p ? p->gin[j] : 1.0f,
+                                                 p ? p->gout[j] : 1.0f);
+            if (rc == 0) {
+                if (p)
+                    p->chains[j] = NULL;
+                if (!s->running)
+                    cvd_audio_engine_collect(s->eng, 1);
+                char how[64] = "at once";
+                if (s->running && ns->crossfade_ms > 0)
+                    snprintf(how, sizeof how, "crossfading over %d ms", ns->crossfade_ms);
+                cvd_log_info("stream %s: model '%s' swapped in without stopping the device "
+                             "(reload: replaces '%s', %s; latency %d frames)",
+                             ns->name, after, before, how, cvd_audio_engine_latency(s->eng));
+                if (s->pub && cvd_audio_engine_latency(s->eng) != old_lat) {
+                    cvd_pub_destroy(s->pub);
+                    s->pub = NULL;
+                }
+                s->n_chain = ns->n_chain;
+                memcpy(s->chain_idx, ns->chain_index, sizeof s->chain_idx);
+            } else {
+                cvd_log_info("stream %s: reload: model '%s' replaces '%s'%s: restarting the "
+                             "stream",
+                             ns->name, after, before,
+                             rc == CVD_ESTATE ? " while a switch is still fading"
+                                              : " with other channels");
+                restart = 1;
+            }
+        } else if (swap && s->eng != NULL) {
             cvd_net *net = p && j < p->n ? p->nets[j] : NULL;
             int old_lat = cvd_audio_engine_latency(s->eng);
             int rc = net ? cvd_audio_engine_swap(s->eng, net) : CVD_ERANGE;
@@ -884,20 +1071,36 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
                 if (!s->running)
                     cvd_audio_engine_collect(s->eng, 1);
                 cvd_log_info("stream %s: model '%s' swapped in without stopping the device "
-                             "(latency %d frames)",
-                             ns->name, ns->model, cvd_model_latency(nm));
+                             "(reload: replaces '%s'; latency %d frames)",
+                             ns->name, after, before, cvd_model_latency(nm));
                 if (s->pub && cvd_model_latency(nm) != old_lat) {
                     /* subscribers were told the old latency: they see the end, and may
                      * subscribe again */
                     cvd_pub_destroy(s->pub);
                     s->pub = NULL;
                 }
+                s->n_chain = ns->n_chain;
+                memcpy(s->chain_idx, ns->chain_index, sizeof s->chain_idx);
             } else {
                 restart = 1;
             }
+        } else if (!restart) {
+            if (ctl_kept)
+                memcpy(s->chain_idx, ctl_idx, sizeof(int) * (size_t)s->n_chain);
+            cvd_log_info("stream %s: reload: model '%s' unchanged, keeps running", ns->name,
+                         before);
+        }
+        if (!restart && s->eng && cvd_audio_engine_proc(s->eng) &&
+            (ns->input_gain_db != s->conf->input_gain_db ||
+             ns->output_gain_db != s->conf->output_gain_db)) {
+            cvd_audio_proc_set_gains(cvd_audio_engine_proc(s->eng), ns->input_gain_db,
+                                     ns->output_gain_db);
+            cvd_log_info("stream %s: reload: gains now input %+.1f dB, output %+.1f dB", ns->name,
+                         ns->input_gain_db, ns->output_gain_db);
         }
         if (restart) {
-            cvd_log_info("stream %s: its device settings changed: restarting it", ns->name);
+            cvd_log_info("stream %s: its device settings changed: restarting it (reload)",
+                         ns->name);
             astream_free(s);
             a->s[i] = a->s[--a->n];
             continue; /* started below as a new stream */

@@ -27,7 +27,8 @@ struct cvd_audio_engine {
     cvd_audio_engine_config cfg;
     int chunk;     /* most frames the net writes per block: the size of y, and of a chunk */
     int latency;   /* of the callback's net */
-    cvd_net *net;  /* the callback's */
+    cvd_net *net;  /* the callback's: a windowed model, which cannot run in a chain */
+    cvd_audio_proc *proc; /* else: gains, the chain of models, crossfades (audio_proc.h) */
     _Atomic(cvd_net *) pending; /* loop -> callback: the next net */
     _Atomic(cvd_net *) retired; /* callback -> loop: the net it replaced */
     int pending_latency;        /* written before pending (release), read after (acquire) */
@@ -66,12 +67,13 @@ static void add(atomic_ullong *c, uint64_t v)
     atomic_fetch_add_explicit(c, v, memory_order_relaxed);
 }
 
+static int engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
+                         cvd_audio_proc *proc, cvd_stream_stats *stats, cvd_audio_engine **out,
+                         cvd_err *err);
+
 int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
                             cvd_stream_stats *stats, cvd_audio_engine **out, cvd_err *err)
 {
-    cvd_audio_engine *e;
-    int rc;
-
     *out = NULL;
     if (cfg->block < 1 || cfg->out_channels < 1 || cfg->in_channels < 0 ||
         cfg->play_channels < 0 || (cfg->in_channels == 0 && cfg->play_channels == 0))
@@ -79,12 +81,61 @@ int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model
     if (model != NULL && cfg->in_channels != cvd_model_in_channels(model))
         return cvd_err_set(err, CVD_EINVAL, "audio engine: %d channels in, the model takes %d",
                            cfg->in_channels, cvd_model_in_channels(model));
+    if (cfg->in_channels > 0 && (model == NULL || (cvd_model_mode(model) == CVD_MODE_STREAMING &&
+                                                   cvd_model_rate_ratio(model) == 1.0))) {
+        /* a model that streams frame by frame runs as a chain of one, resampled to its rate */
+        cvd_chain *chain = NULL;
+        cvd_audio_proc *proc = NULL;
+        int rc;
+        if (model != NULL) {
+            cvd_chain_config cc = {.rate = cfg->rate, .max_block = cfg->block, .fixed = 1,
+                                   .in_channels = cfg->in_channels};
+            if ((rc = cvd_chain_create(&model, NULL, 1, &cc, &chain, err)) < 0)
+                return rc;
+        }
+        cvd_audio_proc_config pc = {.in_channels = cfg->in_channels,
+                                    .out_channels = cfg->out_channels,
+                                    .block = cfg->block,
+                                    .rate = cfg->rate,
+                                    .crossfade = cfg->crossfade};
+        if ((rc = cvd_audio_proc_create(&pc, chain, 1.0f, 1.0f, &proc, err)) < 0) {
+            cvd_chain_destroy(chain);
+            return rc;
+        }
+        return cvd_audio_engine_create_proc(cfg, proc, stats, out, err);
+    }
+    return engine_create(cfg, model, NULL, stats, out, err);
+}
+
+int cvd_audio_engine_create_proc(const cvd_audio_engine_config *cfg, cvd_audio_proc *proc,
+                                 cvd_stream_stats *stats, cvd_audio_engine **out, cvd_err *err)
+{
+    *out = NULL;
+    if (cfg->block < 1 || cfg->out_channels < 1 || cfg->in_channels < 1 ||
+        cfg->play_channels < 0) {
+        cvd_audio_proc_destroy(proc);
+        return cvd_err_set(err, CVD_EINVAL, "audio engine: bad configuration");
+    }
+    return engine_create(cfg, NULL, proc, stats, out, err);
+}
+
+static int engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
+                         cvd_audio_proc *proc, cvd_stream_stats *stats, cvd_audio_engine **out,
+                         cvd_err *err)
+{
+    cvd_audio_engine *e;
+    int rc;
+
+    *out = NULL;
     e = calloc(1, sizeof *e);
-    if (e == NULL)
+    if (e == NULL) {
+        cvd_audio_proc_destroy(proc);
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
     e->cfg = *cfg;
     e->stats = stats;
     e->chunk = cfg->block;
+    e->proc = proc; /* exactly n frames out for n in: latency inside, no FIFO priming */
     if (model != NULL) {
         rc = cvd_net_create_hop(model, cfg->block, cfg->hop, &e->net, err);
         if (rc < 0) {
@@ -179,6 +230,7 @@ void cvd_audio_engine_destroy(cvd_audio_engine *e)
     if (e == NULL)
         return;
     cvd_net_destroy(e->net);
+    cvd_audio_proc_destroy(e->proc);
     cvd_net_destroy(atomic_load(&e->pending));
     cvd_net_destroy(atomic_load(&e->retired));
     free(e->y);
@@ -199,7 +251,12 @@ int cvd_audio_engine_chunk(const cvd_audio_engine *e)
 
 int cvd_audio_engine_latency(const cvd_audio_engine *e)
 {
-    return e->latency;
+    return e->proc ? cvd_audio_proc_latency(e->proc) : e->latency;
+}
+
+cvd_audio_proc *cvd_audio_engine_proc(cvd_audio_engine *e)
+{
+    return e->proc;
 }
 
 /* frame f of src (och channels) into frame f of dst (pch channels) */
@@ -362,7 +419,10 @@ void cvd_audio_engine_process(cvd_audio_engine *e, const float *in, float *out,
             }
             const float *y = x;
             int ny = n;
-            if (e->net != NULL && cvd_net_process(e->net, x, n, e->y, &ny) == 0)
+            if (e->proc != NULL) {
+                cvd_audio_proc_process(e->proc, x, n, e->y);
+                y = e->y;
+            } else if (e->net != NULL && cvd_net_process(e->net, x, n, e->y, &ny) == 0)
                 y = e->y;
             else if (e->net != NULL)
                 ny = 0;
@@ -442,8 +502,19 @@ void cvd_audio_engine_source_ended(cvd_audio_engine *e)
     atomic_store_explicit(&e->draining, 1, memory_order_release);
 }
 
+int cvd_audio_engine_swap_chain(cvd_audio_engine *e, cvd_chain *chain, float in_gain,
+                                float out_gain)
+{
+    if (e->proc == NULL)
+        return CVD_ERANGE;
+    int rc = cvd_audio_proc_swap(e->proc, chain, in_gain, out_gain);
+    return rc == CVD_EINVAL ? CVD_ERANGE : rc;
+}
+
 int cvd_audio_engine_swap(cvd_audio_engine *e, cvd_net *net)
 {
+    if (e->proc != NULL)
+        return CVD_ERANGE; /* a chain engine takes chains (cvd_audio_engine_swap_chain) */
     if (e->swap_open)
         return CVD_ESTATE;
     const cvd_model *m = cvd_net_model(net);
@@ -460,6 +531,8 @@ int cvd_audio_engine_swap(cvd_audio_engine *e, cvd_net *net)
 
 int cvd_audio_engine_collect(cvd_audio_engine *e, int idle)
 {
+    if (e->proc != NULL)
+        return cvd_audio_proc_swapping(e->proc) ? cvd_audio_proc_collect(e->proc, idle) : 0;
     if (!e->swap_open)
         return 0;
     if (idle) {
@@ -495,7 +568,7 @@ void cvd_audio_engine_counters(const cvd_audio_engine *e, cvd_audio_counters *c)
         c->flags[k] = atomic_load(&m->flags[k]);
     c->underruns = atomic_load(&m->underruns);
     c->ring_dropped = atomic_load(&m->ring_dropped);
-    c->swaps = atomic_load(&m->swaps);
+    c->swaps = m->proc ? cvd_audio_proc_swaps(m->proc) : atomic_load(&m->swaps);
     c->block_ns_last = atomic_load(&m->ns_last);
     c->block_ns_max = atomic_load(&m->ns_max);
     c->block_ns_sum = atomic_load(&m->ns_sum);

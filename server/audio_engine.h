@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audio_proc.h"
 #include "convd_dsp.h"
 #include "metrics.h"
 
@@ -41,6 +42,7 @@ typedef struct cvd_audio_engine_config {
     int publish;       /* 1: processed frames go to the publish ring */
     int jitter;        /* output-only: frames buffered before playing (>= 1) */
     long hop;          /* a windowed model's hop ([model] hop; 0: its window length) */
+    int crossfade;     /* frames a model swap fades over (cvd_audio_engine_create) */
 } cvd_audio_engine_config;
 
 /* Counters the callback keeps (atomics, relaxed): read them from any thread. */
@@ -60,6 +62,15 @@ typedef struct cvd_audio_engine cvd_audio_engine;
  * be NULL; else the callback adds each block's processing time to it (atomics only). */
 int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
                             cvd_stream_stats *stats, cvd_audio_engine **out, cvd_err *err);
+/* A model that streams frame by frame runs as a chain of one (resampled when it declares
+ * another rate than cfg->rate) in a cvd_audio_proc; a windowed one runs on its own.
+ * An engine around a stream's processing (taken over, also on failure): a chain of models,
+ * gains, limiter, crossfades. Not for output-only streams. */
+int cvd_audio_engine_create_proc(const cvd_audio_engine_config *cfg, cvd_audio_proc *proc,
+                                 cvd_stream_stats *stats, cvd_audio_engine **out, cvd_err *err);
+/* The engine's processing (NULL for a windowed model or an output-only stream): gains,
+ * bypass and swaps from the loop (audio_proc.h's rules). */
+cvd_audio_proc *cvd_audio_engine_proc(cvd_audio_engine *e);
 void cvd_audio_engine_destroy(cvd_audio_engine *e);
 
 /* The callback's whole work: `frames` frames of interleaved float input (in_channels; NULL
@@ -87,6 +98,10 @@ void cvd_audio_engine_source_ended(cvd_audio_engine *e);
  * previous swap is unfinished, CVD_ERANGE when the net does not fit the engine (more
  * output frames or latency than it was built for: restart the stream instead). */
 int cvd_audio_engine_swap(cvd_audio_engine *e, cvd_net *net);
+/* The same for an engine with a cvd_audio_proc: a new chain (taken over on success), faded
+ * to over the proc's crossfade. CVD_ESTATE, or CVD_ERANGE when it does not fit. */
+int cvd_audio_engine_swap_chain(cvd_audio_engine *e, cvd_chain *chain, float in_gain,
+                                float out_gain);
 /* Loop side: frees a net the callback has handed back (after a swap); 1 if one was freed.
  * With the device stopped (no callback can run), pass idle = 1 to finish a swap at once. */
 int cvd_audio_engine_collect(cvd_audio_engine *e, int idle);

@@ -505,11 +505,20 @@ static void finish(pstate *ps)
     const int metrics_line = dline(ps, SEC_SERVER, 0, "metrics");
     char a[96];
 
-    for (int i = 0; i < c->n_models; i++)
-        if (c->models[i].path == NULL)
-            fail(ps, CVD_EFORMAT, c->models[i].line,
+    for (int i = 0; i < c->n_models; i++) {
+        const cvd_conf_model *m = &c->models[i];
+        if (m->path == NULL)
+            fail(ps, CVD_EFORMAT, m->line,
                  "[model %s]: missing 'path' (a .nam, .json, .keras or .h5 file, or builtin:NAME)",
-                 c->models[i].name);
+                 m->name);
+        else if (m->path_ext_line && m->type != CVD_CONF_MODEL_IR)
+            fail(ps, CVD_EFORMAT, m->path_ext_line,
+                 "path: '%s' is not a .nam, .json, .keras or .h5 file, nor an impulse response "
+                 "(.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME",
+                 cvd_conf_show_n(m->path, strlen(m->path)).s);
+        else if (m->builtin && m->type == CVD_CONF_MODEL_IR)
+            fail(ps, CVD_EFORMAT, m->type_line, "type: ir: a built-in model is not an audio file");
+    }
     for (int i = 0; i < c->n_listens; i++) {
         cvd_conf_listen *l = &c->listens[i];
         const int l_address = dline(ps, SEC_LISTEN, i, "address"),
@@ -530,9 +539,12 @@ static void finish(pstate *ps)
                  cvd_proto_name(l->protocol),
                  l->protocol == CVD_PROTO_LINE ? "reads text" : "negotiates it in HELLO");
         if (l_model) {
-            l->model_index = cvd_conf_find_model(c, l->model);
-            if (l->model_index < 0)
-                fail(ps, CVD_EFORMAT, l_model, "model: no [model %s] section", l->model);
+            for (int k = 0; k < l->n_chain; k++) {
+                l->chain_index[k] = cvd_conf_find_model(c, l->chain[k]);
+                if (l->chain_index[k] < 0)
+                    fail(ps, CVD_EFORMAT, l_model, "model: no [model %s] section", l->chain[k]);
+            }
+            l->model_index = l->chain_index[0];
         } else if (l_protocol && l->protocol != CVD_PROTO_FRAMED) {
             fail(ps, CVD_EFORMAT, l->line, "[listen %s]: a %s listener needs 'model'", l->name,
                  cvd_proto_name(l->protocol));
@@ -584,9 +596,12 @@ static void finish(pstate *ps)
                   s_jitter = dline(ps, SEC_STREAM, i, "jitter");
         const int in = st->input[0] != '\0', out = st->output[0] != '\0';
         if (s_model) {
-            st->model_index = cvd_conf_find_model(c, st->model);
-            if (st->model_index < 0)
-                fail(ps, CVD_EFORMAT, s_model, "model: no [model %s] section", st->model);
+            for (int k = 0; k < st->n_chain; k++) {
+                st->chain_index[k] = cvd_conf_find_model(c, st->chain[k]);
+                if (st->chain_index[k] < 0)
+                    fail(ps, CVD_EFORMAT, s_model, "model: no [model %s] section", st->chain[k]);
+            }
+            st->model_index = st->chain_index[0];
         }
         if (!out && st->n_out_map)
             fail(ps, CVD_EFORMAT, st->out_map_line,

@@ -62,9 +62,19 @@ typedef struct cvd_conf_model {
     int builtin;   /* 1 if path is "builtin:NAME"; builtin_name() is path + 8 */
     int line;      /* line of the section header */
     int path_line; /* line of its path directive */
+    int path_ext_line; /* the path's extension is none cvd_model_load reads (type = ir only) */
     long hop;      /* a windowed model's hop in frames; 0 = its window length */
     int hop_line;  /* line of its hop directive, 0 if none */
+    int rate;      /* Hz the model runs at when its file declares none; 0 = not said */
+    int rate_line;
+    int type;      /* CVD_CONF_MODEL_AUTO (by the path's extension) or CVD_CONF_MODEL_IR */
+    int type_line;
+    int ir_normalize; /* impulse responses: 1 = scaled to unit energy */
+    int normalize;    /* 1: NAM's output normalisation by the file's loudness */
 } cvd_conf_model;
+enum { CVD_CONF_MODEL_AUTO = 0, CVD_CONF_MODEL_IR = 1 };
+/* Models one [stream] or [listen] runs in order (model = amp, cab) */
+#define CVD_CONF_CHAIN_MAX 16
 
 /* [listen NAME] */
 typedef struct cvd_conf_listen {
@@ -73,8 +83,12 @@ typedef struct cvd_conf_listen {
     int port;                     /* 0..65535; 0 = any free port */
     int family;                   /* AF_INET or AF_INET6 */
     cvd_proto protocol;
-    char model[CVD_CONF_NAME_MAX + 1]; /* "" if none (framed only) */
+    char model[CVD_CONF_NAME_MAX + 1]; /* "" if none (framed only); a chain's first */
     int model_index;                   /* index into cvd_conf.models, -1 if none */
+    /* model = a, b: the models in order (n_chain 1 for one model, 0 without) */
+    char chain[CVD_CONF_CHAIN_MAX][CVD_CONF_NAME_MAX + 1];
+    int chain_index[CVD_CONF_CHAIN_MAX];
+    int n_chain;
     cvd_sample_fmt format;             /* raw only; CVD_FMT_F32LE otherwise */
     int channels;                      /* 0 = the model's input channels; else 1..1024 */
     int rate;                          /* 1..1000000 frames per second */
@@ -118,8 +132,18 @@ typedef struct cvd_conf_stream {
     int n_out_map;
     int out_map_line;
     int block;                         /* frames per buffer, 1..65536 */
-    char model[CVD_CONF_NAME_MAX + 1]; /* "" = none: the audio passes unchanged */
+    char model[CVD_CONF_NAME_MAX + 1]; /* "" = none: the audio passes unchanged; a chain's
+                                        * first model */
     int model_index;                   /* index into cvd_conf.models, -1 if none */
+    /* model = amp, cab: the models in order (n_chain 1 for one model, 0 without) */
+    char chain[CVD_CONF_CHAIN_MAX][CVD_CONF_NAME_MAX + 1];
+    int chain_index[CVD_CONF_CHAIN_MAX];
+    int n_chain;
+    double input_gain_db, output_gain_db; /* -60..60 dB */
+    double input_level_dbu; /* dBu of a full-scale sample at the interface's input */
+    int input_level_line;   /* 0: not set (no calibration of the input level) */
+    int limit;              /* 1: a soft limiter on the output */
+    int crossfade_ms;       /* preset switches fade over this long (0..10000) */
     int publish;                       /* 1: framed clients may subscribe to NAME */
     char source[CVD_CONF_NAME_MAX + 1]; /* output-only: the published stream played; "" */
     int jitter;                        /* output-only: frames buffered; 0 = 4 blocks */
@@ -152,6 +176,8 @@ typedef struct cvd_conf {
     int max_clients_per_address; /* 0 = no limit; else 1..1000000 */
     size_t max_stream_memory;    /* bytes: the sum of the open streams' memory figures */
     cvd_acl metrics_allow;       /* who may read /metrics; n 0 = every address */
+    /* control_socket: convd-ctl's Unix socket; "" = the default (docs/AUDIO.md), "none" off */
+    char control_socket[108];
 
     cvd_conf_model *models; /* in file order */
     int n_models;

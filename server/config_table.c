@@ -29,6 +29,8 @@ static const cvd_conf_choice slow_choices[] = {{"drop", 0}, {"disconnect", 1}, {
 static const cvd_conf_choice nonfinite_choices[] = {{"reject", 0}, {"pass", 1}, {NULL, 0}};
 static const cvd_conf_choice bool_choices[] = {{"no", 0}, {"yes", 1}, {NULL, 0}};
 static const cvd_conf_choice blocking_choices[] = {{"eager", 1}, {"fixed", 0}, {NULL, 0}};
+static const cvd_conf_choice model_type_choices[] = {
+    {"auto", CVD_CONF_MODEL_AUTO}, {"ir", CVD_CONF_MODEL_IR}, {NULL, 0}};
 
 static const cvd_conf_choice *choice_of(const cvd_conf_choice *c, const char *s)
 {
@@ -348,11 +350,10 @@ static int set_model_path(pstate *ps, const cvd_conf_directive *d, void *sec, co
         /* what cvd_model_load reads: .nam, convd's .json, Keras's .keras and .h5, and
          * CONFIG.json+WEIGHTS.h5 (a Keras config with a weights-only file) */
         if (!has_ext(v, ".nam") && !has_ext(v, ".json") && !has_ext(v, ".keras") &&
-            !has_ext(v, ".h5") && !has_ext(v, ".hdf5"))
-            return cvd_conf_fail(ps, CVD_EFORMAT, line,
-                                 "path: '%s' is not a .nam, .json, .keras or .h5 file (nor "
-                                 "builtin:NAME)",
-                                 cvd_conf_show_n(v, n).s);
+            !has_ext(v, ".h5") && !has_ext(v, ".hdf5") && !has_ext(v, ".wav") &&
+            !has_ext(v, ".flac") && !has_ext(v, ".aif") && !has_ext(v, ".aiff") &&
+            !has_ext(v, ".ogg"))
+            m->path_ext_line = line; /* an error unless type = ir (checked at the end) */
         m->path = resolve_model_path(ps->dir, v);
     }
     return m->path ? 0 : cvd_conf_fail(ps, CVD_ENOMEM, 0, "out of memory");
@@ -429,6 +430,107 @@ static int set_acl(pstate *ps, const cvd_conf_directive *d, void *sec, const cha
     char why[256];
     if (cvd_acl_parse(v, FIELD(sec, d->offset, cvd_acl), why, sizeof why) < 0)
         return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s", d->name, why);
+    return 0;
+}
+
+_Static_assert(offsetof(cvd_conf_stream, n_chain) ==
+                   offsetof(cvd_conf_stream, chain) + sizeof(((cvd_conf_stream *)0)->chain) +
+                       sizeof(((cvd_conf_stream *)0)->chain_index),
+               "set_model_list's layout");
+_Static_assert(offsetof(cvd_conf_listen, n_chain) ==
+                   offsetof(cvd_conf_listen, chain) + sizeof(((cvd_conf_listen *)0)->chain) +
+                       sizeof(((cvd_conf_listen *)0)->chain_index),
+               "set_model_list's layout");
+
+/* A decimal number of dB in lo..hi, into a double */
+static int set_decibels(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    char *end;
+    int digits = 0;
+    for (const char *s = v; *s; s++) {
+        if (*s >= '0' && *s <= '9')
+            digits = 1;
+        else if (!strchr(".eE+-", *s))
+            digits = -1000;
+    }
+    double x = digits > 0 ? strtod(v, &end) : 0;
+    if (digits <= 0 || *end != '\0')
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a number of dB",
+                             d->name, cvd_conf_show_n(v, strlen(v)).s);
+    if (!isfinite(x) || x < d->lo || x > d->hi)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s is out of range %g..%g %s",
+                             d->name, cvd_conf_show_n(v, strlen(v)).s, d->lo, d->hi,
+                             d->unit ? d->unit : "dB");
+    *FIELD(sec, d->offset, double) = x;
+    return 0;
+}
+
+/* model = a, b, c: [model] names in order, into chain[] and n_chain (offset2: the struct's
+ * chain, the int n_chain right after its CVD_CONF_CHAIN_MAX entries and their indexes); the
+ * first also into model (offset) */
+static int set_model_list(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    char (*chain)[CVD_CONF_NAME_MAX + 1] = (void *)((char *)sec + d->offset2);
+    int *n = (int *)(void *)((char *)chain + sizeof(char[CVD_CONF_CHAIN_MAX][CVD_CONF_NAME_MAX + 1]) +
+                             sizeof(int[CVD_CONF_CHAIN_MAX]));
+    char *first = FIELD(sec, d->offset, char);
+    const char *s = v;
+    *n = 0;
+    first[0] = '\0';
+    for (;;) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        const char *a = s;
+        while (*s && *s != ',')
+            s++;
+        const char *b = s;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if (!cvd_conf_valid_name_n(a, (size_t)(b - a)) && strchr(v, ',') == NULL)
+            return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                                 "%s: '%s' is not a model name (" NAME_RULE ")", d->name,
+                                 cvd_conf_show_n(v, strlen(v)).s);
+        if (!cvd_conf_valid_name_n(a, (size_t)(b - a)))
+            return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                                 "%s: '%s' is not a model name (" NAME_RULE
+                                 "), nor a list of them separated by commas",
+                                 d->name, cvd_conf_show_n(a, (size_t)(b - a)).s);
+        if (*n == CVD_CONF_CHAIN_MAX)
+            return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: more than %d models", d->name,
+                                 CVD_CONF_CHAIN_MAX);
+        memcpy(chain[*n], a, (size_t)(b - a));
+        chain[*n][b - a] = '\0';
+        (*n)++;
+        if (*s == '\0')
+            break;
+        s++; /* the comma */
+    }
+    memmove(first, chain[0], strlen(chain[0]) + 1);
+    return 0;
+}
+
+/* [server] control_socket: a path (an absolute one, fitting a Unix socket address), "none",
+ * or "auto" (stored as "") */
+static int set_control_socket(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    cvd_conf *c = sec;
+    if (strcasecmp(v, "auto") == 0) {
+        c->control_socket[0] = '\0';
+        return 0;
+    }
+    if (strcasecmp(v, "none") == 0) {
+        strcpy(c->control_socket, "none");
+        return 0;
+    }
+    if (v[0] != '/')
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                             "%s: '%s' is not an absolute path (nor auto or none)", d->name,
+                             cvd_conf_show_n(v, strlen(v)).s);
+    if (strlen(v) >= sizeof c->control_socket)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                             "%s: longer than %zu bytes (a Unix socket's path)", d->name,
+                             sizeof c->control_socket - 1);
+    strcpy(c->control_socket, v);
     return 0;
 }
 
@@ -519,6 +621,12 @@ const cvd_conf_directive cvd_conf_directives[] = {
      .choices = slow_choices,
      .help = "what happens to a subscriber whose queue is full: its output that does not fit "
              "is dropped, or the client is closed"},
+    {"control_socket", CVD_CONF_SPECIAL, SERVER(control_socket), .set = set_control_socket,
+     .def = "auto", .doc_range = "an absolute path (at most 107 bytes), `auto` or `none`",
+     .help = "convd-ctl's Unix socket (mode 0660, group convd when it exists), opened when the "
+             "file has a `[stream]`; `auto`: $RUNTIME_DIRECTORY/control.sock under systemd "
+             "(/run/convd/control.sock), else /run/convd/control.sock for root, "
+             "$XDG_RUNTIME_DIR/convd/control.sock or /tmp/convd-UID/control.sock"},
     {"nonfinite", CVD_CONF_CHOICE, SERVER(nonfinite_pass), .def = "reject",
      .choices = nonfinite_choices,
      .help = "NaN and infinite input samples: refused with an error, or passed through the "
@@ -546,9 +654,29 @@ const cvd_conf_directive cvd_conf_directives[] = {
     {"path", CVD_CONF_SPECIAL, MODEL(path), .set = set_model_path,
      .line_at = offsetof(cvd_conf_model, path_line),
      .required = "a .nam, .json, .keras or .h5 file, or builtin:NAME",
-     .doc_range = "a `.nam`, `.json`, `.keras`, `.h5` or `.hdf5` file (any case), or "
-                  "`builtin:NAME`; at most 4095 bytes",
+     .doc_range = "a `.nam`, `.json`, `.keras`, `.h5` or `.hdf5` file (any case), an impulse "
+                  "response (`.wav`, `.flac`, `.aif`, `.aiff`, `.ogg`), or `builtin:NAME`; at "
+                  "most 4095 bytes",
      .help = "the model"},
+    {"rate", CVD_CONF_INT, 0, 768000, "0", MODEL(rate), .unit = "Hz",
+     .note = " (Hz; 0 = the file's, else the stream's)", .line_at = offsetof(cvd_conf_model, rate_line),
+     .help = "the sample rate the model was captured at, for a file that declares none (the "
+             "shared NAM standard model, many .nam files); streams at another rate resample "
+             "to it. `0`: the file's rate; a file without one runs at the stream's rate (the "
+             "log says so once). An error when the file declares a different rate"},
+    {"type", CVD_CONF_CHOICE, MODEL(type), .def = "auto", .choices = model_type_choices,
+     .line_at = offsetof(cvd_conf_model, type_line),
+     .help = "`ir`: the file is an impulse response (a cabinet IR: WAV, FLAC, AIFF or Ogg "
+             "through libsndfile, mono or stereo), whatever its name; `auto`: by the path's "
+             "extension (`.wav`, `.flac`, `.aif`, `.aiff`, `.ogg` are impulse responses)"},
+    {"ir_normalize", CVD_CONF_CHOICE, MODEL(ir_normalize), .def = "yes",
+     .choices = bool_choices,
+     .help = "impulse responses: scaled to unit energy (white noise keeps its power), as "
+             "NAM's plugin does; `no`: as recorded"},
+    {"normalize", CVD_CONF_CHOICE, MODEL(normalize), .def = "no", .choices = bool_choices,
+     .help = "NAM's output normalisation: the output is turned to -18 dB loudness using the "
+             "`.nam` file's `loudness` (a model without one is left as it is, and the log "
+             "says so)"},
     {"hop", CVD_CONF_LONG, 0, 1 << 30, "0", MODEL(hop), .unit = "frames",
      .note = " (0 = the window length)", .line_at = offsetof(cvd_conf_model, hop_line),
      .help = "a windowed model (a Keras classifier with Flatten, say: [KERAS.md](KERAS.md)): "
@@ -564,9 +692,10 @@ const cvd_conf_directive cvd_conf_directives[] = {
      .required = "raw | framed | line",
      .help = "raw samples in and out; framed messages (HELLO first); text, one frame per "
              "line"},
-    {"model", CVD_CONF_NAME, LISTEN(model), .what = "model",
+    {"model", CVD_CONF_SPECIAL, LISTEN(model), .set = set_model_list,
+     .offset2 = offsetof(cvd_conf_listen, chain),
      .doc_default = "required for `raw` and `line`; none for `framed`",
-     .doc_range = "a `[model NAME]` of this file",
+     .doc_range = "a `[model NAME]` of this file, or several separated by commas (at most 16)",
      .help = "the model that processes the stream; for `framed`, the one used when HELLO "
              "names none (without it, HELLO must name one)"},
     {"format", CVD_CONF_FORMAT, LISTEN(format), .def = "f32le", .doc_range = "`f32le` \\| `s16le`",
@@ -625,18 +754,42 @@ const cvd_conf_directive cvd_conf_directives[] = {
      .line_at = offsetof(cvd_conf_stream, output_line), .doc_range = "the same",
      .help = "the playback device; `none`: no playback (then `publish = yes` is required)"},
     {"rate", CVD_CONF_INT, 1, 1000000, "48000", STREAM(rate), .unit = "frames per second",
-     .help = "the devices' rate; it must be the model's when the model says (no "
-             "resampling)"},
+     .help = "the devices' rate; models that run at another rate (their file's, or their "
+             "`[model] rate`) are resampled to it and back inside the callback, at a fixed "
+             "latency (in the latency the log reports)"},
     {"channels", CVD_CONF_INT, 0, 1024, "0", STREAM(channels), .note = " (0 = the model's)",
      .help = "capture channels (for an output-only stream, playback channels); `0` = the "
              "model's input channels, or 1 without a model"},
     {"block", CVD_CONF_INT, 1, 65536, "64", STREAM(block), .unit = "frames",
      .help = "frames per callback, and the model's block"},
-    {"model", CVD_CONF_NAME, STREAM(model), .what = "model",
-     .line_at = offsetof(cvd_conf_stream, model_line), .doc_range = "a `[model NAME]` of this file",
-     .help = "the model the audio goes through; none: unchanged. Not for output-only "
-             "streams. With an output device, the model must give one output frame per input "
-             "frame (streaming, no strides)"},
+    {"model", CVD_CONF_SPECIAL, STREAM(model), .set = set_model_list,
+     .offset2 = offsetof(cvd_conf_stream, chain),
+     .line_at = offsetof(cvd_conf_stream, model_line),
+     .doc_range = "a `[model NAME]` of this file, or several separated by commas, run in order "
+                  "(`amp, cab`; at most 16)",
+     .help = "the model, or chain of models, the audio goes through (each at its own rate, "
+             "resampled where the rates differ; their latencies add up); none: unchanged. Not "
+             "for output-only streams. With an output device, every model must give one output "
+             "frame per input frame (streaming, no strides)"},
+    {"input_gain_db", CVD_CONF_SPECIAL, -60, 60, "0", STREAM(input_gain_db), .set = set_decibels,
+     .unit = "dB", .doc_range = "-60..60 dB",
+     .help = "gain before the model (a .nam capture reacts to the level it is driven with)"},
+    {"output_gain_db", CVD_CONF_SPECIAL, -60, 60, "0", STREAM(output_gain_db), .set = set_decibels,
+     .unit = "dB", .doc_range = "-60..60 dB",
+     .help = "gain after the model (and after the normalisation of models with "
+             "`normalize = yes`)"},
+    {"input_level_dbu", CVD_CONF_SPECIAL, -40, 40, NULL, STREAM(input_level_dbu),
+     .set = set_decibels, .unit = "dBu", .line_at = offsetof(cvd_conf_stream, input_level_line),
+     .doc_default = "none", .doc_range = "-40..40 dBu",
+     .help = "the level, in dBu, of a full-scale sample at the audio interface's input (NAM's "
+             "plugin's default is 12). Set, and the first model's file has `input_level_dbu`, "
+             "the input is calibrated as NAM's plugin does: + (this - the model's) dB"},
+    {"limit", CVD_CONF_CHOICE, STREAM(limit), .def = "no", .choices = bool_choices,
+     .help = "a soft limiter on the output (-1 dBFS ceiling, 50 ms release) so that a wrong "
+             "gain does not blast the speakers"},
+    {"crossfade_ms", CVD_CONF_INT, 0, 10000, "20", STREAM(crossfade_ms), .unit = "ms",
+     .help = "how long a preset switch (convd-ctl set, or a new model on reload) fades from "
+             "the old chain to the new one, both running meanwhile; `0`: at once"},
     {"publish", CVD_CONF_CHOICE, STREAM(publish), .def = "no", .choices = bool_choices,
      .help = "the processed frames are published as stream NAME: framed clients subscribe "
              "to it (HELLO role 1), exactly as to a TCP producer's stream"},

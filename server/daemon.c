@@ -195,8 +195,10 @@ static void reload_done(uv_work_t *req, int status)
             cvd_log_warning("reload: workers = %d takes effect at the next start (running %d)",
                             nrt->conf->workers, d->n_workers);
         sync_workers(d);
-        cvd_log_info("reload: %s applied to new connections; running streams keep theirs",
-                     nrt->conf->file);
+        cvd_log_info("reload: %s applied: new connections use it, TCP sessions already "
+                     "running keep their models%s",
+                     nrt->conf->file,
+                     nrt->conf->n_streams ? "; audio streams, one by one:" : "");
         log_listeners(d);
         cvd_metrics_http_set_allow(d->metrics, &nrt->conf->metrics_allow);
         cvd_audio_reload(&d->audio, d->loop, nrt, d->reload_audio);

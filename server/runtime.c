@@ -55,6 +55,64 @@ cvd_runtime *cvd_runtime_ref(cvd_runtime *rt)
     return rt;
 }
 
+/* The channels an impulse response (model i) is given: the output channels of the model before
+ * it in the first stream or listener that runs it, or the stream's channels when it comes
+ * first (models are loaded before impulse responses); 1 when nothing says. */
+static int ir_in_channels(const cvd_runtime *rt, int i)
+{
+    const cvd_conf *c = rt->conf;
+    for (int s = 0; s < c->n_streams + c->n_listens; s++) {
+        const int *idx = s < c->n_streams ? c->streams[s].chain_index
+                                          : c->listens[s - c->n_streams].chain_index;
+        const int n = s < c->n_streams ? c->streams[s].n_chain : c->listens[s - c->n_streams].n_chain;
+        const int ch = s < c->n_streams ? c->streams[s].channels
+                                        : c->listens[s - c->n_streams].channels;
+        for (int k = 0; k < n; k++) {
+            if (idx[k] != i)
+                continue;
+            if (k == 0)
+                return ch > 0 ? ch : 1;
+            const cvd_model *prev = rt->models[idx[k - 1]];
+            return prev ? cvd_model_out_channels(prev) : 1;
+        }
+    }
+    return 1;
+}
+
+int cvd_runtime_chain(const cvd_runtime *rt, const int *idx, int n, double rate, int block,
+                      int fixed, long hop, cvd_chain **out, cvd_err *err)
+{
+    cvd_model *models[CVD_CHAIN_MAX_MODELS];
+    const char *names[CVD_CHAIN_MAX_MODELS];
+    *out = NULL;
+    if (n < 1 || n > CVD_CHAIN_MAX_MODELS)
+        return cvd_err_set(err, CVD_EINVAL, "a chain of %d models (1 to %d)", n,
+                           CVD_CHAIN_MAX_MODELS);
+    for (int k = 0; k < n; k++) {
+        if (idx[k] < 0 || idx[k] >= rt->conf->n_models)
+            return cvd_err_set(err, CVD_EINVAL, "no such model");
+        models[k] = rt->models[idx[k]];
+        names[k] = rt->conf->models[idx[k]].name;
+    }
+    cvd_chain_config cc = {.rate = rate, .max_block = block, .fixed = fixed,
+                           .in_channels = cvd_model_in_channels(models[0]), .hop = hop};
+    return cvd_chain_create(models, names, n, &cc, out, err);
+}
+
+void cvd_runtime_chain_levels(const cvd_runtime *rt, const int *idx, int n, cvd_levels *lv,
+                              int *normalize)
+{
+    cvd_model *models[CVD_CHAIN_MAX_MODELS];
+    int k;
+    *normalize = 0;
+    for (k = 0; k < n && k < CVD_CHAIN_MAX_MODELS; k++) {
+        models[k] = rt->models[idx[k]];
+        if (rt->conf->models[idx[k]].normalize)
+            *normalize = 1;
+    }
+    cvd_levels_of_chain(models, k, lv);
+}
+
 int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
 {
     static atomic_ullong generation;
@@ -77,9 +135,23 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
         cvd_runtime_unref(rt);
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     }
+    /* models first, then impulse responses, which take the channels of what feeds them */
+    for (int pass = 0; pass < 2; pass++)
     for (int i = 0; i < c->n_models; i++) {
         const cvd_conf_model *cm = &c->models[i];
-        rc = cvd_runtime_load_model(cm->path, &rt->models[i], err);
+        const int ir = !cm->builtin && (cm->type == CVD_CONF_MODEL_IR || cvd_model_is_ir_path(cm->path));
+        if (ir != pass)
+            continue;
+        if (ir) {
+            cvd_ir_options o;
+            cvd_ir_options_init(&o);
+            o.rate = cm->rate;
+            o.normalize = cm->ir_normalize;
+            o.in_channels = ir_in_channels(rt, i);
+            rc = cvd_ir_load(cm->path, &o, &rt->models[i], err);
+        } else {
+            rc = cvd_runtime_load_model(cm->path, &rt->models[i], err);
+        }
         if (rc == 0)
             rc = cvd_model_can_stream(rt->models[i], err);
         if (rc < 0) {
@@ -87,6 +159,16 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
             cvd_runtime_unref(rt);
             return rc;
         }
+        double file_rate = cvd_model_sample_rate(rt->models[i]);
+        if (cm->rate > 0 && file_rate > 0 && file_rate != (double)cm->rate && !ir) {
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: rate: model '%s' declares %.0f Hz in its file, not %d",
+                             c->file, cm->rate_line, cm->name, file_rate, cm->rate);
+            cvd_runtime_unref(rt);
+            return rc;
+        }
+        if (cm->rate > 0 && file_rate <= 0)
+            cvd_model_set_sample_rate(rt->models[i], cm->rate);
         if (cm->hop != 0 && cvd_model_mode(rt->models[i]) != CVD_MODE_WINDOWED) {
             rc = cvd_err_set(err, CVD_EINVAL,
                              "%s:%d: hop: model '%s' streams frame by frame (it has no window); "
@@ -110,15 +192,29 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
             return rc;
         }
     }
-    /* every audio stream's channels, rate and model agree (docs/AUDIO.md) */
+    /* every listener's chain (model = a, b) builds */
+    for (int i = 0; i < c->n_listens; i++) {
+        const cvd_conf_listen *l = &c->listens[i];
+        if (l->n_chain < 2)
+            continue;
+        cvd_chain *ch = NULL;
+        rc = cvd_runtime_chain(rt, l->chain_index, l->n_chain, l->rate, l->block, 0, 0, &ch, err);
+        cvd_chain_destroy(ch);
+        if (rc < 0) {
+            cvd_err_prefix(err, "%s:%d: model", c->file, l->line);
+            cvd_runtime_unref(rt);
+            return rc;
+        }
+    }
+    /* every audio stream's channels and models agree (docs/AUDIO.md) */
     for (int i = 0; i < c->n_streams; i++) {
         cvd_conf_stream *st = &c->streams[i];
         if (st->model_index < 0)
             continue;
         const cvd_model *m = rt->models[st->model_index];
+        const cvd_model *last = rt->models[st->chain_index[st->n_chain - 1]];
         const int line = st->model_line ? st->model_line : st->line;
         int in = cvd_model_in_channels(m);
-        double mrate = cvd_model_sample_rate(m);
         rc = 0;
         if (st->n_in_map && st->n_in_map != in)
             rc = cvd_err_set(err, CVD_EINVAL,
@@ -128,26 +224,45 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
             rc = cvd_err_set(err, CVD_EINVAL,
                              "%s:%d: channels: %d, but model '%s' takes %d input channels",
                              c->file, line, st->channels, st->model, in);
-        else if (mrate > 0 && (double)st->rate != mrate)
-            rc = cvd_err_set(err, CVD_EINVAL,
-                             "%s:%d: model: '%s' runs at %.0f Hz, the stream at %d (no "
-                             "resampling)",
-                             c->file, line, st->model, mrate, st->rate);
-        else if (st->output[0] && (cvd_model_mode(m) != CVD_MODE_STREAMING ||
-                                   cvd_model_rate_ratio(m) != 1.0))
-            rc = cvd_err_set(err, CVD_EINVAL,
-                             "%s:%d: model: '%s' does not give one output frame per input "
-                             "frame (%s, %g frames out per frame in), so it cannot feed a "
-                             "playback device; use output = none and publish = yes",
-                             c->file, line, st->model, cvd_run_mode_name(cvd_model_mode(m)),
-                             cvd_model_rate_ratio(m));
+        for (int k = 0; rc == 0 && k < st->n_chain; k++) {
+            const cvd_model *mk = rt->models[st->chain_index[k]];
+            if (st->output[0] && (cvd_model_mode(mk) != CVD_MODE_STREAMING ||
+                                  cvd_model_rate_ratio(mk) != 1.0))
+                rc = cvd_err_set(err, CVD_EINVAL,
+                                 "%s:%d: model: '%s' does not give one output frame per input "
+                                 "frame (%s, %g frames out per frame in), so it cannot feed a "
+                                 "playback device; use output = none and publish = yes",
+                                 c->file, line, st->chain[k],
+                                 cvd_run_mode_name(cvd_model_mode(mk)), cvd_model_rate_ratio(mk));
+        }
         if (rc == 0 && st->n_out_map) {
-            const int gives = cvd_model_out_channels(m);
+            const int gives = cvd_model_out_channels(last);
             if (st->n_out_map != gives && gives != 1) /* mono plays on every one listed */
                 rc = cvd_err_set(err, CVD_EINVAL,
                                  "%s:%d: output_channels: %d channels listed, but model '%s' "
                                  "gives %d",
-                                 c->file, st->out_map_line, st->n_out_map, st->model, gives);
+                                 c->file, st->out_map_line, st->n_out_map,
+                                 st->chain[st->n_chain - 1], gives);
+        }
+        if (rc == 0 && cvd_model_mode(m) == CVD_MODE_STREAMING && cvd_model_rate_ratio(m) == 1.0) {
+            /* the chain builds: channels agree from one model to the next, rates resample */
+            cvd_chain *ch = NULL;
+            rc = cvd_runtime_chain(rt, st->chain_index, st->n_chain, st->rate, st->block, 1,
+                                   0, &ch, err);
+            cvd_chain_destroy(ch);
+            if (rc < 0)
+                cvd_err_prefix(err, "%s:%d: model", c->file, line);
+        } else if (rc == 0 && st->n_chain > 1) {
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: model: '%s' (%s) runs alone, not in a chain", c->file, line,
+                             st->model, cvd_run_mode_name(cvd_model_mode(m)));
+        } else if (rc == 0 && cvd_model_sample_rate(m) > 0 &&
+                   cvd_model_sample_rate(m) != (double)st->rate) {
+            rc = cvd_err_set(err, CVD_EINVAL,
+                             "%s:%d: model: '%s' runs at %.0f Hz, the stream at %d (a %s model "
+                             "is not resampled)",
+                             c->file, line, st->model, cvd_model_sample_rate(m), st->rate,
+                             cvd_run_mode_name(cvd_model_mode(m)));
         }
         if (rc < 0) {
             cvd_runtime_unref(rt);

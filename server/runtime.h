@@ -58,6 +58,14 @@ const cvd_memfig *cvd_runtime_memfig(const cvd_runtime *rt, const cvd_model *m);
  * such tokens' holders. */
 int cvd_runtime_publish_claimed(const cvd_runtime *rt, const char *stream);
 
+/* A chain of the models conf->models[idx[0..n)] at the stream's rate (0: the first declared
+ * one), blocks of `block` frames; fixed: exactly n frames out for n in (audio callbacks). */
+int cvd_runtime_chain(const cvd_runtime *rt, const int *idx, int n, double rate, int block,
+                      int fixed, long hop, cvd_chain **out, cvd_err *err);
+/* The levels the chain answers to (cvd_levels_of_chain) and whether any of its [model]s says
+ * normalize = yes. */
+void cvd_runtime_chain_levels(const cvd_runtime *rt, const int *idx, int n, cvd_levels *lv,
+                              int *normalize);
 /* The hop its [model] section gives a windowed model (0: the window length). */
 long cvd_runtime_model_hop(const cvd_runtime *rt, const cvd_model *m);
 

@@ -422,10 +422,14 @@ Test(audio, model_swapped_between_callbacks_old_net_freed_by_the_loop)
     float *x = noise(4096, 3), out[32];
     for (int k = 0; k < 10; k++)
         cvd_audio_engine_process(e, x + k * block, out, block, 0);
-    cvd_net *nb = NULL;
-    cr_assert_eq(cvd_net_create(b, block, &nb, NULL), 0);
-    cr_assert_eq(cvd_audio_engine_swap(e, nb), 0);
-    cr_assert_eq(cvd_audio_engine_swap(e, nb), CVD_ESTATE, "one swap at a time");
+    cvd_chain *nb = NULL, *nb2 = NULL;
+    cvd_chain_config cc = {.rate = RATE, .max_block = block, .fixed = 1};
+    cr_assert_eq(cvd_chain_create(&b, NULL, 1, &cc, &nb, NULL), 0);
+    cr_assert_eq(cvd_chain_create(&b, NULL, 1, &cc, &nb2, NULL), 0);
+    cr_assert_eq(cvd_audio_engine_swap_chain(e, nb, 1.0f, 1.0f), 0);
+    cr_assert_eq(cvd_audio_engine_swap_chain(e, nb2, 1.0f, 1.0f), CVD_ESTATE,
+                 "one swap at a time");
+    cvd_chain_destroy(nb2);
     cr_assert_eq(cvd_audio_engine_collect(e, 0), 0, "not taken before the next callback");
     /* the next callback takes the new net without allocating or freeing */
     long before = alloc_count();
@@ -951,7 +955,8 @@ Test(audio, sighup_swaps_the_model_without_stopping_the_device)
                                     NULL);
     du_write_file(d.conf, again, strlen(again));
     kill(d.pid, SIGHUP);
-    wait_log(&d, "stream guitar: model 'nano' swapped in without stopping the device", 30);
+    wait_log(&d, "stream guitar: model 'nano' swapped in without stopping the device (reload: "
+                 "replaces 'amp', crossfading over 20 ms", 30);
     du_sleep_ms(200);
     char *log = du_daemon_log(&d);
     cr_expect_eq(du_count(log, "stream guitar: latency"), 1, "the device was opened again:\n%s",

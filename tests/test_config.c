@@ -710,11 +710,11 @@ Test(config, model_errors)
         {"[model m]\n[listen l]\naddress = 127.0.0.1:1\nprotocol = raw\nmodel = m\n",
          "t.conf:1: [model m]: missing 'path' (a .nam, .json, .keras or .h5 file, or builtin:NAME)"},
         {"[model m]\npath = m.onnx\n",
-         "t.conf:2: path: 'm.onnx' is not a .nam, .json, .keras or .h5 file (nor builtin:NAME)"},
+         "t.conf:2: path: 'm.onnx' is not a .nam, .json, .keras or .h5 file, nor an impulse response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
         {"[model m]\npath = .nam\n",
-         "t.conf:2: path: '.nam' is not a .nam, .json, .keras or .h5 file (nor builtin:NAME)"},
+         "t.conf:2: path: '.nam' is not a .nam, .json, .keras or .h5 file, nor an impulse response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
         {"[model m]\npath = models/\n",
-         "t.conf:2: path: 'models/' is not a .nam, .json, .keras or .h5 file (nor builtin:NAME)"},
+         "t.conf:2: path: 'models/' is not a .nam, .json, .keras or .h5 file, nor an impulse response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
         {"[model m]\npath = builtin:\n",
          "t.conf:2: path: 'builtin:': a built-in model is builtin:NAME, NAME 1 to 64 of A-Z a-z "
          "0-9 _ . -"},
@@ -722,7 +722,7 @@ Test(config, model_errors)
          "t.conf:2: path: 'builtin:a/b.nam': a built-in model is builtin:NAME, NAME 1 to 64 of "
          "A-Z a-z 0-9 _ . -"},
         {"[model m]\npath = BUILTIN:m\n",
-         "t.conf:2: path: 'BUILTIN:m' is not a .nam, .json, .keras or .h5 file (nor builtin:NAME)"},
+         "t.conf:2: path: 'BUILTIN:m' is not a .nam, .json, .keras or .h5 file, nor an impulse response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
         {"[model m]\npath = builtin:m\nhop = 1.5\n", "t.conf:3: hop: '1.5' is not a whole number"},
         {"[model m]\npath = builtin:m\nhop = -1\n",
          "t.conf:3: hop: -1 is out of range 0..1073741824 (0 = the window length)"},
