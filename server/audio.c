@@ -40,6 +40,8 @@ typedef struct astream {
     /* the chain running now: the config's, or what convd-ctl set */
     int chain_idx[CVD_CONF_CHAIN_MAX];
     int n_chain;
+    double in_db, out_db; /* the user's gains: the config's, or what convd-ctl set */
+    int bypass;
     struct stat model_st;
     int model_st_ok;
     int in_ch, out_ch, play_ch;
@@ -229,6 +231,8 @@ static astream *astream_new(cvd_audio *a, cvd_runtime *rt, int idx, cvd_err *err
     s->model = stream_model(rt, s->conf);
     s->n_chain = s->conf->n_chain;
     memcpy(s->chain_idx, s->conf->chain_index, sizeof s->chain_idx);
+    s->in_db = s->conf->input_gain_db;
+    s->out_db = s->conf->output_gain_db;
     if (s->model && strncmp(model_path(s), "builtin:", 8) != 0)
         s->model_st_ok = stat(model_path(s), &s->model_st) == 0;
     stream_channels(rt, s->conf, &s->in_ch, &s->out_ch);
@@ -376,11 +380,14 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
                 cvd_chain_destroy(chain);
                 return rc;
             }
-            cvd_audio_proc_set_gains(proc, st->input_gain_db, st->output_gain_db);
+            cvd_audio_proc_set_gains(proc, s->in_db, s->out_db);
+            cvd_audio_proc_set_bypass(proc, s->bypass);
             if (chain != NULL) {
                 char desc[1024];
+                char names[1024];
                 cvd_chain_describe(chain, desc, sizeof desc);
-                cvd_log_info("stream %s: %s%s", st->name, desc, note);
+                chain_names(s->rt, s->chain_idx, s->n_chain, names, sizeof names);
+                cvd_log_info("stream %s: model '%s': %s%s", st->name, names, desc, note);
             }
             if ((rc = cvd_audio_engine_create_proc(&ec, proc, s->stats, &ne, err)) < 0)
                 return rc;
@@ -1093,6 +1100,8 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
         if (!restart && s->eng && cvd_audio_engine_proc(s->eng) &&
             (ns->input_gain_db != s->conf->input_gain_db ||
              ns->output_gain_db != s->conf->output_gain_db)) {
+            s->in_db = ns->input_gain_db;
+            s->out_db = ns->output_gain_db;
             cvd_audio_proc_set_gains(cvd_audio_engine_proc(s->eng), ns->input_gain_db,
                                      ns->output_gain_db);
             cvd_log_info("stream %s: reload: gains now input %+.1f dB, output %+.1f dB", ns->name,
@@ -1122,4 +1131,193 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
     free(kept);
     cvd_audio_prepared_free(p);
     set_timer(a);
+}
+
+/* ---- control (convd-ctl) ------------------------------------------------------------------- */
+
+int cvd_audio_count(const cvd_audio *a)
+{
+    return a ? a->n : 0;
+}
+
+int cvd_audio_find(const cvd_audio *a, const char *name)
+{
+    for (int i = 0; a && i < a->n; i++)
+        if (strcmp(a->s[i]->conf->name, name) == 0)
+            return i;
+    return -1;
+}
+
+void cvd_audio_status_of(cvd_audio *a, int i, cvd_audio_status *st)
+{
+    const astream *s = a->s[i];
+    cvd_audio_proc *p = s->eng ? cvd_audio_engine_proc(s->eng) : NULL;
+    memset(st, 0, sizeof *st);
+    snprintf(st->name, sizeof st->name, "%s", s->conf->name);
+    st->running = s->running;
+    st->rate = s->conf->rate;
+    st->block = s->conf->block;
+    st->in_ch = s->in_ch;
+    st->out_ch = s->out_ch;
+    chain_names(s->rt, s->chain_idx, s->n_chain, st->model, sizeof st->model);
+    st->latency = s->eng ? cvd_audio_engine_latency(s->eng) : 0;
+    st->latency_ms = (s->lat_in + s->lat_out) * 1000 + 1000.0 * st->latency / s->conf->rate;
+    st->input_gain_db = s->in_db;
+    st->output_gain_db = s->out_db;
+    st->bypass = s->bypass;
+    st->limit = s->conf->limit;
+    st->crossfade_ms = s->conf->crossfade_ms;
+    st->chain = s->in_ch > 0 && runs_chain(s->rt, s->conf);
+    st->switching = p ? cvd_audio_proc_swapping(p) : 0;
+    st->limiter_gain = p && s->conf->limit ? cvd_audio_proc_limiter_gain(p) : 1.0f;
+    if (s->eng) {
+        cvd_audio_counters c;
+        cvd_audio_engine_counters(s->eng, &c);
+        st->callbacks = c.callbacks;
+        st->xruns = c.flags[0] + c.flags[1] + c.flags[2] + c.flags[3];
+        st->underruns = c.underruns;
+        st->swaps = c.swaps;
+    }
+}
+
+int cvd_audio_set_chain(cvd_audio *a, int i, const char *list, char *msg, size_t n)
+{
+    astream *s = a->s[i];
+    const cvd_conf *c = s->rt->conf;
+    int idx[CVD_CONF_CHAIN_MAX], k = 0;
+    char before[1024], after[1024];
+    if (!(s->in_ch > 0 && runs_chain(s->rt, s->conf))) {
+        snprintf(msg, n, "stream %s %s: its models cannot be switched", s->conf->name,
+                 s->in_ch == 0 ? "plays a source (output-only)" : "runs a windowed model");
+        return CVD_EINVAL;
+    }
+    /* "amp, cab", or "none" */
+    if (strcmp(list, "none") != 0) {
+        for (const char *p = list; *p;) {
+            while (*p == ' ' || *p == ',')
+                p++;
+            const char *e = p;
+            while (*e && *e != ',' && *e != ' ')
+                e++;
+            if (e == p)
+                break;
+            char name[CVD_CONF_NAME_MAX + 1];
+            if ((size_t)(e - p) > CVD_CONF_NAME_MAX || k == CVD_CONF_CHAIN_MAX) {
+                snprintf(msg, n, "model=%s: a list of at most %d model names", list,
+                         CVD_CONF_CHAIN_MAX);
+                return CVD_EINVAL;
+            }
+            memcpy(name, p, (size_t)(e - p));
+            name[e - p] = '\0';
+            if ((idx[k] = cvd_conf_find_model(c, name)) < 0) {
+                size_t o = (size_t)snprintf(msg, n, "no model '%s' in %s (models:", name, c->file);
+                for (int m = 0; m < c->n_models && o < n; m++)
+                    o += (size_t)snprintf(msg + o, n - o, " %s", c->models[m].name);
+                if (o < n)
+                    snprintf(msg + o, n - o, ")");
+                return CVD_EINVAL;
+            }
+            k++;
+            p = e;
+        }
+    }
+    cvd_chain *chain = NULL;
+    float gin, gout;
+    char note[1024];
+    cvd_err err = {0};
+    int rc = stream_chain(s->rt, s->conf, idx, k, &chain, &gin, &gout, note, sizeof note, &err);
+    if (rc == 0 && chain != NULL && (cvd_chain_in_channels(chain) != s->in_ch ||
+                                     cvd_chain_out_channels(chain) != s->out_ch))
+        rc = cvd_err_set(&err, CVD_EINVAL, "it takes %d channels and gives %d; stream %s has %d "
+                         "and %d",
+                         cvd_chain_in_channels(chain), cvd_chain_out_channels(chain),
+                         s->conf->name, s->in_ch, s->out_ch);
+    if (rc == 0 && chain == NULL && s->in_ch != s->out_ch && s->in_ch != 1)
+        rc = cvd_err_set(&err, CVD_EINVAL, "without a model stream %s would give %d channels, "
+                         "not %d", s->conf->name, s->in_ch, s->out_ch);
+    chain_names(s->rt, s->chain_idx, s->n_chain, before, sizeof before);
+    chain_names(s->rt, idx, k, after, sizeof after);
+    if (rc < 0) {
+        cvd_chain_destroy(chain);
+        snprintf(msg, n, "model '%s': %s", after, err.msg);
+        return rc;
+    }
+    if (s->eng != NULL) {
+        if (cvd_audio_proc_swapping(cvd_audio_engine_proc(s->eng)))
+            cvd_audio_engine_collect(s->eng, !s->running);
+        rc = cvd_audio_engine_swap_chain(s->eng, chain, gin, gout);
+        if (rc < 0) {
+            cvd_chain_destroy(chain);
+            snprintf(msg, n, rc == CVD_ESTATE ? "stream %s is still fading to its last switch; "
+                                                "try again in a moment"
+                                              : "model '%s' does not fit stream %s",
+                     rc == CVD_ESTATE ? s->conf->name : after, s->conf->name);
+            return rc;
+        }
+        if (!s->running)
+            cvd_audio_engine_collect(s->eng, 1);
+    } else {
+        cvd_chain_destroy(chain); /* built when the device opens */
+    }
+    s->n_chain = k;
+    memcpy(s->chain_idx, idx, sizeof(int) * (size_t)k);
+    char how[64] = "at once";
+    if (s->running && s->conf->crossfade_ms > 0)
+        snprintf(how, sizeof how, "crossfading over %d ms", s->conf->crossfade_ms);
+    else if (!s->running)
+        snprintf(how, sizeof how, "from its next start (not running now)");
+    const int lat = s->eng ? cvd_audio_engine_latency(s->eng) : 0;
+    snprintf(msg, n, "stream %s: model '%s' replaces '%s', %s; latency %d frames (%.2f ms)%s",
+             s->conf->name, after, before, how, lat, 1000.0 * lat / s->conf->rate, note);
+    cvd_log_info("%s (convd-ctl)", msg);
+    if (s->pub && s->eng) {
+        /* subscribers were told the old latency: they see the end, and may subscribe again */
+        cvd_pub_destroy(s->pub);
+        s->pub = NULL;
+    }
+    return CVD_OK;
+}
+
+int cvd_audio_set_gains(cvd_audio *a, int i, int set_in, double in_db, int set_out,
+                        double out_db, char *msg, size_t n)
+{
+    astream *s = a->s[i];
+    if ((set_in && (!(in_db >= -60) || !(in_db <= 60))) ||
+        (set_out && (!(out_db >= -60) || !(out_db <= 60)))) {
+        snprintf(msg, n, "gains are -60..60 dB");
+        return CVD_EINVAL;
+    }
+    if (!(s->in_ch > 0 && runs_chain(s->rt, s->conf))) {
+        snprintf(msg, n, "stream %s has no gains (%s)", s->conf->name,
+                 s->in_ch == 0 ? "output-only" : "a windowed model");
+        return CVD_EINVAL;
+    }
+    if (set_in)
+        s->in_db = in_db;
+    if (set_out)
+        s->out_db = out_db;
+    if (s->eng && cvd_audio_engine_proc(s->eng))
+        cvd_audio_proc_set_gains(cvd_audio_engine_proc(s->eng), s->in_db, s->out_db);
+    snprintf(msg, n, "stream %s: input gain %+.1f dB, output gain %+.1f dB", s->conf->name,
+             s->in_db, s->out_db);
+    cvd_log_info("%s (convd-ctl)", msg);
+    return CVD_OK;
+}
+
+int cvd_audio_set_bypass(cvd_audio *a, int i, int on, char *msg, size_t n)
+{
+    astream *s = a->s[i];
+    if (!(s->in_ch > 0 && runs_chain(s->rt, s->conf))) {
+        snprintf(msg, n, "stream %s cannot be bypassed (%s)", s->conf->name,
+                 s->in_ch == 0 ? "output-only" : "a windowed model");
+        return CVD_EINVAL;
+    }
+    s->bypass = on != 0;
+    if (s->eng && cvd_audio_engine_proc(s->eng))
+        cvd_audio_proc_set_bypass(cvd_audio_engine_proc(s->eng), s->bypass);
+    snprintf(msg, n, "stream %s: bypass %s (fading over %d ms)", s->conf->name,
+             on ? "on: the input plays unprocessed" : "off: processed again",
+             s->conf->crossfade_ms);
+    cvd_log_info("%s (convd-ctl)", msg);
+    return CVD_OK;
 }

@@ -30,6 +30,7 @@
 
 #include "audio_device.h" /* cvd_audio_check, cvd_audio_list_devices */
 #include "audio_engine.h"
+#include "config.h"
 #include "convd_dsp.h"
 #include "runtime.h"
 
@@ -61,5 +62,36 @@ void cvd_audio_stop(cvd_audio *a);
 void cvd_audio_free(cvd_audio *a);
 /* Streams running now (for tests and status). */
 int cvd_audio_running(const cvd_audio *a);
+
+/* ---- control (convd-ctl through server/control.c): on the main loop ------------------- */
+
+typedef struct cvd_audio_status {
+    char name[CVD_CONF_NAME_MAX + 1];
+    int running;
+    int rate, block, in_ch, out_ch;
+    char model[1100];  /* the chain running: "amp, cab", or "none" */
+    int latency;       /* frames the models and resamplers delay the stream by */
+    double latency_ms; /* capture to playback: the devices' buffering and that */
+    double input_gain_db, output_gain_db;
+    int bypass, limit, crossfade_ms;
+    int chain;         /* 1: its models, gains and bypass can be switched */
+    int switching;     /* a switch is handed over and not yet collected */
+    float limiter_gain;
+    uint64_t callbacks, xruns, underruns, swaps;
+} cvd_audio_status;
+
+int cvd_audio_count(const cvd_audio *a); /* streams (NULL: 0) */
+int cvd_audio_find(const cvd_audio *a, const char *name); /* index, or -1 */
+void cvd_audio_status_of(cvd_audio *a, int i, cvd_audio_status *st);
+/* Switches stream i to the models named in list ("amp, cab", or "none"), [model]s of the
+ * running configuration: the chain is built here (off the audio thread) and handed over; the
+ * callback crossfades. The chain stays until the next switch, or a reload that changes the
+ * stream's own model. msg: what happened (logged), or why not. */
+int cvd_audio_set_chain(cvd_audio *a, int i, const char *list, char *msg, size_t n);
+/* Gains in dB (-60..60), those with set_* = 1; ramped over a block. */
+int cvd_audio_set_gains(cvd_audio *a, int i, int set_in, double in_db, int set_out,
+                        double out_db, char *msg, size_t n);
+/* Bypass: the input plays unprocessed (faded like a switch). */
+int cvd_audio_set_bypass(cvd_audio *a, int i, int on, char *msg, size_t n);
 
 #endif

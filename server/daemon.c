@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "audio.h"
+#include "control.h"
 #include "conn.h"
 #include "listen.h"
 #include "log.h"
@@ -37,6 +38,7 @@ typedef struct cvd_daemon {
     cvd_listen_set *listens;
     cvd_metrics_http *metrics;
     cvd_audio *audio; /* live audio streams ([stream NAME]); NULL if none */
+    cvd_control *control; /* convd-ctl's socket; NULL if none */
     cvd_worker **workers;
     int n_workers;
 
@@ -252,6 +254,8 @@ static void close_main_handles(cvd_daemon *d)
     uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
                          (uv_handle_t *)&d->sighup, (uv_handle_t *)&d->watchdog,
                          (uv_handle_t *)&d->deadline, (uv_handle_t *)&d->worker_done};
+    cvd_control_stop(d->control);
+    d->control = NULL;
     cvd_audio_stop(d->audio);
     cvd_metrics_http_stop(d->metrics);
     d->metrics = NULL;
@@ -292,6 +296,8 @@ static void begin_shutdown(cvd_daemon *d, const char *why)
                  conf_of(d)->shutdown_timeout);
     sd_notify(0, "STOPPING=1\nSTATUS=stopping");
     /* live audio first: its published streams end, so their subscribers can finish */
+    cvd_control_stop(d->control);
+    d->control = NULL;
     cvd_audio_stop(d->audio);
     cvd_metrics_http_stop(d->metrics);
     d->metrics = NULL;
@@ -437,6 +443,13 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
     }
     if (cvd_audio_start(d.loop, rt, &d.audio, &err) < 0)
         goto out; /* logged, with the list of devices when one is missing */
+    if (cvd_control_start(d.loop, c, &d.audio, &d.control, &err) < 0) {
+        if (c->control_socket[0]) { /* a path of the configuration's own: it must work */
+            cvd_log_error("%s", err.msg);
+            goto out;
+        }
+        cvd_log_warning("%s; convd-ctl is off", err.msg);
+    }
     if (init_main_handles(&d, &err) < 0) {
         cvd_log_error("%s", err.msg);
         goto out;

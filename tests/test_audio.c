@@ -14,7 +14,10 @@
  * Criterion runs each test in its own process, so each sets ALSA_CONFIG_PATH for itself.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <pthread.h>
+#include <sndfile.h>
+#include <sys/stat.h>
 
 #include "alloc_count.h"
 #include "runtime.h"
@@ -22,6 +25,7 @@
 #include "spsc.h"
 #include "config.h"
 #include "convd_client.h"
+#include "convd_model.h"
 #include "daemon_util.h"
 #include "testutil.h"
 
@@ -1065,5 +1069,169 @@ Test(audio, slow_callback_on_a_paced_device_counts_xruns_without_crashing)
     cr_expect(du_daemon_alive(&d), "convd died");
     du_daemon_finish(&d, 20);
     jackd_stop();
+    free(x);
+}
+
+/* ---- chains, levels and convd-ctl on the ALSA file devices -------------------------------- */
+
+static du_proc ctl(const char *sock, const char *a1, const char *a2, const char *a3)
+{
+    const char *argv[] = {du_prog("convd-ctl"), "-s", sock, a1, a2, a3, NULL};
+    return du_run(argv, 30);
+}
+
+/* amp + a cabinet IR (a WAV at the stream's rate) on the file devices: the played frames are
+ * the chain's, computed here offline through the library convd-run uses */
+Test(audio, amp_and_cabinet_ir_chain_plays_what_the_offline_chain_gives)
+{
+    float *x = write_input();
+    const char *outp = du_tmp("out.raw"), *irp = du_tmp("cab.wav");
+    alsa_setup(du_tmp("in.f32"), outp);
+    enum { TAPS = 1500 };
+    float h[TAPS];
+    cvd_rng g;
+    cvd_rng_seed(&g, 5);
+    for (int i = 0; i < TAPS; i++)
+        h[i] = (float)((cvd_rng_uniform(&g) - 0.5) * exp(-i / 200.0));
+    SF_INFO info = {.samplerate = RATE, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+    SNDFILE *f = sf_open(irp, SFM_WRITE, &info);
+    cr_assert_not_null(f);
+    cr_assert_eq(sf_writef_float(f, h, TAPS), TAPS);
+    sf_close(f);
+    char conf[4096];
+    snprintf(conf, sizeof conf,
+             "[server]\ncontrol_socket = none\n"
+             "[model amp]\npath = %s\n[model cab]\npath = %s\nir_normalize = no\n"
+             "[stream guitar]\ninput = cvd_cap\noutput = cvd_play\nmodel = amp, cab\n"
+             "block = 64\nrealtime = no\n",
+             du_src(NAM_W), irp);
+    du_daemon d;
+    start_daemon(&d, "convd", conf, NULL);
+    wait_log(&d, "stream guitar: latency", 30);
+    wait_file(&d, outp, sizeof(float) * (CMP_FRAMES + 20000), 60);
+    char *log = du_daemon_log(&d);
+    du_daemon_finish(&d, 20);
+    cr_expect_not_null(strstr(log, "-> model 'amp, cab' -> playback"), "%s", log);
+
+    /* offline: the same two models as one chain */
+    cvd_model *m[2];
+    cvd_err err = {0};
+    cr_assert_eq(cvd_runtime_load_model(du_src(NAM_W), &m[0], &err), 0, "%s", err.msg);
+    cvd_ir_options o;
+    cvd_ir_options_init(&o);
+    o.normalize = 0;
+    cr_assert_eq(cvd_ir_load(irp, &o, &m[1], &err), 0, "%s", err.msg);
+    cvd_chain *c = NULL;
+    cvd_chain_config cc = {.rate = RATE, .max_block = 4096, .in_channels = 1};
+    cr_assert_eq(cvd_chain_create(m, NULL, 2, &cc, &c, &err), 0, "%s", err.msg);
+    float *ref = malloc(sizeof(float) * (CMP_FRAMES + 8192));
+    size_t got = 0;
+    while (got < CMP_FRAMES) {
+        int no = 0;
+        cr_assert_eq(cvd_chain_process(c, x + got, 4096, ref + got, &no), 0);
+        cr_assert_eq(no, 4096);
+        got += (size_t)no;
+    }
+    size_t n = 0, lead = 0;
+    float *y = played(outp, &n, &lead);
+    cr_assert_geq(n, CMP_FRAMES);
+    double worst = 0, peak = 0;
+    for (size_t i = 0; i < CMP_FRAMES; i++) {
+        worst = fmax(worst, fabs((double)y[i] - ref[i]));
+        peak = fmax(peak, fabs((double)ref[i]));
+    }
+    cr_expect_lt(worst, 1e-5 * peak, "played vs offline chain: %g (peak %g)", worst, peak);
+    cr_log_info("amp + %d-tap IR: %zu frames played after %zu of priming; largest difference "
+                "from the offline chain %.3g of peak %.3g",
+                TAPS, n, lead, worst, peak);
+    cvd_chain_destroy(c);
+    cvd_model_unref(m[0]);
+    cvd_model_unref(m[1]);
+    free(ref);
+    free(y);
+    free(log);
+    free(x);
+}
+
+Test(audio, convd_ctl_lists_switches_sets_gains_and_bypasses_a_running_stream)
+{
+    float *x = write_input();
+    alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
+    const char *sock = du_tmp("ctl.sock");
+    char conf[4096];
+    snprintf(conf, sizeof conf,
+             "[server]\ncontrol_socket = %s\n"
+             "[model amp]\npath = %s\n[model nano]\npath = %s\n"
+             "[stream guitar]\ninput = cvd_cap\noutput = cvd_play\nmodel = amp\nblock = 64\n"
+             "realtime = no\n",
+             sock, du_src(NAM_W), du_src(NAM_N));
+    du_daemon d;
+    start_daemon(&d, "convd", conf, NULL);
+    wait_log(&d, "stream guitar: latency", 30);
+    struct stat st;
+    cr_assert_eq(stat(sock, &st), 0, "no control socket at %s", sock);
+    cr_expect(S_ISSOCK(st.st_mode));
+    cr_expect_eq(st.st_mode & 0777, 0660, "mode %o", st.st_mode & 0777);
+
+    du_proc p = ctl(sock, "list", NULL, NULL);
+    cr_expect_eq(p.status, 0, "%s", p.err);
+    cr_expect_not_null(strstr(p.out, "guitar\trunning\tmodel=amp\t"), "%s", p.out);
+    du_proc_free(&p);
+
+    p = ctl(sock, "set", "guitar", "model=nano");
+    cr_expect_eq(p.status, 0, "%s", p.err);
+    cr_expect_not_null(strstr(p.out, "stream guitar: model 'nano' replaces 'amp', crossfading "
+                                     "over 20 ms"),
+                       "%s", p.out);
+    du_proc_free(&p);
+    wait_log(&d, "stream guitar: model 'nano' replaces 'amp', crossfading over 20 ms", 10);
+
+    p = ctl(sock, "status", "guitar", NULL);
+    cr_expect_eq(p.status, 0, "%s", p.err);
+    cr_expect_not_null(strstr(p.out, "model: nano\n"), "%s", p.out);
+    cr_expect_not_null(strstr(p.out, "switches: 1\n"), "%s", p.out);
+    du_proc_free(&p);
+
+    p = ctl(sock, "gain", "guitar", "input=-6");
+    cr_expect_eq(p.status, 0, "%s", p.err);
+    cr_expect_not_null(strstr(p.out, "input gain -6.0 dB, output gain +0.0 dB"), "%s", p.out);
+    du_proc_free(&p);
+    p = ctl(sock, "bypass", "guitar", "on");
+    cr_expect_eq(p.status, 0, "%s", p.err);
+    du_proc_free(&p);
+    p = ctl(sock, "status", "guitar", NULL);
+    cr_expect_not_null(strstr(p.out, "bypass: on\n"), "%s", p.out);
+    cr_expect_not_null(strstr(p.out, "input_gain_db: -6.0\n"), "%s", p.out);
+    du_proc_free(&p);
+
+    /* refusals name what was wrong; the stream plays on */
+    p = ctl(sock, "set", "bass", "model=nano");
+    cr_expect_eq(p.status, 1);
+    cr_expect_not_null(strstr(p.err, "no stream 'bass' (streams: guitar)"), "%s", p.err);
+    du_proc_free(&p);
+    p = ctl(sock, "set", "guitar", "model=amp,zzz");
+    cr_expect_eq(p.status, 1);
+    cr_expect_not_null(strstr(p.err, "no model 'zzz'"), "%s", p.err);
+    du_proc_free(&p);
+    p = ctl(sock, "gain", "guitar", "output=99");
+    cr_expect_eq(p.status, 1);
+    cr_expect_not_null(strstr(p.err, "-60..60 dB"), "%s", p.err);
+    du_proc_free(&p);
+    p = ctl(sock, "frobnicate", NULL, NULL);
+    cr_expect_eq(p.status, 2);
+    cr_expect_not_null(strstr(p.err, "unknown command 'frobnicate'"), "%s", p.err);
+    du_proc_free(&p);
+    const char *nowhere = du_tmp("none.sock");
+    p = ctl(nowhere, "list", NULL, NULL);
+    cr_expect_eq(p.status, 1);
+    cr_expect_not_null(strstr(p.err, "No such file"), "%s", p.err);
+    du_proc_free(&p);
+
+    /* a reload that leaves the stream's model alone keeps convd-ctl's choice */
+    kill(d.pid, SIGHUP);
+    wait_log(&d, "stream guitar: reload: model 'nano' unchanged, keeps running", 30);
+    cr_expect(du_daemon_alive(&d));
+    du_daemon_finish(&d, 20);
+    cr_expect_neq(stat(sock, &st), 0, "the socket is removed at exit");
     free(x);
 }
