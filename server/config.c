@@ -337,13 +337,21 @@ static int section_header(pstate *ps, const char *b, const char *e)
                            : k == SEC_LISTEN ? &c->n_listens
                                              : &c->n_streams;
         for (int i = 0; i < *count; i++) {
-            const void *o = section_struct(ps, k, i);
-            const char *oname = k == SEC_MODEL    ? ((const cvd_conf_model *)o)->name
-                                : k == SEC_LISTEN ? ((const cvd_conf_listen *)o)->name
-                                                  : ((const cvd_conf_stream *)o)->name;
-            const int oline = k == SEC_MODEL    ? ((const cvd_conf_model *)o)->line
-                              : k == SEC_LISTEN ? ((const cvd_conf_listen *)o)->line
-                                                : ((const cvd_conf_stream *)o)->line;
+            /* each array read as its own type: the three names sit at offset 0, and a compiler
+             * that merged casts of one pointer checked a listener (4-byte aligned since it
+             * holds no pointer) against the model's 8-byte alignment (UBSan) */
+            const char *oname;
+            int oline;
+            if (k == SEC_MODEL) {
+                oname = c->models[i].name;
+                oline = c->models[i].line;
+            } else if (k == SEC_LISTEN) {
+                oname = c->listens[i].name;
+                oline = c->listens[i].line;
+            } else {
+                oname = c->streams[i].name;
+                oline = c->streams[i].line;
+            }
             if (strcmp(oname, name) == 0)
                 return fail(ps, CVD_EFORMAT, line, "[%s %s]: duplicate section (first at line %d)",
                             kind.s, name, oline);
