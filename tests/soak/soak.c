@@ -1547,5 +1547,7 @@ int main(int argc, char **argv)
     cvd_tls_ctx_unref(tls_rogue);
     cvd_tls_ctx_unref(tls_nocert);
     cvd_model_unref(m);
+    free(base_ph.st.times);
+    free(ph.st.times);
     return ok ? 0 : 1;
 }
