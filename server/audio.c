@@ -4,7 +4,7 @@
  * devices, listing them and --check are audio_device.c.
  *
  * Threads: the PortAudio callback runs cvd_audio_engine_process() and nothing else; every
- * function here runs on the daemon's main loop (or, cvd_audio_prepare, on libuv's
+ * function here runs on the daemon's main loop (or, cvd_audio_prepared_create, on libuv's
  * thread pool), and only there are PortAudio, the log, the metrics registry and the
  * publish/subscribe registry called.
  */
@@ -847,7 +847,7 @@ void cvd_audio_stop(cvd_audio *a)
         uv_close((uv_handle_t *)&a->timer, NULL);
 }
 
-void cvd_audio_free(cvd_audio *a)
+void cvd_audio_destroy(cvd_audio *a)
 {
     if (a == NULL)
         return;
@@ -861,7 +861,7 @@ void cvd_audio_free(cvd_audio *a)
 
 /* ---- reload ------------------------------------------------------------------------------- */
 
-cvd_audio_prepared *cvd_audio_prepare(cvd_runtime *rt, cvd_err *err)
+cvd_audio_prepared *cvd_audio_prepared_create(cvd_runtime *rt, cvd_err *err)
 {
     const cvd_conf *c = rt->conf;
     cvd_audio_prepared *p = calloc(1, sizeof *p);
@@ -892,14 +892,14 @@ cvd_audio_prepared *cvd_audio_prepare(cvd_runtime *rt, cvd_err *err)
         if (rc < 0) {
             cvd_err_prefix(err, "%s:%d: [stream %s]", c->file, c->streams[i].line,
                            c->streams[i].name);
-            cvd_audio_prepared_free(p);
+            cvd_audio_prepared_destroy(p);
             return NULL;
         }
     }
     return p;
 }
 
-void cvd_audio_prepared_free(cvd_audio_prepared *p)
+void cvd_audio_prepared_destroy(cvd_audio_prepared *p)
 {
     if (p == NULL)
         return;
@@ -989,24 +989,24 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
 
     if (a == NULL) {
         if (c->n_streams == 0) {
-            cvd_audio_prepared_free(p);
+            cvd_audio_prepared_destroy(p);
             return;
         }
         if ((a = manager_new(loop, &err)) == NULL) {
             cvd_log_error("reload: audio: %s", err.msg);
-            cvd_audio_prepared_free(p);
+            cvd_audio_prepared_destroy(p);
             return;
         }
         *ap = a;
     }
     if (a->stopped) {
-        cvd_audio_prepared_free(p);
+        cvd_audio_prepared_destroy(p);
         return;
     }
     kept = calloc((size_t)c->n_streams + 1, sizeof *kept);
     if (kept == NULL) {
         cvd_log_error("reload: audio: out of memory");
-        cvd_audio_prepared_free(p);
+        cvd_audio_prepared_destroy(p);
         return;
     }
     for (int i = 0; i < a->n;) {
@@ -1129,7 +1129,7 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
         if (!kept[j])
             start_new(a, rt, j, now);
     free(kept);
-    cvd_audio_prepared_free(p);
+    cvd_audio_prepared_destroy(p);
     set_timer(a);
 }
 

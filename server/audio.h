@@ -41,14 +41,14 @@ typedef struct cvd_audio cvd_audio;
 /* Opens every stream of rt (nothing, and no PortAudio, when it has none: *out is NULL). A
  * device that is missing or refuses the format is an error, logged here (a missing device with
  * the list of the devices there are); *out is then a stopped manager whose timer is closing:
- * run the loop, then cvd_audio_free it. */
+ * run the loop, then cvd_audio_destroy it. */
 int cvd_audio_start(uv_loop_t *loop, cvd_runtime *rt, cvd_audio **out, cvd_err *err);
 
 /* Off the loops (libuv's thread pool, on reload): one net per stream of rt that has a model,
  * built in advance so that the loop only swaps pointers. */
 typedef struct cvd_audio_prepared cvd_audio_prepared;
-cvd_audio_prepared *cvd_audio_prepare(cvd_runtime *rt, cvd_err *err);
-void cvd_audio_prepared_free(cvd_audio_prepared *p);
+cvd_audio_prepared *cvd_audio_prepared_create(cvd_runtime *rt, cvd_err *err);
+void cvd_audio_prepared_destroy(cvd_audio_prepared *p);
 
 /* On the loop, after a reload: a stream whose model changed gets the new net between two
  * callbacks (the device keeps running); a stream whose device, rate, channels or block
@@ -59,7 +59,7 @@ void cvd_audio_reload(cvd_audio **a, uv_loop_t *loop, cvd_runtime *rt, cvd_audio
 /* Stops every stream (published streams end); the loop handles close. Safe twice. */
 void cvd_audio_stop(cvd_audio *a);
 /* After the loop has run the close callbacks: frees everything, Pa_Terminate. NULL is fine. */
-void cvd_audio_free(cvd_audio *a);
+void cvd_audio_destroy(cvd_audio *a);
 /* Streams running now (for tests and status). */
 int cvd_audio_running(const cvd_audio *a);
 

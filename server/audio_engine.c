@@ -187,7 +187,7 @@ static int engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
         size_t frames = (size_t)cfg->rate / 2;
         if (frames < 16 * (size_t)e->chunk)
             frames = 16 * (size_t)e->chunk;
-        rc = cvd_spsc_init(&e->pub, frames * och + (frames / (size_t)cfg->block + 2) * HDR);
+        rc = cvd_spsc_create(&e->pub, frames * och + (frames / (size_t)cfg->block + 2) * HDR);
     }
     if (rc == CVD_OK && cfg->in_channels == 0) {
         int j = cfg->jitter > 0 ? cfg->jitter : 4 * cfg->block;
@@ -195,7 +195,7 @@ static int engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
         /* the loop keeps at most this many queued: a source that runs faster than the device
          * loses frames at its subscription (counted there), so the delay stays bounded */
         e->jit_frames = 2 * j + cfg->block;
-        rc = cvd_spsc_init(&e->jit, (size_t)e->jit_frames * och);
+        rc = cvd_spsc_create(&e->jit, (size_t)e->jit_frames * och);
     }
     if (rc < 0) {
         cvd_audio_engine_destroy(e);
@@ -239,8 +239,8 @@ void cvd_audio_engine_destroy(cvd_audio_engine *e)
     free(e->in_map);
     free(e->out_map);
     free(e->gather);
-    cvd_spsc_free(&e->pub);
-    cvd_spsc_free(&e->jit);
+    cvd_spsc_destroy(&e->pub);
+    cvd_spsc_destroy(&e->jit);
     free(e);
 }
 

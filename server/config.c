@@ -702,7 +702,7 @@ static int parse_buffer(const char *text, size_t len, const char *name, const ch
     for (int k = 0; k < SEC_COUNT; k++)
         free(ps.lines[k]);
     if (ps.code != 0) {
-        cvd_conf_free(c);
+        cvd_conf_destroy(c);
         return ps.code;
     }
     *out = c;
@@ -798,7 +798,7 @@ int cvd_conf_load(const char *path, cvd_conf **out, cvd_err *err)
     return r;
 }
 
-void cvd_conf_free(cvd_conf *c)
+void cvd_conf_destroy(cvd_conf *c)
 {
     if (c == NULL)
         return;

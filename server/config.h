@@ -249,7 +249,7 @@ void cvd_conf_doc_row(const cvd_conf_directive *d, char *buf, size_t n);
 
 /* Reads and parses the file at path (at most CVD_CONF_FILE_MAX bytes). Relative model paths
  * are resolved against the file's folder, made absolute (so a later chdir does not matter).
- * *out is freed with cvd_conf_free. */
+ * *out is freed with cvd_conf_destroy. */
 int cvd_conf_load(const char *path, cvd_conf **out, cvd_err *err);
 
 /* Parses NUL-terminated text. `name` is FILE in messages (NULL: "(config)"); relative
@@ -262,7 +262,7 @@ int cvd_conf_parse(const char *text, const char *name, const char *dir, cvd_conf
 int cvd_conf_load_default(cvd_conf **out, cvd_err *err);
 
 /* Frees everything; NULL is fine. */
-void cvd_conf_free(cvd_conf *c);
+void cvd_conf_destroy(cvd_conf *c);
 
 /* Index of the [model NAME] section, or -1. */
 int cvd_conf_find_model(const cvd_conf *c, const char *name);

@@ -170,7 +170,7 @@ static void reload_work(uv_work_t *req)
     if (cvd_runtime_create(d->config_path, &d->reload_result, &d->reload_err) < 0)
         return;
     /* the audio streams' new nets are built here, off the loop and off the audio threads */
-    d->reload_audio = cvd_audio_prepare(d->reload_result, &d->reload_err);
+    d->reload_audio = cvd_audio_prepared_create(d->reload_result, &d->reload_err);
     if (d->reload_audio == NULL) {
         cvd_runtime_unref(d->reload_result);
         d->reload_result = NULL;
@@ -210,7 +210,7 @@ static void reload_done(uv_work_t *req, int status)
         notify_status(d, "reloaded");
     } else {
         cvd_runtime_unref(nrt);
-        cvd_audio_prepared_free(d->reload_audio);
+        cvd_audio_prepared_destroy(d->reload_audio);
         d->reload_audio = NULL;
         if (!d->stopping) {
             cvd_log_error("reload failed, keeping the running configuration: %s",
@@ -375,7 +375,7 @@ static void cleanup(cvd_daemon *d)
     d->n_workers = 0;
     close_main_handles(d); /* with audio and metrics */
     uv_run(d->loop, UV_RUN_DEFAULT); /* their close callbacks */
-    cvd_audio_free(d->audio);
+    cvd_audio_destroy(d->audio);
     cvd_listen_set_destroy(d->listens);
     cvd_runtime_slot_destroy(d->runtime);
     int rc = uv_loop_close(d->loop);

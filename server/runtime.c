@@ -45,7 +45,7 @@ void cvd_runtime_unref(cvd_runtime *rt)
     free(rt->memfigs);
     free(rt->tls);
     free(rt->tokens);
-    cvd_conf_free(rt->conf);
+    cvd_conf_destroy(rt->conf);
     free(rt);
 }
 

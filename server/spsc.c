@@ -10,7 +10,7 @@
 #include "convd_dsp.h" /* CVD_OK, CVD_ENOMEM */
 
 
-int cvd_spsc_init(cvd_spsc *r, size_t min_floats)
+int cvd_spsc_create(cvd_spsc *r, size_t min_floats)
 {
     size_t cap = 64;
     while (cap < min_floats)
@@ -24,7 +24,7 @@ int cvd_spsc_init(cvd_spsc *r, size_t min_floats)
     return CVD_OK;
 }
 
-void cvd_spsc_free(cvd_spsc *r)
+void cvd_spsc_destroy(cvd_spsc *r)
 {
     free(r->buf);
     r->buf = NULL;

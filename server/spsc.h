@@ -17,8 +17,8 @@ typedef struct cvd_spsc {
 } cvd_spsc;
 
 /* Room for at least min_floats (allocates: not on the audio thread). */
-int cvd_spsc_init(cvd_spsc *r, size_t min_floats);
-void cvd_spsc_free(cvd_spsc *r);
+int cvd_spsc_create(cvd_spsc *r, size_t min_floats);
+void cvd_spsc_destroy(cvd_spsc *r);
 /* Consumer side: floats that can be read. Producer side: floats that can be written. */
 size_t cvd_spsc_readable(cvd_spsc *r);
 size_t cvd_spsc_writable(cvd_spsc *r);

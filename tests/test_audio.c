@@ -192,7 +192,7 @@ Test(audio, spsc_ring_wraps_and_is_all_or_nothing)
 {
     cvd_spsc r;
     float a[100], b[100];
-    cr_assert_eq(cvd_spsc_init(&r, 100), 0);
+    cr_assert_eq(cvd_spsc_create(&r, 100), 0);
     cr_assert_eq(r.cap, 128);
     for (int i = 0; i < 100; i++)
         a[i] = (float)i;
@@ -206,7 +206,7 @@ Test(audio, spsc_ring_wraps_and_is_all_or_nothing)
         for (int i = 0; i < 70; i++)
             cr_assert_eq(b[i], (float)i, "round %d float %d", round, i);
     }
-    cvd_spsc_free(&r);
+    cvd_spsc_destroy(&r);
 }
 
 typedef struct ring_job {
@@ -236,7 +236,7 @@ Test(audio, spsc_ring_two_threads_keep_order)
     pthread_t t;
     float buf[64];
     long expect = 0;
-    cr_assert_eq(cvd_spsc_init(&r, 256), 0);
+    cr_assert_eq(cvd_spsc_create(&r, 256), 0);
     pthread_create(&t, NULL, producer, &j);
     while (expect < j.n) {
         size_t got = cvd_spsc_read(&r, buf, 64);
@@ -245,7 +245,7 @@ Test(audio, spsc_ring_two_threads_keep_order)
                 cr_assert_fail("float %ld: got %g", expect, (double)buf[i]);
     }
     pthread_join(t, NULL);
-    cvd_spsc_free(&r);
+    cvd_spsc_destroy(&r);
 }
 
 /* ---- the engine in-process ---------------------------------------------------------------- */
@@ -563,7 +563,7 @@ Test(audio, stream_directives_and_their_errors)
         int rc = cvd_conf_parse(cases[i].text, "t.conf", NULL, &c, &err);
         cr_expect_eq(rc, CVD_EFORMAT, "case %zu: rc %d", i, rc);
         cr_expect_str_eq(err.msg, cases[i].want, "case %zu", i);
-        cvd_conf_free(c);
+        cvd_conf_destroy(c);
     }
     /* the defaults, and a stream alone is something to serve */
     cvd_conf *c = NULL;
@@ -584,7 +584,7 @@ Test(audio, stream_directives_and_their_errors)
     cr_expect_str_eq(c->streams[1].source, "g");
     cr_expect_eq(c->streams[1].jitter, 0);
     cr_expect_eq(c->streams[0].n_in_map, 0);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
     /* input_channels: 1-based in the file, 0-based in the struct; they set the channels */
     c = NULL;
     cr_assert_eq(cvd_conf_parse("[stream g]\ninput_channels = 4, 1,4\n", "t.conf", NULL, &c, &err),
@@ -593,7 +593,7 @@ Test(audio, stream_directives_and_their_errors)
     cr_expect(c->streams[0].in_map[0] == 3 && c->streams[0].in_map[1] == 0 &&
               c->streams[0].in_map[2] == 3);
     cr_expect_eq(c->streams[0].channels, 3);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 }
 
 /* the lists' lengths against the model, when it is loaded */

@@ -54,7 +54,7 @@ static void expect_error(const char *text, const char *want)
     cr_expect_str_eq(err.msg, want, "\n--- text:\n%.2000s\n--- got:  %s\n--- want: %s", text,
                      err.msg, want);
     if (c != NULL && c != SENTINEL)
-        cvd_conf_free(c);
+        cvd_conf_destroy(c);
 }
 
 typedef struct error_case {
@@ -158,7 +158,7 @@ Test(config, embedded_default)
     cr_expect_eq(s->channels, 0);
     cr_expect_eq(s->rate, 1000);
     cr_expect_eq(s->block, 1);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 }
 
 /* config/convd.conf is the default, written out with comments. */
@@ -171,8 +171,8 @@ Test(config, shipped_file_is_the_default)
     cr_expect_str_eq(shipped->file, "config/convd.conf");
     cr_expect_not_null(shipped->dir);
     expect_same(shipped, def);
-    cvd_conf_free(shipped);
-    cvd_conf_free(def);
+    cvd_conf_destroy(shipped);
+    cvd_conf_destroy(def);
 }
 
 /* The documentation's examples parse (every ```ini block of docs/CONFIG.md that is marked
@@ -211,9 +211,9 @@ Test(config, docs_name_every_directive_and_examples_parse)
             cvd_conf *def = NULL;
             cr_assert_eq(cvd_conf_load_default(&def, NULL), 0);
             expect_same(c, def);
-            cvd_conf_free(def);
+            cvd_conf_destroy(def);
         }
-        cvd_conf_free(c);
+        cvd_conf_destroy(c);
         examples++;
         p = end + 1;
     }
@@ -248,7 +248,7 @@ Test(config, defaults_when_absent)
     cr_expect_eq(l->rate, 48000);
     cr_expect_eq(l->block, 64);
     cr_expect_eq(l->line, 3);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 }
 
 Test(config, server_boundaries)
@@ -268,7 +268,7 @@ Test(config, server_boundaries)
     cr_expect_eq(c->queue_limit, 4096);
     cr_expect_eq(c->slow_disconnect, 0);
     cr_expect_eq(c->nonfinite_pass, 0);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 
     c = parse_ok("[server]\nworkers = 256\nlog_level = debug\nmetrics = [::1]:65535\n"
                  "max_clients = 1000000\nmax_message = 67108864\nhandshake_timeout = 3600\n"
@@ -288,7 +288,7 @@ Test(config, server_boundaries)
     cr_expect_eq(c->queue_limit, 1073741824);
     cr_expect_eq(c->slow_disconnect, 1);
     cr_expect_eq(c->nonfinite_pass, 1);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 
     /* workers 1, other spellings of numbers and keywords */
     c = parse_ok("[server]\nworkers = 1\nlog_level = WARNING\nmetrics = localhost:0\n"
@@ -305,12 +305,12 @@ Test(config, server_boundaries)
     cr_expect_eq(c->shutdown_timeout, 0.5);
     cr_expect_eq(c->slow_disconnect, 1);
     cr_expect_eq(c->nonfinite_pass, 1);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 
     c = parse_ok("[server]\nlog_level = info\nmetrics = NONE\n" TAIL);
     cr_expect_eq(c->log_level, CVD_LOG_INFO);
     cr_expect_eq(c->metrics_enabled, 0);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 }
 
 Test(config, listen_boundaries)
@@ -344,7 +344,7 @@ Test(config, listen_boundaries)
     cr_expect_eq(f->model_index, -1, "a framed listener without a model");
     cr_expect_eq(f->channels, 1);
     cr_expect_str_eq(c->models[0].path, "/abs/m.json");
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 
     /* protocol keywords in any case; a model and a listener may share a name */
     c = parse_ok("[model x]\npath = builtin:x\n[listen x]\naddress = 127.0.0.1:1\n"
@@ -354,7 +354,7 @@ Test(config, listen_boundaries)
     cr_expect_eq(c->listens[0].model_index, 0);
     cr_expect_eq(c->listens[1].protocol, CVD_PROTO_RAW);
     cr_expect_eq(c->listens[1].format, CVD_FMT_S16LE);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 }
 
 Test(config, names)
@@ -373,7 +373,7 @@ Test(config, names)
     cr_expect_eq(cvd_conf_find_model(c, n64), 0);
     cr_expect_eq(cvd_conf_find_model(c, "nope"), -1);
     cr_expect_eq(cvd_conf_find_model(NULL, n64), -1);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 
     /* many sections (the arrays grow) */
     char *big = malloc(200000);
@@ -392,7 +392,7 @@ Test(config, names)
         cr_expect_eq(c->models[i].line, 6 * i + 1);
         cr_expect_eq(c->listens[i].line, 6 * i + 3);
     }
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
     free(big);
 }
 
@@ -423,7 +423,7 @@ Test(config, ipv6_addresses)
         cr_expect_str_eq(c->listens[0].host, ok[i].host, "%s", ok[i].addr);
         cr_expect_eq(c->listens[0].port, ok[i].port, "%s", ok[i].addr);
         cr_expect_eq(c->listens[0].family, AF_INET6, "%s", ok[i].addr);
-        cvd_conf_free(c);
+        cvd_conf_destroy(c);
     }
 }
 
@@ -456,7 +456,7 @@ Test(config, comments_and_whitespace)
     cr_expect_eq(c->listens[0].line, 12);
     cr_expect_eq(c->listens[0].port, 5);
     cr_expect_eq(c->listens[0].rate, 8000, "last line without a newline");
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 
     /* "log_level=debug# ..." : '#' right after a word does not start a comment */
     expect_error("[server]\nlog_level = debug#x\n" TAIL,
@@ -465,7 +465,7 @@ Test(config, comments_and_whitespace)
     cvd_conf *d = parse_ok("[server]\nworkers = 2\n    max_clients = 9\n" TAIL);
     cr_expect_eq(d->workers, 2);
     cr_expect_eq(d->max_clients, 9);
-    cvd_conf_free(d);
+    cvd_conf_destroy(d);
 }
 
 Test(config, relative_paths)
@@ -480,18 +480,18 @@ Test(config, relative_paths)
     cr_expect_str_eq(c->models[2].path, "builtin:c");
     cr_expect_eq(c->models[2].builtin, 1);
     cr_expect_str_eq(c->models[3].path, "/etc/convd/../d.NAM");
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 
     c = parse_ok_in(text, "/");
     cr_expect_str_eq(c->models[0].path, "/models/a.json");
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
     c = parse_ok_in(text, "conf/");
     cr_expect_str_eq(c->models[0].path, "conf/models/a.json");
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
     c = parse_ok_in(text, NULL);
     cr_expect_str_eq(c->models[0].path, "models/a.json");
     cr_expect_null(c->dir);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 
     /* from a file: against the file's folder, made absolute, not the working directory */
     char cwd[PATH_MAX], want[PATH_MAX + 64];
@@ -507,7 +507,7 @@ Test(config, relative_paths)
     cr_expect_str_eq(c->models[1].path, want);
     cr_expect_str_eq(c->models[2].path, "/usr/share/convd/models/drive.json");
     cr_expect_str_eq(c->models[3].path, "builtin:drive");
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 
     /* a file named without a folder: the working directory */
     char *old = strdup(cwd);
@@ -515,7 +515,7 @@ Test(config, relative_paths)
     cr_expect_eq(cvd_conf_load("relative.conf", &c, &err), 0, "%s", err.msg);
     snprintf(want, sizeof want, "%s/tests/data/config/models/drive.json", old);
     cr_expect_str_eq(c->models[0].path, want);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
     cr_assert_eq(chdir(old), 0);
     free(old);
 }
@@ -795,7 +795,7 @@ Test(config, listener_errors)
                            "[listen e]\naddress = [::1]:7\nprotocol = framed\n"
                            "[server]\nmetrics = 127.0.0.1:0\n");
     cr_expect_eq(c->n_listens, 5);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 }
 
 /* ---- files ------------------------------------------------------------------------------- */
@@ -923,7 +923,7 @@ Test(config, token_soup)
         if (rc == 0) {
             cr_assert(c != NULL && c != SENTINEL);
             cr_expect_geq(c->n_listens, 1);
-            cvd_conf_free(c);
+            cvd_conf_destroy(c);
             continue;
         }
         int line = 0;
@@ -959,7 +959,7 @@ Test(config, megabyte_lines)
     cr_assert_eq(cvd_conf_load(path, &c, &err), 0, "%s", err.msg);
     cr_expect_eq(c->workers, 9);
     cr_expect_eq(c->listens[0].line, 6);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
     unlink(path);
     free(path);
 
@@ -1017,7 +1017,7 @@ Test(config, long_paths)
             memcpy(want, text + 17, (size_t)len);
             want[len] = '\0';
             cr_expect_str_eq(c->models[0].path, want);
-            cvd_conf_free(c);
+            cvd_conf_destroy(c);
         } else {
             expect_error(text, "t.conf:2: path: longer than 4095 bytes");
         }
@@ -1030,7 +1030,7 @@ Test(config, long_paths)
     sprintf(p, ".nam\n[listen l]\naddress = 127.0.0.1:0\nprotocol = framed\n");
     cvd_conf *c = parse_ok_in(text, "/some/folder");
     cr_expect_eq(strlen(c->models[0].path), strlen("/some/folder/") + 4094);
-    cvd_conf_free(c);
+    cvd_conf_destroy(c);
 }
 
 /* ---- the small API ----------------------------------------------------------------------- */
@@ -1065,7 +1065,7 @@ Test(config, names_and_arguments)
     cr_expect_eq(cvd_log_level_parse(NULL), -1);
     cr_expect_str_eq(cvd_log_level_name(42), "?");
 
-    cvd_conf_free(NULL);
+    cvd_conf_destroy(NULL);
     cvd_err err = {0};
     cvd_conf *c = SENTINEL;
     cr_expect_eq(cvd_conf_parse(NULL, "x", NULL, &c, &err), CVD_EINVAL);
@@ -1099,7 +1099,7 @@ Test(config, sample_format_is_the_codecs_parser)
         cr_assert_eq(cvd_conf_parse(text, "t.conf", NULL, &c, &err), 0, "%s: %s", names[i],
                      err.msg);
         cr_assert_eq(c->listens[0].format, want, "%s", names[i]);
-        cvd_conf_free(c);
+        cvd_conf_destroy(c);
     }
 }
 

@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         for (int i = 0; i < c->n_streams; i++)
             (void)cvd_conf_find_stream(c, c->streams[i].name);
-        cvd_conf_free(c);
+        cvd_conf_destroy(c);
     } else {
         if (c != NULL) {
             fprintf(stderr, "out not NULL after refusal\n");
