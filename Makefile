@@ -124,7 +124,7 @@ SOAK_SECONDS ?= 600
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all programs test test-arm64 run bench soak fuzz clean deps format install uninstall FORCE check-includes
+.PHONY: all programs test test-arm64 run bench soak fuzz clean deps format format-check install uninstall FORCE check-includes
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -319,8 +319,13 @@ uninstall:
 	for t in $(INSTALL_TOOLS); do rm -f $(DESTDIR)$(BASHCOMPDIR)/$$t; done
 	@echo "uninstall: /etc/convd/convd.conf is kept (remove it by hand if you want)"
 
+# the committed .clang-format: make format applies it, make format-check lists the files that
+# differ (scripts/check-format.sh; not yet in .ci/run: the tree is formatted once first)
+FORMAT_SRC = $(wildcard dsp/*.[ch] model/*.[ch] proto/*.[ch] server/*.[ch] client/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch])
 format:
-	clang-format -i dsp/*.[ch] model/*.[ch] proto/*.[ch] server/*.[ch] client/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch]
+	clang-format -i $(FORMAT_SRC)
+format-check:
+	@scripts/check-format.sh $(FORMAT_SRC)
 
 clean:
 	rm -rf build build-san build-tsan build-fuzz build-arm64
