@@ -2,7 +2,10 @@
  * bench_longconv: long convolutions, direct against the partitioned FFT path.
  *
  *   bench_longconv                 the cabinet IR figures: a 48 kHz IR of 200 ms (9,600 taps)
- *                                  at block 64, both paths, x real time
+ *                                  at block 64, both paths, x real time; then the chain amp
+ *                                  (the standard .nam, ../shared/models/nam) + that IR as a
+ *                                  cvd_chain, beside the amp alone in the same run, and the
+ *                                  FMA peak of this core measured in the run
  *   bench_longconv --crossover     ns/frame of the direct form and of the FFT path (each
  *                                  partition) over kernel lengths, for the channel shapes the
  *                                  switch table covers; prints the measured switch points
@@ -15,8 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sndfile.h>
+#include <unistd.h>
+
 #include "benchutil.h"
 #include "convd_dsp.h"
+#include "convd_model.h"
+#include "peak.h"
 
 #define RUNS 5
 
@@ -131,6 +139,113 @@ static int crossover(void)
     return 0;
 }
 
+/* ns per frame of a chain of models at 48 kHz, blocks of `block`, median of RUNS */
+static double time_chain(cvd_model **models, int n, int block, long frames)
+{
+    cvd_chain *c = NULL;
+    cvd_err err = {0};
+    cvd_chain_config cfg = {.rate = 48000, .max_block = block};
+    if (cvd_chain_create(models, NULL, n, &cfg, &c, &err) < 0) {
+        fprintf(stderr, "bench_longconv: chain: %s\n", err.msg);
+        exit(1);
+    }
+    const int ci = cvd_chain_in_channels(c), co = cvd_chain_out_channels(c);
+    float *in = malloc(sizeof(float) * (size_t)ci * (size_t)block);
+    float *out = malloc(sizeof(float) * (size_t)co * (size_t)cvd_chain_max_out(c));
+    cvd_rng r;
+    cvd_rng_seed(&r, 11);
+    for (int i = 0; i < ci * block; i++)
+        in[i] = (float)(0.5 * (cvd_rng_uniform(&r) - 0.5));
+    long nblocks = frames / block > 0 ? frames / block : 1;
+    double t[RUNS];
+    for (int run = -1; run < RUNS; run++) {
+        double t0 = bench_now();
+        int no;
+        for (long i = 0; i < nblocks; i++)
+            cvd_chain_process(c, in, block, out, &no);
+        if (run >= 0)
+            t[run] = bench_now() - t0;
+    }
+    free(in);
+    free(out);
+    cvd_chain_destroy(c);
+    return bench_median(t, RUNS) / (double)(nblocks * block) * 1e9;
+}
+
+/* A 200 ms cabinet-like response at 48 kHz (9,600 taps) written as a WAV, loaded with
+ * cvd_ir_load as a chain would load it. */
+static cvd_model *cab_ir(int k)
+{
+    char path[] = "/tmp/bench_longconv_XXXXXX.wav";
+    int fd = mkstemps(path, 4);
+    if (fd < 0) {
+        perror("bench_longconv: mkstemps");
+        exit(1);
+    }
+    close(fd);
+    SF_INFO si = {.samplerate = 48000, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+    SNDFILE *f = sf_open(path, SFM_WRITE, &si);
+    float *h = malloc(sizeof(float) * (size_t)k);
+    cvd_rng r;
+    cvd_rng_seed(&r, 5);
+    for (int i = 0; i < k; i++) /* decaying noise, a resonance */
+        h[i] = (float)(exp(-i / 1500.0) * (cvd_rng_uniform(&r) - 0.5 + sin(i * 0.03)));
+    if (f == NULL || sf_writef_float(f, h, k) != k) {
+        fprintf(stderr, "bench_longconv: %s: %s\n", path, sf_strerror(f));
+        exit(1);
+    }
+    sf_close(f);
+    free(h);
+    cvd_model *m = NULL;
+    cvd_err err = {0};
+    cvd_ir_options o;
+    cvd_ir_options_init(&o);
+    o.rate = 48000;
+    int rc = cvd_ir_load(path, &o, &m, &err);
+    unlink(path);
+    if (rc < 0) {
+        fprintf(stderr, "bench_longconv: %s\n", err.msg);
+        exit(1);
+    }
+    return m;
+}
+
+static void chain_figures(int k, int block)
+{
+    const char *amp_path = "../shared/models/nam/wavenet_a1_standard.nam";
+    cvd_model *amp = NULL, *ir = cab_ir(k);
+    cvd_err err = {0};
+    bench_peaks peaks;
+    bench_peaks_measure(&peaks);
+    printf("\namp + cabinet IR as one chain (cvd_chain at 48000 Hz), block %d, isa %s, median "
+           "of %d\n",
+           block, cvd_isa_name(cvd_isa_active()), RUNS);
+    bench_peaks_print(stdout, &peaks);
+    double t_ir = time_chain(&ir, 1, block, 1 << 16);
+    printf("%-34s %10s %12s %14s\n", "", "ns/frame", "x realtime", "vs amp alone");
+    if (cvd_nam_load(amp_path, &amp, &err) < 0) {
+        printf("%-34s %10.1f %12.1f\n", "IR alone (9,600 taps)", t_ir, 1e9 / (t_ir * 48000.0));
+        fprintf(stderr, "bench_longconv: %s (the amp figures skipped)\n", err.msg);
+        cvd_model_unref(ir);
+        return;
+    }
+    cvd_model *both[2] = {amp, ir};
+    double t_amp = time_chain(&amp, 1, block, 1 << 15);
+    double t_both = time_chain(both, 2, block, 1 << 15);
+    printf("%-34s %10.1f %12.1f %14.2f\n", "amp alone (standard .nam)", t_amp,
+           1e9 / (t_amp * 48000.0), 1.0);
+    printf("%-34s %10.1f %12.1f %14.2f\n", "IR alone (9,600 taps)", t_ir, 1e9 / (t_ir * 48000.0),
+           t_ir / t_amp);
+    printf("%-34s %10.1f %12.1f %14.2f\n", "amp + IR", t_both, 1e9 / (t_both * 48000.0),
+           t_both / t_amp);
+    const double gflop = 2.0 * (double)cvd_model_macs_per_frame(amp) * 1e-9;
+    const double run = gflop / (t_amp * 1e-9); /* GFLOP/s while the amp runs */
+    printf("the amp alone computes %.1f GFLOP/s: %.2f of the %s peak measured above\n", run,
+           run / peaks.gflops[cvd_isa_active()], cvd_isa_name(cvd_isa_active()));
+    cvd_model_unref(amp);
+    cvd_model_unref(ir);
+}
+
 int main(int argc, char **argv)
 {
     int cross = 0;
@@ -158,5 +273,7 @@ int main(int argc, char **argv)
     printf("%-22s %10s %12s\n", "", "ns/frame", "x realtime");
     printf("%-22s %10.1f %12.1f\n", "direct form", direct, 1e9 / (direct * 48000.0));
     printf("%-22s %10.1f %12.1f\n", "automatic (FFT)", fft, 1e9 / (fft * 48000.0));
+    printf("the FFT path %.1fx the direct form's speed (same run)\n", direct / fft);
+    chain_figures(k, block);
     return 0;
 }
