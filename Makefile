@@ -270,6 +270,9 @@ BINDIR  := $(PREFIX)/bin
 DATADIR := $(PREFIX)/share/convd
 DOCDIR  := $(PREFIX)/share/doc/convd
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+USERUNITDIR ?= $(PREFIX)/lib/systemd/user
+# where captures live (the units' StateDirectory=): made by install, never removed
+STATEDIR ?= /var/lib/convd
 MANDIR  ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 INSTALL_TOOLS := $(TOOL_SRC:tools/%.c=%)
@@ -277,7 +280,8 @@ MAN_PAGES := $(wildcard man/*.[1-8])
 
 install: $(DAEMON) $(TOOL_BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/models $(DESTDIR)$(DOCDIR) \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/convd
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(USERUNITDIR) $(DESTDIR)/etc/convd \
+		$(DESTDIR)$(STATEDIR)/models
 	install -m 755 $(DAEMON) $(DESTDIR)$(BINDIR)/convd
 	for t in $(INSTALL_TOOLS); do \
 		if [ -f $(BUILD)/$$t ]; then install -m 755 $(BUILD)/$$t $(DESTDIR)$(BINDIR)/$$t; fi; \
@@ -290,6 +294,9 @@ install: $(DAEMON) $(TOOL_BIN)
 	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' config/convd-audio.service \
 		> $(DESTDIR)$(UNITDIR)/convd-audio.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/convd-audio.service
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' config/convd-user.service \
+		> $(DESTDIR)$(USERUNITDIR)/convd.service
+	chmod 644 $(DESTDIR)$(USERUNITDIR)/convd.service
 	@# manual pages, with this installation's paths; bash completion, one file for every program
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(BASHCOMPDIR)
@@ -312,12 +319,16 @@ install: $(DAEMON) $(TOOL_BIN)
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/convd
 	for t in $(INSTALL_TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t; done
-	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	@# only what install put there: models you added beside the demos, and $(STATEDIR), stay
+	for f in config/models/*.json; do rm -f $(DESTDIR)$(DATADIR)/models/$${f##*/}; done
+	for f in docs/*.md LICENSE; do rm -f $(DESTDIR)$(DOCDIR)/$${f##*/}; done
+	-rmdir $(DESTDIR)$(DATADIR)/models $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR) 2>/dev/null
 	rm -f $(DESTDIR)$(UNITDIR)/convd.service $(DESTDIR)$(UNITDIR)/convd-audio.service
+	rm -f $(DESTDIR)$(USERUNITDIR)/convd.service
 	for m in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/convd
 	for t in $(INSTALL_TOOLS); do rm -f $(DESTDIR)$(BASHCOMPDIR)/$$t; done
-	@echo "uninstall: /etc/convd/convd.conf is kept (remove it by hand if you want)"
+	@echo "uninstall: /etc/convd/convd.conf and $(STATEDIR) (your models) are kept"
 
 # the committed .clang-format: make format applies it, make format-check lists the files that
 # differ (scripts/check-format.sh; not yet in .ci/run: the tree is formatted once first)

@@ -5,11 +5,13 @@
  */
 #include "audio_device.h"
 
+#include <fcntl.h>
 #include <portaudio.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -67,22 +69,64 @@ void cvd_audio_log_devices(void)
     }
 }
 
-int cvd_audio_list_devices(FILE *f)
+/* Standard error to /dev/null (the host APIs print there while PortAudio probes); returns
+ * the saved descriptor for unquiet_stderr, or -1 when nothing was changed. */
+static int quiet_stderr(void)
+{
+    fflush(stderr);
+    int saved = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (saved < 0 || null < 0 || dup2(null, 2) < 0) {
+        if (saved >= 0)
+            close(saved);
+        if (null >= 0)
+            close(null);
+        return -1;
+    }
+    close(null);
+    return saved;
+}
+
+static void unquiet_stderr(int saved)
+{
+    if (saved < 0)
+        return;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+}
+
+int cvd_audio_list_devices(FILE *f, int verbose)
 {
     cvd_err err = {0};
-    char line[512];
-    if (cvd_portaudio_ref(&err) < 0) {
+    char line[512], version[160];
+    const int saved = verbose ? -1 : quiet_stderr();
+    const int up = cvd_portaudio_ref(&err);
+    const int n = up < 0 ? 0 : Pa_GetDeviceCount();
+    char **lines = calloc((size_t)(n > 0 ? n : 1), sizeof *lines);
+    for (int i = 0; lines && i < n; i++) { /* described while quiet: it may probe too */
+        describe_device(i, line, sizeof line);
+        lines[i] = strdup(line);
+    }
+    snprintf(version, sizeof version, "%s", up < 0 ? "" : Pa_GetVersionText());
+    if (up >= 0)
+        cvd_portaudio_unref();
+    unquiet_stderr(saved);
+    if (up < 0) {
         fprintf(stderr, "convd: %s\n", err.msg);
+        free(lines);
         return 1;
     }
-    int n = Pa_GetDeviceCount();
-    fprintf(f, "PortAudio %s: %d devices (index, name, [host API], channels, default rate)\n",
-            Pa_GetVersionText(), n < 0 ? 0 : n);
+    /* Pa_GetVersionText() is "PortAudio V19.6.0-devel, revision ...": said once */
+    fprintf(f, "%s%s: %d device%s (index, name, [host API], channels, default rate)\n",
+            strncmp(version, "PortAudio", 9) == 0 ? "" : "PortAudio ", version, n < 0 ? 0 : n,
+            n == 1 ? "" : "s");
     for (int i = 0; i < n; i++) {
-        describe_device(i, line, sizeof line);
-        fprintf(f, "%s\n", line);
+        fprintf(f, "%s\n", lines && lines[i] ? lines[i] : "?");
+        if (lines)
+            free(lines[i]);
     }
-    cvd_portaudio_unref();
+    free(lines);
     return 0;
 }
 

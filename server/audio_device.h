@@ -30,7 +30,9 @@ void cvd_audio_log_devices(void);
  * stderr). Returns 0 when all are found. */
 int cvd_audio_check(cvd_runtime *rt, FILE *out);
 
-/* convd --list-devices: every PortAudio device, its host API, channels and default rate. */
-int cvd_audio_list_devices(FILE *f);
+/* convd --list-devices: the PortAudio version once, then every device, its host API,
+ * channels and default rate. The host APIs' own messages (ALSA's, JACK's) while probing go
+ * to /dev/null unless verbose. */
+int cvd_audio_list_devices(FILE *f, int verbose);
 
 #endif

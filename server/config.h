@@ -44,6 +44,11 @@ extern "C" {
 #define CVD_CONF_HOST_MAX 64
 /* Longest model path accepted, in bytes, as written (PATH_MAX - 1). */
 #define CVD_CONF_PATH_MAX 4095
+/* Where captures live (the units' StateDirectory=convd convd/models): a relative model path
+ * is looked up there first, then joined to the config's folder. $CONVD_MODEL_DIR, when set
+ * (the systemd --user unit sets it), replaces it. */
+#define CVD_CONF_MODEL_DIR "/var/lib/convd/models"
+
 /* Largest configuration file cvd_conf_load reads. */
 #define CVD_CONF_FILE_MAX (16u << 20)
 
@@ -54,8 +59,8 @@ typedef cvd_sample_format cvd_sample_fmt;
 /* [model NAME] */
 typedef struct cvd_conf_model {
     char name[CVD_CONF_NAME_MAX + 1];
-    /* "builtin:NAME" as written, an absolute path as written, or a relative path joined to
-     * the config file's folder ("DIR/PATH"; left as written when there is no folder, see
+    /* "builtin:NAME" as written, an absolute path as written, a relative path found in the
+     * models folder (CVD_CONF_MODEL_DIR), or a relative path joined to the config file's folder ("DIR/PATH"; left as written when there is no folder, see
      * cvd_conf_parse). Owned by the cvd_conf. The extension is one cvd_model_load reads:
      * .nam, .json, .keras, .h5 or .hdf5 (any case). */
     char *path;

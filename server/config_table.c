@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "config_internal.h"
@@ -301,7 +302,15 @@ static int has_ext(const char *path, const char *ext)
     return n > e && strcasecmp(path + n - e, ext) == 0;
 }
 
-/* A relative path joined to dir (each side of a CONFIG+WEIGHTS pair on its own); malloc'd. */
+/* The folder where captures live: $CONVD_MODEL_DIR, else CVD_CONF_MODEL_DIR. */
+static const char *model_dir(void)
+{
+    const char *d = getenv("CONVD_MODEL_DIR");
+    return d != NULL && d[0] != '\0' ? d : CVD_CONF_MODEL_DIR;
+}
+
+/* A relative path: in the models folder if it is there, else joined to dir (each side of a
+ * CONFIG+WEIGHTS pair on its own); malloc'd. */
 static char *resolve_model_path(const char *dir, const char *v)
 {
     const char *plus = strchr(v, '+');
@@ -316,6 +325,16 @@ static char *resolve_model_path(const char *dir, const char *v)
         free(a);
         free(b);
         return r;
+    }
+    if (v[0] != '/') {
+        const char *md = model_dir();
+        char *r = malloc(strlen(md) + strlen(v) + 2);
+        if (r == NULL)
+            return NULL;
+        sprintf(r, "%s/%s", md, v);
+        if (access(r, F_OK) == 0)
+            return r;
+        free(r);
     }
     if (v[0] != '/' && dir != NULL && dir[0] != '\0') {
         size_t dl = strlen(dir);

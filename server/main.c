@@ -27,7 +27,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: convd [-c FILE | --builtin-config] [--workers N]\n"
                "             [--log-level error|warning|info|debug]\n"
                "       convd --check [-c FILE]\n"
-               "       convd --list-devices\n"
+               "       convd --list-devices [-v]\n"
                "       convd --help | --version\n"
                "\n"
                "  -c, --config FILE  configuration (default " DEFAULT_CONFIG
@@ -37,9 +37,13 @@ static void usage(FILE *f)
                "                     " DEFAULT_CONFIG " exists\n"
                "  --check            load the configuration and its models, report, exit\n"
                "  --list-devices     the audio devices [stream NAME] sections may name, exit\n"
+               "  -v, --verbose      with --list-devices: the host APIs' own messages too\n"
                "  --workers N        worker threads (overrides [server] workers)\n"
                "  --log-level LEVEL  overrides [server] log_level until a reload\n"
                "\n"
+               "Models: a relative path in the configuration is looked up in\n"
+               "  " CVD_CONF_MODEL_DIR " first (where captures live; $CONVD_MODEL_DIR instead,\n"
+               "  when set), then beside the configuration file.\n"
                "Signals: SIGTERM/SIGINT stop (streams are flushed), SIGHUP reloads.\n"
                "Exit status: 0 stopped cleanly (--check: the configuration is good), 1 an\n"
                "error, 2 a usage error.\n"
@@ -62,7 +66,7 @@ static const char *option_value(int argc, char **argv, int *i, const char *what)
 int main(int argc, char **argv)
 {
     const char *config = NULL;
-    int check = 0, workers = 0, level = -1, builtin = 0;
+    int check = 0, workers = 0, level = -1, builtin = 0, list = 0, verbose = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -76,7 +80,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--check") == 0) {
             check = 1;
         } else if (strcmp(a, "--list-devices") == 0) {
-            return cvd_audio_list_devices(stdout);
+            list = 1;
+        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            verbose = 1;
         } else if (strcmp(a, "--workers") == 0) {
             char *end;
             const char *v = option_value(argc, argv, &i, "worker threads, 1..256");
@@ -113,6 +119,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "convd: --builtin-config and -c exclude each other\n");
         return 2;
     }
+    if (list)
+        return cvd_audio_list_devices(stdout, verbose);
     int looked_errno = 0;
     if (config == NULL && !builtin) {
         if (access(DEFAULT_CONFIG, F_OK) == 0)
