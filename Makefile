@@ -85,7 +85,9 @@ PROTO_LIB := $(BUILD)/libconvd_proto.a
 # tools read and write audio files with libsndfile, and draw plots with cairo (convd-info --plot)
 CAIRO_CFLAGS := $(shell pkg-config --cflags cairo fontconfig 2>/dev/null || echo -I/usr/include/cairo)
 CAIRO_LIBS   := $(shell pkg-config --libs cairo fontconfig 2>/dev/null || echo -lcairo -lfontconfig)
-TOOL_LIBS := $(MODEL_LIBS) -lsndfile $(TLS_LIBS) $(CAIRO_LIBS)
+# NATS JetStream (libnats): the [nats] transport and convd-nats
+NATS_LIBS := -lnats
+TOOL_LIBS := $(MODEL_LIBS) -lsndfile $(TLS_LIBS) $(CAIRO_LIBS) $(NATS_LIBS) -lpthread
 $(BUILD)/tools/lib/canvas.o $(BUILD)/tests/test_plot.o: CPPFLAGS += $(CAIRO_CFLAGS)
 
 # ---- server: the daemon (libuv, inih, systemd); server/main.c is the program ---------------
@@ -93,7 +95,7 @@ SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJ := $(SERVER_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/builtin_models.o
 BUILTIN_MODELS := $(sort $(wildcard config/models/*.json))
 SERVER_LIB := $(BUILD)/libconvd_server.a
-SERVER_LIBS:= -luv -linih -lsystemd -lportaudio -lpthread $(TLS_LIBS)
+SERVER_LIBS:= -luv -linih -lsystemd -lportaudio -lpthread $(TLS_LIBS) $(NATS_LIBS)
 DAEMON     := $(if $(wildcard server/main.c),$(BUILD)/convd)
 # The same daemon with test hooks (-DCVD_TEST_HOOKS: CONVD_TEST_SLOW_CALLBACK slows the audio
 # callback, for the xrun tests); never installed. The release daemon has no such code.

@@ -10,7 +10,7 @@ set -eu
 # Build and run time: the C toolchain and the libraries the daemon links.
 BUILD_PKGS="build-essential pkg-config libcriterion-dev libuv1-dev portaudio19-dev
 libjansson-dev libinih-dev libsystemd-dev libsndfile1-dev libzip-dev libhdf5-dev libssl-dev
-libcairo2-dev libfontconfig-dev libfftw3-dev libsamplerate0-dev"
+libcairo2-dev libfontconfig-dev libfftw3-dev libsamplerate0-dev libnats-dev"
 # Tests and `make run`'s printed example: audio loopback through ALSA plugin devices, and
 # jackd2's dummy driver for a paced audio device (xruns); sox and nc (OpenBSD's, for -N) to
 # stream a WAV file through the daemon by hand.
@@ -29,6 +29,8 @@ TEST_PKGS="$TEST_PKGS dpkg-dev debhelper lintian"
 # arm64 libraries the tests link are fetched with apt-get download (never installed), which
 # needs dpkg's arm64 architecture (added below)
 TEST_PKGS="$TEST_PKGS gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+# the NATS transport's tests (a real cluster on 127.0.0.1) and scripts/nats-cluster.sh
+TEST_PKGS="$TEST_PKGS nats-server"
 # Scripts only (golden data, model import, demo training); never used by the daemon.
 SCRIPT_PKGS="python3 python3-numpy python3-h5py python3-torch"
 

@@ -1,0 +1,510 @@
+/*
+ * test_nats.c - the NATS JetStream transport (docs/SCALE.md): its pure parts (ids, subjects,
+ * headers, the partition function, leases and checkpoints as text, the [nats] directives,
+ * which models it can replay), and the transport against real nats-server processes on
+ * 127.0.0.1 started here (free ports, their own store folders, killed at the end even when a
+ * test fails): every id's output complete, each frame exactly once, equal to the model run on
+ * the id's concatenated input.
+ *
+ * Tests that need nats-server skip (cr_skip_test) when it is not installed.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+
+#include "convd_model.h"
+#include "daemon_util.h"
+#include "nats.h"
+#include "nats_harness.h"
+#include "nats_internal.h"
+#include "nats_wire.h"
+#include "testutil.h"
+
+#define SENSOR "config/models/vibration-denoise.json" /* 3 -> 3 channels, rf 253, latency 0 */
+#define GRAPH "tests/data/tools/graph.json"            /* 2 -> 3 channels, latency 2 */
+#define WINDOWED "tests/data/keras/k3_func_global.keras" /* windows of 20 frames, 3 -> 5 */
+#define STRIDED "tests/data/json/strided.json"         /* one output per 2 inputs or so */
+
+static void suite_init(void)
+{
+    du_tmp_make();
+    du_deadline(120);
+}
+
+static void suite_fini(void)
+{
+    du_cleanup();
+    du_tmp_remove();
+}
+
+TestSuite(nats, .init = suite_init, .fini = suite_fini);
+
+/* ---- pure parts -------------------------------------------------------------------------- */
+
+Test(nats, ids_and_prefixes)
+{
+    char id129[130];
+    memset(id129, 'a', 129);
+    id129[129] = '\0';
+    cr_assert(cvd_nats_id_valid("dev-42_A", 8));
+    cr_assert(cvd_nats_id_valid(id129, 128));
+    cr_assert_not(cvd_nats_id_valid(id129, 129));
+    cr_assert_not(cvd_nats_id_valid("", 0));
+    cr_assert_not(cvd_nats_id_valid("a.b", 3));
+    cr_assert_not(cvd_nats_id_valid("a*", 2));
+    cr_assert_not(cvd_nats_id_valid("a>", 2));
+    cr_assert_not(cvd_nats_id_valid("a b", 3));
+    cr_assert_not(cvd_nats_id_valid("a:b", 3));
+    cr_assert_not(cvd_nats_id_valid("\xc3\xa9", 2));
+    cr_assert(cvd_nats_prefix_valid("convd"));
+    cr_assert(cvd_nats_prefix_valid("acme.site-1.convd"));
+    cr_assert_not(cvd_nats_prefix_valid(""));
+    cr_assert_not(cvd_nats_prefix_valid("a..b"));
+    cr_assert_not(cvd_nats_prefix_valid(".a"));
+    cr_assert_not(cvd_nats_prefix_valid("a."));
+    cr_assert_not(cvd_nats_prefix_valid("a.*"));
+    cr_assert_not(cvd_nats_prefix_valid("a.>"));
+}
+
+/* NATS's partition(8,1) of these ids, as nats-server 2.9.10 mapped them */
+Test(nats, partition_function)
+{
+    static const struct {
+        const char *id;
+        int part;
+    } known[] = {{"a", 4}, {"dev-42", 5}, {"x_y", 3}, {"m042", 2}, {"sensor0001", 0}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        cr_assert_eq(cvd_nats_partition(known[i].id, strlen(known[i].id), 8), known[i].part,
+                     "%s", known[i].id);
+}
+
+Test(nats, frames_and_subjects)
+{
+    int64_t f;
+    int part;
+    const char *id;
+    size_t n;
+    cr_assert_eq(cvd_nats_parse_frame("0", &f), 0);
+    cr_assert_eq(f, 0);
+    cr_assert_eq(cvd_nats_parse_frame("9007199254740992", &f), 0);
+    cr_assert_eq(f, CVD_NATS_FRAME_MAX);
+    cr_assert_eq(cvd_nats_parse_frame("9007199254740993", &f), -1);
+    cr_assert_eq(cvd_nats_parse_frame("", &f), -1);
+    cr_assert_eq(cvd_nats_parse_frame("-1", &f), -1);
+    cr_assert_eq(cvd_nats_parse_frame("+1", &f), -1);
+    cr_assert_eq(cvd_nats_parse_frame(" 1", &f), -1);
+    cr_assert_eq(cvd_nats_parse_frame("1x", &f), -1);
+    cr_assert_eq(cvd_nats_parse_frame("0x10", &f), -1);
+    cr_assert_eq(cvd_nats_parse_part_subject("convd.part.12.dev-1", "convd", &part, &id, &n), 0);
+    cr_assert_eq(part, 12);
+    cr_assert_eq(n, 5);
+    cr_assert_eq(strncmp(id, "dev-1", 5), 0);
+    cr_assert_eq(cvd_nats_parse_part_subject("a.b.part.0.x", "a.b", &part, &id, &n), 0);
+    cr_assert_eq(part, 0);
+    cr_assert_eq(cvd_nats_parse_part_subject("convd.in.x", "convd", &part, &id, &n), -1);
+    cr_assert_eq(cvd_nats_parse_part_subject("convd.part.x.y", "convd", &part, &id, &n), -1);
+    cr_assert_eq(cvd_nats_parse_part_subject("convd.part.1", "convd", &part, &id, &n), -1);
+    cr_assert_eq(cvd_nats_parse_part_subject("other.part.1.x", "convd", &part, &id, &n), -1);
+    /* a subject with more tokens gives an id that is not one: the caller refuses it */
+    cr_assert_eq(cvd_nats_parse_part_subject("convd.part.1.a.b", "convd", &part, &id, &n), 0);
+    cr_assert_not(cvd_nats_id_valid(id, n));
+}
+
+Test(nats, durations_and_sizes)
+{
+    double s;
+    int64_t b;
+    cr_assert_eq(cvd_nats_parse_seconds("15", &s), 0);
+    cr_assert_float_eq(s, 15, 1e-12);
+    cr_assert_eq(cvd_nats_parse_seconds("0.5", &s), 0);
+    cr_assert_float_eq(s, 0.5, 1e-12);
+    cr_assert_eq(cvd_nats_parse_seconds("2m", &s), 0);
+    cr_assert_float_eq(s, 120, 1e-12);
+    cr_assert_eq(cvd_nats_parse_seconds("24h", &s), 0);
+    cr_assert_float_eq(s, 86400, 1e-12);
+    cr_assert_eq(cvd_nats_parse_seconds("7d", &s), 0);
+    cr_assert_eq(cvd_nats_parse_seconds("90s", &s), 0);
+    cr_assert_float_eq(s, 90, 1e-12);
+    cr_assert_eq(cvd_nats_parse_seconds("-1", &s), -1);
+    cr_assert_eq(cvd_nats_parse_seconds("2 m", &s), -1);
+    cr_assert_eq(cvd_nats_parse_seconds("2mm", &s), -1);
+    cr_assert_eq(cvd_nats_parse_seconds("nan", &s), -1);
+    cr_assert_eq(cvd_nats_parse_seconds("", &s), -1);
+    cr_assert_eq(cvd_nats_parse_bytes("1G", &b), 0);
+    cr_assert_eq(b, 1073741824LL);
+    cr_assert_eq(cvd_nats_parse_bytes("512K", &b), 0);
+    cr_assert_eq(b, 524288);
+    cr_assert_eq(cvd_nats_parse_bytes("-1", &b), 0);
+    cr_assert_eq(b, -1);
+    cr_assert_eq(cvd_nats_parse_bytes("1.5", &b), -1);
+    cr_assert_eq(cvd_nats_parse_bytes("-2", &b), -1);
+    cr_assert_eq(cvd_nats_parse_bytes("1X", &b), -1);
+}
+
+Test(nats, lease_values)
+{
+    cvd_nats_lease l = {"host-12-abc", 0}, p;
+    char buf[128];
+    cr_assert_gt(cvd_nats_lease_format(buf, sizeof buf, &l), 0);
+    cr_assert_str_eq(buf, "host-12-abc 0");
+    l.epoch = 18446744073709551615ull;
+    cvd_nats_lease_format(buf, sizeof buf, &l);
+    cr_assert_eq(cvd_nats_lease_parse(buf, strlen(buf), &p), 0);
+    cr_assert_str_eq(p.owner, "host-12-abc");
+    cr_assert_eq(p.epoch, 18446744073709551615ull);
+    cr_assert_eq(cvd_nats_lease_parse("x", 1, &p), -1);
+    cr_assert_eq(cvd_nats_lease_parse("x ", 2, &p), -1);
+    cr_assert_eq(cvd_nats_lease_parse(" 5", 2, &p), -1);
+    cr_assert_eq(cvd_nats_lease_parse("x 5a", 4, &p), -1);
+    cr_assert_eq(cvd_nats_lease_parse("x 99999999999999999999", 22, &p), -1);
+}
+
+Test(nats, checkpoints_round_trip)
+{
+    cvd_nats_ckpt c, d;
+    cvd_err err = {0};
+    size_t len;
+    memset(&c, 0, sizeof c);
+    c.epoch = 77;
+    c.frontier = 123456;
+    for (int i = 0; i < 300; i++) {
+        cvd_nats_ckpt_id e = {"", i, 1000 + i, 900 + i, (uint64_t)i * 3, i & 1};
+        snprintf(e.id, sizeof e.id, "dev-%04d", i);
+        cr_assert_eq(cvd_nats_ckpt_add(&c, &e), 0);
+    }
+    char *t = cvd_nats_ckpt_format(&c, &len);
+    cr_assert_not_null(t);
+    cr_assert_eq(cvd_nats_ckpt_parse(t, len, &d, &err), 0, "%s", err.msg);
+    cr_assert_eq(d.epoch, 77);
+    cr_assert_eq(d.frontier, 123456);
+    cr_assert_eq(d.n_ids, 300);
+    for (int i = 0; i < 300; i++) {
+        cr_assert_str_eq(d.ids[i].id, c.ids[i].id);
+        cr_assert_eq(d.ids[i].base, c.ids[i].base);
+        cr_assert_eq(d.ids[i].done, c.ids[i].done);
+        cr_assert_eq(d.ids[i].replay, c.ids[i].replay);
+        cr_assert_eq(d.ids[i].replay_seq, c.ids[i].replay_seq);
+        cr_assert_eq(d.ids[i].active, c.ids[i].active);
+    }
+    cvd_nats_ckpt_free(&d);
+    /* every damage is refused by line, never a crash */
+    static const char *const bad[] = {
+        "",
+        "convd-ckpt 2 1 1 0\n",
+        "convd-ckpt 1 1 1 1\n",
+        "convd-ckpt 1 1 1 1\nbad.id 0 0 0 0 0\n",
+        "convd-ckpt 1 1 1 1\nx 0 0 0 0 2\n",
+        "convd-ckpt 1 1 1 1\nx 0 0 0 0\n",
+        "convd-ckpt 1 1 1 1\nx -1 0 0 0 0\n",
+        "convd-ckpt 1 1 1 1\nx 0 0 0 0 0 9\n",
+        "convd-ckpt 1 1 1 1\nx 0 99999999999999999999 0 0 0\n",
+        "convd-ckpt 1 1 1 0\nx 0 0 0 0 0\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&err, 0, sizeof err);
+        cr_assert_lt(cvd_nats_ckpt_parse(bad[i], strlen(bad[i]), &d, &err), 0, "%s", bad[i]);
+        cr_assert_neq(err.msg[0], '\0');
+    }
+    /* truncated anywhere */
+    for (size_t cut = 0; cut < len; cut += 97) {
+        int rc = cvd_nats_ckpt_parse(t, cut, &d, &err);
+        if (rc == 0)
+            cvd_nats_ckpt_free(&d);
+    }
+    free(t);
+    cvd_nats_ckpt_free(&c);
+}
+
+Test(nats, section_directives)
+{
+    cvd_nats_conf c;
+    char why[256];
+    int line = 0;
+    cvd_nats_conf_init(&c, "sensors", 7);
+    cr_assert_str_eq(c.prefix, "convd");
+    cr_assert_eq(c.partitions, 64);
+    cr_assert_str_eq(c.input_stream, "CONVD_IN");
+    cr_assert_str_eq(c.output_stream, "CONVD_OUT");
+    cr_assert_eq(c.replicas, 1);
+    cr_assert_float_eq(c.input_max_age, 86400, 1e-9);
+    cr_assert_eq(c.input_max_bytes, -1);
+    cr_assert_float_eq(c.duplicate_window, 120, 1e-9);
+    /* servers and model are required */
+    cr_assert_eq(cvd_nats_conf_finish(&c, &line, why, sizeof why), -1);
+    cr_assert(strstr(why, "servers"), "%s", why);
+    cr_assert_eq(line, 7);
+    cr_assert_eq(cvd_nats_conf_set(&c, "servers", "nats://127.0.0.1:4222", NULL, 8, why,
+                                   sizeof why),
+                 0);
+    cr_assert_eq(cvd_nats_conf_set(&c, "model", "m", NULL, 9, why, sizeof why), 0);
+    cr_assert_eq(cvd_nats_conf_set(&c, "partitions", "0", NULL, 10, why, sizeof why), -1);
+    cr_assert(strstr(why, "out of range"), "%s", why);
+    cr_assert_eq(cvd_nats_conf_set(&c, "partitions", "x", NULL, 10, why, sizeof why), -1);
+    cr_assert_eq(cvd_nats_conf_set(&c, "duplicate_window", "1m", NULL, 11, why, sizeof why), -1);
+    cr_assert(strstr(why, "120"), "%s", why);
+    cr_assert_eq(cvd_nats_conf_set(&c, "input_max_age", "2d", NULL, 12, why, sizeof why), 0);
+    cr_assert_float_eq(c.input_max_age, 172800, 1e-9);
+    cr_assert_eq(cvd_nats_conf_set(&c, "input_max_bytes", "10G", NULL, 13, why, sizeof why), 0);
+    cr_assert_eq(cvd_nats_conf_set(&c, "no_such", "1", NULL, 14, why, sizeof why), -2);
+    cr_assert_eq(cvd_nats_conf_set(&c, "tls_ca", "ca.pem", "/etc/convd", 15, why, sizeof why),
+                 0);
+    cr_assert_str_eq(c.tls_ca, "/etc/convd/ca.pem");
+    cr_assert_eq(cvd_nats_conf_finish(&c, &line, why, sizeof why), 0, "%s", why);
+    cr_assert_str_eq(c.lease_bucket, "CONVD_IN_leases");
+    cr_assert_str_eq(c.checkpoint_bucket, "CONVD_IN_ckpt");
+    /* cross checks name a line */
+    cvd_nats_conf d = c;
+    cvd_nats_conf_set(&d, "prefix", "a.*", NULL, 20, why, sizeof why);
+    cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
+    cr_assert_eq(line, 20);
+    d = c;
+    cvd_nats_conf_set(&d, "output_stream", "CONVD_IN", NULL, 21, why, sizeof why);
+    cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
+    cr_assert_eq(line, 21);
+    d = c;
+    cvd_nats_conf_set(&d, "tls_cert", "/c.pem", NULL, 22, why, sizeof why);
+    cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
+    cr_assert(strstr(why, "tls_key"), "%s", why);
+    d = c;
+    cvd_nats_conf_set(&d, "lease_ttl", "100", NULL, 23, why, sizeof why);
+    cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
+    cr_assert(strstr(why, "duplicate_window"), "%s", why);
+    d = c;
+    cvd_nats_conf_set(&d, "creds", "/a.creds", NULL, 24, why, sizeof why);
+    cvd_nats_conf_set(&d, "token_file", "/t", NULL, 25, why, sizeof why);
+    cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
+    /* every directive of the table has a help text and parses its own default */
+    for (int i = 0; i < cvd_nats_n_directives; i++) {
+        const cvd_nats_directive *dd = &cvd_nats_directives[i];
+        cr_assert(dd->help && dd->help[0], "%s", dd->name);
+        if (dd->dflt && dd->dflt[0]) {
+            cvd_nats_conf e;
+            cvd_nats_conf_init(&e, "x", 1);
+            cr_assert_eq(cvd_nats_conf_set(&e, dd->name, dd->dflt, NULL, 1, why, sizeof why), 0,
+                         "%s = %s: %s", dd->name, dd->dflt, why);
+        }
+    }
+}
+
+static cvd_model *load(const char *path)
+{
+    cvd_model *m = NULL;
+    cvd_err err = {0};
+    cr_assert_eq(cvd_model_load(path, &m, &err), 0, "%s: %s", path, err.msg);
+    return m;
+}
+
+Test(nats, models_it_can_replay)
+{
+    cvd_nats_model nm;
+    cvd_err err = {0};
+    cvd_model *m = load(SENSOR);
+    cr_assert_eq(cvd_nats_model_prepare(m, 0, 64, &nm, &err), 0, "%s", err.msg);
+    cr_assert_eq(nm.rf, 253);
+    cr_assert_eq(nm.latency, 0);
+    /* the next output after 1000 answered frames needs frames from 748 on */
+    cr_assert_eq(cvd_nats_replay_start(&nm, 0, 1000), 748);
+    cr_assert_eq(cvd_nats_replay_start(&nm, 900, 1000), 900);
+    cr_assert_eq(cvd_nats_out_index(&nm, 748), 748);
+    cvd_model_unref(m);
+
+    m = load(GRAPH);
+    cr_assert_eq(cvd_nats_model_prepare(m, 0, 7, &nm, &err), 0, "%s", err.msg);
+    cr_assert_eq(nm.latency, 2);
+    cvd_model_unref(m);
+
+    m = load(WINDOWED);
+    cr_assert_eq(cvd_nats_model_prepare(m, 5, 16, &nm, &err), 0, "%s", err.msg);
+    cr_assert(nm.windowed);
+    cr_assert_eq(nm.window, 20);
+    cr_assert_eq(nm.hop, 5);
+    /* 47 frames answered: windows 0..5 done (the 6th ends at frame 44), the next starts at 30 */
+    cr_assert_eq(cvd_nats_replay_start(&nm, 0, 47), 30);
+    cr_assert_eq(cvd_nats_restart_frame(&nm, 31), 35);
+    cr_assert_eq(cvd_nats_out_index(&nm, 35), 7);
+    cvd_model_unref(m);
+
+    m = load(STRIDED);
+    cr_assert_lt(cvd_nats_model_prepare(m, 0, 64, &nm, &err), 0);
+    cr_assert(strstr(err.msg, "output frames per input frame") != NULL, "%s", err.msg);
+    cvd_model_unref(m);
+}
+
+/* ---- a group in this process, on one server --------------------------------------------- */
+
+static int have_nats_server(void)
+{
+    return system("command -v nats-server >/dev/null 2>&1") == 0;
+}
+
+/* a worker: runs the exec's jobs when woken */
+typedef struct tworker {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int woken, quit;
+    cvd_nats_exec *x;
+} tworker;
+
+static void tw_wake(void *ctx)
+{
+    tworker *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    w->woken = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void *tw_main(void *arg)
+{
+    tworker *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->quit) {
+        while (!w->woken && !w->quit)
+            pthread_cond_wait(&w->cond, &w->mu);
+        w->woken = 0;
+        pthread_mutex_unlock(&w->mu);
+        while (cvd_nats_exec_run(w->x, 16))
+            ;
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void tw_start(tworker *w)
+{
+    memset(w, 0, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    w->x = cvd_nats_exec_create(tw_wake, w);
+    cr_assert_not_null(w->x);
+    cr_assert_eq(pthread_create(&w->th, NULL, tw_main, w), 0);
+}
+
+static void tw_stop(tworker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->th, NULL);
+    cvd_nats_exec_destroy(w->x);
+}
+
+/* deterministic test frames for id k */
+static float *frames_for(int k, int64_t n, int ch)
+{
+    cvd_rng r;
+    float *x = malloc((size_t)n * (size_t)ch * sizeof *x);
+    cr_assert_not_null(x);
+    cvd_rng_seed(&r, 1000 + (uint64_t)k);
+    for (int64_t i = 0; i < n * ch; i++)
+        x[i] = (float)(cvd_rng_uniform(&r) * 2 - 1);
+    return x;
+}
+
+/* waits until the output stream holds `want` messages, or fails */
+static void wait_outputs(natsConnection *nc, const char *stream, uint64_t want, double timeout)
+{
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    double end = nh_now() + timeout;
+    uint64_t have = 0;
+    while (nh_now() < end) {
+        jsStreamInfo *si = NULL;
+        if (js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK) {
+            have = si->State.Msgs;
+            jsStreamInfo_Destroy(si);
+            if (have >= want)
+                break;
+        }
+        nh_sleep(0.05);
+    }
+    jsCtx_Destroy(js);
+    cr_assert_geq(have, want, "the output stream holds %llu messages, want %llu",
+                  (unsigned long long)have, (unsigned long long)want);
+}
+
+Test(nats, in_process_group_one_server)
+{
+    if (!have_nats_server())
+        cr_skip_test("nats-server is not installed (scripts/install-deps.sh installs it)");
+    nh_cluster cl;
+    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("nats1"), "convd", 8), 0, "%s", nh_err);
+    cvd_model *m = load(SENSOR);
+    tworker w[2];
+    cvd_nats_exec *x[2];
+    for (int i = 0; i < 2; i++) {
+        tw_start(&w[i]);
+        x[i] = w[i].x;
+    }
+    cvd_nats_conf c;
+    char why[256];
+    int line;
+    cvd_nats_conf_init(&c, "t", 1);
+    snprintf(c.servers, sizeof c.servers, "%s", cl.urls);
+    snprintf(c.model, sizeof c.model, "sensor");
+    c.partitions = 8;
+    c.lease_ttl = 3;
+    c.checkpoint_interval = 0.2;
+    c.lines[0] = c.lines[1] = 1;
+    cr_assert_eq(cvd_nats_conf_finish(&c, &line, why, sizeof why), 0, "%s", why);
+    cvd_nats_group *g = NULL;
+    cvd_err err = {0};
+    cr_assert_eq(cvd_nats_group_create(&c, m, 0, 0, x, 2, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(cvd_nats_group_start(g, &err), 0, "%s", err.msg);
+
+    natsConnection *nc = nh_connect(cl.urls);
+    cr_assert_not_null(nc, "%s", nh_err);
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    /* the group creates the input stream: wait for it before publishing */
+    for (int i = 0; i < 200; i++) {
+        jsStreamInfo *si = NULL;
+        if (js_GetStreamInfo(&si, js, "CONVD_IN", NULL, NULL) == NATS_OK) {
+            jsStreamInfo_Destroy(si);
+            break;
+        }
+        nh_sleep(0.05);
+    }
+    enum { IDS = 6, FRAMES = 3000 };
+    float *in[IDS];
+    uint64_t msgs = 0;
+    static const int sizes[IDS] = {1, 7, 64, 100, 333, 3000};
+    for (int k = 0; k < IDS; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "dev-%d", k);
+        in[k] = frames_for(k, FRAMES, 3);
+        int per = sizes[k] > 30 ? sizes[k] : 30; /* keep the test quick */
+        cr_assert_eq(nh_publish(js, "convd", id, in[k], 3, 0, FRAMES, per, 10, NULL), 0, "%s",
+                     nh_err);
+        msgs += (FRAMES + per - 1) / per;
+    }
+    wait_outputs(nc, "CONVD_OUT", msgs, 30);
+    nh_collection col;
+    cr_assert_eq(nh_collect(nc, "CONVD_OUT", "convd", 3, &col), 0, "%s", nh_err);
+    cr_assert_eq(col.messages, msgs);
+    for (int k = 0; k < IDS; k++) {
+        char id[32];
+        size_t n_ref = 0;
+        snprintf(id, sizeof id, "dev-%d", k);
+        float *ref = du_ref_stream(m, 64, in[k], FRAMES, &n_ref);
+        nh_verdict v = nh_check(nh_collection_id(&col, id), ref, (int64_t)n_ref, 3);
+        cr_assert(v.frames == FRAMES && v.duplicates == 0 && v.missing == 0 && v.wrong == 0 &&
+                      v.bad_headers == 0,
+                  "%s: %lld frames, %lld duplicated, %lld missing, %lld wrong (first %lld), %d "
+                  "bad headers",
+                  id, (long long)v.frames, (long long)v.duplicates, (long long)v.missing,
+                  (long long)v.wrong, (long long)v.first_wrong, v.bad_headers);
+        free(ref);
+        free(in[k]);
+    }
+    nh_collection_free(&col);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    cvd_nats_group_destroy(g);
+    for (int i = 0; i < 2; i++)
+        tw_stop(&w[i]);
+    cvd_model_unref(m);
+    nh_cluster_stop(&cl);
+}
