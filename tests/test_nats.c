@@ -508,3 +508,179 @@ Test(nats, in_process_group_one_server)
     cvd_model_unref(m);
     nh_cluster_stop(&cl);
 }
+
+/* ---- two groups in this process: a takeover and a handover ------------------------------ */
+
+typedef struct producer {
+    pthread_t th;
+    const char *urls;
+    int ids, ch, per_msg;
+    int64_t frames;
+    float **in;
+    double pause; /* seconds between rounds */
+    atomic_int done, failed;
+    unsigned long retries;
+    char err[256];
+} producer;
+
+static void *producer_main(void *arg)
+{
+    producer *p = arg;
+    natsConnection *nc = nh_connect(p->urls);
+    jsCtx *js = NULL;
+    if (nc == NULL || natsConnection_JetStream(&js, nc, NULL) != NATS_OK) {
+        snprintf(p->err, sizeof p->err, "%s", nh_err);
+        atomic_store(&p->failed, 1);
+        atomic_store(&p->done, 1);
+        return NULL;
+    }
+    for (int64_t t = 0; t < p->frames && !atomic_load(&p->failed); t += p->per_msg) {
+        for (int k = 0; k < p->ids; k++) {
+            char id[32];
+            int n = (int)(p->frames - t < p->per_msg ? p->frames - t : p->per_msg);
+            snprintf(id, sizeof id, "dev-%d", k);
+            if (nh_publish_msg(js, "convd", id, p->in[k] + t * p->ch, n, p->ch, t, 60,
+                               &p->retries) < 0) {
+                snprintf(p->err, sizeof p->err, "%s", nh_err);
+                atomic_store(&p->failed, 1);
+                break;
+            }
+        }
+        if (p->pause > 0)
+            nh_sleep(p->pause);
+    }
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+static cvd_nats_group *group_for(const nh_cluster *cl, cvd_model *m, tworker *w, int partitions)
+{
+    cvd_nats_conf c;
+    char why[256];
+    int line;
+    cvd_nats_conf_init(&c, "t", 1);
+    snprintf(c.servers, sizeof c.servers, "%s", cl->urls);
+    snprintf(c.model, sizeof c.model, "sensor");
+    c.partitions = partitions;
+    c.lease_ttl = 2;
+    c.checkpoint_interval = 0.2;
+    c.request_timeout = 0.6;
+    c.lines[0] = c.lines[1] = 1;
+    cr_assert_eq(cvd_nats_conf_finish(&c, &line, why, sizeof why), 0, "%s", why);
+    cvd_nats_group *g = NULL;
+    cvd_err err = {0};
+    tw_start(w);
+    cr_assert_eq(cvd_nats_group_create(&c, m, 0, 0, &w->x, 1, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(cvd_nats_group_start(g, &err), 0, "%s", err.msg);
+    return g;
+}
+
+static void check_all(natsConnection *nc, cvd_model *m, float **in, int ids, int64_t frames,
+                      int ch)
+{
+    nh_collection col;
+    cr_assert_eq(nh_collect(nc, "CONVD_OUT", "convd", ch, &col), 0, "%s", nh_err);
+    for (int k = 0; k < ids; k++) {
+        char id[32];
+        size_t n_ref = 0;
+        snprintf(id, sizeof id, "dev-%d", k);
+        float *ref = du_ref_stream(m, 64, in[k], (size_t)frames, &n_ref);
+        nh_verdict v = nh_check(nh_collection_id(&col, id), ref, (int64_t)n_ref, ch);
+        cr_assert(v.frames == frames && v.duplicates == 0 && v.missing == 0 && v.wrong == 0 &&
+                      v.bad_headers == 0,
+                  "%s: %lld frames of %lld, %lld duplicated, %lld missing, %lld wrong (first "
+                  "%lld), %d bad headers",
+                  id, (long long)v.frames, (long long)frames, (long long)v.duplicates,
+                  (long long)v.missing, (long long)v.wrong, (long long)v.first_wrong,
+                  v.bad_headers);
+        free(ref);
+    }
+    nh_collection_free(&col);
+}
+
+/* the total output frames stored so far */
+static uint64_t output_messages(natsConnection *nc)
+{
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    uint64_t n = 0;
+    natsConnection_JetStream(&js, nc, NULL);
+    if (js_GetStreamInfo(&si, js, "CONVD_OUT", NULL, NULL) == NATS_OK) {
+        n = si->State.Msgs;
+        jsStreamInfo_Destroy(si);
+    }
+    jsCtx_Destroy(js);
+    return n;
+}
+
+Test(nats, in_process_takeover_and_handover)
+{
+    if (!have_nats_server())
+        cr_skip_test("nats-server is not installed (scripts/install-deps.sh installs it)");
+    nh_cluster cl;
+    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("nats2"), "convd", 8), 0, "%s", nh_err);
+    cvd_model *m = load(SENSOR);
+    tworker wa, wb, wc;
+    cvd_nats_group *a = group_for(&cl, m, &wa, 8);
+    cvd_nats_group *b = group_for(&cl, m, &wb, 8);
+    natsConnection *nc = nh_connect(cl.urls);
+    cr_assert_not_null(nc, "%s", nh_err);
+    enum { IDS = 8, FRAMES = 6000, PER = 50 };
+    float *in[IDS];
+    for (int k = 0; k < IDS; k++)
+        in[k] = frames_for(k, FRAMES, 3);
+    producer p = {.urls = cl.urls, .ids = IDS, .ch = 3, .per_msg = PER, .frames = FRAMES,
+                  .in = in, .pause = 0.02};
+    /* the two share the partitions (one may take all first, then hand half over) */
+    for (int i = 0; i < 200 && (atomic_load(&a->st.partitions_owned) != 4 ||
+                                atomic_load(&b->st.partitions_owned) != 4);
+         i++)
+        nh_sleep(0.05);
+    cr_assert_eq(atomic_load(&a->st.partitions_owned), 4);
+    cr_assert_eq(atomic_load(&b->st.partitions_owned), 4);
+    cr_assert_eq(pthread_create(&p.th, NULL, producer_main, &p), 0);
+    /* both serve; then a dies abruptly (its leases expire) */
+    const uint64_t total = (uint64_t)IDS * (FRAMES / PER);
+    while (output_messages(nc) < total / 4 && !atomic_load(&p.done))
+        nh_sleep(0.05);
+    cr_assert_gt(atomic_load(&a->st.partitions_owned), 0, "a holds nothing before it dies (b holds %d)", atomic_load(&b->st.partitions_owned));
+    cvd_nats_group_destroy(a);
+    tw_stop(&wa);
+    /* c joins: b hands half over to it */
+    while (output_messages(nc) < total / 2 && !atomic_load(&p.done))
+        nh_sleep(0.05);
+    cvd_nats_group *c = group_for(&cl, m, &wc, 8);
+    pthread_join(p.th, NULL);
+    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    wait_outputs(nc, "CONVD_OUT", total, 40);
+    check_all(nc, m, in, IDS, FRAMES, 3);
+    for (int i = 0; i < 100 && atomic_load(&c->st.partitions_owned) < 4; i++)
+        nh_sleep(0.1);
+    cr_assert_eq(atomic_load(&c->st.partitions_owned), 4, "the newcomer has its share");
+    cr_assert_eq(atomic_load(&b->st.partitions_owned), 4);
+    /* b began with 4 (or more); a's 4 were taken by b or c */
+    unsigned long long taken = atomic_load(&b->st.takeovers) + atomic_load(&c->st.takeovers);
+    unsigned long long replayed =
+        atomic_load(&b->st.replayed_frames) + atomic_load(&c->st.replayed_frames);
+    cr_assert_geq(taken, 8, "%llu takeovers", taken);
+    cr_assert_geq(atomic_load(&b->st.handovers), 1, "b handed c its share");
+    cr_assert_gt(replayed, 0, "nothing replayed");
+    cr_assert_eq(atomic_load(&b->st.gaps) + atomic_load(&c->st.gaps), 0);
+    cr_assert_eq(atomic_load(&b->st.duplicate_messages) + atomic_load(&c->st.duplicate_messages),
+                 0);
+    cr_log_info("takeovers %llu, replayed frames %llu, outputs the stream had already %llu",
+                taken, replayed,
+                (unsigned long long)(atomic_load(&b->st.output_duplicates) +
+                                     atomic_load(&c->st.output_duplicates)));
+    natsConnection_Destroy(nc);
+    cvd_nats_group_destroy(b);
+    cvd_nats_group_destroy(c);
+    tw_stop(&wb);
+    tw_stop(&wc);
+    for (int k = 0; k < IDS; k++)
+        free(in[k]);
+    cvd_model_unref(m);
+    nh_cluster_stop(&cl);
+}
