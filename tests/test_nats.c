@@ -520,7 +520,7 @@ typedef struct producer {
     double pause; /* seconds between rounds */
     atomic_int done, failed;
     unsigned long retries;
-    char err[256];
+    char err[sizeof nh_err];
 } producer;
 
 static void *producer_main(void *arg)
