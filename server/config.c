@@ -138,7 +138,8 @@ static const char *section_label(int kind)
     return kind == SEC_SERVER   ? "[server]"
            : kind == SEC_MODEL  ? "[model NAME]"
            : kind == SEC_LISTEN ? "[listen NAME]"
-                                : "[stream NAME]";
+           : kind == SEC_STREAM ? "[stream NAME]"
+                                : "[nats NAME]";
 }
 
 /* Edit distance, for "did you mean"; both strings are short (names are checked first). */
@@ -178,11 +179,11 @@ static int unknown_directive(pstate *ps, const char *name, size_t n)
     if (ps->kind == SEC_NONE)
         return fail(ps, CVD_EFORMAT, line,
                     "%s: outside any section (directives go under [server], [model NAME], "
-                    "[listen NAME] or [stream NAME])",
+                    "[listen NAME], [stream NAME] or [nats NAME])",
                     nm.s);
     if (valid_name_n(name, n)) {
         /* a directive of another kind of section? */
-        for (int k = SEC_SERVER; k <= SEC_STREAM; k++)
+        for (int k = SEC_SERVER; k <= SEC_NATS; k++)
             if (k != ps->kind && cvd_conf_row(k, nm.s, NULL) != NULL)
                 return fail(ps, CVD_EFORMAT, line, "%s: unknown directive in %s (it belongs in %s)",
                             nm.s, ps->label, section_label(k));
@@ -212,6 +213,8 @@ static void *section_struct(pstate *ps, int kind, int index)
         return &c->listens[index];
     case SEC_STREAM:
         return &c->streams[index];
+    case SEC_NATS:
+        return &c->nats[index];
     default:
         return c;
     }
@@ -252,12 +255,15 @@ static int grow(pstate *ps, int kind)
     cvd_conf *c = ps->c;
     const int n = kind == SEC_MODEL    ? c->n_models
                   : kind == SEC_LISTEN ? c->n_listens
+                  : kind == SEC_NATS   ? c->n_nats
                                        : c->n_streams;
     const size_t size = kind == SEC_MODEL    ? sizeof(cvd_conf_model)
                         : kind == SEC_LISTEN ? sizeof(cvd_conf_listen)
+                        : kind == SEC_NATS   ? sizeof(cvd_nats_conf)
                                              : sizeof(cvd_conf_stream);
     void **arr = kind == SEC_MODEL    ? (void **)&c->models
                  : kind == SEC_LISTEN ? (void **)&c->listens
+                 : kind == SEC_NATS   ? (void **)&c->nats
                                       : (void **)&c->streams;
     if (n < ps->cap[kind])
         return 0;
@@ -322,8 +328,12 @@ static int section_header(pstate *ps, const char *b, const char *e)
     }
     if ((strcmp(kind.s, "model") == 0 && ke - kb == 5) ||
         (strcmp(kind.s, "listen") == 0 && ke - kb == 6) ||
-        (strcmp(kind.s, "stream") == 0 && ke - kb == 6)) {
-        const int k = kind.s[0] == 'm' ? SEC_MODEL : kind.s[0] == 'l' ? SEC_LISTEN : SEC_STREAM;
+        (strcmp(kind.s, "stream") == 0 && ke - kb == 6) ||
+        (strcmp(kind.s, "nats") == 0 && ke - kb == 4)) {
+        const int k = kind.s[0] == 'm'   ? SEC_MODEL
+                      : kind.s[0] == 'l' ? SEC_LISTEN
+                      : kind.s[0] == 'n' ? SEC_NATS
+                                         : SEC_STREAM;
         cvd_conf *c = ps->c;
         if (ne == nb)
             return fail(ps, CVD_EFORMAT, line, "[%s]: needs a name, as in [%s NAME]", kind.s,
@@ -335,9 +345,10 @@ static int section_header(pstate *ps, const char *b, const char *e)
         name[ne - nb] = '\0';
         const int *count = k == SEC_MODEL    ? &c->n_models
                            : k == SEC_LISTEN ? &c->n_listens
+                           : k == SEC_NATS   ? &c->n_nats
                                              : &c->n_streams;
         for (int i = 0; i < *count; i++) {
-            /* each array read as its own type: the three names sit at offset 0, and a compiler
+            /* each array read as its own type: the names sit at offset 0, and a compiler
              * that merged casts of one pointer checked a listener (4-byte aligned since it
              * holds no pointer) against the model's 8-byte alignment (UBSan) */
             const char *oname;
@@ -348,6 +359,9 @@ static int section_header(pstate *ps, const char *b, const char *e)
             } else if (k == SEC_LISTEN) {
                 oname = c->listens[i].name;
                 oline = c->listens[i].line;
+            } else if (k == SEC_NATS) {
+                oname = c->nats[i].name;
+                oline = c->nats[i].line;
             } else {
                 oname = c->streams[i].name;
                 oline = c->streams[i].line;
@@ -368,6 +382,13 @@ static int section_header(pstate *ps, const char *b, const char *e)
             strcpy(m->name, name);
             m->line = line;
             cvd_conf_set_defaults(ps, k, m);
+        } else if (k == SEC_NATS) {
+            cvd_nats_conf *n = &c->nats[c->n_nats++];
+            memset(n, 0, sizeof *n);
+            strcpy(n->name, name);
+            n->model_index = -1;
+            n->line = line;
+            cvd_conf_set_defaults(ps, k, n);
         } else if (k == SEC_STREAM) {
             cvd_conf_stream *st = &c->streams[c->n_streams++];
             memset(st, 0, sizeof *st);
@@ -388,8 +409,8 @@ static int section_header(pstate *ps, const char *b, const char *e)
         return 0;
     }
     return fail(ps, CVD_EFORMAT, line,
-                "[%s]: unknown section (expected [server], [model NAME], [listen NAME] or "
-                "[stream NAME])",
+                "[%s]: unknown section (expected [server], [model NAME], [listen NAME], "
+                "[stream NAME] or [nats NAME])",
                 whole.s);
 }
 
@@ -657,9 +678,38 @@ static void finish(pstate *ps)
                      "publish: an output-only stream has nothing of its own to publish");
         }
     }
-    if (c->n_listens == 0 && c->n_streams == 0)
+    for (int i = 0; i < c->n_nats; i++) {
+        cvd_nats_conf *n = &c->nats[i];
+        char why[CVD_ERR_MSG_MAX];
+        int line = n->line;
+        if (!n->at.servers) {
+            fail(ps, CVD_EFORMAT, n->line, "[nats %s]: missing 'servers' (%s)", n->name,
+                 cvd_conf_row(SEC_NATS, "servers", NULL)->required);
+            continue;
+        }
+        if (!n->at.model) {
+            fail(ps, CVD_EFORMAT, n->line, "[nats %s]: missing 'model' (%s)", n->name,
+                 cvd_conf_row(SEC_NATS, "model", NULL)->required);
+            continue;
+        }
+        if (cvd_nats_conf_finish(n, &line, why, sizeof why) < 0) {
+            fail(ps, CVD_EFORMAT, line, "%s", why);
+            continue;
+        }
+        n->model_index = cvd_conf_find_model(c, n->model);
+        if (n->model_index < 0)
+            fail(ps, CVD_EFORMAT, n->at.model, "model: no [model %s] section", n->model);
+        for (int j = 0; j < i; j++)
+            if (strcmp(c->nats[j].input_stream, n->input_stream) == 0)
+                fail(ps, CVD_EFORMAT, n->line,
+                     "[nats %s]: input_stream %s is [nats %s]'s too (line %d); one process "
+                     "is one member of a group",
+                     n->name, n->input_stream, c->nats[j].name, c->nats[j].line);
+    }
+    if (c->n_listens == 0 && c->n_streams == 0 && c->n_nats == 0)
         fail(ps, CVD_EFORMAT, ps->lineno > 0 ? ps->lineno : 1,
-             "no [listen NAME] or [stream NAME] section: there is nothing to serve");
+             "no [listen NAME], [stream NAME] or [nats NAME] section: there is nothing to "
+             "serve");
 }
 
 /* ---- entry points ------------------------------------------------------------------------- */
@@ -807,9 +857,22 @@ void cvd_conf_destroy(cvd_conf *c)
     free(c->models);
     free(c->listens);
     free(c->streams);
+    free(c->nats);
     free(c->file);
     free(c->dir);
     free(c);
+}
+
+void cvd_conf_nats_defaults(cvd_nats_conf *n, const char *name, int line)
+{
+    pstate ps;
+    memset(&ps, 0, sizeof ps);
+    ps.file = "(defaults)";
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name ? name : "");
+    n->line = line;
+    n->model_index = -1;
+    cvd_conf_set_defaults(&ps, SEC_NATS, n); /* the table's own values: they parse */
 }
 
 int cvd_conf_find_stream(const cvd_conf *c, const char *name)

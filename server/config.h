@@ -33,6 +33,7 @@
 #include "convd_dsp.h"
 #include "log.h" /* CVD_LOG_ERROR .. CVD_LOG_DEBUG, the values of log_level */
 #include "convd_proto.h" /* cvd_sample_format: CVD_FMT_F32LE, CVD_FMT_S16LE */
+#include "nats_conf.h" /* [nats NAME]: cvd_nats_conf and its directive table */
 
 #ifdef __cplusplus
 extern "C" {
@@ -190,6 +191,8 @@ typedef struct cvd_conf {
     int n_listens;
     cvd_conf_stream *streams; /* in file order */
     int n_streams;
+    cvd_nats_conf *nats; /* [nats NAME], in file order (docs/SCALE.md) */
+    int n_nats;
 } cvd_conf;
 
 /* ---- the directives: one table (config_table.c) ------------------------------------------
@@ -201,7 +204,7 @@ typedef struct cvd_conf {
  * directive is one row and the struct field it sets; what involves several directives (a
  * listener's model must exist, ...) is checked once the file is read (config.c). */
 
-enum { CVD_CONF_SERVER = 1, CVD_CONF_MODEL, CVD_CONF_LISTEN, CVD_CONF_STREAM };
+enum { CVD_CONF_SERVER = 1, CVD_CONF_MODEL, CVD_CONF_LISTEN, CVD_CONF_STREAM, CVD_CONF_NATS };
 
 typedef enum cvd_conf_type {
     CVD_CONF_INT,     /* a whole number in lo..hi, into an int */
@@ -227,7 +230,7 @@ typedef struct cvd_conf_directive {
     cvd_conf_type type;
     double lo, hi;     /* numbers: the range */
     const char *def;   /* the default, as a file would write it; NULL: none, or required */
-    int section;       /* CVD_CONF_SERVER .. CVD_CONF_STREAM */
+    int section;       /* CVD_CONF_SERVER .. CVD_CONF_NATS */
     const char *required; /* required: what "[listen x]: missing 'address' (...)" asks for */
     size_t offset;     /* of the value in the section's struct (cvd_conf for [server]) */
     size_t offset2;    /* SPECIAL: a second field, as its function says */
@@ -246,7 +249,7 @@ typedef struct cvd_conf_directive {
 extern const cvd_conf_directive cvd_conf_directives[];
 extern const int cvd_conf_n_directives;
 
-/* "server", "model", "listen", "stream" ("?" otherwise) */
+/* "server", "model", "listen", "stream", "nats" ("?" otherwise) */
 const char *cvd_conf_section_name(int section);
 /* The row as docs/CONFIG.md's table for its section shows it:
  * "| `name` | default | range | meaning |". */
@@ -268,6 +271,10 @@ int cvd_conf_load_default(cvd_conf **out, cvd_err *err);
 
 /* Frees everything; NULL is fine. */
 void cvd_conf_destroy(cvd_conf *c);
+
+/* A [nats NAME] section as the table's defaults make it (servers and model empty), for
+ * programs and tests that fill one in code; cvd_nats_conf_finish checks it. */
+void cvd_conf_nats_defaults(cvd_nats_conf *n, const char *name, int line);
 
 /* Index of the [model NAME] section, or -1. */
 int cvd_conf_find_model(const cvd_conf *c, const char *name);

@@ -16,7 +16,7 @@ typedef struct cvd_conf cvd_conf;
 typedef struct cvd_conf_directive cvd_conf_directive;
 
 /* section kinds; the table's rows name them by these */
-enum { SEC_NONE, SEC_SERVER, SEC_MODEL, SEC_LISTEN, SEC_STREAM, SEC_COUNT };
+enum { SEC_NONE, SEC_SERVER, SEC_MODEL, SEC_LISTEN, SEC_STREAM, SEC_NATS, SEC_COUNT };
 
 /* the most directives one section kind may have */
 #define CONF_MAX_KEYS 32

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "config_internal.h"
+#include "nats_wire.h" /* [nats]: durations, sizes, subject tokens */
 
 /* ---- names -------------------------------------------------------------------------------- */
 
@@ -90,8 +91,8 @@ int cvd_log_level_parse(const char *s)
 
 const char *cvd_conf_section_name(int section)
 {
-    static const char *const names[] = {"?", "server", "model", "listen", "stream"};
-    return section >= CVD_CONF_SERVER && section <= CVD_CONF_STREAM ? names[section] : "?";
+    static const char *const names[] = {"?", "server", "model", "listen", "stream", "nats"};
+    return section >= CVD_CONF_SERVER && section <= CVD_CONF_NATS ? names[section] : "?";
 }
 
 /* ---- values ------------------------------------------------------------------------------- */
@@ -484,6 +485,49 @@ static int set_decibels(pstate *ps, const cvd_conf_directive *d, void *sec, cons
     return 0;
 }
 
+/* ---- [nats NAME] values (docs/SCALE.md) ---------------------------------------------------- */
+
+/* text of lo..hi bytes into a char[offset2] */
+static int set_nats_text(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    size_t n = strlen(v);
+    if ((double)n < d->lo || (double)n > d->hi || n >= d->offset2)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' must be %g to %g bytes long",
+                             d->name, cvd_conf_show_n(v, n).s, d->lo, d->hi);
+    memcpy(FIELD(sec, d->offset, char), v, n + 1);
+    return 0;
+}
+
+/* a file, relative to the configuration file's folder, into a char[offset2] */
+static int set_nats_path(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    char *field = FIELD(sec, d->offset, char);
+    int w;
+    if (v[0] == '/' || ps->dir == NULL || ps->dir[0] == '\0')
+        w = snprintf(field, d->offset2, "%s", v);
+    else
+        w = snprintf(field, d->offset2, "%s/%s", ps->dir, v);
+    if (w < 0 || (size_t)w >= d->offset2)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: the path is longer than %zu bytes",
+                             d->name, d->offset2 - 1);
+    return 0;
+}
+
+/* seconds, or a number with s, m, h or d, in lo..hi, into a double */
+static int set_nats_seconds(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    double x;
+    if (cvd_nats_parse_seconds(v, &x) < 0)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                             "%s: '%s' is not a duration (seconds, or a number with s, m, h or d)",
+                             d->name, cvd_conf_show_n(v, strlen(v)).s);
+    if (x < d->lo || x > d->hi)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s is out of range %g..%g seconds",
+                             d->name, cvd_conf_show_n(v, strlen(v)).s, d->lo, d->hi);
+    *FIELD(sec, d->offset, double) = x;
+    return 0;
+}
+
 /* model = a, b, c: [model] names in order, into chain[] and n_chain (offset2: the struct's
  * chain, the int n_chain right after its CVD_CONF_CHAIN_MAX entries and their indexes); the
  * first also into model (offset) */
@@ -553,6 +597,64 @@ static int set_control_socket(pstate *ps, const cvd_conf_directive *d, void *sec
     return 0;
 }
 
+/* bytes, or a number with K, M, G or T; -1: no limit; into an int64_t */
+static int set_nats_bytes(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    int64_t x;
+    if (cvd_nats_parse_bytes(v, &x) < 0)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                             "%s: '%s' is not a size (bytes, or a number with K, M, G or T; -1: "
+                             "no limit)",
+                             d->name, cvd_conf_show_n(v, strlen(v)).s);
+    if (x == 0 || (double)x > d->hi)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                             "%s: %s is out of range (1 byte to 9e18, or -1: no limit)", d->name,
+                             cvd_conf_show_n(v, strlen(v)).s);
+    *FIELD(sec, d->offset, int64_t) = x;
+    return 0;
+}
+
+/* P: tokens of A-Z a-z 0-9 _ - separated by dots */
+static int set_nats_prefix(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    if (strlen(v) > 128 || !cvd_nats_prefix_valid(v))
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                             "%s: '%s' is not a subject prefix (tokens of A-Z a-z 0-9 _ - "
+                             "separated by dots, no wildcards, at most 128 bytes)",
+                             d->name, cvd_conf_show_n(v, strlen(v)).s);
+    strcpy(FIELD(sec, d->offset, char), v);
+    return 0;
+}
+
+/* a JetStream stream name: no spaces, dots, wildcards or path separators */
+static int set_nats_stream(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    size_t n = strlen(v);
+    int ok = n >= 1 && n <= CVD_NATS_NAME_MAX;
+    for (const char *s = v; ok && *s; s++)
+        if (*s <= ' ' || strchr(".*>/\\", *s) || (unsigned char)*s >= 127)
+            ok = 0;
+    if (!ok)
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                             "%s: '%s' is not a stream name (1 to %d bytes; no spaces, '.', '*', "
+                             "'>', '/')",
+                             d->name, cvd_conf_show_n(v, n).s, CVD_NATS_NAME_MAX);
+    strcpy(FIELD(sec, d->offset, char), v);
+    return 0;
+}
+
+/* a KV bucket name: A-Z a-z 0-9 _ - */
+static int set_nats_bucket(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
+{
+    size_t n = strlen(v);
+    if (n > CVD_NATS_NAME_MAX || !cvd_nats_id_valid(v, n))
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno,
+                             "%s: '%s' is not a KV bucket name (1 to %d of A-Z a-z 0-9 _ -)",
+                             d->name, cvd_conf_show_n(v, n).s, CVD_NATS_NAME_MAX);
+    strcpy(FIELD(sec, d->offset, char), v);
+    return 0;
+}
+
 int cvd_conf_set(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
 {
     long long x = 0;
@@ -610,6 +712,11 @@ int cvd_conf_set(pstate *ps, const cvd_conf_directive *d, void *sec, const char 
 #define MODEL(f) .section = CVD_CONF_MODEL, .offset = offsetof(cvd_conf_model, f)
 #define LISTEN(f) .section = CVD_CONF_LISTEN, .offset = offsetof(cvd_conf_listen, f)
 #define STREAM(f) .section = CVD_CONF_STREAM, .offset = offsetof(cvd_conf_stream, f)
+/* [nats]: every directive records its line in the section's at.f */
+#define NATS(f)                                                                                   \
+    .section = CVD_CONF_NATS, .offset = offsetof(cvd_nats_conf, f),                               \
+    .line_at = offsetof(cvd_nats_conf, at.f)
+#define NATS_SIZE(f) .offset2 = sizeof(((cvd_nats_conf *)0)->f)
 
 const cvd_conf_directive cvd_conf_directives[] = {
     /* [server]: every directive has a default */
@@ -842,6 +949,107 @@ const cvd_conf_directive cvd_conf_directives[] = {
              "checked when it is loaded). The device is opened with as many channels as the "
              "highest one listed. Without it a mono stream plays on every channel of a device "
              "that only plays in stereo"},
+
+    /* [nats NAME] (docs/SCALE.md) */
+    {"servers", CVD_CONF_SPECIAL, 1, 2047, NATS(servers), NATS_SIZE(servers),
+     .set = set_nats_text, .required = "comma-separated nats:// or tls:// URLs",
+     .doc_range = "comma-separated URLs (`nats://HOST:PORT`, `tls://HOST:PORT`), at most 2047 "
+                  "bytes",
+     .help = "the NATS servers; list every node of the cluster (reconnects go to any)"},
+    {"model", CVD_CONF_NAME, NATS(model), .what = "model", .required = "a [model NAME] section",
+     .doc_range = "a `[model NAME]` of this file",
+     .help = "the model every id's frames run through; it must give one output frame per input "
+             "frame after a fixed latency, or be windowed (with its `hop`): checked when it "
+             "loads"},
+    {"prefix", CVD_CONF_SPECIAL, NATS(prefix), .def = "convd", .set = set_nats_prefix,
+     .doc_range = "tokens of `A-Z a-z 0-9 _ -` separated by dots, at most 128 bytes",
+     .help = "P: devices publish on P.in.<id>, the input stream holds P.part.<n>.<id>, outputs "
+             "go to P.out.<id>"},
+    {"partitions", CVD_CONF_INT, 1, 4096, "64", NATS(partitions),
+     .help = "N: **must equal the N of the servers' mapping** `partition(N,1)` (a mismatch is "
+             "logged and counted as `convd_nats_mapping_mismatches_total`)"},
+    {"input_stream", CVD_CONF_SPECIAL, NATS(input_stream), .def = "CONVD_IN",
+     .set = set_nats_stream,
+     .doc_range = "a JetStream stream name (no spaces, `.`, `*`, `>`, `/`)",
+     .help = "the stream over P.part.>; created if absent (limits retention, never a work "
+             "queue)"},
+    {"output_stream", CVD_CONF_SPECIAL, NATS(output_stream), .def = "CONVD_OUT",
+     .set = set_nats_stream, .doc_range = "the same; not the input stream",
+     .help = "the stream over P.out.>; created if absent"},
+    {"replicas", CVD_CONF_INT, 1, 5, "1", NATS(replicas),
+     .help = "replicas of the streams and KV buckets convd creates (3 on a 3-node cluster)"},
+    {"input_max_age", CVD_CONF_SPECIAL, 0, 3.2e9, "24h", NATS(input_max_age),
+     .set = set_nats_seconds,
+     .doc_range = "0..3.2e9 seconds; `s`, `m`, `h`, `d` suffixes",
+     .help = "how long the input stream keeps a message (0: no limit); must cover an idle id's "
+             "history for as long as it may come back"},
+    {"input_max_bytes", CVD_CONF_SPECIAL, -1, 9e18, "-1", NATS(input_max_bytes),
+     .set = set_nats_bytes,
+     .doc_range = "bytes, `K`, `M`, `G`, `T` suffixes (powers of 1024); `-1`: no limit",
+     .help = "the input stream's size limit (the oldest messages go first)"},
+    {"output_max_age", CVD_CONF_SPECIAL, 0, 3.2e9, "24h", NATS(output_max_age),
+     .set = set_nats_seconds, .doc_range = "as `input_max_age`",
+     .help = "how long the output stream keeps a message"},
+    {"output_max_bytes", CVD_CONF_SPECIAL, -1, 9e18, "-1", NATS(output_max_bytes),
+     .set = set_nats_bytes, .doc_range = "as `input_max_bytes`",
+     .help = "the output stream's size limit"},
+    {"duplicate_window", CVD_CONF_SPECIAL, 120, 86400, "2m", NATS(duplicate_window),
+     .set = set_nats_seconds, .doc_range = "120..86400 seconds",
+     .help = "the streams' duplicates window: a Msg-Id is stored once within it (retried "
+             "outputs, producers' retries)"},
+    {"lease_bucket", CVD_CONF_SPECIAL, NATS(lease_bucket), .set = set_nats_bucket,
+     .doc_default = "`<input_stream>_leases`",
+     .doc_range = "a KV bucket name (`A-Z a-z 0-9 _ -`)",
+     .help = "the bucket of partition leases and members"},
+    {"checkpoint_bucket", CVD_CONF_SPECIAL, NATS(checkpoint_bucket), .set = set_nats_bucket,
+     .doc_default = "`<input_stream>_ckpt`", .doc_range = "the same",
+     .help = "the bucket of the partitions' checkpoints"},
+    {"lease_ttl", CVD_CONF_SPECIAL, 1, 3600, "15", NATS(lease_ttl), .set = set_nats_seconds,
+     .doc_range = "1..3600 seconds",
+     .help = "a member, or a partition's holder, is presumed dead after this long without "
+             "refreshing its key (refreshed every `lease_ttl`/4); keep it well above a server "
+             "failover (about 5 s)"},
+    {"checkpoint_interval", CVD_CONF_SPECIAL, 0.05, 3600, "1", NATS(checkpoint_interval),
+     .set = set_nats_seconds, .doc_range = "0.05..3600 seconds",
+     .help = "how often a holder writes each partition's checkpoint (what a takeover replays "
+             "from)"},
+    {"idle_timeout", CVD_CONF_SPECIAL, 1, 3.2e9, "10m", NATS(idle_timeout),
+     .set = set_nats_seconds, .doc_range = "1..3.2e9 seconds",
+     .help = "an id's model state is dropped after this long without a frame; its history is "
+             "read back from the log if it returns"},
+    {"max_inflight", CVD_CONF_INT, 1, 100000, "512", NATS(max_inflight), .unit = "messages",
+     .help = "messages of a partition taken but not yet answered (the consumer's max ack "
+             "pending)"},
+    {"consumer_replicas", CVD_CONF_INT, 0, 5, "1", NATS(consumer_replicas),
+     .note = " (0 = the stream's)", .doc_range = "0..5; 0 = the stream's",
+     .help = "replicas of convd's consumers; one (in memory) is created fastest after a "
+             "failure, and a lost one is replaced at once"},
+    {"request_timeout", CVD_CONF_SPECIAL, 0.1, 600, "5", NATS(request_timeout),
+     .set = set_nats_seconds, .doc_range = "0.1..600 seconds",
+     .help = "how long a JetStream request or an output's acknowledgement may take before it "
+             "is retried (at most `lease_ttl`/3 is used)"},
+    {"block", CVD_CONF_INT, 1, 65536, "64", NATS(block), .unit = "frames",
+     .help = "frames per model call; the output is the same for any block, the memory per id "
+             "grows with it"},
+    {"tls_ca", CVD_CONF_SPECIAL, NATS(tls_ca), NATS_SIZE(tls_ca), .set = set_nats_path,
+     .doc_range = "a PEM file",
+     .help = "TLS toward the servers: the CAs their certificates must chain to"},
+    {"tls_cert", CVD_CONF_SPECIAL, NATS(tls_cert), NATS_SIZE(tls_cert), .set = set_nats_path,
+     .doc_range = "a PEM file",
+     .help = "this client's certificate chain, for servers that verify clients (with "
+             "`tls_key`)"},
+    {"tls_key", CVD_CONF_SPECIAL, NATS(tls_key), NATS_SIZE(tls_key), .set = set_nats_path,
+     .doc_range = "a PEM file", .help = "`tls_cert`'s private key"},
+    {"creds", CVD_CONF_SPECIAL, NATS(creds), NATS_SIZE(creds), .set = set_nats_path,
+     .doc_range = "a NATS `.creds` file",
+     .help = "decentralised authentication (user JWT and NKey seed)"},
+    {"token_file", CVD_CONF_SPECIAL, NATS(token_file), NATS_SIZE(token_file),
+     .set = set_nats_path, .doc_range = "a file",
+     .help = "its first line is the servers' authorization token"},
+    {"user", CVD_CONF_SPECIAL, 1, 255, NATS(user), NATS_SIZE(user), .set = set_nats_text,
+     .doc_range = "a name", .help = "with `password_file`: user and password authentication"},
+    {"password_file", CVD_CONF_SPECIAL, NATS(password_file), NATS_SIZE(password_file),
+     .set = set_nats_path, .doc_range = "a file", .help = "its first line is `user`'s password"},
 };
 
 const int cvd_conf_n_directives = (int)(sizeof cvd_conf_directives / sizeof cvd_conf_directives[0]);

@@ -27,6 +27,8 @@
 #include "uv_check.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "nats.h"
+#include "nats_set.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -41,6 +43,9 @@ typedef struct cvd_daemon {
     cvd_control *control; /* convd-ctl's socket; NULL if none */
     cvd_worker **workers;
     int n_workers;
+    cvd_nats_set *nats; /* the [nats NAME] groups (nats_set.h) */
+    int nats_stopping;  /* SIGTERM: waiting for them to hand their partitions over */
+    const char *shutdown_why;
 
     int handles; /* the main handles below are initialised (and not yet closed) */
     uv_signal_t sigterm, sigint, sighup;
@@ -143,6 +148,9 @@ static int start_workers(cvd_daemon *d, int n, cvd_err *err)
         if ((rc = cvd_worker_create(&cfg, &w, err)) < 0)
             break;
         d->workers[d->n_workers++] = w;
+        /* the NATS groups' model work runs on this worker: a member, added before it runs */
+        if ((rc = cvd_nats_set_add_worker(d->nats, w, err)) < 0)
+            break;
         const cvd_listen_fd *fds;
         int nf = cvd_listen_set_fds(d->listens, &fds);
         cvd_worker_sync_listeners(w, fds, nf);
@@ -186,9 +194,11 @@ static void reload_done(uv_work_t *req, int status)
     int ok = 0;
 
     d->reloading = 0;
-    if (status == 0 && nrt != NULL && !d->stopping &&
+    if (status == 0 && nrt != NULL && !d->stopping && !d->nats_stopping &&
         cvd_listen_set_sync(d->listens, nrt->conf, &d->reload_err) == 0) {
-        cvd_runtime_unref(cvd_runtime_slot_swap(d->runtime, nrt));
+        cvd_runtime *old = cvd_runtime_slot_swap(d->runtime, nrt);
+        cvd_nats_set_reload(d->nats, old, nrt);
+        cvd_runtime_unref(old);
         ok = 1;
     }
     if (ok) {
@@ -284,8 +294,45 @@ static void on_deadline(uv_timer_t *t)
     stop_workers(d, 1);
 }
 
+static void begin_shutdown(cvd_daemon *d, const char *why);
+
+/* the NATS groups handed everything over (or ran out of time): the rest of the shutdown */
+static void on_nats_stopped(void *ctx)
+{
+    cvd_daemon *d = ctx;
+    if (!d->nats_stopping)
+        return;
+    d->nats_stopping = 0;
+    begin_shutdown(d, d->shutdown_why);
+}
+
+static void on_nats_deadline(uv_timer_t *t)
+{
+    cvd_daemon *d = t->data;
+    cvd_log_warning("shutdown: the NATS handovers did not finish within %.1f s; their leases "
+                    "expire instead",
+                    conf_of(d)->shutdown_timeout + 10);
+    cvd_nats_set_abort(d->nats);
+    on_nats_stopped(d);
+}
+
 static void begin_shutdown(cvd_daemon *d, const char *why)
 {
+    if (d->nats_stopping) {
+        cvd_log_warning("%s again: not waiting for the NATS handovers (their leases expire)",
+                        why);
+        cvd_nats_set_abort(d->nats);
+        d->nats_stopping = 0;
+    } else if (!d->stopping && cvd_nats_set_stop(d->nats, on_nats_stopped, d)) {
+        /* the groups hand their partitions over first, while the workers still run */
+        d->nats_stopping = 1;
+        d->shutdown_why = why;
+        cvd_log_info("%s: handing the NATS partitions over first", why);
+        sd_notify(0, "STOPPING=1\nSTATUS=handing NATS partitions over");
+        CVD_UV_CHECK(uv_timer_start(&d->deadline, on_nats_deadline,
+                                    (uint64_t)((conf_of(d)->shutdown_timeout + 10) * 1000), 0));
+        return;
+    }
     if (d->stopping) {
         cvd_log_warning("%s again: closing every stream now", why);
         stop_workers(d, 1);
@@ -367,6 +414,7 @@ static int init_main_handles(cvd_daemon *d, cvd_err *err)
  * have ended and the main handles are closed already. */
 static void cleanup(cvd_daemon *d)
 {
+    cvd_nats_set_close(d->nats); /* the groups end before the workers they feed */
     stop_workers(d, 1); /* no-op for workers that have ended */
     for (int i = 0; i < d->n_workers; i++)
         cvd_worker_destroy(d->workers[i]); /* joins */
@@ -375,6 +423,7 @@ static void cleanup(cvd_daemon *d)
     d->n_workers = 0;
     close_main_handles(d); /* with audio and metrics */
     uv_run(d->loop, UV_RUN_DEFAULT); /* their close callbacks */
+    cvd_nats_set_free(d->nats);
     cvd_audio_destroy(d->audio);
     cvd_listen_set_destroy(d->listens);
     cvd_runtime_slot_destroy(d->runtime);
@@ -395,13 +444,20 @@ int cvd_daemon_check(const char *config_path)
         cvd_runtime_unref(rt);
         return 1;
     }
-    printf("%s: OK: %d models, %d listeners, %d streams\n", rt->conf->file, rt->conf->n_models,
-           rt->conf->n_listens, rt->conf->n_streams);
+    printf("%s: OK: %d models, %d listeners, %d streams, %d nats groups\n", rt->conf->file,
+           rt->conf->n_models, rt->conf->n_listens, rt->conf->n_streams, rt->conf->n_nats);
     for (int i = 0; i < rt->conf->n_models; i++)
         printf("  model %s: %s (%d -> %d channels, latency %d frames)\n",
                rt->conf->models[i].name, rt->conf->models[i].path,
                cvd_model_in_channels(rt->models[i]), cvd_model_out_channels(rt->models[i]),
                cvd_model_latency(rt->models[i]));
+    for (int i = 0; i < rt->conf->n_nats; i++) {
+        const cvd_nats_conf *n = &rt->conf->nats[i];
+        printf("  nats %s: model %s, %s.in.<id> over %d partitions of %s, outputs to %s, %d "
+               "replicas; servers %s\n",
+               n->name, n->model, n->prefix, n->partitions, n->input_stream, n->output_stream,
+               n->replicas, n->servers);
+    }
     cvd_runtime_unref(rt);
     return 0;
 }
@@ -433,8 +489,8 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
     }
     const cvd_conf *c = rt->conf;
     cvd_log_set_level(log_level_override >= 0 ? log_level_override : c->log_level);
-    cvd_log_info("configuration %s: %d models, %d listeners, %d audio streams", c->file,
-                 c->n_models, c->n_listens, c->n_streams);
+    cvd_log_info("configuration %s: %d models, %d listeners, %d audio streams, %d nats groups",
+                 c->file, c->n_models, c->n_listens, c->n_streams, c->n_nats);
     if (cvd_listen_set_create(&d.listens, &err) < 0 ||
         cvd_listen_set_sync(d.listens, c, &err) < 0 ||
         cvd_metrics_http_start(d.loop, c, &d.metrics, &err) < 0) {
@@ -459,7 +515,9 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
         nw = (int)uv_available_parallelism();
     if (nw <= 0)
         nw = 1;
-    if (start_workers(&d, nw, &err) < 0) {
+    if (cvd_nats_set_create(d.loop, NULL, 0, &d.nats, &err) < 0 ||
+        start_workers(&d, nw, &err) < 0 ||
+        cvd_nats_set_start(d.nats, cvd_runtime_slot_peek(d.runtime), &err) < 0) {
         cvd_log_error("%s", err.msg);
         goto out;
     }

@@ -13,6 +13,8 @@
 
 #include "convd_dsp.h" /* cvd_isa_active, for convd_build_info */
 
+#include "nats.h"
+
 /* upper bounds of the block-time histogram, in seconds */
 static const double bucket_le[CVD_METRICS_BUCKETS] = {
     5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1};
@@ -481,6 +483,12 @@ char *cvd_metrics_render(void)
             sb_printf(&b, "convd_audio_latency_seconds{stream=\"%s\"} %.6f\n", streams[i]->label,
                       (double)atomic_load(&streams[i]->audio_latency_us) * 1e-6);
     pthread_mutex_unlock(&lock);
+    /* the [nats] groups' own (nats.h) */
+    char *nats = cvd_nats_metrics_render();
+    if (nats) {
+        sb_printf(&b, "%s", nats);
+        free(nats);
+    }
     if (b.failed) {
         free(b.p);
         return NULL;

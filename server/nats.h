@@ -24,6 +24,11 @@ void cvd_nats_exec_destroy(cvd_nats_exec *x);
 int cvd_nats_exec_run(cvd_nats_exec *x, int max);
 int cvd_nats_exec_pending(cvd_nats_exec *x);
 
+/* CVD_EUNSUPPORTED (err says why) unless the model's outputs follow a rule a replay can
+ * reproduce: one output frame per input frame after a fixed latency, or one record per
+ * window at a hop. */
+int cvd_nats_check_model(cvd_model *m, long hop, int block, cvd_err *err);
+
 /* A group for one section: checks that the model can run this way (one output frame per
  * input frame after a fixed latency, or windows at a hop). hop: the [model]'s hop for a
  * windowed model. nonfinite_pass: [server] nonfinite = pass. */
@@ -38,6 +43,9 @@ int cvd_nats_group_start(cvd_nats_group *g, cvd_err *err);
 void cvd_nats_group_stop(cvd_nats_group *g, void (*done)(void *), void *ctx);
 /* Timings a reload may change without restarting the group (idle_timeout, ...). */
 void cvd_nats_group_update(cvd_nats_group *g, const cvd_nats_conf *c);
+/* The section it runs, and 1 once it has stopped (after cvd_nats_group_stop's done). */
+const cvd_nats_conf *cvd_nats_group_conf(const cvd_nats_group *g);
+int cvd_nats_group_finished(cvd_nats_group *g);
 /* Ends it now (what it holds is left to expire) and frees it. */
 void cvd_nats_group_destroy(cvd_nats_group *g);
 

@@ -1,8 +1,7 @@
 /*
  * nats_conf.h - the [nats NAME] section: one group of convd processes serving a JetStream
- * input stream (docs/CONFIG.md, docs/SCALE.md). Its directives are a table (name, kind,
- * range, default, field, help): the parser, the defaults and the reference in docs/CONFIG.md
- * come from it.
+ * input stream (docs/CONFIG.md, docs/SCALE.md). Its directives are rows of the configuration's
+ * one table of directives (server/config_table.c).
  */
 #ifndef CONVD_NATS_CONF_H
 #define CONVD_NATS_CONF_H
@@ -47,35 +46,24 @@ typedef struct cvd_nats_conf {
     char user[256];                     /* user name and password (password_file) */
     char password_file[CVD_NATS_PATH_MAX];
 
-    int lines[40]; /* the line of each directive, by table index; 0 if not written */
+    /* the line of each directive (0: not written), set by the config parser's table */
+    struct {
+        int servers, model, prefix, partitions, input_stream, output_stream, replicas,
+            input_max_age, input_max_bytes, output_max_age, output_max_bytes, duplicate_window,
+            lease_bucket, checkpoint_bucket, lease_ttl, checkpoint_interval, idle_timeout,
+            max_inflight, consumer_replicas, request_timeout, block, tls_ca, tls_cert, tls_key,
+            creds, token_file, user, password_file;
+    } at;
 } cvd_nats_conf;
 
-/* The directive table. */
-typedef enum { CVD_NK_STRING, CVD_NK_INT, CVD_NK_SECONDS, CVD_NK_BYTES, CVD_NK_PATH } cvd_nats_kind;
-typedef struct cvd_nats_directive {
-    const char *name;
-    cvd_nats_kind kind;
-    double lo, hi;    /* numbers: the range; strings: the length range */
-    const char *dflt; /* as it would be written; NULL = required, "" = empty */
-    size_t offset;    /* of the field in cvd_nats_conf */
-    size_t size;      /* of a string field */
-    const char *help;
-} cvd_nats_directive;
+/* The directives themselves (names, ranges, defaults, help) are rows of the configuration's
+ * table (server/config_table.c); cvd_conf_nats_defaults (config.h) gives a section with the
+ * table's defaults. */
 
-extern const cvd_nats_directive cvd_nats_directives[];
-extern const int cvd_nats_n_directives;
-
-/* Defaults for a new section (name and line given). */
-void cvd_nats_conf_init(cvd_nats_conf *c, const char *name, int line);
-/* One "key = value" line of the section: 0, -1 with why set (the value is wrong), or -2 (no
- * such directive). Relative paths are joined to dir (may be NULL). */
-int cvd_nats_conf_set(cvd_nats_conf *c, const char *key, const char *value, const char *dir,
-                      int line, char *why, size_t whysz);
-/* After the section: the required directives and the cross checks. 0, or -1 with why and
- * *line (the line to blame) set. */
+/* After the section: the cross checks (prefix, stream and bucket names, TLS and credential
+ * pairs, lease timing against the duplicates window), and the bucket names derived from
+ * input_stream when not given. 0, or -1 with why and *line (the line to blame) set. */
 int cvd_nats_conf_finish(cvd_nats_conf *c, int *line, char *why, size_t whysz);
-/* The index of a directive in the table, or -1 */
-int cvd_nats_directive_index(const char *name);
 /* 1 if the two sections differ in something a SIGHUP cannot change without restarting
  * the group (servers, streams, partitions, prefix, credentials: everything but timings) */
 int cvd_nats_conf_needs_restart(const cvd_nats_conf *a, const cvd_nats_conf *b);

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "nats.h"
 #include "nats_internal.h"
 
 struct cvd_nats_exec {
@@ -297,4 +298,10 @@ done:
     free(out);
     cvd_net_destroy(net);
     return rc;
+}
+
+int cvd_nats_check_model(cvd_model *m, long hop, int block, cvd_err *err)
+{
+    cvd_nats_model nm;
+    return cvd_nats_model_prepare(m, hop, block, &nm, err);
 }

@@ -921,6 +921,7 @@ out:
     free(acquire);
     if (atomic_load(&g->stopping))
         cvd_log_info("nats %s: stopped; every partition handed over", g->conf.name);
+    atomic_store(&g->finished, 1);
     if (g->on_stopped)
         g->on_stopped(g->on_stopped_ctx);
     return NULL;
@@ -1011,6 +1012,16 @@ void cvd_nats_group_stop(cvd_nats_group *g, void (*done)(void *), void *ctx)
     g->on_stopped = done;
     g->on_stopped_ctx = ctx;
     atomic_store(&g->stopping, 1);
+}
+
+const cvd_nats_conf *cvd_nats_group_conf(const cvd_nats_group *g)
+{
+    return &g->conf;
+}
+
+int cvd_nats_group_finished(cvd_nats_group *g)
+{
+    return atomic_load(&g->finished);
 }
 
 void cvd_nats_group_update(cvd_nats_group *g, const cvd_nats_conf *c)

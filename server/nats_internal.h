@@ -257,6 +257,7 @@ struct cvd_nats_group {
     void *metrics_stream; /* cvd_stream_stats */
 
     atomic_int stopping; /* hand everything over, then end */
+    atomic_int finished; /* the control thread has ended */
     atomic_int quit;     /* end now */
     pthread_t control_thread, pub_thread;
     pthread_t *op_threads;

@@ -8,6 +8,7 @@
 
 #include "builtin_models.h"
 #include "convd_model.h"
+#include "nats.h"
 
 int cvd_runtime_load_model(const char *path, cvd_model **out, cvd_err *err)
 {
@@ -321,6 +322,19 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
                 cvd_runtime_unref(rt);
                 return rc;
             }
+        }
+    }
+    /* every [nats] section's model gives outputs a takeover can recompute (docs/SCALE.md) */
+    for (int i = 0; i < c->n_nats; i++) {
+        const cvd_nats_conf *n = &c->nats[i];
+        const int mi = n->model_index;
+        if (mi < 0)
+            continue;
+        rc = cvd_nats_check_model(rt->models[mi], c->models[mi].hop, n->block, err);
+        if (rc < 0) {
+            cvd_err_prefix(err, "%s:%d: model: '%s'", c->file, n->at.model, n->model);
+            cvd_runtime_unref(rt);
+            return rc;
         }
     }
     rt->generation = atomic_fetch_add(&generation, 1) + 1;

@@ -529,22 +529,22 @@ Test(config, syntax_errors)
         {"[server]\n  = 3\n", "t.conf:2: missing directive name before '='"},
         {"workers = 2\n",
          "t.conf:1: workers: outside any section (directives go under [server], [model NAME], "
-         "[listen NAME] or [stream NAME])"},
+         "[listen NAME], [stream NAME] or [nats NAME])"},
         {"; c\n\n[server\n", "t.conf:3: [server: missing ']' at the end of the section header"},
         {"[server] x\n", "t.conf:1: [server]: unexpected text after ']'"},
         {"[model m]] ; c\n", "t.conf:1: [model m]: unexpected text after ']'"},
         {"[servers]\n",
          "t.conf:1: [servers]: unknown section (expected [server], [model NAME], [listen "
-         "NAME] or [stream NAME])"},
+         "NAME], [stream NAME] or [nats NAME])"},
         {"[Server]\n",
          "t.conf:1: [Server]: unknown section (expected [server], [model NAME], [listen "
-         "NAME] or [stream NAME])"},
+         "NAME], [stream NAME] or [nats NAME])"},
         {"[]\n",
-         "t.conf:1: []: unknown section (expected [server], [model NAME], [listen NAME] or "
-         "[stream NAME])"},
+         "t.conf:1: []: unknown section (expected [server], [model NAME], [listen NAME], "
+         "[stream NAME] or [nats NAME])"},
         {"[modelx y]\n",
          "t.conf:1: [modelx y]: unknown section (expected [server], [model NAME], [listen "
-         "NAME] or [stream NAME])"},
+         "NAME], [stream NAME] or [nats NAME])"},
         {"[server x]\n", "t.conf:1: [server x]: [server] takes no name"},
         {"[server]\n[server]\n", "t.conf:2: [server]: duplicate section (first at line 1)"},
         {"[model]\n", "t.conf:1: [model]: needs a name, as in [model NAME]"},
@@ -769,10 +769,10 @@ Test(config, listener_errors)
          "[server]\nmetrics = 127.0.0.1:9400\n",
          "t.conf:5: metrics: 127.0.0.1:9400 is already the address of [listen a] (line 2)"},
         /* no listener */
-        {"", "t.conf:1: no [listen NAME] or [stream NAME] section: there is nothing to serve"},
-        {"\n\n; only comments\n", "t.conf:3: no [listen NAME] or [stream NAME] section: there is nothing to serve"},
+        {"", "t.conf:1: no [listen NAME], [stream NAME] or [nats NAME] section: there is nothing to serve"},
+        {"\n\n; only comments\n", "t.conf:3: no [listen NAME], [stream NAME] or [nats NAME] section: there is nothing to serve"},
         {"[server]\n[model m]\npath = builtin:m\n",
-         "t.conf:3: no [listen NAME] or [stream NAME] section: there is nothing to serve"},
+         "t.conf:3: no [listen NAME], [stream NAME] or [nats NAME] section: there is nothing to serve"},
         /* of several errors found once the file is read, the first by line */
         {"[listen a]\naddress = 127.0.0.1:1\n[model m]\n",
          "t.conf:1: [listen a]: missing 'protocol' (raw | framed | line)"},
@@ -819,8 +819,8 @@ Test(config, files_that_are_not_configurations)
     expect_load_error("tests/data/config", CVD_EIO,
                       "tests/data/config: cannot read: Is a directory");
     expect_load_error("tests/data/config/empty.conf", CVD_EFORMAT,
-                      "tests/data/config/empty.conf:1: no [listen NAME] or [stream NAME] section: "
-                      "there is nothing to serve");
+                      "tests/data/config/empty.conf:1: no [listen NAME], [stream NAME] or [nats "
+                      "NAME] section: there is nothing to serve");
     expect_load_error("tests/data/config/nul.conf", CVD_EFORMAT,
                       "tests/data/config/nul.conf:3: byte 0x00 at column 10 is not text (is "
                       "this a configuration file?)");
@@ -992,7 +992,7 @@ Test(config, megabyte_lines)
     strcpy(text + M, "]\n");
     snprintf(want, sizeof want,
              "t.conf:1: [%.57s...]: unknown section (expected [server], [model NAME], [listen "
-             "NAME] or [stream NAME])",
+             "NAME], [stream NAME] or [nats NAME])",
              text + 1);
     expect_error(text, want);
     free(text);
@@ -1110,11 +1110,12 @@ Test(config, sample_format_is_the_codecs_parser)
 Test(config, reference_tables_are_the_directive_table)
 {
     static const char *const headings[] = {NULL, "## `[server]`", "## `[model NAME]`",
-                                           "## `[listen NAME]`", "## `[stream NAME]`"};
+                                           "## `[listen NAME]`", "## `[stream NAME]`",
+                                           "## `[nats NAME]`"};
     size_t len;
     char *doc = tu_read_file("docs/CONFIG.md", &len);
     cr_assert_not_null(doc, "cannot read docs/CONFIG.md");
-    for (int sec = CVD_CONF_SERVER; sec <= CVD_CONF_STREAM; sec++) {
+    for (int sec = CVD_CONF_SERVER; sec <= CVD_CONF_NATS; sec++) {
         char *start = strstr(doc, headings[sec]);
         cr_assert_not_null(start, "docs/CONFIG.md has no heading %s", headings[sec]);
         start += strlen(headings[sec]);
@@ -1146,7 +1147,7 @@ Test(config, reference_tables_are_the_directive_table)
     for (int i = 0; i < cvd_conf_n_directives; i++) {
         const cvd_conf_directive *d = &cvd_conf_directives[i];
         cr_expect(d->name && d->help && d->section >= CVD_CONF_SERVER &&
-                      d->section <= CVD_CONF_STREAM,
+                      d->section <= CVD_CONF_NATS,
                   "row %d", i);
         cr_expect(!(d->def && d->required), "%s: a default and required", d->name);
         cr_expect(d->type != CVD_CONF_SPECIAL || d->set, "%s: special without a reader", d->name);

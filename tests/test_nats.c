@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 
+#include "config.h"
 #include "convd_model.h"
 #include "daemon_util.h"
 #include "nats.h"
@@ -214,12 +215,28 @@ Test(nats, checkpoints_round_trip)
     cvd_nats_ckpt_free(&c);
 }
 
+/* a [nats] section read from text; its defaults are the table's */
+static cvd_nats_conf section_of(const char *body)
+{
+    char text[1024];
+    cvd_conf *c = NULL;
+    cvd_err err = {0};
+    snprintf(text, sizeof text,
+             "[model m]\npath = builtin:m\n[nats sensors]\nservers = nats://127.0.0.1:4222\n"
+             "model = m\n%s",
+             body);
+    cr_assert_eq(cvd_conf_parse(text, "t.conf", "/etc/convd", &c, &err), 0, "%s", err.msg);
+    cvd_nats_conf n = c->nats[0];
+    cvd_conf_destroy(c);
+    return n;
+}
+
 Test(nats, section_directives)
 {
     cvd_nats_conf c;
     char why[256];
     int line = 0;
-    cvd_nats_conf_init(&c, "sensors", 7);
+    cvd_conf_nats_defaults(&c, "sensors", 7);
     cr_assert_str_eq(c.prefix, "convd");
     cr_assert_eq(c.partitions, 64);
     cr_assert_str_eq(c.input_stream, "CONVD_IN");
@@ -228,61 +245,50 @@ Test(nats, section_directives)
     cr_assert_float_eq(c.input_max_age, 86400, 1e-9);
     cr_assert_eq(c.input_max_bytes, -1);
     cr_assert_float_eq(c.duplicate_window, 120, 1e-9);
+    cr_assert_float_eq(c.idle_timeout, 600, 1e-9);
+    cr_assert_eq(c.at.prefix, 0, "defaults record no line");
     /* servers and model are required */
     cr_assert_eq(cvd_nats_conf_finish(&c, &line, why, sizeof why), -1);
     cr_assert(strstr(why, "servers"), "%s", why);
     cr_assert_eq(line, 7);
-    cr_assert_eq(cvd_nats_conf_set(&c, "servers", "nats://127.0.0.1:4222", NULL, 8, why,
-                                   sizeof why),
-                 0);
-    cr_assert_eq(cvd_nats_conf_set(&c, "model", "m", NULL, 9, why, sizeof why), 0);
-    cr_assert_eq(cvd_nats_conf_set(&c, "partitions", "0", NULL, 10, why, sizeof why), -1);
-    cr_assert(strstr(why, "out of range"), "%s", why);
-    cr_assert_eq(cvd_nats_conf_set(&c, "partitions", "x", NULL, 10, why, sizeof why), -1);
-    cr_assert_eq(cvd_nats_conf_set(&c, "duplicate_window", "1m", NULL, 11, why, sizeof why), -1);
-    cr_assert(strstr(why, "120"), "%s", why);
-    cr_assert_eq(cvd_nats_conf_set(&c, "input_max_age", "2d", NULL, 12, why, sizeof why), 0);
-    cr_assert_float_eq(c.input_max_age, 172800, 1e-9);
-    cr_assert_eq(cvd_nats_conf_set(&c, "input_max_bytes", "10G", NULL, 13, why, sizeof why), 0);
-    cr_assert_eq(cvd_nats_conf_set(&c, "no_such", "1", NULL, 14, why, sizeof why), -2);
-    cr_assert_eq(cvd_nats_conf_set(&c, "tls_ca", "ca.pem", "/etc/convd", 15, why, sizeof why),
-                 0);
-    cr_assert_str_eq(c.tls_ca, "/etc/convd/ca.pem");
+    strcpy(c.servers, "nats://127.0.0.1:4222");
+    strcpy(c.model, "m");
     cr_assert_eq(cvd_nats_conf_finish(&c, &line, why, sizeof why), 0, "%s", why);
     cr_assert_str_eq(c.lease_bucket, "CONVD_IN_leases");
     cr_assert_str_eq(c.checkpoint_bucket, "CONVD_IN_ckpt");
+
+    /* suffixed durations and sizes, paths joined to the file's folder */
+    cvd_nats_conf d = section_of("input_max_age = 2d\ninput_max_bytes = 10G\ntls_ca = ca.pem\n"
+                                 "lease_ttl = 20s\n");
+    cr_assert_float_eq(d.input_max_age, 172800, 1e-9);
+    cr_assert_eq(d.input_max_bytes, 10LL << 30);
+    cr_assert_str_eq(d.tls_ca, "/etc/convd/ca.pem");
+    cr_assert_float_eq(d.lease_ttl, 20, 1e-9);
+    cr_assert_eq(d.at.tls_ca, 8);
+    cr_assert_eq(d.at.servers, 4);
+
     /* cross checks name a line */
-    cvd_nats_conf d = c;
-    cvd_nats_conf_set(&d, "prefix", "a.*", NULL, 20, why, sizeof why);
-    cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
-    cr_assert_eq(line, 20);
     d = c;
-    cvd_nats_conf_set(&d, "output_stream", "CONVD_IN", NULL, 21, why, sizeof why);
+    d.at.output_stream = 21;
+    strcpy(d.output_stream, "CONVD_IN");
     cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
     cr_assert_eq(line, 21);
     d = c;
-    cvd_nats_conf_set(&d, "tls_cert", "/c.pem", NULL, 22, why, sizeof why);
+    strcpy(d.tls_cert, "/c.pem");
+    d.at.tls_cert = 22;
     cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
     cr_assert(strstr(why, "tls_key"), "%s", why);
+    cr_assert_eq(line, 22);
     d = c;
-    cvd_nats_conf_set(&d, "lease_ttl", "100", NULL, 23, why, sizeof why);
+    d.lease_ttl = 100;
+    d.at.lease_ttl = 23;
     cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
     cr_assert(strstr(why, "duplicate_window"), "%s", why);
+    cr_assert_eq(line, 23);
     d = c;
-    cvd_nats_conf_set(&d, "creds", "/a.creds", NULL, 24, why, sizeof why);
-    cvd_nats_conf_set(&d, "token_file", "/t", NULL, 25, why, sizeof why);
+    strcpy(d.creds, "/a.creds");
+    strcpy(d.token_file, "/t");
     cr_assert_eq(cvd_nats_conf_finish(&d, &line, why, sizeof why), -1);
-    /* every directive of the table has a help text and parses its own default */
-    for (int i = 0; i < cvd_nats_n_directives; i++) {
-        const cvd_nats_directive *dd = &cvd_nats_directives[i];
-        cr_assert(dd->help && dd->help[0], "%s", dd->name);
-        if (dd->dflt && dd->dflt[0]) {
-            cvd_nats_conf e;
-            cvd_nats_conf_init(&e, "x", 1);
-            cr_assert_eq(cvd_nats_conf_set(&e, dd->name, dd->dflt, NULL, 1, why, sizeof why), 0,
-                         "%s = %s: %s", dd->name, dd->dflt, why);
-        }
-    }
 }
 
 static cvd_model *load(const char *path)
@@ -441,13 +447,12 @@ Test(nats, in_process_group_one_server)
     cvd_nats_conf c;
     char why[256];
     int line;
-    cvd_nats_conf_init(&c, "t", 1);
+    cvd_conf_nats_defaults(&c, "t", 1);
     snprintf(c.servers, sizeof c.servers, "%s", cl.urls);
     snprintf(c.model, sizeof c.model, "sensor");
     c.partitions = 8;
     c.lease_ttl = 3;
     c.checkpoint_interval = 0.2;
-    c.lines[0] = c.lines[1] = 1;
     cr_assert_eq(cvd_nats_conf_finish(&c, &line, why, sizeof why), 0, "%s", why);
     cvd_nats_group *g = NULL;
     cvd_err err = {0};
@@ -560,14 +565,13 @@ static cvd_nats_group *group_for(const nh_cluster *cl, cvd_model *m, tworker *w,
     cvd_nats_conf c;
     char why[256];
     int line;
-    cvd_nats_conf_init(&c, "t", 1);
+    cvd_conf_nats_defaults(&c, "t", 1);
     snprintf(c.servers, sizeof c.servers, "%s", cl->urls);
     snprintf(c.model, sizeof c.model, "sensor");
     c.partitions = partitions;
     c.lease_ttl = 2;
     c.checkpoint_interval = 0.2;
     c.request_timeout = 0.6;
-    c.lines[0] = c.lines[1] = 1;
     cr_assert_eq(cvd_nats_conf_finish(&c, &line, why, sizeof why), 0, "%s", why);
     cvd_nats_group *g = NULL;
     cvd_err err = {0};
@@ -683,4 +687,68 @@ Test(nats, in_process_takeover_and_handover)
         free(in[k]);
     cvd_model_unref(m);
     nh_cluster_stop(&cl);
+}
+
+/* ---- the section in a configuration file ----------------------------------------------- */
+
+static void conf_error(const char *text, const char *want)
+{
+    cvd_conf *c = NULL;
+    cvd_err err = {0};
+    cr_assert_lt(cvd_conf_parse(text, "t.conf", "/etc/convd", &c, &err), 0, "parsed:\n%s", text);
+    cr_assert_str_eq(err.msg, want, "for:\n%s", text);
+}
+
+Test(nats, config_sections)
+{
+    static const char ok[] = "[model m]\npath = builtin:vibration-denoise\n"
+                             "[nats sensors]\n"
+                             "servers = nats://10.0.0.1:4222,nats://10.0.0.2:4222\n"
+                             "model = m\nprefix = acme.convd\npartitions = 16\nreplicas = 3\n"
+                             "input_max_age = 2h\ntls_ca = tls/ca.pem\ncreds = /etc/c.creds\n";
+    cvd_conf *c = NULL;
+    cvd_err err = {0};
+    cr_assert_eq(cvd_conf_parse(ok, "t.conf", "/etc/convd", &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(c->n_nats, 1);
+    cr_assert_eq(c->n_listens, 0);
+    cr_assert_str_eq(c->nats[0].name, "sensors");
+    cr_assert_eq(c->nats[0].model_index, 0);
+    cr_assert_eq(c->nats[0].partitions, 16);
+    cr_assert_eq(c->nats[0].replicas, 3);
+    cr_assert_float_eq(c->nats[0].input_max_age, 7200, 1e-9);
+    cr_assert_str_eq(c->nats[0].tls_ca, "/etc/convd/tls/ca.pem");
+    cr_assert_str_eq(c->nats[0].creds, "/etc/c.creds");
+    cr_assert_str_eq(c->nats[0].prefix, "acme.convd");
+    cvd_conf_destroy(c);
+    conf_error("[model m]\npath = builtin:x\n[nats a]\nmodel = m\n",
+               "t.conf:3: [nats a]: missing 'servers' (comma-separated nats:// or tls:// URLs)");
+    conf_error("[nats a]\nservers = nats://h:1\nmodel = nope\n",
+               "t.conf:3: model: no [model nope] section");
+    conf_error("[model m]\npath = builtin:x\n[nats a]\nservers = nats://h:1\nmodel = m\n"
+               "partitons = 3\n",
+               "t.conf:6: partitons: unknown directive in [nats a] (did you mean 'partitions'?)");
+    conf_error("[model m]\npath = builtin:x\n[nats a]\nservers = nats://h:1\nmodel = m\n"
+               "address = 1.2.3.4:5\n",
+               "t.conf:6: address: unknown directive in [nats a] (it belongs in [listen NAME])");
+    conf_error("[model m]\npath = builtin:x\n[nats a]\nservers = nats://h:1\nmodel = m\n"
+               "partitions = 0\n",
+               "t.conf:6: partitions: 0 is out of range 1..4096");
+    conf_error("[model m]\npath = builtin:x\n[nats a]\nservers = nats://h:1\nmodel = m\n"
+               "lease_ttl = soon\n",
+               "t.conf:6: lease_ttl: 'soon' is not a duration (seconds, or a number with s, m, "
+               "h or d)");
+    conf_error("[model m]\npath = builtin:x\n[nats a]\nservers = nats://h:1\nmodel = m\n"
+               "[nats a]\n",
+               "t.conf:6: [nats a]: duplicate section (first at line 3)");
+    conf_error("[model m]\npath = builtin:x\n[nats a]\nservers = nats://h:1\nmodel = m\n"
+               "[nats b]\nservers = nats://h:1\nmodel = m\n",
+               "t.conf:6: [nats b]: input_stream CONVD_IN is [nats a]'s too (line 3); one "
+               "process is one member of a group");
+    conf_error("[model m]\npath = builtin:x\n[nats a]\nservers = nats://h:1\nmodel = m\n"
+               "prefix = a..b\n",
+               "t.conf:6: prefix: 'a..b' is not a subject prefix (tokens of A-Z a-z 0-9 _ - "
+               "separated by dots, no wildcards, at most 128 bytes)");
+    conf_error("[model m]\npath = builtin:x\n[nats a]\nservers = nats://h:1\nmodel = m\n"
+               "servers = nats://h:2\n",
+               "t.conf:6: servers: duplicate directive (first at line 4)");
 }
