@@ -116,6 +116,8 @@ int cvd_nats_conf_needs_restart(const cvd_nats_conf *a, const cvd_nats_conf *b)
            strcmp(a->lease_bucket, b->lease_bucket) != 0 ||
            strcmp(a->checkpoint_bucket, b->checkpoint_bucket) != 0 ||
            a->consumer_replicas != b->consumer_replicas || a->block != b->block ||
+           a->lease_ttl != b->lease_ttl || a->max_inflight != b->max_inflight ||
+           a->request_timeout != b->request_timeout ||
            strcmp(a->tls_ca, b->tls_ca) != 0 || strcmp(a->tls_cert, b->tls_cert) != 0 ||
            strcmp(a->tls_key, b->tls_key) != 0 || strcmp(a->creds, b->creds) != 0 ||
            strcmp(a->token_file, b->token_file) != 0 || strcmp(a->user, b->user) != 0 ||

@@ -64,8 +64,8 @@ typedef struct cvd_nats_conf {
  * pairs, lease timing against the duplicates window), and the bucket names derived from
  * input_stream when not given. 0, or -1 with why and *line (the line to blame) set. */
 int cvd_nats_conf_finish(cvd_nats_conf *c, int *line, char *why, size_t whysz);
-/* 1 if the two sections differ in something a SIGHUP cannot change without restarting
- * the group (servers, streams, partitions, prefix, credentials: everything but timings) */
+/* 1 if the two sections differ in something a SIGHUP cannot change without restarting the
+ * group: everything but idle_timeout and checkpoint_interval */
 int cvd_nats_conf_needs_restart(const cvd_nats_conf *a, const cvd_nats_conf *b);
 
 #endif

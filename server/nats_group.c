@@ -891,7 +891,7 @@ static void *control_main(void *arg)
         }
         if (now >= next_ckpt) {
             checkpoint_round(g);
-            next_ckpt = cvd_nats_now() + g->conf.checkpoint_interval;
+            next_ckpt = cvd_nats_now() + (double)atomic_load(&g->checkpoint_interval_us) * 1e-6;
         }
         if (now >= next_sweep) {
             for (int i = 0; i < N; i++)
@@ -950,6 +950,8 @@ int cvd_nats_group_create(const cvd_nats_conf *conf, cvd_model *model, long hop,
         return rc;
     }
     g->model.model = cvd_model_ref(model);
+    atomic_init(&g->idle_timeout_us, (long long)(conf->idle_timeout * 1e6));
+    atomic_init(&g->checkpoint_interval_us, (long long)(conf->checkpoint_interval * 1e6));
     g->nonfinite_pass = nonfinite_pass;
     g->timeout = conf->request_timeout < conf->lease_ttl / 3 ? conf->request_timeout
                                                              : conf->lease_ttl / 3;
@@ -1026,8 +1028,10 @@ int cvd_nats_group_finished(cvd_nats_group *g)
 
 void cvd_nats_group_update(cvd_nats_group *g, const cvd_nats_conf *c)
 {
-    (void)g;
-    (void)c;
+    atomic_store(&g->idle_timeout_us, (long long)(c->idle_timeout * 1e6));
+    atomic_store(&g->checkpoint_interval_us, (long long)(c->checkpoint_interval * 1e6));
+    cvd_log_info("nats %s: reloaded: idle_timeout %g s, checkpoint_interval %g s", c->name,
+                 c->idle_timeout, c->checkpoint_interval);
 }
 
 void cvd_nats_group_destroy(cvd_nats_group *g)

@@ -258,6 +258,8 @@ struct cvd_nats_group {
 
     atomic_int stopping; /* hand everything over, then end */
     atomic_int finished; /* the control thread has ended */
+    /* what a reload changes in place (microseconds) */
+    atomic_llong idle_timeout_us, checkpoint_interval_us;
     atomic_int quit;     /* end now */
     pthread_t control_thread, pub_thread;
     pthread_t *op_threads;

@@ -1112,11 +1112,12 @@ char *cvd_nats_lane_checkpoint(cvd_nats_lane *l, size_t *len)
 void cvd_nats_lane_sweep(cvd_nats_lane *l, double now)
 {
     const cvd_nats_conf *c = &l->g->conf;
+    const double idle = (double)atomic_load(&l->g->idle_timeout_us) * 1e-6;
     pthread_mutex_lock(&l->mu);
     if (!l->stopping && !atomic_load(&l->dead)) {
         for (cvd_nats_rec *r = l->recs, *n; r; r = n) {
             n = r->lnext;
-            if (r->st && r->inflight == 0 && now - r->last_seen > c->idle_timeout)
+            if (r->st && r->inflight == 0 && now - r->last_seen > idle)
                 drop_state(l, r);
             else if (!r->st && r->inflight == 0 && c->input_max_age > 0 &&
                      now - r->last_seen > c->input_max_age)
