@@ -275,7 +275,8 @@ int cvd_nats_model_prepare(cvd_model *model, long hop, int block, cvd_nats_model
     int step = 1;
     while (fed < limit) {
         int chunk = step < block ? step : block, got = 0;
-        step = step * 3 + 1;
+        if (step < block)
+            step = step * 3 + 1;
         if ((rc = cvd_net_process(net, in, chunk, out, &got)) < 0) {
             cvd_err_set(err, rc, "the model refused a block of %d frames", chunk);
             goto done;

@@ -246,6 +246,10 @@ typedef struct cvd_nats_stats {
     atomic_int partitions_owned, ids_active, connected, ready;
 } cvd_nats_stats;
 
+enum { CVD_NW_GAP, CVD_NW_DUP, CVD_NW_MAPPING, CVD_NW_PUBLISH, CVD_NW_CONSUMER,
+       CVD_NW_HISTORY, CVD_NW_MISC, CVD_NW_BAD /* + a CVD_NBAD_ reason */,
+       CVD_NW_KINDS = CVD_NW_BAD + CVD_NBAD_COUNT };
+
 struct cvd_nats_group {
     cvd_nats_conf conf;
     char instance[CVD_NATS_OWNER_MAX];
@@ -303,8 +307,8 @@ struct cvd_nats_group {
 
     /* rate-limited warnings */
     pthread_mutex_t warn_mu;
-    double warn_at[8];
-    unsigned long warn_skipped[8];
+    double warn_at[CVD_NW_KINDS];
+    unsigned long warn_skipped[CVD_NW_KINDS];
 };
 
 /* lanes (nats_lane.c) */
@@ -332,8 +336,6 @@ void cvd_nats_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, v
 /* a warning at most once per `every` seconds per kind; the skipped ones are counted */
 void cvd_nats_warn(cvd_nats_group *g, int kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-enum { CVD_NW_BAD, CVD_NW_GAP, CVD_NW_DUP, CVD_NW_MAPPING, CVD_NW_PUBLISH, CVD_NW_CONSUMER,
-       CVD_NW_HISTORY, CVD_NW_MISC };
 
 /* ---- libnats helpers (nats_js.c) ---------------------------------------------------------- */
 

@@ -359,7 +359,10 @@ static void dispatch(cvd_nats_lane *l, cvd_nats_rec *r, natsMsg *msg, int64_t f,
     int reset = 0;
     int64_t reset_at = 0, from;
 
-    if (end <= r->next) {
+    /* with a model state, a message starting below the frame the id has reached is a
+     * duplicate, whatever it holds past that frame; without one (its history being rebuilt)
+     * only what lies wholly before it is not needed */
+    if (r->st != NULL ? f < r->next : end <= r->next) {
         if (!replay) {
             atomic_fetch_add(&g->st.duplicate_messages, 1);
             atomic_fetch_add(&g->st.duplicate_frames, (unsigned long long)n);
@@ -587,7 +590,7 @@ static int check_message(cvd_nats_lane *l, natsMsg *msg, uint64_t seq, int repla
     }
     if (!replay) {
         atomic_fetch_add(&g->st.bad[reason], 1);
-        cvd_nats_warn(g, CVD_NW_BAD,
+        cvd_nats_warn(g, CVD_NW_BAD + reason,
                       "nats %s: message %" PRIu64 " on %s: %s; skipped (other ids are not "
                       "affected)",
                       g->conf.name, seq, subject ? subject : "?", why);
@@ -629,7 +632,10 @@ static void take(cvd_nats_lane *l, natsMsg *msg, uint64_t seq, uint64_t slot, in
                           l->g->conf.name, r->id, f, f - 1);
         }
     }
-    if (r->st == NULL && f > r->next && r->replay_seq != 0 && r->replay_seq < seq && slot != 0) {
+    /* no model state, and its history begins at an earlier message than this one: read the
+     * history back from the log first (an idle id that returns; an id of a partition taken
+     * over whose first message here is not where its history starts) */
+    if (r->st == NULL && r->replay_seq != 0 && r->replay_seq < seq && slot != 0) {
         fetch_history(l, r, seq);
         if (l->stopping || atomic_load(&l->dead)) {
             finish_untaken(l, msg, slot);

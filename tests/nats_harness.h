@@ -532,4 +532,110 @@ NH_FN nh_verdict nh_check(nh_outs *o, const float *expect, int64_t n_expect, int
     return v;
 }
 
+/* ---- a producer thread ------------------------------------------------------------------ */
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ids "<name_prefix><k>", k < ids, each frames[k] (frames x ch), published round-robin in
+ * messages of per_msg frames (with jitter when vary: message sizes from 1 to per_msg), a
+ * pause between rounds; every message retried with its Msg-Id until stored. */
+typedef struct nh_producer {
+    pthread_t th;
+    const char *urls, *prefix, *name_prefix;
+    int ids, ch, per_msg, vary;
+    int64_t frames;
+    float **in;
+    double pause;
+    atomic_int done, failed;
+    atomic_ullong published; /* messages stored */
+    unsigned long retries;
+    char err[sizeof nh_err];
+} nh_producer;
+
+static void *nh_producer_main(void *arg)
+{
+    nh_producer *p = arg;
+    natsConnection *nc = nh_connect(p->urls);
+    jsCtx *js = NULL;
+    jsOptions jo;
+    int64_t *at = calloc((size_t)p->ids, sizeof *at);
+    uint64_t rnd = 88172645463325252ull;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    if (nc == NULL || at == NULL || natsConnection_JetStream(&js, nc, &jo) != NATS_OK) {
+        snprintf(p->err, sizeof p->err, "%s", nh_err);
+        atomic_store(&p->failed, 1);
+        atomic_store(&p->done, 1);
+        free(at);
+        return NULL;
+    }
+    for (int left = p->ids; left > 0 && !atomic_load(&p->failed);) {
+        left = 0;
+        for (int k = 0; k < p->ids; k++) {
+            char id[64];
+            if (at[k] >= p->frames)
+                continue;
+            int n = p->per_msg;
+            if (p->vary) {
+                rnd ^= rnd << 13;
+                rnd ^= rnd >> 7;
+                rnd ^= rnd << 17;
+                n = 1 + (int)(rnd % (uint64_t)p->per_msg);
+            }
+            if (p->frames - at[k] < n)
+                n = (int)(p->frames - at[k]);
+            snprintf(id, sizeof id, "%s%d", p->name_prefix, k);
+            if (nh_publish_msg(js, p->prefix, id, p->in[k] + at[k] * p->ch, n, p->ch, at[k], 60,
+                               &p->retries) < 0) {
+                snprintf(p->err, sizeof p->err, "%s", nh_err);
+                atomic_store(&p->failed, 1);
+                break;
+            }
+            atomic_fetch_add(&p->published, 1);
+            at[k] += n;
+            left += at[k] < p->frames;
+        }
+        if (p->pause > 0)
+            nh_sleep(p->pause);
+    }
+    free(at);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    atomic_store(&p->done, 1);
+    return NULL;
+}
+
+NH_FN int nh_producer_start(nh_producer *p)
+{
+    atomic_init(&p->done, 0);
+    atomic_init(&p->failed, 0);
+    atomic_init(&p->published, 0);
+    return pthread_create(&p->th, NULL, nh_producer_main, p) == 0 ? 0 : -1;
+}
+
+NH_FN void nh_producer_join(nh_producer *p)
+{
+    pthread_join(p->th, NULL);
+}
+
+/* messages in a stream now */
+NH_FN uint64_t nh_stream_msgs(natsConnection *nc, const char *stream)
+{
+    jsCtx *js = NULL;
+    jsStreamInfo *si = NULL;
+    jsOptions jo;
+    uint64_t n = 0;
+    jsOptions_Init(&jo);
+    jo.Wait = 2000;
+    if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
+        return 0;
+    if (js_GetStreamInfo(&si, js, stream, NULL, NULL) == NATS_OK) {
+        n = si->State.Msgs;
+        jsStreamInfo_Destroy(si);
+    }
+    jsCtx_Destroy(js);
+    return n;
+}
+
 #endif

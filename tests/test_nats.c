@@ -516,50 +516,6 @@ Test(nats, in_process_group_one_server)
 
 /* ---- two groups in this process: a takeover and a handover ------------------------------ */
 
-typedef struct producer {
-    pthread_t th;
-    const char *urls;
-    int ids, ch, per_msg;
-    int64_t frames;
-    float **in;
-    double pause; /* seconds between rounds */
-    atomic_int done, failed;
-    unsigned long retries;
-    char err[sizeof nh_err];
-} producer;
-
-static void *producer_main(void *arg)
-{
-    producer *p = arg;
-    natsConnection *nc = nh_connect(p->urls);
-    jsCtx *js = NULL;
-    if (nc == NULL || natsConnection_JetStream(&js, nc, NULL) != NATS_OK) {
-        snprintf(p->err, sizeof p->err, "%s", nh_err);
-        atomic_store(&p->failed, 1);
-        atomic_store(&p->done, 1);
-        return NULL;
-    }
-    for (int64_t t = 0; t < p->frames && !atomic_load(&p->failed); t += p->per_msg) {
-        for (int k = 0; k < p->ids; k++) {
-            char id[32];
-            int n = (int)(p->frames - t < p->per_msg ? p->frames - t : p->per_msg);
-            snprintf(id, sizeof id, "dev-%d", k);
-            if (nh_publish_msg(js, "convd", id, p->in[k] + t * p->ch, n, p->ch, t, 60,
-                               &p->retries) < 0) {
-                snprintf(p->err, sizeof p->err, "%s", nh_err);
-                atomic_store(&p->failed, 1);
-                break;
-            }
-        }
-        if (p->pause > 0)
-            nh_sleep(p->pause);
-    }
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    atomic_store(&p->done, 1);
-    return NULL;
-}
-
 static cvd_nats_group *group_for(const nh_cluster *cl, cvd_model *m, tworker *w, int partitions)
 {
     cvd_nats_conf c;
@@ -635,8 +591,8 @@ Test(nats, in_process_takeover_and_handover)
     float *in[IDS];
     for (int k = 0; k < IDS; k++)
         in[k] = frames_for(k, FRAMES, 3);
-    producer p = {.urls = cl.urls, .ids = IDS, .ch = 3, .per_msg = PER, .frames = FRAMES,
-                  .in = in, .pause = 0.02};
+    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = IDS,
+                     .ch = 3, .per_msg = PER, .frames = FRAMES, .in = in, .pause = 0.02};
     /* the two share the partitions (one may take all first, then hand half over) */
     for (int i = 0; i < 200 && (atomic_load(&a->st.partitions_owned) != 4 ||
                                 atomic_load(&b->st.partitions_owned) != 4);
@@ -644,7 +600,7 @@ Test(nats, in_process_takeover_and_handover)
         nh_sleep(0.05);
     cr_assert_eq(atomic_load(&a->st.partitions_owned), 4);
     cr_assert_eq(atomic_load(&b->st.partitions_owned), 4);
-    cr_assert_eq(pthread_create(&p.th, NULL, producer_main, &p), 0);
+    cr_assert_eq(nh_producer_start(&p), 0);
     /* both serve; then a dies abruptly (its leases expire) */
     const uint64_t total = (uint64_t)IDS * (FRAMES / PER);
     while (output_messages(nc) < total / 4 && !atomic_load(&p.done))
@@ -656,7 +612,7 @@ Test(nats, in_process_takeover_and_handover)
     while (output_messages(nc) < total / 2 && !atomic_load(&p.done))
         nh_sleep(0.05);
     cvd_nats_group *c = group_for(&cl, m, &wc, 8);
-    pthread_join(p.th, NULL);
+    nh_producer_join(&p);
     cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
     wait_outputs(nc, "CONVD_OUT", total, 40);
     check_all(nc, m, in, IDS, FRAMES, 3);
