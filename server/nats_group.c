@@ -146,10 +146,8 @@ static void *op_main(void *arg)
 
 /* ---- the connection, streams and buckets --------------------------------------------------- */
 
-static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+static void on_error_in(cvd_nats_group *g, natsSubscription *sub, natsStatus err)
 {
-    cvd_nats_group *g = closure;
-    (void)nc;
     if (sub == NULL) {
         cvd_nats_warn(g, CVD_NW_MISC, "nats %s: %s", g->conf.name, natsStatus_GetText(err));
         return;
@@ -182,22 +180,46 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
     cvd_nats_lane_unref(hit);
 }
 
+static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
+{
+    cvd_nats_group *g = cvd_nats_guard_enter(closure);
+    (void)nc;
+    if (g)
+        on_error_in(g, sub, err);
+    cvd_nats_guard_leave(closure);
+}
+
 static void on_disconnect(natsConnection *nc, void *closure)
 {
-    cvd_nats_group *g = closure;
+    cvd_nats_group *g = cvd_nats_guard_enter(closure);
     (void)nc;
-    atomic_store(&g->st.connected, 0);
-    if (!atomic_load(&g->quit))
-        cvd_log_warning("nats %s: disconnected; reconnecting", g->conf.name);
+    if (g) {
+        atomic_store(&g->st.connected, 0);
+        if (!atomic_load(&g->quit))
+            cvd_log_warning("nats %s: disconnected; reconnecting", g->conf.name);
+    }
+    cvd_nats_guard_leave(closure);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    cvd_nats_group *g = cvd_nats_guard_enter(closure);
+    (void)nc;
+    if (g)
+        atomic_store(&g->closed, 1);
+    cvd_nats_guard_leave(closure);
 }
 
 static void on_reconnect(natsConnection *nc, void *closure)
 {
-    cvd_nats_group *g = closure;
-    char url[256] = "";
-    natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    atomic_store(&g->st.connected, 1);
-    cvd_log_info("nats %s: reconnected to %s", g->conf.name, url);
+    cvd_nats_group *g = cvd_nats_guard_enter(closure);
+    if (g) {
+        char url[256] = "";
+        natsConnection_GetConnectedUrl(nc, url, sizeof url);
+        atomic_store(&g->st.connected, 1);
+        cvd_log_info("nats %s: reconnected to %s", g->conf.name, url);
+    }
+    cvd_nats_guard_leave(closure);
 }
 
 /* interruptible sleep: 1 if the group is to stop meanwhile */
@@ -332,8 +354,8 @@ static int setup(cvd_nats_group *g)
 
     snprintf(cname, sizeof cname, "convd %s %s", c->name, g->instance);
     for (int attempt = 0; !atomic_load(&g->quit) && !atomic_load(&g->stopping); attempt++) {
-        if (cvd_nats_connect(c, cname, on_error, on_disconnect, on_reconnect, g, &g->nc, &err) ==
-            0)
+        if (cvd_nats_connect(c, cname, on_error, on_disconnect, on_reconnect, on_closed,
+                             g->guard, &g->nc, &err) == 0)
             break;
         if (attempt == 0 || attempt % 30 == 0)
             cvd_log_warning("nats %s: %s; retrying", c->name, err.msg);
@@ -350,7 +372,7 @@ static int setup(cvd_nats_group *g)
     jsOptions_Init(&jo);
     jo.Wait = (int64_t)(g->timeout * 1000);
     jo.PublishAsync.AckHandler = cvd_nats_pub_ack;
-    jo.PublishAsync.AckHandlerClosure = g;
+    jo.PublishAsync.AckHandlerClosure = g->guard;
     jo.PublishAsync.MaxPending = 65536;
     jo.PublishAsync.StallWait = 500;
     if (natsConnection_JetStream(&g->js_out, g->nc, &jo) != NATS_OK)
@@ -950,6 +972,12 @@ int cvd_nats_group_create(const cvd_nats_conf *conf, cvd_model *model, long hop,
         return rc;
     }
     g->model.model = cvd_model_ref(model);
+    g->guard = cvd_nats_guard_create(g);
+    if (g->guard == NULL) {
+        cvd_model_unref(model);
+        free(g);
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    }
     atomic_init(&g->idle_timeout_us, (long long)(conf->idle_timeout * 1e6));
     atomic_init(&g->checkpoint_interval_us, (long long)(conf->checkpoint_interval * 1e6));
     g->nonfinite_pass = nonfinite_pass;
@@ -1057,8 +1085,16 @@ void cvd_nats_group_destroy(cvd_nats_group *g)
         kvWatcher_Stop(g->watcher);
         kvWatcher_Destroy(g->watcher);
     }
-    if (g->nc)
+    if (g->nc) {
         natsConnection_Close(g->nc);
+        for (int i = 0; i < 500 && !atomic_load(&g->closed); i++)
+            SLEEP_MS(10);
+    }
+    /* the lanes' subscriptions end (their callbacks use g) */
+    for (int i = 0; i < 500 && atomic_load(&g->subs_live) > 0; i++)
+        SLEEP_MS(10);
+    /* no callback of the connection's is inside g after this */
+    cvd_nats_guard_close(g->guard);
     kvStore_Destroy(g->kv_leases);
     kvStore_Destroy(g->kv_ckpt);
     cvd_nats_batch_destroy(g->batch);

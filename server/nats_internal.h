@@ -39,6 +39,21 @@ typedef struct cvd_nats_batch cvd_nats_batch;
 /* monotonic seconds */
 double cvd_nats_now(void);
 
+/* What libnats's callbacks get as their closure: libnats may call one a moment after the
+ * object it serves is gone (a timeout firing while a connection closes), so the callback
+ * enters the guard and finds the object, or NULL once it is closed; closing waits for the
+ * callbacks inside. A guard is never freed (a few bytes per group). */
+typedef struct cvd_nats_guard {
+    atomic_int active;
+    _Atomic(void *) target;
+    struct cvd_nats_guard *next; /* every guard, from a static list (not a leak) */
+} cvd_nats_guard;
+
+cvd_nats_guard *cvd_nats_guard_create(void *target);
+void *cvd_nats_guard_enter(cvd_nats_guard *gd); /* always pair with leave */
+void cvd_nats_guard_leave(cvd_nats_guard *gd);
+void cvd_nats_guard_close(cvd_nats_guard *gd);
+
 /* ---- the worker's side of an id --------------------------------------------------------- */
 
 typedef struct cvd_nats_idstate {
@@ -142,6 +157,8 @@ typedef struct cvd_nats_rec {
     size_t h_head, h_len, h_cap;
     double last_seen;
     int inflight; /* its messages in the ring */
+    int dormant;  /* its state was dropped for idleness: a takeover does not replay it from
+                   * the partition's consumer (its history is read back if it returns) */
 } cvd_nats_rec;
 
 /* ---- a lane: one partition held under one epoch ------------------------------------------- */
@@ -262,6 +279,9 @@ struct cvd_nats_group {
 
     atomic_int stopping; /* hand everything over, then end */
     atomic_int finished; /* the control thread has ended */
+    atomic_int closed;   /* libnats's last callback for the connection has run */
+    cvd_nats_guard *guard; /* the closure of the connection's and publishes' callbacks */
+    atomic_int subs_live;  /* lane subscriptions whose completion has not come yet */
     /* what a reload changes in place (microseconds) */
     atomic_llong idle_timeout_us, checkpoint_interval_us;
     atomic_int quit;     /* end now */
@@ -340,9 +360,12 @@ void cvd_nats_warn(cvd_nats_group *g, int kind, const char *fmt, ...)
 /* ---- libnats helpers (nats_js.c) ---------------------------------------------------------- */
 
 /* Connects with the section's servers, TLS and credentials; reconnects for ever. */
+/* on_closed is libnats's last callback for the connection: wait for it before freeing
+ * what the callbacks' closure points to. */
 int cvd_nats_connect(const cvd_nats_conf *c, const char *name, natsErrHandler on_error,
                      natsConnectionHandler on_disconnect, natsConnectionHandler on_reconnect,
-                     void *closure, natsConnection **out, cvd_err *err);
+                     natsConnectionHandler on_closed, void *closure, natsConnection **out,
+                     cvd_err *err);
 /* A status and the library's last error as text */
 const char *cvd_nats_status_text(natsStatus s, char *buf, size_t n);
 
@@ -363,6 +386,13 @@ typedef struct cvd_nats_write {
 } cvd_nats_write;
 
 int cvd_nats_batch_create(natsConnection *nc, double timeout, cvd_nats_batch **out);
+/* The first message of `subject` at or after stream sequence `seq`, read from the stream's
+ * leader (JetStream's message get with next_by_subj; a direct get could come from a replica
+ * that has not the newest messages yet): NATS_OK with *out (headers and data) and its
+ * sequence, NATS_NOT_FOUND, or the request's error. */
+natsStatus cvd_nats_msg_next(natsConnection *nc, const char *stream, uint64_t seq,
+                             const char *subject, double timeout, natsMsg **out,
+                             uint64_t *out_seq);
 void cvd_nats_batch_destroy(cvd_nats_batch *b);
 /* publishes every write and waits for all their acknowledgements (each times out after the
  * batch's timeout) */

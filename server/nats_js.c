@@ -5,7 +5,50 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "nats_internal.h"
+
+static pthread_mutex_t guards_mu = PTHREAD_MUTEX_INITIALIZER;
+static cvd_nats_guard *guards; /* every guard ever made (never reused: a late callback of a
+                                * closed one must find NULL, not another object) */
+
+cvd_nats_guard *cvd_nats_guard_create(void *target)
+{
+    cvd_nats_guard *gd = calloc(1, sizeof *gd);
+    if (gd == NULL)
+        return NULL;
+    atomic_init(&gd->active, 0);
+    atomic_init(&gd->target, target);
+    pthread_mutex_lock(&guards_mu);
+    gd->next = guards;
+    guards = gd;
+    pthread_mutex_unlock(&guards_mu);
+    return gd;
+}
+
+void *cvd_nats_guard_enter(cvd_nats_guard *gd)
+{
+    atomic_fetch_add(&gd->active, 1);
+    return atomic_load(&gd->target);
+}
+
+void cvd_nats_guard_leave(cvd_nats_guard *gd)
+{
+    atomic_fetch_sub(&gd->active, 1);
+}
+
+void cvd_nats_guard_close(cvd_nats_guard *gd)
+{
+    if (gd == NULL)
+        return;
+    atomic_store(&gd->target, NULL);
+    while (atomic_load(&gd->active) > 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    /* gd itself stays: a late callback may still enter it (and find NULL) */
+}
 
 const char *cvd_nats_status_text(natsStatus s, char *buf, size_t n)
 {
@@ -36,7 +79,8 @@ static int read_secret(const char *path, const char *what, char *out, size_t n, 
 
 int cvd_nats_connect(const cvd_nats_conf *c, const char *name, natsErrHandler on_error,
                      natsConnectionHandler on_disconnect, natsConnectionHandler on_reconnect,
-                     void *closure, natsConnection **out, cvd_err *err)
+                     natsConnectionHandler on_closed, void *closure, natsConnection **out,
+                     cvd_err *err)
 {
     natsOptions *o = NULL;
     natsStatus s;
@@ -80,6 +124,8 @@ int cvd_nats_connect(const cvd_nats_conf *c, const char *name, natsErrHandler on
         s = natsOptions_SetDisconnectedCB(o, on_disconnect, closure);
     if (s == NATS_OK && on_reconnect)
         s = natsOptions_SetReconnectedCB(o, on_reconnect, closure);
+    if (s == NATS_OK && on_closed)
+        s = natsOptions_SetClosedCB(o, on_closed, closure);
     if (s != NATS_OK) {
         rc = cvd_err_set(err, CVD_EINVAL, "nats options: %s",
                          cvd_nats_status_text(s, buf, sizeof buf));
@@ -143,6 +189,7 @@ done:
 
 struct cvd_nats_batch {
     jsCtx *js;
+    cvd_nats_guard *guard;
     pthread_mutex_t mu;
     pthread_cond_t cond;
     double timeout;
@@ -153,8 +200,13 @@ struct cvd_nats_batch {
 
 static void batch_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
-    cvd_nats_batch *b = closure;
+    cvd_nats_batch *b = cvd_nats_guard_enter(closure);
     (void)js;
+    if (b == NULL) {
+        cvd_nats_guard_leave(closure);
+        natsMsg_Destroy(msg);
+        return;
+    }
     pthread_mutex_lock(&b->mu);
     for (int i = 0; i < b->n; i++) {
         if (b->msgs[i] != msg)
@@ -174,6 +226,7 @@ static void batch_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, v
     }
     pthread_cond_broadcast(&b->cond);
     pthread_mutex_unlock(&b->mu);
+    cvd_nats_guard_leave(closure);
     natsMsg_Destroy(msg);
 }
 
@@ -191,10 +244,15 @@ int cvd_nats_batch_create(natsConnection *nc, double timeout, cvd_nats_batch **o
     pthread_cond_init(&b->cond, &ca);
     pthread_condattr_destroy(&ca);
     b->timeout = timeout;
+    b->guard = cvd_nats_guard_create(b);
+    if (b->guard == NULL) {
+        cvd_nats_batch_destroy(b);
+        return CVD_ENOMEM;
+    }
     jsOptions_Init(&jo);
     jo.Wait = (int64_t)(timeout * 1000);
     jo.PublishAsync.AckHandler = batch_ack;
-    jo.PublishAsync.AckHandlerClosure = b;
+    jo.PublishAsync.AckHandlerClosure = b->guard;
     jo.PublishAsync.MaxPending = 1000000;
     if (natsConnection_JetStream(&b->js, nc, &jo) != NATS_OK) {
         cvd_nats_batch_destroy(b);
@@ -208,6 +266,7 @@ void cvd_nats_batch_destroy(cvd_nats_batch *b)
 {
     if (b == NULL)
         return;
+    cvd_nats_guard_close(b->guard);
     jsCtx_Destroy(b->js);
     pthread_cond_destroy(&b->cond);
     pthread_mutex_destroy(&b->mu);
@@ -294,4 +353,129 @@ void cvd_nats_batch_run(cvd_nats_batch *b, cvd_nats_write *w, int n)
     b->n = 0;
     b->w = NULL;
     pthread_mutex_unlock(&b->mu);
+}
+
+/* ---- reading the log back --------------------------------------------------------------- */
+
+static int b64_value(int c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* standard base64 (padding optional) into a malloc'd buffer */
+static unsigned char *b64_decode(const char *s, size_t *len)
+{
+    size_t n = strlen(s), k = 0;
+    unsigned char *out = malloc(n / 4 * 3 + 4);
+    unsigned v = 0;
+    int bits = 0;
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '=')
+            break;
+        int d = b64_value((unsigned char)s[i]);
+        if (d < 0) {
+            free(out);
+            return NULL;
+        }
+        v = (v << 6) | (unsigned)d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[k++] = (unsigned char)(v >> bits);
+        }
+    }
+    *len = k;
+    return out;
+}
+
+natsStatus cvd_nats_msg_next(natsConnection *nc, const char *stream, uint64_t seq,
+                             const char *subject, double timeout, natsMsg **out,
+                             uint64_t *out_seq)
+{
+    char api[256], req[640];
+    natsMsg *reply = NULL, *m = NULL;
+    json_error_t jerr;
+    natsStatus s;
+
+    *out = NULL;
+    snprintf(api, sizeof api, "$JS.API.STREAM.MSG.GET.%s", stream);
+    snprintf(req, sizeof req, "{\"seq\":%llu,\"next_by_subj\":\"%s\"}", (unsigned long long)seq,
+             subject);
+    s = natsConnection_RequestString(&reply, nc, api, req, (int64_t)(timeout * 1000));
+    if (s != NATS_OK)
+        return s;
+    json_t *root = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0,
+                              &jerr);
+    natsMsg_Destroy(reply);
+    if (root == NULL)
+        return NATS_PROTOCOL_ERROR;
+    json_t *error = json_object_get(root, "error");
+    json_t *msg = json_object_get(root, "message");
+    if (error != NULL) {
+        json_int_t code = json_integer_value(json_object_get(error, "code"));
+        json_decref(root);
+        return code == 404 ? NATS_NOT_FOUND : NATS_ERR;
+    }
+    const char *subj = json_string_value(json_object_get(msg, "subject"));
+    const char *data = json_string_value(json_object_get(msg, "data"));
+    const char *hdrs = json_string_value(json_object_get(msg, "hdrs"));
+    json_int_t mseq = json_integer_value(json_object_get(msg, "seq"));
+    unsigned char *body = NULL, *hb = NULL;
+    size_t blen = 0, hlen = 0;
+    if (subj == NULL || mseq <= 0 || (data && (body = b64_decode(data, &blen)) == NULL) ||
+        (hdrs && (hb = b64_decode(hdrs, &hlen)) == NULL)) {
+        free(body);
+        json_decref(root);
+        return NATS_PROTOCOL_ERROR;
+    }
+    s = natsMsg_Create(&m, subj, NULL, (const char *)body, (int)blen);
+    /* the headers: "NATS/1.0\r\nKey: Value\r\n...\r\n\r\n" */
+    if (s == NATS_OK && hb != NULL) {
+        char *text = malloc(hlen + 1);
+        if (text == NULL) {
+            s = NATS_NO_MEMORY;
+        } else {
+            memcpy(text, hb, hlen);
+            text[hlen] = '\0';
+            char *line = strstr(text, "\r\n"), *next;
+            for (line = line ? line + 2 : NULL; s == NATS_OK && line && *line; line = next) {
+                next = strstr(line, "\r\n");
+                if (next) {
+                    *next = '\0';
+                    next += 2;
+                }
+                char *colon = strchr(line, ':');
+                if (colon == NULL || colon == line)
+                    continue;
+                *colon = '\0';
+                char *v = colon + 1;
+                while (*v == ' ')
+                    v++;
+                s = natsMsgHeader_Add(m, line, v);
+            }
+            free(text);
+        }
+    }
+    free(body);
+    free(hb);
+    json_decref(root);
+    if (s != NATS_OK) {
+        natsMsg_Destroy(m);
+        return s;
+    }
+    *out = m;
+    *out_seq = (uint64_t)mseq;
+    return NATS_OK;
 }

@@ -337,6 +337,7 @@ static void drop_state(cvd_nats_lane *l, cvd_nats_rec *r)
     r->replay_seq = seq;
     r->h_len = r->h_head = 0;
     r->next = frame;
+    r->dormant = 1;
     push_drop(l, r);
 }
 
@@ -402,6 +403,7 @@ static void dispatch(cvd_nats_lane *l, cvd_nats_rec *r, natsMsg *msg, int64_t f,
             return;
         }
         l->n_states++;
+        r->dormant = 0;
         if (!reset) {
             reset = 1;
             reset_at = r->next > r->base ? r->next : r->base;
@@ -462,6 +464,7 @@ static void fetch_history(cvd_nats_lane *l, cvd_nats_rec *r, uint64_t seq)
     char subject[512], idbuf[CVD_NATS_ID_MAX + 1], num[32], ebuf[256];
     uint64_t cursor = r->replay_seq;
     natsMsg *got[256];
+    uint64_t seqs[256];
     int n_got = 0, total = 0;
 
     memcpy(idbuf, r->id, r->idlen + 1);
@@ -473,16 +476,12 @@ static void fetch_history(cvd_nats_lane *l, cvd_nats_rec *r, uint64_t seq)
         pthread_mutex_unlock(&l->mu);
         n_got = 0;
         while (n_got < (int)(sizeof got / sizeof got[0])) {
-            jsDirectGetMsgOptions dg;
             natsMsg *hm = NULL;
             natsStatus s = NATS_TIMEOUT;
-            const char *hs = NULL;
             uint64_t hseq = 0;
-            jsDirectGetMsgOptions_Init(&dg);
-            dg.Sequence = cursor;
-            dg.NextBySubject = subject;
             for (int attempt = 0; attempt < 5 && s != NATS_OK && s != NATS_NOT_FOUND; attempt++)
-                s = js_DirectGetMsg(&hm, g->js, g->conf.input_stream, NULL, &dg);
+                s = cvd_nats_msg_next(g->nc, g->conf.input_stream, cursor, subject, g->timeout,
+                                      &hm, &hseq);
             if (s == NATS_NOT_FOUND)
                 break;
             if (s != NATS_OK) {
@@ -492,25 +491,20 @@ static void fetch_history(cvd_nats_lane *l, cvd_nats_rec *r, uint64_t seq)
                               g->conf.name, idbuf, cvd_nats_status_text(s, ebuf, sizeof ebuf));
                 break;
             }
-            if (natsMsgHeader_Get(hm, "Nats-Sequence", &hs) != NATS_OK || hs == NULL ||
-                sscanf(hs, "%" SCNu64, &hseq) != 1 || hseq >= seq) {
+            if (hseq >= seq) {
                 natsMsg_Destroy(hm);
                 break;
             }
+            seqs[n_got] = hseq;
             got[n_got++] = hm;
             cursor = hseq + 1;
         }
         pthread_mutex_lock(&l->mu);
         for (int i = 0; i < n_got; i++) {
-            const char *hs = NULL;
-            uint64_t hseq = 0;
-            natsMsgHeader_Get(got[i], "Nats-Sequence", &hs);
-            if (hs)
-                sscanf(hs, "%" SCNu64, &hseq);
             if (l->stopping || atomic_load(&l->dead))
                 natsMsg_Destroy(got[i]);
             else
-                take(l, got[i], hseq, 0, 1);
+                take(l, got[i], seqs[i], 0, 1);
         }
         total += n_got;
         if (n_got < (int)(sizeof got / sizeof got[0]) || l->stopping || atomic_load(&l->dead) ||
@@ -710,7 +704,9 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
 
 static void on_sub_complete(void *closure)
 {
-    cvd_nats_lane_unref(closure);
+    cvd_nats_lane *l = closure;
+    atomic_fetch_sub(&l->g->subs_live, 1);
+    cvd_nats_lane_unref(l);
 }
 
 /* ---- consumers ---------------------------------------------------------------------------- */
@@ -812,6 +808,7 @@ static int create_consumer(cvd_nats_lane *l, uint64_t start)
             s = js_Subscribe(&sub, g->js, filter, on_msg, l, NULL, &so, &jerr);
             if (s == NATS_OK) {
                 cvd_nats_lane_ref(l);
+                atomic_fetch_add(&g->subs_live, 1);
                 natsSubscription_SetPendingLimits(sub, -1, -1);
                 natsSubscription_SetOnCompleteCB(sub, on_sub_complete, l);
                 l->sub = sub;
@@ -1007,6 +1004,7 @@ int cvd_nats_lane_take(cvd_nats_lane *l, const cvd_nats_lease *prev)
             r->replay = e->replay;
             r->replay_seq = e->replay_seq;
             r->next = e->replay;
+            r->dormant = !e->active;
             r->last_seen = cvd_nats_now();
             if (e->active && e->replay_seq > 0 && e->replay_seq < start)
                 start = e->replay_seq;
@@ -1102,7 +1100,7 @@ char *cvd_nats_lane_checkpoint(cvd_nats_lane *l, size_t *len)
         e.base = r->base;
         e.done = r->done;
         replay_point(&l->g->model, r, &e.replay, &e.replay_seq);
-        e.active = r->st != NULL;
+        e.active = !r->dormant;
         if (cvd_nats_ckpt_add(&ck, &e) < 0) {
             pthread_mutex_unlock(&l->mu);
             cvd_nats_ckpt_free(&ck);

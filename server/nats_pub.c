@@ -128,10 +128,21 @@ static void first_output(cvd_nats_lane *l)
                  l->replayed_frames);
 }
 
+static void pub_ack(cvd_nats_group *g, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae);
+
 void cvd_nats_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
-    cvd_nats_group *g = closure;
+    cvd_nats_group *g = cvd_nats_guard_enter(closure);
     (void)js;
+    if (g)
+        pub_ack(g, msg, pa, pae);
+    else
+        natsMsg_Destroy(msg);
+    cvd_nats_guard_leave(closure);
+}
+
+static void pub_ack(cvd_nats_group *g, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae)
+{
     pthread_mutex_lock(&g->pub_mu);
     cvd_nats_job *j = inflight_take(g, msg);
     pthread_mutex_unlock(&g->pub_mu);

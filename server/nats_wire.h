@@ -78,7 +78,8 @@ typedef struct cvd_nats_ckpt_id {
     int64_t done;        /* input frames < done are answered */
     int64_t replay;      /* the first frame a replay feeds */
     uint64_t replay_seq; /* stream sequence of the message holding frame `replay`, or 0 */
-    int active;          /* it had a model state (its replay comes from the partition's) */
+    int active;          /* not dormant (dropped for idleness): a takeover replays its history
+                          * from the partition's consumer, not from the log by subject */
 } cvd_nats_ckpt_id;
 
 typedef struct cvd_nats_ckpt {

@@ -625,7 +625,6 @@ Test(nats, in_process_takeover_and_handover)
     unsigned long long replayed =
         atomic_load(&b->st.replayed_frames) + atomic_load(&c->st.replayed_frames);
     cr_assert_geq(taken, 8, "%llu takeovers", taken);
-    cr_assert_geq(atomic_load(&b->st.handovers), 1, "b handed c its share");
     cr_assert_gt(replayed, 0, "nothing replayed");
     cr_assert_eq(atomic_load(&b->st.gaps) + atomic_load(&c->st.gaps), 0);
     cr_assert_eq(atomic_load(&b->st.duplicate_messages) + atomic_load(&c->st.duplicate_messages),

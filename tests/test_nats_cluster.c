@@ -676,3 +676,57 @@ Test(nats_cluster, nam_standard_takeover)
     fleet_free(&f);
     nh_cluster_stop(&cl);
 }
+
+/* ids idle past idle_timeout lose their model state; one process dies meanwhile; when the
+ * ids come back their history is read back from the log (by subject), and the output
+ * continues exactly */
+Test(nats_cluster, idle_ids_come_back_after_a_takeover)
+{
+    need_nats_server();
+    enum { PARTS = 4 };
+    nh_cluster cl;
+    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
+    char *conf = group_conf(&cl, SENSOR, PARTS, 1, "idle_timeout = 1\n");
+    cnode n[2];
+    cnode_start(&n[0], "c1.conf", conf);
+    cnode_start(&n[1], "c2.conf", conf);
+    wait_balanced(n, 2, PARTS, 30);
+    fleet f;
+    fleet_make(&f, "dev-", 8, 1600, 3);
+    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
+                     .ch = 3, .per_msg = 100, .frames = 800, .in = f.in};
+    cr_assert_eq(nh_producer_start(&p), 0);
+    nh_producer_join(&p);
+    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    wait_output_messages(&cl, 8 * 8, 60);
+    /* idle: every state dropped */
+    du_metric_wait(n[0].metrics, "convd_nats_ids_active{group=\"" GROUP "\"}", 0, 1);
+    double end = du_now() + 10;
+    while (du_now() < end &&
+           cmetric(&n[0], "ids_active") + cmetric(&n[1], "ids_active") > 0)
+        du_sleep_ms(100);
+    cr_assert_eq(cmetric(&n[0], "ids_active") + cmetric(&n[1], "ids_active"), 0);
+    du_sleep_ms(600); /* a checkpoint with the ids dormant */
+    cnode_kill(&n[1]);
+    end = du_now() + 20;
+    while (du_now() < end && cmetric(&n[0], "partitions_owned") < PARTS)
+        du_sleep_ms(100);
+    cr_assert_eq(cmetric(&n[0], "partitions_owned"), PARTS);
+    /* the rest of every id: frames 800..1599 */
+    natsConnection *nc = nh_connect(cl.urls);
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    for (int k = 0; k < f.ids; k++)
+        cr_assert_eq(nh_publish(js, "convd", f.names[k], f.in[k], 3, 800, 1600, 100, 10, NULL),
+                     0, "%s", nh_err);
+    wait_output_messages(&cl, 8 * 16, 60);
+    check_outputs(&cl, SENSOR, &f, f.frames);
+    cr_assert_geq(cmetric(&n[0], "history_fetches_total"), 8);
+    cr_assert_eq(cmetric(&n[0], "gaps_total"), 0);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    du_daemon_finish(&n[0].d, 30);
+    free(conf);
+    fleet_free(&f);
+    nh_cluster_stop(&cl);
+}
