@@ -560,15 +560,22 @@ static void lease_round(cvd_nats_group *g, const int *acquire, int n_acquire)
         free(m);
         return;
     }
-    /* membership */
-    m[n].kind = W_MEMBER;
-    snprintf(m[n].subject, sizeof m[n].subject, "$KV.%s.m.%s", c->lease_bucket, g->instance);
-    snprintf(m[n].value, sizeof m[n].value, "%s %d", g->instance, owned_count(g));
-    w[n].expect_last = (uint64_t)-1;
-    n++;
+    /* membership, and the leases held, when due (a round may come sooner for acquisitions) */
+    const double due = c->lease_ttl / 4 * 0.9;
+    if (sent - g->member_sent_at >= due) {
+        m[n].kind = W_MEMBER;
+        snprintf(m[n].subject, sizeof m[n].subject, "$KV.%s.m.%s", c->lease_bucket,
+                 g->instance);
+        snprintf(m[n].value, sizeof m[n].value, "%s %d", g->instance, owned_count(g));
+        w[n].expect_last = (uint64_t)-1;
+        g->member_sent_at = sent;
+        n++;
+    }
     for (int i = 0; i < N; i++) {
         cvd_nats_part *p = &g->parts[i];
         if (!is_mine(p))
+            continue;
+        if (!(p->state == CVD_NP_RELEASING && p->release_done) && sent - p->refreshed_at < due)
             continue;
         m[n].part = i;
         snprintf(m[n].subject, sizeof m[n].subject, "$KV.%s.p%d", c->lease_bucket, i);
@@ -604,6 +611,11 @@ static void lease_round(cvd_nats_group *g, const int *acquire, int n_acquire)
         w[k].data = m[k].value;
         w[k].len = w[k].kv_delete ? 0 : (int)strlen(m[k].value);
     }
+    if (n == 0) {
+        free(w);
+        free(m);
+        return;
+    }
     cvd_nats_batch_run(g->batch, w, n);
     for (int k = 0; k < n; k++) {
         cvd_nats_part *p = m[k].kind == W_MEMBER ? NULL : &g->parts[m[k].part];
@@ -617,6 +629,7 @@ static void lease_round(cvd_nats_group *g, const int *acquire, int n_acquire)
         case W_REFRESH:
             if (ok) {
                 p->my_rev = w[k].seq;
+                p->refreshed_at = sent;
                 set_valid(p, sent + c->lease_ttl);
             } else if (conflict) {
                 /* ours, if an earlier write of ours timed out but was stored */
@@ -656,6 +669,7 @@ static void lease_round(cvd_nats_group *g, const int *acquire, int n_acquire)
                     break;
                 }
                 p->lane->taken_at = sent;
+                p->refreshed_at = sent;
                 set_valid(p, sent + c->lease_ttl);
                 atomic_fetch_add(&g->st.takeovers, 1);
                 cvd_log_info("nats %s: partition %d: lease won (epoch %" PRIu64 ")%s%s", c->name,
@@ -684,15 +698,18 @@ static int part_free(const cvd_nats_group *g, const cvd_nats_part *p, double now
     return !p->known || p->deleted || now - p->seen_at > g->conf.lease_ttl;
 }
 
-/* decides what to take (into acquire) and starts handovers of what to give up */
-static int balance(cvd_nats_group *g, int *acquire)
+/* decides what to take (into acquire) and starts handovers of what to give up; *settling
+ * is set while the shares are not settled yet (the next round should come soon) */
+static int balance(cvd_nats_group *g, int *acquire, int *settling)
 {
     const int N = g->conf.partitions;
     const double now = cvd_nats_now(), ttl = g->conf.lease_ttl;
     const char *alive[1024];
     int M = 0, me = -1, n_acq = 0;
 
-    if (atomic_load(&g->stopping) || now - g->started_at < (ttl / 4 < 1.0 ? ttl / 4 : 1.0) ||
+    *settling = 1;
+    /* a moment for the members' keys to arrive, so a newcomer does not take everything */
+    if (atomic_load(&g->stopping) || now - g->started_at < (ttl / 8 < 0.5 ? ttl / 8 : 0.5) ||
         now - g->member_ok_at > ttl)
         return 0;
     for (int i = 0; i < g->n_members && M < 1024; i++)
@@ -706,6 +723,7 @@ static int balance(cvd_nats_group *g, int *acquire)
         return 0; /* our membership key is not seen yet */
     const int quota = N / M + (me < N % M);
     int mine = owned_count(g);
+    *settling = mine != quota;
     /* my partitions in a rotated order, so peers pick different free ones first */
     const int offset = (int)((long)me * N / M);
     if (mine < quota) {
@@ -897,9 +915,11 @@ static void *control_main(void *arg)
         if (atomic_load(&g->stopping) && !anything_mine(g))
             break;
         if (now >= next_lease) {
-            int n_acq = balance(g, acquire);
+            int settling = 0;
+            int n_acq = balance(g, acquire, &settling);
             lease_round(g, acquire, n_acq);
-            next_lease = cvd_nats_now() + ttl / 4;
+            /* refreshes every lease_ttl/4; sooner while the shares settle */
+            next_lease = cvd_nats_now() + (settling ? (ttl / 4 < 0.2 ? ttl / 4 : 0.2) : ttl / 4);
             /* handovers finish between rounds: delete their keys soon */
             for (int i = 0; i < N; i++)
                 if (g->parts[i].state == CVD_NP_RELEASING)

@@ -223,6 +223,7 @@ typedef struct cvd_nats_part {
     int state;
     uint64_t my_rev, epoch;
     double valid_until; /* monotonic seconds */
+    double refreshed_at; /* when the last refresh that got through was sent */
     double free_since;
     cvd_nats_lane *lane;
     int release_done; /* the handover's ops are finished: delete the key */
@@ -306,7 +307,7 @@ struct cvd_nats_group {
     cvd_nats_member *members;
     int n_members, cap_members;
     uint64_t member_rev;
-    double member_ok_at, started_at;
+    double member_ok_at, member_sent_at, started_at;
 
     /* lanes with a subscription (the error handler looks them up) */
     pthread_mutex_t lanes_mu;

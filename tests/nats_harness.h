@@ -204,15 +204,19 @@ NH_FN int nh_cluster_start(nh_cluster *c, int n, const char *base, const char *p
 {
     memset(c, 0, sizeof *c);
     c->n = n;
+    if (strlen(base) > 400) {
+        nh_fail("%s: too long a folder", base);
+        return -1;
+    }
     snprintf(c->base, sizeof c->base, "%s", base);
     mkdir(base, 0755);
     for (int i = 0; i < n; i++) {
         nh_server *s = &c->s[i];
         s->port = nh_free_port();
         s->cport = nh_free_port();
-        snprintf(s->dir, sizeof s->dir, "%s/n%d", base, i + 1);
-        snprintf(s->conf, sizeof s->conf, "%s/n%d.conf", base, i + 1);
-        snprintf(s->log, sizeof s->log, "%s/n%d.log", base, i + 1);
+        snprintf(s->dir, sizeof s->dir, "%.400s/n%d", base, i + 1);
+        snprintf(s->conf, sizeof s->conf, "%.400s/n%d.conf", base, i + 1);
+        snprintf(s->log, sizeof s->log, "%.400s/n%d.log", base, i + 1);
         mkdir(s->dir, 0755);
         size_t ul = strlen(c->urls);
         snprintf(c->urls + ul, sizeof c->urls - ul, "%snats://127.0.0.1:%d", i ? "," : "",
