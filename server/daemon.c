@@ -269,6 +269,7 @@ static void close_main_handles(cvd_daemon *d)
     cvd_audio_stop(d->audio);
     cvd_metrics_http_stop(d->metrics);
     d->metrics = NULL;
+    cvd_nats_set_close(d->nats); /* its main-loop handle too */
     if (!d->handles)
         return;
     d->handles = 0;
