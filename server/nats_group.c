@@ -805,8 +805,10 @@ static void checkpoint_round(cvd_nats_group *g)
             cvd_nats_part *p = &g->parts[part[k]];
             if (p->state != CVD_NP_RUNNING || p->lane == NULL)
                 continue;
-            if (w[k].status == NATS_OK)
+            if (w[k].status == NATS_OK) {
                 p->lane->ckpt_rev = w[k].seq;
+                atomic_fetch_add(&g->st.checkpoints, 1);
+            }
             else if (w[k].jerr == JSStreamWrongLastSequenceErr)
                 lose(g, part[k], "another process wrote its checkpoint");
             else
@@ -1250,6 +1252,7 @@ char *cvd_nats_metrics_render(void)
             "count would not give their id (the servers' mapping differs).", mapping_mismatches)
     COUNTER("history_fetches_total", "Idle ids whose history was read back from the log.",
             history_fetches)
+    COUNTER("checkpoints_total", "Partition checkpoints written.", checkpoints)
     tb_printf(&b, "# HELP convd_nats_bad_messages_total Input messages skipped, by reason.\n"
                   "# TYPE convd_nats_bad_messages_total counter\n");
     for (int i = 0; i < 64; i++)

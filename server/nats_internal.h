@@ -260,7 +260,7 @@ typedef struct cvd_nats_stats {
     atomic_ullong replayed_frames, duplicate_messages, duplicate_frames, gaps, gap_frames;
     atomic_ullong bad[CVD_NBAD_COUNT];
     atomic_ullong publish_retries, output_duplicates, lease_losses, takeovers, handovers;
-    atomic_ullong consumer_resets, mapping_mismatches, history_fetches;
+    atomic_ullong consumer_resets, mapping_mismatches, history_fetches, checkpoints;
     atomic_int partitions_owned, ids_active, connected, ready;
 } cvd_nats_stats;
 

@@ -991,6 +991,7 @@ int cvd_nats_lane_take(cvd_nats_lane *l, const cvd_nats_lease *prev)
     /* 3. the ids and where the replay starts */
     pthread_mutex_lock(&l->mu);
     uint64_t start = 1, frontier = 0;
+    size_t n_active = 0;
     if (have_ckpt) {
         frontier = ck.frontier;
         start = ck.frontier + 1;
@@ -1006,6 +1007,7 @@ int cvd_nats_lane_take(cvd_nats_lane *l, const cvd_nats_lease *prev)
             r->next = e->replay;
             r->dormant = !e->active;
             r->last_seen = cvd_nats_now();
+            n_active += e->active != 0;
             if (e->active && e->replay_seq > 0 && e->replay_seq < start)
                 start = e->replay_seq;
         }
@@ -1024,9 +1026,10 @@ int cvd_nats_lane_take(cvd_nats_lane *l, const cvd_nats_lease *prev)
                         " could not be written yet",
                         c->name, l->part, l->epoch);
     cvd_log_info("nats %s: partition %d: taken over (epoch %" PRIu64 ") from %s; %zu ids "
-                 "checkpointed; replaying from stream sequence %" PRIu64 " (answered up to %" PRIu64
-                 "), %.3f s after winning the lease",
-                 c->name, l->part, l->epoch, prev->owner[0] ? prev->owner : "nobody", n_ids, start,
+                 "checkpointed (%zu with a model state); replaying from stream sequence %" PRIu64
+                 " (answered up to %" PRIu64 "), %.3f s after winning the lease",
+                 c->name, l->part, l->epoch, prev->owner[0] ? prev->owner : "nobody", n_ids,
+                 n_active, start,
                  l->replay_bound, cvd_nats_now() - l->taken_at);
     return 0;
 }

@@ -699,14 +699,21 @@ Test(nats_cluster, idle_ids_come_back_after_a_takeover)
     nh_producer_join(&p);
     cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
     wait_output_messages(&cl, 8 * 8, 60);
-    /* idle: every state dropped */
-    du_metric_wait(n[0].metrics, "convd_nats_ids_active{group=\"" GROUP "\"}", 0, 1);
+    /* idle: every state dropped. The gauge is refreshed every 0.1 s and may not have counted
+     * the states yet (the producer is quick): first let the idle time pass */
+    du_sleep_ms(1500);
     double end = du_now() + 10;
     while (du_now() < end &&
            cmetric(&n[0], "ids_active") + cmetric(&n[1], "ids_active") > 0)
         du_sleep_ms(100);
     cr_assert_eq(cmetric(&n[0], "ids_active") + cmetric(&n[1], "ids_active"), 0);
-    du_sleep_ms(600); /* a checkpoint with the ids dormant */
+    /* two checkpoints of n[1]'s partitions with the ids dormant (not a fixed sleep: a loaded
+     * machine can hold the control thread back) */
+    const double ck0 = cmetric(&n[1], "checkpoints_total");
+    end = du_now() + 20;
+    while (du_now() < end && cmetric(&n[1], "checkpoints_total") < ck0 + 2 * PARTS / 2)
+        du_sleep_ms(50);
+    cr_assert_geq(cmetric(&n[1], "checkpoints_total"), ck0 + 2 * PARTS / 2);
     cnode_kill(&n[1]);
     end = du_now() + 20;
     while (du_now() < end && cmetric(&n[0], "partitions_owned") < PARTS)
