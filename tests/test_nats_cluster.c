@@ -62,8 +62,10 @@ static char *group_conf(const nh_cluster *cl, const char *model, int partitions,
                   "[server]\nmetrics = 127.0.0.1:0\nworkers = 2\n"
                   "[model m]\npath = %s\n"
                   "[nats " GROUP "]\nservers = %s\nmodel = m\npartitions = %d\nreplicas = %d\n"
-                  "lease_ttl = 4\ncheckpoint_interval = 0.25\nrequest_timeout = 1\n%s",
-                  du_src(model), cl->urls, partitions, replicas, extra ? extra : "");
+                  "%scheckpoint_interval = 0.25\nrequest_timeout = 1\n%s",
+                  du_src(model), cl->urls, partitions, replicas,
+                  extra && strstr(extra, "lease_ttl") ? "" : "lease_ttl = 4\n",
+                  extra ? extra : "");
     return (char *)b.p;
 }
 
@@ -733,6 +735,107 @@ Test(nats_cluster, idle_ids_come_back_after_a_takeover)
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     du_daemon_finish(&n[0].d, 30);
+    free(conf);
+    fleet_free(&f);
+    nh_cluster_stop(&cl);
+}
+
+/* SIGTERM hands the partitions over: the process finishes what it took, writes a last
+ * checkpoint and deletes its leases, so the peer holds everything long before the leases
+ * (30 s) could expire; the outputs stay exact across the handover */
+Test(nats_cluster, sigterm_hands_partitions_over)
+{
+    need_nats_server();
+    enum { PARTS = 4 };
+    nh_cluster cl;
+    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
+    char *conf = group_conf(&cl, SENSOR, PARTS, 1, "lease_ttl = 30\n");
+    cnode n[2];
+    cnode_start(&n[0], "c1.conf", conf);
+    cnode_start(&n[1], "c2.conf", conf);
+    wait_balanced(n, 2, PARTS, 30);
+    fleet f;
+    fleet_make(&f, "dev-", 8, 1200, 3);
+    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
+                     .ch = 3, .per_msg = 100, .frames = 600, .in = f.in};
+    cr_assert_eq(nh_producer_start(&p), 0);
+    nh_producer_join(&p);
+    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    wait_output_messages(&cl, 8 * 6, 60);
+    const double t0 = du_now();
+    du_daemon_finish(&n[1].d, 30); /* SIGTERM; exit status 0 */
+    n[1].alive = 0;
+    char *log = du_daemon_log(&n[1].d);
+    cr_assert(strstr(log, "handed over"), "no handover in the log of the process stopped:\n%s",
+              log);
+    free(log);
+    double end = t0 + 20;
+    while (du_now() < end && cmetric(&n[0], "partitions_owned") < PARTS)
+        du_sleep_ms(50);
+    const double took = du_now() - t0;
+    cr_assert_eq(cmetric(&n[0], "partitions_owned"), PARTS,
+                 "the peer holds %g of %d partitions %.1f s after the SIGTERM",
+                 cmetric(&n[0], "partitions_owned"), PARTS, took);
+    cr_assert_lt(took, 20, "the partitions waited for their leases to expire");
+    cr_log_info("SIGTERM: the peer held every partition %.2f s after the signal (lease_ttl 30 s)",
+                took);
+    /* the rest of every id, served by the peer alone, exact */
+    natsConnection *nc = nh_connect(cl.urls);
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    for (int k = 0; k < f.ids; k++)
+        cr_assert_eq(nh_publish(js, "convd", f.names[k], f.in[k], 3, 600, 1200, 100, 10, NULL),
+                     0, "%s", nh_err);
+    wait_output_messages(&cl, 8 * 12, 60);
+    check_outputs(&cl, SENSOR, &f, f.frames);
+    cr_assert_eq(cmetric(&n[0], "gaps_total"), 0);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    du_daemon_finish(&n[0].d, 30);
+    free(conf);
+    fleet_free(&f);
+    nh_cluster_stop(&cl);
+}
+
+/* the servers' mapping with 6 partitions, convd configured with 4: ids arriving on a
+ * partition their hash mod 4 does not give are logged and counted, never served silently */
+Test(nats_cluster, partitions_mismatch_is_counted)
+{
+    need_nats_server();
+    nh_cluster cl;
+    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", 6), 0, "%s", nh_err);
+    char *conf = group_conf(&cl, SENSOR, 4, 1, NULL);
+    cnode n;
+    cnode_start(&n, "c1.conf", conf);
+    fleet f;
+    fleet_make(&f, "dev-", 16, 200, 3);
+    int on_read = 0, misplaced = 0; /* ids the servers put on partitions 0..3, and of those
+                                     * the ones their hash mod 4 puts elsewhere */
+    for (int k = 0; k < f.ids; k++) {
+        int p6 = cvd_nats_partition(f.names[k], strlen(f.names[k]), 6);
+        if (p6 < 4) {
+            on_read++;
+            misplaced += cvd_nats_partition(f.names[k], strlen(f.names[k]), 4) != p6;
+        }
+    }
+    cr_assert_gt(misplaced, 0, "the fleet's names should show the mismatch");
+    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
+                     .ch = 3, .per_msg = 100, .frames = f.frames, .in = f.in};
+    cr_assert_eq(nh_producer_start(&p), 0);
+    nh_producer_join(&p);
+    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    /* every message on partitions 0..3 is taken (2 each); those of misplaced ids counted */
+    double got = du_metric_wait(n.metrics, "convd_nats_mapping_mismatches_total{group=\"" GROUP
+                                "\"}", 2.0 * misplaced, 30);
+    cr_assert_eq(got, 2.0 * misplaced, "%g mismatches counted, %d expected", got, 2 * misplaced);
+    du_metric_wait(n.metrics, "convd_nats_messages_in_total{group=\"" GROUP "\"}", 2.0 * on_read,
+                   30);
+    cr_assert_eq(cmetric(&n, "messages_in_total"), 2.0 * on_read);
+    cr_assert_eq(cmetric(&n, "mapping_mismatches_total"), 2.0 * misplaced);
+    char *log = du_daemon_log(&n.d);
+    cr_assert(strstr(log, "the servers' mapping does not use partitions = 4"), "%s", log);
+    free(log);
+    du_daemon_finish(&n.d, 30);
     free(conf);
     fleet_free(&f);
     nh_cluster_stop(&cl);
