@@ -86,7 +86,8 @@ static void usage(FILE *f)
             "  --timeout SECONDS          publish: how long one message may be retried;\n"
             "                             collect: how long to wait for --frames (default %g)\n"
             "  --tls-ca FILE, --tls-cert FILE, --tls-key FILE\n"
-            "                             TLS toward the servers (PEM files)\n"
+            "                             TLS toward the servers (PEM files); also spelled\n"
+            "                             --ca, --cert, --key (convd-cat's names)\n"
             "  --creds FILE, --token-file FILE\n"
             "                             NATS credentials (a .creds file, or a token's file)\n"
             "  -q, --quiet                nothing on standard error but errors\n"
@@ -223,7 +224,8 @@ static int parse_args(int argc, char **argv, options *o)
             strcmp(name, "--frames-per-message") && strcmp(name, "--start") &&
             strcmp(name, "--frames") && strcmp(name, "--channels") && strcmp(name, "--format") &&
             strcmp(name, "--timeout") && strcmp(name, "--tls-ca") && strcmp(name, "--tls-cert") &&
-            strcmp(name, "--tls-key") && strcmp(name, "--creds") && strcmp(name, "--token-file"))
+            strcmp(name, "--tls-key") && strcmp(name, "--creds") && strcmp(name, "--token-file") &&
+            strcmp(name, "--ca") && strcmp(name, "--cert") && strcmp(name, "--key"))
             return usage_error("unknown option '%s'", a);
         if (eq)
             val = eq + 1;
@@ -264,11 +266,11 @@ static int parse_args(int argc, char **argv, options *o)
             o->timeout = strtod(val, &end);
             if (errno || end == val || *end || !(o->timeout >= 0) || o->timeout > 86400)
                 return usage_error("--timeout %s: seconds from 0 to 86400", val);
-        } else if (strcmp(name, "--tls-ca") == 0) {
+        } else if (strcmp(name, "--tls-ca") == 0 || strcmp(name, "--ca") == 0) {
             o->tls_ca = val;
-        } else if (strcmp(name, "--tls-cert") == 0) {
+        } else if (strcmp(name, "--tls-cert") == 0 || strcmp(name, "--cert") == 0) {
             o->tls_cert = val;
-        } else if (strcmp(name, "--tls-key") == 0) {
+        } else if (strcmp(name, "--tls-key") == 0 || strcmp(name, "--key") == 0) {
             o->tls_key = val;
         } else if (strcmp(name, "--creds") == 0) {
             o->creds = val;
