@@ -125,6 +125,26 @@ typedef struct nh_cluster {
     char base[512];
 } nh_cluster;
 
+/* TLS and a token toward the servers, for a test that turns them on: written into every
+ * server's configuration (nh_server_extra) and used by every connection the harness makes */
+static char nh_server_extra[4096];
+static const char *nh_tls_ca, *nh_tls_cert, *nh_tls_key, *nh_token;
+
+NH_FN natsStatus nh_secure(natsOptions *o)
+{
+    natsStatus s = NATS_OK;
+    if (nh_tls_ca) {
+        s = natsOptions_SetSecure(o, true);
+        if (s == NATS_OK)
+            s = natsOptions_LoadCATrustedCertificates(o, nh_tls_ca);
+    }
+    if (s == NATS_OK && nh_tls_cert)
+        s = natsOptions_LoadCertificatesChain(o, nh_tls_cert, nh_tls_key);
+    if (s == NATS_OK && nh_token)
+        s = natsOptions_SetToken(o, nh_token);
+    return s;
+}
+
 NH_FN int nh_write_server_conf(nh_cluster *c, int i, const char *prefix, int partitions)
 {
     nh_server *s = &c->s[i];
@@ -146,6 +166,7 @@ NH_FN int nh_write_server_conf(nh_cluster *c, int i, const char *prefix, int par
     }
     fprintf(f, "mappings = {\n  \"%s.in.*\": \"%s.part.{{partition(%d,1)}}.{{wildcard(1)}}\"\n}\n",
             prefix, prefix, partitions);
+    fputs(nh_server_extra, f);
     fclose(f);
     return 0;
 }
@@ -170,7 +191,16 @@ NH_FN int nh_server_wait_ready(nh_cluster *c, int i, double timeout)
     snprintf(url, sizeof url, "nats://127.0.0.1:%d", c->s[i].port);
     while (nh_now() < end) {
         natsConnection *nc = NULL;
-        if (natsConnection_ConnectTo(&nc, url) == NATS_OK) {
+        natsOptions *o = NULL;
+        natsStatus cs = natsOptions_Create(&o);
+        if (cs == NATS_OK)
+            cs = natsOptions_SetURL(o, url);
+        if (cs == NATS_OK)
+            cs = nh_secure(o);
+        if (cs == NATS_OK)
+            cs = natsConnection_Connect(&nc, o);
+        natsOptions_Destroy(o);
+        if (cs == NATS_OK) {
             jsCtx *js = NULL;
             jsAccountInfo *ai = NULL;
             jsOptions jo;
@@ -288,7 +318,9 @@ NH_FN natsConnection *nh_connect(const char *urls)
     natsOptions_SetMaxReconnect(o, -1);
     natsOptions_SetReconnectWait(o, 100);
     natsOptions_SetTimeout(o, 2000);
-    natsStatus s = natsConnection_Connect(&nc, o);
+    natsStatus s = nh_secure(o);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&nc, o);
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
         nh_fail("connect %s: %s", urls, natsStatus_GetText(s));

@@ -20,6 +20,7 @@
 #include "nats_harness.h"
 #include "nats_wire.h"
 #include "testutil.h"
+#include "tls_util.h"
 
 #define SENSOR "config/models/vibration-denoise.json" /* 3 -> 3 channels, rf 253, latency 0 */
 #define NAM_STD "../shared/models/nam/wavenet_a1_standard.nam"
@@ -837,6 +838,70 @@ Test(nats_cluster, partitions_mismatch_is_counted)
     free(log);
     du_daemon_finish(&n.d, 30);
     free(conf);
+    fleet_free(&f);
+    nh_cluster_stop(&cl);
+}
+
+/* TLS toward the servers with client certificates (the server verifies them against
+ * clients-ca.pem), plus an authorization token: the section's tls_ca, tls_cert, tls_key and
+ * token_file; outputs exact. A process without the client certificate is refused. */
+Test(nats_cluster, tls_and_token)
+{
+    need_nats_server();
+    static char extra[4096], conf_extra[4096];
+    const char *token_path = du_tmp("token");
+    FILE *tf = fopen(token_path, "w");
+    cr_assert_not_null(tf);
+    fputs("s3cr3t-nats\n", tf);
+    fclose(tf);
+    snprintf(extra, sizeof extra,
+             "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n  ca_file: \"%s\"\n  verify: true\n}\n"
+             "authorization { token: \"s3cr3t-nats\" }\n",
+             tls_file("server.pem"), tls_file("server.key"), tls_file("clients-ca.pem"));
+    snprintf(nh_server_extra, sizeof nh_server_extra, "%s", extra);
+    static char ca[DU_PATH], cert[DU_PATH], key[DU_PATH];
+    snprintf(ca, sizeof ca, "%s", tls_file("ca.pem"));
+    snprintf(cert, sizeof cert, "%s", tls_file("client.pem"));
+    snprintf(key, sizeof key, "%s", tls_file("client.key"));
+    nh_tls_ca = ca;
+    nh_tls_cert = cert;
+    nh_tls_key = key;
+    nh_token = "s3cr3t-nats";
+    enum { PARTS = 4 };
+    nh_cluster cl;
+    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
+    snprintf(conf_extra, sizeof conf_extra, "tls_ca = %s\ntls_cert = %s\ntls_key = %s\n"
+             "token_file = %s\n", ca, cert, key, token_path);
+    char *conf = group_conf(&cl, SENSOR, PARTS, 1, conf_extra);
+    cnode n;
+    cnode_start(&n, "c1.conf", conf);
+    fleet f;
+    fleet_make(&f, "dev-", 6, 600, 3);
+    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
+                     .ch = 3, .per_msg = 100, .frames = f.frames, .in = f.in};
+    cr_assert_eq(nh_producer_start(&p), 0);
+    nh_producer_join(&p);
+    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    wait_output_messages(&cl, 6 * 6, 60);
+    check_outputs(&cl, SENSOR, &f, f.frames);
+    cr_assert_eq(cmetric(&n, "connected"), 1);
+    du_daemon_finish(&n.d, 30);
+
+    /* no client certificate: the servers refuse the connection, convd says so */
+    snprintf(conf_extra, sizeof conf_extra, "tls_ca = %s\ntoken_file = %s\n", ca, token_path);
+    char *conf2 = group_conf(&cl, SENSOR, PARTS, 1, conf_extra);
+    du_daemon bad;
+    du_daemon_opts o = {.workers = 2, .fd3 = -1};
+    du_daemon_start_opts(&bad, "c2.conf", conf2, &o);
+    du_sleep_ms(3000);
+    char *log = du_daemon_log(&bad);
+    cr_assert(strstr(log, "cannot connect to"), "no connection error in the log:\n%s", log);
+    cr_assert_null(strstr(log, "outputs to CONVD_OUT) as"),
+                   "convd served without its client certificate:\n%s", log);
+    free(log);
+    du_daemon_stop_sig(&bad, SIGKILL, 10);
+    free(conf);
+    free(conf2);
     fleet_free(&f);
     nh_cluster_stop(&cl);
 }
