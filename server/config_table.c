@@ -821,7 +821,7 @@ const cvd_conf_directive cvd_conf_directives[] = {
     {"model", CVD_CONF_SPECIAL, LISTEN(model), .set = set_model_list,
      .offset2 = offsetof(cvd_conf_listen, chain),
      .doc_default = "required for `raw` and `line`; none for `framed`",
-     .doc_range = "a `[model NAME]` of this file, or several separated by commas (at most 16)",
+     .doc_range = "a `[model NAME]` of this file (one: chains run on `[stream]` sections)",
      .help = "the model that processes the stream; for `framed`, the one used when HELLO "
              "names none (without it, HELLO must name one)"},
     {"format", CVD_CONF_FORMAT, LISTEN(format), .def = "f32le", .doc_range = "`f32le` \\| `s16le`",

@@ -193,20 +193,6 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
             return rc;
         }
     }
-    /* every listener's chain (model = a, b) builds */
-    for (int i = 0; i < c->n_listens; i++) {
-        const cvd_conf_listen *l = &c->listens[i];
-        if (l->n_chain < 2)
-            continue;
-        cvd_chain *ch = NULL;
-        rc = cvd_runtime_chain(rt, l->chain_index, l->n_chain, l->rate, l->block, 0, 0, &ch, err);
-        cvd_chain_destroy(ch);
-        if (rc < 0) {
-            cvd_err_prefix(err, "%s:%d: model", c->file, l->line);
-            cvd_runtime_unref(rt);
-            return rc;
-        }
-    }
     /* every audio stream's channels and models agree (docs/AUDIO.md) */
     for (int i = 0; i < c->n_streams; i++) {
         cvd_conf_stream *st = &c->streams[i];
