@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # convd - streaming neural DSP engine.
 #
 #   make            build everything (libraries, tools, daemon)

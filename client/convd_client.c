@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A blocking client for the framed protocol over a non-blocking socket: every wait is a poll()
  * that also reads what the server sends (queued for cvd_client_recv) and writes what is queued

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd_client.h - a small blocking client for convd's framed protocol (docs/PROTOCOL.md).
  *

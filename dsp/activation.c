@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Keras's activations, by name, with Keras 3's formulas (../shared/KERAS_SPEC.md). */
 #include "convd_dsp.h"
 #include "vmath.h"

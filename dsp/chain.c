@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Chains: models run one after another as one stream (an amp capture, then a cabinet IR),
  * each at its own sample rate, with resamplers where the rate changes.

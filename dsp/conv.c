@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The Conv1D family: Conv1D, Conv1DTranspose, SeparableConv1D, DepthwiseConv1D.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private to dsp/: the layer object and the kernels that compute it. */
 #ifndef CONVD_CONV_INTERNAL_H
 #define CONVD_CONV_INTERNAL_H

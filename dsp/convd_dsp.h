@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd_dsp.h - the Conv1D family with Keras's exact semantics, offline and streaming.
  *

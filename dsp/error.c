@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Error codes, messages and the deterministic random number generator. */
 #include "convd_dsp.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Long convolutions: a uniformly partitioned FFT convolution with a direct first partition.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private to dsp/: long convolutions by uniformly partitioned FFT (FFTW3, single precision). */
 #ifndef CONVD_FFTCONV_H
 #define CONVD_FFTCONV_H

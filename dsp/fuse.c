@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Fusion: a WaveNet written in Keras's Functional vocabulary, recognised when the model is
  * built, runs on the fused WaveNet kernels (wavenet.c) instead of node by node.

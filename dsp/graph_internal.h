@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private to dsp/: models (structure + weights) and the fused WaveNet. */
 #ifndef CONVD_GRAPH_INTERNAL_H
 #define CONVD_GRAPH_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The inner loops of the Conv1D family, with explicit SIMD chosen at run time.
  *

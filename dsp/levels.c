@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Levels: a model's calibration metadata, the gains NAM's plugin derives from it, plain
  * gains, and a soft limiter for the output.

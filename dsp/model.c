@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Models: a network's nodes and weights, built once by a loader and shared read-only by the
  * nets (streams) instantiated from it. Nodes are added in topological order, so every model

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Questions about a built model (its nodes, variables, run mode, latency, cost), its weights
  * (set, initialise) and the output's dependency set shared with the offline plan.

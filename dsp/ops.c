@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The arithmetic of the graph's nodes that have no layer object of their own: merges,
  * activations, normalisations, padding and cropping, resampling, pooling, and the windowed

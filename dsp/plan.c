@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The offline forward: a plan holds every node's output for one input length, allocated once;
  * running it evaluates the nodes in topological order (ops.c for the nodes without weights,

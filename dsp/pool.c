@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * MaxPooling1D and AveragePooling1D, offline and streaming.
  *

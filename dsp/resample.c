@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Streaming sample-rate conversion: libsamplerate's best sinc converter.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private to dsp/: the shared dense tile kernel, in each instruction set. */
 #ifndef CONVD_SIMD_H
 #define CONVD_SIMD_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Vectorised tanh and sigmoid, accurate to about 3e-7 and 2e-7 relative (a few float ulps),
  * many times cheaper than libm's tanhf/expf a value at a time. The same algorithm in each ISA:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private to dsp/: vectorised transcendental functions (see vmath.c for accuracy). */
 #ifndef CONVD_VMATH_H
 #define CONVD_VMATH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private to dsp/: the portable path's 4-lane vectors (GCC/Clang vector extensions, no
  * intrinsics: SSE2 on x86-64, NEON on aarch64, whatever 16-byte vectors a target has) and
  * tanh and sigmoid on them, the same algorithm as the x86 paths (vmath.c). */

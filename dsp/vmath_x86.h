@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private to dsp/: tanh and sigmoid on SIMD registers (see vmath.c for the algorithm).
  * Included by vmath.c and by the kernels that apply activations in registers. */
 #ifndef CONVD_VMATH_X86_H

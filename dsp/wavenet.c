@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A whole Neural Amp Modeler WaveNet (../shared/NAM_FORMAT.md) as one streaming object.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Template of the fused WaveNet layer kernel, included by wavenet.c once per vector width.
  * The including file defines:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Template of the WaveNet kernels on channel rows ("time-major"), included by wavenet.c once
  * per instruction set. Each channel's history is a row of consecutive frames, and a vector

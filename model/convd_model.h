@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd_model.h - model files into dsp models (cvd_model, see dsp/convd_dsp.h).
  *

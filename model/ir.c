@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Impulse responses (cabinet IRs and the like) from audio files into models: one causal
  * Conv1D whose kernel is the response, so a long IR runs on the FFT path (docs/LAYERS.md).

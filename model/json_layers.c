@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd's model JSON, pass 3 (json_model.c runs it in topological order): each layer into
  * the model's nodes, its config read with Keras's keys and defaults, then the weights a layer

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd's own model JSON (docs/MODEL_FORMAT.md) into a cvd_model.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Private to convd's model JSON (json_model.c, json_layers.c, safetensors.c): the state of one
  * load, shared by its passes.

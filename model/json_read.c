@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Reading JSON with messages that say where: the typed getters every JSON loader of model/
  * uses (convd's model JSON, .nam files, the WaveNet config, safetensors headers), so that a

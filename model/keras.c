@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Keras model files into cvd_models, read directly (no TensorFlow, no Python):
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cvd_model_load: the format by the file's extension. */
 #include "convd_model.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Private to model/: the JSON reading shared by the loaders, the WaveNet config parser shared
  * by .nam files and convd's JSON, and the JSON model builder the Keras loader reuses. */
 #ifndef CONVD_MODEL_INTERNAL_H

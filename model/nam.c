@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Neural Amp Modeler .nam files into a model. What NeuralAmpModelerCore 0.5.x-0.7.x reads of
  * the Linear (an impulse response: one causal Conv1D, a long one on the FFT path) and

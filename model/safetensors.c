@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Weights from a safetensors file named by convd's model JSON ("weights_file"): the header's
  * tensors "<layer name>/<variable index>" (F32, F64, F16, BF16), checked against the model's

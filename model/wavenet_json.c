@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The WaveNet config in JSON, for both files that hold one: .nam files (NAM's spelling) and
  * convd's model JSON (the "wavenet" shorthand and WaveNet layers). One parser: the two

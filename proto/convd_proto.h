@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd_proto.h - convd's wire protocols as pure code (libconvd_proto.a): bytes in, messages
  * and frames out, and back. No socket, no event loop, no libuv: the caller reads and writes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The framed protocol: an incremental decoder that checks everything docs/PROTOCOL.md
  * specifies, and one encoder per message (see convd_proto.h). Nothing here allocates after

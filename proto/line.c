@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The line protocol: one frame per text line, values in the C locale (text.c); bad lines
  * become "!ERR ..." answers (see convd_proto.h and docs/PROTOCOL.md, "Line").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the proto/ files share and nobody else sees: little-endian field access and the
  * process's C locale object. Not installed, not included outside proto/.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The raw protocol: bare interleaved samples; the decoder keeps an incomplete frame across
  * reads (see convd_proto.h and docs/PROTOCOL.md, "Raw").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Samples: the two wire formats (f32le, s16le), their one parser, and the NaN/Inf checks
  * (see convd_proto.h and docs/PROTOCOL.md, "Samples").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Numbers as text in the C locale: the one codec for float samples written as text, used by
  * the line protocol (line.c) and the tools' csv files (tools/lib/audiofile.c).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The proxy for the aarch64 build's speed, which only ARM hardware can measure: the aarch64
 # instructions one frame of a .nam model costs, counted by qemu-user: it logs each translation
 # block as it is translated (its instructions) and each time it executes (unchained, so every

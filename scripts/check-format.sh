@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The committed .clang-format kept applied: lists every C file whose formatting differs from
 # what clang-format makes of it, and exits 1 if there is any (make format-check; make format
 # applies it). Not yet run by .ci/run: the whole tree is formatted once, after the helpers'

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The source tree's include rules (docs/ARCHITECTURE.md), checked:
 #
 #   1. no file includes a .c file;

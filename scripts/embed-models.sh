@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Writes C source embedding model files into the daemon, so that it can serve its demo
 # models with no files installed ("builtin:NAME" in a config; NAME is the file's base name).
 #   scripts/embed-models.sh OUT.c MODEL.json...

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Fit tanh(x) = x P(x^2) / Q(x^2) on [0, C], the rational form dsp/vmath uses.
 
 Minimises the maximum relative error by iteratively reweighted least squares (Lawson's

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """NumPy's own .npy files for the data-file tests (tests/test_datafiles.c).
 
 Usage (from the top of the tree; Debian's /usr/bin/python3 with numpy):

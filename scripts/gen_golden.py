@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Golden test vectors for convd's Conv1D family, from an independent implementation.
 
 Reference outputs come from PyTorch (torch.nn.functional.conv1d / conv_transpose1d) in

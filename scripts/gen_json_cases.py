@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Test models in convd's model JSON (docs/MODEL_FORMAT.md), with reference outputs.
 
 Usage (from the top of the tree; Debian's python3 with numpy and python3-torch):

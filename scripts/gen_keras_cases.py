@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Keras model files for convd's tests, with the outputs Keras would compute for them.
 
 Usage (from the top of the tree; Debian's /usr/bin/python3 with numpy, python3-torch and

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A NAM WaveNet (.nam) written again in Keras's Functional vocabulary, as a .keras file.
 
 Usage (from the top of the tree; Debian's /usr/bin/python3 with numpy and python3-h5py):

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Generate .nam test models of NAM's "Linear" and "ConvNet" architectures.
 
 Usage:

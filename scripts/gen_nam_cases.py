@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Generate small .nam WaveNet test models and their reference outputs.
 
 Usage:

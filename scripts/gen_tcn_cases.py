@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """keras-tcn models for convd's tests, with the outputs keras-tcn would compute for them.
 
 Usage (from the top of the tree; Debian's /usr/bin/python3 with numpy, python3-torch and

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Installs the system packages convd needs to build, test and run, on Debian 12.
 # Installs only what is missing; uses sudo when not root. Safe to run again.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """An independent reference for Keras model files: what Keras's model.predict computes.
 
 Reads a Keras file without Keras or TensorFlow (zipfile, h5py, json) and computes the model in

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Throwaway certificates for the TLS tests (tests/test_tls.c, tests/test_security.c) and the
 # soak program, made at run time with the openssl command into DIR: nothing secret is
 # committed and nothing expires in the tree. EC P-256 keys (fast handshakes), valid 2 days.

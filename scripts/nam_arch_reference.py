@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Independent reference of Neural Amp Modeler's "Linear" and "ConvNet" architectures.
 
 Usage:

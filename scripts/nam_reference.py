@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Independent reference implementation of Neural Amp Modeler's WaveNet (.nam files).
 
 Usage:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Starts, stops or shows a local NATS JetStream cluster for trying convd's [nats] transport
 # (docs/SCALE.md has the walk-through): N nats-server processes on 127.0.0.1, each with its
 # own store folder, routed to each other, with the partition mapping convd needs. Each node's

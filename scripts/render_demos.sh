@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Renders before-and-after files for the two demo models in config/models/.
 #
 #   scripts/render_demos.sh [OUTDIR]        (default: build/demos at the top of the tree)

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # `make run`: start convd in the foreground on its built-in default configuration (the demo
 # models compiled into it, on 127.0.0.1), after printing how to talk to it.
 #   scripts/run-daemon.sh BUILD_DIR

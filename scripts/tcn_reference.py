@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """An independent numpy reference of keras-tcn's TCN layer (github.com/philipperemy/keras-tcn).
 
 Written from the library's documented behaviour (its README and tcn/tcn.py's docstrings and

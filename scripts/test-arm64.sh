@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The aarch64 build, checked on x86-64: dsp/ (the portable path: GCC vector extensions, which
 # are NEON there) and the model loaders that need no Keras libraries (.nam and convd's JSON),
 # cross-compiled with Debian's gcc-aarch64-linux-gnu, and their Criterion suites (vmath,

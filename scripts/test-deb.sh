@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Builds the Debian package in a copy of the tree (dpkg-buildpackage -us -uc -b), checks it
 # with lintian (no errors), installs it with dpkg, checks what it installed (convd --check on
 # the installed configuration, a conffile, manual pages, completion) and purges it.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Train convd's two demo models and write them to config/models/ in convd's model JSON.
 
 Usage:

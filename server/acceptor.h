@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * acceptor.h - accepting TCP connections on a worker's loop, with bounds.
  *

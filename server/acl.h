@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * acl.h - who may connect: source address allow lists ("127.0.0.1/32, 10.1.0.0/16,
  * [::1]/128") and the count of open connections per source address (max_clients_per_address).

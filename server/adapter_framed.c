@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The framed protocol's adapter (conn.h; docs/PROTOCOL.md, "Framed"): HELLO first (the
  * handshake: a model to process with, or a published stream to follow), then DATA both ways,

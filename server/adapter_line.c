@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The line protocol's adapter (conn.h; docs/PROTOCOL.md, "Line"): one frame per text line
  * both ways, the listener's model from the first byte. A bad line is answered by its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The raw protocol's adapter (conn.h; docs/PROTOCOL.md, "Raw"): bare samples in the
  * listener's format both ways, the listener's model from the first byte (its stream is built

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The protocol adapters, by the config's protocol (conn.h). A new protocol: its adapter file,
  * its row here, and its name in the config's protocol list.

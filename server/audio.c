@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Live audio through PortAudio, the manager: see audio.h and docs/AUDIO.md. The engine the
  * callback runs is audio_engine.c (no PortAudio, no libuv there), its rings spsc.c; finding

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Live audio: [stream NAME] sections run through PortAudio (docs/AUDIO.md).
  *

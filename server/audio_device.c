@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Live audio's devices through PortAudio: PortAudio's reference count, finding a [stream]'s
  * devices by name, listing them (convd --list-devices, the log), and convd --check's device

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Live audio's devices (audio_device.c): the PortAudio calls that are not a stream's, for the
  * manager (audio.c), and convd's --check and --list-devices. Main loop only.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The live-audio engine: see audio_engine.h. cvd_audio_engine_process runs on the PortAudio
  * callback's thread: it allocates nothing, takes no lock, makes no system call and never logs;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The live-audio engine: what a PortAudio callback runs (cvd_audio_engine_process), and the
  * loop side's calls to it (see audio.h for the two halves). It includes neither PortAudio nor

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A live stream's processing: see audio_proc.h. */
 #include "audio_proc.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The processing of one live audio stream, as its callback runs it: input gain, a chain of
  * models (cvd_chain in fixed mode: each model at its own rate between resamplers, exactly n

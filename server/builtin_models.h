@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Model files compiled into the daemon (scripts/embed-models.sh, from config/models/). */
 #ifndef CONVD_BUILTIN_MODELS_H
 #define CONVD_BUILTIN_MODELS_H

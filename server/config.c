@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The daemon's configuration: INI text into a cvd_conf (see config.h, docs/CONFIG.md).
  *

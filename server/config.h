@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * config.h - the daemon's configuration: INI text into a plain, validated struct.
  *

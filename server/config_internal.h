@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Private to the configuration parser (config.c: the text, sections and whole-file checks;
  * config_table.c: the directives, their values and their reference).

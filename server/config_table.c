@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The configuration's directives as one table (config.h): each row says its section, name,
  * type, range, default, the field it sets, and the words of docs/CONFIG.md. The readers of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Connections: one client, one stream with its own model state (or one subscription), on one
  * worker (conn.h). What the bytes mean is the adapter's; this file has no branch on the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The control socket: convd-ctl's way in (docs/AUDIO.md, "Presets live"). A Unix stream socket
  * on the daemon's main loop; a client writes one command line and reads the answer, lines

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The daemon's main thread (daemon.h): startup in a fixed order, the main loop (signals,
  * reload, watchdog, shutdown), and one cleanup path that undoes the startup in reverse, for

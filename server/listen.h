@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * listen.h - the daemon's listening sockets, one per [listen NAME] of the runtime in force.
  *

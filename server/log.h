@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Logging to stderr, one line per message, safe from any thread (each line is one write).
  * Under journald (JOURNAL_STREAM names our stderr) lines carry sd-daemon priority prefixes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * memfig.h - how much memory a stream's model state takes, known before it is built.
  *

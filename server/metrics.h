@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Metrics: counters updated from any thread with atomics, rendered in Prometheus's text
  * format (version 0.0.4) for GET /metrics (docs/METRICS.md). Series are keyed by kind and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * metrics_http.h - the metrics endpoint: GET /metrics over HTTP/1.1 on the main loop, one
  * response per connection (Connection: close), the text of cvd_metrics_render(). A request

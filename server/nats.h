@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats.h - convd workers on a NATS JetStream cluster (docs/SCALE.md).
  *

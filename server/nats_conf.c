@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The [nats NAME] section: see nats_conf.h. */
 #include "nats_conf.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_conf.h - the [nats NAME] section: one group of convd processes serving a JetStream
  * input stream (docs/CONFIG.md, docs/SCALE.md). Its directives are rows of the configuration's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The NATS transport's model math, on the daemon's workers (see nats_internal.h).
  *

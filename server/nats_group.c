@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A group: the processes sharing one [nats NAME] section share its partitions (see
  * docs/SCALE.md for the design, nats_internal.h for the threads). This file is the group's

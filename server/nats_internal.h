@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_internal.h - what the NATS transport's files share (nats_group.c: connection,
  * streams, leases, lanes, intake, publisher; nats_exec.c: the model math on the workers;

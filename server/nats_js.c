@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libnats helpers of the NATS transport: the connection and batches of acknowledged writes
  * (see nats_internal.h). */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A lane: one partition of the input stream, held by this process under one lease epoch
  * (docs/SCALE.md has the design; nats_internal.h the threads).

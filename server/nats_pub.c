@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The NATS transport's publisher: the workers' outputs into the output stream (see
  * nats_internal.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The daemon's [nats NAME] groups: see nats_set.h. */
 #include "nats_set.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_set.h - the daemon's [nats NAME] groups (nats.h): one per section of the running
  * configuration, their model work on the daemon's workers, reloads, and the handover at

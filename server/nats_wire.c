@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The NATS transport's pure parts: see nats_wire.h. */
 #include "nats_wire.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_wire.h - the pure parts of convd's NATS JetStream transport (docs/SCALE.md): ids,
  * subjects, headers, the partition function, lease values and checkpoints as text. No

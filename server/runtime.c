@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Runtimes: see runtime.h. */
 #include "runtime.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A runtime is one loaded configuration: the parsed file and every model it names, loaded
  * and checked. It is built off the event loops (at start, and on SIGHUP), then published;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The SPSC ring of floats: see spsc.h. The producer advances head, the consumer tail; each
  * reads the other's index with acquire and publishes its own with release.

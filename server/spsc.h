@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A lock-free single-producer single-consumer ring of floats (C11 atomics): the audio
  * engine's channels to and from the main loop (audio_engine.c). No libuv, no PortAudio.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * TLS over memory BIOs (tls.h). One SSL per session with two memory BIOs: `rbio` holds the
  * ciphertext fed from the network, `wbio` collects what OpenSSL writes for the network. Every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls.h - TLS as a byte-stream layer: OpenSSL over memory BIOs, with no socket and no event
  * loop. The caller moves bytes: ciphertext read from the network goes in with cvd_tls_feed(),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tokens.h - the tokens file of a framed listener (`tokens = FILE`): who may do what.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A connection's byte stream, plain or TLS (transport.h).
  */

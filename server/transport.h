@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * transport.h - one client connection's byte stream on a worker loop: plain TCP, or TLS over
  * it (tls.h), the same to the protocol above. The connection code reads plaintext, writes

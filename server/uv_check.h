@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * uv_check.h - libuv calls that cannot fail in a correct program (timers and idles on a live
  * loop, stopping what runs): a failure is a bug, so the daemon aborts naming the call and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A worker: its thread, loop, listeners, commands, members and run queue (worker.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Counts the malloc-family calls of the test binary (linked with -Wl,--wrap=...), so tests
  * can assert that real-time paths allocate nothing. */
 #include <stdatomic.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #ifndef CONVD_ALLOC_COUNT_H
 #define CONVD_ALLOC_COUNT_H
 /* Number of malloc/calloc/realloc/aligned_alloc/posix_memalign calls so far in this process

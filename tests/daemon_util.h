@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * daemon_util.h - helpers for tests/test_daemon.c: run the convd daemon as a program, talk to
  * it over loopback TCP, and compute what it should answer.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * json_mutate.h - a model file with each of its keys removed in turn, for the loader tests:
  * every object of the document (recursively), every key, one at a time. Each variant must load

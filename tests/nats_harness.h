@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nats_harness.h - real NATS servers for the NATS transport's tests and benchmark
  * (tests/test_nats.c, tests/bench/bench_nats.c): no Criterion here, every helper returns 0

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * What the protocol test files share: a growable byte vector, float bits, and the chunking
  * of a byte stream into reads (fixed or random sizes).

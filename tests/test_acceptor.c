@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_acceptor.c - server/acceptor.c on a loop of the test's own: a bounded number of accepts
  * per loop turn, and a process out of file descriptors (a lowered RLIMIT_NOFILE, every

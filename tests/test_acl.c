@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_acl.c - server/acl.c: allow lists (parse, match, refuse bad entries by name) and the
  * per-address connection counts (against a plain reference, and from many threads).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Live audio ([stream NAME], server/audio.c), with no sound card (../shared/AUDIO_TESTING.md):
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A live stream's processing (server/audio_proc.c) inside the audio engine, in-process, as the
  * callback runs it (no device needed):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The client library (client/convd_client.h): a loopback against a small server thread
  * speaking the framed protocol with proto's codec.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_daemon.c - the convd daemon as a program: every protocol over loopback TCP against
  * convd-run's output, many clients at once, back-pressure and slow subscribers, malformed

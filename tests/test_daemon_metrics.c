@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_daemon_metrics.c - the daemon's GET /metrics parsed: convd_build_info, the process_*
  * families, and listener and stream series kept apart by `kind` (a [listen x] and a stream

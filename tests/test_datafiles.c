@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_datafiles.c - data as people have it (tools/lib/audiofile.c, convd-run; docs/TOOLS.md):
  * csv with a header row (detected or --csv-header), columns chosen by index, range or name

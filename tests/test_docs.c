@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_docs.c - what users read and type: every program's --help and --version, the manual
  * pages (mandoc -T lint; every option --help prints is in the page; every directive of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_eager.c - replies as soon as they exist (a listener's `blocking`, docs/PROTOCOL.md,
  * "Blocks and replies"): on line and framed listeners (eager by default) the input that has

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_errors.c - every refusal of ../shared/KERAS_SPEC.md ("Errors Keras raises"), and the
  * library's own (variable sizes, max_block, channels, block length, stream state, streaming

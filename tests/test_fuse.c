@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_fuse.c - WaveNets written in Keras's Functional vocabulary run on the fused WaveNet
  * kernels (dsp/fuse.c, docs/FUSION.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_golden.c - the Conv1D family against golden vectors from an independent
  * implementation (PyTorch in float64, scripts/gen_golden.py; format described there and in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_ir.c - impulse responses from audio files (model/ir.c).
  *

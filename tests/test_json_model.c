@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_json_model.c - convd's model JSON (model/json_model.c, docs/MODEL_FORMAT.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_keras.c - Keras files read directly (model/keras.c, docs/KERAS.md).
  *

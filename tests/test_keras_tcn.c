@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_keras_tcn.c - keras-tcn's TCN layer read from Keras files (model/keras.c, docs/KERAS.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_layers.c - properties of the Conv1D family (see ../shared/KERAS_SPEC.md):
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_layers_extra.c - the graph's Keras layers beyond convolutions (dsp/ops.c, pool.c) and
  * the two ways a model runs (streaming, windowed), through the builder API.

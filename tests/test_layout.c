@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The source tree's include rules (scripts/check-includes.sh, docs/ARCHITECTURE.md): the tree
  * keeps them, and the check catches each kind of break in a small tree made here.
@@ -82,4 +83,24 @@ Test(layout, the_check_catches_a_cycle_a_c_include_and_a_layer_break)
     put(root, "server/conn.h", "int conn(void);\n");
     put(root, "proto/codec.c", "#include \"conn.h\"\n");
     expect_refused("layers", "proto/ may not depend on server/");
+}
+
+Test(layout, every_source_file_names_its_licence)
+{
+    const char *argv[] = {"/bin/sh", du_src("scripts/check-spdx.sh"), du_src("."), NULL};
+    du_proc p = du_run(argv, 30);
+    cr_assert_eq(p.status, 0, "scripts/check-spdx.sh:\n%s%s", p.out, p.err);
+    du_proc_free(&p);
+
+    char root[DU_PATH];
+    snprintf(root, sizeof root, "%s", du_tmp("spdx"));
+    mkdir(root, 0755);
+    put(root, "dsp/good.c", "/* SPDX-License-Identifier: Apache-2.0 */\nint good;\n");
+    put(root, "dsp/bad.c", "/* no licence named */\nint bad;\n");
+    const char *argv2[] = {"/bin/sh", du_src("scripts/check-spdx.sh"), root, NULL};
+    p = du_run(argv2, 30);
+    cr_assert_eq(p.status, 1, "exit %d:\n%s%s", p.status, p.out, p.err);
+    cr_assert(strstr(p.out, "dsp/bad.c") != NULL && strstr(p.out, "dsp/good.c") == NULL, "%s",
+              p.out);
+    du_proc_free(&p);
 }

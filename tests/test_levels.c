@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_levels.c - NAM's level rules and the soft limiter.
  *

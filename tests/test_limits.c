@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_limits.c - the daemon's bounds against clients that take too much (docs/SECURITY.md,
  * "Limits"): connections per source address, output a client never reads (write_timeout),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_longconv.c - long kernels on the partitioned FFT path.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_memfig.c - server/memfig.c: the memory figure of a model's stream state bounds the
  * real state of a net built at any block size, for every model the tests have (NAM WaveNets,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_metrics.c - server/metrics.h called directly (each test is its own process, so the
  * registry starts empty): the exposition is Prometheus's text format with every family

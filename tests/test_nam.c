@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * .nam files: the generated cases and NAM's standard model against their reference outputs
  * (an independent numpy implementation, and NAM core itself), streamed at several block

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_nam_arch.c - NAM's "Linear" and "ConvNet" architectures in .nam files.
  *

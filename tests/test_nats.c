@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_nats.c - the NATS JetStream transport (docs/SCALE.md): its pure parts (ids, subjects,
  * headers, the partition function, leases and checkpoints as text, the [nats] directives,

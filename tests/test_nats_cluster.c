@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_nats_cluster.c - convd daemons ([nats NAME] sections) on real NATS servers started
  * here on 127.0.0.1 (free ports, their own store folders, killed at the end even when a test

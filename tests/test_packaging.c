@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_packaging.c - where captures live and what installing leaves behind (issue 13):
  * relative model paths are looked up in the models folder first (/var/lib/convd/models, or

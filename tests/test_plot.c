@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_plot.c - convd-info --plot (tools/lib/modelplot.c, canvas.c; docs/TOOLS.md).
  *

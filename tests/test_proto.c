@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The wire codecs of proto/ other than framed (test_proto_framed.c): samples, raw, line and
  * the C-locale text codec.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The framed protocol's codec (proto/framed.c): round trips, every malformed input class,
  * every split of a byte stream into 1..N byte reads and random splits giving identical

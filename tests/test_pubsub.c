@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_pubsub.c - server/pubsub.h on its own: a subscriber that reads too slowly loses frames,
  * and every frame it does get is where the reported losses say it is in the stream.

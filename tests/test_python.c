@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_python.c - the Python client's tests (client/python/tests, pytest) as one Criterion
  * test: they start this build's daemon (CONVD_BUILD_DIR: build/ or build-san/), compare its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_run_chain.c - convd-run with chains of models and sample rates.
  *

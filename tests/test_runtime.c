@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Runtimes (server/runtime.c) called directly: the default configuration with its models in
  * place and found by listener and by name, the refusals that involve a model (FILE:LINE:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_security.c - the daemon on a network (docs/SECURITY.md): TLS on each protocol (good
  * certificates, a wrong CA, plain TCP to a TLS port), client certificates, allow lists by IPv4

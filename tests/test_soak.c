@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_soak.c - the soak program (tests/soak/soak.c, `make soak`) for 60 s: healthy clients on
  * raw, line and framed listeners, plain and TLS, beside the hostile mix (connect-close flood,

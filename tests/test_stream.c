@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Property tests of the streaming engine: random layers and inputs, split into random block
  * sizes (0 and 1 included), streamed and flushed, equal the offline result.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_tls.c - server/tls.c, the TLS byte-stream layer, without sockets: a server session and
  * a client session (or a plain OpenSSL client) pass bytes to each other in memory, in pieces

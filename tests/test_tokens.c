@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_tokens.c - server/tokens.c: the tokens file's format, roles and stream patterns, its
  * refusals by line, and its mode check.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_tools.c - the command-line tools, run as programs, and tools/lib/audiofile.c.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_transport.c - server/transport.c on a loop of the test's own, behind an acceptor, with
  * clients in a thread: plain TCP and TLS carry the same bytes both ways, a client's end of

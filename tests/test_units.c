@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * test_units.c - the shipped systemd units, as `make install` writes them, scored by
  * `systemd-analyze security --offline=true`: convd.service at most 1.5, convd-audio.service

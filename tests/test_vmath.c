@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The vectorised tanh and sigmoid (dsp/vmath.c) against libm in double precision, on every
  * instruction set this CPU has: a dense sweep of [-20, 20], tiny and huge magnitudes, and the

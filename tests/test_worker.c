@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The worker (server/worker.c) on the test's own thread: the worker is created but not
  * started, and the test turns its loop (uv_run NOWAIT: one loop turn each), so it is the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers shared by the tests: seeds, random integers, files, generated case lists. */
 #ifndef CONVD_TESTUTIL_H
 #define CONVD_TESTUTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * tls_util.h - throwaway certificates for the TLS tests, made at run time by
  * scripts/make-test-certs.sh (the openssl command) in the test's temporary folder; a test

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * toolrun.h - running the built programs from a test, for the suites that do (tools,
  * datafiles): a temporary folder per test, the programs beside the test binary (or in

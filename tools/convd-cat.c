@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd-cat: sends audio through a convd server's model, or records a published stream, over
  * the framed protocol (client/convd_client.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd-ctl: switch a running daemon's audio streams live, over its control socket (a Unix
  * socket, docs/AUDIO.md): list the streams, show one's status, switch its model or chain

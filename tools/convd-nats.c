@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd-nats: a producer and a consumer for convd's NATS JetStream transport (docs/SCALE.md),
  * so the whole path can be tried without writing a NATS client.

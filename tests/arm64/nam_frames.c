@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * nam_frames MODEL BLOCK BLOCKS: loads a .nam file, creates a stream at blocks of BLOCK frames
  * (prewarm included) and processes BLOCKS blocks of a fixed signal. Nothing else: run twice

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Linked only into the aarch64 test binary that scripts/test-arm64.sh runs under qemu-user.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_conv: a streaming Conv1D 16->16, kernel 3, causal, at dilations 1..512 and block
  * sizes 1, 8, 64, 512. Prints ns/frame, GFLOP/s and x real time at 48 kHz, as medians of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_fuse - NAM's standard WaveNet written in Keras's vocabulary (scripts/gen_keras_nam.py:
  * tests/data/keras/nam/wavenet_a1_standard.keras) against the .nam itself, in the same run:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_longconv: long convolutions, direct against the partitioned FFT path.
  *

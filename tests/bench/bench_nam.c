@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_nam: the NAM standard WaveNet (../shared/models/nam/wavenet_a1_standard.nam, or the
  * file given) streamed at block sizes 1, 8, 64, 512. Prints ns/frame, GFLOP/s and x real

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_nats: frames per second through a NATS JetStream cluster and convd processes
  * ([nats NAME] sections, docs/SCALE.md), and the recovery after a kill.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench_server: what the daemon costs apart from the model, and how it scales over workers.
  *

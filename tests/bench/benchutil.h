@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Timing helpers for the benchmark programs: thread CPU time, medians; the JSON record each
  * run writes beside its table. */
 #ifndef CONVD_BENCHUTIL_H

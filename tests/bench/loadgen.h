@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * loadgen.h: the load generator of the daemon benchmarks (loadtest, bench_server): it starts
  * build/convd on a one-listener configuration and drives N raw-protocol clients over loopback,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * loadtest - the convd daemon under load on loopback: N clients at once streaming a model over
  * the raw protocol in blocks of 64 frames, as fast as the daemon answers.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The FMA peak of this core, for the benchmarks to quote their figures against: independent
  * multiply-add chains on each instruction set convd has a path for, timed on thread CPU time.

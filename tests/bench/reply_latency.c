@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * reply_latency - how soon a reply leaves the daemon after the input that completes it
  * (docs/PROTOCOL.md, "Blocks and replies"): line and framed listeners of block = 64, under

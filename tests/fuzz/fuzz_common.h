@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * fuzz_common.h - shared by the libFuzzer harnesses (scripts/fuzz.sh builds and runs them):
  * a model that loads is run as a net on a few small blocks, a flush and a reset, and the frame

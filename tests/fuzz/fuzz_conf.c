@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The config parser: a file that parses must be consistent (every listener's and stream's
  * model index agrees with its name, names are found again); a refusal sets the error. */
 #include <stdint.h>

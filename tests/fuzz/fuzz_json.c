@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* convd model JSON through cvd_json_model_parse; a model that loads is streamed. */
 #include "fuzz_common.h"
 

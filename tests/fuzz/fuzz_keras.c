@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A Keras config (model.to_json()) through cvd_keras_load_weights, with a fixed weights file
  * (tests/data/keras/k2_weights_only.weights.h5, from the top of the tree). The config goes
  * through a file in a temporary folder: the loader reads paths. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* .nam text through cvd_nam_parse; a model that loads is streamed (fuzz_common.h). */
 #include "fuzz_common.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Protocol decoders: framed (server & client side), raw, line. Each input is decoded twice,
  * once in one piece and once in pseudo-random chunks; the transcripts must match (convd_proto.h
  * promises identical results for any split). */

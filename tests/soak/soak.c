@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * convd-soak - the daemon on loopback with healthy clients beside hostile traffic, for a set
  * time; prints whether every healthy client was served with bit-identical output, how long

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Frames in and out of files: libsndfile formats, raw float32, csv and NumPy's .npy (see
  * audiofile.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * audiofile.h - frames in and out of files for the command-line tools.
  *

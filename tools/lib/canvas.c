@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A drawing surface for plots: PNG through cairo's image surface, SVG written by hand
  * (see canvas.h).

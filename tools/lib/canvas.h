@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * canvas.h - a small 2-D drawing surface for the tools' plots, written as PNG (through cairo)
  * or as plain SVG (written by hand), chosen by the file's extension.

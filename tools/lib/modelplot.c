@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Pictures of what a model does: impulse and magnitude responses, and for nonlinear models a
  * level curve and harmonics (see modelplot.h).

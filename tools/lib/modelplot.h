@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * modelplot.h - pictures of what a model does (convd-info --plot), computed offline with
  * cvd_model_forward() and drawn on a canvas (canvas.h: PNG through cairo, or SVG).

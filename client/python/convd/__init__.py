@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """convd: a client of the convd streaming neural DSP daemon.
 
     import numpy as np, convd

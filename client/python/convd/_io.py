@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Send-while-receiving over one TCP connection, for the raw and line protocols."""
 
 from __future__ import annotations

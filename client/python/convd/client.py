@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A client of convd's framed protocol: NumPy arrays through a server's models.
 
     import convd

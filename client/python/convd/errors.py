@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Exceptions raised by the convd client, and the framed protocol's error codes."""
 
 from __future__ import annotations

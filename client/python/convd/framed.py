@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The framed protocol's codec: messages to bytes and back, with no I/O.
 
 The byte layouts are docs/PROTOCOL.md's ("Framed"), version 1; this module follows

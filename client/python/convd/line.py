@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The line protocol: one frame per line of text (docs/PROTOCOL.md, "Line").
 
     import convd.line

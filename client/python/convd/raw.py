@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The raw protocol: bare samples in, bare samples out (docs/PROTOCOL.md, "Raw").
 
     import convd.raw

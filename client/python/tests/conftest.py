@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures: a real convd daemon on a config in a temporary folder, and convd-run to compute
 what it should answer.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The client against a real convd daemon (conftest.py starts it), its results compared
 with convd-run's."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The codec without a server: docs/PROTOCOL.md's bytes, the decoder's checks, samples."""
 
 from __future__ import annotations

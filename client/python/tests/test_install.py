@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The package installs with pip (offline: --no-build-isolation uses the system's setuptools;
 PyPI is not needed) and works from where it was installed."""
 

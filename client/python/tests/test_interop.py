@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Python codec against the C one: convd-cat (client/convd_client.c) talks to a framed
 server written with this package's encoders and server-side decoder. Every message either
 side sends is checked by the other's decoder."""
