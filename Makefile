@@ -334,7 +334,7 @@ uninstall:
 	@echo "uninstall: /etc/convd/convd.conf and $(STATEDIR) (your models) are kept"
 
 # the committed .clang-format: make format applies it, make format-check lists the files that
-# differ (scripts/check-format.sh; not yet in .ci/run: the tree is formatted once first)
+# differ (scripts/check-format.sh; .ci/run runs it)
 FORMAT_SRC = $(wildcard dsp/*.[ch] model/*.[ch] proto/*.[ch] server/*.[ch] client/*.[ch] tools/*.c tools/lib/*.[ch] tests/*.[ch] tests/bench/*.[ch])
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -62,8 +62,8 @@ struct cvd_client {
     /* TLS (cvd_client_connect_tls): OpenSSL on the socket itself */
     SSL_CTX *ssl_ctx;
     SSL *ssl;
-    short tls_wants;    /* poll events the TLS layer waits for besides ours */
-    char tls_err[256];  /* OpenSSL's reason for the last TLS failure */
+    short tls_wants;   /* poll events the TLS layer waits for besides ours */
+    char tls_err[256]; /* OpenSSL's reason for the last TLS failure */
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -309,13 +309,12 @@ static int read_some(cvd_client *c, cvd_err *err)
             if (cvd_fr_decoder_finish(c->dec, &e) < 0)
                 return cl_fail(c, CVD_EFORMAT, err, "%s: %s", c->peer, e.msg);
             if (!c->end_received && !c->bye_received)
-                return cl_fail(c, CVD_EIO, err, "%s: the server closed the connection %s%s",
-                               c->peer,
-                               c->accepted ? "before the end of the stream"
-                                           : "without answering HELLO",
-                               c->accepted || c->ssl ? ""
-                                                     : " (a TLS listener? then connect with TLS: "
-                                                       "convd-cat --tls)");
+                return cl_fail(
+                    c, CVD_EIO, err, "%s: the server closed the connection %s%s", c->peer,
+                    c->accepted ? "before the end of the stream" : "without answering HELLO",
+                    c->accepted || c->ssl ? ""
+                                          : " (a TLS listener? then connect with TLS: "
+                                            "convd-cat --tls)");
             return 0;
         }
         c->in_len = (size_t)n;
@@ -342,8 +341,8 @@ static int pump(cvd_client *c, int timeout_ms, cvd_err *err)
     if (c->ssl && !c->eof && SSL_pending(c->ssl) > 0)
         return (r = read_some(c, err)) < 0 ? r : 1;
     p.fd = c->fd;
-    p.events = (short)((c->eof ? 0 : POLLIN) | (c->out_off < c->out_len ? POLLOUT : 0) |
-                       c->tls_wants);
+    p.events =
+        (short)((c->eof ? 0 : POLLIN) | (c->out_off < c->out_len ? POLLOUT : 0) | c->tls_wants);
     c->tls_wants = 0;
     p.revents = 0;
     if (p.events == 0)
@@ -636,8 +635,9 @@ static int tls_start(cvd_client *c, const char *host, const cvd_client_tls *tls,
     const double deadline = timeout_ms > 0 ? now_s() + 1e-3 * timeout_ms : 0;
     ERR_clear_error();
     if ((tls->cert && *tls->cert) != (tls->key && *tls->key))
-        return cvd_err_set(err, CVD_EINVAL, "TLS: a client certificate needs its key, and a key "
-                                            "its certificate");
+        return cvd_err_set(err, CVD_EINVAL,
+                           "TLS: a client certificate needs its key, and a key "
+                           "its certificate");
     c->ssl_ctx = SSL_CTX_new(TLS_client_method());
     if (c->ssl_ctx == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "TLS: out of memory");
@@ -669,11 +669,11 @@ static int tls_start(cvd_client *c, const char *host, const cvd_client_tls *tls,
     int is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
     if (!is_ip)
         SSL_set_tlsext_host_name(c->ssl, name);
-    if (!tls->insecure &&
-        (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name)
-               : SSL_set1_host(c->ssl, name)) != 1)
-        return cvd_err_set(err, CVD_EINVAL, "TLS: '%s' is not a name or address to check the "
-                                            "server's certificate against",
+    if (!tls->insecure && (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name)
+                                 : SSL_set1_host(c->ssl, name)) != 1)
+        return cvd_err_set(err, CVD_EINVAL,
+                           "TLS: '%s' is not a name or address to check the "
+                           "server's certificate against",
                            name);
     for (;;) {
         ERR_clear_error();

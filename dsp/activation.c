@@ -86,8 +86,7 @@ void cvd_activation_apply(cvd_activation act, float *x, size_t n)
         break;
     case CVD_ACT_SELU:
         for (i = 0; i < n; i++)
-            x[i] = 1.0507009873554805f *
-                   (x[i] > 0.0f ? x[i] : 1.6732632423543772f * expm1f(x[i]));
+            x[i] = 1.0507009873554805f * (x[i] > 0.0f ? x[i] : 1.6732632423543772f * expm1f(x[i]));
         break;
     case CVD_ACT_CELU:
         for (i = 0; i < n; i++)
@@ -160,8 +159,8 @@ void cvd_activation_apply(cvd_activation act, float *x, size_t n)
     }
 }
 
-void cvd_activation_apply_axis(cvd_activation act, float *x, size_t count, size_t step,
-                               size_t len, size_t stride)
+void cvd_activation_apply_axis(cvd_activation act, float *x, size_t count, size_t step, size_t len,
+                               size_t stride)
 {
     if (!cvd_activation_is_axis(act)) {
         /* element-wise: apply to each vector's elements */

@@ -23,33 +23,33 @@
 #include <string.h>
 
 typedef struct chain_stage {
-    cvd_net *net;         /* a model, or */
-    cvd_resampler *rs;    /* a rate change */
+    cvd_net *net;      /* a model, or */
+    cvd_resampler *rs; /* a rate change */
     int in_ch, out_ch;
     int max_block, max_out;
     double in_rate, out_rate; /* rate of the frames in and out (0: unknown, no resampling) */
-    int model;            /* index of the model (nets) */
-    float *buf;           /* max_out * out_ch: this stage's output */
+    int model;                /* index of the model (nets) */
+    float *buf;               /* max_out * out_ch: this stage's output */
 } chain_stage;
 
 struct cvd_chain {
     int n_stages;
     chain_stage *st;
     int n_models;
-    double *model_rate;  /* the rate each model runs at */
-    int *rate_assumed;   /* 1 if the model declares none */
-    char **names;        /* the models' names for messages (copies; NULL: "model N") */
-    double rate;         /* the stream's rate (0: unknown) */
+    double *model_rate; /* the rate each model runs at */
+    int *rate_assumed;  /* 1 if the model declares none */
+    char **names;       /* the models' names for messages (copies; NULL: "model N") */
+    double rate;        /* the stream's rate (0: unknown) */
     int in_ch, out_ch, max_block, max_out;
-    int flush_stage;     /* the stage being flushed */
+    int flush_stage; /* the stage being flushed */
     int finished;
     /* fixed mode */
     int fixed;
     int L;
-    float *fifo;         /* cap frames * out_ch */
+    float *fifo; /* cap frames * out_ch */
     int level, cap;
     long underruns;
-    float *tmp;          /* max_out * out_ch */
+    float *tmp; /* max_out * out_ch */
 };
 
 void cvd_chain_destroy(cvd_chain *c)
@@ -82,8 +82,7 @@ static const char *model_name(const char *const *names, int i, char *buf, size_t
     return buf;
 }
 
-static int add_resampler(cvd_chain *c, double from, double to, int ch, int max_block,
-                         cvd_err *err)
+static int add_resampler(cvd_chain *c, double from, double to, int ch, int max_block, cvd_err *err)
 {
     chain_stage *s = &c->st[c->n_stages];
     int rc = cvd_resampler_create(from, to, ch, max_block, &s->rs, err);
@@ -208,8 +207,8 @@ int cvd_chain_create(cvd_model *const *models, const char *const *names, int n_m
         return cvd_err_set(err, CVD_EINVAL, "a chain of %d models: at most %d", n_models,
                            CVD_CHAIN_MAX_MODELS);
     if (cfg->max_block <= 0 || cfg->max_block > (1 << 20))
-        return cvd_err_set(err, CVD_EINVAL, "chain: max_block=%d: must be in 1..%d",
-                           cfg->max_block, 1 << 20);
+        return cvd_err_set(err, CVD_EINVAL, "chain: max_block=%d: must be in 1..%d", cfg->max_block,
+                           1 << 20);
     if (cfg->rate != 0 && !(cfg->rate >= 1000 && cfg->rate <= 768000))
         return cvd_err_set(err, CVD_EINVAL, "chain: rate %g Hz: must be in 1000..768000",
                            cfg->rate);
@@ -253,8 +252,7 @@ int cvd_chain_create(cvd_model *const *models, const char *const *names, int n_m
         if (cvd_model_in_channels(m) != ch) {
             rc = cvd_err_set(err, CVD_EINVAL, "%s takes %d channels, but %s gives %d",
                              model_name(names, i, nm, sizeof nm), cvd_model_in_channels(m),
-                             i ? model_name(names, i - 1, nm2, sizeof nm2) : "the stream",
-                             ch);
+                             i ? model_name(names, i - 1, nm2, sizeof nm2) : "the stream", ch);
             goto fail;
         }
         if (!alone && (windowed || cvd_model_rate_ratio(m) != 1.0)) {
@@ -370,8 +368,8 @@ double cvd_chain_latency(const cvd_chain *c)
     double sec = 0, frames = 0;
     for (int i = 0; i < c->n_stages; i++) {
         const chain_stage *s = &c->st[i];
-        double lat = s->net ? cvd_model_latency(cvd_net_model(s->net))
-                            : cvd_resampler_latency(s->rs);
+        double lat =
+            s->net ? cvd_model_latency(cvd_net_model(s->net)) : cvd_resampler_latency(s->rs);
         if (s->out_rate > 0)
             sec += lat / s->out_rate;
         else
@@ -444,12 +442,10 @@ void cvd_chain_describe(const cvd_chain *c, char *buf, size_t n)
                          c->rate_assumed[s->model] ? " (assumed)" : "");
         else if (s->net)
             w = snprintf(buf + used, n - used, "%smodel %d at %g Hz%s", i ? " -> " : "",
-                         s->model + 1, s->in_rate,
-                         c->rate_assumed[s->model] ? " (assumed)" : "");
+                         s->model + 1, s->in_rate, c->rate_assumed[s->model] ? " (assumed)" : "");
         else
             w = snprintf(buf + used, n - used, "%sresample %g -> %g Hz (holds %d frames)",
-                         i ? " -> " : "", s->in_rate, s->out_rate,
-                         cvd_resampler_latency(s->rs));
+                         i ? " -> " : "", s->in_rate, s->out_rate, cvd_resampler_latency(s->rs));
         if (w < 0)
             break;
         used += (size_t)w;

@@ -74,8 +74,8 @@ int cvd_padding_parse(const char *s, cvd_padding *out, cvd_err *err)
             return CVD_OK;
         }
     }
-    return cvd_err_set(err, CVD_EINVAL,
-                       "padding='%s': must be one of valid, same, causal", s ? s : "(null)");
+    return cvd_err_set(err, CVD_EINVAL, "padding='%s': must be one of valid, same, causal",
+                       s ? s : "(null)");
 }
 
 const char *cvd_padding_name(cvd_padding p)
@@ -102,8 +102,7 @@ int cvd_data_format_parse(const char *s, cvd_data_format *out, cvd_err *err)
         *out = CVD_CHANNELS_FIRST;
         return CVD_OK;
     }
-    return cvd_err_set(err, CVD_EINVAL,
-                       "data_format='%s': must be channels_last or channels_first",
+    return cvd_err_set(err, CVD_EINVAL, "data_format='%s': must be channels_last or channels_first",
                        s ? s : "(null)");
 }
 
@@ -149,8 +148,8 @@ int cvd_conv_config_check(const cvd_conv_config *cfg, int in_channels, cvd_err *
         return cvd_err_set(err, CVD_EINVAL, "%s: dilation_rate=%d: must be > 0", cls,
                            cfg->dilation_rate);
     if ((unsigned)cfg->padding > CVD_PAD_CAUSAL)
-        return cvd_err_set(err, CVD_EINVAL, "%s: padding=%d: must be valid, same or causal",
-                           cls, (int)cfg->padding);
+        return cvd_err_set(err, CVD_EINVAL, "%s: padding=%d: must be valid, same or causal", cls,
+                           (int)cfg->padding);
     if (cfg->padding == CVD_PAD_CAUSAL && cfg->kind != CVD_CONV1D)
         return cvd_err_set(err, CVD_EINVAL,
                            "%s: padding='causal': only Conv1D supports causal padding", cls);
@@ -169,12 +168,10 @@ int cvd_conv_config_check(const cvd_conv_config *cfg, int in_channels, cvd_err *
                            cfg->depth_multiplier);
     if (cfg->kind == CVD_CONV1D) {
         if (cfg->groups <= 0)
-            return cvd_err_set(err, CVD_EINVAL, "%s: groups=%d: must be > 0", cls,
-                               cfg->groups);
+            return cvd_err_set(err, CVD_EINVAL, "%s: groups=%d: must be > 0", cls, cfg->groups);
         if (cfg->filters % cfg->groups != 0)
-            return cvd_err_set(err, CVD_EINVAL,
-                               "%s: filters=%d: must be divisible by groups=%d", cls,
-                               cfg->filters, cfg->groups);
+            return cvd_err_set(err, CVD_EINVAL, "%s: filters=%d: must be divisible by groups=%d",
+                               cls, cfg->filters, cfg->groups);
         if (in_channels > 0 && in_channels % cfg->groups != 0)
             return cvd_err_set(err, CVD_EINVAL,
                                "%s: input channels=%d: must be divisible by groups=%d", cls,
@@ -196,20 +193,17 @@ int cvd_conv_config_check(const cvd_conv_config *cfg, int in_channels, cvd_err *
                                cfg->output_padding, cfg->strides);
     }
     if (in_channels < 0)
-        return cvd_err_set(err, CVD_EINVAL, "%s: input channels=%d: must be > 0", cls,
-                           in_channels);
+        return cvd_err_set(err, CVD_EINVAL, "%s: input channels=%d: must be > 0", cls, in_channels);
     if ((long long)(cfg->kernel_size - 1) * cfg->dilation_rate > (1 << 24) ||
-        cfg->strides > (1 << 20) || cfg->filters > (1 << 20) ||
-        cfg->depth_multiplier > (1 << 16) || in_channels > (1 << 20))
+        cfg->strides > (1 << 20) || cfg->filters > (1 << 20) || cfg->depth_multiplier > (1 << 16) ||
+        in_channels > (1 << 20))
         return cvd_err_set(err, CVD_EINVAL,
                            "%s: kernel_size=%d, dilation_rate=%d, strides=%d, filters=%d: "
                            "too large",
-                           cls, cfg->kernel_size, cfg->dilation_rate, cfg->strides,
-                           cfg->filters);
+                           cls, cfg->kernel_size, cfg->dilation_rate, cfg->strides, cfg->filters);
     /* sizes that would overflow the arithmetic below are refused rather than wrapped: each
      * factor, then the products (channels of the depthwise stage, values of a kernel) */
-    if (in_channels > 0 &&
-        (long long)in_channels * cfg->depth_multiplier > (1 << 20) &&
+    if (in_channels > 0 && (long long)in_channels * cfg->depth_multiplier > (1 << 20) &&
         (cfg->kind == CVD_DEPTHWISE_CONV1D || cfg->kind == CVD_SEPARABLE_CONV1D))
         return cvd_err_set(err, CVD_EINVAL,
                            "%s: input channels=%d with depth_multiplier=%d: more than %d "
@@ -430,8 +424,8 @@ void cvd_layer_destroy(cvd_layer *L)
     free(L);
 }
 
-int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
-                     cvd_layer **out, cvd_err *err)
+int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block, cvd_layer **out,
+                     cvd_err *err)
 {
     cvd_layer *L;
     int rc;
@@ -441,8 +435,7 @@ int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
         return cvd_err_set(err, CVD_EINVAL, "%s: input channels=%d: must be > 0",
                            cvd_layer_kind_name(cfg->kind), in_channels);
     if (max_block <= 0 || max_block > (1 << 20))
-        return cvd_err_set(err, CVD_EINVAL, "max_block=%d: must be in 1..%d", max_block,
-                           1 << 20);
+        return cvd_err_set(err, CVD_EINVAL, "max_block=%d: must be in 1..%d", max_block, 1 << 20);
     rc = cvd_conv_config_check(cfg, in_channels, err);
     if (rc < 0)
         return rc;
@@ -526,8 +519,7 @@ int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
     if (L->kind != CVD_CONV1D_TRANSPOSE) {
         int B = cvd_conv_fft_choose(L->kind, L->C, L->Fc, L->G, L->ek, L->s);
         if (B > 0) {
-            rc = cvd_fftconv_create(L->C, L->Fc, L->G, L->ek, B, cvd_isa_active(), &L->fft,
-                                    err);
+            rc = cvd_fftconv_create(L->C, L->Fc, L->G, L->ek, B, cvd_isa_active(), &L->fft, err);
             if (rc < 0) {
                 cvd_layer_destroy(L);
                 return rc;
@@ -587,8 +579,8 @@ int cvd_layer_latency(const cvd_layer *L)
 
 size_t cvd_layer_state_bytes(const cvd_layer *L)
 {
-    return ((size_t)L->cap * L->C + (size_t)L->max_block * L->C +
-            (size_t)L->core_max * L->Fc + (size_t)L->max_out * L->F) *
+    return ((size_t)L->cap * L->C + (size_t)L->max_block * L->C + (size_t)L->core_max * L->Fc +
+            (size_t)L->max_out * L->F) *
                sizeof(float) +
            (L->fft ? cvd_fftconv_state_bytes(L->fft) : 0);
 }
@@ -1050,8 +1042,7 @@ int cvd_layer_forward(const cvd_layer *L, const float *in, long n, float *out, l
             for (int f = 0; f < F; f++)
                 out[(size_t)f * nl + o] = y[(size_t)o * F + f];
         if (cvd_activation_is_axis(c->activation)) /* last axis: time */
-            cvd_activation_apply_axis(c->activation, out, (size_t)F, (size_t)nl, (size_t)nl,
-                                      1);
+            cvd_activation_apply_axis(c->activation, out, (size_t)F, (size_t)nl, (size_t)nl, 1);
         else
             cvd_activation_apply(c->activation, out, (size_t)nl * F);
     }

@@ -34,10 +34,10 @@ struct cvd_layer {
     cvd_gemm_fn pw_fn; /* Separable's pointwise stage */
 
     /* stream state (reset clears it) */
-    long nin;   /* real input frames received */
-    long nout;  /* output frames emitted */
-    long pos0;  /* stream position of hist frame 0 (padded stream for core convs) */
-    int len;    /* frames in hist */
+    long nin;  /* real input frames received */
+    long nout; /* output frames emitted */
+    long pos0; /* stream position of hist frame 0 (padded stream for core convs) */
+    int len;   /* frames in hist */
     int finished;
     float *hist;     /* cap * C */
     float *tmp_in;   /* max_block * C: channels_first input as frames */
@@ -51,7 +51,7 @@ struct cvd_layer {
 };
 
 /* kernels.c */
-int cvd_kernels_init(struct cvd_layer *L);     /* at create: choose kernels, allocate */
+int cvd_kernels_init(struct cvd_layer *L); /* at create: choose kernels, allocate */
 /* m core-conv output frames from the padded history at x (frame stride C), into y (Fc wide,
  * frame stride Fc). Output t reads frames t*s + j*d. No bias, no activation. */
 void cvd_kernel_conv(const struct cvd_layer *L, const float *x, int m, float *y);

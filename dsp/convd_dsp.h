@@ -10,8 +10,8 @@
  *   streaming: cvd_layer_process() takes blocks of any length from 0 to max_block and
  *              returns the output frames that are final; cvd_layer_flush() ends the stream.
  *              The concatenated output of any split of an input, followed by a flush, equals
- *              the offline output (docs/LAYERS.md has the streaming rules, e.g. same padding with strides > 1).
- *              Real-time safe: no allocation, no lock, no system call.
+ *              the offline output (docs/LAYERS.md has the streaming rules, e.g. same padding with
+ * strides > 1). Real-time safe: no allocation, no lock, no system call.
  *
  * Tensor layouts follow the layer's data_format, without the batch axis:
  *   channels_last:  x[t * C + c]   (frames, channels interleaved)
@@ -32,13 +32,13 @@ extern "C" {
 
 /* ---- errors ---------------------------------------------------------------------------- */
 
-#define CVD_ERRNO_MAP(X)                                                                     \
-    X(EINVAL, -1, "invalid argument")                                                       \
-    X(ENOMEM, -2, "out of memory")                                                          \
-    X(ERANGE, -3, "block larger than the maximum block size")                              \
-    X(EUNSUPPORTED, -4, "not supported")                                                    \
-    X(EFORMAT, -5, "malformed input")                                                       \
-    X(EIO, -6, "input/output error")                                                        \
+#define CVD_ERRNO_MAP(X)                                                                           \
+    X(EINVAL, -1, "invalid argument")                                                              \
+    X(ENOMEM, -2, "out of memory")                                                                 \
+    X(ERANGE, -3, "block larger than the maximum block size")                                      \
+    X(EUNSUPPORTED, -4, "not supported")                                                           \
+    X(EFORMAT, -5, "malformed input")                                                              \
+    X(EIO, -6, "input/output error")                                                               \
     X(ESTATE, -7, "operation not valid in this state")
 
 enum {
@@ -74,33 +74,33 @@ void cvd_err_prefix(cvd_err *err, const char *fmt, ...)
 
 /* ---- activations ----------------------------------------------------------------------- */
 
-#define CVD_ACTIVATION_MAP(X)                                                                \
-    X(LINEAR, "linear")                                                                     \
-    X(RELU, "relu")                                                                         \
-    X(RELU6, "relu6")                                                                       \
-    X(LEAKY_RELU, "leaky_relu")                                                             \
-    X(ELU, "elu")                                                                           \
-    X(SELU, "selu")                                                                         \
-    X(CELU, "celu")                                                                         \
-    X(GELU, "gelu")                                                                         \
-    X(SIGMOID, "sigmoid")                                                                   \
-    X(HARD_SIGMOID, "hard_sigmoid")                                                         \
-    X(TANH, "tanh")                                                                         \
-    X(HARD_TANH, "hard_tanh")                                                               \
-    X(SOFTPLUS, "softplus")                                                                 \
-    X(SOFTSIGN, "softsign")                                                                 \
-    X(SILU, "silu")                                                                         \
-    X(SWISH, "swish")                                                                       \
-    X(HARD_SILU, "hard_silu")                                                               \
-    X(HARD_SWISH, "hard_swish")                                                             \
-    X(MISH, "mish")                                                                         \
-    X(EXPONENTIAL, "exponential")                                                           \
-    X(LOG_SIGMOID, "log_sigmoid")                                                           \
-    X(TANH_SHRINK, "tanh_shrink")                                                           \
-    X(HARD_SHRINK, "hard_shrink")                                                           \
-    X(SOFT_SHRINK, "soft_shrink")                                                           \
-    X(SQUAREPLUS, "squareplus")                                                             \
-    X(SOFTMAX, "softmax")                                                                   \
+#define CVD_ACTIVATION_MAP(X)                                                                      \
+    X(LINEAR, "linear")                                                                            \
+    X(RELU, "relu")                                                                                \
+    X(RELU6, "relu6")                                                                              \
+    X(LEAKY_RELU, "leaky_relu")                                                                    \
+    X(ELU, "elu")                                                                                  \
+    X(SELU, "selu")                                                                                \
+    X(CELU, "celu")                                                                                \
+    X(GELU, "gelu")                                                                                \
+    X(SIGMOID, "sigmoid")                                                                          \
+    X(HARD_SIGMOID, "hard_sigmoid")                                                                \
+    X(TANH, "tanh")                                                                                \
+    X(HARD_TANH, "hard_tanh")                                                                      \
+    X(SOFTPLUS, "softplus")                                                                        \
+    X(SOFTSIGN, "softsign")                                                                        \
+    X(SILU, "silu")                                                                                \
+    X(SWISH, "swish")                                                                              \
+    X(HARD_SILU, "hard_silu")                                                                      \
+    X(HARD_SWISH, "hard_swish")                                                                    \
+    X(MISH, "mish")                                                                                \
+    X(EXPONENTIAL, "exponential")                                                                  \
+    X(LOG_SIGMOID, "log_sigmoid")                                                                  \
+    X(TANH_SHRINK, "tanh_shrink")                                                                  \
+    X(HARD_SHRINK, "hard_shrink")                                                                  \
+    X(SOFT_SHRINK, "soft_shrink")                                                                  \
+    X(SQUAREPLUS, "squareplus")                                                                    \
+    X(SOFTMAX, "softmax")                                                                          \
     X(LOG_SOFTMAX, "log_softmax")
 
 typedef enum cvd_activation {
@@ -120,8 +120,8 @@ int cvd_activation_is_axis(cvd_activation act);
 void cvd_activation_apply(cvd_activation act, float *x, size_t n);
 /* softmax / log_softmax over `len` values spaced by `stride`, for `count` vectors each
  * `step` apart. Real-time safe. */
-void cvd_activation_apply_axis(cvd_activation act, float *x, size_t count, size_t step,
-                               size_t len, size_t stride);
+void cvd_activation_apply_axis(cvd_activation act, float *x, size_t count, size_t step, size_t len,
+                               size_t stride);
 
 /* ---- the Conv1D family ----------------------------------------------------------------- */
 
@@ -139,17 +139,17 @@ typedef enum cvd_data_format { CVD_CHANNELS_LAST = 0, CVD_CHANNELS_FIRST } cvd_d
 /* The arguments of a layer, under Keras's names. cvd_conv_config_init() sets Keras's defaults. */
 typedef struct cvd_conv_config {
     cvd_layer_kind kind;
-    int filters;          /* Conv1D, Conv1DTranspose, SeparableConv1D; unused by Depthwise */
-    int kernel_size;      /* required */
-    int strides;          /* default 1 */
-    cvd_padding padding;  /* default valid */
+    int filters;                 /* Conv1D, Conv1DTranspose, SeparableConv1D; unused by Depthwise */
+    int kernel_size;             /* required */
+    int strides;                 /* default 1 */
+    cvd_padding padding;         /* default valid */
     cvd_data_format data_format; /* default channels_last */
-    int dilation_rate;    /* default 1 */
-    int groups;           /* Conv1D only; default 1 */
-    int depth_multiplier; /* DepthwiseConv1D, SeparableConv1D; default 1 */
-    int output_padding;   /* Conv1DTranspose; -1 means None (the default) */
-    cvd_activation activation; /* default linear */
-    int use_bias;         /* default 1 */
+    int dilation_rate;           /* default 1 */
+    int groups;                  /* Conv1D only; default 1 */
+    int depth_multiplier;        /* DepthwiseConv1D, SeparableConv1D; default 1 */
+    int output_padding;          /* Conv1DTranspose; -1 means None (the default) */
+    cvd_activation activation;   /* default linear */
+    int use_bias;                /* default 1 */
 } cvd_conv_config;
 
 /* Keras's defaults for `kind`; filters and kernel_size are left 0 (required). */
@@ -177,8 +177,8 @@ typedef struct cvd_layer cvd_layer;
  * (max_block >= 1). All memory is allocated here. Weights start as Keras would create them:
  * glorot_uniform kernels from seed 0 and zero biases; set them with cvd_layer_set_weights()
  * or re-seed with cvd_layer_init_weights(). */
-int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
-                     cvd_layer **out, cvd_err *err);
+int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block, cvd_layer **out,
+                     cvd_err *err);
 void cvd_layer_destroy(cvd_layer *layer);
 
 const cvd_conv_config *cvd_layer_config(const cvd_layer *layer);
@@ -205,8 +205,8 @@ long cvd_layer_output_length(const cvd_layer *layer, long n, cvd_err *err);
 
 /* Offline: the whole sequence of n frames in, Keras's output (length from
  * cvd_layer_output_length) out. `out` must hold that many frames. Allocates temporaries. */
-int cvd_layer_forward(const cvd_layer *layer, const float *in, long n, float *out,
-                      long *n_out, cvd_err *err);
+int cvd_layer_forward(const cvd_layer *layer, const float *in, long n, float *out, long *n_out,
+                      cvd_err *err);
 
 /* Streaming. Returns CVD_EUNSUPPORTED (with a message) if the layer cannot stream, e.g.
  * softmax with channels_first, which needs the whole time axis. */
@@ -343,22 +343,22 @@ typedef enum cvd_node_op {
     CVD_NODE_AVERAGE,
     CVD_NODE_MAXIMUM,
     CVD_NODE_MINIMUM,
-    CVD_NODE_CONCATENATE, /* along channels */
-    CVD_NODE_IDENTITY, /* also Dropout, SpatialDropout1D, GaussianNoise, ... at inference */
-    CVD_NODE_WAVENET,  /* a whole NAM-style WaveNet, fused */
-    CVD_NODE_BATCH_NORM,       /* BatchNormalization, inference form */
-    CVD_NODE_LAYER_NORM,       /* LayerNormalization */
-    CVD_NODE_RESCALING,        /* y = x * scale + offset */
-    CVD_NODE_ZERO_PADDING,     /* ZeroPadding1D: zero frames before and after */
-    CVD_NODE_CROPPING,         /* Cropping1D: frames dropped at the start and the end */
-    CVD_NODE_UPSAMPLING,       /* UpSampling1D: every frame repeated */
-    CVD_NODE_MAX_POOL,         /* MaxPooling1D */
-    CVD_NODE_AVG_POOL,         /* AveragePooling1D */
-    CVD_NODE_GLOBAL_MAX_POOL,  /* GlobalMaxPooling1D (windowed) */
-    CVD_NODE_GLOBAL_AVG_POOL,  /* GlobalAveragePooling1D (windowed) */
-    CVD_NODE_FLATTEN,          /* Flatten (windowed) */
-    CVD_NODE_RESHAPE,          /* Reshape (windowed) */
-    CVD_NODE_PERMUTE,          /* Permute: (1, 2) streams, (2, 1) swaps time and channels */
+    CVD_NODE_CONCATENATE,     /* along channels */
+    CVD_NODE_IDENTITY,        /* also Dropout, SpatialDropout1D, GaussianNoise, ... at inference */
+    CVD_NODE_WAVENET,         /* a whole NAM-style WaveNet, fused */
+    CVD_NODE_BATCH_NORM,      /* BatchNormalization, inference form */
+    CVD_NODE_LAYER_NORM,      /* LayerNormalization */
+    CVD_NODE_RESCALING,       /* y = x * scale + offset */
+    CVD_NODE_ZERO_PADDING,    /* ZeroPadding1D: zero frames before and after */
+    CVD_NODE_CROPPING,        /* Cropping1D: frames dropped at the start and the end */
+    CVD_NODE_UPSAMPLING,      /* UpSampling1D: every frame repeated */
+    CVD_NODE_MAX_POOL,        /* MaxPooling1D */
+    CVD_NODE_AVG_POOL,        /* AveragePooling1D */
+    CVD_NODE_GLOBAL_MAX_POOL, /* GlobalMaxPooling1D (windowed) */
+    CVD_NODE_GLOBAL_AVG_POOL, /* GlobalAveragePooling1D (windowed) */
+    CVD_NODE_FLATTEN,         /* Flatten (windowed) */
+    CVD_NODE_RESHAPE,         /* Reshape (windowed) */
+    CVD_NODE_PERMUTE,         /* Permute: (1, 2) streams, (2, 1) swaps time and channels */
     CVD_NODE_OP_COUNT
 } cvd_node_op;
 
@@ -387,8 +387,8 @@ void cvd_model_unref(cvd_model *m);
 /* Each add returns the new node's index (>= 1) or a negative error; name may be NULL. */
 int cvd_model_add_conv(cvd_model *m, const char *name, const cvd_conv_config *cfg, int input,
                        cvd_err *err);
-int cvd_model_add_dense(cvd_model *m, const char *name, int units, cvd_activation act,
-                        int use_bias, int input, cvd_err *err);
+int cvd_model_add_dense(cvd_model *m, const char *name, int units, cvd_activation act, int use_bias,
+                        int input, cvd_err *err);
 int cvd_model_add_activation(cvd_model *m, const char *name, cvd_activation act, int input,
                              cvd_err *err);
 /* ADD .. CONCATENATE and IDENTITY; inputs must have equal channels except for CONCATENATE. */
@@ -442,8 +442,8 @@ int cvd_model_add_identity(cvd_model *m, const char *name, const char *keras_cla
                            cvd_err *err);
 /* softmax / log_softmax (or an element-wise activation) along `axis`; CVD_AXIS_TIME needs
  * the whole window. */
-int cvd_model_add_activation_axis(cvd_model *m, const char *name, cvd_activation act,
-                                  cvd_axis axis, int input, cvd_err *err);
+int cvd_model_add_activation_axis(cvd_model *m, const char *name, cvd_activation act, cvd_axis axis,
+                                  int input, cvd_err *err);
 /* Inference: y = (x - moving_mean) / sqrt(moving_variance + epsilon) * gamma + beta, per
  * index along `axis`. Variables in Keras's order, only those present: gamma (scale), beta
  * (center), moving_mean, moving_variance; initially ones, zeros, zeros, ones. */
@@ -453,8 +453,8 @@ int cvd_model_add_batch_norm(cvd_model *m, const char *name, cvd_axis axis, floa
  * gamma (scale or rms_scaling), beta (center, not with rms_scaling). */
 int cvd_model_add_layer_norm(cvd_model *m, const char *name, cvd_axis axis, float epsilon,
                              int center, int scale, int rms_scaling, int input, cvd_err *err);
-int cvd_model_add_rescaling(cvd_model *m, const char *name, float scale, float offset,
-                            int input, cvd_err *err);
+int cvd_model_add_rescaling(cvd_model *m, const char *name, float scale, float offset, int input,
+                            cvd_err *err);
 /* ZeroPadding1D (CVD_NODE_ZERO_PADDING) or Cropping1D (CVD_NODE_CROPPING) on the time axis. */
 int cvd_model_add_pad_crop(cvd_model *m, const char *name, cvd_node_op op, int left, int right,
                            int input, cvd_err *err);
@@ -505,8 +505,7 @@ int cvd_model_node_windowed(const cvd_model *m, int node);
 int cvd_model_var_count(const cvd_model *m, int node);
 int cvd_model_var_shape(const cvd_model *m, int node, int index, int shape[3]);
 size_t cvd_model_var_size(const cvd_model *m, int node, int index);
-int cvd_model_set_var(cvd_model *m, int node, int index, const float *data, size_t n,
-                      cvd_err *err);
+int cvd_model_set_var(cvd_model *m, int node, int index, const float *data, size_t n, cvd_err *err);
 /* glorot_uniform kernels and zero biases for every node, from one seed. */
 void cvd_model_init_weights(cvd_model *m, uint64_t seed);
 
@@ -669,9 +668,9 @@ void cvd_chain_describe(const cvd_chain *c, char *buf, size_t n);
 /* What a model file says of its levels (NAM's .nam metadata; docs/MODEL_FORMAT.md). */
 typedef struct cvd_levels {
     int has_loudness;
-    double loudness;         /* dB: the model's output loudness for NAM's standard input */
+    double loudness; /* dB: the model's output loudness for NAM's standard input */
     int has_input_level;
-    double input_level_dbu;  /* dBu at the captured gear's input for a full-scale sample */
+    double input_level_dbu; /* dBu at the captured gear's input for a full-scale sample */
     int has_output_level;
     double output_level_dbu; /* dBu at its output for a full-scale sample */
 } cvd_levels;
@@ -697,8 +696,7 @@ typedef enum cvd_output_mode {
 /* NAM's plugin's rules, in dB. Input: gain_db, plus (interface_dbu - input_level_dbu) when
  * `calibrate` and the model declares its input level; interface_dbu is the dBu of a
  * full-scale sample at the audio interface's input. Output: gain_db plus the mode's term. */
-double cvd_input_gain_db(const cvd_levels *lv, double gain_db, int calibrate,
-                         double interface_dbu);
+double cvd_input_gain_db(const cvd_levels *lv, double gain_db, int calibrate, double interface_dbu);
 double cvd_output_gain_db(const cvd_levels *lv, double gain_db, cvd_output_mode mode,
                           double interface_dbu);
 float cvd_db_to_gain(double db);

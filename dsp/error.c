@@ -11,8 +11,8 @@ const char *cvd_strerror(int code)
     switch (code) {
     case CVD_OK:
         return "success";
-#define CVD__ERR_TEXT(name, val, text)                                                       \
-    case CVD_##name:                                                                         \
+#define CVD__ERR_TEXT(name, val, text)                                                             \
+    case CVD_##name:                                                                               \
         return text;
         CVD_ERRNO_MAP(CVD__ERR_TEXT)
 #undef CVD__ERR_TEXT
@@ -26,8 +26,8 @@ const char *cvd_err_name(int code)
     switch (code) {
     case CVD_OK:
         return "CVD_OK";
-#define CVD__ERR_NAME(name, val, text)                                                       \
-    case CVD_##name:                                                                         \
+#define CVD__ERR_NAME(name, val, text)                                                             \
+    case CVD_##name:                                                                               \
         return "CVD_" #name;
         CVD_ERRNO_MAP(CVD__ERR_NAME)
 #undef CVD__ERR_NAME

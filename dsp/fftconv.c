@@ -101,8 +101,8 @@ static void cmac_portable(const float *xr, const float *xi, const float *hr, con
 
 /* Tiles of 64 frames in four registers; masked loads at the end, so every frame sees the
  * same fused multiply-adds in the same order wherever it falls. */
-__attribute__((target("avx512f"))) static void head_avx512(const float *x, int n,
-                                                            const float *hr, int B, float *y)
+__attribute__((target("avx512f"))) static void head_avx512(const float *x, int n, const float *hr,
+                                                           int B, float *y)
 {
     for (int t = 0; t < n; t += 64) {
         __mmask16 m[4];
@@ -127,8 +127,7 @@ __attribute__((target("avx512f"))) static void head_avx512(const float *x, int n
             for (int i = 0; i < B; i++) {
                 const __m512 h = _mm512_set1_ps(hr[i]);
                 for (int v = 0; v < 4; v++)
-                    a[v] = _mm512_fmadd_ps(h, _mm512_maskz_loadu_ps(m[v], xt + i + 16 * v),
-                                           a[v]);
+                    a[v] = _mm512_fmadd_ps(h, _mm512_maskz_loadu_ps(m[v], xt + i + 16 * v), a[v]);
             }
         }
         for (int v = 0; v < 4; v++)
@@ -137,8 +136,8 @@ __attribute__((target("avx512f"))) static void head_avx512(const float *x, int n
 }
 
 __attribute__((target("avx512f"))) static void cmac_avx512(const float *xr, const float *xi,
-                                                            const float *hr, const float *hi,
-                                                            float *ar, float *ai, int S)
+                                                           const float *hr, const float *hi,
+                                                           float *ar, float *ai, int S)
 {
     for (int k = 0; k < S; k += 16) {
         const __m512 a = _mm512_load_ps(xr + k), b = _mm512_load_ps(xi + k);
@@ -155,8 +154,8 @@ __attribute__((target("avx512f"))) static void cmac_avx512(const float *xr, cons
 
 /* Tiles of 32 frames; the frames after the last whole vector take the same fused
  * multiply-adds one at a time (fmaf rounds exactly as the vector instruction does). */
-__attribute__((target("avx2,fma"))) static void head_avx2(const float *x, int n,
-                                                          const float *hr, int B, float *y)
+__attribute__((target("avx2,fma"))) static void head_avx2(const float *x, int n, const float *hr,
+                                                          int B, float *y)
 {
     int t = 0;
     for (; t + 32 <= n; t += 32) {
@@ -281,12 +280,12 @@ int cvd_fftconv_create(int C, int F, int G, int taps, int B, cvd_isa isa, cvd_ff
     fc->tail = falloc((size_t)F * B);
     fc->yh = falloc((size_t)B);
     fc->scratch = falloc((size_t)taps + 2 * (size_t)B);
-    if (!fc->xb || !fc->hr || !fc->H || !fc->X || !fc->acc || !fc->ttime || !fc->tail ||
-        !fc->yh || !fc->scratch) {
+    if (!fc->xb || !fc->hr || !fc->H || !fc->X || !fc->acc || !fc->ttime || !fc->tail || !fc->yh ||
+        !fc->scratch) {
         cvd_fftconv_destroy(fc);
         return cvd_err_set(err, CVD_ENOMEM,
-                           "FFT convolution of %d taps, %d x %d channels: out of memory", taps,
-                           C, F);
+                           "FFT convolution of %d taps, %d x %d channels: out of memory", taps, C,
+                           F);
     }
     if (fc->P > 1) {
         /* every array given to the execute functions is 64-byte aligned, as these are */
@@ -299,8 +298,7 @@ int cvd_fftconv_create(int C, int F, int G, int taps, int B, cvd_isa isa, cvd_ff
         unlock_planner();
         if (fc->fwd == NULL || fc->inv == NULL) {
             cvd_fftconv_destroy(fc);
-            return cvd_err_set(err, CVD_ENOMEM, "FFTW could not plan an FFT of %d points",
-                               2 * B);
+            return cvd_err_set(err, CVD_ENOMEM, "FFTW could not plan an FFT of %d points", 2 * B);
         }
     }
     fc->head = head_portable;
@@ -469,8 +467,8 @@ void cvd_fftconv_process(cvd_fftconv *fc, const float *x, int n, float *y)
  * Xeon-class core) by `bench_longconv --crossover` (which prints the measured ns/frame of the
  * direct form and of every partition next to this model's choice): ns per frame at block 64,
  * fitted by least squares over 1->1, 1->2, 2->2 (groups 2), 4->4 and 16->16 channels and
- * 16..8192 taps (median error 7% on AVX-512, 13% on AVX2, 12% portable). A table, not a calibration at load:
- * the same model file gives the same numbers in every process (the daemon's stream and
+ * 16..8192 taps (median error 7% on AVX-512, 13% on AVX2, 12% portable). A table, not a calibration
+ * at load: the same model file gives the same numbers in every process (the daemon's stream and
  * convd-run compare equal) and loading stays fast; near the switch point both paths cost
  * about the same, so the model's error costs little there.
  */

@@ -87,15 +87,17 @@ static int zpath(fz_ctx *c, int p, int x, int C, int *end, cvd_activation *act, 
     const cvd_conv_config *k = conv_cfg(m, p);
     *mix = -1;
     if (k->kind != CVD_CONV1D || k->groups != 1 || k->strides != 1)
-        return fz_fail(c, "'%s' is a %s with strides %d and groups %d: the fused layer is a "
-                          "Conv1D with strides 1 and groups 1",
+        return fz_fail(c,
+                       "'%s' is a %s with strides %d and groups %d: the fused layer is a "
+                       "Conv1D with strides 1 and groups 1",
                        nm(c, p), cvd_layer_kind_name(k->kind), k->strides, k->groups);
     if (k->padding != CVD_PAD_CAUSAL)
         return fz_fail(c, "'%s' has padding '%s': the fused layer's convolution is causal",
                        nm(c, p), cvd_padding_name(k->padding));
     if (k->filters != C)
-        return fz_fail(c, "'%s' has %d filters, its input %d channels: a fused layer keeps "
-                          "the channels",
+        return fz_fail(c,
+                       "'%s' has %d filters, its input %d channels: a fused layer keeps "
+                       "the channels",
                        nm(c, p), k->filters, C);
     mark(c, p);
     if (k->activation != CVD_ACT_LINEAR) {
@@ -118,12 +120,14 @@ static int zpath(fz_ctx *c, int p, int x, int C, int *end, cvd_activation *act, 
             return 0; /* not a mixin: the caller sees an Add where it expects the layer's
                        * activation, and says so */
         if (c->ncons[n1] != 1)
-            return fz_fail(c, "the mixin Add '%s' feeds %d nodes: a fused layer's "
-                              "activation alone reads it",
+            return fz_fail(c,
+                           "the mixin Add '%s' feeds %d nodes: a fused layer's "
+                           "activation alone reads it",
                            nm(c, n1), c->ncons[n1]);
         if (m->nodes[c->cons[n1][0]].op != CVD_NODE_ACTIVATION)
-            return fz_fail(c, "the mixin Add '%s' is followed by '%s' (%s), not by an "
-                              "Activation: a layer in between",
+            return fz_fail(c,
+                           "the mixin Add '%s' is followed by '%s' (%s), not by an "
+                           "Activation: a layer in between",
                            nm(c, n1), nm(c, c->cons[n1][0]),
                            cvd_node_class(&m->nodes[c->cons[n1][0]]));
         *mix = q;
@@ -152,8 +156,7 @@ static int is_layer_conv(const cvd_model *m, int i, int h)
 
 /* One layer array from h0 (of C channels); prev_head is the previous array's head 1x1 (or
  * -1). On success *next_h is the array's output h (or -1) and the array is filled in. */
-static int match_array(fz_ctx *c, cvd_fusion *f, int ai, int h, int x, int prev_head,
-                       int *next_h)
+static int match_array(fz_ctx *c, cvd_fusion *f, int ai, int h, int x, int prev_head, int *next_h)
 {
     const cvd_model *m = c->m;
     cvd_wn_array *wa = &f->cfg->arrays[ai];
@@ -188,8 +191,9 @@ static int match_array(fz_ctx *c, cvd_fusion *f, int ai, int h, int x, int prev_
         if (L == CVD_WN_MAX_LAYERS)
             return fz_fail(c, "more than %d layers in an array", CVD_WN_MAX_LAYERS);
         if (other >= 0 && h != x) /* (the input may have readers of its own) */
-            return fz_fail(c, "'%s' (%s) reads '%s', the input of a WaveNet layer: a layer "
-                              "in between",
+            return fz_fail(c,
+                           "'%s' (%s) reads '%s', the input of a WaveNet layer: a layer "
+                           "in between",
                            nm(c, other), cvd_node_class(&m->nodes[other]), nm(c, h));
         cvd_wn_layer *wl = &wa->layers[L];
         cvd_fuse_layer *fl = &fa->layers[L];
@@ -214,14 +218,16 @@ static int match_array(fz_ctx *c, cvd_fusion *f, int ai, int h, int x, int prev_
                                nm(c, convs[0]), nm(c, convs[1]), nm(c, h));
             if (c->ncons[ends[0]] != 1 || c->ncons[ends[1]] != 1 ||
                 c->cons[ends[0]][0] != c->cons[ends[1]][0])
-                return fz_fail(c, "'%s' and '%s' are not multiplied together alone (a gated "
-                                  "layer is Multiply(filter, gate))",
+                return fz_fail(c,
+                               "'%s' and '%s' are not multiplied together alone (a gated "
+                               "layer is Multiply(filter, gate))",
                                nm(c, ends[0]), nm(c, ends[1]));
             a = c->cons[ends[0]][0];
             const cvd_node *mu = &m->nodes[a];
             if (mu->op != CVD_NODE_MULTIPLY || mu->n_inputs != 2)
-                return fz_fail(c, "'%s' and '%s' meet in '%s' (%s): a gated layer multiplies "
-                                  "them",
+                return fz_fail(c,
+                               "'%s' and '%s' meet in '%s' (%s): a gated layer multiplies "
+                               "them",
                                nm(c, ends[0]), nm(c, ends[1]), nm(c, a), cvd_node_class(mu));
             /* z[:C] is the Multiply's first input */
             int first = mu->inputs[0] == ends[0] ? 0 : 1;
@@ -240,8 +246,8 @@ static int match_array(fz_ctx *c, cvd_fusion *f, int ai, int h, int x, int prev_
         wl->activation.keras = act[0];
         wl->secondary.kind = CVD_WN_KERAS;
         wl->secondary.keras = act[1];
-        if (nconv == 1 && c->ncons[ends[0]] >= 1 && ends[0] == convs[0] && act[0] ==
-            CVD_ACT_LINEAR && c->ncons[convs[0]] == 1 &&
+        if (nconv == 1 && c->ncons[ends[0]] >= 1 && ends[0] == convs[0] &&
+            act[0] == CVD_ACT_LINEAR && c->ncons[convs[0]] == 1 &&
             m->nodes[c->cons[convs[0]][0]].op != CVD_NODE_ADD)
             return fz_fail(c, "'%s' is followed by '%s' (%s): a layer in between", nm(c, convs[0]),
                            nm(c, c->cons[convs[0]][0]),
@@ -257,9 +263,10 @@ static int match_array(fz_ctx *c, cvd_fusion *f, int ai, int h, int x, int prev_
             } else if (qn->op == CVD_NODE_ADD && q != resadd && (skips < 0 || q == skips)) {
                 skips = q;
             } else {
-                return fz_fail(c, "'%s' (%s) reads '%s', the activation of a layer: the "
-                                  "fused layer feeds only its residual 1x1 and the Add of the "
-                                  "skips",
+                return fz_fail(c,
+                               "'%s' (%s) reads '%s', the activation of a layer: the "
+                               "fused layer feeds only its residual 1x1 and the Add of the "
+                               "skips",
                                nm(c, q), cvd_node_class(qn), nm(c, a));
             }
         }
@@ -271,15 +278,15 @@ static int match_array(fz_ctx *c, cvd_fusion *f, int ai, int h, int x, int prev_
         L++;
         if (res < 0) {
             if (resadd >= 0)
-                return fz_fail(c, "'%s' adds '%s' to something other than a 1x1 of the "
-                                  "layer's activation",
+                return fz_fail(c,
+                               "'%s' adds '%s' to something other than a 1x1 of the "
+                               "layer's activation",
                                nm(c, resadd), nm(c, h));
             h = -1;
             break;
         }
         if (resadd < 0 || c->ncons[res] != 1)
-            return fz_fail(c, "the residual '%s' is not added to '%s' alone", nm(c, res),
-                           nm(c, h));
+            return fz_fail(c, "the residual '%s' is not added to '%s' alone", nm(c, res), nm(c, h));
         mark(c, res);
         mark(c, resadd);
         h = resadd;
@@ -289,13 +296,15 @@ static int match_array(fz_ctx *c, cvd_fusion *f, int ai, int h, int x, int prev_
     const cvd_node *sn = &m->nodes[skips];
     int off = prev_head >= 0;
     if (sn->n_inputs != L + off || (off && sn->inputs[0] != prev_head))
-        return fz_fail(c, "the skips' Add '%s' has %d inputs: the fused head adds %s%d layers' "
-                          "activations",
+        return fz_fail(c,
+                       "the skips' Add '%s' has %d inputs: the fused head adds %s%d layers' "
+                       "activations",
                        nm(c, skips), sn->n_inputs, off ? "the previous head and " : "", L);
     for (int l = 0; l < L; l++)
         if (sn->inputs[off + l] != acts[l])
-            return fz_fail(c, "the skips' Add '%s' takes the layers' activations in another "
-                              "order than the layers (the fused head adds them in order)",
+            return fz_fail(c,
+                           "the skips' Add '%s' takes the layers' activations in another "
+                           "order than the layers (the fused head adds them in order)",
                            nm(c, skips));
     mark(c, skips);
     if (c->ncons[skips] != 1)
@@ -304,8 +313,9 @@ static int match_array(fz_ctx *c, cvd_fusion *f, int ai, int h, int x, int prev_
     int hd = c->cons[skips][0];
     const cvd_conv_config *hk = conv_cfg(m, hd);
     if (hk == NULL || !is_pointwise(m, hd, skips, hk->filters, 1))
-        return fz_fail(c, "the skips' Add '%s' feeds '%s' (%s): the fused head is a 1x1 "
-                          "Conv1D (or Dense) without activation",
+        return fz_fail(c,
+                       "the skips' Add '%s' feeds '%s' (%s): the fused head is a 1x1 "
+                       "Conv1D (or Dense) without activation",
                        nm(c, skips), nm(c, hd), cvd_node_class(&m->nodes[hd]));
     mark(c, hd);
     fa->head = hd;
@@ -357,12 +367,14 @@ static int match(fz_ctx *c, cvd_fusion *f, int start)
         int r = c->cons[next][0];
         const cvd_conv_config *rk = conv_cfg(m, r);
         if (c->ncons[next] != 1 || rk == NULL || !is_pointwise(m, r, next, rk->filters, 0))
-            return fz_fail(c, "'%s', the output of layer array %d, feeds '%s' (%s): the next "
-                              "array starts with a 1x1 Conv1D without bias",
+            return fz_fail(c,
+                           "'%s', the output of layer array %d, feeds '%s' (%s): the next "
+                           "array starts with a 1x1 Conv1D without bias",
                            nm(c, next), ai, nm(c, r), cvd_node_class(&m->nodes[r]));
         if (rk->filters != f->cfg->arrays[ai].head_size)
-            return fz_fail(c, "'%s' makes %d channels, the head before it %d: the fused array "
-                              "continues the head with its own channels",
+            return fz_fail(c,
+                           "'%s' makes %d channels, the head before it %d: the fused array "
+                           "continues the head with its own channels",
                            nm(c, r), rk->filters, f->cfg->arrays[ai].head_size);
         mark(c, r);
         f->arrays[ai + 1].rechannel = r;
@@ -513,8 +525,8 @@ int cvd_model_fuse(cvd_model *m, cvd_err *err)
             for (int k = 0; k < N; k++)
                 if (c.member[k])
                     c.touched[k] = 2;
-            if (report_add(&rep, &rlen, "not fused: from '%s': %s\n", m->nodes[start].name,
-                           c.why) < 0)
+            if (report_add(&rep, &rlen, "not fused: from '%s': %s\n", m->nodes[start].name, c.why) <
+                0)
                 rc = CVD_ENOMEM;
             free(f.cfg);
             c.touched[i] = 2;
@@ -537,7 +549,8 @@ int cvd_model_fuse(cvd_model *m, cvd_err *err)
         for (int a = 0; a < f.cfg->n_arrays; a++) {
             layers += f.cfg->arrays[a].n_layers;
             size_t cl = strlen(chans);
-            snprintf(chans + cl, sizeof chans - cl, "%s%d", a ? "/" : "", f.cfg->arrays[a].channels);
+            snprintf(chans + cl, sizeof chans - cl, "%s%d", a ? "/" : "",
+                     f.cfg->arrays[a].channels);
         }
         if (report_add(&rep, &rlen,
                        "fused: %d nodes from '%s' to '%s' run as one WaveNet (%d array%s, %d "

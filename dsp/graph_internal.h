@@ -14,24 +14,24 @@ typedef struct cvd_node {
     char name[CVD_NODE_NAME_MAX];
     int n_inputs;
     int *inputs;
-    int channels;   /* output channels */
-    int latency;    /* of this node's output relative to the model input, in frames */
-    long receptive; /* input frames one output frame depends on */
-    cvd_activation act; /* ACTIVATION */
+    int channels;               /* output channels */
+    int latency;                /* of this node's output relative to the model input, in frames */
+    long receptive;             /* input frames one output frame depends on */
+    cvd_activation act;         /* ACTIVATION */
     cvd_wn_activation *nam_act; /* ACTIVATION: one of NAM's instead of act (owned) */
-    cvd_conv_config conv; /* CONV, DENSE (as a kernel-1 Conv1D), channels_last */
-    cvd_layer *proto;     /* CONV, DENSE: holds the weights; instances copy them */
-    cvd_wn_config *wn;    /* WAVENET */
-    float *wn_weights;    /* WAVENET: NAM's flat array */
+    cvd_conv_config conv;       /* CONV, DENSE (as a kernel-1 Conv1D), channels_last */
+    cvd_layer *proto;           /* CONV, DENSE: holds the weights; instances copy them */
+    cvd_wn_config *wn;          /* WAVENET */
+    float *wn_weights;          /* WAVENET: NAM's flat array */
     size_t wn_nweights;
 
-    char cls[40];   /* the Keras class for display; "" means the op's name */
-    int rank;       /* Keras rank without the batch axis: 2, or 1 (a vector: one frame) */
-    long frames;    /* output frames for the model's fixed input length; -1: not fixed */
-    int window;     /* needs the whole window */
-    int own_lat;    /* the node's own lag in its input's frames (conv-like nodes) */
-    cvd_axis axis;  /* ACTIVATION (axis), BATCH_NORM, LAYER_NORM */
-    int k, s;       /* MAX_POOL, AVG_POOL: pool_size, strides */
+    char cls[40];  /* the Keras class for display; "" means the op's name */
+    int rank;      /* Keras rank without the batch axis: 2, or 1 (a vector: one frame) */
+    long frames;   /* output frames for the model's fixed input length; -1: not fixed */
+    int window;    /* needs the whole window */
+    int own_lat;   /* the node's own lag in its input's frames (conv-like nodes) */
+    cvd_axis axis; /* ACTIVATION (axis), BATCH_NORM, LAYER_NORM */
+    int k, s;      /* MAX_POOL, AVG_POOL: pool_size, strides */
     cvd_padding padding;
     int left, right; /* ZERO_PADDING, CROPPING */
     int size;        /* UPSAMPLING */
@@ -40,12 +40,12 @@ typedef struct cvd_node {
     int out_chmajor; /* RESHAPE: the output's Keras order is channel-major */
     float eps;       /* norms */
     int center, scale, rms;
-    float mul, add;  /* RESCALING */
-    int nv;          /* BATCH_NORM, LAYER_NORM: Keras variables (rank 1, vlen values) */
+    float mul, add; /* RESCALING */
+    int nv;         /* BATCH_NORM, LAYER_NORM: Keras variables (rank 1, vlen values) */
     int vlen;
-    int vrole[4];    /* what variable i is: 0 gamma, 1 beta, 2 moving_mean, 3 moving_variance */
+    int vrole[4]; /* what variable i is: 0 gamma, 1 beta, 2 moving_mean, 3 moving_variance */
     float *v[4];
-    float *fa, *fb;  /* BATCH_NORM folded: y = x * fa + fb */
+    float *fa, *fb; /* BATCH_NORM folded: y = x * fa + fb */
 } cvd_node;
 
 /* variable roles of the norms */
@@ -90,10 +90,10 @@ struct cvd_model {
     /* fusion (fuse.c): groups of nodes that nets run as one fused WaveNet */
     int n_fusions;
     cvd_fusion *fusions;
-    int *fused_in;      /* per node (fuse_nodes of them): the group it belongs to, or -1 */
+    int *fused_in; /* per node (fuse_nodes of them): the group it belongs to, or -1 */
     int fuse_nodes;
-    int fuse_off;       /* cvd_model_set_fusion(m, 0): nets run every node */
-    char *fuse_report;  /* what was fused and why other candidates were not */
+    int fuse_off;      /* cvd_model_set_fusion(m, 0): nets run every node */
+    char *fuse_report; /* what was fused and why other candidates were not */
 };
 
 /* The flat NAM-order weights of fusion f, from its nodes' weights (fuse.c): w holds
@@ -162,8 +162,8 @@ size_t cvd_pool_state_bytes(const cvd_pool *p);
 /* Offline output length (Keras's), < 0 if valid padding leaves nothing. */
 long cvd_pool_out_len(int k, int s, cvd_padding pad, long n);
 /* Offline, exactly as Keras (the left pad from n): n frames of C channels into out. */
-void cvd_pool_forward(int is_max, int k, int s, cvd_padding pad, int C, const float *in,
-                      long n, float *out);
+void cvd_pool_forward(int is_max, int k, int s, cvd_padding pad, int C, const float *in, long n,
+                      float *out);
 
 /* conv.c: cvd_layer_forward without allocating, for channels_last layers: out holds
  * cvd_layer_output_length(n) frames, acc cvd_layer_forward_scratch() doubles. */
@@ -180,8 +180,7 @@ void cvd_merge_frames(cvd_node_op op, int n_inputs, const float *const *x, size_
 /* wavenet.c: a whole NAM WaveNet, streaming, one frame out per frame in. */
 typedef struct cvd_wavenet cvd_wavenet;
 
-int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **out,
-                       cvd_err *err);
+int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **out, cvd_err *err);
 void cvd_wavenet_destroy(cvd_wavenet *w);
 /* NAM's flat weight order; resets (and prewarms) the state. */
 int cvd_wavenet_set_weights(cvd_wavenet *w, const float *weights, size_t n, cvd_err *err);

@@ -81,10 +81,9 @@ const char *cvd_isa_name(cvd_isa isa)
  * On 4-lane GCC/Clang vectors (SSE2 on x86-64, NEON on aarch64): tiles of T frames by NV
  * vectors of output channels, each weight vector loaded once for T frames; the channels past
  * the last multiple of 4 one at a time. */
-__attribute__((always_inline)) static inline void gemm_v4_tile(const float *x, size_t xs,
-                                                               size_t ts, int k, int C,
-                                                               const float *W, int F, int f,
-                                                               const int T, const int NV,
+__attribute__((always_inline)) static inline void gemm_v4_tile(const float *x, size_t xs, size_t ts,
+                                                               int k, int C, const float *W, int F,
+                                                               int f, const int T, const int NV,
                                                                float *y, size_t ys)
 {
     cvd_v4f acc[4][2];
@@ -117,8 +116,8 @@ __attribute__((always_inline)) static inline void gemm_v4_tile(const float *x, s
             v4_store(y + (size_t)u * ys + f + 4 * v, acc[u][v]);
 }
 
-void cvd_gemm_portable(const float *x, size_t xs, size_t ts, int k, int C, const float *W,
-                       int F, int m, float *y, size_t ys)
+void cvd_gemm_portable(const float *x, size_t xs, size_t ts, int k, int C, const float *W, int F,
+                       int m, float *y, size_t ys)
 {
     int f = 0;
     for (; f + 8 <= F; f += 8) {
@@ -181,34 +180,34 @@ static void conv_grouped_portable(const cvd_layer *L, const float *x, int m, flo
 
 static void conv_dense_portable(const cvd_layer *L, const float *x, int m, float *y)
 {
-    cvd_gemm_portable(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc,
-                      m, y, (size_t)L->Fc);
+    cvd_gemm_portable(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc, m,
+                      y, (size_t)L->Fc);
 }
 
 /* ---- x86 SIMD --------------------------------------------------------------------------- */
 
 #if CVD_X86 && defined(__GNUC__)
 
-#define GEMM_TILE_AVX512(T)                                                                  \
-    do {                                                                                     \
-        __m512 acc[T];                                                                       \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm512_setzero_ps();  \
-        for (int j = 0; j < k; j++) {                                                        \
-            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                           \
-            const float *w = W + (size_t)j * C * F + f;                                      \
-            for (int c = 0; c < C; c++) {                                                    \
-                __m512 wv = _mm512_maskz_loadu_ps(mask, w + (size_t)c * F);                  \
-                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =               \
-                    _mm512_fmadd_ps(_mm512_set1_ps(xr[(size_t)u * xs + c]), wv, acc[u]);     \
-            }                                                                                \
-        }                                                                                    \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                \
-            _mm512_mask_storeu_ps(y + (size_t)(t + u) * ys + f, mask, acc[u]);               \
+#define GEMM_TILE_AVX512(T)                                                                        \
+    do {                                                                                           \
+        __m512 acc[T];                                                                             \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm512_setzero_ps();        \
+        for (int j = 0; j < k; j++) {                                                              \
+            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                                 \
+            const float *w = W + (size_t)j * C * F + f;                                            \
+            for (int c = 0; c < C; c++) {                                                          \
+                __m512 wv = _mm512_maskz_loadu_ps(mask, w + (size_t)c * F);                        \
+                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =                     \
+                    _mm512_fmadd_ps(_mm512_set1_ps(xr[(size_t)u * xs + c]), wv, acc[u]);           \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                      \
+            _mm512_mask_storeu_ps(y + (size_t)(t + u) * ys + f, mask, acc[u]);                     \
     } while (0)
 
-__attribute__((target("avx512f"))) void cvd_gemm_avx512(const float *x, size_t xs, size_t ts,
-                                                        int k, int C, const float *W, int F,
-                                                        int m, float *y, size_t ys)
+__attribute__((target("avx512f"))) void cvd_gemm_avx512(const float *x, size_t xs, size_t ts, int k,
+                                                        int C, const float *W, int F, int m,
+                                                        float *y, size_t ys)
 {
     for (int f = 0; f < F; f += 16) {
         const __mmask16 mask = F - f >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (F - f)) - 1);
@@ -222,27 +221,27 @@ __attribute__((target("avx512f"))) void cvd_gemm_avx512(const float *x, size_t x
     }
 }
 
-#define GEMM_TILE_AVX2(T)                                                                    \
-    do {                                                                                     \
-        __m256 acc[T];                                                                       \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm256_setzero_ps();  \
-        for (int j = 0; j < k; j++) {                                                        \
-            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                           \
-            const float *w = W + (size_t)j * C * F + f;                                      \
-            for (int c = 0; c < C; c++) {                                                    \
-                __m256 wv = _mm256_loadu_ps(w + (size_t)c * F);                              \
-                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =               \
-                    _mm256_fmadd_ps(_mm256_broadcast_ss(&xr[(size_t)u * xs + c]), wv, acc[u]); \
-            }                                                                                \
-        }                                                                                    \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                \
-            _mm256_storeu_ps(y + (size_t)(t + u) * ys + f, acc[u]);                          \
+#define GEMM_TILE_AVX2(T)                                                                          \
+    do {                                                                                           \
+        __m256 acc[T];                                                                             \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm256_setzero_ps();        \
+        for (int j = 0; j < k; j++) {                                                              \
+            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                                 \
+            const float *w = W + (size_t)j * C * F + f;                                            \
+            for (int c = 0; c < C; c++) {                                                          \
+                __m256 wv = _mm256_loadu_ps(w + (size_t)c * F);                                    \
+                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =                     \
+                    _mm256_fmadd_ps(_mm256_broadcast_ss(&xr[(size_t)u * xs + c]), wv, acc[u]);     \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                      \
+            _mm256_storeu_ps(y + (size_t)(t + u) * ys + f, acc[u]);                                \
     } while (0)
 
 /* F must be a multiple of 8. */
-__attribute__((target("avx2,fma"))) void cvd_gemm_avx2(const float *x, size_t xs, size_t ts,
-                                                       int k, int C, const float *W, int F,
-                                                       int m, float *y, size_t ys)
+__attribute__((target("avx2,fma"))) void cvd_gemm_avx2(const float *x, size_t xs, size_t ts, int k,
+                                                       int C, const float *W, int F, int m,
+                                                       float *y, size_t ys)
 {
     for (int f = 0; f < F; f += 8) {
         int t = 0;
@@ -257,14 +256,14 @@ __attribute__((target("avx2,fma"))) void cvd_gemm_avx2(const float *x, size_t xs
 
 static void conv_dense_avx512(const cvd_layer *L, const float *x, int m, float *y)
 {
-    cvd_gemm_avx512(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc,
-                    m, y, (size_t)L->Fc);
+    cvd_gemm_avx512(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc, m, y,
+                    (size_t)L->Fc);
 }
 
 static void conv_dense_avx2(const cvd_layer *L, const float *x, int m, float *y)
 {
-    cvd_gemm_avx2(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc, m,
-                  y, (size_t)L->Fc);
+    cvd_gemm_avx2(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc, m, y,
+                  (size_t)L->Fc);
 }
 
 #endif /* CVD_X86 */

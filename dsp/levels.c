@@ -58,8 +58,7 @@ void cvd_levels_of_chain(cvd_model *const *models, int n, cvd_levels *out)
         }
 }
 
-double cvd_input_gain_db(const cvd_levels *lv, double gain_db, int calibrate,
-                         double interface_dbu)
+double cvd_input_gain_db(const cvd_levels *lv, double gain_db, int calibrate, double interface_dbu)
 {
     if (calibrate && lv && lv->has_input_level)
         gain_db += interface_dbu - lv->input_level_dbu;

@@ -18,8 +18,7 @@ int cvd_model_create(int in_channels, cvd_model **out, cvd_err *err)
     cvd_model *m;
     *out = NULL;
     if (in_channels <= 0 || in_channels > (1 << 16))
-        return cvd_err_set(err, CVD_EINVAL, "input channels=%d: must be in 1..65536",
-                           in_channels);
+        return cvd_err_set(err, CVD_EINVAL, "input channels=%d: must be in 1..65536", in_channels);
     m = calloc(1, sizeof *m);
     if (m == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
@@ -100,8 +99,8 @@ const char *cvd_model_description(const cvd_model *m)
 }
 
 /* A new node reading `inputs`; returns its index or an error. */
-static int new_node(cvd_model *m, cvd_node_op op, const char *name, const int *inputs,
-                    int n_inputs, cvd_err *err)
+static int new_node(cvd_model *m, cvd_node_op op, const char *name, const int *inputs, int n_inputs,
+                    cvd_err *err)
 {
     cvd_node *nd;
     if (n_inputs < 1)
@@ -148,8 +147,7 @@ static int new_node(cvd_model *m, cvd_node_op op, const char *name, const int *i
 }
 
 /* A node reading one input, whose output has the input's channels. */
-static int new_unary_node(cvd_model *m, cvd_node_op op, const char *name, int input,
-                          cvd_err *err)
+static int new_unary_node(cvd_model *m, cvd_node_op op, const char *name, int input, cvd_err *err)
 {
     int id = new_node(m, op, name, &input, 1, err);
     if (id >= 0)
@@ -200,8 +198,7 @@ static int finish_node(cvd_model *m, int id, cvd_err *err)
     return id;
 }
 
-static int need_rank2(cvd_model *m, const char *cls, const char *name, int input,
-                      cvd_err *err)
+static int need_rank2(cvd_model *m, const char *cls, const char *name, int input, cvd_err *err)
 {
     if (m->nodes[input].rank != 2)
         return cvd_err_set(err, CVD_EINVAL,
@@ -212,8 +209,7 @@ static int need_rank2(cvd_model *m, const char *cls, const char *name, int input
 }
 
 /* A node that needs the whole window needs the model's input length. */
-static int need_window(cvd_model *m, const char *cls, const char *name, int input,
-                       cvd_err *err)
+static int need_window(cvd_model *m, const char *cls, const char *name, int input, cvd_err *err)
 {
     if (m->in_length <= 0)
         return cvd_err_set(err, CVD_EUNSUPPORTED,
@@ -283,13 +279,13 @@ int cvd_model_add_conv(cvd_model *m, const char *name, const cvd_conv_config *cf
     return add_layer(m, CVD_NODE_CONV, name, cfg, input, err);
 }
 
-int cvd_model_add_dense(cvd_model *m, const char *name, int units, cvd_activation act,
-                        int use_bias, int input, cvd_err *err)
+int cvd_model_add_dense(cvd_model *m, const char *name, int units, cvd_activation act, int use_bias,
+                        int input, cvd_err *err)
 {
     cvd_conv_config c;
     if (units <= 0)
-        return cvd_err_set(err, CVD_EINVAL, "Dense '%s': units=%d: must be > 0",
-                           name ? name : "", units);
+        return cvd_err_set(err, CVD_EINVAL, "Dense '%s': units=%d: must be > 0", name ? name : "",
+                           units);
     cvd_conv_config_init(&c, CVD_CONV1D);
     c.filters = units;
     c.kernel_size = 1;
@@ -341,8 +337,8 @@ int cvd_model_set_prewarm(cvd_model *m, long frames, cvd_err *err)
     if (frames < 0 || frames > (1L << 24))
         return cvd_err_set(err, CVD_EINVAL, "prewarm of %ld frames: must be in 0..%ld", frames,
                            1L << 24);
-    if (frames > 0 && (cvd_model_mode(m) != CVD_MODE_STREAMING ||
-                       cvd_model_rate_ratio(m) != 1.0 || cvd_model_latency(m) != 0))
+    if (frames > 0 && (cvd_model_mode(m) != CVD_MODE_STREAMING || cvd_model_rate_ratio(m) != 1.0 ||
+                       cvd_model_latency(m) != 0))
         return cvd_err_set(err, CVD_EINVAL,
                            "prewarm: only a causal streaming model that gives a frame for "
                            "every frame can be prewarmed");
@@ -370,8 +366,7 @@ int cvd_model_add_merge(cvd_model *m, const char *name, cvd_node_op op, const in
                            name ? name : "", n_inputs);
     if (op != CVD_NODE_IDENTITY && (n_inputs < 2 || n_inputs > CVD_MERGE_MAX_INPUTS))
         return cvd_err_set(err, CVD_EINVAL, "%s '%s': takes 2 to %d inputs, %d given",
-                           cvd_node_op_name(op), name ? name : "", CVD_MERGE_MAX_INPUTS,
-                           n_inputs);
+                           cvd_node_op_name(op), name ? name : "", CVD_MERGE_MAX_INPUTS, n_inputs);
     int id = new_node(m, op, name, inputs, n_inputs, err);
     if (id < 0)
         return id;
@@ -382,8 +377,8 @@ int cvd_model_add_merge(cvd_model *m, const char *name, cvd_node_op op, const in
         } else if (i > 0 && c != ch) {
             cvd_err_set(err, CVD_EINVAL,
                         "%s '%s': input %d ('%s') has %d channels, input 0 ('%s') has %d",
-                        cvd_node_op_name(op), m->nodes[id].name, i, m->nodes[inputs[i]].name,
-                        c, m->nodes[inputs[0]].name, ch);
+                        cvd_node_op_name(op), m->nodes[id].name, i, m->nodes[inputs[i]].name, c,
+                        m->nodes[inputs[0]].name, ch);
             drop_last(m);
             return CVD_EINVAL;
         } else {
@@ -417,8 +412,7 @@ int cvd_model_add_wavenet(cvd_model *m, const char *name, const cvd_wn_config *c
     if (cvd_wn_in_channels(cfg) != m->nodes[input].channels)
         return cvd_err_set(err, CVD_EINVAL,
                            "WaveNet '%s': input_size %d, but its input has %d channels",
-                           name ? name : "", cvd_wn_in_channels(cfg),
-                           m->nodes[input].channels);
+                           name ? name : "", cvd_wn_in_channels(cfg), m->nodes[input].channels);
     int id = new_node(m, CVD_NODE_WAVENET, name, &input, 1, err);
     if (id < 0)
         return id;
@@ -445,8 +439,8 @@ int cvd_model_set_input_length(cvd_model *m, long frames, cvd_err *err)
         return cvd_err_set(err, CVD_ESTATE,
                            "the input length is set before the first node is added");
     if (frames < 0 || frames > (1L << 24))
-        return cvd_err_set(err, CVD_EINVAL, "input length %ld: must be in 0..%ld (0: any)",
-                           frames, 1L << 24);
+        return cvd_err_set(err, CVD_EINVAL, "input length %ld: must be in 0..%ld (0: any)", frames,
+                           1L << 24);
     m->in_length = frames;
     m->nodes[0].frames = frames > 0 ? frames : -1;
     return CVD_OK;
@@ -476,8 +470,10 @@ cvd_data_format cvd_model_data_format(const cvd_model *m)
 static int check_input(cvd_model *m, const char *cls, const char *name, int input, cvd_err *err)
 {
     if (input < 0 || input >= m->n_nodes)
-        return cvd_err_set(err, CVD_EINVAL, "%s '%s': input %d refers to node %d, which does "
-                           "not exist (yet)", cls, name ? name : "", 0, input);
+        return cvd_err_set(err, CVD_EINVAL,
+                           "%s '%s': input %d refers to node %d, which does "
+                           "not exist (yet)",
+                           cls, name ? name : "", 0, input);
     return CVD_OK;
 }
 
@@ -492,8 +488,8 @@ int cvd_model_add_identity(cvd_model *m, const char *name, const char *keras_cla
     return finish_node(m, id, err);
 }
 
-int cvd_model_add_activation_axis(cvd_model *m, const char *name, cvd_activation act,
-                                  cvd_axis axis, int input, cvd_err *err)
+int cvd_model_add_activation_axis(cvd_model *m, const char *name, cvd_activation act, cvd_axis axis,
+                                  int input, cvd_err *err)
 {
     int rc;
     if (axis == CVD_AXIS_CHANNELS)
@@ -528,8 +524,8 @@ static int norm_vars(cvd_model *m, int id, const int *roles, int nv, cvd_err *er
     return CVD_OK;
 }
 
-static int add_norm(cvd_model *m, cvd_node_op op, const char *name, cvd_axis axis,
-                    float epsilon, int center, int scale, int rms, int input, cvd_err *err)
+static int add_norm(cvd_model *m, cvd_node_op op, const char *name, cvd_axis axis, float epsilon,
+                    int center, int scale, int rms, int input, cvd_err *err)
 {
     const char *cls = cvd_node_op_name(op);
     int rc, roles[4], nv = 0;
@@ -592,12 +588,12 @@ int cvd_model_add_batch_norm(cvd_model *m, const char *name, cvd_axis axis, floa
 int cvd_model_add_layer_norm(cvd_model *m, const char *name, cvd_axis axis, float epsilon,
                              int center, int scale, int rms_scaling, int input, cvd_err *err)
 {
-    return add_norm(m, CVD_NODE_LAYER_NORM, name, axis, epsilon, center, scale, rms_scaling,
-                    input, err);
+    return add_norm(m, CVD_NODE_LAYER_NORM, name, axis, epsilon, center, scale, rms_scaling, input,
+                    err);
 }
 
-int cvd_model_add_rescaling(cvd_model *m, const char *name, float scale, float offset,
-                            int input, cvd_err *err)
+int cvd_model_add_rescaling(cvd_model *m, const char *name, float scale, float offset, int input,
+                            cvd_err *err)
 {
     if (!isfinite(scale) || !isfinite(offset))
         return cvd_err_set(err, CVD_EINVAL, "Rescaling '%s': scale=%g, offset=%g: must be finite",
@@ -766,8 +762,10 @@ int cvd_model_add_reshape(cvd_model *m, const char *name, int rank, const long *
             continue;
         }
         if (d[k] < 1 || d[k] > (1L << 26))
-            return cvd_err_set(err, CVD_EINVAL, "Reshape '%s': target_shape[%d]=%ld: must be "
-                               "positive (or one -1)", name ? name : "", k, d[k]);
+            return cvd_err_set(err, CVD_EINVAL,
+                               "Reshape '%s': target_shape[%d]=%ld: must be "
+                               "positive (or one -1)",
+                               name ? name : "", k, d[k]);
         known *= d[k];
     }
     if (infer >= 0) {

@@ -103,9 +103,10 @@ void cvd_model_node_describe(const cvd_model *m, int i, char *buf, size_t n)
         break;
     case CVD_NODE_BATCH_NORM:
     case CVD_NODE_LAYER_NORM:
-        snprintf(buf, n, "over %s, epsilon %g%s%s%s", nd->axis == CVD_AXIS_TIME ? "time" : "channels",
-                 (double)nd->eps, nd->rms ? ", rms scaling" : "",
-                 !nd->center && !nd->rms ? ", no center" : "", !nd->scale && !nd->rms ? ", no scale" : "");
+        snprintf(buf, n, "over %s, epsilon %g%s%s%s",
+                 nd->axis == CVD_AXIS_TIME ? "time" : "channels", (double)nd->eps,
+                 nd->rms ? ", rms scaling" : "", !nd->center && !nd->rms ? ", no center" : "",
+                 !nd->scale && !nd->rms ? ", no scale" : "");
         break;
     case CVD_NODE_RESCALING:
         snprintf(buf, n, "scale %g, offset %g", (double)nd->mul, (double)nd->add);
@@ -211,8 +212,8 @@ int cvd_model_set_var(cvd_model *m, int i, int index, const float *data, size_t 
             return cvd_err_set(err, CVD_EINVAL,
                                "%s '%s': variable %d (%s): %zu values given, the shape (%d,) "
                                "needs %d",
-                               cvd_node_op_name(nd->op), nd->name, index,
-                               roles[nd->vrole[index]], n, nd->vlen, nd->vlen);
+                               cvd_node_op_name(nd->op), nd->name, index, roles[nd->vrole[index]],
+                               n, nd->vlen, nd->vlen);
         if (nd->vrole[index] == CVD_VAR_VAR)
             for (size_t c = 0; c < n; c++)
                 if (!(data[c] + nd->eps > 0.0f))
@@ -243,9 +244,8 @@ void cvd_model_init_weights(cvd_model *m, uint64_t seed)
         /* the norms start as Keras's initialisers leave them: ones and zeros */
         for (int k = 0; k < nd->nv; k++)
             for (int c = 0; c < nd->vlen; c++)
-                nd->v[k][c] = nd->vrole[k] == CVD_VAR_GAMMA || nd->vrole[k] == CVD_VAR_VAR
-                                  ? 1.0f
-                                  : 0.0f;
+                nd->v[k][c] =
+                    nd->vrole[k] == CVD_VAR_GAMMA || nd->vrole[k] == CVD_VAR_VAR ? 1.0f : 0.0f;
         if (nd->op == CVD_NODE_BATCH_NORM)
             cvd_batch_norm_fold(nd);
     }

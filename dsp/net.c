@@ -17,23 +17,23 @@
 #include <string.h>
 
 typedef struct net_node {
-    int fused_skip;     /* inside a fused group (not its output): never runs */
-    int fused;          /* a fused group's output: runs the group as one WaveNet */
-    int fused_src;      /* ... reading this node */
-    cvd_layer *layer;   /* CONV, DENSE */
-    cvd_wavenet *wn;    /* WAVENET */
-    cvd_pool *pool;     /* MAX_POOL, AVG_POOL */
-    float *hold;        /* CROPPING: the last `right` frames, not yet known to be kept */
+    int fused_skip;   /* inside a fused group (not its output): never runs */
+    int fused;        /* a fused group's output: runs the group as one WaveNet */
+    int fused_src;    /* ... reading this node */
+    cvd_layer *layer; /* CONV, DENSE */
+    cvd_wavenet *wn;  /* WAVENET */
+    cvd_pool *pool;   /* MAX_POOL, AVG_POOL */
+    float *hold;      /* CROPPING: the last `right` frames, not yet known to be kept */
     int nhold;
-    long seen;          /* ZERO_PADDING, CROPPING: input frames so far */
-    int pad_left_done;  /* ZERO_PADDING: the left zeros were sent */
-    long tail;          /* ZERO_PADDING: right zeros sent */
-    float *buf;         /* output frames of this round (max_out * channels) */
-    const float *out;   /* what consumers read: buf, or the net's input for node 0 */
+    long seen;         /* ZERO_PADDING, CROPPING: input frames so far */
+    int pad_left_done; /* ZERO_PADDING: the left zeros were sent */
+    long tail;         /* ZERO_PADDING: right zeros sent */
+    float *buf;        /* output frames of this round (max_out * channels) */
+    const float *out;  /* what consumers read: buf, or the net's input for node 0 */
     int n_out;
     int max_out;
     int finished;
-    float **q;          /* merges: a queue of frames per input */
+    float **q; /* merges: a queue of frames per input */
     int *qlen;
     int qcap;
 } net_node;
@@ -44,16 +44,16 @@ struct cvd_net {
     int flushing;
     int failed;
     net_node *nodes;
-    int *order;   /* the nodes a round runs, in order (a fused group's inner ones left out) */
+    int *order; /* the nodes a round runs, in order (a fused group's inner ones left out) */
     int n_order;
     /* windowed: the frames of the current window, and one plan computing a window */
     int windowed;
     long window, hop;
-    int rsize;     /* values of one record */
-    float *win;    /* window * in_channels */
-    float *zeros;  /* max_block * in_channels of silence: the prewarm's input */
-    long wlen;     /* frames in win */
-    long skip;     /* frames to drop before the next window starts (hop > window) */
+    int rsize;    /* values of one record */
+    float *win;   /* window * in_channels */
+    float *zeros; /* max_block * in_channels of silence: the prewarm's input */
+    long wlen;    /* frames in win */
+    long skip;    /* frames to drop before the next window starts (hop > window) */
     cvd_plan *plan;
 };
 
@@ -209,8 +209,8 @@ static int create_node(cvd_net *net, int i, cvd_err *err)
         if (st->q == NULL || st->qlen == NULL)
             return cvd_err_set(err, CVD_ENOMEM, "out of memory");
         for (int k = 0; k < nd->n_inputs; k++) {
-            st->q[k] = malloc(sizeof(float) * (size_t)st->qcap *
-                              (size_t)m->nodes[nd->inputs[k]].channels);
+            st->q[k] =
+                malloc(sizeof(float) * (size_t)st->qcap * (size_t)m->nodes[nd->inputs[k]].channels);
             if (st->q[k] == NULL)
                 return cvd_err_set(err, CVD_ENOMEM, "out of memory");
         }
@@ -254,8 +254,7 @@ int cvd_net_create_hop(cvd_model *m, int max_block, long hop, cvd_net **out, cvd
     cvd_net *net;
     *out = NULL;
     if (max_block <= 0 || max_block > (1 << 20))
-        return cvd_err_set(err, CVD_EINVAL, "max_block=%d: must be in 1..%d", max_block,
-                           1 << 20);
+        return cvd_err_set(err, CVD_EINVAL, "max_block=%d: must be in 1..%d", max_block, 1 << 20);
     if (m->n_nodes < 2)
         return cvd_err_set(err, CVD_EINVAL, "the model has no layers");
     const int windowed = cvd_model_mode(m) == CVD_MODE_WINDOWED;
@@ -404,7 +403,7 @@ static int run_merge(cvd_net *net, const cvd_node *nd, net_node *st)
         const int c = m->nodes[nd->inputs[k]].channels;
         if (st->qlen[k] + src->n_out > st->qcap)
             return CVD_ESTATE; /* cannot happen with the bound set at create */
-        if (src->n_out > 0) /* (a node that has emitted nothing may have no buffer yet) */
+        if (src->n_out > 0)    /* (a node that has emitted nothing may have no buffer yet) */
             memcpy(st->q[k] + (size_t)st->qlen[k] * c, src->out,
                    sizeof(float) * (size_t)src->n_out * c);
         st->qlen[k] += src->n_out;

@@ -16,19 +16,32 @@
 #include <string.h>
 
 static const char *const op_names[CVD_NODE_OP_COUNT] = {
-    "InputLayer",         "Conv",
-    "Dense",              "Activation",
-    "Add",                "Subtract",
-    "Multiply",           "Average",
-    "Maximum",            "Minimum",
-    "Concatenate",        "Identity",
-    "WaveNet",            "BatchNormalization",
-    "LayerNormalization", "Rescaling",
-    "ZeroPadding1D",      "Cropping1D",
-    "UpSampling1D",       "MaxPooling1D",
-    "AveragePooling1D",   "GlobalMaxPooling1D",
-    "GlobalAveragePooling1D", "Flatten",
-    "Reshape",            "Permute",
+    "InputLayer",
+    "Conv",
+    "Dense",
+    "Activation",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Identity",
+    "WaveNet",
+    "BatchNormalization",
+    "LayerNormalization",
+    "Rescaling",
+    "ZeroPadding1D",
+    "Cropping1D",
+    "UpSampling1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+    "GlobalMaxPooling1D",
+    "GlobalAveragePooling1D",
+    "Flatten",
+    "Reshape",
+    "Permute",
 };
 
 const char *cvd_node_op_name(cvd_node_op op)
@@ -91,8 +104,7 @@ static const float *role_var(const cvd_node *nd, int role)
 
 /* Layer normalisation of `len` values spaced by `stride`; gamma/beta indexed the same way
  * (index i), as Keras's formula computes it (in double). */
-static void layer_norm_vec(const cvd_node *nd, const float *x, float *y, size_t len,
-                           size_t stride)
+static void layer_norm_vec(const cvd_node *nd, const float *x, float *y, size_t len, size_t stride)
 {
     const float *g = role_var(nd, CVD_VAR_GAMMA), *b = role_var(nd, CVD_VAR_BETA);
     double mean = 0.0, var = 0.0;
@@ -190,13 +202,12 @@ long cvd_node_out_frames(const cvd_model *m, int i, const long *in_len, cvd_err 
     case CVD_NODE_FLATTEN:
     case CVD_NODE_RESHAPE:
         if (m->nodes[nd->inputs[0]].frames >= 0 && n != m->nodes[nd->inputs[0]].frames)
-            return cvd_err_set(err, CVD_EINVAL,
-                               "%s '%s': its input has %ld frames, the model was built for %ld",
-                               cvd_node_op_name(nd->op), nd->name, n,
-                               m->nodes[nd->inputs[0]].frames);
+            return cvd_err_set(
+                err, CVD_EINVAL, "%s '%s': its input has %ld frames, the model was built for %ld",
+                cvd_node_op_name(nd->op), nd->name, n, m->nodes[nd->inputs[0]].frames);
         if (n <= 0)
-            return cvd_err_set(err, CVD_EINVAL, "%s '%s': an empty input",
-                               cvd_node_op_name(nd->op), nd->name);
+            return cvd_err_set(err, CVD_EINVAL, "%s '%s': an empty input", cvd_node_op_name(nd->op),
+                               nd->name);
         return nd->op == CVD_NODE_RESHAPE ? nd->frames : 1;
     case CVD_NODE_PERMUTE:
         if (!nd->size)
@@ -218,9 +229,8 @@ long cvd_node_out_frames(const cvd_model *m, int i, const long *in_len, cvd_err 
             if (in_len[k] != n)
                 return cvd_err_set(err, CVD_EINVAL,
                                    "%s '%s': input '%s' has %ld frames, input '%s' has %ld",
-                                   cvd_node_op_name(nd->op), nd->name,
-                                   m->nodes[nd->inputs[k]].name, in_len[k],
-                                   m->nodes[nd->inputs[0]].name, n);
+                                   cvd_node_op_name(nd->op), nd->name, m->nodes[nd->inputs[k]].name,
+                                   in_len[k], m->nodes[nd->inputs[0]].name, n);
         return n;
     default: /* per-frame nodes, WAVENET */
         return n;

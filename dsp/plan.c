@@ -15,8 +15,8 @@ struct cvd_plan {
     long n;
     unsigned char *used;
     long *len;
-    float **buf;        /* node outputs (node 0: NULL, the caller's input is read) */
-    const float **val;  /* what each node's readers read */
+    float **buf;       /* node outputs (node 0: NULL, the caller's input is read) */
+    const float **val; /* what each node's readers read */
     cvd_wavenet **wn;
     int wn_block;
     double *acc;
@@ -87,8 +87,7 @@ int cvd_plan_create(const cvd_model *m, long n, cvd_plan **out, cvd_err *err)
         p->buf[i] = malloc(bytes);
         p->bytes += bytes;
         if (p->buf[i] == NULL) {
-            rc = cvd_err_set(err, CVD_ENOMEM, "out of memory for %ld frames of '%s'", nl,
-                             nd->name);
+            rc = cvd_err_set(err, CVD_ENOMEM, "out of memory for %ld frames of '%s'", nl, nd->name);
             break;
         }
         if (nd->proto && cvd_layer_forward_scratch(nd->proto) > nacc)

@@ -71,8 +71,8 @@ static void reduce(int is_max, const float *x, int C, long a, long b, float *y)
     }
 }
 
-void cvd_pool_forward(int is_max, int k, int s, cvd_padding pad, int C, const float *in,
-                      long n, float *out)
+void cvd_pool_forward(int is_max, int k, int s, cvd_padding pad, int C, const float *in, long n,
+                      float *out)
 {
     long nl = cvd_pool_out_len(k, s, pad, n), left = 0;
     if (pad == CVD_PAD_SAME) {

@@ -91,14 +91,13 @@ int cvd_resampler_create(double in_rate, double out_rate, int channels, int max_
     *out = NULL;
     if (!(in_rate >= 1000 && in_rate <= 768000) || !(out_rate >= 1000 && out_rate <= 768000))
         return cvd_err_set(err, CVD_EINVAL,
-                           "resampling %g Hz -> %g Hz: rates must be in 1000..768000 Hz",
-                           in_rate, out_rate);
+                           "resampling %g Hz -> %g Hz: rates must be in 1000..768000 Hz", in_rate,
+                           out_rate);
     if (channels <= 0 || channels > 256)
-        return cvd_err_set(err, CVD_EINVAL, "resampling: %d channels: must be in 1..256",
-                           channels);
+        return cvd_err_set(err, CVD_EINVAL, "resampling: %d channels: must be in 1..256", channels);
     if (max_block <= 0 || max_block > (1 << 20))
-        return cvd_err_set(err, CVD_EINVAL, "resampling: max_block=%d: must be in 1..%d",
-                           max_block, 1 << 20);
+        return cvd_err_set(err, CVD_EINVAL, "resampling: max_block=%d: must be in 1..%d", max_block,
+                           1 << 20);
     r = calloc(1, sizeof *r);
     if (r == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");

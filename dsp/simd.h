@@ -13,10 +13,10 @@
 typedef void (*cvd_gemm_fn)(const float *x, size_t xs, size_t ts, int k, int C, const float *W,
                             int F, int m, float *y, size_t ys);
 
-void cvd_gemm_portable(const float *x, size_t xs, size_t ts, int k, int C, const float *W,
-                       int F, int m, float *y, size_t ys);
-void cvd_gemm_avx2(const float *x, size_t xs, size_t ts, int k, int C, const float *W, int F,
-                   int m, float *y, size_t ys);
+void cvd_gemm_portable(const float *x, size_t xs, size_t ts, int k, int C, const float *W, int F,
+                       int m, float *y, size_t ys);
+void cvd_gemm_avx2(const float *x, size_t xs, size_t ts, int k, int C, const float *W, int F, int m,
+                   float *y, size_t ys);
 void cvd_gemm_avx512(const float *x, size_t xs, size_t ts, int k, int C, const float *W, int F,
                      int m, float *y, size_t ys);
 /* The fastest kernel for `isa` that handles F output channels. */

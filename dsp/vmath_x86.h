@@ -28,19 +28,19 @@
 
 #define CVD_VMATH_X86 1
 
-#define VEXP_BODY(P, SET1, FMA, MUL, SUB, ROUND, CVT, ADDI, SLLI, CAST)                       \
-    do {                                                                                     \
-        P n = ROUND(MUL(y, SET1(LOG2E)));                                                    \
-        P r = FMA(n, SET1(-LN2_LO), FMA(n, SET1(-LN2_HI), y));                               \
-        P p = SET1(1.0f / 5040.0f);                                                          \
-        p = FMA(p, r, SET1(1.0f / 720.0f));                                                  \
-        p = FMA(p, r, SET1(1.0f / 120.0f));                                                  \
-        p = FMA(p, r, SET1(1.0f / 24.0f));                                                   \
-        p = FMA(p, r, SET1(1.0f / 6.0f));                                                    \
-        p = FMA(p, r, SET1(0.5f));                                                           \
-        p = FMA(p, r, SET1(1.0f));                                                           \
-        p = FMA(p, r, SET1(1.0f));                                                           \
-        out = MUL(p, CAST(SLLI(ADDI(CVT(n)), 23)));                                          \
+#define VEXP_BODY(P, SET1, FMA, MUL, SUB, ROUND, CVT, ADDI, SLLI, CAST)                            \
+    do {                                                                                           \
+        P n = ROUND(MUL(y, SET1(LOG2E)));                                                          \
+        P r = FMA(n, SET1(-LN2_LO), FMA(n, SET1(-LN2_HI), y));                                     \
+        P p = SET1(1.0f / 5040.0f);                                                                \
+        p = FMA(p, r, SET1(1.0f / 720.0f));                                                        \
+        p = FMA(p, r, SET1(1.0f / 120.0f));                                                        \
+        p = FMA(p, r, SET1(1.0f / 24.0f));                                                         \
+        p = FMA(p, r, SET1(1.0f / 6.0f));                                                          \
+        p = FMA(p, r, SET1(0.5f));                                                                 \
+        p = FMA(p, r, SET1(1.0f));                                                                 \
+        p = FMA(p, r, SET1(1.0f));                                                                 \
+        out = MUL(p, CAST(SLLI(ADDI(CVT(n)), 23)));                                                \
     } while (0)
 
 __attribute__((target("avx512f"))) static inline __m512 exp_neg16(__m512 y)
@@ -54,14 +54,18 @@ __attribute__((target("avx512f"))) static inline __m512 exp_neg16(__m512 y)
 }
 
 /* AVX-512F has no float and/or (that is DQ): do them on the integer view */
-#define AND16(a, b) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
-#define ANDNOT16(a, b) _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
-#define OR16(a, b) _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define AND16(a, b)                                                                                \
+    _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define ANDNOT16(a, b)                                                                             \
+    _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define OR16(a, b)                                                                                 \
+    _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(a), _mm512_castps_si512(b)))
 
 __attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x)
 {
     /* max and min return their second operand when either is NaN: NaN passes through */
-    __m512 xc = _mm512_min_ps(_mm512_set1_ps(TANH_CLAMP), _mm512_max_ps(_mm512_set1_ps(-TANH_CLAMP), x));
+    __m512 xc =
+        _mm512_min_ps(_mm512_set1_ps(TANH_CLAMP), _mm512_max_ps(_mm512_set1_ps(-TANH_CLAMP), x));
     __m512 s = _mm512_mul_ps(xc, xc);
     __m512 p = _mm512_set1_ps(TP4);
     p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP3));
@@ -106,7 +110,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp_neg8(__m256 y)
 __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
 {
     /* max and min return their second operand when either is NaN: NaN passes through */
-    __m256 xc = _mm256_min_ps(_mm256_set1_ps(TANH_CLAMP), _mm256_max_ps(_mm256_set1_ps(-TANH_CLAMP), x));
+    __m256 xc =
+        _mm256_min_ps(_mm256_set1_ps(TANH_CLAMP), _mm256_max_ps(_mm256_set1_ps(-TANH_CLAMP), x));
     __m256 s = _mm256_mul_ps(xc, xc);
     __m256 p = _mm256_set1_ps(TP4);
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP3));

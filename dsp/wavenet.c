@@ -327,7 +327,7 @@ static int fused_kind(const cvd_wn_activation *a)
 {
     if (a->kind != CVD_WN_KERAS)
         return FUSED_OTHER;
-    return a->keras == CVD_ACT_TANH ? FUSED_TANH
+    return a->keras == CVD_ACT_TANH      ? FUSED_TANH
            : a->keras == CVD_ACT_SIGMOID ? FUSED_SIGMOID
                                          : FUSED_OTHER;
 }
@@ -335,12 +335,12 @@ static int fused_kind(const cvd_wn_activation *a)
 typedef struct wn_layer {
     const cvd_wn_layer *cfg;
     int K, d, Z;
-    float *Wc;  /* [K][C][Z] */
-    float *bc;  /* [Z] */
-    float *Wm;  /* [cond][Z] */
-    float *W1;  /* [C][C]: [in][out] */
-    float *b1;  /* [C] */
-    float *hist; /* this layer's input h: cap frames of C, or C rows of rs floats (rows) */
+    float *Wc;       /* [K][C][Z] */
+    float *bc;       /* [Z] */
+    float *Wm;       /* [cond][Z] */
+    float *W1;       /* [C][C]: [in][out] */
+    float *b1;       /* [C] */
+    float *hist;     /* this layer's input h: cap frames of C, or C rows of rs floats (rows) */
     float *hist_mem; /* hist's allocation (rows start a few floats in: see cvd_wavenet_create) */
     int cap, len, keep;
     size_t rs;
@@ -460,9 +460,11 @@ const char *cvd_wn_activation_name(const cvd_wn_activation *a)
 static inline float fasttanh(float x)
 {
     const float ax = fabsf(x), x2 = x * x;
-    return (x * (2.45550750702956f + 2.45550750702956f * ax +
-                 (0.893229853513558f + 0.821226666969744f * ax) * x2) /
-            (2.44506634652299f + (2.44506634652299f + x2) * fabsf(x + 0.814642734961073f * x * ax)));
+    return (
+        x *
+        (2.45550750702956f + 2.45550750702956f * ax +
+         (0.893229853513558f + 0.821226666969744f * ax) * x2) /
+        (2.44506634652299f + (2.44506634652299f + x2) * fabsf(x + 0.814642734961073f * x * ax)));
 }
 
 /* Applies a to len values of channel ch in place. */
@@ -579,25 +581,25 @@ int cvd_wn_config_check(const cvd_wn_config *cfg, cvd_err *err)
                     {"head_size", a->head_size}};
         for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++)
             if (dims[k].v <= 0 || dims[k].v > 4096)
-                return cvd_err_set(err, CVD_EINVAL, "layer array %d: %s=%d: must be in 1..4096",
-                                   i, dims[k].name, dims[k].v);
+                return cvd_err_set(err, CVD_EINVAL, "layer array %d: %s=%d: must be in 1..4096", i,
+                                   dims[k].name, dims[k].v);
         if (a->n_layers < 1 || a->n_layers > CVD_WN_MAX_LAYERS)
             return cvd_err_set(err, CVD_EINVAL,
-                               "layer array %d: %d layers (dilations); 1 to %d are supported",
-                               i, a->n_layers, CVD_WN_MAX_LAYERS);
+                               "layer array %d: %d layers (dilations); 1 to %d are supported", i,
+                               a->n_layers, CVD_WN_MAX_LAYERS);
         for (int l = 0; l < a->n_layers; l++) {
             const cvd_wn_layer *ly = &a->layers[l];
             if (ly->dilation <= 0 || ly->dilation > (1 << 20))
                 return cvd_err_set(err, CVD_EINVAL,
-                                   "layer array %d, layer %d: dilation=%d: must be in 1..%d", i,
-                                   l, ly->dilation, 1 << 20);
+                                   "layer array %d, layer %d: dilation=%d: must be in 1..%d", i, l,
+                                   ly->dilation, 1 << 20);
             if (ly->kernel_size <= 0 || ly->kernel_size > 1024)
                 return cvd_err_set(err, CVD_EINVAL,
                                    "layer array %d, layer %d: kernel_size=%d: must be in 1..1024",
                                    i, l, ly->kernel_size);
             if ((unsigned)ly->gating > CVD_WN_GATING_BLENDED)
-                return cvd_err_set(err, CVD_EINVAL, "layer array %d, layer %d: bad gating %d",
-                                   i, l, (int)ly->gating);
+                return cvd_err_set(err, CVD_EINVAL, "layer array %d, layer %d: bad gating %d", i, l,
+                                   (int)ly->gating);
             const cvd_wn_activation *acts[2] = {&ly->activation, &ly->secondary};
             for (int k = 0; k < 2; k++) {
                 const cvd_wn_activation *ac = acts[k];
@@ -660,7 +662,8 @@ long cvd_wn_receptive_field(const cvd_wn_config *cfg)
     long r = 1;
     for (int i = 0; i < cfg->n_arrays; i++)
         for (int l = 0; l < cfg->arrays[i].n_layers; l++)
-            r += (long)(cfg->arrays[i].layers[l].kernel_size - 1) * cfg->arrays[i].layers[l].dilation;
+            r += (long)(cfg->arrays[i].layers[l].kernel_size - 1) *
+                 cfg->arrays[i].layers[l].dilation;
     return r;
 }
 
@@ -683,16 +686,16 @@ void cvd_wn_init_weights(const cvd_wn_config *cfg, float *w, uint64_t seed)
 {
     cvd_rng r;
     size_t pos = 0;
-#define FILL(count, fan)                                                                     \
-    do {                                                                                     \
-        double lim = sqrt(6.0 / (double)(fan));                                              \
-        for (size_t q = 0; q < (size_t)(count); q++)                                         \
-            w[pos++] = (float)((2.0 * cvd_rng_uniform(&r) - 1.0) * lim);                     \
+#define FILL(count, fan)                                                                           \
+    do {                                                                                           \
+        double lim = sqrt(6.0 / (double)(fan));                                                    \
+        for (size_t q = 0; q < (size_t)(count); q++)                                               \
+            w[pos++] = (float)((2.0 * cvd_rng_uniform(&r) - 1.0) * lim);                           \
     } while (0)
-#define ZERO(count)                                                                          \
-    do {                                                                                     \
-        for (size_t q = 0; q < (size_t)(count); q++)                                         \
-            w[pos++] = 0.0f;                                                                 \
+#define ZERO(count)                                                                                \
+    do {                                                                                           \
+        for (size_t q = 0; q < (size_t)(count); q++)                                               \
+            w[pos++] = 0.0f;                                                                       \
     } while (0)
     cvd_rng_seed(&r, seed);
     for (int i = 0; i < cfg->n_arrays; i++) {
@@ -819,8 +822,7 @@ static int tm_plans(const tm_kernels *k, wn_array *A)
     return 0;
 }
 
-int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **out,
-                       cvd_err *err)
+int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **out, cvd_err *err)
 {
     cvd_wavenet *w;
     int rc, maxC = 1, maxZ = 1, maxIn = 1;
@@ -831,8 +833,7 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
     if (rc < 0)
         return rc;
     if (max_block <= 0 || max_block > (1 << 20))
-        return cvd_err_set(err, CVD_EINVAL, "max_block=%d: must be in 1..%d", max_block,
-                           1 << 20);
+        return cvd_err_set(err, CVD_EINVAL, "max_block=%d: must be in 1..%d", max_block, 1 << 20);
     w = calloc(1, sizeof *w);
     if (w == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
@@ -956,8 +957,8 @@ int cvd_wavenet_set_weights(cvd_wavenet *w, const float *wt, size_t n, cvd_err *
 {
     size_t need = cvd_wn_weight_count(&w->cfg), pos = 0;
     if (n != need)
-        return cvd_err_set(err, CVD_EINVAL,
-                           "weights: %zu values, the configuration needs %zu", n, need);
+        return cvd_err_set(err, CVD_EINVAL, "weights: %zu values, the configuration needs %zu", n,
+                           need);
     for (int i = 0; i < w->n_arrays; i++) {
         wn_array *A = &w->arrays[i];
         const int C = A->C, H = A->H;
@@ -1038,13 +1039,29 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
         const int last_layer = last && l == L - 1;
 
         if (A->fused) {
-            fused_args fa = {
-                .C = C, .lanes = (1u << C) - 1u, .Z = Z, .K = Ly->K, .d = Ly->d, .gating = (int)lc->gating,
-                .act_kind = fused_kind(&lc->activation), .sec_kind = fused_kind(&lc->secondary),
-                .skip = A->cfg->skip || l == L - 1, .residual = A->cfg->residual,
-                .act = &lc->activation, .sec = &lc->secondary, .act_tile = wn_act,
-                .hwin = hwin, .hcur = hcur, .cond = cond, .Wc = Ly->Wc, .bc = Ly->bc,
-                .Wm = Ly->Wm, .W1 = Ly->W1, .b1 = Ly->b1, .head = head, .out = NULL};
+            fused_args fa = {.C = C,
+                             .lanes = (1u << C) - 1u,
+                             .Z = Z,
+                             .K = Ly->K,
+                             .d = Ly->d,
+                             .gating = (int)lc->gating,
+                             .act_kind = fused_kind(&lc->activation),
+                             .sec_kind = fused_kind(&lc->secondary),
+                             .skip = A->cfg->skip || l == L - 1,
+                             .residual = A->cfg->residual,
+                             .act = &lc->activation,
+                             .sec = &lc->secondary,
+                             .act_tile = wn_act,
+                             .hwin = hwin,
+                             .hcur = hcur,
+                             .cond = cond,
+                             .Wc = Ly->Wc,
+                             .bc = Ly->bc,
+                             .Wm = Ly->Wm,
+                             .W1 = Ly->W1,
+                             .b1 = Ly->b1,
+                             .head = head,
+                             .out = NULL};
             if (!last_layer)
                 fa.out = l + 1 < L ? hist_room(&A->layers[l + 1], C, n) : w->xbuf;
             A->fused(&fa, n);
@@ -1151,8 +1168,7 @@ static void tm_mm_run(const tm_kernels *k, const tm_plan *p, const tm_mm_args *m
         k->mm[p->g[g].G](m, 0, n, p->g[g].o0);
 }
 
-static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int first,
-                         int last)
+static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int first, int last)
 {
     const tm_kernels *k = w->tk;
     const int C = A->C, L = A->cfg->n_layers;
@@ -1169,8 +1185,13 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
 
     /* h0 = rechannel(x), into layer 0's history */
     wn_layer *L0 = &A->layers[0];
-    tm_mm_args m = {.Cin = A->in, .F = C, .x = x, .xs = bs, .Wt = A->Wr,
-                    .y = L0->hist + tm_hist_room(L0, C, n), .ys = L0->rs};
+    tm_mm_args m = {.Cin = A->in,
+                    .F = C,
+                    .x = x,
+                    .xs = bs,
+                    .Wt = A->Wr,
+                    .y = L0->hist + tm_hist_room(L0, C, n),
+                    .ys = L0->rs};
     tm_mm_run(k, &A->pc, &m, n);
     L0->len += n;
 
@@ -1191,15 +1212,34 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
                 dst = w->xr;
             }
         }
-        tm_layer_args la = {
-            .C = C, .K = Ly->K, .d = Ly->d, .gating = (int)lc->gating,
-            .act_kind = fused_kind(&lc->activation), .sec_kind = fused_kind(&lc->secondary),
-            .skip = A->cfg->skip || l == L - 1, .ncond = A->cond, .act = &lc->activation,
-            .sec = &lc->secondary, .act_rows = tm_act_rows, .hs = Ly->rs, .cs = bs,
-            .Wc = Ly->Wc, .bc = Ly->bc, .Wm = Ly->Wm, .a = w->ar,
-            .as = (size_t)TM_TILE + TM_PAD, .hds = bs, .zs = w->zs};
-        tm_mm_args r = {.Cin = C, .F = C, .x = w->ar, .xs = la.as, .Wt = Ly->W1, .b = Ly->b1,
-                        .rs = Ly->rs, .ys = ds};
+        tm_layer_args la = {.C = C,
+                            .K = Ly->K,
+                            .d = Ly->d,
+                            .gating = (int)lc->gating,
+                            .act_kind = fused_kind(&lc->activation),
+                            .sec_kind = fused_kind(&lc->secondary),
+                            .skip = A->cfg->skip || l == L - 1,
+                            .ncond = A->cond,
+                            .act = &lc->activation,
+                            .sec = &lc->secondary,
+                            .act_rows = tm_act_rows,
+                            .hs = Ly->rs,
+                            .cs = bs,
+                            .Wc = Ly->Wc,
+                            .bc = Ly->bc,
+                            .Wm = Ly->Wm,
+                            .a = w->ar,
+                            .as = (size_t)TM_TILE + TM_PAD,
+                            .hds = bs,
+                            .zs = w->zs};
+        tm_mm_args r = {.Cin = C,
+                        .F = C,
+                        .x = w->ar,
+                        .xs = la.as,
+                        .Wt = Ly->W1,
+                        .b = Ly->b1,
+                        .rs = Ly->rs,
+                        .ys = ds};
         const tm_plan *p = gated ? &A->pg : &A->pu;
         for (int s = 0; s < n; s += TM_TILE) {
             const int e = n - s < TM_TILE ? n - s : TM_TILE;
@@ -1218,8 +1258,14 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
             A->layers[l + 1].len += n;
     }
     /* the head output (the next array's accumulator start, or the model output) */
-    tm_mm_args h = {.Cin = C, .F = A->H, .x = w->headr, .xs = bs, .Wt = A->Wh, .b = A->bh,
-                    .y = w->head2r, .ys = bs};
+    tm_mm_args h = {.Cin = C,
+                    .F = A->H,
+                    .x = w->headr,
+                    .xs = bs,
+                    .Wt = A->Wh,
+                    .b = A->bh,
+                    .y = w->head2r,
+                    .ys = bs};
     tm_mm_run(k, &A->ph, &h, n);
 }
 

@@ -32,9 +32,8 @@
 /* a frame's channels are NV vectors: v = 0..NV-1 covers channels v W .. v W + W - 1 */
 #define FOR_V for (int v = 0; v < NV; v++)
 
-__attribute__((target(TARGET), always_inline)) static inline void TILE(const fused_args *A,
-                                                                        int t0, const int TT,
-                                                                        const int gated)
+__attribute__((target(TARGET), always_inline)) static inline void
+TILE(const fused_args *A, int t0, const int TT, const int gated)
 {
     const int C = CH, K = A->K;
     const int Z = gated ? 2 * C : C;

@@ -32,12 +32,12 @@
  * broadcast then feeds FV FMAs: a broadcast per FMA (FV = 1) holds AVX-512 to about 0.65 of
  * its FMA peak (the loads), two FMAs per broadcast reach about 0.8 */
 #define TM_ACCS(G, gated) ((G) * ((gated) ? 2 : 1))
-#define TM_FV(G, gated) (4 * TM_ACCS(G, gated) <= (ACCB)   ? 4                                \
-                         : 2 * TM_ACCS(G, gated) <= (ACCB) ? 2                                \
-                                                           : 1)
+#define TM_FV(G, gated)                                                                            \
+    (4 * TM_ACCS(G, gated) <= (ACCB) ? 4 : 2 * TM_ACCS(G, gated) <= (ACCB) ? 2 : 1)
 
-__attribute__((always_inline)) TM_ATTR static inline void TM_CAT(PFX, conv_body)(
-    const tm_layer_args *A, int t, int o0, const int G, const int FV, const int gated)
+__attribute__((always_inline)) TM_ATTR static inline void
+TM_CAT(PFX, conv_body)(const tm_layer_args *A, int t, int o0, const int G, const int FV,
+                       const int gated)
 {
     const int C = A->C, K = A->K, Z = gated ? 2 * C : C;
     const size_t hs = A->hs;
@@ -191,8 +191,8 @@ __attribute__((always_inline)) TM_ATTR static inline void TM_CAT(PFX, conv_body)
     }
 }
 
-__attribute__((always_inline)) TM_ATTR static inline void TM_CAT(PFX, mm_body)(
-    const tm_mm_args *M, int t, int o0, const int G, const int FV)
+__attribute__((always_inline)) TM_ATTR static inline void
+TM_CAT(PFX, mm_body)(const tm_mm_args *M, int t, int o0, const int G, const int FV)
 {
     VEC acc[TM_MAXG][4];
 #pragma GCC unroll 24
@@ -222,37 +222,36 @@ __attribute__((always_inline)) TM_ATTR static inline void TM_CAT(PFX, mm_body)(
 }
 
 /* the kernels for one G: frames [t0, t1) in chunks of FV W frames, then of W */
-#define TM_KERNELS(G)                                                                        \
-    TM_ATTR static void TM_CAT(PFX, TM_CAT(conv_u, G))(const tm_layer_args *A, int t0, int t1, \
-                                                     int o0)                                 \
-    {                                                                                        \
-        int t = t0;                                                                          \
-        if (TM_FV(G, 0) > 1)                                                                 \
-            for (; t + TM_FV(G, 0) * W <= t1; t += TM_FV(G, 0) * W)                          \
-                TM_CAT(PFX, conv_body)(A, t, o0, G, TM_FV(G, 0), 0);                         \
-        for (; t < t1; t += W)                                                               \
-            TM_CAT(PFX, conv_body)(A, t, o0, G, 1, 0);                                       \
-    }                                                                                        \
-    TM_ATTR static void TM_CAT(PFX, TM_CAT(mm_, G))(const tm_mm_args *M, int t0, int t1,     \
-                                                   int o0)                                   \
-    {                                                                                        \
-        int t = t0;                                                                          \
-        if (TM_FV(G, 0) > 1)                                                                 \
-            for (; t + TM_FV(G, 0) * W <= t1; t += TM_FV(G, 0) * W)                          \
-                TM_CAT(PFX, mm_body)(M, t, o0, G, TM_FV(G, 0));                              \
-        for (; t < t1; t += W)                                                               \
-            TM_CAT(PFX, mm_body)(M, t, o0, G, 1);                                            \
+#define TM_KERNELS(G)                                                                              \
+    TM_ATTR static void TM_CAT(PFX, TM_CAT(conv_u, G))(const tm_layer_args *A, int t0, int t1,     \
+                                                       int o0)                                     \
+    {                                                                                              \
+        int t = t0;                                                                                \
+        if (TM_FV(G, 0) > 1)                                                                       \
+            for (; t + TM_FV(G, 0) * W <= t1; t += TM_FV(G, 0) * W)                                \
+                TM_CAT(PFX, conv_body)(A, t, o0, G, TM_FV(G, 0), 0);                               \
+        for (; t < t1; t += W)                                                                     \
+            TM_CAT(PFX, conv_body)(A, t, o0, G, 1, 0);                                             \
+    }                                                                                              \
+    TM_ATTR static void TM_CAT(PFX, TM_CAT(mm_, G))(const tm_mm_args *M, int t0, int t1, int o0)   \
+    {                                                                                              \
+        int t = t0;                                                                                \
+        if (TM_FV(G, 0) > 1)                                                                       \
+            for (; t + TM_FV(G, 0) * W <= t1; t += TM_FV(G, 0) * W)                                \
+                TM_CAT(PFX, mm_body)(M, t, o0, G, TM_FV(G, 0));                                    \
+        for (; t < t1; t += W)                                                                     \
+            TM_CAT(PFX, mm_body)(M, t, o0, G, 1);                                                  \
     }
-#define TM_GATED(G)                                                                          \
-    TM_ATTR static void TM_CAT(PFX, TM_CAT(conv_g, G))(const tm_layer_args *A, int t0, int t1, \
-                                                     int o0)                                 \
-    {                                                                                        \
-        int t = t0;                                                                          \
-        if (TM_FV(G, 1) > 1)                                                                 \
-            for (; t + TM_FV(G, 1) * W <= t1; t += TM_FV(G, 1) * W)                          \
-                TM_CAT(PFX, conv_body)(A, t, o0, G, TM_FV(G, 1), 1);                         \
-        for (; t < t1; t += W)                                                               \
-            TM_CAT(PFX, conv_body)(A, t, o0, G, 1, 1);                                       \
+#define TM_GATED(G)                                                                                \
+    TM_ATTR static void TM_CAT(PFX, TM_CAT(conv_g, G))(const tm_layer_args *A, int t0, int t1,     \
+                                                       int o0)                                     \
+    {                                                                                              \
+        int t = t0;                                                                                \
+        if (TM_FV(G, 1) > 1)                                                                       \
+            for (; t + TM_FV(G, 1) * W <= t1; t += TM_FV(G, 1) * W)                                \
+                TM_CAT(PFX, conv_body)(A, t, o0, G, TM_FV(G, 1), 1);                               \
+        for (; t < t1; t += W)                                                                     \
+            TM_CAT(PFX, conv_body)(A, t, o0, G, 1, 1);                                             \
     }
 
 TM_KERNELS(1)
@@ -285,20 +284,19 @@ TM_GATED(12)
 static const tm_kernels TM_CAT(PFX, kernels) = {
     .acc = ACCB,
     .lanes = W,
-    .conv_u = {NULL, TM_CAT(PFX, conv_u1), TM_CAT(PFX, conv_u2), TM_CAT(PFX, conv_u3),
-               TM_CAT(PFX, conv_u4), TM_CAT(PFX, conv_u5), TM_CAT(PFX, conv_u6),
-               TM_CAT(PFX, conv_u7), TM_CAT(PFX, conv_u8), NULL, TM_CAT(PFX, conv_u10), NULL,
-               TM_CAT(PFX, conv_u12),
+    .conv_u =
+        {NULL, TM_CAT(PFX, conv_u1), TM_CAT(PFX, conv_u2), TM_CAT(PFX, conv_u3),
+         TM_CAT(PFX, conv_u4), TM_CAT(PFX, conv_u5), TM_CAT(PFX, conv_u6), TM_CAT(PFX, conv_u7),
+         TM_CAT(PFX, conv_u8), NULL, TM_CAT(PFX, conv_u10), NULL, TM_CAT(PFX, conv_u12),
 #if ACCB >= 24
-               [16] = TM_CAT(PFX, conv_u16), [20] = TM_CAT(PFX, conv_u20),
-               [24] = TM_CAT(PFX, conv_u24)
+         [16] = TM_CAT(PFX, conv_u16), [20] = TM_CAT(PFX, conv_u20), [24] = TM_CAT(PFX, conv_u24)
 #endif
-    },
+        },
     .conv_g = {NULL, TM_CAT(PFX, conv_g1), TM_CAT(PFX, conv_g2), TM_CAT(PFX, conv_g3),
                TM_CAT(PFX, conv_g4), TM_CAT(PFX, conv_g5), TM_CAT(PFX, conv_g6),
 #if ACCB >= 24
-               TM_CAT(PFX, conv_g7), TM_CAT(PFX, conv_g8), [10] = TM_CAT(PFX, conv_g10),
-               [12] = TM_CAT(PFX, conv_g12)
+               TM_CAT(PFX, conv_g7),
+               TM_CAT(PFX, conv_g8), [10] = TM_CAT(PFX, conv_g10), [12] = TM_CAT(PFX, conv_g12)
 #endif
     },
     .mm = {NULL, TM_CAT(PFX, mm_1), TM_CAT(PFX, mm_2), TM_CAT(PFX, mm_3), TM_CAT(PFX, mm_4),

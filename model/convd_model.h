@@ -39,8 +39,7 @@ int cvd_keras_load_weights(const char *config_path, const char *weights_path, cv
 
 /* .nam from a file, or from text in memory (`name` is used in messages). */
 int cvd_nam_load(const char *path, cvd_model **out, cvd_err *err);
-int cvd_nam_parse(const char *text, size_t len, const char *name, cvd_model **out,
-                  cvd_err *err);
+int cvd_nam_parse(const char *text, size_t len, const char *name, cvd_model **out, cvd_err *err);
 
 /* convd's JSON from a file (a safetensors file it names is read relative to its folder), or
  * from text in memory (`dir` is where relative weight files are looked up; may be NULL). */

@@ -40,17 +40,15 @@ static int read_audio(const char *path, float **out, long *frames, int *channels
     *out = NULL;
     sf = sf_open(path, SFM_READ, &info);
     if (sf == NULL)
-        return cvd_err_set(err, CVD_EIO, "%s: cannot read as audio: %s", path,
-                           sf_strerror(NULL));
+        return cvd_err_set(err, CVD_EIO, "%s: cannot read as audio: %s", path, sf_strerror(NULL));
     if (info.frames <= 0) {
         sf_close(sf);
-        return cvd_err_set(err, CVD_EFORMAT, "%s: no frames: an impulse response needs some",
-                           path);
+        return cvd_err_set(err, CVD_EFORMAT, "%s: no frames: an impulse response needs some", path);
     }
     if (info.channels < 1 || info.channels > CVD_IR_MAX_CHANNELS) {
         sf_close(sf);
-        return cvd_err_set(err, CVD_EFORMAT, "%s: %d channels: at most %d", path,
-                           info.channels, CVD_IR_MAX_CHANNELS);
+        return cvd_err_set(err, CVD_EFORMAT, "%s: %d channels: at most %d", path, info.channels,
+                           CVD_IR_MAX_CHANNELS);
     }
     if (info.frames > max_frames) {
         sf_close(sf);
@@ -62,8 +60,8 @@ static int read_audio(const char *path, float **out, long *frames, int *channels
     }
     if (info.samplerate < 1000 || info.samplerate > 768000) {
         sf_close(sf);
-        return cvd_err_set(err, CVD_EFORMAT, "%s: sample rate %d Hz: must be in 1000..768000",
-                           path, info.samplerate);
+        return cvd_err_set(err, CVD_EFORMAT, "%s: sample rate %d Hz: must be in 1000..768000", path,
+                           info.samplerate);
     }
     float *x = malloc(sizeof(float) * (size_t)info.frames * info.channels);
     if (x == NULL) {
@@ -220,8 +218,7 @@ int cvd_ir_load(const char *path, const cvd_ir_options *opt, cvd_model **out, cv
     {
         char from[96] = "";
         if (run_rate != rate)
-            snprintf(from, sizeof from, " (resampled from %ld frames at %d Hz)", file_frames,
-                     rate);
+            snprintf(from, sizeof from, " (resampled from %ld frames at %d Hz)", file_frames, rate);
         snprintf(desc, sizeof desc,
                  "impulse response %s: %s, %ld frames (%.1f ms) at %g Hz%s; %s (gain %.4g, "
                  "%+.1f dB)",

@@ -39,9 +39,9 @@
 #include <jansson.h>
 #include <zip.h>
 
-#define KX_MAX_CONFIG ((size_t)64 << 20)  /* bytes of config JSON */
-#define KX_MAX_WEIGHTS ((size_t)4 << 30)  /* bytes of an HDF5 weights file */
-#define KX_MAX_STRINGS 100000             /* entries of a string attribute */
+#define KX_MAX_CONFIG ((size_t)64 << 20) /* bytes of config JSON */
+#define KX_MAX_WEIGHTS ((size_t)4 << 30) /* bytes of an HDF5 weights file */
+#define KX_MAX_STRINGS 100000            /* entries of a string attribute */
 #define KX_MAX_PATH 1024
 
 /* The serial HDF5 library is not thread-safe: every use is under this lock. */
@@ -50,11 +50,11 @@ static pthread_mutex_t kx_h5_lock = PTHREAD_MUTEX_INITIALIZER;
 struct kx_tcn;
 
 typedef struct kx_layer {
-    const char *name; /* borrowed from the config */
-    const char *cls;  /* the Keras class, aliases resolved */
-    char where[160];  /* "layers[3] (conv1d)" */
-    int input;        /* an InputLayer */
-    int renorm;       /* BatchNormalization(renorm=True): three more variables in the file */
+    const char *name;   /* borrowed from the config */
+    const char *cls;    /* the Keras class, aliases resolved */
+    char where[160];    /* "layers[3] (conv1d)" */
+    int input;          /* an InputLayer */
+    int renorm;         /* BatchNormalization(renorm=True): three more variables in the file */
     struct kx_tcn *tcn; /* keras-tcn's TCN layer, expanded into convd's layers (below) */
 } kx_layer;
 
@@ -67,7 +67,7 @@ typedef struct kx_ctx {
     kx_layer *layers;
     char model_name[96];
     char model_class[32];
-    json_t *top;      /* the Keras config (the layers' names point into it) */
+    json_t *top; /* the Keras config (the layers' names point into it) */
     cvd_model *m;
 } kx_ctx;
 
@@ -122,8 +122,8 @@ static int kx_read_file(kx_ctx *c, const char *path, size_t max, char **out, siz
     }
     if ((unsigned long long)st.st_size > max) {
         fclose(f);
-        return cvd_err_set(&c->e, CVD_EINVAL, "%s: %lld bytes: larger than convd reads (%zu)",
-                           path, (long long)st.st_size, max);
+        return cvd_err_set(&c->e, CVD_EINVAL, "%s: %lld bytes: larger than convd reads (%zu)", path,
+                           (long long)st.st_size, max);
     }
     buf = malloc((size_t)st.st_size + 1);
     if (buf == NULL) {
@@ -194,8 +194,8 @@ static int kx_zip_entry(kx_ctx *c, zip_t *za, const char *name, size_t max, int 
     if (got != st.size) {
         zip_fclose(zf);
         free(buf);
-        return kx_bad(c, CVD_EFORMAT, "%s: %zu of %llu bytes in the archive (truncated)", name,
-                      got, (unsigned long long)st.size);
+        return kx_bad(c, CVD_EFORMAT, "%s: %zu of %llu bytes in the archive (truncated)", name, got,
+                      (unsigned long long)st.size);
     }
     /* a read at the end makes libzip compare the entry's checksum */
     {
@@ -271,19 +271,19 @@ static int kx_h5_hard(kx_ctx *c, hid_t loc, const char *path, const char *shown)
         }
         if (li.type != H5L_TYPE_HARD)
             return kx_bad(c, CVD_EUNSUPPORTED,
-                          "%s: '%s' is %s link: convd reads only what the file itself holds",
-                          shown, part, li.type == H5L_TYPE_SOFT ? "a soft" : "an external");
+                          "%s: '%s' is %s link: convd reads only what the file itself holds", shown,
+                          part, li.type == H5L_TYPE_SOFT ? "a soft" : "an external");
     }
     return 1;
 }
 
 /* The strings of an attribute (Keras splits long ones into NAME0, NAME1, ...). *n = -1 when
  * the attribute does not exist. The list is malloc'd (one block: free it). */
-static int kx_h5_read_attr(kx_ctx *c, hid_t obj, const char *name, const char *shown,
-                           char ***list, int *n, int *cap);
+static int kx_h5_read_attr(kx_ctx *c, hid_t obj, const char *name, const char *shown, char ***list,
+                           int *n, int *cap);
 
-static int kx_h5_strings(kx_ctx *c, hid_t obj, const char *name, const char *shown,
-                         char ***list, int *n)
+static int kx_h5_strings(kx_ctx *c, hid_t obj, const char *name, const char *shown, char ***list,
+                         int *n)
 {
     int cap = 0, rc;
     *list = NULL;
@@ -336,8 +336,8 @@ static void kx_free_strings(char **list, int n)
     free(list);
 }
 
-static int kx_h5_read_attr(kx_ctx *c, hid_t obj, const char *name, const char *shown,
-                           char ***list, int *n, int *cap)
+static int kx_h5_read_attr(kx_ctx *c, hid_t obj, const char *name, const char *shown, char ***list,
+                           int *n, int *cap)
 {
     char h5m[256];
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT), t = -1, s = -1, mt = -1;
@@ -481,15 +481,15 @@ static int kx_h5_var_to(kx_ctx *c, hid_t loc, const char *path, const char *show
         if (o < sizeof got_t)
             snprintf(got_t + o, sizeof got_t - o, r == 1 ? ",)" : ")");
         if (!same) {
-            rc = kx_bad(c, CVD_EINVAL, "%s: shape %s, but %s (%s) variable %d has shape %s",
-                        shown, got_t, L->where, L->cls, var, want_t);
+            rc = kx_bad(c, CVD_EINVAL, "%s: shape %s, but %s (%s) variable %d has shape %s", shown,
+                        got_t, L->where, L->cls, var, want_t);
             goto done;
         }
     }
     t = H5Dget_type(d);
     if (t < 0 || H5Tget_class(t) != H5T_FLOAT || H5Tget_size(t) > 8) {
-        rc = kx_bad(c, CVD_EUNSUPPORTED, "%s: not floating point (%s variable %d)", shown,
-                    L->where, var);
+        rc = kx_bad(c, CVD_EUNSUPPORTED, "%s: not floating point (%s variable %d)", shown, L->where,
+                    var);
         goto done;
     }
     size_t count = cvd_model_var_size(c->m, node, var);
@@ -527,13 +527,14 @@ done:
 }
 
 /* Reads dataset `path` into variable `var` of `node`, checked as above. */
-static int kx_h5_var(kx_ctx *c, hid_t loc, const char *path, const char *shown,
-                     const kx_layer *L, int node, int var)
+static int kx_h5_var(kx_ctx *c, hid_t loc, const char *path, const char *shown, const kx_layer *L,
+                     int node, int var)
 {
     return kx_h5_var_to(c, loc, path, shown, L, node, var, NULL);
 }
 
-/* ---- the config ------------------------------------------------------------------------------- */
+/* ---- the config -------------------------------------------------------------------------------
+ */
 
 /* Keras's naming.to_snake_case: drop non-word characters, then "_" before a capital that
  * starts a lower-case run (after any character) and between a lower-case letter and a
@@ -548,7 +549,8 @@ static void kx_snake(const char *in, char *out, size_t n)
     a[la] = '\0';
     /* (.)([A-Z][a-z]+) -> \1_\2, matches not overlapping */
     for (size_t i = 0; i < la && lb + 2 < sizeof b;) {
-        if (i + 2 < la + 0 && isupper((unsigned char)a[i + 1]) && islower((unsigned char)a[i + 2])) {
+        if (i + 2 < la + 0 && isupper((unsigned char)a[i + 1]) &&
+            islower((unsigned char)a[i + 2])) {
             size_t j = i + 2;
             while (j < la && islower((unsigned char)a[j]))
                 j++;
@@ -583,8 +585,8 @@ static int kx_dtype(kx_ctx *c, const kx_layer *L, json_t *cfg)
 {
     json_t *d = cfg ? json_object_get(cfg, "dtype") : NULL;
     const char *name = NULL, *cls = NULL;
-    static const char *const ok[] = {"float32", "float64", "float16", "bfloat16",
-                                     "mixed_float16", "mixed_bfloat16"};
+    static const char *const ok[] = {"float32",  "float64",       "float16",
+                                     "bfloat16", "mixed_float16", "mixed_bfloat16"};
     if (d == NULL || json_is_null(d))
         return CVD_OK;
     if (json_is_string(d)) {
@@ -619,8 +621,10 @@ static int kx_kwargs(kx_ctx *c, const kx_layer *L, json_t *kw)
     if (kw == NULL || json_is_null(kw))
         return CVD_OK;
     if (!json_is_object(kw))
-        return kx_bad(c, CVD_EFORMAT, "%s%s (%s): inbound node: keyword arguments are not an "
-                      "object", c->lp, L->where, L->cls);
+        return kx_bad(c, CVD_EFORMAT,
+                      "%s%s (%s): inbound node: keyword arguments are not an "
+                      "object",
+                      c->lp, L->where, L->cls);
     json_object_foreach(kw, key, v)
     {
         if (strcmp(key, "training") == 0) {
@@ -631,8 +635,8 @@ static int kx_kwargs(kx_ctx *c, const kx_layer *L, json_t *kw)
                               "which convd does not do",
                               c->lp, L->where, L->cls);
             if (!json_is_false(v) && !json_is_null(v))
-                return kx_bad(c, CVD_EFORMAT, "%s%s (%s): training must be true or false",
-                              c->lp, L->where, L->cls);
+                return kx_bad(c, CVD_EFORMAT, "%s%s (%s): training must be true or false", c->lp,
+                              L->where, L->cls);
             continue;
         }
         if (strcmp(key, "mask") == 0 && json_is_null(v))
@@ -660,8 +664,7 @@ static int kx_ref(kx_ctx *c, const kx_layer *L, json_t *name, json_t *ni, json_t
                       "(called more than once) and layers with several outputs are not supported",
                       c->lp, L->where, L->cls, (long long)json_integer_value(ti),
                       (long long)json_integer_value(ni), json_string_value(name));
-    return json_array_append(inputs, name) == 0 ? CVD_OK
-                                                 : kx_bad(c, CVD_ENOMEM, "out of memory");
+    return json_array_append(inputs, name) == 0 ? CVD_OK : kx_bad(c, CVD_ENOMEM, "out of memory");
 }
 
 /* A Keras 3 tensor {"class_name": "__keras_tensor__", "config": {"keras_history": [...]}}. */
@@ -706,8 +709,8 @@ static int kx_inbound(kx_ctx *c, const kx_layer *L, json_t *layer, json_t *copy)
         json_t *args = json_object_get(node, "args");
         if (!json_is_array(args) || json_array_size(args) == 0) {
             json_decref(inputs);
-            return kx_bad(c, CVD_EFORMAT, "%s%s (%s): inbound node without args", c->lp,
-                          L->where, L->cls);
+            return kx_bad(c, CVD_EFORMAT, "%s%s (%s): inbound node without args", c->lp, L->where,
+                          L->cls);
         }
         for (size_t i = 0; i < json_array_size(args) && rc == CVD_OK; i++) {
             json_t *a = json_array_get(args, i);
@@ -735,8 +738,10 @@ static int kx_inbound(kx_ctx *c, const kx_layer *L, json_t *layer, json_t *copy)
                 rc = kx_kwargs(c, L, json_array_get(e, 3));
         }
     } else {
-        rc = kx_bad(c, CVD_EFORMAT, "%s%s (%s): an inbound node must be an object (Keras 3) or "
-                    "a list (Keras 2)", c->lp, L->where, L->cls);
+        rc = kx_bad(c, CVD_EFORMAT,
+                    "%s%s (%s): an inbound node must be an object (Keras 3) or "
+                    "a list (Keras 2)",
+                    c->lp, L->where, L->cls);
     }
     if (rc == CVD_OK && json_object_set_new(copy, "inputs", inputs) != 0)
         return kx_bad(c, CVD_ENOMEM, "out of memory");
@@ -759,8 +764,10 @@ static const char *kx_io_name(kx_ctx *c, json_t *v, const char *key, int *rc)
     if (json_is_array(v) && json_array_size(v) == 3 && json_is_string(json_array_get(v, 0))) {
         if (json_integer_value(json_array_get(v, 1)) != 0 ||
             json_integer_value(json_array_get(v, 2)) != 0) {
-            *rc = kx_bad(c, CVD_EUNSUPPORTED, "%sconfig.%s: a model %s a layer's second output "
-                         "or call", c->lp, key, strcmp(key, "input_layers") ? "returns" : "takes");
+            *rc = kx_bad(c, CVD_EUNSUPPORTED,
+                         "%sconfig.%s: a model %s a layer's second output "
+                         "or call",
+                         c->lp, key, strcmp(key, "input_layers") ? "returns" : "takes");
             return NULL;
         }
         return json_string_value(json_array_get(v, 0));
@@ -778,8 +785,7 @@ static int kx_class(kx_ctx *c, kx_layer *L, json_t *layer)
     const char *reg = json_string_value(json_object_get(layer, "registered_name"));
     const char *cls = json_string_value(cn), *why;
     if (cls == NULL)
-        return kx_bad(c, CVD_EFORMAT, "%s%s: class_name: missing or not a string", c->lp,
-                      L->where);
+        return kx_bad(c, CVD_EFORMAT, "%s%s: class_name: missing or not a string", c->lp, L->where);
     L->cls = cls;
     const int custom = (module != NULL && strncmp(module, "keras", 5) != 0) ||
                        (reg != NULL && strcmp(reg, cls) != 0);
@@ -795,8 +801,9 @@ static int kx_class(kx_ctx *c, kx_layer *L, json_t *layer)
     L->cls = cls;
     why = cvd_json_unsupported_reason(cls);
     return kx_bad(c, CVD_EUNSUPPORTED, "%s%s: class_name='%s': %s", c->lp, L->where, cls,
-                  why ? why : "a layer convd does not support (docs/KERAS.md lists those it "
-                              "reads)");
+                  why ? why
+                      : "a layer convd does not support (docs/KERAS.md lists those it "
+                        "reads)");
 }
 
 /* ---- keras-tcn's TCN layer ------------------------------------------------------------------
@@ -820,8 +827,8 @@ static int kx_class(kx_ctx *c, kx_layer *L, json_t *layer)
 
 typedef struct kx_tcn {
     int blocks, k, norm, wnorm, skip, same, ret_seq, slice;
-    int in_ch;      /* of the TCN's input */
-    long steps;     /* of the TCN's input, -1 when not fixed */
+    int in_ch;                  /* of the TCN's input */
+    long steps;                 /* of the TCN's input, -1 when not fixed */
     int *filters, *dil, *match; /* per block; match: a 1x1 matching Conv1D */
     char act[64];
 } kx_tcn;
@@ -905,19 +912,35 @@ static int kx_tcn_bool(kx_ctx *c, const kx_layer *L, json_t *cfg, const char *ke
         *out = (int)json_integer_value(v);
         return CVD_OK;
     }
-    return kx_bad(c, CVD_EINVAL, "%s%s (TCN): config.%s: must be true or false", c->lp,
-                  L->where, key);
+    return kx_bad(c, CVD_EINVAL, "%s%s (TCN): config.%s: must be true or false", c->lp, L->where,
+                  key);
 }
 
 /* The TCN's config, checked as keras-tcn checks it, with keras-tcn's defaults. */
 static int kx_tcn_parse(kx_ctx *c, kx_layer *L, json_t *cfg, kx_tcn **out)
 {
-    static const char *const keys[] = {
-        "name", "trainable", "dtype", "batch_input_shape", "batch_shape", "batch_size",
-        "nb_filters", "kernel_size", "nb_stacks", "dilations", "padding",
-        "use_skip_connections", "dropout_rate", "return_sequences", "activation",
-        "kernel_initializer", "use_batch_norm", "use_layer_norm", "use_weight_norm",
-        "go_backwards", "return_state", NULL};
+    static const char *const keys[] = {"name",
+                                       "trainable",
+                                       "dtype",
+                                       "batch_input_shape",
+                                       "batch_shape",
+                                       "batch_size",
+                                       "nb_filters",
+                                       "kernel_size",
+                                       "nb_stacks",
+                                       "dilations",
+                                       "padding",
+                                       "use_skip_connections",
+                                       "dropout_rate",
+                                       "return_sequences",
+                                       "activation",
+                                       "kernel_initializer",
+                                       "use_batch_norm",
+                                       "use_layer_norm",
+                                       "use_weight_norm",
+                                       "go_backwards",
+                                       "return_state",
+                                       NULL};
     static const int def_dil[] = {1, 2, 4, 8, 16, 32};
     kx_tcn *t = calloc(1, sizeof *t);
     json_t *v, *nf, *dl;
@@ -957,11 +980,15 @@ static int kx_tcn_parse(kx_ctx *c, kx_layer *L, json_t *cfg, kx_tcn **out)
              json_array_size(dl) <= KX_TCN_MAX_BLOCKS)
         n_dil = (int)json_array_size(dl);
     else
-        return kx_bad(c, CVD_EINVAL, "%s%s (TCN): config.dilations: must be a list of 1 to %d "
-                      "integers", c->lp, L->where, KX_TCN_MAX_BLOCKS);
+        return kx_bad(c, CVD_EINVAL,
+                      "%s%s (TCN): config.dilations: must be a list of 1 to %d "
+                      "integers",
+                      c->lp, L->where, KX_TCN_MAX_BLOCKS);
     if ((long long)stacks * n_dil > KX_TCN_MAX_BLOCKS)
-        return kx_bad(c, CVD_EINVAL, "%s%s (TCN): nb_stacks %d x %d dilations: more than %d "
-                      "residual blocks", c->lp, L->where, stacks, n_dil, KX_TCN_MAX_BLOCKS);
+        return kx_bad(c, CVD_EINVAL,
+                      "%s%s (TCN): nb_stacks %d x %d dilations: more than %d "
+                      "residual blocks",
+                      c->lp, L->where, stacks, n_dil, KX_TCN_MAX_BLOCKS);
     t->blocks = stacks * n_dil;
     t->filters = calloc((size_t)t->blocks, sizeof *t->filters);
     t->dil = calloc((size_t)t->blocks, sizeof *t->dil);
@@ -1011,7 +1038,8 @@ static int kx_tcn_parse(kx_ctx *c, kx_layer *L, json_t *cfg, kx_tcn **out)
     else
         return kx_bad(c, CVD_EINVAL,
                       "%s%s (TCN): config.padding: must be 'causal' or 'same' (keras-tcn accepts "
-                      "only these)", c->lp, L->where);
+                      "only these)",
+                      c->lp, L->where);
     if ((rc = kx_tcn_bool(c, L, cfg, "use_skip_connections", 1, &t->skip)) < 0 ||
         (rc = kx_tcn_bool(c, L, cfg, "return_sequences", 0, &t->ret_seq)) < 0 ||
         (rc = kx_tcn_bool(c, L, cfg, "use_batch_norm", 0, &bn)) < 0 ||
@@ -1045,8 +1073,10 @@ static int kx_tcn_parse(kx_ctx *c, kx_layer *L, json_t *cfg, kx_tcn **out)
     v = json_object_get(cfg, "dropout_rate");
     if (v != NULL && !json_is_null(v) &&
         (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) >= 1))
-        return kx_bad(c, CVD_EINVAL, "%s%s (TCN): config.dropout_rate: must be a number from 0 "
-                      "to below 1", c->lp, L->where);
+        return kx_bad(c, CVD_EINVAL,
+                      "%s%s (TCN): config.dropout_rate: must be a number from 0 "
+                      "to below 1",
+                      c->lp, L->where);
     v = json_object_get(cfg, "activation");
     if (v == NULL || json_is_null(v))
         snprintf(t->act, sizeof t->act, "%s", v == NULL ? "relu" : "linear");
@@ -1104,13 +1134,13 @@ static int kx_tcn_model_input(json_t *root, json_t *list, int *ch, long *steps)
             continue;
         if ((shape = json_object_get(cc, "batch_shape")) == NULL || json_is_null(shape))
             shape = json_object_get(cc, "batch_input_shape");
-        if ((shape == NULL || json_is_null(shape)) &&
-            json_is_array(json_object_get(cc, "shape"))) {
+        if ((shape == NULL || json_is_null(shape)) && json_is_array(json_object_get(cc, "shape"))) {
             json_t *s = json_object_get(cc, "shape");
             if (json_array_size(s) != 2)
                 return -1;
             *steps = json_is_integer(json_array_get(s, 0))
-                         ? (long)json_integer_value(json_array_get(s, 0)) : -1;
+                         ? (long)json_integer_value(json_array_get(s, 0))
+                         : -1;
             *ch = (int)json_integer_value(json_array_get(s, 1));
             return 0;
         }
@@ -1121,7 +1151,8 @@ static int kx_tcn_model_input(json_t *root, json_t *list, int *ch, long *steps)
         !json_is_integer(json_array_get(shape, 2)))
         return -1;
     *steps = json_is_integer(json_array_get(shape, 1))
-                 ? (long)json_integer_value(json_array_get(shape, 1)) : -1;
+                 ? (long)json_integer_value(json_array_get(shape, 1))
+                 : -1;
     *ch = (int)json_integer_value(json_array_get(shape, 2));
     return 0;
 }
@@ -1178,8 +1209,8 @@ static int kx_tcn_input_shape(kx_ctx *c, const kx_layer *L, json_t *root, json_t
         for (size_t k = 0; k < json_array_size(ins); k++) {
             const char *nm = json_string_value(json_array_get(ins, k));
             for (int j = 0; nm && j < i; j++) {
-                const char *o = json_string_value(
-                    json_object_get(json_array_get(list, (size_t)j), "name"));
+                const char *o =
+                    json_string_value(json_object_get(json_array_get(list, (size_t)j), "name"));
                 if (o != NULL && strcmp(o, nm) == 0)
                     need[j] = 1;
             }
@@ -1189,8 +1220,8 @@ static int kx_tcn_input_shape(kx_ctx *c, const kx_layer *L, json_t *root, json_t
         if (need[i])
             json_array_append(pl, json_array_get(list, i));
     free(need);
-    probe = json_pack("{s:s, s:i, s:o, s:s}", "format", "convd-model", "version", 1, "layers",
-                      pl, "output", in);
+    probe = json_pack("{s:s, s:i, s:o, s:s}", "format", "convd-model", "version", 1, "layers", pl,
+                      "output", in);
     if (probe == NULL)
         return kx_bad(c, CVD_ENOMEM, "out of memory");
     if (json_object_get(root, "input_shape") != NULL)
@@ -1209,8 +1240,8 @@ static int kx_tcn_input_shape(kx_ctx *c, const kx_layer *L, json_t *root, json_t
             t->steps = cvd_model_node_frames(pm, i);
             if (cvd_model_node_rank(pm, i) != 2)
                 rc = kx_bad(c, CVD_EINVAL,
-                            "%s%s (TCN): its input '%s' is not a sequence (steps, channels)",
-                            c->lp, L->where, in);
+                            "%s%s (TCN): its input '%s' is not a sequence (steps, channels)", c->lp,
+                            L->where, in);
         }
     cvd_model_unref(pm);
     return rc;
@@ -1223,7 +1254,7 @@ static int kx_tcn_translate(kx_ctx *c, kx_layer *L, json_t *layer, json_t *root,
     json_t *cfg = json_object_get(layer, "config");
     kx_tcn *t = NULL;
     char in[128], p[8][128], cur[128], x1[128];
-    char (*skips)[128] = NULL;
+    char(*skips)[128] = NULL;
     int rc = kx_tcn_parse(c, L, cfg, &t);
     L->tcn = t;
     if (rc < 0)
@@ -1236,8 +1267,8 @@ static int kx_tcn_translate(kx_ctx *c, kx_layer *L, json_t *layer, json_t *root,
         rc = kx_inbound(c, L, layer, tmp);
         json_t *ins = json_object_get(tmp, "inputs");
         if (rc == CVD_OK && json_array_size(ins) != 1)
-            rc = kx_bad(c, CVD_EINVAL, "%s%s (TCN) is called on %zu tensors: it takes one",
-                        c->lp, L->where, json_array_size(ins));
+            rc = kx_bad(c, CVD_EINVAL, "%s%s (TCN) is called on %zu tensors: it takes one", c->lp,
+                        L->where, json_array_size(ins));
         if (rc == CVD_OK)
             kx_cpy(in, sizeof in, json_string_value(json_array_get(ins, 0)));
         json_decref(tmp);
@@ -1245,9 +1276,8 @@ static int kx_tcn_translate(kx_ctx *c, kx_layer *L, json_t *layer, json_t *root,
             return rc;
     } else {
         size_t n = json_array_size(list);
-        const char *prev = n ? json_string_value(json_object_get(json_array_get(list, n - 1),
-                                                                 "name"))
-                             : NULL;
+        const char *prev =
+            n ? json_string_value(json_object_get(json_array_get(list, n - 1), "name")) : NULL;
         kx_cpy(in, sizeof in, prev ? prev : "input");
         if (n == 0 && json_object_get(root, "input_shape") == NULL) {
             /* Keras 2's Sequential: the first layer carries the input's shape */
@@ -1276,18 +1306,18 @@ static int kx_tcn_translate(kx_ctx *c, kx_layer *L, json_t *layer, json_t *root,
         const int idem = kx_tcn_idempotent(t->act);
         for (int b = 0; b < t->blocks && rc == CVD_OK; b++) {
             const int F = t->filters[b], last = b == t->blocks - 1;
-            static const char *const parts[] = {"conv1D_0", "norm_0", "Act_Conv1D_0", "conv1D_1",
-                                                "norm_1", "Act_Conv1D_1", "Act_Conv_Blocks",
-                                                "matching_conv1D"};
+            static const char *const parts[] = {"conv1D_0",        "norm_0",         "Act_Conv1D_0",
+                                                "conv1D_1",        "norm_1",         "Act_Conv1D_1",
+                                                "Act_Conv_Blocks", "matching_conv1D"};
             for (int q = 0; q < 8 && rc == CVD_OK; q++)
                 rc = kx_tcn_name(c, L, b, parts[q], p[q], sizeof p[q]);
             kx_cpy(cur, sizeof cur, in);
             for (int k = 0; k < 2 && rc == CVD_OK; k++) {
                 const char *cn = p[3 * k], *nn = p[3 * k + 1], *an = p[3 * k + 2];
-                rc = kx_tcn_push(c, list, "Conv1D", cn,
-                                 kx_tcn_conv_cfg(F, t->k, t->dil[b], pad,
-                                                 t->norm ? "linear" : t->act),
-                                 json_pack("[s]", cur));
+                rc = kx_tcn_push(
+                    c, list, "Conv1D", cn,
+                    kx_tcn_conv_cfg(F, t->k, t->dil[b], pad, t->norm ? "linear" : t->act),
+                    json_pack("[s]", cur));
                 kx_cpy(cur, sizeof cur, cn);
                 if (rc == CVD_OK && t->norm) {
                     rc = kx_tcn_push(c, list,
@@ -1315,17 +1345,16 @@ static int kx_tcn_translate(kx_ctx *c, kx_layer *L, json_t *layer, json_t *root,
                 break;
             if (rc == CVD_OK && t->match[b]) {
                 rc = kx_tcn_push(c, list, "Conv1D", p[7],
-                                 kx_tcn_conv_cfg(F, 1, 1, "same", "linear"),
-                                 json_pack("[s]", in));
+                                 kx_tcn_conv_cfg(F, 1, 1, "same", "linear"), json_pack("[s]", in));
                 x2 = p[7];
             }
             char addn[128], outn[128];
             if (rc == CVD_OK)
                 rc = kx_tcn_name(c, L, b, "Add_Res", addn, sizeof addn);
             if (rc == CVD_OK)
-                rc = last && !t->skip && !t->slice ? kx_tcn_name(c, L, -1, NULL, outn, sizeof outn)
-                                                   : kx_tcn_name(c, L, b, "Act_Res_Block", outn,
-                                                                 sizeof outn);
+                rc = last && !t->skip && !t->slice
+                         ? kx_tcn_name(c, L, -1, NULL, outn, sizeof outn)
+                         : kx_tcn_name(c, L, b, "Act_Res_Block", outn, sizeof outn);
             if (rc == CVD_OK)
                 rc = kx_tcn_push(c, list, "Add", addn, json_object(), json_pack("[s, s]", x2, x1));
             if (rc == CVD_OK)
@@ -1343,8 +1372,7 @@ static int kx_tcn_translate(kx_ctx *c, kx_layer *L, json_t *layer, json_t *root,
             if (!t->slice) {
                 rc = kx_tcn_name(c, L, -1, NULL, sum, sizeof sum);
                 if (rc == CVD_OK)
-                    rc = kx_tcn_push(c, list, "Identity", sum, json_object(),
-                                     json_pack("[s]", in));
+                    rc = kx_tcn_push(c, list, "Identity", sum, json_object(), json_pack("[s]", in));
                 kx_cpy(in, sizeof in, sum);
             }
         } else {
@@ -1364,8 +1392,8 @@ static int kx_tcn_translate(kx_ctx *c, kx_layer *L, json_t *layer, json_t *root,
                     rc = kx_tcn_name(c, L, -1, NULL, sum, sizeof sum);
                 } else {
                     char part_name[48];
-                    snprintf(part_name, sizeof part_name, part ? "Add_Skip_Connections_%d"
-                             : "Add_Skip_Connections", part);
+                    snprintf(part_name, sizeof part_name,
+                             part ? "Add_Skip_Connections_%d" : "Add_Skip_Connections", part);
                     rc = kx_tcn_name(c, L, -1, part_name, sum, sizeof sum);
                 }
                 if (rc == CVD_OK)
@@ -1386,10 +1414,10 @@ static int kx_tcn_translate(kx_ctx *c, kx_layer *L, json_t *layer, json_t *root,
         if (rc == CVD_OK)
             rc = kx_tcn_name(c, L, -1, NULL, fin, sizeof fin);
         if (rc == CVD_OK)
-            rc = kx_tcn_push(c, list, "Cropping1D", crop,
-                             json_pack("{s:[I, I]}", "cropping", (json_int_t)left,
-                                       (json_int_t)(T - 1 - left)),
-                             json_pack("[s]", in));
+            rc = kx_tcn_push(
+                c, list, "Cropping1D", crop,
+                json_pack("{s:[I, I]}", "cropping", (json_int_t)left, (json_int_t)(T - 1 - left)),
+                json_pack("[s]", in));
         if (rc == CVD_OK)
             rc = kx_tcn_push(c, list, "Flatten", fin, json_object(), json_pack("[s]", crop));
     }
@@ -1409,8 +1437,7 @@ static int kx_translate(kx_ctx *c, json_t *top, json_t **out)
         return kx_bad(c, CVD_EFORMAT, "%snot a Keras model config (a JSON object)", c->lp);
     mcls = json_string_value(json_object_get(top, "class_name"));
     if (mcls == NULL)
-        return kx_bad(c, CVD_EFORMAT, "%sclass_name: missing (not a Keras model config)",
-                      c->lp);
+        return kx_bad(c, CVD_EFORMAT, "%sclass_name: missing (not a Keras model config)", c->lp);
     snprintf(c->model_class, sizeof c->model_class, "%s", mcls);
     if (strcmp(mcls, "Sequential") == 0)
         functional = 0;
@@ -1455,8 +1482,7 @@ static int kx_translate(kx_ctx *c, json_t *top, json_t **out)
         if (kx_is_tcn(layer)) { /* keras-tcn: expanded into convd's layers */
             L->cls = "TCN";
             if (L->name == NULL)
-                rc = kx_bad(c, CVD_EFORMAT, "%s%s (TCN): the layer has no name", c->lp,
-                            L->where);
+                rc = kx_bad(c, CVD_EFORMAT, "%s%s (TCN): the layer has no name", c->lp, L->where);
             if (rc == CVD_OK)
                 rc = kx_dtype(c, L, lc);
             if (rc == CVD_OK)
@@ -1466,8 +1492,8 @@ static int kx_translate(kx_ctx *c, json_t *top, json_t **out)
         if ((rc = kx_class(c, L, layer)) < 0 || (rc = kx_dtype(c, L, lc)) < 0)
             break;
         if (L->name == NULL) {
-            rc = kx_bad(c, CVD_EFORMAT, "%s%s (%s): the layer has no name", c->lp, L->where,
-                        L->cls);
+            rc =
+                kx_bad(c, CVD_EFORMAT, "%s%s (%s): the layer has no name", c->lp, L->where, L->cls);
             break;
         }
         L->input = strcmp(L->cls, "InputLayer") == 0;
@@ -1528,8 +1554,10 @@ static int kx_translate(kx_ctx *c, json_t *top, json_t **out)
         for (int i = 0; i < c->n_layers; i++)
             found |= c->layers[i].input && strcmp(c->layers[i].name, in) == 0;
         if (!found) {
-            rc = kx_bad(c, CVD_EINVAL, "%sconfig.input_layers names '%s', which is not the "
-                        "model's InputLayer", c->lp, in);
+            rc = kx_bad(c, CVD_EINVAL,
+                        "%sconfig.input_layers names '%s', which is not the "
+                        "model's InputLayer",
+                        c->lp, in);
             goto fail;
         }
         json_object_set_new(root, "output", json_string(o));
@@ -1572,9 +1600,11 @@ static int kx_build(kx_ctx *c, const char *text, size_t len)
     return rc;
 }
 
-/* ---- weights ----------------------------------------------------------------------------------- */
+/* ---- weights -----------------------------------------------------------------------------------
+ */
 
-/* ---- keras-tcn's weights ---------------------------------------------------------------------- */
+/* ---- keras-tcn's weights ----------------------------------------------------------------------
+ */
 
 /* A part of a TCN as a layer, for messages: "layers[1] (tcn): residual_block_0/conv1D_0". */
 static void kx_tcn_sub(const kx_layer *L, int block, const char *part, const char *cls,
@@ -1672,8 +1702,8 @@ static int kx_tcn_norm_path3(kx_ctx *c, hid_t fid, const char *where, const char
         return count < -1 ? c->e.code : kx_bad(c, CVD_EFORMAT, "%s: missing", shown);
     for (long i = 0; i < count; i++) {
         char name[256];
-        ssize_t len = H5Lget_name_by_idx(fid, block_path, H5_INDEX_NAME, H5_ITER_INC,
-                                         (hsize_t)i, name, sizeof name, H5P_DEFAULT);
+        ssize_t len = H5Lget_name_by_idx(fid, block_path, H5_INDEX_NAME, H5_ITER_INC, (hsize_t)i,
+                                         name, sizeof name, H5P_DEFAULT);
         size_t sl = strlen(stem);
         if (len <= 0 || (size_t)len >= sizeof name || strncmp(name, stem, sl) != 0)
             continue;
@@ -1753,8 +1783,8 @@ static int kx_tcn_weights3(kx_ctx *c, hid_t fid, const char *where, const char *
                 if ((count = kx_h5_count(c, fid, path, shown)) < -1)
                     return c->e.code;
                 if (count != 2)
-                    return kx_bad(c, CVD_EFORMAT, "%s: %s, but %s (Conv1D) has 2 variables",
-                                  shown, count < 0 ? "missing" : "not 2 variables", sub.where);
+                    return kx_bad(c, CVD_EFORMAT, "%s: %s, but %s (Conv1D) has 2 variables", shown,
+                                  count < 0 ? "missing" : "not 2 variables", sub.where);
                 continue;
             }
             int node = kx_tcn_node(c, L, b, convs[q]);
@@ -1888,8 +1918,8 @@ static int kx_tcn_weights2(kx_ctx *c, hid_t lg, const char *prefix, char **wn, i
                 *colon = '\0';
         }
         if (block < 0 || var == NULL)
-            rc = kx_bad(c, CVD_EFORMAT, "%s: not a variable of a residual block of %s (TCN)",
-                        shown, L->where);
+            rc = kx_bad(c, CVD_EFORMAT, "%s: not a variable of a residual block of %s (TCN)", shown,
+                        L->where);
         else if (block >= t->blocks)
             rc = kx_bad(c, CVD_EINVAL,
                         "%s: more residual blocks in the file than %s (TCN) has (%d: nb_stacks x "
@@ -1914,8 +1944,9 @@ static int kx_tcn_weights2(kx_ctx *c, hid_t lg, const char *prefix, char **wn, i
                         "%s: not a variable of %s (TCN) as configured (%s%s%s): not this "
                         "model's weights",
                         shown, L->where,
-                        t->norm == KX_NORM_BATCH ? "batch norm"
-                        : t->norm == KX_NORM_LAYER ? "layer norm" : "no norm",
+                        t->norm == KX_NORM_BATCH   ? "batch norm"
+                        : t->norm == KX_NORM_LAYER ? "layer norm"
+                                                   : "no norm",
                         t->wnorm ? ", weight norm" : "", t->match[block] ? ", matching conv" : "");
             break;
         }
@@ -1936,23 +1967,28 @@ static int kx_tcn_weights2(kx_ctx *c, hid_t lg, const char *prefix, char **wn, i
             const int nv = q <= KX_TS_MATCH ? 2 : t->norm == KX_NORM_BATCH ? 4 : 2;
             kx_layer sub;
             kx_tcn_sub(L, b, parts[q],
-                       q <= KX_TS_MATCH ? "Conv1D"
-                       : t->norm == KX_NORM_BATCH ? "BatchNormalization" : "LayerNormalization",
+                       q <= KX_TS_MATCH           ? "Conv1D"
+                       : t->norm == KX_NORM_BATCH ? "BatchNormalization"
+                                                  : "LayerNormalization",
                        &sub);
             for (int k = 0; k < 4; k++) {
                 if (!want && s->var[q][k] >= 0) {
                     snprintf(shown, sizeof shown, "%s%s", prefix, wn[s->var[q][k]]);
                     rc = kx_bad(c, CVD_EINVAL,
                                 "%s: %s is not part of the model as configured: not this "
-                                "model's weights", shown, sub.where);
+                                "model's weights",
+                                shown, sub.where);
                     break;
                 }
                 if (want && k < nv && s->var[q][k] < 0) {
-                    rc = kx_bad(c, CVD_EFORMAT, "%s: no weight named %s/%s in weight_names (%s "
-                                "(%s) variable %d)", prefix, parts[q],
-                                q <= KX_TS_MATCH ? (k ? "bias" : "kernel")
-                                : (const char *const[]){"gamma", "beta", "moving_mean",
-                                                        "moving_variance"}[k],
+                    rc = kx_bad(c, CVD_EFORMAT,
+                                "%s: no weight named %s/%s in weight_names (%s "
+                                "(%s) variable %d)",
+                                prefix, parts[q],
+                                q <= KX_TS_MATCH
+                                    ? (k ? "bias" : "kernel")
+                                    : (const char *const[]){"gamma", "beta", "moving_mean",
+                                                            "moving_variance"}[k],
                                 sub.where, sub.cls, k);
                     break;
                 }
@@ -1978,9 +2014,10 @@ static int kx_tcn_weights2(kx_ctx *c, hid_t lg, const char *prefix, char **wn, i
                 if (s->g[k] >= 0 || s->init[k] >= 0) {
                     snprintf(shown, sizeof shown, "%s%s", prefix,
                              wn[s->g[k] >= 0 ? s->g[k] : s->init[k]]);
-                    rc = kx_bad(c, CVD_EINVAL, "%s: weight normalization, but %s (TCN) has "
-                                "use_weight_norm=false: not this model's weights", shown,
-                                L->where);
+                    rc = kx_bad(c, CVD_EINVAL,
+                                "%s: weight normalization, but %s (TCN) has "
+                                "use_weight_norm=false: not this model's weights",
+                                shown, L->where);
                 }
                 continue;
             }
@@ -1992,8 +2029,10 @@ static int kx_tcn_weights2(kx_ctx *c, hid_t lg, const char *prefix, char **wn, i
             if (node < 0)
                 return free(sl), c->e.code;
             if (s->g[k] < 0) {
-                rc = kx_bad(c, CVD_EFORMAT, "%s: no weight named %s/g in weight_names (the "
-                            "weight normalization of %s)", prefix, part, sub.where);
+                rc = kx_bad(c, CVD_EFORMAT,
+                            "%s: no weight named %s/g in weight_names (the "
+                            "weight normalization of %s)",
+                            prefix, part, sub.where);
                 break;
             }
             if (s->init[k] >= 0) {
@@ -2051,7 +2090,7 @@ static int kx_tcn_weights2(kx_ctx *c, hid_t lg, const char *prefix, char **wn, i
 /* Keras 3: layers/<snake_case class>[_N]/vars/<i>. */
 static int kx_weights3(kx_ctx *c, hid_t fid, const char *where)
 {
-    char (*seen)[96] = calloc((size_t)c->n_layers + 1, sizeof *seen);
+    char(*seen)[96] = calloc((size_t)c->n_layers + 1, sizeof *seen);
     int *count = calloc((size_t)c->n_layers + 1, sizeof *count), n_seen = 0, rc = CVD_OK;
     if (seen == NULL || count == NULL) {
         free(seen);
@@ -2155,8 +2194,7 @@ static int kx_weights2(kx_ctx *c, hid_t g, const char *gname, const char *where)
         snprintf(shown, sizeof shown, "%s%s%s%s", where, gname, gname[0] ? "/" : "", names[i]);
         int ex = kx_h5_hard(c, g, names[i], shown);
         if (ex <= 0) {
-            rc = ex < 0 ? ex
-                        : kx_bad(c, CVD_EFORMAT, "%s: missing (layer_names lists it)", shown);
+            rc = ex < 0 ? ex : kx_bad(c, CVD_EFORMAT, "%s: missing (layer_names lists it)", shown);
             break;
         }
         hid_t lg = H5Gopen2(g, names[i], H5P_DEFAULT);
@@ -2310,8 +2348,8 @@ static int kx_load_keras3(kx_ctx *c, const char *path)
     if (za == NULL) {
         zip_error_t zerr;
         zip_error_init_with_code(&zerr, ze);
-        rc = kx_bad(c, ze == ZIP_ER_NOENT || ze == ZIP_ER_OPEN ? CVD_EIO : CVD_EFORMAT,
-                    "%s%s", zip_error_strerror(&zerr),
+        rc = kx_bad(c, ze == ZIP_ER_NOENT || ze == ZIP_ER_OPEN ? CVD_EIO : CVD_EFORMAT, "%s%s",
+                    zip_error_strerror(&zerr),
                     ze == ZIP_ER_NOZIP || ze == ZIP_ER_INCONS
                         ? " (a .keras file is a zip archive of config.json and model.weights.h5)"
                         : "");

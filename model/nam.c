@@ -129,10 +129,10 @@ done:
  * channels, each through the same response (groups). A long one runs on the FFT path. */
 static int nam_linear(cvd_jr *r, json_t *root, json_t *cfg, cvd_model **out)
 {
-    static const char *const keys[] = {"receptive_field", "bias", "in_channels",
-                                       "out_channels", "implementation", NULL};
-    static const char *const impls[] = {"auto", "direct", "legacy", "old", "fft",
-                                        "partitioned_fft", "partitioned-fft", NULL};
+    static const char *const keys[] = {"receptive_field", "bias",           "in_channels",
+                                       "out_channels",    "implementation", NULL};
+    static const char *const impls[] = {"auto", "direct",          "legacy",          "old",
+                                        "fft",  "partitioned_fft", "partitioned-fft", NULL};
     long long R, cin, cout;
     int bias, rc;
     const char *impl;
@@ -141,8 +141,8 @@ static int nam_linear(cvd_jr *r, json_t *root, json_t *cfg, cvd_model **out)
 
     if ((rc = cvd_jr_check_keys(r, "", "config", cfg, keys, 0, "a Linear model")) < 0)
         return rc;
-    if ((rc = cvd_jr_int(r, "", "config", cfg, "receptive_field", CVD_JR_REQ, 0, 1, 1 << 22,
-                         &R)) < 0 ||
+    if ((rc = cvd_jr_int(r, "", "config", cfg, "receptive_field", CVD_JR_REQ, 0, 1, 1 << 22, &R)) <
+            0 ||
         (rc = cvd_jr_bool(r, "", "config", cfg, "bias", -1, &bias)) < 0 ||
         (rc = cvd_jr_int(r, "", "config", cfg, "in_channels", 0, 1, 1, 64, &cin)) < 0 ||
         (rc = cvd_jr_int(r, "", "config", cfg, "out_channels", 0, 1, 1, 64, &cout)) < 0 ||
@@ -213,8 +213,8 @@ done:
  * (out, C) and bias (out). NAM core prewarms it with 1 + sum(dilations) frames of silence. */
 static int nam_convnet(cvd_jr *r, json_t *root, json_t *cfg, cvd_model **out)
 {
-    static const char *const keys[] = {"channels", "dilations", "batchnorm", "activation",
-                                       "groups", "in_channels", "out_channels", NULL};
+    static const char *const keys[] = {"channels", "dilations",   "batchnorm",    "activation",
+                                       "groups",   "in_channels", "out_channels", NULL};
     long long C, G, cin, cout;
     int bn, rc, nd;
     json_t *dl;
@@ -233,32 +233,29 @@ static int nam_convnet(cvd_jr *r, json_t *root, json_t *cfg, cvd_model **out)
         (rc = cvd_jr_int(r, "", "config", cfg, "out_channels", 0, 1, 1, 1024, &cout)) < 0)
         return rc;
     if (bn < 0)
-        return cvd_jr_bad(r, CVD_EFORMAT, "", "config.batchnorm", NULL,
-                          "missing (true or false)");
+        return cvd_jr_bad(r, CVD_EFORMAT, "", "config.batchnorm", NULL, "missing (true or false)");
     dl = json_object_get(cfg, "dilations");
     if (!json_is_array(dl) || json_array_size(dl) == 0)
         return cvd_jr_bad(r, CVD_EFORMAT, "", "config.dilations", dl,
                           "must be a non-empty list of dilations, one per block");
     if (json_array_size(dl) > CVD_WN_MAX_LAYERS)
-        return cvd_jr_bad(r, CVD_EUNSUPPORTED, "", "config.dilations", dl,
-                          "%zu blocks: at most %d", json_array_size(dl), CVD_WN_MAX_LAYERS);
+        return cvd_jr_bad(r, CVD_EUNSUPPORTED, "", "config.dilations", dl, "%zu blocks: at most %d",
+                          json_array_size(dl), CVD_WN_MAX_LAYERS);
     nd = (int)json_array_size(dl);
     long prewarm = 1;
     for (int i = 0; i < nd; i++) {
         json_t *v = json_array_get(dl, (size_t)i);
         snprintf(sub, sizeof sub, "config.dilations[%d]", i);
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1 << 20)
-            return cvd_jr_bad(r, CVD_EFORMAT, "", sub, v, "must be an integer in 1..%d",
-                              1 << 20);
+            return cvd_jr_bad(r, CVD_EFORMAT, "", sub, v, "must be an integer in 1..%d", 1 << 20);
         dil[i] = (int)json_integer_value(v);
         prewarm += dil[i];
     }
     if (C % G != 0 || cin % G != 0)
         return cvd_jr_bad(r, CVD_EFORMAT, "", "config.groups", json_object_get(cfg, "groups"),
-                          "must divide the channels (%lld) and the input channels (%lld)", C,
-                          cin);
-    if ((rc = cvd_wn_json_activation(r, "", "config.activation",
-                                     json_object_get(cfg, "activation"), (int)C, &act)) < 0)
+                          "must divide the channels (%lld) and the input channels (%lld)", C, cin);
+    if ((rc = cvd_wn_json_activation(r, "", "config.activation", json_object_get(cfg, "activation"),
+                                     (int)C, &act)) < 0)
         return rc;
 
     /* the weights the configuration implies */
@@ -310,8 +307,8 @@ static int nam_convnet(cvd_jr *r, json_t *root, json_t *cfg, cvd_model **out)
         } else {
             /* Keras's variables: gamma, beta, moving_mean, moving_variance */
             snprintf(name, sizeof name, "block%d_batchnorm", i);
-            int bnn = cvd_model_add_batch_norm(m, name, CVD_AXIS_CHANNELS, p[4 * C], 1, 1, conv,
-                                               r->err);
+            int bnn =
+                cvd_model_add_batch_norm(m, name, CVD_AXIS_CHANNELS, p[4 * C], 1, 1, conv, r->err);
             if (bnn < 0) {
                 rc = cvd_jr_lib(r, bnn, "", sub);
                 goto done;
@@ -415,10 +412,10 @@ static int nam_levels(cvd_jr *r, json_t *meta, cvd_model *m)
     int rc;
     memset(&lv, 0, sizeof lv);
     if ((rc = nam_level(r, meta, "loudness", &lv.has_loudness, &lv.loudness)) < 0 ||
-        (rc = nam_level(r, meta, "input_level_dbu", &lv.has_input_level,
-                        &lv.input_level_dbu)) < 0 ||
-        (rc = nam_level(r, meta, "output_level_dbu", &lv.has_output_level,
-                        &lv.output_level_dbu)) < 0)
+        (rc = nam_level(r, meta, "input_level_dbu", &lv.has_input_level, &lv.input_level_dbu)) <
+            0 ||
+        (rc = nam_level(r, meta, "output_level_dbu", &lv.has_output_level, &lv.output_level_dbu)) <
+            0)
         return rc;
     cvd_model_set_levels(m, &lv);
     return CVD_OK;

@@ -453,7 +453,7 @@ int cvd_wn_json_finish(cvd_jr *r, const char *where, const char *path, const cha
     if (cvd_wn_config_check(wn, r->err) < 0)
         return cvd_jr_lib(r, CVD_EINVAL, where, path);
     if (cvd_wn_weight_count(wn) > WN_MAX_WEIGHTS)
-        return cvd_jr_bad(r, CVD_EINVAL, where, path, NULL,
-                          "%zu weights: at most %u", cvd_wn_weight_count(wn), WN_MAX_WEIGHTS);
+        return cvd_jr_bad(r, CVD_EINVAL, where, path, NULL, "%zu weights: at most %u",
+                          cvd_wn_weight_count(wn), WN_MAX_WEIGHTS);
     return CVD_OK;
 }

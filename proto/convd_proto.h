@@ -97,9 +97,9 @@ typedef enum cvd_nonfinite_policy {
 
 /* Versions: 1, and 2, whose HELLO adds a token string (docs/PROTOCOL.md). A server answers
  * in the HELLO's version; a listener with tokens takes version 2 only. */
-#define CVD_FR_VERSION 2             /* the newest version this code speaks */
-#define CVD_FR_VERSION_MIN 1         /* the oldest */
-#define CVD_FR_VERSIONS_TEXT "1, 2"  /* every version it speaks, for ERROR 2's text */
+#define CVD_FR_VERSION 2            /* the newest version this code speaks */
+#define CVD_FR_VERSION_MIN 1        /* the oldest */
+#define CVD_FR_VERSIONS_TEXT "1, 2" /* every version it speaks, for ERROR 2's text */
 
 #define CVD_FR_HEADER_BYTES 5       /* u32 length + u8 type */
 #define CVD_FR_DATA_HEADER_BYTES 21 /* + u32 seq + u64 first frame + u32 dropped */
@@ -223,21 +223,18 @@ typedef struct cvd_fr_decoder cvd_fr_decoder;
 /* A decoder for messages whose length field is at most max_message
  * (CVD_FR_MIN_MESSAGE..CVD_FR_MAX_MESSAGE_LIMIT; 0 = CVD_FR_DEFAULT_MAX_MESSAGE). Allocates
  * max_message + a few KiB, here only. */
-int cvd_fr_decoder_create(cvd_fr_side side, size_t max_message, cvd_fr_decoder **out,
-                                        cvd_err *err);
+int cvd_fr_decoder_create(cvd_fr_side side, size_t max_message, cvd_fr_decoder **out, cvd_err *err);
 void cvd_fr_decoder_destroy(cvd_fr_decoder *d); /* NULL is fine */
 /* Back to the state after create (a new connection). */
 void cvd_fr_decoder_reset(cvd_fr_decoder *d);
 size_t cvd_fr_decoder_max_message(const cvd_fr_decoder *d);
 /* Changes max_message (reallocates; only between messages, e.g. a client after ACCEPT). */
-int cvd_fr_decoder_set_max_message(cvd_fr_decoder *d, size_t max_message,
-                                                 cvd_err *err);
+int cvd_fr_decoder_set_max_message(cvd_fr_decoder *d, size_t max_message, cvd_err *err);
 
 /* Server side: the layout of the DATA the client will send, known once the server has
  * accepted (its ACCEPT's format and in_channels). Until this is called, DATA is an error.
  * A client-side decoder learns it from the ACCEPT it decodes (format, out_channels). */
-int cvd_fr_decoder_set_data_layout(cvd_fr_decoder *d, int format, int channels,
-                                                 cvd_err *err);
+int cvd_fr_decoder_set_data_layout(cvd_fr_decoder *d, int format, int channels, cvd_err *err);
 
 /*
  * Decodes from data[0..len). Returns
@@ -256,8 +253,8 @@ int cvd_fr_decoder_set_data_layout(cvd_fr_decoder *d, int format, int channels,
  * An unsupported HELLO version fails with code CVD_FR_E_UNSUPPORTED_VERSION and a message
  * naming the versions spoken; only the version field of such a HELLO is read.
  */
-int cvd_fr_decode(cvd_fr_decoder *d, const void *data, size_t len, size_t *used,
-                                cvd_fr_msg *msg, cvd_err *err);
+int cvd_fr_decode(cvd_fr_decoder *d, const void *data, size_t len, size_t *used, cvd_fr_msg *msg,
+                  cvd_err *err);
 /* The ERROR code for the decoder's failure (CVD_FR_E_*), 0 if it has not failed. */
 int cvd_fr_decoder_error(const cvd_fr_decoder *d);
 /* At the end of the byte stream: 0 if it ended between messages, else CVD_EFORMAT ("the
@@ -271,13 +268,11 @@ size_t cvd_fr_decoder_pending(const cvd_fr_decoder *d);
 int cvd_fr_put_hello(cvd_bytes *b, const cvd_fr_hello *h, cvd_err *err);
 int cvd_fr_put_accept(cvd_bytes *b, const cvd_fr_accept *a, cvd_err *err);
 /* n_frames frames of `channels` floats, converted to `format` straight into b. */
-int cvd_fr_put_data(cvd_bytes *b, uint32_t seq, uint64_t first_frame,
-                                  uint32_t dropped, int format, const float *frames,
-                                  size_t n_frames, int channels, cvd_err *err);
+int cvd_fr_put_data(cvd_bytes *b, uint32_t seq, uint64_t first_frame, uint32_t dropped, int format,
+                    const float *frames, size_t n_frames, int channels, cvd_err *err);
 /* Samples already in wire form (bytes must be whole frames: the decoder checks). */
-int cvd_fr_put_data_bytes(cvd_bytes *b, uint32_t seq, uint64_t first_frame,
-                                        uint32_t dropped, const void *samples, size_t bytes,
-                                        cvd_err *err);
+int cvd_fr_put_data_bytes(cvd_bytes *b, uint32_t seq, uint64_t first_frame, uint32_t dropped,
+                          const void *samples, size_t bytes, cvd_err *err);
 int cvd_fr_put_end(cvd_bytes *b, cvd_err *err);
 int cvd_fr_put_ping(cvd_bytes *b, uint64_t token, cvd_err *err);
 int cvd_fr_put_pong(cvd_bytes *b, uint64_t token, cvd_err *err);
@@ -343,7 +338,7 @@ long cvd_text_format_frames(const float *frames, size_t n_frames, int channels, 
 #define CVD_LINE_DEFAULT_MAX 65536 /* bytes of a line, its "\r\n" or "\n" not counted */
 #define CVD_LINE_MAX_LIMIT (16u << 20)
 #define CVD_LINE_VALUE_CHARS CVD_TEXT_VALUE_CHARS /* bytes one value takes, at most */
-#define CVD_LINE_ERROR_MAX 320  /* most bytes of an "!ERR ...\n" line the decoder makes */
+#define CVD_LINE_ERROR_MAX 320 /* most bytes of an "!ERR ...\n" line the decoder makes */
 
 typedef struct cvd_line_decoder cvd_line_decoder;
 

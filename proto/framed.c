@@ -144,8 +144,7 @@ void cvd_fr_decoder_reset(cvd_fr_decoder *d)
     d->str[0][0] = d->str[1][0] = d->str[2][0] = '\0';
 }
 
-int cvd_fr_decoder_create(cvd_fr_side side, size_t max_message, cvd_fr_decoder **out,
-                                        cvd_err *err)
+int cvd_fr_decoder_create(cvd_fr_side side, size_t max_message, cvd_fr_decoder **out, cvd_err *err)
 {
     cvd_fr_decoder *d;
     int rc;
@@ -183,8 +182,7 @@ size_t cvd_fr_decoder_max_message(const cvd_fr_decoder *d)
     return d->max_message;
 }
 
-int cvd_fr_decoder_set_max_message(cvd_fr_decoder *d, size_t max_message,
-                                                 cvd_err *err)
+int cvd_fr_decoder_set_max_message(cvd_fr_decoder *d, size_t max_message, cvd_err *err)
 {
     uint8_t *nb;
     int rc;
@@ -203,8 +201,7 @@ int cvd_fr_decoder_set_max_message(cvd_fr_decoder *d, size_t max_message,
     return 0;
 }
 
-int cvd_fr_decoder_set_data_layout(cvd_fr_decoder *d, int format, int channels,
-                                                 cvd_err *err)
+int cvd_fr_decoder_set_data_layout(cvd_fr_decoder *d, int format, int channels, cvd_err *err)
 {
     if (cvd_sample_bytes(format) == 0)
         return cvd_err_set(err, CVD_EINVAL, "sample format %d: must be 1 (f32le) or 2 (s16le)",
@@ -354,13 +351,11 @@ static int fr_parse(cvd_fr_decoder *d, cvd_fr_msg *msg, cvd_err *err)
         d->str[2][0] = '\0';
         if ((rc = fr_get_str(d, &r, d->str[0], "HELLO", "model name", err)) < 0 ||
             (rc = fr_get_str(d, &r, d->str[1], "HELLO", "stream name", err)) < 0 ||
-            (h->version >= 2 &&
-             (rc = fr_get_str(d, &r, d->str[2], "HELLO", "token", err)) < 0))
+            (h->version >= 2 && (rc = fr_get_str(d, &r, d->str[2], "HELLO", "token", err)) < 0))
             return rc;
         if (r.pos != n)
-            return fr_fail(d, CVD_FR_E_BAD_MESSAGE, err,
-                           "HELLO: %zu unexpected bytes after the %s", n - r.pos,
-                           h->version >= 2 ? "token" : "stream name");
+            return fr_fail(d, CVD_FR_E_BAD_MESSAGE, err, "HELLO: %zu unexpected bytes after the %s",
+                           n - r.pos, h->version >= 2 ? "token" : "stream name");
         if (h->role != CVD_ROLE_PROCESS && h->role != CVD_ROLE_SUBSCRIBE)
             return fr_fail(d, CVD_FR_E_BAD_MESSAGE, err,
                            "HELLO: role %u unknown (0 process, 1 subscribe)", h->role);
@@ -487,8 +482,8 @@ static int fr_parse(cvd_fr_decoder *d, cvd_fr_msg *msg, cvd_err *err)
     }
 }
 
-int cvd_fr_decode(cvd_fr_decoder *d, const void *data, size_t len, size_t *used,
-                                cvd_fr_msg *msg, cvd_err *err)
+int cvd_fr_decode(cvd_fr_decoder *d, const void *data, size_t len, size_t *used, cvd_fr_msg *msg,
+                  cvd_err *err)
 {
     const uint8_t *in = data;
     size_t pos = 0;
@@ -605,7 +600,8 @@ int cvd_fr_put_hello(cvd_bytes *b, const cvd_fr_hello *h, cvd_err *err)
         (rc = fr_str_len(h->token, "HELLO token", &tl, err)) < 0)
         return rc;
     if (h->version < CVD_FR_VERSION_MIN || h->version > CVD_FR_VERSION)
-        return cvd_err_set(err, CVD_EINVAL, "HELLO version %u: this code speaks " CVD_FR_VERSIONS_TEXT,
+        return cvd_err_set(err, CVD_EINVAL,
+                           "HELLO version %u: this code speaks " CVD_FR_VERSIONS_TEXT,
                            (unsigned)h->version);
     if (h->version < 2 && tl > 0)
         return cvd_err_set(err, CVD_EINVAL, "HELLO version %u has no token (version 2 has)",
@@ -670,9 +666,8 @@ static uint8_t *fr_data_begin(cvd_bytes *b, uint32_t seq, uint64_t first_frame, 
     return p + FR_DATA_FIXED;
 }
 
-int cvd_fr_put_data(cvd_bytes *b, uint32_t seq, uint64_t first_frame,
-                                  uint32_t dropped, int format, const float *frames,
-                                  size_t n_frames, int channels, cvd_err *err)
+int cvd_fr_put_data(cvd_bytes *b, uint32_t seq, uint64_t first_frame, uint32_t dropped, int format,
+                    const float *frames, size_t n_frames, int channels, cvd_err *err)
 {
     const size_t sb = cvd_sample_bytes(format);
     size_t n;
@@ -692,9 +687,8 @@ int cvd_fr_put_data(cvd_bytes *b, uint32_t seq, uint64_t first_frame,
     return 0;
 }
 
-int cvd_fr_put_data_bytes(cvd_bytes *b, uint32_t seq, uint64_t first_frame,
-                                        uint32_t dropped, const void *samples, size_t bytes,
-                                        cvd_err *err)
+int cvd_fr_put_data_bytes(cvd_bytes *b, uint32_t seq, uint64_t first_frame, uint32_t dropped,
+                          const void *samples, size_t bytes, cvd_err *err)
 {
     uint8_t *p = fr_data_begin(b, seq, first_frame, dropped, bytes, err);
     if (p == NULL)

@@ -2,8 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # The committed .clang-format kept applied: lists every C file whose formatting differs from
 # what clang-format makes of it, and exits 1 if there is any (make format-check; make format
-# applies it). Not yet run by .ci/run: the whole tree is formatted once, after the helpers'
-# branches have landed, and the check is wired in then.
+# applies it). .ci/run runs it before the tests.
 #
 #   scripts/check-format.sh [FILE...]     (default: the files `make format` formats)
 set -eu

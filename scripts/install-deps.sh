@@ -24,6 +24,8 @@ TEST_PKGS="$TEST_PKGS systemd"
 TEST_PKGS="$TEST_PKGS python3-pytest python3-pip python3-setuptools"
 # The manual pages' check (mandoc -T lint)
 TEST_PKGS="$TEST_PKGS mandoc"
+# make format-check in .ci/run: the tree as the committed .clang-format writes it (clang-format 14)
+TEST_PKGS="$TEST_PKGS clang-format"
 # The Debian package's test (scripts/test-deb.sh, in CI): dpkg-buildpackage, dh, lintian
 TEST_PKGS="$TEST_PKGS dpkg-dev debhelper lintian"
 # The aarch64 build's tests (scripts/test-arm64.sh): the cross compiler and qemu-user; the

@@ -22,7 +22,7 @@ struct cvd_acceptor {
     uv_poll_t poll;
     uv_timer_t pause;
     int fd;
-    int spare; /* a descriptor held for the day there is none left; -1 if it could not be had */
+    int spare;   /* a descriptor held for the day there is none left; -1 if it could not be had */
     int handles; /* open libuv handles, for the last close callback */
     int polling;
     unsigned long exhausted;

@@ -108,8 +108,8 @@ static int parse_rule(const char *s, size_t n, cvd_acl_rule *r, char *why, size_
         char txt[64];
         inet_ntop(r->family == 4 ? AF_INET : AF_INET6, net, txt, sizeof txt);
         return fail(why, cap, "'%.*s': bits set past the /%d prefix (the network is %s%s%s/%d)",
-                    (int)n, s, r->prefix, r->family == 6 ? "[" : "", txt,
-                    r->family == 6 ? "]" : "", r->prefix);
+                    (int)n, s, r->prefix, r->family == 6 ? "[" : "", txt, r->family == 6 ? "]" : "",
+                    r->prefix);
     }
     return 0;
 }
@@ -129,13 +129,15 @@ int cvd_acl_parse(const char *text, cvd_acl *out, char *why, size_t why_cap)
         while (b > a && is_blank(b[-1]))
             b--;
         if (a == b)
-            return fail(why, why_cap, out->n == 0 && e == NULL ? "an empty list"
-                                                               : "an empty entry (two commas, or "
-                                                                 "a comma at an end)");
+            return fail(why, why_cap,
+                        out->n == 0 && e == NULL ? "an empty list"
+                                                 : "an empty entry (two commas, or "
+                                                   "a comma at an end)");
         for (const char *q = a; q < b; q++)
             if (is_blank(*q))
-                return fail(why, why_cap, "'%.*s': blanks inside an entry (separate entries "
-                                          "with commas)",
+                return fail(why, why_cap,
+                            "'%.*s': blanks inside an entry (separate entries "
+                            "with commas)",
                             (int)(b - a), a);
         if (out->n == CVD_ACL_MAX)
             return fail(why, why_cap, "more than %d entries", CVD_ACL_MAX);

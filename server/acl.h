@@ -25,8 +25,8 @@ extern "C" {
 #define CVD_ACL_MAX 64 /* rules in one list */
 
 typedef struct cvd_acl_rule {
-    uint8_t family; /* 4 or 6 */
-    uint8_t prefix; /* 0..32 or 0..128 */
+    uint8_t family;   /* 4 or 6 */
+    uint8_t prefix;   /* 0..32 or 0..128 */
     uint8_t addr[16]; /* network byte order; IPv4 in the first 4 bytes */
 } cvd_acl_rule;
 

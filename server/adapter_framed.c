@@ -24,8 +24,8 @@ typedef struct fr_state {
     uint64_t first_out; /* the stream index of the next frame sent */
     int end_sent;       /* END (or something that excludes it) went out */
     int subscriber;
-    int version;       /* the session's: the HELLO's */
-    int authenticated; /* a token of the listener's, or a verified client certificate */
+    int version;            /* the session's: the HELLO's */
+    int authenticated;      /* a token of the listener's, or a verified client certificate */
     const uint8_t *samples; /* frames of the current DATA not yet taken into blocks */
     size_t frames;
 } fr_state;
@@ -81,8 +81,8 @@ static void fr_encode(cvd_conn *c, const float *y, size_t n, uint64_t dropped)
         if (d == NULL)
             return;
         cvd_bytes b = {d, 0, cap};
-        if (cvd_fr_put_data(&b, s->seq_out++, s->first_out, d32, s->fmt, y + done * (size_t)ch,
-                            m, ch, NULL) < 0) {
+        if (cvd_fr_put_data(&b, s->seq_out++, s->first_out, d32, s->fmt, y + done * (size_t)ch, m,
+                            ch, NULL) < 0) {
             cvd_conn_out_commit(c, d, 0);
             cvd_conn_close(c, CVD_DISC_ERROR);
             return;
@@ -101,7 +101,8 @@ static void vfail(cvd_conn *c, int code, int reason, const char *fmt, va_list ap
     fr_state *s = cvd_conn_state(c);
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    if (reason == CVD_DISC_UNAUTHORIZED || reason == CVD_DISC_FORBIDDEN || reason == CVD_DISC_MEMORY)
+    if (reason == CVD_DISC_UNAUTHORIZED || reason == CVD_DISC_FORBIDDEN ||
+        reason == CVD_DISC_MEMORY)
         cvd_conn_log_limited(reason, "%s: HELLO refused: %s", cvd_conn_peer(c), msg);
     else
         cvd_log_info("%s: HELLO refused: %s", cvd_conn_peer(c), msg);
@@ -227,8 +228,8 @@ static void process(cvd_conn *c, const cvd_fr_hello *h)
         }
         char names[256] = "";
         for (int i = 0; i < cf->n_models && strlen(names) < sizeof names - 70; i++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
-                     i ? ", " : "", cf->models[i].name);
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                     cf->models[i].name);
         fail_hello(c, CVD_FR_E_UNKNOWN_MODEL, "unknown model '%s' (models: %s)", mname, names);
         return;
     }
@@ -306,8 +307,7 @@ static int authorize(cvd_conn *c, const cvd_fr_hello *h)
                                 "this listener needs a token, and HELLO has none");
         tok = cvd_tokens_find(toks, h->token);
         if (tok == NULL)
-            return refuse_hello(c, CVD_FR_E_UNAUTHORIZED, CVD_DISC_UNAUTHORIZED,
-                                "unknown token");
+            return refuse_hello(c, CVD_FR_E_UNAUTHORIZED, CVD_DISC_UNAUTHORIZED, "unknown token");
         if (h->role == CVD_ROLE_SUBSCRIBE && !cvd_token_may_subscribe(tok, stream))
             return refuse_hello(c, CVD_FR_E_FORBIDDEN, CVD_DISC_FORBIDDEN,
                                 "this token may not subscribe to '%s'", stream);

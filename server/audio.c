@@ -76,7 +76,7 @@ struct cvd_audio {
     uv_loop_t *loop;
     uv_timer_t timer;
     int timer_init, timer_period;
-    int pa; /* holds PortAudio up */
+    int pa;        /* holds PortAudio up */
     int abandoned; /* PortAudio streams left open (see stream_failed): no Pa_Terminate */
     astream **s;
     int n, cap;
@@ -86,7 +86,7 @@ struct cvd_audio {
 
 struct cvd_audio_prepared {
     int n;
-    cvd_net **nets; /* per stream of the runtime; NULL without a model or with a chain */
+    cvd_net **nets;     /* per stream of the runtime; NULL without a model or with a chain */
     cvd_chain **chains; /* per stream that runs a chain (NULL: none, or no model) */
     float *gin, *gout;  /* the chains' level gains */
 };
@@ -125,8 +125,7 @@ static void stream_channels(const cvd_runtime *rt, const cvd_conf_stream *st, in
 }
 
 /* " (capture channels 1,2 of 4)" for the log */
-static void describe_map(char *buf, size_t cap, const char *what, const short *map, int n,
-                         int of)
+static void describe_map(char *buf, size_t cap, const char *what, const short *map, int n, int of)
 {
     int o = snprintf(buf, cap, " (%s channel%s ", what, n > 1 ? "s" : "");
     for (int k = 0; k < n && o < (int)cap - 8; k++)
@@ -164,7 +163,8 @@ static void chain_names(const cvd_runtime *rt, const int *idx, int n, char *buf,
     size_t o = 0;
     buf[0] = '\0';
     for (int k = 0; k < n && o < cap; k++)
-        o += (size_t)snprintf(buf + o, cap - o, "%s%s", k ? ", " : "", rt->conf->models[idx[k]].name);
+        o += (size_t)snprintf(buf + o, cap - o, "%s%s", k ? ", " : "",
+                              rt->conf->models[idx[k]].name);
     if (n == 0)
         snprintf(buf, cap, "none");
 }
@@ -195,12 +195,12 @@ static int stream_chain(const cvd_runtime *rt, const cvd_conf_stream *st, const 
     *gout = cvd_db_to_gain(out_db);
     size_t o = 0;
     if (calibrate && o < nn)
-        o += (size_t)snprintf(note + o, nn - o,
-                              lv.has_input_level
-                                  ? "; input calibrated %+.1f dB (interface %.1f dBu, model %.1f dBu)"
-                                  : "; input not calibrated (%.1f dB: the model's file has no "
-                                    "input_level_dbu)",
-                              in_db, st->input_level_dbu, lv.input_level_dbu);
+        o += (size_t)snprintf(
+            note + o, nn - o,
+            lv.has_input_level ? "; input calibrated %+.1f dB (interface %.1f dBu, model %.1f dBu)"
+                               : "; input not calibrated (%.1f dB: the model's file has no "
+                                 "input_level_dbu)",
+            in_db, st->input_level_dbu, lv.input_level_dbu);
     if (normalize && o < nn)
         o += (size_t)snprintf(note + o, nn - o,
                               lv.has_loudness ? "; output normalised %+.1f dB (loudness %.1f dB)"
@@ -305,10 +305,11 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
     if (in_dev >= 0) {
         const PaDeviceInfo *d = Pa_GetDeviceInfo(in_dev);
         if (d->maxInputChannels < s->cap_ch)
-            return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: device '%s' has %d capture "
+            return cvd_err_set(err, CVD_EINVAL,
+                               "%s:%d: %s: device '%s' has %d capture "
                                "channels; the stream needs %d",
                                c->file,
-                               st->n_in_map ? st->in_map_line
+                               st->n_in_map     ? st->in_map_line
                                : st->input_line ? st->input_line
                                                 : st->line,
                                st->n_in_map ? "input_channels" : "input", d->name,
@@ -333,10 +334,11 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
             Pa_IsFormatSupported(in_dev >= 0 ? &ip : NULL, &op, st->rate) != paFormatIsSupported)
             op.channelCount = play_ch = 2;
         if (d->maxOutputChannels < play_ch)
-            return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: device '%s' has %d playback "
+            return cvd_err_set(err, CVD_EINVAL,
+                               "%s:%d: %s: device '%s' has %d playback "
                                "channels; the stream needs %d",
                                c->file,
-                               st->n_out_map ? st->out_map_line
+                               st->n_out_map     ? st->out_map_line
                                : st->output_line ? st->output_line
                                                  : st->line,
                                st->n_out_map ? "output_channels" : "output", d->name,
@@ -344,9 +346,11 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
     }
     pe = Pa_IsFormatSupported(in_dev >= 0 ? &ip : NULL, out_dev >= 0 ? &op : NULL, st->rate);
     if (pe != paFormatIsSupported)
-        return cvd_err_set(err, CVD_EINVAL, "%s:%d: [stream %s]: the devices refuse %d Hz, %d in "
+        return cvd_err_set(err, CVD_EINVAL,
+                           "%s:%d: [stream %s]: the devices refuse %d Hz, %d in "
                            "and %d out channels of float32: %s",
-                           c->file, st->line, st->name, st->rate, s->in_ch, play_ch, cvd_portaudio_error(pe));
+                           c->file, st->line, st->name, st->rate, s->in_ch, play_ch,
+                           cvd_portaudio_error(pe));
 
     /* the engine: kept across device restarts unless the device's channels changed */
     if (s->eng == NULL || play_ch != s->play_ch) {
@@ -368,14 +372,15 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
             cvd_audio_proc *proc = NULL;
             float gin, gout;
             char note[1024];
-            if ((rc = stream_chain(s->rt, st, s->chain_idx, s->n_chain, &chain, &gin, &gout,
-                                   note, sizeof note, err)) < 0)
+            if ((rc = stream_chain(s->rt, st, s->chain_idx, s->n_chain, &chain, &gin, &gout, note,
+                                   sizeof note, err)) < 0)
                 return rc;
             cvd_audio_proc_config pc = {.in_channels = s->in_ch,
                                         .out_channels = s->out_ch,
                                         .block = st->block,
                                         .rate = st->rate,
-                                        .crossfade = (int)lround(st->crossfade_ms * 1e-3 * st->rate),
+                                        .crossfade =
+                                            (int)lround(st->crossfade_ms * 1e-3 * st->rate),
                                         .limit = st->limit};
             if ((rc = cvd_audio_proc_create(&pc, chain, gin, gout, &proc, err)) < 0) {
                 cvd_chain_destroy(chain);
@@ -428,8 +433,8 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
                         st->name, cvd_portaudio_error(pe));
         Pa_CloseStream(s->pa);
         s->realtime = 0;
-        pe = Pa_OpenStream(&s->pa, in_dev >= 0 ? &ip : NULL, out_dev >= 0 ? &op : NULL,
-                           st->rate, (unsigned long)st->block, paNoFlag, pa_callback, s->eng);
+        pe = Pa_OpenStream(&s->pa, in_dev >= 0 ? &ip : NULL, out_dev >= 0 ? &op : NULL, st->rate,
+                           (unsigned long)st->block, paNoFlag, pa_callback, s->eng);
         if (pe == paNoError)
             pe = Pa_StartStream(s->pa);
     }
@@ -458,10 +463,9 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
              in_dev >= 0 ? "capture '" : "", in_dev >= 0 ? Pa_GetDeviceInfo(in_dev)->name : "",
              in_dev >= 0 ? "'" : "source '", in_dev >= 0 ? "" : st->source,
              in_dev >= 0 ? "" : "' (jitter buffer)", s->model ? "model '" : "",
-             s->model ? names : "unchanged", s->model ? "'" : "",
-             out_dev >= 0 ? "playback '" : "", out_dev >= 0 ? Pa_GetDeviceInfo(out_dev)->name : "",
-             out_dev >= 0 ? "'" : "", st->publish ? (out_dev >= 0 ? " and " : "") : "",
-             st->publish ? "subscribers" : "");
+             s->model ? names : "unchanged", s->model ? "'" : "", out_dev >= 0 ? "playback '" : "",
+             out_dev >= 0 ? Pa_GetDeviceInfo(out_dev)->name : "", out_dev >= 0 ? "'" : "",
+             st->publish ? (out_dev >= 0 ? " and " : "") : "", st->publish ? "subscribers" : "");
     char imap[CVD_CONF_MAP_MAX * 6 + 40] = "", omap[CVD_CONF_MAP_MAX * 6 + 40] = "";
     if (st->n_in_map && in_dev >= 0)
         describe_map(imap, sizeof imap, "capture", st->in_map, st->n_in_map, s->cap_ch);
@@ -469,8 +473,8 @@ static int astream_open(astream *s, int *missing, cvd_err *err)
         describe_map(omap, sizeof omap, "playback", st->out_map, st->n_out_map, play_ch);
     else if (play_ch > s->out_ch)
         snprintf(omap, sizeof omap, " (mono on every channel)");
-    cvd_log_info("stream %s: %s [%s]; %d Hz, %d%s -> %d channels%s, block %d (%.2f ms)",
-                 st->name, what, host && host->name ? host->name : "?", st->rate,
+    cvd_log_info("stream %s: %s [%s]; %d Hz, %d%s -> %d channels%s, block %d (%.2f ms)", st->name,
+                 what, host && host->name ? host->name : "?", st->rate,
                  s->in_ch ? s->in_ch : s->out_ch, imap, play_ch ? play_ch : s->out_ch, omap,
                  st->block, 1000.0 * st->block / st->rate);
     cvd_log_info("stream %s: latency %.2f ms: device input %.2f ms + output %.2f ms + model%s "
@@ -538,8 +542,8 @@ static void feed_source(astream *s, double now)
             if (s->sub_warned != 2)
                 cvd_log_warning("stream %s: source '%s' has %d channels at %d Hz; this stream "
                                 "plays %d at %d Hz: not playing it",
-                                s->conf->name, s->conf->source, info.channels, info.rate,
-                                s->out_ch, s->conf->rate);
+                                s->conf->name, s->conf->source, info.channels, info.rate, s->out_ch,
+                                s->conf->rate);
             s->sub_warned = 2;
             cvd_sub_destroy(s->sub);
             s->sub = NULL;
@@ -557,8 +561,8 @@ static void feed_source(astream *s, double now)
             return;
         uint64_t dropped = 0;
         int state = 0;
-        int n = cvd_sub_read(s->sub, s->buf, room < s->buf_frames ? room : s->buf_frames,
-                             &dropped, &state);
+        int n = cvd_sub_read(s->sub, s->buf, room < s->buf_frames ? room : s->buf_frames, &dropped,
+                             &state);
         if (n > 0)
             cvd_audio_engine_feed(s->eng, s->buf, n);
         if (state != 0) {
@@ -657,9 +661,9 @@ static void account(astream *s, double now)
     s->seen = c;
 
     const cvd_audio_counters *l = &s->logged;
-    uint64_t d[6] = {c.flags[0] - l->flags[0], c.flags[1] - l->flags[1], c.flags[2] - l->flags[2],
-                     c.flags[3] - l->flags[3], c.underruns - l->underruns,
-                     c.ring_dropped - l->ring_dropped};
+    uint64_t d[6] = {c.flags[0] - l->flags[0],   c.flags[1] - l->flags[1],
+                     c.flags[2] - l->flags[2],   c.flags[3] - l->flags[3],
+                     c.underruns - l->underruns, c.ring_dropped - l->ring_dropped};
     int any = 0;
     for (int k = 0; k < 6; k++)
         any |= d[k] != 0;
@@ -695,8 +699,8 @@ static void on_tick(uv_timer_t *t)
             cvd_err err = {0};
             if (open_pub(s, &err) < 0) {
                 if (!s->pub_warned)
-                    cvd_log_warning("stream %s: cannot publish: %s (trying again)",
-                                    s->conf->name, err.msg);
+                    cvd_log_warning("stream %s: cannot publish: %s (trying again)", s->conf->name,
+                                    err.msg);
                 s->pub_warned = 1;
                 s->sub_retry = now + 1;
             } else if (s->pub_warned) {
@@ -1023,13 +1027,14 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
         int in_ch, out_ch;
         stream_channels(rt, ns, &in_ch, &out_ch);
         cvd_model *nm = stream_model(rt, ns);
-        int restart = !same_device_setup(s->conf, ns) || in_ch != s->in_ch ||
-                      out_ch != s->out_ch || (nm == NULL) != (s->model == NULL);
+        int restart = !same_device_setup(s->conf, ns) || in_ch != s->in_ch || out_ch != s->out_ch ||
+                      (nm == NULL) != (s->model == NULL);
         int swap = !restart && model_changed(s, rt, ns);
         /* a chain convd-ctl set stays, its models found again by name in the new file */
         int ctl_idx[CVD_CONF_CHAIN_MAX], ctl_kept = !swap;
         for (int k = 0; ctl_kept && k < s->n_chain; k++)
-            if ((ctl_idx[k] = cvd_conf_find_model(c, s->rt->conf->models[s->chain_idx[k]].name)) < 0)
+            if ((ctl_idx[k] = cvd_conf_find_model(c, s->rt->conf->models[s->chain_idx[k]].name)) <
+                0)
                 ctl_kept = 0;
         if (!restart && !swap && !ctl_kept && s->eng && cvd_audio_engine_proc(s->eng)) {
             cvd_log_info("stream %s: a model of the chain set with convd-ctl is no longer in the "
@@ -1227,15 +1232,18 @@ int cvd_audio_set_chain(cvd_audio *a, int i, const char *list, char *msg, size_t
     char note[1024];
     cvd_err err = {0};
     int rc = stream_chain(s->rt, s->conf, idx, k, &chain, &gin, &gout, note, sizeof note, &err);
-    if (rc == 0 && chain != NULL && (cvd_chain_in_channels(chain) != s->in_ch ||
-                                     cvd_chain_out_channels(chain) != s->out_ch))
-        rc = cvd_err_set(&err, CVD_EINVAL, "it takes %d channels and gives %d; stream %s has %d "
+    if (rc == 0 && chain != NULL &&
+        (cvd_chain_in_channels(chain) != s->in_ch || cvd_chain_out_channels(chain) != s->out_ch))
+        rc = cvd_err_set(&err, CVD_EINVAL,
+                         "it takes %d channels and gives %d; stream %s has %d "
                          "and %d",
-                         cvd_chain_in_channels(chain), cvd_chain_out_channels(chain),
-                         s->conf->name, s->in_ch, s->out_ch);
+                         cvd_chain_in_channels(chain), cvd_chain_out_channels(chain), s->conf->name,
+                         s->in_ch, s->out_ch);
     if (rc == 0 && chain == NULL && s->in_ch != s->out_ch && s->in_ch != 1)
-        rc = cvd_err_set(&err, CVD_EINVAL, "without a model stream %s would give %d channels, "
-                         "not %d", s->conf->name, s->in_ch, s->out_ch);
+        rc = cvd_err_set(&err, CVD_EINVAL,
+                         "without a model stream %s would give %d channels, "
+                         "not %d",
+                         s->conf->name, s->in_ch, s->out_ch);
     chain_names(s->rt, s->chain_idx, s->n_chain, before, sizeof before);
     chain_names(s->rt, idx, k, after, sizeof after);
     if (rc < 0) {
@@ -1249,9 +1257,10 @@ int cvd_audio_set_chain(cvd_audio *a, int i, const char *list, char *msg, size_t
         rc = cvd_audio_engine_swap_chain(s->eng, chain, gin, gout);
         if (rc < 0) {
             cvd_chain_destroy(chain);
-            snprintf(msg, n, rc == CVD_ESTATE ? "stream %s is still fading to its last switch; "
-                                                "try again in a moment"
-                                              : "model '%s' does not fit stream %s",
+            snprintf(msg, n,
+                     rc == CVD_ESTATE ? "stream %s is still fading to its last switch; "
+                                        "try again in a moment"
+                                      : "model '%s' does not fit stream %s",
                      rc == CVD_ESTATE ? s->conf->name : after, s->conf->name);
             return rc;
         }
@@ -1279,8 +1288,8 @@ int cvd_audio_set_chain(cvd_audio *a, int i, const char *list, char *msg, size_t
     return CVD_OK;
 }
 
-int cvd_audio_set_gains(cvd_audio *a, int i, int set_in, double in_db, int set_out,
-                        double out_db, char *msg, size_t n)
+int cvd_audio_set_gains(cvd_audio *a, int i, int set_in, double in_db, int set_out, double out_db,
+                        char *msg, size_t n)
 {
     astream *s = a->s[i];
     if ((set_in && (!(in_db >= -60) || !(in_db <= 60))) ||

@@ -4,18 +4,15 @@
  *
  * Two halves that share nothing but atomics and lock-free rings:
  *
- *   the engine   (audio_engine.h) what the PortAudio callback runs (cvd_audio_engine_process): capture, the
- *                model, playback, in one call. It allocates nothing, takes no lock, makes no
- *                system call and never logs. What it has to tell the daemon goes through
- *                single-producer single-consumer rings (cvd_spsc, spsc.h: processed frames to be
- *                published) and atomic counters (status flags, underruns, drops, timing).
- *                A new model arrives as a cvd_net through an atomic pointer exchange between
- *                callbacks; the callback hands the old net back the same way, and the loop
- *                frees it.
- *   the manager  the rest, on the daemon's main loop (cvd_audio_start/reload/stop): devices,
- *                PortAudio calls, publishing (cvd_pub_write), a source subscription for an
- *                output-only stream, metrics, rate-limited log lines, failure detection and
- *                retries with backoff.
+ *   the engine   (audio_engine.h) what the PortAudio callback runs (cvd_audio_engine_process):
+ * capture, the model, playback, in one call. It allocates nothing, takes no lock, makes no system
+ * call and never logs. What it has to tell the daemon goes through single-producer single-consumer
+ * rings (cvd_spsc, spsc.h: processed frames to be published) and atomic counters (status flags,
+ * underruns, drops, timing). A new model arrives as a cvd_net through an atomic pointer exchange
+ * between callbacks; the callback hands the old net back the same way, and the loop frees it. the
+ * manager  the rest, on the daemon's main loop (cvd_audio_start/reload/stop): devices, PortAudio
+ * calls, publishing (cvd_pub_write), a source subscription for an output-only stream, metrics,
+ * rate-limited log lines, failure detection and retries with backoff.
  *
  * The loop polls the engines with a uv_timer (every 1 to 5 ms, by the smallest block) rather
  * than being woken by the callback: uv_async_send is lock-free and async-signal-safe, but it
@@ -75,13 +72,13 @@ typedef struct cvd_audio_status {
     double latency_ms; /* capture to playback: the devices' buffering and that */
     double input_gain_db, output_gain_db;
     int bypass, limit, crossfade_ms;
-    int chain;         /* 1: its models, gains and bypass can be switched */
-    int switching;     /* a switch is handed over and not yet collected */
+    int chain;     /* 1: its models, gains and bypass can be switched */
+    int switching; /* a switch is handed over and not yet collected */
     float limiter_gain;
     uint64_t callbacks, xruns, underruns, swaps;
 } cvd_audio_status;
 
-int cvd_audio_count(const cvd_audio *a); /* streams (NULL: 0) */
+int cvd_audio_count(const cvd_audio *a);                  /* streams (NULL: 0) */
 int cvd_audio_find(const cvd_audio *a, const char *name); /* index, or -1 */
 void cvd_audio_status_of(cvd_audio *a, int i, cvd_audio_status *st);
 /* Switches stream i to the models named in list ("amp, cab", or "none"), [model]s of the
@@ -90,8 +87,8 @@ void cvd_audio_status_of(cvd_audio *a, int i, cvd_audio_status *st);
  * stream's own model. msg: what happened (logged), or why not. */
 int cvd_audio_set_chain(cvd_audio *a, int i, const char *list, char *msg, size_t n);
 /* Gains in dB (-60..60), those with set_* = 1; ramped over a block. */
-int cvd_audio_set_gains(cvd_audio *a, int i, int set_in, double in_db, int set_out,
-                        double out_db, char *msg, size_t n);
+int cvd_audio_set_gains(cvd_audio *a, int i, int set_in, double in_db, int set_out, double out_db,
+                        char *msg, size_t n);
 /* Bypass: the input plays unprocessed (faded like a switch). */
 int cvd_audio_set_bypass(cvd_audio *a, int i, int on, char *msg, size_t n);
 

@@ -16,7 +16,6 @@
 
 #include "log.h"
 
-
 static int pa_users; /* PortAudio is initialised while this is > 0 (main loop only) */
 
 int cvd_portaudio_ref(cvd_err *err)
@@ -137,7 +136,7 @@ static int dev_channels(const PaDeviceInfo *d, int input)
 }
 
 int cvd_audio_find_device(const cvd_conf *c, const cvd_conf_stream *st, int input, int *missing,
-                       cvd_err *err)
+                          cvd_err *err)
 {
     const char *spec = input ? st->input : st->output;
     const char *key = input ? "input" : "output";
@@ -153,8 +152,8 @@ int cvd_audio_find_device(const cvd_conf *c, const cvd_conf_stream *st, int inpu
     if (strcasecmp(spec, "default") == 0) {
         found = input ? Pa_GetDefaultInputDevice() : Pa_GetDefaultOutputDevice();
         if (found == paNoDevice)
-            return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: there is no default %s device",
-                               c->file, line, key, kind);
+            return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: there is no default %s device", c->file,
+                               line, key, kind);
         return found;
     }
     if (spec[strspn(spec, "0123456789")] == '\0' && strlen(spec) < 6) {
@@ -190,7 +189,8 @@ int cvd_audio_find_device(const cvd_conf *c, const cvd_conf_stream *st, int inpu
                            "or its index",
                            c->file, line, key, spec, matches, kind, names);
     *missing = 1;
-    return cvd_err_set(err, CVD_EINVAL, "%s:%d: %s: no %s device matches '%s'; the devices "
+    return cvd_err_set(err, CVD_EINVAL,
+                       "%s:%d: %s: no %s device matches '%s'; the devices "
                        "are (convd --list-devices):",
                        c->file, line, key, kind, spec);
 }

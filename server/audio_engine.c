@@ -15,7 +15,6 @@
 
 #include "spsc.h"
 
-
 /* A published chunk in the ring: this header (as HDR floats), then frames * channels floats. */
 typedef struct chunk_hdr {
     uint32_t frames;
@@ -26,9 +25,9 @@ typedef struct chunk_hdr {
 
 struct cvd_audio_engine {
     cvd_audio_engine_config cfg;
-    int chunk;     /* most frames the net writes per block: the size of y, and of a chunk */
-    int latency;   /* of the callback's net */
-    cvd_net *net;  /* the callback's: a windowed model, which cannot run in a chain */
+    int chunk;            /* most frames the net writes per block: the size of y, and of a chunk */
+    int latency;          /* of the callback's net */
+    cvd_net *net;         /* the callback's: a windowed model, which cannot run in a chain */
     cvd_audio_proc *proc; /* else: gains, the chain of models, crossfades (audio_proc.h) */
     _Atomic(cvd_net *) pending; /* loop -> callback: the next net */
     _Atomic(cvd_net *) retired; /* callback -> loop: the net it replaced */
@@ -40,14 +39,14 @@ struct cvd_audio_engine {
     short *in_map;              /* cfg.in_map, copied; NULL: the capture is the input */
     short *out_map;             /* cfg.out_map, copied; NULL: see map_frames */
     int n_out_map;
-    float *gather;              /* callback only: a block of mapped input frames */
+    float *gather; /* callback only: a block of mapped input frames */
     int fifo_head, fifo_count;
-    float *zeros;    /* a block of silence for a missing input buffer */
-    cvd_spsc pub;    /* callback -> loop: published chunks */
-    uint64_t gap;    /* callback only: frames dropped since the last chunk that fitted */
-    cvd_spsc jit;    /* loop -> callback: an output-only stream's frames */
-    int jit_frames;  /* the most frames the loop keeps in jit */
-    int playing;     /* callback only: the jitter buffer has filled */
+    float *zeros;        /* a block of silence for a missing input buffer */
+    cvd_spsc pub;        /* callback -> loop: published chunks */
+    uint64_t gap;        /* callback only: frames dropped since the last chunk that fitted */
+    cvd_spsc jit;        /* loop -> callback: an output-only stream's frames */
+    int jit_frames;      /* the most frames the loop keeps in jit */
+    int playing;         /* callback only: the jitter buffer has filled */
     atomic_int draining; /* loop -> callback: the source ended; play what is left */
     cvd_stream_stats *stats;
 
@@ -68,16 +67,15 @@ static void add(atomic_ullong *c, uint64_t v)
     atomic_fetch_add_explicit(c, v, memory_order_relaxed);
 }
 
-static int engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
-                         cvd_audio_proc *proc, cvd_stream_stats *stats, cvd_audio_engine **out,
-                         cvd_err *err);
+static int engine_create(const cvd_audio_engine_config *cfg, cvd_model *model, cvd_audio_proc *proc,
+                         cvd_stream_stats *stats, cvd_audio_engine **out, cvd_err *err);
 
 int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
                             cvd_stream_stats *stats, cvd_audio_engine **out, cvd_err *err)
 {
     *out = NULL;
-    if (cfg->block < 1 || cfg->out_channels < 1 || cfg->in_channels < 0 ||
-        cfg->play_channels < 0 || (cfg->in_channels == 0 && cfg->play_channels == 0))
+    if (cfg->block < 1 || cfg->out_channels < 1 || cfg->in_channels < 0 || cfg->play_channels < 0 ||
+        (cfg->in_channels == 0 && cfg->play_channels == 0))
         return cvd_err_set(err, CVD_EINVAL, "audio engine: bad configuration");
     if (model != NULL && cfg->in_channels != cvd_model_in_channels(model))
         return cvd_err_set(err, CVD_EINVAL, "audio engine: %d channels in, the model takes %d",
@@ -89,7 +87,9 @@ int cvd_audio_engine_create(const cvd_audio_engine_config *cfg, cvd_model *model
         cvd_audio_proc *proc = NULL;
         int rc;
         if (model != NULL) {
-            cvd_chain_config cc = {.rate = cfg->rate, .max_block = cfg->block, .fixed = 1,
+            cvd_chain_config cc = {.rate = cfg->rate,
+                                   .max_block = cfg->block,
+                                   .fixed = 1,
                                    .in_channels = cfg->in_channels};
             if ((rc = cvd_chain_create(&model, NULL, 1, &cc, &chain, err)) < 0)
                 return rc;
@@ -112,17 +112,15 @@ int cvd_audio_engine_create_proc(const cvd_audio_engine_config *cfg, cvd_audio_p
                                  cvd_stream_stats *stats, cvd_audio_engine **out, cvd_err *err)
 {
     *out = NULL;
-    if (cfg->block < 1 || cfg->out_channels < 1 || cfg->in_channels < 1 ||
-        cfg->play_channels < 0) {
+    if (cfg->block < 1 || cfg->out_channels < 1 || cfg->in_channels < 1 || cfg->play_channels < 0) {
         cvd_audio_proc_destroy(proc);
         return cvd_err_set(err, CVD_EINVAL, "audio engine: bad configuration");
     }
     return engine_create(cfg, NULL, proc, stats, out, err);
 }
 
-static int engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
-                         cvd_audio_proc *proc, cvd_stream_stats *stats, cvd_audio_engine **out,
-                         cvd_err *err)
+static int engine_create(const cvd_audio_engine_config *cfg, cvd_model *model, cvd_audio_proc *proc,
+                         cvd_stream_stats *stats, cvd_audio_engine **out, cvd_err *err)
 {
     cvd_audio_engine *e;
     int rc;
@@ -200,9 +198,10 @@ static int engine_create(const cvd_audio_engine_config *cfg, cvd_model *model,
     }
     if (rc < 0) {
         cvd_audio_engine_destroy(e);
-        return cvd_err_set(err, rc, rc == CVD_EINVAL ? "audio engine: a mapped channel is not "
-                                                       "one the device has"
-                                                     : "out of memory");
+        return cvd_err_set(err, rc,
+                           rc == CVD_EINVAL ? "audio engine: a mapped channel is not "
+                                              "one the device has"
+                                            : "out of memory");
     }
     /* the model's latency, as silence before its first output */
     e->fifo_count = e->latency;
@@ -261,8 +260,8 @@ cvd_audio_proc *cvd_audio_engine_proc(cvd_audio_engine *e)
 }
 
 /* frame f of src (och channels) into frame f of dst (pch channels) */
-static void map_frames(float *dst, int pch, const float *src, int och, int n,
-                       const short *out_map, int n_map)
+static void map_frames(float *dst, int pch, const float *src, int och, int n, const short *out_map,
+                       int n_map)
 {
     if (out_map != NULL) {
         /* channel k on out_map[k]; a mono frame on every listed channel */
@@ -327,14 +326,16 @@ static void fifo_pop(cvd_audio_engine *e, float *out, int n)
             run = e->fifo_count;
         if (run > n - done)
             run = n - done;
-        map_frames(out + (size_t)done * (size_t)pch, pch, e->fifo + (size_t)e->fifo_head * (size_t)och,
-                   och, run, e->out_map, e->n_out_map);
+        map_frames(out + (size_t)done * (size_t)pch, pch,
+                   e->fifo + (size_t)e->fifo_head * (size_t)och, och, run, e->out_map,
+                   e->n_out_map);
         e->fifo_head = (e->fifo_head + run) % e->fifo_cap;
         e->fifo_count -= run;
         done += run;
     }
     if (done < n) {
-        memset(out + (size_t)done * (size_t)pch, 0, sizeof(float) * (size_t)(n - done) * (size_t)pch);
+        memset(out + (size_t)done * (size_t)pch, 0,
+               sizeof(float) * (size_t)(n - done) * (size_t)pch);
         add(&e->underruns, 1);
     }
 }
@@ -368,7 +369,8 @@ static void play_jitter(cvd_audio_engine *e, float *out, int n)
         }
     }
     if (done < n)
-        memset(out + (size_t)done * (size_t)pch, 0, sizeof(float) * (size_t)(n - done) * (size_t)pch);
+        memset(out + (size_t)done * (size_t)pch, 0,
+               sizeof(float) * (size_t)(n - done) * (size_t)pch);
 }
 
 void cvd_audio_engine_process(cvd_audio_engine *e, const float *in, float *out,
@@ -413,7 +415,8 @@ void cvd_audio_engine_process(cvd_audio_engine *e, const float *in, float *out,
                 const float *src = (const float *)in + off * (unsigned long)cch;
                 for (int f = 0; f < n; f++)
                     for (int k = 0; k < ich; k++)
-                        e->gather[f * ich + k] = src[(size_t)f * (size_t)cch + (size_t)e->in_map[k]];
+                        e->gather[f * ich + k] =
+                            src[(size_t)f * (size_t)cch + (size_t)e->in_map[k]];
                 x = e->gather;
             } else if (in != NULL) {
                 x = (const float *)in + off * (unsigned long)ich;
@@ -446,9 +449,8 @@ void cvd_audio_engine_process(cvd_audio_engine *e, const float *in, float *out,
     atomic_store_explicit(&e->ns_last, ns, memory_order_relaxed);
     add(&e->ns_sum, ns);
     unsigned long long mx = atomic_load_explicit(&e->ns_max, memory_order_relaxed);
-    while (ns > mx && !atomic_compare_exchange_weak_explicit(&e->ns_max, &mx, ns,
-                                                             memory_order_relaxed,
-                                                             memory_order_relaxed))
+    while (ns > mx && !atomic_compare_exchange_weak_explicit(
+                          &e->ns_max, &mx, ns, memory_order_relaxed, memory_order_relaxed))
         ;
     /* the histogram: relaxed atomic adds, nothing else */
     if (e->stats != NULL)
@@ -553,7 +555,7 @@ int cvd_audio_engine_collect(cvd_audio_engine *e, int idle)
     }
     cvd_net *old = atomic_exchange_explicit(&e->retired, NULL, memory_order_acq_rel);
     if (old == NULL && atomic_load(&e->pending) != NULL)
-        return 0; /* not taken yet */
+        return 0;         /* not taken yet */
     cvd_net_destroy(old); /* NULL when the stream had no model: fine */
     e->swap_open = 0;
     return 1;
@@ -584,6 +586,7 @@ uint64_t cvd_audio_engine_callbacks(const cvd_audio_engine *e)
 int cvd_audio_engine_test_failed(const cvd_audio_engine *e)
 {
     cvd_audio_engine *m = (cvd_audio_engine *)e;
-    return m->fail_at > 0 && atomic_load_explicit(&m->callbacks, memory_order_relaxed) == m->fail_at;
+    return m->fail_at > 0 &&
+           atomic_load_explicit(&m->callbacks, memory_order_relaxed) == m->fail_at;
 }
 #endif

@@ -15,7 +15,6 @@
 #include "convd_dsp.h"
 #include "metrics.h"
 
-
 /* PortAudio's status flag bits (the same values as paInputUnderflow ... paOutputOverflow) */
 enum {
     CVD_AUDIO_INPUT_UNDERFLOW = 1,
@@ -26,34 +25,34 @@ enum {
 };
 
 typedef struct cvd_audio_engine_config {
-    int in_channels;   /* channels of the frames the model takes (0: no input: an output-only
-                        * stream) */
+    int in_channels;      /* channels of the frames the model takes (0: no input: an output-only
+                           * stream) */
     int capture_channels; /* channels the capture device delivers (in_channels, or more) */
     const short *in_map;  /* in_channels capture channels (0-based) feeding them; NULL: the
                            * first in_channels as they are */
-    int out_channels;  /* channels the model (or the source) gives, per frame */
-    int play_channels; /* channels of the playback device (0: no output); out_channels, or
-                        * more when a mono stream plays on every channel of a device */
+    int out_channels;     /* channels the model (or the source) gives, per frame */
+    int play_channels;    /* channels of the playback device (0: no output); out_channels, or
+                           * more when a mono stream plays on every channel of a device */
     const short *out_map; /* playback channels (0-based) the frames' channels play on, one
                            * per channel, or a mono frame on each (the others get silence);
                            * NULL: as above */
     int n_out_map;        /* entries of out_map: out_channels, or any number for mono */
-    int block;         /* frames per callback (and the net's max_block) */
+    int block;            /* frames per callback (and the net's max_block) */
     int rate;
-    int publish;       /* 1: processed frames go to the publish ring */
-    int jitter;        /* output-only: frames buffered before playing (>= 1) */
-    long hop;          /* a windowed model's hop ([model] hop; 0: its window length) */
-    int crossfade;     /* frames a model swap fades over (cvd_audio_engine_create) */
+    int publish;   /* 1: processed frames go to the publish ring */
+    int jitter;    /* output-only: frames buffered before playing (>= 1) */
+    long hop;      /* a windowed model's hop ([model] hop; 0: its window length) */
+    int crossfade; /* frames a model swap fades over (cvd_audio_engine_create) */
 } cvd_audio_engine_config;
 
 /* Counters the callback keeps (atomics, relaxed): read them from any thread. */
 typedef struct cvd_audio_counters {
     uint64_t callbacks, frames_in, frames_out;
-    uint64_t flags[4];  /* input underflow, input overflow, output underflow, output overflow */
-    uint64_t underruns; /* the jitter buffer (output-only) or the model's output ran dry */
+    uint64_t flags[4];     /* input underflow, input overflow, output underflow, output overflow */
+    uint64_t underruns;    /* the jitter buffer (output-only) or the model's output ran dry */
     uint64_t ring_dropped; /* processed frames the publish ring (or the playback queue) had no
                             * room for */
-    uint64_t swaps;     /* nets swapped in */
+    uint64_t swaps;        /* nets swapped in */
     uint64_t block_ns_last, block_ns_max, block_ns_sum;
 } cvd_audio_counters;
 

@@ -15,17 +15,17 @@ typedef struct slot {
 struct cvd_audio_proc {
     cvd_audio_proc_config cfg;
     /* callback side */
-    slot *cur;        /* the chain playing (fading in while old != NULL) */
-    slot *old;        /* fading out */
-    int fade_pos;     /* frames of the fade done */
+    slot *cur;         /* the chain playing (fading in while old != NULL) */
+    slot *old;         /* fading out */
+    int fade_pos;      /* frames of the fade done */
     float g_in, g_out; /* the user's gains as last applied (linear) */
-    float wet;        /* 1: processed, 0: bypassed (fades between) */
+    float wet;         /* 1: processed, 0: bypassed (fades between) */
     cvd_limiter lim;
-    float *xin;       /* block * in_ch: the input with a slot's gain */
+    float *xin;           /* block * in_ch: the input with a slot's gain */
     float *yo, *yn, *dry; /* block * out_ch */
     /* shared */
-    _Atomic(slot *) pending;  /* controlling thread -> callback */
-    _Atomic(slot *) retired;  /* callback -> controlling thread */
+    _Atomic(slot *) pending;       /* controlling thread -> callback */
+    _Atomic(slot *) retired;       /* callback -> controlling thread */
     atomic_uint in_bits, out_bits; /* the user's gains, linear, as float bits */
     atomic_int bypass;
     atomic_ullong swaps, fades;

@@ -69,8 +69,8 @@ int cvd_audio_proc_bypass(const cvd_audio_proc *p);
  * swap is handed over). */
 int cvd_audio_proc_latency(const cvd_audio_proc *p);
 int cvd_audio_proc_crossfade(const cvd_audio_proc *p);
-uint64_t cvd_audio_proc_swaps(const cvd_audio_proc *p);   /* swaps the callback took */
-uint64_t cvd_audio_proc_fades(const cvd_audio_proc *p);   /* crossfades finished */
+uint64_t cvd_audio_proc_swaps(const cvd_audio_proc *p);     /* swaps the callback took */
+uint64_t cvd_audio_proc_fades(const cvd_audio_proc *p);     /* crossfades finished */
 float cvd_audio_proc_limiter_gain(const cvd_audio_proc *p); /* 1 without a limiter */
 
 #endif

@@ -589,8 +589,7 @@ static void finish(pstate *ps)
         }
         if (l->tls_cert[0] && !l->tls_key[0])
             fail(ps, CVD_EFORMAT, l->tls_cert_line,
-                 "tls_cert: needs tls_key (the certificate's private key) in [listen %s]",
-                 l->name);
+                 "tls_cert: needs tls_key (the certificate's private key) in [listen %s]", l->name);
         if (l->tls_key[0] && !l->tls_cert[0])
             fail(ps, CVD_EFORMAT, l->tls_key_line,
                  "tls_key: needs tls_cert (the certificate chain) in [listen %s]", l->name);

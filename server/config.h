@@ -32,9 +32,9 @@
 
 #include "acl.h" /* cvd_acl: allow, metrics_allow */
 #include "convd_dsp.h"
-#include "log.h" /* CVD_LOG_ERROR .. CVD_LOG_DEBUG, the values of log_level */
+#include "log.h"         /* CVD_LOG_ERROR .. CVD_LOG_DEBUG, the values of log_level */
 #include "convd_proto.h" /* cvd_sample_format: CVD_FMT_F32LE, CVD_FMT_S16LE */
-#include "nats_conf.h" /* [nats NAME]: cvd_nats_conf and its directive table */
+#include "nats_conf.h"   /* [nats NAME]: cvd_nats_conf and its directive table */
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,19 +62,20 @@ typedef cvd_sample_format cvd_sample_fmt;
 typedef struct cvd_conf_model {
     char name[CVD_CONF_NAME_MAX + 1];
     /* "builtin:NAME" as written, an absolute path as written, a relative path found in the
-     * models folder (CVD_CONF_MODEL_DIR), or a relative path joined to the config file's folder ("DIR/PATH"; left as written when there is no folder, see
-     * cvd_conf_parse). Owned by the cvd_conf. The extension is one cvd_model_load reads:
-     * .nam, .json, .keras, .h5 or .hdf5 (any case). */
+     * models folder (CVD_CONF_MODEL_DIR), or a relative path joined to the config file's folder
+     * ("DIR/PATH"; left as written when there is no folder, see cvd_conf_parse). Owned by the
+     * cvd_conf. The extension is one cvd_model_load reads: .nam, .json, .keras, .h5 or .hdf5 (any
+     * case). */
     char *path;
-    int builtin;   /* 1 if path is "builtin:NAME"; builtin_name() is path + 8 */
-    int line;      /* line of the section header */
-    int path_line; /* line of its path directive */
+    int builtin;       /* 1 if path is "builtin:NAME"; builtin_name() is path + 8 */
+    int line;          /* line of the section header */
+    int path_line;     /* line of its path directive */
     int path_ext_line; /* the path's extension is none cvd_model_load reads (type = ir only) */
-    long hop;      /* a windowed model's hop in frames; 0 = its window length */
-    int hop_line;  /* line of its hop directive, 0 if none */
-    int rate;      /* Hz the model runs at when its file declares none; 0 = not said */
+    long hop;          /* a windowed model's hop in frames; 0 = its window length */
+    int hop_line;      /* line of its hop directive, 0 if none */
+    int rate;          /* Hz the model runs at when its file declares none; 0 = not said */
     int rate_line;
-    int type;      /* CVD_CONF_MODEL_AUTO (by the path's extension) or CVD_CONF_MODEL_IR */
+    int type; /* CVD_CONF_MODEL_AUTO (by the path's extension) or CVD_CONF_MODEL_IR */
     int type_line;
     int ir_normalize; /* impulse responses: 1 = scaled to unit energy */
     int normalize;    /* 1: NAM's output normalisation by the file's loudness */
@@ -96,15 +97,15 @@ typedef struct cvd_conf_listen {
     char chain[CVD_CONF_CHAIN_MAX][CVD_CONF_NAME_MAX + 1];
     int chain_index[CVD_CONF_CHAIN_MAX];
     int n_chain;
-    cvd_sample_fmt format;             /* raw only; CVD_FMT_F32LE otherwise */
-    int channels;                      /* 0 = the model's input channels; else 1..1024 */
-    int rate;                          /* 1..1000000 frames per second */
-    int block;                         /* 1..65536 frames */
+    cvd_sample_fmt format; /* raw only; CVD_FMT_F32LE otherwise */
+    int channels;          /* 0 = the model's input channels; else 1..1024 */
+    int rate;              /* 1..1000000 frames per second */
+    int block;             /* 1..65536 frames */
     /* blocking: 1 = eager (the input that has arrived runs at once, at most `block` frames at
      * a time), 0 = fixed (whole blocks only, but the last); default eager for line and framed,
      * fixed for raw */
     int eager;
-    int line;                          /* line of the section header */
+    int line; /* line of the section header */
     /* security (docs/SECURITY.md). Paths resolved like model paths; "" = none. */
     char tls_cert[CVD_CONF_PATH_MAX + 1]; /* with tls_key: the listener speaks TLS only */
     char tls_key[CVD_CONF_PATH_MAX + 1];
@@ -125,8 +126,8 @@ typedef struct cvd_conf_stream {
      * "" = none */
     char input[CVD_CONF_DEVICE_MAX + 1];
     char output[CVD_CONF_DEVICE_MAX + 1];
-    int rate;                          /* 1..1000000 frames per second */
-    int channels;                      /* capture channels; 0 = the model's (1 without one) */
+    int rate;     /* 1..1000000 frames per second */
+    int channels; /* capture channels; 0 = the model's (1 without one) */
     /* input_channels: the device's capture channels (0-based here, 1-based in the file) that
      * feed the stream's channels, in order; n_in_map = 0: the first `channels` as they are */
     short in_map[CVD_CONF_MAP_MAX];
@@ -147,17 +148,17 @@ typedef struct cvd_conf_stream {
     int chain_index[CVD_CONF_CHAIN_MAX];
     int n_chain;
     double input_gain_db, output_gain_db; /* -60..60 dB */
-    double input_level_dbu; /* dBu of a full-scale sample at the interface's input */
-    int input_level_line;   /* 0: not set (no calibration of the input level) */
-    int limit;              /* 1: a soft limiter on the output */
-    int crossfade_ms;       /* preset switches fade over this long (0..10000) */
-    int publish;                       /* 1: framed clients may subscribe to NAME */
-    char source[CVD_CONF_NAME_MAX + 1]; /* output-only: the published stream played; "" */
-    int jitter;                        /* output-only: frames buffered; 0 = 4 blocks */
-    int realtime;                      /* 1: ask for real-time scheduling (SCHED_FIFO) */
-    int line;                          /* line of the section header */
-    int model_line;                    /* line of its model directive (0: none) */
-    int input_line, output_line;       /* lines of input and output (0: the default) */
+    double input_level_dbu;               /* dBu of a full-scale sample at the interface's input */
+    int input_level_line;                 /* 0: not set (no calibration of the input level) */
+    int limit;                            /* 1: a soft limiter on the output */
+    int crossfade_ms;                     /* preset switches fade over this long (0..10000) */
+    int publish;                          /* 1: framed clients may subscribe to NAME */
+    char source[CVD_CONF_NAME_MAX + 1];   /* output-only: the published stream played; "" */
+    int jitter;                           /* output-only: frames buffered; 0 = 4 blocks */
+    int realtime;                         /* 1: ask for real-time scheduling (SCHED_FIFO) */
+    int line;                             /* line of the section header */
+    int model_line;                       /* line of its model directive (0: none) */
+    int input_line, output_line;          /* lines of input and output (0: the default) */
 } cvd_conf_stream;
 
 typedef struct cvd_conf {
@@ -170,16 +171,16 @@ typedef struct cvd_conf {
     int metrics_enabled;
     char metrics_host[CVD_CONF_HOST_MAX]; /* when metrics_enabled; numeric, canonical */
     int metrics_port;
-    int metrics_family;       /* AF_INET or AF_INET6 */
-    int max_clients;          /* 1..1000000 */
-    size_t max_message;       /* bytes, 1024..67108864 */
-    double handshake_timeout; /* seconds, 0.1..3600 */
-    double idle_timeout;      /* seconds, 0 = never, else up to 86400 */
-    double shutdown_timeout;  /* seconds, 0..3600 */
-    size_t queue_limit;       /* bytes, 4096..1073741824 */
-    int slow_disconnect;      /* slow_subscriber: 0 = drop, 1 = disconnect */
-    int nonfinite_pass;       /* nonfinite: 0 = reject, 1 = pass */
-    double write_timeout;     /* seconds output may wait without progress; 0 = never */
+    int metrics_family;          /* AF_INET or AF_INET6 */
+    int max_clients;             /* 1..1000000 */
+    size_t max_message;          /* bytes, 1024..67108864 */
+    double handshake_timeout;    /* seconds, 0.1..3600 */
+    double idle_timeout;         /* seconds, 0 = never, else up to 86400 */
+    double shutdown_timeout;     /* seconds, 0..3600 */
+    size_t queue_limit;          /* bytes, 4096..1073741824 */
+    int slow_disconnect;         /* slow_subscriber: 0 = drop, 1 = disconnect */
+    int nonfinite_pass;          /* nonfinite: 0 = reject, 1 = pass */
+    double write_timeout;        /* seconds output may wait without progress; 0 = never */
     int max_clients_per_address; /* 0 = no limit; else 1..1000000 */
     size_t max_stream_memory;    /* bytes: the sum of the open streams' memory figures */
     cvd_acl metrics_allow;       /* who may read /metrics; n 0 = every address */
@@ -227,24 +228,24 @@ typedef struct cvd_conf_choice {
 struct cvd_conf_parse;
 
 typedef struct cvd_conf_directive {
-    const char *name;  /* as written in the file */
+    const char *name; /* as written in the file */
     cvd_conf_type type;
-    double lo, hi;     /* numbers: the range */
-    const char *def;   /* the default, as a file would write it; NULL: none, or required */
-    int section;       /* CVD_CONF_SERVER .. CVD_CONF_NATS */
+    double lo, hi;        /* numbers: the range */
+    const char *def;      /* the default, as a file would write it; NULL: none, or required */
+    int section;          /* CVD_CONF_SERVER .. CVD_CONF_NATS */
     const char *required; /* required: what "[listen x]: missing 'address' (...)" asks for */
-    size_t offset;     /* of the value in the section's struct (cvd_conf for [server]) */
-    size_t offset2;    /* SPECIAL: a second field, as its function says */
-    size_t line_at;    /* offset of an int that gets the directive's line (0: none) */
-    const char *unit;  /* "bytes", "frames", ...: after the range in messages and docs */
-    const char *note;  /* after the range in messages, instead of the unit: " (0 = never)" */
+    size_t offset;        /* of the value in the section's struct (cvd_conf for [server]) */
+    size_t offset2;       /* SPECIAL: a second field, as its function says */
+    size_t line_at;       /* offset of an int that gets the directive's line (0: none) */
+    const char *unit;     /* "bytes", "frames", ...: after the range in messages and docs */
+    const char *note;     /* after the range in messages, instead of the unit: " (0 = never)" */
     const cvd_conf_choice *choices; /* CHOICE: ends with a NULL name */
-    const char *what;  /* NAME: what the name names ("model", "stream") */
+    const char *what;               /* NAME: what the name names ("model", "stream") */
     int (*set)(struct cvd_conf_parse *ps, const struct cvd_conf_directive *d, void *section,
                const char *value); /* SPECIAL */
-    const char *doc_default; /* docs/CONFIG.md's default column, when not `def` as code */
-    const char *doc_range;   /* its range column, when not made from the type */
-    const char *help;        /* its meaning column */
+    const char *doc_default;       /* docs/CONFIG.md's default column, when not `def` as code */
+    const char *doc_range;         /* its range column, when not made from the type */
+    const char *help;              /* its meaning column */
 } cvd_conf_directive;
 
 extern const cvd_conf_directive cvd_conf_directives[];

@@ -476,8 +476,8 @@ static int set_decibels(pstate *ps, const cvd_conf_directive *d, void *sec, cons
     }
     double x = digits > 0 ? strtod(v, &end) : 0;
     if (digits <= 0 || *end != '\0')
-        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a number of dB",
-                             d->name, cvd_conf_show_n(v, strlen(v)).s);
+        return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: '%s' is not a number of dB", d->name,
+                             cvd_conf_show_n(v, strlen(v)).s);
     if (!isfinite(x) || x < d->lo || x > d->hi)
         return cvd_conf_fail(ps, CVD_EFORMAT, ps->lineno, "%s: %s is out of range %g..%g %s",
                              d->name, cvd_conf_show_n(v, strlen(v)).s, d->lo, d->hi,
@@ -534,9 +534,10 @@ static int set_nats_seconds(pstate *ps, const cvd_conf_directive *d, void *sec, 
  * first also into model (offset) */
 static int set_model_list(pstate *ps, const cvd_conf_directive *d, void *sec, const char *v)
 {
-    char (*chain)[CVD_CONF_NAME_MAX + 1] = (void *)((char *)sec + d->offset2);
-    int *n = (int *)(void *)((char *)chain + sizeof(char[CVD_CONF_CHAIN_MAX][CVD_CONF_NAME_MAX + 1]) +
-                             sizeof(int[CVD_CONF_CHAIN_MAX]));
+    char(*chain)[CVD_CONF_NAME_MAX + 1] = (void *)((char *)sec + d->offset2);
+    int *n =
+        (int *)(void *)((char *)chain + sizeof(char[CVD_CONF_CHAIN_MAX][CVD_CONF_NAME_MAX + 1]) +
+                        sizeof(int[CVD_CONF_CHAIN_MAX]));
     char *first = FIELD(sec, d->offset, char);
     const char *s = v;
     *n = 0;
@@ -714,8 +715,8 @@ int cvd_conf_set(pstate *ps, const cvd_conf_directive *d, void *sec, const char 
 #define LISTEN(f) .section = CVD_CONF_LISTEN, .offset = offsetof(cvd_conf_listen, f)
 #define STREAM(f) .section = CVD_CONF_STREAM, .offset = offsetof(cvd_conf_stream, f)
 /* [nats]: every directive records its line in the section's at.f */
-#define NATS(f)                                                                                   \
-    .section = CVD_CONF_NATS, .offset = offsetof(cvd_nats_conf, f),                               \
+#define NATS(f)                                                                                    \
+    .section = CVD_CONF_NATS, .offset = offsetof(cvd_nats_conf, f),                                \
     .line_at = offsetof(cvd_nats_conf, at.f)
 #define NATS_SIZE(f) .offset2 = sizeof(((cvd_nats_conf *)0)->f)
 
@@ -786,7 +787,8 @@ const cvd_conf_directive cvd_conf_directives[] = {
                   "most 4095 bytes",
      .help = "the model"},
     {"rate", CVD_CONF_INT, 0, 768000, "0", MODEL(rate), .unit = "Hz",
-     .note = " (Hz; 0 = the file's, else the stream's)", .line_at = offsetof(cvd_conf_model, rate_line),
+     .note = " (Hz; 0 = the file's, else the stream's)",
+     .line_at = offsetof(cvd_conf_model, rate_line),
      .help = "the sample rate the model was captured at, for a file that declares none (the "
              "shared NAM standard model, many .nam files); streams at another rate resample "
              "to it. `0`: the file's rate; a file without one runs at the stream's rate (the "
@@ -796,8 +798,7 @@ const cvd_conf_directive cvd_conf_directives[] = {
      .help = "`ir`: the file is an impulse response (a cabinet IR: WAV, FLAC, AIFF or Ogg "
              "through libsndfile, mono or stereo), whatever its name; `auto`: by the path's "
              "extension (`.wav`, `.flac`, `.aif`, `.aiff`, `.ogg` are impulse responses)"},
-    {"ir_normalize", CVD_CONF_CHOICE, MODEL(ir_normalize), .def = "yes",
-     .choices = bool_choices,
+    {"ir_normalize", CVD_CONF_CHOICE, MODEL(ir_normalize), .def = "yes", .choices = bool_choices,
      .help = "impulse responses: scaled to unit energy (white noise keeps its power), as "
              "NAM's plugin does; `no`: as recorded"},
     {"normalize", CVD_CONF_CHOICE, MODEL(normalize), .def = "no", .choices = bool_choices,
@@ -843,7 +844,8 @@ const cvd_conf_directive cvd_conf_directives[] = {
              "it is in (request/response, sensors); `fixed`: the model runs on whole blocks of "
              "`block` frames only (the last of a stream excepted), the same cuts whatever the "
              "network did, for bit-reproducible batch use. The numbers are the same either way "
-             "(the model does not depend on the block size): [PROTOCOL.md](PROTOCOL.md#blocks-and-replies)"},
+             "(the model does not depend on the block size): "
+             "[PROTOCOL.md](PROTOCOL.md#blocks-and-replies)"},
     {"max_block", CVD_CONF_INT, 1, 65536, "4096", LISTEN(max_block), .unit = "frames",
      .help = "the largest block a framed HELLO may ask for; more is refused (ERROR `bad_hello`)"},
     {"tls_cert", CVD_CONF_SPECIAL, LISTEN(tls_cert), .set = set_file,
@@ -890,8 +892,7 @@ const cvd_conf_directive cvd_conf_directives[] = {
     {"block", CVD_CONF_INT, 1, 65536, "64", STREAM(block), .unit = "frames",
      .help = "frames per callback, and the model's block"},
     {"model", CVD_CONF_SPECIAL, STREAM(model), .set = set_model_list,
-     .offset2 = offsetof(cvd_conf_stream, chain),
-     .line_at = offsetof(cvd_conf_stream, model_line),
+     .offset2 = offsetof(cvd_conf_stream, chain), .line_at = offsetof(cvd_conf_stream, model_line),
      .doc_range = "a `[model NAME]` of this file, or several separated by commas, run in order "
                   "(`amp, cab`; at most 16)",
      .help = "the model, or chain of models, the audio goes through (each at its own rate, "
@@ -952,8 +953,8 @@ const cvd_conf_directive cvd_conf_directives[] = {
              "that only plays in stereo"},
 
     /* [nats NAME] (docs/SCALE.md) */
-    {"servers", CVD_CONF_SPECIAL, 1, 2047, NATS(servers), NATS_SIZE(servers),
-     .set = set_nats_text, .required = "comma-separated nats:// or tls:// URLs",
+    {"servers", CVD_CONF_SPECIAL, 1, 2047, NATS(servers), NATS_SIZE(servers), .set = set_nats_text,
+     .required = "comma-separated nats:// or tls:// URLs",
      .doc_range = "comma-separated URLs (`nats://HOST:PORT`, `tls://HOST:PORT`), at most 2047 "
                   "bytes",
      .help = "the NATS servers; list every node of the cluster (reconnects go to any)"},
@@ -970,8 +971,7 @@ const cvd_conf_directive cvd_conf_directives[] = {
      .help = "N: **must equal the N of the servers' mapping** `partition(N,1)` (a mismatch is "
              "logged and counted as `convd_nats_mapping_mismatches_total`)"},
     {"input_stream", CVD_CONF_SPECIAL, NATS(input_stream), .def = "CONVD_IN",
-     .set = set_nats_stream,
-     .doc_range = "a JetStream stream name (no spaces, `.`, `*`, `>`, `/`)",
+     .set = set_nats_stream, .doc_range = "a JetStream stream name (no spaces, `.`, `*`, `>`, `/`)",
      .help = "the stream over P.part.>; created if absent (limits retention, never a work "
              "queue)"},
     {"output_stream", CVD_CONF_SPECIAL, NATS(output_stream), .def = "CONVD_OUT",
@@ -980,8 +980,7 @@ const cvd_conf_directive cvd_conf_directives[] = {
     {"replicas", CVD_CONF_INT, 1, 5, "1", NATS(replicas),
      .help = "replicas of the streams and KV buckets convd creates (3 on a 3-node cluster)"},
     {"input_max_age", CVD_CONF_SPECIAL, 0, 3.2e9, "24h", NATS(input_max_age),
-     .set = set_nats_seconds,
-     .doc_range = "0..3.2e9 seconds; `s`, `m`, `h`, `d` suffixes",
+     .set = set_nats_seconds, .doc_range = "0..3.2e9 seconds; `s`, `m`, `h`, `d` suffixes",
      .help = "how long the input stream keeps a message (0: no limit); must cover an idle id's "
              "history for as long as it may come back"},
     {"input_max_bytes", CVD_CONF_SPECIAL, -1, 9e18, "-1", NATS(input_max_bytes),
@@ -999,8 +998,7 @@ const cvd_conf_directive cvd_conf_directives[] = {
      .help = "the streams' duplicates window: a Msg-Id is stored once within it (retried "
              "outputs, producers' retries)"},
     {"lease_bucket", CVD_CONF_SPECIAL, NATS(lease_bucket), .set = set_nats_bucket,
-     .doc_default = "`<input_stream>_leases`",
-     .doc_range = "a KV bucket name (`A-Z a-z 0-9 _ -`)",
+     .doc_default = "`<input_stream>_leases`", .doc_range = "a KV bucket name (`A-Z a-z 0-9 _ -`)",
      .help = "the bucket of partition leases and members"},
     {"checkpoint_bucket", CVD_CONF_SPECIAL, NATS(checkpoint_bucket), .set = set_nats_bucket,
      .doc_default = "`<input_stream>_ckpt`", .doc_range = "the same",
@@ -1014,8 +1012,8 @@ const cvd_conf_directive cvd_conf_directives[] = {
      .set = set_nats_seconds, .doc_range = "0.05..3600 seconds",
      .help = "how often a holder writes each partition's checkpoint (what a takeover replays "
              "from)"},
-    {"idle_timeout", CVD_CONF_SPECIAL, 1, 3.2e9, "10m", NATS(idle_timeout),
-     .set = set_nats_seconds, .doc_range = "1..3.2e9 seconds",
+    {"idle_timeout", CVD_CONF_SPECIAL, 1, 3.2e9, "10m", NATS(idle_timeout), .set = set_nats_seconds,
+     .doc_range = "1..3.2e9 seconds",
      .help = "an id's model state is dropped after this long without a frame; its history is "
              "read back from the log if it returns"},
     {"max_inflight", CVD_CONF_INT, 1, 100000, "512", NATS(max_inflight), .unit = "messages",
@@ -1044,9 +1042,8 @@ const cvd_conf_directive cvd_conf_directives[] = {
     {"creds", CVD_CONF_SPECIAL, NATS(creds), NATS_SIZE(creds), .set = set_nats_path,
      .doc_range = "a NATS `.creds` file",
      .help = "decentralised authentication (user JWT and NKey seed)"},
-    {"token_file", CVD_CONF_SPECIAL, NATS(token_file), NATS_SIZE(token_file),
-     .set = set_nats_path, .doc_range = "a file",
-     .help = "its first line is the servers' authorization token"},
+    {"token_file", CVD_CONF_SPECIAL, NATS(token_file), NATS_SIZE(token_file), .set = set_nats_path,
+     .doc_range = "a file", .help = "its first line is the servers' authorization token"},
     {"user", CVD_CONF_SPECIAL, 1, 255, NATS(user), NATS_SIZE(user), .set = set_nats_text,
      .doc_range = "a name", .help = "with `password_file`: user and password authentication"},
     {"password_file", CVD_CONF_SPECIAL, NATS(password_file), NATS_SIZE(password_file),

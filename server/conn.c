@@ -53,11 +53,11 @@ struct cvd_conn {
     void *ad_state;
     char peer[128];
     int state;
-    int li;                        /* the listener's index in the runtime's config */
-    struct sockaddr_storage addr;  /* the client's address */
-    int addr_counted;              /* counted in the per-address table (cvd_peer_acquire) */
-    size_t mem;                    /* the stream's memory figure, reserved in the total */
-    int cut;                       /* the server stopped before the client's end of input */
+    int li;                       /* the listener's index in the runtime's config */
+    struct sockaddr_storage addr; /* the client's address */
+    int addr_counted;             /* counted in the per-address table (cvd_peer_acquire) */
+    size_t mem;                   /* the stream's memory figure, reserved in the total */
+    int cut;                      /* the server stopped before the client's end of input */
 
     /* the stream (built off the loop: `building` while it is) */
     cvd_model *model;
@@ -248,7 +248,7 @@ void cvd_conn_log_limited(int kind, const char *fmt, ...)
 static void on_io_error(void *ctx, int what, const char *msg)
 {
     cvd_conn *c = ctx;
-    int reason = what == CVD_TR_WRITE_TIMEOUT                                 ? CVD_DISC_WRITE_TIMEOUT
+    int reason = what == CVD_TR_WRITE_TIMEOUT                             ? CVD_DISC_WRITE_TIMEOUT
                  : what == CVD_TR_TLS || what == CVD_TR_HANDSHAKE_TIMEOUT ? CVD_DISC_TLS
                                                                           : CVD_DISC_ERROR;
     if (what == CVD_TR_READ || what == CVD_TR_WRITE)
@@ -377,8 +377,8 @@ static void build_work(uv_work_t *req)
     if (c->built.rc < 0)
         return;
     c->built.blk = malloc(sizeof(float) * (size_t)c->block * (size_t)c->in_ch);
-    c->built.obuf = malloc(sizeof(float) * (size_t)cvd_net_max_out(c->built.net) *
-                           (size_t)c->out_ch);
+    c->built.obuf =
+        malloc(sizeof(float) * (size_t)cvd_net_max_out(c->built.net) * (size_t)c->out_ch);
     if (c->built.blk == NULL || c->built.obuf == NULL)
         c->built.rc = cvd_err_set(&c->built.err, CVD_ENOMEM, "out of memory");
 }
@@ -398,8 +398,7 @@ static void build_done(uv_work_t *req, int status)
         free(c->built.blk);
         free(c->built.obuf);
         if (!c->closing) {
-            cvd_log_error("%s: %s", c->peer,
-                          status < 0 ? uv_strerror(status) : c->built.err.msg);
+            cvd_log_error("%s: %s", c->peer, status < 0 ? uv_strerror(status) : c->built.err.msg);
             if (c->ad->send_error)
                 c->ad->send_error(c, CVD_FR_E_INTERNAL, "the stream could not be built");
             c->input_done = 1;
@@ -680,8 +679,8 @@ static void timer_stop(cvd_conn *c)
 static void restart_timer(cvd_conn *c)
 {
     const cvd_conf *cf = conf_of(c);
-    double sec = c->state == ST_HANDSHAKE && c->ad->handshake ? cf->handshake_timeout
-                                                              : cf->idle_timeout;
+    double sec =
+        c->state == ST_HANDSHAKE && c->ad->handshake ? cf->handshake_timeout : cf->idle_timeout;
     if (c->sub)
         sec = 0; /* subscribers only listen */
     if (sec <= 0) {
@@ -763,16 +762,16 @@ int cvd_conn_subscribe(cvd_conn *c, const char *name, int ring_frames, cvd_pub_i
                        cvd_err *err)
 {
     int rc = cvd_sub_create(name, ring_frames, conf_of(c)->slow_disconnect, cvd_worker_wake, c->w,
-                          &c->sub, info, err);
+                            &c->sub, info, err);
     if (rc < 0)
         return rc;
     c->out_ch = c->in_ch = info->channels;
     c->block = c->lc->block;
     c->sub_frames = 1024;
     /* its figure: the ring, the buffer it is read into, and what every stream holds */
-    const size_t need = sizeof(float) * (size_t)info->channels *
-                            ((size_t)ring_frames + (size_t)c->sub_frames) +
-                        stream_extra(c);
+    const size_t need =
+        sizeof(float) * (size_t)info->channels * ((size_t)ring_frames + (size_t)c->sub_frames) +
+        stream_extra(c);
     if ((rc = reserve(c, need, err)) < 0) {
         cvd_sub_destroy(c->sub);
         c->sub = NULL;
@@ -997,7 +996,8 @@ void cvd_conn_accept(cvd_worker *w, int fd, const struct sockaddr *peer, const c
     if (!cvd_acl_allows(&cf->listens[li].allow, peer)) {
         close(fd);
         cvd_metrics_disconnect(CVD_DISC_NOT_ALLOWED);
-        cvd_conn_log_limited(CVD_DISC_NOT_ALLOWED, "listen %s: %s refused: not in allow", listener, addr);
+        cvd_conn_log_limited(CVD_DISC_NOT_ALLOWED, "listen %s: %s refused: not in allow", listener,
+                             addr);
         cvd_runtime_unref(rt);
         return;
     }
@@ -1015,8 +1015,8 @@ void cvd_conn_accept(cvd_worker *w, int fd, const struct sockaddr *peer, const c
     c->lc = &cf->listens[li];
     c->member.ops = &member_ops;
     c->reason = CVD_DISC_CLOSED;
-    memcpy(&c->addr, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                      : sizeof(struct sockaddr_in));
+    memcpy(&c->addr, peer,
+           peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     snprintf(c->peer, sizeof c->peer, "%s %s", listener, addr);
     CVD_UV_CHECK(uv_timer_init(cvd_worker_loop(w), &c->timer));
     c->timer.data = c;
@@ -1043,7 +1043,7 @@ void cvd_conn_accept(cvd_worker *w, int fd, const struct sockaddr *peer, const c
 
     if (cvd_metrics_clients_now() > cf->max_clients) {
         cvd_conn_log_limited(CVD_DISC_MAX_CLIENTS, "%s: refused: max_clients = %d reached", c->peer,
-                    cf->max_clients);
+                             cf->max_clients);
         if (c->ad->send_error)
             c->ad->send_error(c, CVD_FR_E_BUSY, "the server has max_clients connections");
         c->reason = CVD_DISC_MAX_CLIENTS;
@@ -1053,8 +1053,9 @@ void cvd_conn_accept(cvd_worker *w, int fd, const struct sockaddr *peer, const c
     rc = cvd_peer_acquire(peer, cf->max_clients_per_address);
     c->addr_counted = rc == 1;
     if (rc == 0) {
-        cvd_conn_log_limited(CVD_DISC_PER_ADDRESS, "%s: refused: max_clients_per_address = %d reached",
-                    c->peer, cf->max_clients_per_address);
+        cvd_conn_log_limited(CVD_DISC_PER_ADDRESS,
+                             "%s: refused: max_clients_per_address = %d reached", c->peer,
+                             cf->max_clients_per_address);
         if (c->ad->send_error)
             c->ad->send_error(c, CVD_FR_E_BUSY,
                               "this address has max_clients_per_address connections");

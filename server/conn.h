@@ -126,8 +126,9 @@ int cvd_conn_start_stream(cvd_conn *c, cvd_model *m, int block, cvd_err *err);
 /* Publishes the stream's output under `name` (docs/PROTOCOL.md, fan-out). */
 int cvd_conn_publish(cvd_conn *c, const char *name, const cvd_pub_info *info, cvd_err *err);
 /* Subscribes to the published stream `name` with a ring of ring_frames frames; *info is the
- * stream's. Its memory is reserved as a stream's (CVD_ERANGE: no room). The connection then sends what the stream publishes (encode with dropped counts)
- * instead of running a model; its input is only the protocol's messages. */
+ * stream's. Its memory is reserved as a stream's (CVD_ERANGE: no room). The connection then sends
+ * what the stream publishes (encode with dropped counts) instead of running a model; its input is
+ * only the protocol's messages. */
 int cvd_conn_subscribe(cvd_conn *c, const char *name, int ring_frames, cvd_pub_info *info,
                        cvd_err *err);
 /* The handshake is over: the stream (or subscription) runs. Its counters are the series

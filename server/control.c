@@ -18,17 +18,17 @@
 #include "log.h"
 
 /* libuv calls that cannot fail in a correct program: abort naming the call */
-#define CTL_UV_CHECK(call)                                                                   \
-    do {                                                                                     \
-        int uv__rc = (call);                                                                 \
-        if (uv__rc < 0) {                                                                    \
-            cvd_log_error("%s: %s", #call, uv_strerror(uv__rc));                             \
-            abort();                                                                         \
-        }                                                                                    \
+#define CTL_UV_CHECK(call)                                                                         \
+    do {                                                                                           \
+        int uv__rc = (call);                                                                       \
+        if (uv__rc < 0) {                                                                          \
+            cvd_log_error("%s: %s", #call, uv_strerror(uv__rc));                                   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
-#define LINE_MAX_BYTES 4096  /* a command line */
-#define REPLY_MAX 65536      /* an answer */
+#define LINE_MAX_BYTES 4096 /* a command line */
+#define REPLY_MAX 65536     /* an answer */
 #define MAX_CONNS 16
 #define CONN_TIMEOUT_MS 10000
 
@@ -123,18 +123,19 @@ static void status_lines(outbuf *o, cvd_audio *a, int i)
 {
     cvd_audio_status st;
     cvd_audio_status_of(a, i, &st);
-    put(o, "stream: %s\nstate: %s\nmodel: %s\nrate: %d\nblock: %d\nchannels: %d -> %d\n"
-           "latency: %d frames\nlatency_ms: %.2f\ninput_gain_db: %+.1f\noutput_gain_db: %+.1f\n"
-           "bypass: %s\nlimit: %s\ncrossfade_ms: %d\nswitching: %s\ncallbacks: %llu\n"
-           "xruns: %llu\nunderruns: %llu\nswitches: %llu\n",
+    put(o,
+        "stream: %s\nstate: %s\nmodel: %s\nrate: %d\nblock: %d\nchannels: %d -> %d\n"
+        "latency: %d frames\nlatency_ms: %.2f\ninput_gain_db: %+.1f\noutput_gain_db: %+.1f\n"
+        "bypass: %s\nlimit: %s\ncrossfade_ms: %d\nswitching: %s\ncallbacks: %llu\n"
+        "xruns: %llu\nunderruns: %llu\nswitches: %llu\n",
         st.name, st.running ? "running" : "stopped", st.model, st.rate, st.block, st.in_ch,
         st.out_ch, st.latency, st.latency_ms, st.input_gain_db, st.output_gain_db,
         st.bypass ? "on" : "off", st.limit ? "yes" : "no", st.crossfade_ms,
-        st.switching ? "yes" : "no", (unsigned long long)st.callbacks,
-        (unsigned long long)st.xruns, (unsigned long long)st.underruns,
-        (unsigned long long)st.swaps);
+        st.switching ? "yes" : "no", (unsigned long long)st.callbacks, (unsigned long long)st.xruns,
+        (unsigned long long)st.underruns, (unsigned long long)st.swaps);
     if (st.limit)
-        put(o, "limiter_gain_db: %.1f\n", 20 * log10f(st.limiter_gain > 0 ? st.limiter_gain : 1e-9f));
+        put(o, "limiter_gain_db: %.1f\n",
+            20 * log10f(st.limiter_gain > 0 ? st.limiter_gain : 1e-9f));
 }
 
 /* splits line into words (at most 32), in place */
@@ -163,8 +164,9 @@ void cvd_control_exec(cvd_audio *a, const char *text, char *buf, size_t bn)
         for (int i = 0; i < cvd_audio_count(a); i++) {
             cvd_audio_status st;
             cvd_audio_status_of(a, i, &st);
-            put(&o, "%s\t%s\tmodel=%s\tinput_gain_db=%+.1f\toutput_gain_db=%+.1f\tbypass=%s\t"
-                    "latency=%d\n",
+            put(&o,
+                "%s\t%s\tmodel=%s\tinput_gain_db=%+.1f\toutput_gain_db=%+.1f\tbypass=%s\t"
+                "latency=%d\n",
                 st.name, st.running ? "running" : "stopped", st.model, st.input_gain_db,
                 st.output_gain_db, st.bypass ? "on" : "off", st.latency);
         }
@@ -220,8 +222,9 @@ void cvd_control_exec(cvd_audio *a, const char *text, char *buf, size_t bn)
         }
     } else if (n < 3) {
         put(&o, "error: %s STREAM %s\n", cmd,
-            cmd[0] == 'g' ? "input=DB output=DB" : "model=NAME[,NAME...] (or input_gain_db=, "
-                                                   "output_gain_db=, bypass=)");
+            cmd[0] == 'g' ? "input=DB output=DB"
+                          : "model=NAME[,NAME...] (or input_gain_db=, "
+                            "output_gain_db=, bypass=)");
         return;
     }
     for (int k = 2; k < n && bypass < 0; k++) {
@@ -281,8 +284,7 @@ void cvd_control_exec(cvd_audio *a, const char *text, char *buf, size_t bn)
             }
         } else {
             put(&o, "error: %s: unknown setting '%.64s' (%s)\n", cmd, key,
-                cmd[0] == 'g' ? "input, output"
-                              : "model, input_gain_db, output_gain_db, bypass");
+                cmd[0] == 'g' ? "input, output" : "model, input_gain_db, output_gain_db, bypass");
             return;
         }
     }
@@ -471,7 +473,8 @@ int cvd_control_start(uv_loop_t *loop, const cvd_conf *c, cvd_audio **audio, cvd
 {
     char path[108];
     *out = NULL;
-    if (strcmp(c->control_socket, "none") == 0 || (c->control_socket[0] == '\0' && c->n_streams == 0))
+    if (strcmp(c->control_socket, "none") == 0 ||
+        (c->control_socket[0] == '\0' && c->n_streams == 0))
         return CVD_OK;
     if (c->control_socket[0]) {
         snprintf(path, sizeof path, "%s", c->control_socket);
@@ -483,8 +486,10 @@ int cvd_control_start(uv_loop_t *loop, const cvd_conf *c, cvd_audio **audio, cvd
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
-            return cvd_err_set(err, CVD_EINVAL, "control socket %s: the file exists and is not "
-                               "a socket", path);
+            return cvd_err_set(err, CVD_EINVAL,
+                               "control socket %s: the file exists and is not "
+                               "a socket",
+                               path);
         if (in_use(path)) {
             cvd_log_warning("control socket %s: another convd answers there; convd-ctl reaches "
                             "that one, not this (set [server] control_socket)",
@@ -515,8 +520,7 @@ int cvd_control_start(uv_loop_t *loop, const cvd_conf *c, cvd_audio **audio, cvd
     if (g != NULL && chown(path, (uid_t)-1, g->gr_gid) < 0)
         cvd_log_warning("control socket %s: cannot give it to group convd: %s", path,
                         strerror(errno));
-    cvd_log_info("control socket %s (convd-ctl; mode 0660%s)", path,
-                 g ? ", group convd" : "");
+    cvd_log_info("control socket %s (convd-ctl; mode 0660%s)", path, g ? ", group convd" : "");
     *out = ctl;
     return CVD_OK;
 }

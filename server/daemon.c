@@ -33,14 +33,13 @@
 #include "runtime.h"
 #include "worker.h"
 
-
 typedef struct cvd_daemon {
     uv_loop_t *loop;
     const char *config_path; /* NULL: the embedded default */
     cvd_runtime_slot *runtime;
     cvd_listen_set *listens;
     cvd_metrics_http *metrics;
-    cvd_audio *audio; /* live audio streams ([stream NAME]); NULL if none */
+    cvd_audio *audio;     /* live audio streams ([stream NAME]); NULL if none */
     cvd_control *control; /* convd-ctl's socket; NULL if none */
     cvd_worker **workers;
     int n_workers;
@@ -73,7 +72,8 @@ static const cvd_conf *conf_of(const cvd_daemon *d)
 static void notify_status(cvd_daemon *d, const char *what)
 {
     const cvd_conf *c = conf_of(d);
-    sd_notifyf(0, "STATUS=%s: %d listeners, %d models, %d of %d audio streams running, %lld "
+    sd_notifyf(0,
+               "STATUS=%s: %d listeners, %d models, %d of %d audio streams running, %lld "
                "clients",
                what, c->n_listens, c->n_models, cvd_audio_running(d->audio), c->n_streams,
                (long long)cvd_metrics_clients_now());
@@ -210,8 +210,7 @@ static void reload_done(uv_work_t *req, int status)
         sync_workers(d);
         cvd_log_info("reload: %s applied: new connections use it, TCP sessions already "
                      "running keep their models%s",
-                     nrt->conf->file,
-                     nrt->conf->n_streams ? "; audio streams, one by one:" : "");
+                     nrt->conf->file, nrt->conf->n_streams ? "; audio streams, one by one:" : "");
         log_listeners(d);
         cvd_metrics_http_set_allow(d->metrics, &nrt->conf->metrics_allow);
         cvd_audio_reload(&d->audio, d->loop, nrt, d->reload_audio);
@@ -262,8 +261,8 @@ static void start_reload(cvd_daemon *d)
 /* The main loop ends once these are closed (and the metrics endpoint and audio stopped). */
 static void close_main_handles(cvd_daemon *d)
 {
-    uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm, (uv_handle_t *)&d->sigint,
-                         (uv_handle_t *)&d->sighup, (uv_handle_t *)&d->watchdog,
+    uv_handle_t *hs[] = {(uv_handle_t *)&d->sigterm,  (uv_handle_t *)&d->sigint,
+                         (uv_handle_t *)&d->sighup,   (uv_handle_t *)&d->watchdog,
                          (uv_handle_t *)&d->deadline, (uv_handle_t *)&d->worker_done};
     cvd_control_stop(d->control);
     d->control = NULL;
@@ -321,8 +320,7 @@ static void on_nats_deadline(uv_timer_t *t)
 static void begin_shutdown(cvd_daemon *d, const char *why)
 {
     if (d->nats_stopping) {
-        cvd_log_warning("%s again: not waiting for the NATS handovers (their leases expire)",
-                        why);
+        cvd_log_warning("%s again: not waiting for the NATS handovers (their leases expire)", why);
         cvd_nats_set_abort(d->nats);
         d->nats_stopping = 0;
     } else if (!d->stopping && cvd_nats_set_stop(d->nats, on_nats_stopped, d)) {
@@ -351,7 +349,7 @@ static void begin_shutdown(cvd_daemon *d, const char *why)
     cvd_metrics_http_stop(d->metrics);
     d->metrics = NULL;
     CVD_UV_CHECK(uv_timer_start(&d->deadline, on_deadline,
-                            (uint64_t)(conf_of(d)->shutdown_timeout * 1000), 0));
+                                (uint64_t)(conf_of(d)->shutdown_timeout * 1000), 0));
     stop_workers(d, 0);
     on_worker_done(&d->worker_done); /* no workers: done already */
 }
@@ -381,8 +379,8 @@ static void on_watchdog(uv_timer_t *t)
         if (b == 0 && d->last_beats_sum != 0)
             alive = 0;
     }
-    if (alive && (sum >= d->last_beats_sum + (unsigned long long)d->n_workers ||
-                  d->last_beats_sum == 0))
+    if (alive &&
+        (sum >= d->last_beats_sum + (unsigned long long)d->n_workers || d->last_beats_sum == 0))
         sd_notify(0, "WATCHDOG=1");
     else
         cvd_log_warning("watchdog: a worker loop did not answer; not petting the watchdog");
@@ -417,13 +415,13 @@ static int init_main_handles(cvd_daemon *d, cvd_err *err)
 static void cleanup(cvd_daemon *d)
 {
     cvd_nats_set_close(d->nats); /* the groups end before the workers they feed */
-    stop_workers(d, 1); /* no-op for workers that have ended */
+    stop_workers(d, 1);          /* no-op for workers that have ended */
     for (int i = 0; i < d->n_workers; i++)
         cvd_worker_destroy(d->workers[i]); /* joins */
     free(d->workers);
     d->workers = NULL;
     d->n_workers = 0;
-    close_main_handles(d); /* with audio and metrics */
+    close_main_handles(d);           /* with audio and metrics */
     uv_run(d->loop, UV_RUN_DEFAULT); /* their close callbacks */
     cvd_nats_set_free(d->nats);
     cvd_audio_destroy(d->audio);
@@ -449,10 +447,9 @@ int cvd_daemon_check(const char *config_path)
     printf("%s: OK: %d models, %d listeners, %d streams, %d nats groups\n", rt->conf->file,
            rt->conf->n_models, rt->conf->n_listens, rt->conf->n_streams, rt->conf->n_nats);
     for (int i = 0; i < rt->conf->n_models; i++)
-        printf("  model %s: %s (%d -> %d channels, latency %d frames)\n",
-               rt->conf->models[i].name, rt->conf->models[i].path,
-               cvd_model_in_channels(rt->models[i]), cvd_model_out_channels(rt->models[i]),
-               cvd_model_latency(rt->models[i]));
+        printf("  model %s: %s (%d -> %d channels, latency %d frames)\n", rt->conf->models[i].name,
+               rt->conf->models[i].path, cvd_model_in_channels(rt->models[i]),
+               cvd_model_out_channels(rt->models[i]), cvd_model_latency(rt->models[i]));
     for (int i = 0; i < rt->conf->n_nats; i++) {
         const cvd_nats_conf *n = &rt->conf->nats[i];
         printf("  nats %s: model %s, %s.in.<id> over %d partitions of %s, outputs to %s, %d "

@@ -154,7 +154,7 @@ int cvd_listen_set_sync(cvd_listen_set *s, const cvd_conf *c, cvd_err *err)
     cvd_listen_fd *nf = calloc((size_t)c->n_listens + 1, sizeof *nf);
     int *kept = calloc((size_t)s->n + 1, sizeof *kept);
     int *opened = calloc((size_t)c->n_listens + 1, sizeof *opened); /* 1 opened, 2 systemd's */
-    int *act = calloc((size_t)c->n_listens + 1, sizeof *act);      /* which systemd socket */
+    int *act = calloc((size_t)c->n_listens + 1, sizeof *act);       /* which systemd socket */
     int rc = CVD_OK, i;
 
     if (ns == NULL || nf == NULL || kept == NULL || opened == NULL || act == NULL) {

@@ -19,10 +19,10 @@ void cvd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define cvd_log_error(...) cvd_log(CVD_LOG_ERROR, __VA_ARGS__)
 #define cvd_log_warning(...) cvd_log(CVD_LOG_WARNING, __VA_ARGS__)
 #define cvd_log_info(...) cvd_log(CVD_LOG_INFO, __VA_ARGS__)
-#define cvd_log_debug(...)                                                                   \
-    do {                                                                                     \
-        if (cvd_log_enabled(CVD_LOG_DEBUG))                                                  \
-            cvd_log(CVD_LOG_DEBUG, __VA_ARGS__);                                             \
+#define cvd_log_debug(...)                                                                         \
+    do {                                                                                           \
+        if (cvd_log_enabled(CVD_LOG_DEBUG))                                                        \
+            cvd_log(CVD_LOG_DEBUG, __VA_ARGS__);                                                   \
     } while (0)
 
 #endif

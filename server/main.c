@@ -31,8 +31,7 @@ static void usage(FILE *f)
                "       convd --list-devices [-v]\n"
                "       convd --help | --version\n"
                "\n"
-               "  -c, --config FILE  configuration (default " DEFAULT_CONFIG
-               ", or the built-in\n"
+               "  -c, --config FILE  configuration (default " DEFAULT_CONFIG ", or the built-in\n"
                "                     default when that file does not exist)\n"
                "  --builtin-config   the built-in default (demo models on 127.0.0.1), even if\n"
                "                     " DEFAULT_CONFIG " exists\n"
@@ -57,8 +56,8 @@ static void usage(FILE *f)
 static const char *option_value(int argc, char **argv, int *i, const char *what)
 {
     if (*i + 1 >= argc) {
-        fprintf(stderr, "convd: %s needs a value (%s)\n(convd --help shows the usage)\n",
-                argv[*i], what);
+        fprintf(stderr, "convd: %s needs a value (%s)\n(convd --help shows the usage)\n", argv[*i],
+                what);
         return NULL;
     }
     return argv[++*i];

@@ -11,8 +11,7 @@
 #define PROBE_A 4096
 #define PROBE_B 8192
 
-static int state_at(cvd_model *m, long hop, int block, size_t *bytes, size_t *max_out,
-                    cvd_err *err)
+static int state_at(cvd_model *m, long hop, int block, size_t *bytes, size_t *max_out, cvd_err *err)
 {
     cvd_net *n = NULL;
     int rc = cvd_net_create_hop(m, block, hop, &n, err);

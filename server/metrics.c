@@ -359,8 +359,9 @@ char *cvd_metrics_render(void)
                   start);
     sb_printf(&b, "# HELP convd_clients Connected clients.\n# TYPE convd_clients gauge\n");
     sb_printf(&b, "convd_clients %lld\n", (long long)atomic_load(&clients));
-    sb_printf(&b, "# HELP convd_queue_bytes Bytes queued for clients.\n"
-                  "# TYPE convd_queue_bytes gauge\nconvd_queue_bytes %lld\n",
+    sb_printf(&b,
+              "# HELP convd_queue_bytes Bytes queued for clients.\n"
+              "# TYPE convd_queue_bytes gauge\nconvd_queue_bytes %lld\n",
               (long long)atomic_load(&queue_bytes));
     sb_printf(&b, "# HELP convd_dropped_frames_total Frames dropped, by reason.\n"
                   "# TYPE convd_dropped_frames_total counter\n");
@@ -375,18 +376,20 @@ char *cvd_metrics_render(void)
     for (int i = 0; i < CVD_EV_COUNT; i++)
         sb_printf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", event_names[i], event_help[i],
                   event_names[i], event_names[i], (unsigned long long)atomic_load(&events[i]));
+    sb_printf(
+        &b,
+        "# HELP convd_stream_memory_bytes Memory the open streams may take (their figures: "
+        "model state, buffers, output queue).\n# TYPE convd_stream_memory_bytes gauge\n"
+        "convd_stream_memory_bytes %lld\n"
+        "# HELP convd_stream_memory_limit_bytes max_stream_memory.\n"
+        "# TYPE convd_stream_memory_limit_bytes gauge\nconvd_stream_memory_limit_bytes %llu\n",
+        (long long)atomic_load(&stream_memory),
+        (unsigned long long)atomic_load(&stream_memory_limit));
     sb_printf(&b,
-              "# HELP convd_stream_memory_bytes Memory the open streams may take (their figures: "
-              "model state, buffers, output queue).\n# TYPE convd_stream_memory_bytes gauge\n"
-              "convd_stream_memory_bytes %lld\n"
-              "# HELP convd_stream_memory_limit_bytes max_stream_memory.\n"
-              "# TYPE convd_stream_memory_limit_bytes gauge\nconvd_stream_memory_limit_bytes %llu\n",
-              (long long)atomic_load(&stream_memory),
-              (unsigned long long)atomic_load(&stream_memory_limit));
-    sb_printf(&b, "# HELP convd_reloads_total Configuration reloads, by result.\n"
-                  "# TYPE convd_reloads_total counter\n"
-                  "convd_reloads_total{result=\"ok\"} %llu\n"
-                  "convd_reloads_total{result=\"failed\"} %llu\n",
+              "# HELP convd_reloads_total Configuration reloads, by result.\n"
+              "# TYPE convd_reloads_total counter\n"
+              "convd_reloads_total{result=\"ok\"} %llu\n"
+              "convd_reloads_total{result=\"failed\"} %llu\n",
               (unsigned long long)atomic_load(&reloads_ok),
               (unsigned long long)atomic_load(&reloads_failed));
 
@@ -404,18 +407,18 @@ char *cvd_metrics_render(void)
     for (size_t i = 0; i < n_streams; i++) {
         unsigned long long v = atomic_load(&streams[i]->frames_out);
         tout += v;
-        sb_printf(&b, "convd_stream_frames_out_total{%s} %llu\n", streams[i]->labels,
-                  v);
+        sb_printf(&b, "convd_stream_frames_out_total{%s} %llu\n", streams[i]->labels, v);
     }
     sb_printf(&b, "# HELP convd_stream_clients Clients per stream.\n"
                   "# TYPE convd_stream_clients gauge\n");
     for (size_t i = 0; i < n_streams; i++)
         sb_printf(&b, "convd_stream_clients{%s} %lld\n", streams[i]->labels,
                   (long long)atomic_load(&streams[i]->clients));
-    sb_printf(&b, "# HELP convd_frames_in_total Frames received, all streams.\n"
-                  "# TYPE convd_frames_in_total counter\nconvd_frames_in_total %llu\n"
-                  "# HELP convd_frames_out_total Frames sent, all streams.\n"
-                  "# TYPE convd_frames_out_total counter\nconvd_frames_out_total %llu\n",
+    sb_printf(&b,
+              "# HELP convd_frames_in_total Frames received, all streams.\n"
+              "# TYPE convd_frames_in_total counter\nconvd_frames_in_total %llu\n"
+              "# HELP convd_frames_out_total Frames sent, all streams.\n"
+              "# TYPE convd_frames_out_total counter\nconvd_frames_out_total %llu\n",
               tin, tout);
     sb_printf(&b, "# HELP convd_block_seconds Model processing time per block.\n"
                   "# TYPE convd_block_seconds histogram\n");
@@ -425,11 +428,10 @@ char *cvd_metrics_render(void)
         for (int k = 0; k <= CVD_METRICS_BUCKETS; k++) {
             cum += atomic_load(&s->buckets[k]);
             if (k < CVD_METRICS_BUCKETS)
-                sb_printf(&b, "convd_block_seconds_bucket{%s,le=\"%g\"} %llu\n",
-                          s->labels, bucket_le[k], cum);
+                sb_printf(&b, "convd_block_seconds_bucket{%s,le=\"%g\"} %llu\n", s->labels,
+                          bucket_le[k], cum);
             else
-                sb_printf(&b, "convd_block_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
-                          s->labels, cum);
+                sb_printf(&b, "convd_block_seconds_bucket{%s,le=\"+Inf\"} %llu\n", s->labels, cum);
         }
         sb_printf(&b, "convd_block_seconds_sum{%s} %.9f\n", s->labels,
                   (double)atomic_load(&s->block_ns_sum) * 1e-9);
@@ -474,8 +476,7 @@ char *cvd_metrics_render(void)
                   "# TYPE convd_audio_block_seconds_max gauge\n");
     for (size_t i = 0; i < n_streams; i++)
         if (atomic_load(&streams[i]->audio))
-            sb_printf(&b, "convd_audio_block_seconds_max{stream=\"%s\"} %.9f\n",
-                      streams[i]->label,
+            sb_printf(&b, "convd_audio_block_seconds_max{stream=\"%s\"} %.9f\n", streams[i]->label,
                       (double)atomic_load(&streams[i]->audio_block_ns_max) * 1e-9);
     sb_printf(&b, "# HELP convd_audio_latency_seconds Device input and output latency plus "
                   "the model's.\n# TYPE convd_audio_latency_seconds gauge\n");

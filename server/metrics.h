@@ -15,41 +15,41 @@
 
 #define CVD_METRICS_BUCKETS 14
 
-#define CVD_DROP_REASONS(X)                                                                  \
-    X(SLOW_SUBSCRIBER, "slow_subscriber")                                                    \
-    X(NONFINITE, "nonfinite")                                                                \
-    X(MALFORMED, "malformed")                                                                \
-    X(SHUTDOWN, "shutdown")                                                                  \
+#define CVD_DROP_REASONS(X)                                                                        \
+    X(SLOW_SUBSCRIBER, "slow_subscriber")                                                          \
+    X(NONFINITE, "nonfinite")                                                                      \
+    X(MALFORMED, "malformed")                                                                      \
+    X(SHUTDOWN, "shutdown")                                                                        \
     X(AUDIO_RING, "audio_ring")
 
-#define CVD_DISCONNECT_REASONS(X)                                                            \
-    X(CLOSED, "closed")                                                                      \
-    X(ERROR, "error")                                                                        \
-    X(MALFORMED, "malformed")                                                                \
-    X(HANDSHAKE_TIMEOUT, "handshake_timeout")                                                \
-    X(IDLE_TIMEOUT, "idle_timeout")                                                          \
-    X(SLOW_SUBSCRIBER, "slow_subscriber")                                                    \
-    X(MAX_CLIENTS, "max_clients")                                                            \
-    X(SHUTDOWN, "shutdown")                                                                  \
-    X(WRITE_TIMEOUT, "write_timeout")                                                        \
-    X(NOT_ALLOWED, "not_allowed")                                                            \
-    X(PER_ADDRESS, "max_clients_per_address")                                                \
-    X(UNAUTHORIZED, "unauthorized")                                                          \
-    X(FORBIDDEN, "forbidden")                                                                \
-    X(MEMORY, "max_stream_memory")                                                           \
-    X(MAX_BLOCK, "max_block")                                                                \
+#define CVD_DISCONNECT_REASONS(X)                                                                  \
+    X(CLOSED, "closed")                                                                            \
+    X(ERROR, "error")                                                                              \
+    X(MALFORMED, "malformed")                                                                      \
+    X(HANDSHAKE_TIMEOUT, "handshake_timeout")                                                      \
+    X(IDLE_TIMEOUT, "idle_timeout")                                                                \
+    X(SLOW_SUBSCRIBER, "slow_subscriber")                                                          \
+    X(MAX_CLIENTS, "max_clients")                                                                  \
+    X(SHUTDOWN, "shutdown")                                                                        \
+    X(WRITE_TIMEOUT, "write_timeout")                                                              \
+    X(NOT_ALLOWED, "not_allowed")                                                                  \
+    X(PER_ADDRESS, "max_clients_per_address")                                                      \
+    X(UNAUTHORIZED, "unauthorized")                                                                \
+    X(FORBIDDEN, "forbidden")                                                                      \
+    X(MEMORY, "max_stream_memory")                                                                 \
+    X(MAX_BLOCK, "max_block")                                                                      \
     X(TLS, "tls")
 
 /* Events counted for security: name, help. */
-#define CVD_EVENTS(X)                                                                        \
-    X(FD_EXHAUSTED, "convd_accept_fd_exhausted_total",                                       \
-      "Connections closed at accept because the daemon had no file descriptor left.")        \
-    X(TLS_HANDSHAKES, "convd_tls_handshakes_total", "TLS handshakes completed.")             \
-    X(TLS_FAILED, "convd_tls_handshake_failures_total",                                      \
-      "TLS handshakes that failed (plain bytes, wrong certificates, old versions).")         \
-    X(TLS_UNCLEAN, "convd_tls_unclean_closes_total",                                         \
-      "TLS clients whose input ended with a TCP close and no close_notify.")                 \
-    X(METRICS_REFUSED, "convd_metrics_refused_total",                                        \
+#define CVD_EVENTS(X)                                                                              \
+    X(FD_EXHAUSTED, "convd_accept_fd_exhausted_total",                                             \
+      "Connections closed at accept because the daemon had no file descriptor left.")              \
+    X(TLS_HANDSHAKES, "convd_tls_handshakes_total", "TLS handshakes completed.")                   \
+    X(TLS_FAILED, "convd_tls_handshake_failures_total",                                            \
+      "TLS handshakes that failed (plain bytes, wrong certificates, old versions).")               \
+    X(TLS_UNCLEAN, "convd_tls_unclean_closes_total",                                               \
+      "TLS clients whose input ended with a TCP close and no close_notify.")                       \
+    X(METRICS_REFUSED, "convd_metrics_refused_total",                                              \
       "Connections to the metrics endpoint from addresses outside metrics_allow.")
 
 enum {
@@ -78,9 +78,9 @@ enum {
 enum { CVD_SERIES_LISTENER = 0, CVD_SERIES_STREAM = 1 };
 
 typedef struct cvd_stream_stats {
-    int kind;        /* CVD_SERIES_* */
-    char name[72];   /* the name, cut to 71 bytes at a UTF-8 character boundary */
-    char label[144]; /* name as a label value: \ " and line ends escaped */
+    int kind;         /* CVD_SERIES_* */
+    char name[72];    /* the name, cut to 71 bytes at a UTF-8 character boundary */
+    char label[144];  /* name as a label value: \ " and line ends escaped */
     char labels[176]; /* stream="LABEL",kind="listener|stream" */
     atomic_ullong frames_in, frames_out;
     atomic_llong clients;
@@ -89,14 +89,14 @@ typedef struct cvd_stream_stats {
     atomic_ullong buckets[CVD_METRICS_BUCKETS + 1]; /* the last is +Inf */
     /* live audio streams ([stream NAME]) only; rendered when audio is set */
     atomic_int audio;
-    atomic_int audio_running;          /* the device runs */
-    atomic_ullong audio_xruns[4];      /* input underflow, input overflow, output underflow,
-                                        * output overflow (PortAudio's callback flags) */
-    atomic_ullong audio_underruns;     /* jitter buffer or model output ran dry */
-    atomic_ullong audio_failures;      /* the device stopped or stalled while running */
-    atomic_ullong audio_cpu_permille;  /* Pa_GetStreamCpuLoad x 1000 */
-    atomic_ullong audio_block_ns_max;  /* longest callback since the start */
-    atomic_ullong audio_latency_us;    /* input + output device latency + model latency */
+    atomic_int audio_running;         /* the device runs */
+    atomic_ullong audio_xruns[4];     /* input underflow, input overflow, output underflow,
+                                       * output overflow (PortAudio's callback flags) */
+    atomic_ullong audio_underruns;    /* jitter buffer or model output ran dry */
+    atomic_ullong audio_failures;     /* the device stopped or stalled while running */
+    atomic_ullong audio_cpu_permille; /* Pa_GetStreamCpuLoad x 1000 */
+    atomic_ullong audio_block_ns_max; /* longest callback since the start */
+    atomic_ullong audio_latency_us;   /* input + output device latency + model latency */
 } cvd_stream_stats;
 
 /* The stream's counters, created on first use; never freed. NULL only if out of memory.

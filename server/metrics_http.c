@@ -14,7 +14,6 @@
 #include "uv_check.h"
 #include "metrics.h"
 
-
 struct cvd_metrics_http {
     uv_tcp_t server;
     int port;
@@ -172,8 +171,7 @@ void cvd_metrics_http_set_allow(cvd_metrics_http *m, const cvd_acl *allow)
         m->allow = *allow;
 }
 
-int cvd_metrics_http_start(uv_loop_t *loop, const cvd_conf *c, cvd_metrics_http **out,
-                           cvd_err *err)
+int cvd_metrics_http_start(uv_loop_t *loop, const cvd_conf *c, cvd_metrics_http **out, cvd_err *err)
 {
     struct sockaddr_storage ss;
     cvd_metrics_http *m;

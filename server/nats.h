@@ -33,9 +33,8 @@ int cvd_nats_check_model(cvd_model *m, long hop, int block, cvd_err *err);
 /* A group for one section: checks that the model can run this way (one output frame per
  * input frame after a fixed latency, or windows at a hop). hop: the [model]'s hop for a
  * windowed model. nonfinite_pass: [server] nonfinite = pass. */
-int cvd_nats_group_create(const cvd_nats_conf *conf, cvd_model *model, long hop,
-                          int nonfinite_pass, cvd_nats_exec **execs, int n_execs,
-                          cvd_nats_group **out, cvd_err *err);
+int cvd_nats_group_create(const cvd_nats_conf *conf, cvd_model *model, long hop, int nonfinite_pass,
+                          cvd_nats_exec **execs, int n_execs, cvd_nats_group **out, cvd_err *err);
 /* Starts its threads; it connects, creates what is missing and takes its share. */
 int cvd_nats_group_start(cvd_nats_group *g, cvd_err *err);
 /* SIGTERM: hands every partition over (answers what it took, checkpoints, releases the

@@ -63,8 +63,7 @@ int cvd_nats_conf_finish(cvd_nats_conf *c, int *line, char *why, size_t whysz)
     if (c->lease_bucket[0] == '\0')
         snprintf(c->lease_bucket, sizeof c->lease_bucket, "%.55s_leases", c->input_stream);
     if (c->checkpoint_bucket[0] == '\0')
-        snprintf(c->checkpoint_bucket, sizeof c->checkpoint_bucket, "%.57s_ckpt",
-                 c->input_stream);
+        snprintf(c->checkpoint_bucket, sizeof c->checkpoint_bucket, "%.57s_ckpt", c->input_stream);
     if (!bucket_name_ok(c->lease_bucket) || !bucket_name_ok(c->checkpoint_bucket) ||
         strcmp(c->lease_bucket, c->checkpoint_bucket) == 0) {
         int lb = !bucket_name_ok(c->lease_bucket);
@@ -78,7 +77,8 @@ int cvd_nats_conf_finish(cvd_nats_conf *c, int *line, char *why, size_t whysz)
     }
     if ((c->tls_cert[0] != '\0') != (c->tls_key[0] != '\0')) {
         *line = (c->tls_cert[0] ? LINE_OF(c, tls_cert) : LINE_OF(c, tls_key));
-        snprintf(why, whysz, "%s: tls_cert and tls_key go together", c->tls_cert[0] ? "tls_cert" : "tls_key");
+        snprintf(why, whysz, "%s: tls_cert and tls_key go together",
+                 c->tls_cert[0] ? "tls_cert" : "tls_key");
         return -1;
     }
     if ((c->creds[0] != 0) + (c->token_file[0] != 0) + (c->user[0] != 0) > 1) {
@@ -118,9 +118,8 @@ int cvd_nats_conf_needs_restart(const cvd_nats_conf *a, const cvd_nats_conf *b)
            strcmp(a->checkpoint_bucket, b->checkpoint_bucket) != 0 ||
            a->consumer_replicas != b->consumer_replicas || a->block != b->block ||
            a->lease_ttl != b->lease_ttl || a->max_inflight != b->max_inflight ||
-           a->request_timeout != b->request_timeout ||
-           strcmp(a->tls_ca, b->tls_ca) != 0 || strcmp(a->tls_cert, b->tls_cert) != 0 ||
-           strcmp(a->tls_key, b->tls_key) != 0 || strcmp(a->creds, b->creds) != 0 ||
-           strcmp(a->token_file, b->token_file) != 0 || strcmp(a->user, b->user) != 0 ||
-           strcmp(a->password_file, b->password_file) != 0;
+           a->request_timeout != b->request_timeout || strcmp(a->tls_ca, b->tls_ca) != 0 ||
+           strcmp(a->tls_cert, b->tls_cert) != 0 || strcmp(a->tls_key, b->tls_key) != 0 ||
+           strcmp(a->creds, b->creds) != 0 || strcmp(a->token_file, b->token_file) != 0 ||
+           strcmp(a->user, b->user) != 0 || strcmp(a->password_file, b->password_file) != 0;
 }

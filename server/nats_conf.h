@@ -24,21 +24,21 @@ typedef struct cvd_nats_conf {
     int partitions;                    /* N */
     char input_stream[CVD_NATS_NAME_MAX + 1];
     char output_stream[CVD_NATS_NAME_MAX + 1];
-    int replicas;              /* of the streams and buckets convd creates */
-    double input_max_age;      /* seconds, 0 = unlimited */
-    int64_t input_max_bytes;   /* -1 = unlimited */
-    double output_max_age;     /* seconds, 0 = unlimited */
-    int64_t output_max_bytes;  /* -1 = unlimited */
-    double duplicate_window;   /* seconds, >= 120 */
+    int replicas;                                  /* of the streams and buckets convd creates */
+    double input_max_age;                          /* seconds, 0 = unlimited */
+    int64_t input_max_bytes;                       /* -1 = unlimited */
+    double output_max_age;                         /* seconds, 0 = unlimited */
+    int64_t output_max_bytes;                      /* -1 = unlimited */
+    double duplicate_window;                       /* seconds, >= 120 */
     char lease_bucket[CVD_NATS_NAME_MAX + 1];      /* "" = <input_stream>_leases */
     char checkpoint_bucket[CVD_NATS_NAME_MAX + 1]; /* "" = <input_stream>_ckpt */
-    double lease_ttl;           /* seconds a lease lives without a refresh */
-    double checkpoint_interval; /* seconds between checkpoints of a partition */
-    double idle_timeout;        /* seconds without a frame before an id's state is dropped */
-    int max_inflight;           /* messages per partition taken but not answered */
-    int consumer_replicas;      /* replicas of convd's consumers; 0 = the stream's */
-    double request_timeout;     /* seconds for a JetStream request or a publish's ack */
-    int block;                  /* frames per model call (any: the output is the same) */
+    double lease_ttl;                              /* seconds a lease lives without a refresh */
+    double checkpoint_interval;                    /* seconds between checkpoints of a partition */
+    double idle_timeout;              /* seconds without a frame before an id's state is dropped */
+    int max_inflight;                 /* messages per partition taken but not answered */
+    int consumer_replicas;            /* replicas of convd's consumers; 0 = the stream's */
+    double request_timeout;           /* seconds for a JetStream request or a publish's ack */
+    int block;                        /* frames per model call (any: the output is the same) */
     char tls_ca[CVD_NATS_PATH_MAX];   /* PEM: CAs the servers' certificates must chain to */
     char tls_cert[CVD_NATS_PATH_MAX]; /* PEM: this client's certificate (mutual TLS) */
     char tls_key[CVD_NATS_PATH_MAX];

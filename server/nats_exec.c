@@ -233,8 +233,7 @@ static long expected_outputs(const cvd_nats_model *m, long n)
     return n > m->latency ? n - m->latency : 0;
 }
 
-int cvd_nats_model_prepare(cvd_model *model, long hop, int block, cvd_nats_model *m,
-                           cvd_err *err)
+int cvd_nats_model_prepare(cvd_model *model, long hop, int block, cvd_nats_model *m, cvd_err *err)
 {
     cvd_net *net = NULL;
     float *in = NULL, *out = NULL;
@@ -289,8 +288,9 @@ int cvd_nats_model_prepare(cvd_model *model, long hop, int block, cvd_nats_model
                              "after %ld input frames the model has given %ld outputs, not the %ld "
                              "a replay could reproduce (%s); the NATS transport cannot run it",
                              fed, emitted, expected_outputs(m, fed),
-                             m->windowed ? "one record per window" : "one per frame after its "
-                                                                     "latency");
+                             m->windowed ? "one record per window"
+                                         : "one per frame after its "
+                                           "latency");
             goto done;
         }
     }

@@ -29,7 +29,7 @@
 #include "metrics.h"
 #include "nats_internal.h"
 
-#define SLEEP_MS(ms) usleep((useconds_t)(ms) * 1000u)
+#define SLEEP_MS(ms) usleep((useconds_t)(ms)*1000u)
 
 /* ---- warnings ------------------------------------------------------------------------------- */
 
@@ -315,8 +315,8 @@ static int ensure_stream(cvd_nats_group *g, const char *name, const char *subjec
                 continue; /* a peer created it meanwhile */
         }
         if (attempt == 0 || attempt % 20 == 0)
-            cvd_log_warning("nats %s: stream %s: %s (JetStream error %d); retrying", c->name,
-                            name, cvd_nats_status_text(s, ebuf, sizeof ebuf), (int)jerr);
+            cvd_log_warning("nats %s: stream %s: %s (JetStream error %d); retrying", c->name, name,
+                            cvd_nats_status_text(s, ebuf, sizeof ebuf), (int)jerr);
         if (nap(g, attempt < 10 ? 0.25 : 1.0, 1))
             return -1;
     }
@@ -355,8 +355,8 @@ static int setup(cvd_nats_group *g)
 
     snprintf(cname, sizeof cname, "convd %s %s", c->name, g->instance);
     for (int attempt = 0; !atomic_load(&g->quit) && !atomic_load(&g->stopping); attempt++) {
-        if (cvd_nats_connect(c, cname, on_error, on_disconnect, on_reconnect, on_closed,
-                             g->guard, &g->nc, &err) == 0)
+        if (cvd_nats_connect(c, cname, on_error, on_disconnect, on_reconnect, on_closed, g->guard,
+                             &g->nc, &err) == 0)
             break;
         if (attempt == 0 || attempt % 30 == 0)
             cvd_log_warning("nats %s: %s; retrying", c->name, err.msg);
@@ -398,8 +398,7 @@ static int setup(cvd_nats_group *g)
         return -1;
     atomic_store(&g->st.ready, 1);
     cvd_log_info("nats %s: serving %s (partitions %d of %s.part.<n>.<id>, outputs to %s) as %s",
-                 c->name, c->input_stream, c->partitions, c->prefix, c->output_stream,
-                 g->instance);
+                 c->name, c->input_stream, c->partitions, c->prefix, c->output_stream, g->instance);
     return 0;
 }
 
@@ -565,8 +564,7 @@ static void lease_round(cvd_nats_group *g, const int *acquire, int n_acquire)
     const double due = c->lease_ttl / 4 * 0.9;
     if (sent - g->member_sent_at >= due) {
         m[n].kind = W_MEMBER;
-        snprintf(m[n].subject, sizeof m[n].subject, "$KV.%s.m.%s", c->lease_bucket,
-                 g->instance);
+        snprintf(m[n].subject, sizeof m[n].subject, "$KV.%s.m.%s", c->lease_bucket, g->instance);
         snprintf(m[n].value, sizeof m[n].value, "%s %d", g->instance, owned_count(g));
         w[n].expect_last = (uint64_t)-1;
         g->member_sent_at = sent;
@@ -685,7 +683,8 @@ static void lease_round(cvd_nats_group *g, const int *acquire, int n_acquire)
     free(m);
 }
 
-/* ---- balance ----------------------------------------------------------------------------------- */
+/* ---- balance -----------------------------------------------------------------------------------
+ */
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -773,14 +772,15 @@ static int balance(cvd_nats_group *g, int *acquire, int *settling)
     return n_acq;
 }
 
-/* ---- checkpoints ------------------------------------------------------------------------------ */
+/* ---- checkpoints ------------------------------------------------------------------------------
+ */
 
 static void checkpoint_round(cvd_nats_group *g)
 {
     const int N = g->conf.partitions;
     cvd_nats_write *w = calloc((size_t)N, sizeof *w);
     char **texts = calloc((size_t)N, sizeof *texts);
-    char (*subj)[256] = calloc((size_t)N, sizeof *subj);
+    char(*subj)[256] = calloc((size_t)N, sizeof *subj);
     int *part = calloc((size_t)N, sizeof *part);
     int n = 0;
 
@@ -809,12 +809,11 @@ static void checkpoint_round(cvd_nats_group *g)
             if (w[k].status == NATS_OK) {
                 p->lane->ckpt_rev = w[k].seq;
                 atomic_fetch_add(&g->st.checkpoints, 1);
-            }
-            else if (w[k].jerr == JSStreamWrongLastSequenceErr)
+            } else if (w[k].jerr == JSStreamWrongLastSequenceErr)
                 lose(g, part[k], "another process wrote its checkpoint");
             else
-                cvd_nats_warn(g, CVD_NW_MISC, "nats %s: partition %d: checkpoint: %s",
-                              g->conf.name, part[k], natsStatus_GetText(w[k].status));
+                cvd_nats_warn(g, CVD_NW_MISC, "nats %s: partition %d: checkpoint: %s", g->conf.name,
+                              part[k], natsStatus_GetText(w[k].status));
         }
     }
     for (int k = 0; k < n; k++)
@@ -972,11 +971,11 @@ out:
     return NULL;
 }
 
-/* ---- life ---------------------------------------------------------------------------------------- */
+/* ---- life
+ * ---------------------------------------------------------------------------------------- */
 
-int cvd_nats_group_create(const cvd_nats_conf *conf, cvd_model *model, long hop,
-                          int nonfinite_pass, cvd_nats_exec **execs, int n_execs,
-                          cvd_nats_group **out, cvd_err *err)
+int cvd_nats_group_create(const cvd_nats_conf *conf, cvd_model *model, long hop, int nonfinite_pass,
+                          cvd_nats_exec **execs, int n_execs, cvd_nats_group **out, cvd_err *err)
 {
     cvd_nats_group *g;
     char host[64] = "host";
@@ -1004,8 +1003,8 @@ int cvd_nats_group_create(const cvd_nats_conf *conf, cvd_model *model, long hop,
     atomic_init(&g->idle_timeout_us, (long long)(conf->idle_timeout * 1e6));
     atomic_init(&g->checkpoint_interval_us, (long long)(conf->checkpoint_interval * 1e6));
     g->nonfinite_pass = nonfinite_pass;
-    g->timeout = conf->request_timeout < conf->lease_ttl / 3 ? conf->request_timeout
-                                                             : conf->lease_ttl / 3;
+    g->timeout =
+        conf->request_timeout < conf->lease_ttl / 3 ? conf->request_timeout : conf->lease_ttl / 3;
     g->execs = calloc((size_t)n_execs, sizeof *g->execs);
     g->parts = calloc((size_t)conf->partitions, sizeof *g->parts);
     if (g->execs == NULL || g->parts == NULL) {
@@ -1169,7 +1168,8 @@ void cvd_nats_group_destroy(cvd_nats_group *g)
     free(g);
 }
 
-/* ---- metrics ---------------------------------------------------------------------------------- */
+/* ---- metrics ----------------------------------------------------------------------------------
+ */
 
 typedef struct tbuf {
     char *p;
@@ -1212,17 +1212,17 @@ char *cvd_nats_metrics_render(void)
         pthread_mutex_unlock(&registry_mu);
         return NULL;
     }
-#define GAUGE(nm, help, field)                                                                 \
-    tb_printf(&b, "# HELP convd_nats_" nm " " help "\n# TYPE convd_nats_" nm " gauge\n");    \
-    for (int i = 0; i < 64; i++)                                                                 \
-        if (registry[i])                                                                         \
-            tb_printf(&b, "convd_nats_" nm "{group=\"%s\"} %d\n", registry[i]->conf.name,       \
+#define GAUGE(nm, help, field)                                                                     \
+    tb_printf(&b, "# HELP convd_nats_" nm " " help "\n# TYPE convd_nats_" nm " gauge\n");          \
+    for (int i = 0; i < 64; i++)                                                                   \
+        if (registry[i])                                                                           \
+            tb_printf(&b, "convd_nats_" nm "{group=\"%s\"} %d\n", registry[i]->conf.name,          \
                       atomic_load(&registry[i]->st.field));
-#define COUNTER(nm, help, field)                                                               \
-    tb_printf(&b, "# HELP convd_nats_" nm " " help "\n# TYPE convd_nats_" nm " counter\n");  \
-    for (int i = 0; i < 64; i++)                                                                 \
-        if (registry[i])                                                                         \
-            tb_printf(&b, "convd_nats_" nm "{group=\"%s\"} %llu\n", registry[i]->conf.name,     \
+#define COUNTER(nm, help, field)                                                                   \
+    tb_printf(&b, "# HELP convd_nats_" nm " " help "\n# TYPE convd_nats_" nm " counter\n");        \
+    for (int i = 0; i < 64; i++)                                                                   \
+        if (registry[i])                                                                           \
+            tb_printf(&b, "convd_nats_" nm "{group=\"%s\"} %llu\n", registry[i]->conf.name,        \
                       (unsigned long long)atomic_load(&registry[i]->st.field));
     GAUGE("connected", "1 while connected to a NATS server.", connected)
     GAUGE("ready", "1 once the streams and buckets are in place.", ready)
@@ -1232,8 +1232,10 @@ char *cvd_nats_metrics_render(void)
     COUNTER("frames_in_total", "Input frames run through the model for output.", frames_in)
     COUNTER("messages_out_total", "Output messages stored.", messages_out)
     COUNTER("frames_out_total", "Output frames stored.", frames_out)
-    COUNTER("replayed_frames_total", "Frames run again only to rebuild model history "
-            "(takeovers, idle ids).", replayed_frames)
+    COUNTER("replayed_frames_total",
+            "Frames run again only to rebuild model history "
+            "(takeovers, idle ids).",
+            replayed_frames)
     COUNTER("duplicate_messages_total", "Input messages whose frames were taken already.",
             duplicate_messages)
     COUNTER("duplicate_frames_total", "Frames of those.", duplicate_frames)
@@ -1241,16 +1243,22 @@ char *cvd_nats_metrics_render(void)
     COUNTER("gap_frames_total", "Frames missing at those jumps.", gap_frames)
     COUNTER("publish_retries_total", "Output publishes tried again (timeouts, no responders).",
             publish_retries)
-    COUNTER("output_duplicates_total", "Outputs the output stream had stored already "
-            "(recomputed after a takeover).", output_duplicates)
+    COUNTER("output_duplicates_total",
+            "Outputs the output stream had stored already "
+            "(recomputed after a takeover).",
+            output_duplicates)
     COUNTER("lease_losses_total", "Partitions lost to another process or to a lease expiry.",
             lease_losses)
     COUNTER("takeovers_total", "Partition leases won.", takeovers)
     COUNTER("handovers_total", "Partitions handed over cleanly.", handovers)
-    COUNTER("consumer_resets_total", "Consumers replaced after a lost delivery or a silent "
-            "server.", consumer_resets)
-    COUNTER("mapping_mismatches_total", "Messages on a partition the configured partitions "
-            "count would not give their id (the servers' mapping differs).", mapping_mismatches)
+    COUNTER("consumer_resets_total",
+            "Consumers replaced after a lost delivery or a silent "
+            "server.",
+            consumer_resets)
+    COUNTER("mapping_mismatches_total",
+            "Messages on a partition the configured partitions "
+            "count would not give their id (the servers' mapping differs).",
+            mapping_mismatches)
     COUNTER("history_fetches_total", "Idle ids whose history was read back from the log.",
             history_fetches)
     COUNTER("checkpoints_total", "Partition checkpoints written.", checkpoints)

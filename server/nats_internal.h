@@ -58,9 +58,9 @@ void cvd_nats_guard_close(cvd_nats_guard *gd);
 /* ---- the worker's side of an id --------------------------------------------------------- */
 
 typedef struct cvd_nats_idstate {
-    cvd_net *net;      /* created by the worker on the first job */
-    int64_t fed;       /* the next input frame the net expects */
-    int64_t out_next;  /* absolute index of its next output frame */
+    cvd_net *net;     /* created by the worker on the first job */
+    int64_t fed;      /* the next input frame the net expects */
+    int64_t out_next; /* absolute index of its next output frame */
 } cvd_nats_idstate;
 
 /* ---- jobs: an input message on its way through a worker to the publisher ----------------- */
@@ -73,20 +73,20 @@ typedef struct cvd_nats_job {
     cvd_nats_lane *lane; /* referenced */
     cvd_nats_idstate *st;
     int kind, flags;
-    int64_t reset_at;   /* CVD_NJF_RESET: the net (re)starts at this frame */
-    int64_t first;      /* the message's first frame (Convd-Frame) */
-    int64_t from;       /* feed frames from here (>= first) */
-    int n;              /* frames in the message */
-    const void *data;   /* f32le samples, n * in_channels (in msg; maybe unaligned) */
-    natsMsg *msg;       /* the input; owned by the job when slot == 0, else by the lane */
-    uint64_t seq;       /* its stream sequence */
-    uint64_t slot;      /* its place in the lane's ring (0: not in it: rebuilt history) */
+    int64_t reset_at; /* CVD_NJF_RESET: the net (re)starts at this frame */
+    int64_t first;    /* the message's first frame (Convd-Frame) */
+    int64_t from;     /* feed frames from here (>= first) */
+    int n;            /* frames in the message */
+    const void *data; /* f32le samples, n * in_channels (in msg; maybe unaligned) */
+    natsMsg *msg;     /* the input; owned by the job when slot == 0, else by the lane */
+    uint64_t seq;     /* its stream sequence */
+    uint64_t slot;    /* its place in the lane's ring (0: not in it: rebuilt history) */
     char id[CVD_NATS_ID_MAX + 1];
     /* the output, filled by the worker */
     float *out;
     int out_n, out_cap; /* frames */
     int64_t out_first;
-    natsMsg *omsg;      /* the output message while it is published */
+    natsMsg *omsg; /* the output message while it is published */
     int attempts;
     double retry_at;
 } cvd_nats_job;
@@ -96,19 +96,18 @@ typedef struct cvd_nats_job {
 typedef struct cvd_nats_model {
     cvd_model *model; /* referenced */
     int in_ch, out_ch;
-    long rf;          /* receptive field, frames */
+    long rf; /* receptive field, frames */
     int windowed;
     long window, hop; /* windowed */
     int latency;
-    int block;        /* frames per model call */
-    int max_out;      /* frames one call gives at most */
+    int block;   /* frames per model call */
+    int max_out; /* frames one call gives at most */
 } cvd_nats_model;
 
 /* Checks that the model's output count follows a rule replay can use (one output per input
  * frame after a fixed latency, or windows at a hop) and fills m; CVD_EUNSUPPORTED otherwise,
  * with the reason. */
-int cvd_nats_model_prepare(cvd_model *model, long hop, int block, cvd_nats_model *m,
-                           cvd_err *err);
+int cvd_nats_model_prepare(cvd_model *model, long hop, int block, cvd_nats_model *m, cvd_err *err);
 /* where a net must start for its next output after `done` input frames to be exact, for a
  * stream whose state began at `base` */
 int64_t cvd_nats_replay_start(const cvd_nats_model *m, int64_t base, int64_t done);
@@ -142,13 +141,13 @@ typedef struct cvd_nats_hist {
 } cvd_nats_hist;
 
 typedef struct cvd_nats_rec {
-    struct cvd_nats_rec *hnext; /* hash chain */
+    struct cvd_nats_rec *hnext;         /* hash chain */
     struct cvd_nats_rec *lnext, *lprev; /* the lane's list (sweeps, checkpoints) */
     char id[CVD_NATS_ID_MAX + 1];
     size_t idlen;
-    int64_t base;  /* the frame its state started from (0, or where a gap restarted it) */
-    int64_t next;  /* the next frame the intake expects */
-    int64_t done;  /* frames < done are answered */
+    int64_t base;         /* the frame its state started from (0, or where a gap restarted it) */
+    int64_t next;         /* the next frame the intake expects */
+    int64_t done;         /* frames < done are answered */
     cvd_nats_idstate *st; /* NULL: no model state (new, idle, or after a takeover) */
     /* without a state: where its history starts, and the stream sequence holding it */
     int64_t replay;
@@ -168,7 +167,7 @@ typedef struct cvd_nats_slot {
     uint64_t seq;
     natsMsg *msg; /* the input, kept for the acknowledgement */
     cvd_nats_rec *rec;
-    int64_t end;  /* rec's frames answered once this slot is */
+    int64_t end; /* rec's frames answered once this slot is */
     int confirmed;
 } cvd_nats_slot;
 
@@ -189,7 +188,7 @@ struct cvd_nats_lane {
     char consumer[128];
     int consumer_k;
     natsSubscription *sub;
-    int resetting; /* a consumer reset is under way: the intake drops deliveries */
+    int resetting;         /* a consumer reset is under way: the intake drops deliveries */
     uint64_t start_seq;    /* of the current consumer */
     uint64_t replay_bound; /* messages up to here were answered before this epoch */
     uint64_t last_sseq, last_cseq;
@@ -202,10 +201,10 @@ struct cvd_nats_lane {
     /* the ring of messages taken, in stream order, until answered */
     cvd_nats_slot *ring;
     uint64_t ring_cap, ring_head, ring_tail; /* slot ids: head..tail-1 live; id % cap */
-    uint64_t frontier;  /* every message up to this sequence is answered */
-    natsMsg *to_ack;    /* the newest answered input not acknowledged yet */
+    uint64_t frontier;                       /* every message up to this sequence is answered */
+    natsMsg *to_ack;                         /* the newest answered input not acknowledged yet */
     int unacked;
-    uint64_t ckpt_rev;  /* the checkpoint key's revision we wrote last */
+    uint64_t ckpt_rev; /* the checkpoint key's revision we wrote last */
     uint64_t replayed_frames;
 };
 
@@ -223,7 +222,7 @@ typedef struct cvd_nats_part {
     /* ours */
     int state;
     uint64_t my_rev, epoch;
-    double valid_until; /* monotonic seconds */
+    double valid_until;  /* monotonic seconds */
     double refreshed_at; /* when the last refresh that got through was sent */
     double free_since;
     cvd_nats_lane *lane;
@@ -265,9 +264,17 @@ typedef struct cvd_nats_stats {
     atomic_int partitions_owned, ids_active, connected, ready;
 } cvd_nats_stats;
 
-enum { CVD_NW_GAP, CVD_NW_DUP, CVD_NW_MAPPING, CVD_NW_PUBLISH, CVD_NW_CONSUMER,
-       CVD_NW_HISTORY, CVD_NW_MISC, CVD_NW_BAD /* + a CVD_NBAD_ reason */,
-       CVD_NW_KINDS = CVD_NW_BAD + CVD_NBAD_COUNT };
+enum {
+    CVD_NW_GAP,
+    CVD_NW_DUP,
+    CVD_NW_MAPPING,
+    CVD_NW_PUBLISH,
+    CVD_NW_CONSUMER,
+    CVD_NW_HISTORY,
+    CVD_NW_MISC,
+    CVD_NW_BAD /* + a CVD_NBAD_ reason */,
+    CVD_NW_KINDS = CVD_NW_BAD + CVD_NBAD_COUNT
+};
 
 struct cvd_nats_group {
     cvd_nats_conf conf;
@@ -279,14 +286,14 @@ struct cvd_nats_group {
     cvd_nats_stats st;
     void *metrics_stream; /* cvd_stream_stats */
 
-    atomic_int stopping; /* hand everything over, then end */
-    atomic_int finished; /* the control thread has ended */
-    atomic_int closed;   /* libnats's last callback for the connection has run */
+    atomic_int stopping;   /* hand everything over, then end */
+    atomic_int finished;   /* the control thread has ended */
+    atomic_int closed;     /* libnats's last callback for the connection has run */
     cvd_nats_guard *guard; /* the closure of the connection's and publishes' callbacks */
     atomic_int subs_live;  /* lane subscriptions whose completion has not come yet */
     /* what a reload changes in place (microseconds) */
     atomic_llong idle_timeout_us, checkpoint_interval_us;
-    atomic_int quit;     /* end now */
+    atomic_int quit; /* end now */
     pthread_t control_thread, pub_thread;
     pthread_t *op_threads;
     int n_op_threads;
@@ -393,8 +400,7 @@ int cvd_nats_batch_create(natsConnection *nc, double timeout, cvd_nats_batch **o
  * that has not the newest messages yet): NATS_OK with *out (headers and data) and its
  * sequence, NATS_NOT_FOUND, or the request's error. */
 natsStatus cvd_nats_msg_next(natsConnection *nc, const char *stream, uint64_t seq,
-                             const char *subject, double timeout, natsMsg **out,
-                             uint64_t *out_seq);
+                             const char *subject, double timeout, natsMsg **out, uint64_t *out_seq);
 void cvd_nats_batch_destroy(cvd_nats_batch *b);
 /* publishes every write and waits for all their acknowledgements (each times out after the
  * batch's timeout) */

@@ -402,8 +402,7 @@ static unsigned char *b64_decode(const char *s, size_t *len)
 }
 
 natsStatus cvd_nats_msg_next(natsConnection *nc, const char *stream, uint64_t seq,
-                             const char *subject, double timeout, natsMsg **out,
-                             uint64_t *out_seq)
+                             const char *subject, double timeout, natsMsg **out, uint64_t *out_seq)
 {
     char api[256], req[640];
     natsMsg *reply = NULL, *m = NULL;
@@ -417,8 +416,8 @@ natsStatus cvd_nats_msg_next(natsConnection *nc, const char *stream, uint64_t se
     s = natsConnection_RequestString(&reply, nc, api, req, (int64_t)(timeout * 1000));
     if (s != NATS_OK)
         return s;
-    json_t *root = json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0,
-                              &jerr);
+    json_t *root =
+        json_loadb(natsMsg_GetData(reply), (size_t)natsMsg_GetDataLength(reply), 0, &jerr);
     natsMsg_Destroy(reply);
     if (root == NULL)
         return NATS_PROTOCOL_ERROR;

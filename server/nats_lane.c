@@ -30,7 +30,7 @@
 #include "log.h"
 #include "nats_internal.h"
 
-#define SLEEP_MS(ms) usleep((useconds_t)(ms) * 1000u)
+#define SLEEP_MS(ms) usleep((useconds_t)(ms)*1000u)
 
 const cvd_nats_model *cvd_nats_lane_model(const cvd_nats_lane *l)
 {
@@ -369,7 +369,8 @@ static void dispatch(cvd_nats_lane *l, cvd_nats_rec *r, natsMsg *msg, int64_t f,
             atomic_fetch_add(&g->st.duplicate_messages, 1);
             atomic_fetch_add(&g->st.duplicate_frames, (unsigned long long)n);
             cvd_nats_warn(g, CVD_NW_DUP,
-                          "nats %s: id %s: frames %" PRId64 "..%" PRId64 " (stream sequence %" PRIu64
+                          "nats %s: id %s: frames %" PRId64 "..%" PRId64
+                          " (stream sequence %" PRIu64
                           ") were taken already (the id is at frame %" PRId64 "): a duplicate, "
                           "skipped",
                           g->conf.name, r->id, f, end - 1, seq, r->next);
@@ -481,8 +482,8 @@ static void fetch_history(cvd_nats_lane *l, cvd_nats_rec *r, uint64_t seq)
             natsStatus s = NATS_TIMEOUT;
             uint64_t hseq = 0;
             for (int attempt = 0; attempt < 5 && s != NATS_OK && s != NATS_NOT_FOUND; attempt++)
-                s = cvd_nats_msg_next(g->nc, g->conf.input_stream, cursor, subject, g->timeout,
-                                      &hm, &hseq);
+                s = cvd_nats_msg_next(g->nc, g->conf.input_stream, cursor, subject, g->timeout, &hm,
+                                      &hseq);
             if (s == NATS_NOT_FOUND)
                 break;
             if (s != NATS_OK) {
@@ -517,8 +518,8 @@ static void fetch_history(cvd_nats_lane *l, cvd_nats_rec *r, uint64_t seq)
 }
 
 /* the frames of a message, checked; -1 and the reason counted when it is not usable */
-static int check_message(cvd_nats_lane *l, natsMsg *msg, uint64_t seq, int replay,
-                         const char **id, size_t *idlen, int64_t *f, int *n, const void **data)
+static int check_message(cvd_nats_lane *l, natsMsg *msg, uint64_t seq, int replay, const char **id,
+                         size_t *idlen, int64_t *f, int *n, const void **data)
 {
     cvd_nats_group *g = l->g;
     const char *subject = natsMsg_GetSubject(msg), *v = NULL;
@@ -578,8 +579,7 @@ static int check_message(cvd_nats_lane *l, natsMsg *msg, uint64_t seq, int repla
                           "on %d: the servers' mapping does not use partitions = %d (fix one "
                           "or the other; docs/SCALE.md)",
                           g->conf.name, (int)*idlen, *id, l->part, g->conf.partitions,
-                          cvd_nats_partition(*id, *idlen, g->conf.partitions),
-                          g->conf.partitions);
+                          cvd_nats_partition(*id, *idlen, g->conf.partitions), g->conf.partitions);
         }
         return 0;
     }
@@ -937,8 +937,8 @@ int cvd_nats_lane_take(cvd_nats_lane *l, const cvd_nats_lease *prev)
                                     &err) == 0)
                 have_ckpt = 1;
             else
-                cvd_log_error("nats %s: partition %d: %s; replaying the whole log instead",
-                              c->name, l->part, err.msg);
+                cvd_log_error("nats %s: partition %d: %s; replaying the whole log instead", c->name,
+                              l->part, err.msg);
             kvEntry_Destroy(e);
             break;
         }
@@ -951,8 +951,8 @@ int cvd_nats_lane_take(cvd_nats_lane *l, const cvd_nats_lease *prev)
             }
             break;
         }
-        cvd_nats_warn(g, CVD_NW_MISC, "nats %s: partition %d: reading its checkpoint: %s",
-                      c->name, l->part, cvd_nats_status_text(s, ebuf, sizeof ebuf));
+        cvd_nats_warn(g, CVD_NW_MISC, "nats %s: partition %d: reading its checkpoint: %s", c->name,
+                      l->part, cvd_nats_status_text(s, ebuf, sizeof ebuf));
         SLEEP_MS(attempt < 5 ? 200 : 1000);
     }
     if (atomic_load(&l->dead)) {
@@ -969,8 +969,8 @@ int cvd_nats_lane_take(cvd_nats_lane *l, const cvd_nats_lease *prev)
         if (s == NATS_NOT_FOUND)
             break;
         if (s != NATS_OK) {
-            cvd_nats_warn(g, CVD_NW_MISC, "nats %s: partition %d: listing consumers: %s",
-                          c->name, l->part, cvd_nats_status_text(s, ebuf, sizeof ebuf));
+            cvd_nats_warn(g, CVD_NW_MISC, "nats %s: partition %d: listing consumers: %s", c->name,
+                          l->part, cvd_nats_status_text(s, ebuf, sizeof ebuf));
             SLEEP_MS(300 * (attempt + 1));
             continue;
         }
@@ -1030,8 +1030,7 @@ int cvd_nats_lane_take(cvd_nats_lane *l, const cvd_nats_lease *prev)
                  "checkpointed (%zu with a model state); replaying from stream sequence %" PRIu64
                  " (answered up to %" PRIu64 "), %.3f s after winning the lease",
                  c->name, l->part, l->epoch, prev->owner[0] ? prev->owner : "nobody", n_ids,
-                 n_active, start,
-                 l->replay_bound, cvd_nats_now() - l->taken_at);
+                 n_active, start, l->replay_bound, cvd_nats_now() - l->taken_at);
     return 0;
 }
 
@@ -1080,8 +1079,8 @@ int cvd_nats_lane_release(cvd_nats_lane *l)
     drop_all_states(l);
     pthread_mutex_unlock(&l->mu);
     delete_consumer(l, l->consumer, 3);
-    cvd_log_info("nats %s: partition %d: handed over (epoch %" PRIu64 ")%s", g->conf.name,
-                 l->part, l->epoch,
+    cvd_log_info("nats %s: partition %d: handed over (epoch %" PRIu64 ")%s", g->conf.name, l->part,
+                 l->epoch,
                  ok ? (drained ? "" : "; what was in flight is left to the next owner")
                     : "; its last checkpoint could not be written");
     return ok ? 0 : -1;

@@ -169,9 +169,8 @@ static void pub_ack(cvd_nats_group *g, natsMsg *msg, jsPubAck *pa, jsPubAckErr *
         return;
     }
     atomic_fetch_add(&g->st.publish_retries, 1);
-    cvd_nats_warn(g, CVD_NW_PUBLISH,
-                  "nats %s: output %s:%" PRId64 ": %s (%s); publishing it again", g->conf.name,
-                  j->id, j->out_first, natsStatus_GetText(pae ? pae->Err : NATS_ERR),
+    cvd_nats_warn(g, CVD_NW_PUBLISH, "nats %s: output %s:%" PRId64 ": %s (%s); publishing it again",
+                  g->conf.name, j->id, j->out_first, natsStatus_GetText(pae ? pae->Err : NATS_ERR),
                   pae && pae->ErrText ? pae->ErrText : "no detail");
     j->attempts++;
     retry_later(g, j);

@@ -124,8 +124,8 @@ int cvd_nats_set_add_worker(cvd_nats_set *s, cvd_worker *w, cvd_err *err)
     return CVD_OK;
 }
 
-int cvd_nats_set_create(uv_loop_t *loop, cvd_worker **workers, int n_workers,
-                        cvd_nats_set **out, cvd_err *err)
+int cvd_nats_set_create(uv_loop_t *loop, cvd_worker **workers, int n_workers, cvd_nats_set **out,
+                        cvd_err *err)
 {
     int rc;
     cvd_nats_set *s = calloc(1, sizeof *s);

@@ -18,8 +18,8 @@
 typedef struct cvd_nats_set cvd_nats_set;
 
 /* The set, with a member for each worker (not started yet: call before cvd_worker_start). */
-int cvd_nats_set_create(uv_loop_t *loop, cvd_worker **workers, int n_workers,
-                        cvd_nats_set **out, cvd_err *err);
+int cvd_nats_set_create(uv_loop_t *loop, cvd_worker **workers, int n_workers, cvd_nats_set **out,
+                        cvd_err *err);
 /* Adds worker w's member (before the worker starts); the set may already be in use. */
 int cvd_nats_set_add_worker(cvd_nats_set *s, cvd_worker *w, cvd_err *err);
 /* Starts a group per [nats] section of rt (none: nothing). */

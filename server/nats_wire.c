@@ -11,8 +11,8 @@
 
 static int is_token_char(int c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
 }
 
 int cvd_nats_id_valid(const char *s, size_t n)
@@ -70,8 +70,8 @@ int cvd_nats_parse_frame(const char *s, int64_t *out)
     return 0;
 }
 
-int cvd_nats_parse_part_subject(const char *subject, const char *prefix, int *part,
-                                const char **id, size_t *id_len)
+int cvd_nats_parse_part_subject(const char *subject, const char *prefix, int *part, const char **id,
+                                size_t *id_len)
 {
     size_t pl = strlen(prefix);
     const char *p;

@@ -40,8 +40,8 @@ int cvd_nats_parse_frame(const char *s, int64_t *out);
 /* An input message's subject P.part.<n>.<id> under `prefix`: 0 with *part and the id (a
  * pointer into subject, *id_len bytes) when the subject has that form with n a decimal
  * number; -1 when it does not (the id itself is not checked here). */
-int cvd_nats_parse_part_subject(const char *subject, const char *prefix, int *part,
-                                const char **id, size_t *id_len);
+int cvd_nats_parse_part_subject(const char *subject, const char *prefix, int *part, const char **id,
+                                size_t *id_len);
 
 /* "P.part.<n>.*" , "P.out.<id>", ... into buf (size n); -1 if it does not fit */
 int cvd_nats_subject(char *buf, size_t n, const char *prefix, const char *kind, const char *rest);

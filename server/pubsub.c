@@ -154,8 +154,8 @@ void cvd_pub_destroy(cvd_pub *p)
 }
 
 int cvd_sub_create(const char *name, int ring_frames, int disconnect_when_full,
-                 void (*wake)(void *ctx), void *ctx, cvd_sub **out, cvd_pub_info *info,
-                 cvd_err *err)
+                   void (*wake)(void *ctx), void *ctx, cvd_sub **out, cvd_pub_info *info,
+                   cvd_err *err)
 {
     cvd_sub *s;
     *out = NULL;
@@ -165,8 +165,7 @@ int cvd_sub_create(const char *name, int ring_frames, int disconnect_when_full,
     cvd_pub *p = name ? find(name) : NULL;
     if (p == NULL) {
         pthread_mutex_unlock(&registry);
-        return cvd_err_set(err, CVD_EINVAL, "no stream named '%s' is published",
-                           name ? name : "");
+        return cvd_err_set(err, CVD_EINVAL, "no stream named '%s' is published", name ? name : "");
     }
     s = calloc(1, sizeof *s);
     if (s)

@@ -44,8 +44,8 @@ void cvd_pub_destroy(cvd_pub *p);
  * producer's thread) after frames arrive or the stream ends. disconnect_when_full: mark the
  * subscriber for closing instead of dropping. CVD_EINVAL if no such stream. */
 int cvd_sub_create(const char *name, int ring_frames, int disconnect_when_full,
-                 void (*wake)(void *ctx), void *ctx, cvd_sub **out, cvd_pub_info *info,
-                 cvd_err *err);
+                   void (*wake)(void *ctx), void *ctx, cvd_sub **out, cvd_pub_info *info,
+                   cvd_err *err);
 /* Up to max frames out; *dropped: frames lost just before them (a gap is reported with the
  * first frames after it, so a read may stop at the gap);
  * returns frames read. *state: 0 streaming, 1 ended (and drained), 2 overrun (disconnect). */

@@ -64,11 +64,12 @@ static int ir_in_channels(const cvd_runtime *rt, int i)
 {
     const cvd_conf *c = rt->conf;
     for (int s = 0; s < c->n_streams + c->n_listens; s++) {
-        const int *idx = s < c->n_streams ? c->streams[s].chain_index
-                                          : c->listens[s - c->n_streams].chain_index;
-        const int n = s < c->n_streams ? c->streams[s].n_chain : c->listens[s - c->n_streams].n_chain;
-        const int ch = s < c->n_streams ? c->streams[s].channels
-                                        : c->listens[s - c->n_streams].channels;
+        const int *idx =
+            s < c->n_streams ? c->streams[s].chain_index : c->listens[s - c->n_streams].chain_index;
+        const int n =
+            s < c->n_streams ? c->streams[s].n_chain : c->listens[s - c->n_streams].n_chain;
+        const int ch =
+            s < c->n_streams ? c->streams[s].channels : c->listens[s - c->n_streams].channels;
         for (int k = 0; k < n; k++) {
             if (idx[k] != i)
                 continue;
@@ -96,8 +97,11 @@ int cvd_runtime_chain(const cvd_runtime *rt, const int *idx, int n, double rate,
         models[k] = rt->models[idx[k]];
         names[k] = rt->conf->models[idx[k]].name;
     }
-    cvd_chain_config cc = {.rate = rate, .max_block = block, .fixed = fixed,
-                           .in_channels = cvd_model_in_channels(models[0]), .hop = hop};
+    cvd_chain_config cc = {.rate = rate,
+                           .max_block = block,
+                           .fixed = fixed,
+                           .in_channels = cvd_model_in_channels(models[0]),
+                           .hop = hop};
     return cvd_chain_create(models, names, n, &cc, out, err);
 }
 
@@ -139,47 +143,49 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
     }
     /* models first, then impulse responses, which take the channels of what feeds them */
     for (int pass = 0; pass < 2; pass++)
-    for (int i = 0; i < c->n_models; i++) {
-        const cvd_conf_model *cm = &c->models[i];
-        const int ir = !cm->builtin && (cm->type == CVD_CONF_MODEL_IR || cvd_model_is_ir_path(cm->path));
-        if (ir != pass)
-            continue;
-        if (ir) {
-            cvd_ir_options o;
-            cvd_ir_options_init(&o);
-            o.rate = cm->rate;
-            o.normalize = cm->ir_normalize;
-            o.in_channels = ir_in_channels(rt, i);
-            rc = cvd_ir_load(cm->path, &o, &rt->models[i], err);
-        } else {
-            rc = cvd_runtime_load_model(cm->path, &rt->models[i], err);
+        for (int i = 0; i < c->n_models; i++) {
+            const cvd_conf_model *cm = &c->models[i];
+            const int ir =
+                !cm->builtin && (cm->type == CVD_CONF_MODEL_IR || cvd_model_is_ir_path(cm->path));
+            if (ir != pass)
+                continue;
+            if (ir) {
+                cvd_ir_options o;
+                cvd_ir_options_init(&o);
+                o.rate = cm->rate;
+                o.normalize = cm->ir_normalize;
+                o.in_channels = ir_in_channels(rt, i);
+                rc = cvd_ir_load(cm->path, &o, &rt->models[i], err);
+            } else {
+                rc = cvd_runtime_load_model(cm->path, &rt->models[i], err);
+            }
+            if (rc == 0)
+                rc = cvd_model_can_stream(rt->models[i], err);
+            if (rc < 0) {
+                cvd_err_prefix(err, "%s:%d: path", c->file, cm->path_line);
+                cvd_runtime_unref(rt);
+                return rc;
+            }
+            double file_rate = cvd_model_sample_rate(rt->models[i]);
+            if (cm->rate > 0 && file_rate > 0 && file_rate != (double)cm->rate && !ir) {
+                rc = cvd_err_set(err, CVD_EINVAL,
+                                 "%s:%d: rate: model '%s' declares %.0f Hz in its file, not %d",
+                                 c->file, cm->rate_line, cm->name, file_rate, cm->rate);
+                cvd_runtime_unref(rt);
+                return rc;
+            }
+            if (cm->rate > 0 && file_rate <= 0)
+                cvd_model_set_sample_rate(rt->models[i], cm->rate);
+            if (cm->hop != 0 && cvd_model_mode(rt->models[i]) != CVD_MODE_WINDOWED) {
+                rc =
+                    cvd_err_set(err, CVD_EINVAL,
+                                "%s:%d: hop: model '%s' streams frame by frame (it has no window); "
+                                "hop applies to windowed models only",
+                                c->file, cm->hop_line, cm->name);
+                cvd_runtime_unref(rt);
+                return rc;
+            }
         }
-        if (rc == 0)
-            rc = cvd_model_can_stream(rt->models[i], err);
-        if (rc < 0) {
-            cvd_err_prefix(err, "%s:%d: path", c->file, cm->path_line);
-            cvd_runtime_unref(rt);
-            return rc;
-        }
-        double file_rate = cvd_model_sample_rate(rt->models[i]);
-        if (cm->rate > 0 && file_rate > 0 && file_rate != (double)cm->rate && !ir) {
-            rc = cvd_err_set(err, CVD_EINVAL,
-                             "%s:%d: rate: model '%s' declares %.0f Hz in its file, not %d",
-                             c->file, cm->rate_line, cm->name, file_rate, cm->rate);
-            cvd_runtime_unref(rt);
-            return rc;
-        }
-        if (cm->rate > 0 && file_rate <= 0)
-            cvd_model_set_sample_rate(rt->models[i], cm->rate);
-        if (cm->hop != 0 && cvd_model_mode(rt->models[i]) != CVD_MODE_WINDOWED) {
-            rc = cvd_err_set(err, CVD_EINVAL,
-                             "%s:%d: hop: model '%s' streams frame by frame (it has no window); "
-                             "hop applies to windowed models only",
-                             c->file, cm->hop_line, cm->name);
-            cvd_runtime_unref(rt);
-            return rc;
-        }
-    }
     /* every listener's channels agree with its model */
     for (int i = 0; i < c->n_listens; i++) {
         const cvd_conf_listen *l = &c->listens[i];
@@ -188,8 +194,8 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
         int in = cvd_model_in_channels(rt->models[l->model_index]);
         if (l->channels != 0 && l->channels != in) {
             rc = cvd_err_set(err, CVD_EINVAL,
-                             "%s:%d: channels: %d, but model '%s' takes %d input channels",
-                             c->file, l->line, l->channels, l->model, in);
+                             "%s:%d: channels: %d, but model '%s' takes %d input channels", c->file,
+                             l->line, l->channels, l->model, in);
             cvd_runtime_unref(rt);
             return rc;
         }
@@ -210,18 +216,18 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
                              c->file, st->in_map_line, st->n_in_map, st->model, in);
         else if (st->channels != 0 && st->channels != in)
             rc = cvd_err_set(err, CVD_EINVAL,
-                             "%s:%d: channels: %d, but model '%s' takes %d input channels",
-                             c->file, line, st->channels, st->model, in);
+                             "%s:%d: channels: %d, but model '%s' takes %d input channels", c->file,
+                             line, st->channels, st->model, in);
         for (int k = 0; rc == 0 && k < st->n_chain; k++) {
             const cvd_model *mk = rt->models[st->chain_index[k]];
-            if (st->output[0] && (cvd_model_mode(mk) != CVD_MODE_STREAMING ||
-                                  cvd_model_rate_ratio(mk) != 1.0))
+            if (st->output[0] &&
+                (cvd_model_mode(mk) != CVD_MODE_STREAMING || cvd_model_rate_ratio(mk) != 1.0))
                 rc = cvd_err_set(err, CVD_EINVAL,
                                  "%s:%d: model: '%s' does not give one output frame per input "
                                  "frame (%s, %g frames out per frame in), so it cannot feed a "
                                  "playback device; use output = none and publish = yes",
-                                 c->file, line, st->chain[k],
-                                 cvd_run_mode_name(cvd_model_mode(mk)), cvd_model_rate_ratio(mk));
+                                 c->file, line, st->chain[k], cvd_run_mode_name(cvd_model_mode(mk)),
+                                 cvd_model_rate_ratio(mk));
         }
         if (rc == 0 && st->n_out_map) {
             const int gives = cvd_model_out_channels(last);
@@ -235,15 +241,14 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
         if (rc == 0 && cvd_model_mode(m) == CVD_MODE_STREAMING && cvd_model_rate_ratio(m) == 1.0) {
             /* the chain builds: channels agree from one model to the next, rates resample */
             cvd_chain *ch = NULL;
-            rc = cvd_runtime_chain(rt, st->chain_index, st->n_chain, st->rate, st->block, 1,
-                                   0, &ch, err);
+            rc = cvd_runtime_chain(rt, st->chain_index, st->n_chain, st->rate, st->block, 1, 0, &ch,
+                                   err);
             cvd_chain_destroy(ch);
             if (rc < 0)
                 cvd_err_prefix(err, "%s:%d: model", c->file, line);
         } else if (rc == 0 && st->n_chain > 1) {
-            rc = cvd_err_set(err, CVD_EINVAL,
-                             "%s:%d: model: '%s' (%s) runs alone, not in a chain", c->file, line,
-                             st->model, cvd_run_mode_name(cvd_model_mode(m)));
+            rc = cvd_err_set(err, CVD_EINVAL, "%s:%d: model: '%s' (%s) runs alone, not in a chain",
+                             c->file, line, st->model, cvd_run_mode_name(cvd_model_mode(m)));
         } else if (rc == 0 && cvd_model_sample_rate(m) > 0 &&
                    cvd_model_sample_rate(m) != (double)st->rate) {
             rc = cvd_err_set(err, CVD_EINVAL,

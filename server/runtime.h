@@ -21,10 +21,10 @@
 typedef struct cvd_runtime {
     atomic_int refs;
     cvd_conf *conf;
-    cvd_model **models;   /* one per conf->models[i] */
-    cvd_memfig *memfigs;  /* one per model: its streams' memory figure (memfig.h) */
-    cvd_tls_ctx **tls;    /* one per conf->listens[i]: its TLS context, NULL for plain TCP */
-    cvd_tokens **tokens;  /* one per listener: its tokens file, NULL if none */
+    cvd_model **models;  /* one per conf->models[i] */
+    cvd_memfig *memfigs; /* one per model: its streams' memory figure (memfig.h) */
+    cvd_tls_ctx **tls;   /* one per conf->listens[i]: its TLS context, NULL for plain TCP */
+    cvd_tokens **tokens; /* one per listener: its tokens file, NULL if none */
     uint64_t generation;
 } cvd_runtime;
 

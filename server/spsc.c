@@ -10,7 +10,6 @@
 
 #include "convd_dsp.h" /* CVD_OK, CVD_ENOMEM */
 
-
 int cvd_spsc_create(cvd_spsc *r, size_t min_floats)
 {
     size_t cap = 64;

@@ -9,10 +9,9 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-
 typedef struct cvd_spsc {
     float *buf;
-    size_t cap; /* floats, a power of two */
+    size_t cap;                      /* floats, a power of two */
     _Alignas(64) atomic_size_t head; /* advanced by the producer only */
     _Alignas(64) atomic_size_t tail; /* advanced by the consumer only */
 } cvd_spsc;

@@ -32,7 +32,7 @@ struct cvd_tls {
     int server;
     int handshake_done;
     int peer_closed;
-    int closed_told; /* cvd_tls_read returned CVD_TLS_CLOSED */
+    int closed_told;  /* cvd_tls_read returned CVD_TLS_CLOSED */
     int close_wanted; /* cvd_tls_close() called: close_notify after the backlog */
     int close_sent;
     int failed;
@@ -160,8 +160,9 @@ int cvd_tls_client_ctx_create(const char *ca, int verify, const char *cert, cons
     int rc;
     *out = NULL;
     if ((cert && *cert) != (key && *key))
-        return cvd_err_set(err, CVD_EINVAL, "TLS: a client certificate needs its key, and a key "
-                                            "its certificate");
+        return cvd_err_set(err, CVD_EINVAL,
+                           "TLS: a client certificate needs its key, and a key "
+                           "its certificate");
     if ((rc = ctx_new(0, &c, err)) < 0)
         return rc;
     ERR_clear_error();

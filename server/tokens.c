@@ -96,8 +96,9 @@ static int parse_roles(cvd_token *k, const char *p, const char *end, const char 
             b--;
         size_t len = (size_t)(b - a);
         if (len == 0)
-            return cvd_err_set(err, CVD_EFORMAT, "%s:%d: an empty role (two commas, or a comma "
-                                                 "at an end)",
+            return cvd_err_set(err, CVD_EFORMAT,
+                               "%s:%d: an empty role (two commas, or a comma "
+                               "at an end)",
                                name, line);
         if (len == 7 && memcmp(a, "process", 7) == 0) {
             k->process = 1;
@@ -122,8 +123,8 @@ static int parse_roles(cvd_token *k, const char *p, const char *end, const char 
             return cvd_err_set(err, CVD_EFORMAT,
                                "%s:%d: '%.*s' needs the streams it may use: %.*s=GLOB (e.g. "
                                "%.*s=studio-*, or =* for every stream)",
-                               name, line, (int)len, a, a[0] == 'p' ? 7 : 9, a,
-                               a[0] == 'p' ? 7 : 9, a);
+                               name, line, (int)len, a, a[0] == 'p' ? 7 : 9, a, a[0] == 'p' ? 7 : 9,
+                               a);
         } else {
             return cvd_err_set(err, CVD_EFORMAT,
                                "%s:%d: unknown role '%.*s' (process, publish=GLOB, "
@@ -132,8 +133,8 @@ static int parse_roles(cvd_token *k, const char *p, const char *end, const char 
         }
         p = comma ? comma + 1 : end;
         if (comma && p == end)
-            return cvd_err_set(err, CVD_EFORMAT, "%s:%d: an empty role (a comma at the end)",
-                               name, line);
+            return cvd_err_set(err, CVD_EFORMAT, "%s:%d: an empty role (a comma at the end)", name,
+                               line);
     }
     return CVD_OK;
 }
@@ -203,8 +204,8 @@ int cvd_tokens_parse(const char *text, const char *name, cvd_tokens **out, cvd_e
             goto fail;
         for (int i = 0; i < t->n - 1; i++)
             if (memcmp(t->t[i].hash, k->hash, sizeof k->hash) == 0) {
-                rc = cvd_err_set(err, CVD_EFORMAT, "%s:%d: the same token as line %d", name,
-                                 line, t->t[i].line);
+                rc = cvd_err_set(err, CVD_EFORMAT, "%s:%d: the same token as line %d", name, line,
+                                 t->t[i].line);
                 goto fail;
             }
     }

@@ -207,8 +207,7 @@ static void on_timer(uv_timer_t *h)
     cvd_transport *t = h->data;
     if (t->tls && !t->hs_done) {
         cvd_metrics_event(CVD_EV_TLS_FAILED, 1);
-        fail(t, CVD_TR_HANDSHAKE_TIMEOUT, "no TLS handshake within %.1f s",
-             t->handshake_timeout);
+        fail(t, CVD_TR_HANDSHAKE_TIMEOUT, "no TLS handshake within %.1f s", t->handshake_timeout);
     } else if (t->queued > 0) {
         fail(t, CVD_TR_WRITE_TIMEOUT,
              "%zu bytes of output could not be written for %.1f s (the client does not read)",
@@ -229,8 +228,8 @@ static void update_timer(cvd_transport *t)
         return;
     }
     if (t->queued > 0 && t->write_timeout > 0)
-        CVD_UV_CHECK(uv_timer_start(&t->timer, on_timer,
-                                    (uint64_t)(t->write_timeout * 1000 + 0.5), 0));
+        CVD_UV_CHECK(
+            uv_timer_start(&t->timer, on_timer, (uint64_t)(t->write_timeout * 1000 + 0.5), 0));
     else
         CVD_UV_CHECK(uv_timer_stop(&t->timer));
 }
@@ -502,8 +501,7 @@ void cvd_transport_finish(cvd_transport *t)
 /* ---- opening ---------------------------------------------------------------------------- */
 
 int cvd_transport_open(uv_loop_t *loop, int fd, const cvd_transport_opts *o,
-                       const cvd_transport_cbs *cb, void *ctx, cvd_transport **out,
-                       cvd_err *err)
+                       const cvd_transport_cbs *cb, void *ctx, cvd_transport **out, cvd_err *err)
 {
     cvd_transport *t = calloc(1, sizeof *t);
     int rc;

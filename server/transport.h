@@ -75,8 +75,7 @@ typedef struct cvd_transport_opts {
 
 /* Takes over fd (a connected TCP socket; closed with the transport, also on failure). */
 int cvd_transport_open(uv_loop_t *loop, int fd, const cvd_transport_opts *o,
-                       const cvd_transport_cbs *cb, void *ctx, cvd_transport **out,
-                       cvd_err *err);
+                       const cvd_transport_cbs *cb, void *ctx, cvd_transport **out, cvd_err *err);
 
 void cvd_transport_read_start(cvd_transport *t);
 void cvd_transport_read_stop(cvd_transport *t);

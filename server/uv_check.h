@@ -13,13 +13,13 @@
 
 #include "log.h"
 
-#define CVD_UV_CHECK(call)                                                                   \
-    do {                                                                                     \
-        int cvd_uv_rc_ = (call);                                                             \
-        if (cvd_uv_rc_ < 0) {                                                                \
-            cvd_log_error("%s: %s", #call, uv_strerror(cvd_uv_rc_));                         \
-            abort();                                                                         \
-        }                                                                                    \
+#define CVD_UV_CHECK(call)                                                                         \
+    do {                                                                                           \
+        int cvd_uv_rc_ = (call);                                                                   \
+        if (cvd_uv_rc_ < 0) {                                                                      \
+            cvd_log_error("%s: %s", #call, uv_strerror(cvd_uv_rc_));                               \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #endif

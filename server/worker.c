@@ -16,7 +16,6 @@
 #include "log.h"
 #include "uv_check.h"
 
-
 enum {
     CMD_SYNC = 1,     /* the listening sockets changed */
     CMD_SHUTDOWN = 2, /* stop accepting; members end gracefully */
@@ -119,8 +118,7 @@ void cvd_worker_sync_listeners(cvd_worker *w, const cvd_listen_fd *fds, int n)
     for (int i = 0; i < n; i++) {
         copy[i] = fds[i];
         if ((copy[i].fd = dup(fds[i].fd)) < 0)
-            cvd_log_error("worker %d: listen %s: dup: %s", w->cfg.id, fds[i].name,
-                          strerror(errno));
+            cvd_log_error("worker %d: listen %s: dup: %s", w->cfg.id, fds[i].name, strerror(errno));
     }
     pthread_mutex_lock(&w->pending_lock);
     if (w->has_pending)
@@ -366,14 +364,12 @@ int cvd_worker_create(const cvd_worker_config *cfg, cvd_worker **out, cvd_err *e
     if ((rc = uv_loop_init(&w->loop)) < 0) { /* expected: out of descriptors or memory */
         pthread_mutex_destroy(&w->pending_lock);
         free(w);
-        return cvd_err_set(err, CVD_EIO, "worker %d: uv_loop_init: %s", cfg->id,
-                           uv_strerror(rc));
+        return cvd_err_set(err, CVD_EIO, "worker %d: uv_loop_init: %s", cfg->id, uv_strerror(rc));
     }
     w->loop_open = 1;
     if ((rc = uv_async_init(&w->loop, &w->async, on_async)) < 0) { /* an eventfd: expected */
         cvd_worker_destroy(w);
-        return cvd_err_set(err, CVD_EIO, "worker %d: uv_async_init: %s", cfg->id,
-                           uv_strerror(rc));
+        return cvd_err_set(err, CVD_EIO, "worker %d: uv_async_init: %s", cfg->id, uv_strerror(rc));
     }
     w->async.data = w;
     CVD_UV_CHECK(uv_idle_init(&w->loop, &w->work));

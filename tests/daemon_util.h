@@ -294,7 +294,8 @@ DU_FN void du_cleanup(void)
 static void du_on_deadline(int sig)
 {
     static const char msg[] = "test: deadline passed (alarm); killing the test process\n";
-    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) { /* nothing else to do */ }
+    if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) { /* nothing else to do */
+    }
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -492,7 +493,9 @@ DU_FN int du_daemon_sanitizer(void)
         size_t n = 0;
         char *bin = du_read_file(du_prog("convd"), &n);
         cr_assert_not_null(bin);
-        known = memmem(bin, n, "__tsan_init", 11) ? 't' : memmem(bin, n, "__asan_init", 11) ? 'a' : 0;
+        known = memmem(bin, n, "__tsan_init", 11)   ? 't'
+                : memmem(bin, n, "__asan_init", 11) ? 'a'
+                                                    : 0;
         free(bin);
     }
     return known;
@@ -572,8 +575,8 @@ DU_FN void du_daemon_start(du_daemon *d, const char *conf_text, int workers)
 
 /* Waits until the log contains `text` (after `from` bytes); returns a pointer into a malloc'd
  * copy of the log (*logp, to free) at the match. Fails if the daemon exits first. */
-DU_FN const char *du_daemon_wait_log(du_daemon *d, const char *text, size_t from,
-                                     double timeout_s, char **logp)
+DU_FN const char *du_daemon_wait_log(du_daemon *d, const char *text, size_t from, double timeout_s,
+                                     char **logp)
 {
     double end = du_now() + timeout_s;
     for (;;) {
@@ -592,8 +595,8 @@ DU_FN const char *du_daemon_wait_log(du_daemon *d, const char *text, size_t from
                            text, log ? log : "");
         }
         if (du_now() > end)
-            cr_assert_fail("convd did not log \"%s\" within %.1f s; its log:\n%s", text,
-                           timeout_s, log ? log : "");
+            cr_assert_fail("convd did not log \"%s\" within %.1f s; its log:\n%s", text, timeout_s,
+                           log ? log : "");
         free(log);
         du_sleep_ms(10);
     }
@@ -659,8 +662,8 @@ DU_FN double du_daemon_stop_sig(du_daemon *d, int sig, double timeout_s)
         du_wait_pid(d->pid, 5, &st);
         d->running = 0;
         char *log = du_daemon_log(d);
-        cr_assert_fail("convd still running %.1f s after signal %d; its log:\n%s", timeout_s,
-                       sig, log);
+        cr_assert_fail("convd still running %.1f s after signal %d; its log:\n%s", timeout_s, sig,
+                       log);
     }
     d->running = 0;
     d->status = st;
@@ -698,8 +701,7 @@ DU_FN void du_daemon_finish(du_daemon *d, double timeout_s)
     const char *rep = du_sanitizer_report(log);
     cr_assert_null(rep, "convd's log has a sanitizer report:\n%s", rep);
     cr_assert(WIFEXITED(d->status) && WEXITSTATUS(d->status) == 0,
-              "convd: exit status 0x%x after SIGTERM (want exit 0); its log:\n%s", d->status,
-              log);
+              "convd: exit status 0x%x after SIGTERM (want exit 0); its log:\n%s", d->status, log);
     free(log);
 }
 
@@ -931,8 +933,7 @@ DU_FN void du_convd_run(const char *model, const char *in, const char *out, int 
 
 /* The stream convd-run computes (blocks of `block` frames, then the flush), in-process: for
  * many inputs at once. Returns malloc'd floats, *n_out frames. */
-DU_FN float *du_ref_stream(cvd_model *m, int block, const float *in, size_t n_frames,
-                           size_t *n_out)
+DU_FN float *du_ref_stream(cvd_model *m, int block, const float *in, size_t n_frames, size_t *n_out)
 {
     cvd_net *net = NULL;
     cvd_err err = {0};
@@ -1005,13 +1006,13 @@ DU_FN size_t du_first_diff(const void *a, const void *b, size_t n)
 }
 
 /* Asserts got == want byte for byte, naming the first difference. */
-#define du_assert_bytes(got, got_len, want, want_len, ...)                                  \
-    do {                                                                                    \
-        size_t du_gl_ = (got_len), du_wl_ = (want_len);                                     \
-        size_t du_d_ = du_first_diff((got), (want), du_gl_ < du_wl_ ? du_gl_ : du_wl_);     \
-        cr_assert(du_gl_ == du_wl_ && du_d_ == du_gl_,                                      \
-                  "%s: %zu bytes received, %zu expected; first difference at byte %zu",     \
-                  __VA_ARGS__, du_gl_, du_wl_, du_d_);                                      \
+#define du_assert_bytes(got, got_len, want, want_len, ...)                                         \
+    do {                                                                                           \
+        size_t du_gl_ = (got_len), du_wl_ = (want_len);                                            \
+        size_t du_d_ = du_first_diff((got), (want), du_gl_ < du_wl_ ? du_gl_ : du_wl_);            \
+        cr_assert(du_gl_ == du_wl_ && du_d_ == du_gl_,                                             \
+                  "%s: %zu bytes received, %zu expected; first difference at byte %zu",            \
+                  __VA_ARGS__, du_gl_, du_wl_, du_d_);                                             \
     } while (0)
 
 /* ---- framed messages -------------------------------------------------------------------- */
@@ -1045,8 +1046,8 @@ DU_FN void du_fr_subscribe(du_buf *b, int fmt, const char *stream)
 }
 
 /* DATA of n frames (floats) converted to fmt. */
-DU_FN void du_fr_data(du_buf *b, uint32_t seq, uint64_t first, int fmt, const float *x,
-                      size_t n, int ch)
+DU_FN void du_fr_data(du_buf *b, uint32_t seq, uint64_t first, int fmt, const float *x, size_t n,
+                      int ch)
 {
     cvd_err err = {0};
     cvd_bytes cb = du_buf_room(b, cvd_fr_data_size(n, cvd_sample_bytes(fmt) * (size_t)ch));
@@ -1109,17 +1110,17 @@ typedef struct du_fr_result {
     size_t n_segs, cap_segs;
     size_t max_data_frames;
     uint64_t dropped_total;
-    int ended;       /* END came */
-    int after_end;   /* messages after END */
-    int error_code;  /* an ERROR's code (the first), 0 if none */
+    int ended;      /* END came */
+    int after_end;  /* messages after END */
+    int error_code; /* an ERROR's code (the first), 0 if none */
     char error_text[CVD_FR_MAX_STRING + 1];
     int n_errors;
     int byes;
     int pongs;
     uint64_t pong_token;
-    int bad;           /* the bytes are not a valid server stream */
+    int bad; /* the bytes are not a valid server stream */
     char bad_msg[CVD_ERR_MSG_MAX];
-    size_t pending;    /* bytes of an incomplete last message */
+    size_t pending; /* bytes of an incomplete last message */
 } du_fr_result;
 
 DU_FN void du_fr_result_free(du_fr_result *r)
@@ -1164,8 +1165,8 @@ DU_FN void du_fr_parse(const uint8_t *p, size_t n, du_fr_result *r)
                 r->segs = realloc(r->segs, r->cap_segs * sizeof *r->segs);
                 cr_assert_not_null(r->segs);
             }
-            r->segs[r->n_segs++] = (du_fr_seg){m.data.first_frame, m.data.dropped,
-                                               m.data.n_frames, r->data.len};
+            r->segs[r->n_segs++] =
+                (du_fr_seg){m.data.first_frame, m.data.dropped, m.data.n_frames, r->data.len};
             du_buf_add(&r->data, m.data.samples, m.data.bytes);
             if (m.data.n_frames > r->max_data_frames)
                 r->max_data_frames = m.data.n_frames;
@@ -1204,12 +1205,12 @@ typedef struct du_peer {
     int fd;
     const uint8_t *in; /* bytes to send */
     size_t in_len, sent;
-    int shut_wr;      /* shutdown(SHUT_WR) once everything is sent (raw, line) */
-    size_t max_write; /* random write sizes 1..max_write (log-uniform) */
+    int shut_wr;         /* shutdown(SHUT_WR) once everything is sent (raw, line) */
+    size_t max_write;    /* random write sizes 1..max_write (log-uniform) */
     int max_write_fixed; /* always max_write (as much as the socket takes) */
     size_t max_read;
-    int no_read;      /* never read */
-    size_t window;    /* > 0: at most this many input bytes beyond the output received */
+    int no_read;       /* never read */
+    size_t window;     /* > 0: at most this many input bytes beyond the output received */
     double out_per_in; /* output bytes per input byte, for the window */
     cvd_rng rng;
     du_buf out;

@@ -38,8 +38,7 @@ static void jm_collect(json_t *v, json_t **objs, int *n)
 }
 
 /* loads `root` as dumped; a model that loads streams one block of 8 frames */
-static void jm_try(json_t *root, jm_loader load, const char *key, int name_key,
-                   const char *file)
+static void jm_try(json_t *root, jm_loader load, const char *key, int name_key, const char *file)
 {
     char *text = json_dumps(root, JSON_COMPACT);
     cr_assert_not_null(text);
@@ -50,8 +49,9 @@ static void jm_try(json_t *root, jm_loader load, const char *key, int name_key,
         if (cvd_net_create(m, 8, &net, &err) == 0) {
             const int ci = cvd_model_in_channels(m);
             float *in = calloc((size_t)8 * (size_t)ci + 1, sizeof(float));
-            float *out = calloc((size_t)cvd_net_max_out(net) * (size_t)cvd_model_out_channels(m) + 1,
-                                sizeof(float));
+            float *out =
+                calloc((size_t)cvd_net_max_out(net) * (size_t)cvd_model_out_channels(m) + 1,
+                       sizeof(float));
             int no;
             cr_assert(in && out);
             cvd_net_process(net, in, 8, out, &no);

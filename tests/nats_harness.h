@@ -250,8 +250,7 @@ NH_FN int nh_cluster_start(nh_cluster *c, int n, const char *base, const char *p
         snprintf(s->log, sizeof s->log, "%.400s/n%d.log", base, i + 1);
         mkdir(s->dir, 0755);
         size_t ul = strlen(c->urls);
-        snprintf(c->urls + ul, sizeof c->urls - ul, "%snats://127.0.0.1:%d", i ? "," : "",
-                 s->port);
+        snprintf(c->urls + ul, sizeof c->urls - ul, "%snats://127.0.0.1:%d", i ? "," : "", s->port);
     }
     for (int i = 0; i < n; i++)
         if (nh_write_server_conf(c, i, prefix, partitions) < 0 || nh_server_start(c, i) < 0)
@@ -334,8 +333,8 @@ NH_FN natsConnection *nh_connect(const char *urls)
 
 /* One message of an id: frames [first, first + n) of `frames` (channels interleaved),
  * published on P.in.<id> until stored (the same Msg-Id every time); retries counted. */
-NH_FN int nh_publish_msg(jsCtx *js, const char *prefix, const char *id, const float *data,
-                         int n, int ch, int64_t first, double timeout, unsigned long *retries)
+NH_FN int nh_publish_msg(jsCtx *js, const char *prefix, const char *id, const float *data, int n,
+                         int ch, int64_t first, double timeout, unsigned long *retries)
 {
     char subj[256], num[32], mid[200];
     double end = nh_now() + timeout;
@@ -370,8 +369,7 @@ NH_FN int nh_publish_msg(jsCtx *js, const char *prefix, const char *id, const fl
 
 /* An id's frames [from, to) in messages of per_msg frames. */
 NH_FN int nh_publish(jsCtx *js, const char *prefix, const char *id, const float *frames, int ch,
-                     int64_t from, int64_t to, int per_msg, double timeout,
-                     unsigned long *retries)
+                     int64_t from, int64_t to, int per_msg, double timeout, unsigned long *retries)
 {
     for (int64_t t = from; t < to; t += per_msg) {
         int n = (int)(to - t < per_msg ? to - t : per_msg);
@@ -525,12 +523,12 @@ static int nh_cmp_out(const void *a, const void *b)
 
 /* The result of checking one id's outputs against what it should be. */
 typedef struct nh_verdict {
-    int64_t frames;     /* output frames found (each counted once) */
-    int64_t duplicates; /* frames found more than once */
-    int64_t missing;    /* expected frames not found */
-    int64_t wrong;      /* frames found with other values than expected */
+    int64_t frames;      /* output frames found (each counted once) */
+    int64_t duplicates;  /* frames found more than once */
+    int64_t missing;     /* expected frames not found */
+    int64_t wrong;       /* frames found with other values than expected */
     int64_t first_wrong; /* index of the first wrong frame, -1 */
-    int bad_headers;    /* messages whose Nats-Msg-Id is not <id>:<Convd-Frame> */
+    int bad_headers;     /* messages whose Nats-Msg-Id is not <id>:<Convd-Frame> */
 } nh_verdict;
 
 /* o (sorted in place) against expect[0..n_expect) of ch channels, bit for bit */

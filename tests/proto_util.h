@@ -85,7 +85,6 @@ static inline float u2f(uint32_t u)
     return f;
 }
 
-
 /* ---- reads of a byte stream ---------------------------------------------------------------- */
 
 typedef struct split {
@@ -100,6 +99,5 @@ static inline size_t next_chunk(split *s)
         return s->chunk;
     return (size_t)tu_randint(s->rng, s->maxrnd + 1);
 }
-
 
 #endif

@@ -147,8 +147,7 @@ Test(acceptor, out_of_descriptors_closes_waiting_clients_logs_and_resumes)
     got g = {0};
     cvd_acceptor *a = NULL;
     cvd_err err = {0};
-    cr_assert_eq(cvd_acceptor_start(&loop, lfd, "fd-test", on_fd, &g, &a, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(cvd_acceptor_start(&loop, lfd, "fd-test", on_fd, &g, &a, &err), 0, "%s", err.msg);
     /* clients first (they need descriptors too), then a low limit, filled up */
     enum { N = 20 };
     int cl[N];
@@ -207,8 +206,8 @@ Test(acceptor, out_of_descriptors_closes_waiting_clients_logs_and_resumes)
     cr_assert_not_null(log);
     /* one line a second at most: one, unless this machine took a second over it */
     const int lines = du_count(log, "out of file descriptors");
-    cr_assert(lines >= 1 && lines <= 1 + (int)(t_last - t_first), "%d lines in %.2f s:\n%s",
-              lines, t_last - t_first, log);
+    cr_assert(lines >= 1 && lines <= 1 + (int)(t_last - t_first), "%d lines in %.2f s:\n%s", lines,
+              t_last - t_first, log);
     cr_assert(strstr(log, "listen fd-test: out of file descriptors") &&
                   strstr(log, "the limit is 256"),
               "%s", log);

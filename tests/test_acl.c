@@ -189,8 +189,8 @@ Test(acl, per_address_counts_match_a_reference)
         struct sockaddr *sa = (struct sockaddr *)&sas[i];
         if (tu_randint(&rng, 2) == 0) {
             int r = cvd_peer_acquire(sa, max);
-            cr_assert_eq(r, ref[i] < max ? 1 : 0, "step %d, address %d: acquire gave %d with %d open",
-                         step, i, r, ref[i]);
+            cr_assert_eq(r, ref[i] < max ? 1 : 0,
+                         "step %d, address %d: acquire gave %d with %d open", step, i, r, ref[i]);
             if (r == 1)
                 ref[i]++;
         } else if (ref[i] > 0) {

@@ -153,8 +153,8 @@ static void wait_file(du_daemon *d, const char *path, size_t bytes, double timeo
     while (file_size(path) < bytes) {
         if (!du_daemon_alive(d) || du_now() > end) {
             char *log = du_daemon_log(d);
-            cr_assert_fail("%s: %zu of %zu bytes played; convd's log:\n%s", path,
-                           file_size(path), bytes, log);
+            cr_assert_fail("%s: %zu of %zu bytes played; convd's log:\n%s", path, file_size(path),
+                           bytes, log);
         }
         du_sleep_ms(10);
     }
@@ -432,8 +432,7 @@ Test(audio, model_swapped_between_callbacks_old_net_freed_by_the_loop)
     cr_assert_eq(cvd_chain_create(&b, NULL, 1, &cc, &nb, NULL), 0);
     cr_assert_eq(cvd_chain_create(&b, NULL, 1, &cc, &nb2, NULL), 0);
     cr_assert_eq(cvd_audio_engine_swap_chain(e, nb, 1.0f, 1.0f), 0);
-    cr_assert_eq(cvd_audio_engine_swap_chain(e, nb2, 1.0f, 1.0f), CVD_ESTATE,
-                 "one swap at a time");
+    cr_assert_eq(cvd_audio_engine_swap_chain(e, nb2, 1.0f, 1.0f), CVD_ESTATE, "one swap at a time");
     cvd_chain_destroy(nb2);
     cr_assert_eq(cvd_audio_engine_collect(e, 0), 0, "not taken before the next callback");
     /* the next callback takes the new net without allocating or freeing */
@@ -613,8 +612,8 @@ Test(audio, channel_lists_checked_against_the_model)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char text[4096];
         snprintf(text, sizeof text,
-                 "[model amp]\npath = %s\n[stream guitar]\n%s[model g]\npath = %s\n",
-                 du_src(NAM_W), cases[i].stream, du_src("tests/data/tools/graph.json"));
+                 "[model amp]\npath = %s\n[stream guitar]\n%s[model g]\npath = %s\n", du_src(NAM_W),
+                 cases[i].stream, du_src("tests/data/tools/graph.json"));
         const char *path = du_tmp("lists.conf");
         du_write_file(path, text, strlen(text));
         cvd_runtime *rt = NULL;
@@ -669,8 +668,8 @@ static char *play_and_compare(const char *capture_file, const char *mono_input, 
     cr_assert_neq(ref[0], 0.0f);
     size_t diff = du_first_diff(y, ref, sizeof(float) * CMP_FRAMES);
     cr_assert_eq(diff, sizeof(float) * CMP_FRAMES,
-                 "played frame %zu differs from convd-run's on %s (%g vs %g)", diff / 4,
-                 mono_input, (double)y[diff / 4], (double)ref[diff / 4]);
+                 "played frame %zu differs from convd-run's on %s (%g vs %g)", diff / 4, mono_input,
+                 (double)y[diff / 4], (double)ref[diff / 4]);
     cr_log_info("played %zu frames after %zu of priming silence; the first %d equal "
                 "convd-run's",
                 n, lead, CMP_FRAMES);
@@ -776,8 +775,8 @@ Test(audio, published_stream_reaches_a_framed_subscriber)
         const du_fr_seg *g = &r.segs[k];
         size_t pos = at + (size_t)(g->first_frame - r.segs[i0].first_frame);
         cr_assert_leq(pos + g->n_frames, n);
-        cr_assert_eq(memcmp(y + pos, s + g->offset / sizeof(float), g->n_frames * sizeof(float)),
-                     0, "segment %zu (first_frame %llu) differs from the played frames", k,
+        cr_assert_eq(memcmp(y + pos, s + g->offset / sizeof(float), g->n_frames * sizeof(float)), 0,
+                     "segment %zu (first_frame %llu) differs from the played frames", k,
                      (unsigned long long)g->first_frame);
         compared += g->n_frames;
     }
@@ -856,7 +855,8 @@ Test(audio, output_only_stream_plays_a_tcp_producer)
         playedn++;
     }
     cr_log_info("output-only stream: %zu of the producer's 40000 frames played in order, %zu "
-                "lost", playedn, lost);
+                "lost",
+                playedn, lost);
     cr_assert_geq(playedn, 30000, "played %zu of the producer's 40000 frames", playedn);
     cr_expect_eq(k, 40000, "the end of the source is played too (%zu frames)", k);
     free(x);
@@ -914,13 +914,13 @@ Test(audio, failed_device_is_retried_while_the_daemon_serves)
                              "realtime = no\n",
                              NULL),
                  env);
-    wait_log(&d, "stream guitar: the device stopped (its stream finished): stopped; retrying in "
-                 "1 s",
+    wait_log(&d,
+             "stream guitar: the device stopped (its stream finished): stopped; retrying in "
+             "1 s",
              60);
     /* meanwhile the daemon serves: metrics, and a framed client through a model */
     int mport = du_daemon_metrics_port(&d);
-    cr_expect_geq(du_metric_now(mport, "convd_audio_device_failures_total{stream=\"guitar\"}"),
-                  1);
+    cr_expect_geq(du_metric_now(mport, "convd_audio_device_failures_total{stream=\"guitar\"}"), 1);
     int port = du_daemon_port(&d, "framed");
     char ps[16];
     snprintf(ps, sizeof ps, "%d", port);
@@ -950,18 +950,20 @@ Test(audio, sighup_swaps_the_model_without_stopping_the_device)
     skip_if_sanitized_alsa();
     alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
     du_daemon d;
-    start_daemon(&d, "convd",
-                 stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = amp\nrealtime = no\n",
-                             NULL),
-                 NULL);
+    start_daemon(
+        &d, "convd",
+        stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = amp\nrealtime = no\n", NULL),
+        NULL);
     wait_log(&d, "stream guitar: latency", 30);
     const char *again = stream_conf("input = cvd_cap\noutput = cvd_play\nmodel = nano\n"
                                     "realtime = no\n",
                                     NULL);
     du_write_file(d.conf, again, strlen(again));
     kill(d.pid, SIGHUP);
-    wait_log(&d, "stream guitar: model 'nano' swapped in without stopping the device (reload: "
-                 "replaces 'amp', crossfading over 20 ms", 30);
+    wait_log(&d,
+             "stream guitar: model 'nano' swapped in without stopping the device (reload: "
+             "replaces 'amp', crossfading over 20 ms",
+             30);
     du_sleep_ms(200);
     char *log = du_daemon_log(&d);
     cr_expect_eq(du_count(log, "stream guitar: latency"), 1, "the device was opened again:\n%s",
@@ -1008,10 +1010,19 @@ static int jackd_start(char *server, size_t n)
     }
     snprintf(server, n, "convd-test-%d", (int)getpid());
     setenv("JACK_DEFAULT_SERVER", server, 1);
-    const char *argv[] = {"/usr/bin/jackd", "-n", server, "--no-realtime", "-d", "dummy",
-                          "-r", "48000", "-p", "256", NULL};
-    du_spawn_opts so = {.argv = argv, .out_path = du_tmp("jackd.out"),
-                        .err_path = du_tmp("jackd.err"), .fd3 = -1};
+    const char *argv[] = {"/usr/bin/jackd",
+                          "-n",
+                          server,
+                          "--no-realtime",
+                          "-d",
+                          "dummy",
+                          "-r",
+                          "48000",
+                          "-p",
+                          "256",
+                          NULL};
+    du_spawn_opts so = {
+        .argv = argv, .out_path = du_tmp("jackd.out"), .err_path = du_tmp("jackd.err"), .fd3 = -1};
     jackd_pid = du_spawn(&so);
     /* up when jack_wait sees it */
     for (int i = 0; i < 100; i++) {
@@ -1057,8 +1068,8 @@ Test(audio, slow_callback_on_a_paced_device_counts_xruns_without_crashing)
     int mport = du_daemon_metrics_port(&d);
     double under = du_metric_wait(
         mport, "convd_audio_xruns_total{stream=\"guitar\",kind=\"output_underflow\"}", 1, 30);
-    double over = du_metric_now(
-        mport, "convd_audio_xruns_total{stream=\"guitar\",kind=\"input_overflow\"}");
+    double over =
+        du_metric_now(mport, "convd_audio_xruns_total{stream=\"guitar\",kind=\"input_overflow\"}");
     cr_expect_geq(under, 1, "no output underflow counted");
     wait_log(&d, "stream guitar: since the start: input underflow", 30);
     char *log = du_daemon_log(&d);

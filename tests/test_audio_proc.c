@@ -62,20 +62,23 @@ static cvd_model *ir_model(const char *name, const float *h, int n, int rate)
     return m;
 }
 
-static cvd_audio_engine *chain_engine(cvd_model **models, int n, int rate, int block,
-                                      int crossfade)
+static cvd_audio_engine *chain_engine(cvd_model **models, int n, int rate, int block, int crossfade)
 {
     cvd_chain *chain = NULL;
     cvd_err err = {0};
     cvd_chain_config cc = {.rate = rate, .max_block = block, .fixed = 1, .in_channels = 1};
     if (n > 0)
         cr_assert_eq(cvd_chain_create(models, NULL, n, &cc, &chain, &err), 0, "%s", err.msg);
-    cvd_audio_proc_config pc = {.in_channels = 1, .out_channels = 1, .block = block,
-                                .rate = rate, .crossfade = crossfade};
+    cvd_audio_proc_config pc = {
+        .in_channels = 1, .out_channels = 1, .block = block, .rate = rate, .crossfade = crossfade};
     cvd_audio_proc *proc = NULL;
     cr_assert_eq(cvd_audio_proc_create(&pc, chain, 1.0f, 1.0f, &proc, &err), 0, "%s", err.msg);
-    cvd_audio_engine_config ec = {.in_channels = 1, .capture_channels = 1, .out_channels = 1,
-                                  .play_channels = 1, .block = block, .rate = rate};
+    cvd_audio_engine_config ec = {.in_channels = 1,
+                                  .capture_channels = 1,
+                                  .out_channels = 1,
+                                  .play_channels = 1,
+                                  .block = block,
+                                  .rate = rate};
     cvd_audio_engine *e = NULL;
     cr_assert_eq(cvd_audio_engine_create_proc(&ec, proc, NULL, &e, &err), 0, "%s", err.msg);
     return e;
@@ -181,11 +184,13 @@ Test(audioproc, amp_and_cabinet_chain_equals_the_offline_chain)
     cvd_chain *off = NULL;
     cvd_chain_config cc = {.rate = rate, .max_block = 1000, .in_channels = 1};
     cr_assert_eq(cvd_chain_create(models, NULL, 2, &cc, &off, NULL), 0);
-    float *ref = calloc(n + 100000, sizeof(float)), *tmp = malloc(sizeof(float) * (size_t)cvd_chain_max_out(off));
+    float *ref = calloc(n + 100000, sizeof(float)),
+          *tmp = malloc(sizeof(float) * (size_t)cvd_chain_max_out(off));
     size_t got = 0;
     int no = 0;
     for (size_t k = 0; k < n; k += 1000) {
-        cr_assert_eq(cvd_chain_process(off, x + k, n - k < 1000 ? (int)(n - k) : 1000, tmp, &no), 0);
+        cr_assert_eq(cvd_chain_process(off, x + k, n - k < 1000 ? (int)(n - k) : 1000, tmp, &no),
+                     0);
         memcpy(ref + got, tmp, sizeof(float) * (size_t)no);
         got += (size_t)no;
     }
@@ -316,8 +321,8 @@ Test(audioproc, gains_ramp_bypass_fades_and_the_limiter_holds_the_ceiling)
     free(y);
 
     /* the limiter: +30 dB of a 0.5 sine never reaches 0 dBFS */
-    cvd_audio_proc_config pc = {.in_channels = 1, .out_channels = 1, .block = block,
-                                .rate = rate, .limit = 1};
+    cvd_audio_proc_config pc = {
+        .in_channels = 1, .out_channels = 1, .block = block, .rate = rate, .limit = 1};
     cvd_audio_proc *lp = NULL;
     cr_assert_eq(cvd_audio_proc_create(&pc, NULL, 1.0f, 1.0f, &lp, NULL), 0);
     cvd_audio_proc_set_gains(lp, 30, 0);

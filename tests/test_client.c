@@ -615,4 +615,3 @@ Test(proto_client, misuse_is_refused)
     close(sv[1]);
     cvd_client_close(NULL);
 }
-

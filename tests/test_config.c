@@ -540,9 +540,8 @@ Test(config, syntax_errors)
         {"[Server]\n",
          "t.conf:1: [Server]: unknown section (expected [server], [model NAME], [listen "
          "NAME], [stream NAME] or [nats NAME])"},
-        {"[]\n",
-         "t.conf:1: []: unknown section (expected [server], [model NAME], [listen NAME], "
-         "[stream NAME] or [nats NAME])"},
+        {"[]\n", "t.conf:1: []: unknown section (expected [server], [model NAME], [listen NAME], "
+                 "[stream NAME] or [nats NAME])"},
         {"[modelx y]\n",
          "t.conf:1: [modelx y]: unknown section (expected [server], [model NAME], [listen "
          "NAME], [stream NAME] or [nats NAME])"},
@@ -709,13 +708,17 @@ Test(config, model_errors)
 {
     static const error_case cases[] = {
         {"[model m]\n[listen l]\naddress = 127.0.0.1:1\nprotocol = raw\nmodel = m\n",
-         "t.conf:1: [model m]: missing 'path' (a .nam, .json, .keras or .h5 file, or builtin:NAME)"},
+         "t.conf:1: [model m]: missing 'path' (a .nam, .json, .keras or .h5 file, or "
+         "builtin:NAME)"},
         {"[model m]\npath = m.onnx\n",
-         "t.conf:2: path: 'm.onnx' is not a .nam, .json, .keras or .h5 file, nor an impulse response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
+         "t.conf:2: path: 'm.onnx' is not a .nam, .json, .keras or .h5 file, nor an impulse "
+         "response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
         {"[model m]\npath = .nam\n",
-         "t.conf:2: path: '.nam' is not a .nam, .json, .keras or .h5 file, nor an impulse response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
+         "t.conf:2: path: '.nam' is not a .nam, .json, .keras or .h5 file, nor an impulse response "
+         "(.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
         {"[model m]\npath = models/\n",
-         "t.conf:2: path: 'models/' is not a .nam, .json, .keras or .h5 file, nor an impulse response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
+         "t.conf:2: path: 'models/' is not a .nam, .json, .keras or .h5 file, nor an impulse "
+         "response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
         {"[model m]\npath = builtin:\n",
          "t.conf:2: path: 'builtin:': a built-in model is builtin:NAME, NAME 1 to 64 of A-Z a-z "
          "0-9 _ . -"},
@@ -723,7 +726,8 @@ Test(config, model_errors)
          "t.conf:2: path: 'builtin:a/b.nam': a built-in model is builtin:NAME, NAME 1 to 64 of "
          "A-Z a-z 0-9 _ . -"},
         {"[model m]\npath = BUILTIN:m\n",
-         "t.conf:2: path: 'BUILTIN:m' is not a .nam, .json, .keras or .h5 file, nor an impulse response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
+         "t.conf:2: path: 'BUILTIN:m' is not a .nam, .json, .keras or .h5 file, nor an impulse "
+         "response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
         {"[model m]\npath = builtin:m\nhop = 1.5\n", "t.conf:3: hop: '1.5' is not a whole number"},
         {"[model m]\npath = builtin:m\nhop = -1\n",
          "t.conf:3: hop: -1 is out of range 0..1073741824 (0 = the window length)"},
@@ -770,15 +774,19 @@ Test(config, listener_errors)
          "[server]\nmetrics = 127.0.0.1:9400\n",
          "t.conf:5: metrics: 127.0.0.1:9400 is already the address of [listen a] (line 2)"},
         /* no listener */
-        {"", "t.conf:1: no [listen NAME], [stream NAME] or [nats NAME] section: there is nothing to serve"},
-        {"\n\n; only comments\n", "t.conf:3: no [listen NAME], [stream NAME] or [nats NAME] section: there is nothing to serve"},
+        {"", "t.conf:1: no [listen NAME], [stream NAME] or [nats NAME] section: there is nothing "
+             "to serve"},
+        {"\n\n; only comments\n", "t.conf:3: no [listen NAME], [stream NAME] or [nats NAME] "
+                                  "section: there is nothing to serve"},
         {"[server]\n[model m]\npath = builtin:m\n",
-         "t.conf:3: no [listen NAME], [stream NAME] or [nats NAME] section: there is nothing to serve"},
+         "t.conf:3: no [listen NAME], [stream NAME] or [nats NAME] section: there is nothing to "
+         "serve"},
         /* of several errors found once the file is read, the first by line */
         {"[listen a]\naddress = 127.0.0.1:1\n[model m]\n",
          "t.conf:1: [listen a]: missing 'protocol' (raw | framed | line)"},
         {"[model m]\n[listen a]\naddress = 127.0.0.1:1\nprotocol = raw\nmodel = x\n",
-         "t.conf:1: [model m]: missing 'path' (a .nam, .json, .keras or .h5 file, or builtin:NAME)"},
+         "t.conf:1: [model m]: missing 'path' (a .nam, .json, .keras or .h5 file, or "
+         "builtin:NAME)"},
         {"[listen a]\nmodel = x\naddress = 127.0.0.1:1\nprotocol = raw\n[model m]\n",
          "t.conf:2: model: no [model x] section"},
         /* a parse error stops the parse: nothing after it is looked at */
@@ -1110,8 +1118,11 @@ Test(config, sample_format_is_the_codecs_parser)
  * to paste printed. */
 Test(config, reference_tables_are_the_directive_table)
 {
-    static const char *const headings[] = {NULL, "## `[server]`", "## `[model NAME]`",
-                                           "## `[listen NAME]`", "## `[stream NAME]`",
+    static const char *const headings[] = {NULL,
+                                           "## `[server]`",
+                                           "## `[model NAME]`",
+                                           "## `[listen NAME]`",
+                                           "## `[stream NAME]`",
                                            "## `[nats NAME]`"};
     size_t len;
     char *doc = tu_read_file("docs/CONFIG.md", &len);

@@ -22,11 +22,11 @@
 #include "daemon_util.h"
 #include "testutil.h"
 
-#define NAM_W "tests/data/nam/wide16_tanh.nam"  /* 1 -> 1 channel, latency 0 */
-#define NAM_K "tests/data/nam/k1_relu_1ch.nam"  /* 1 -> 1, latency 0, cheap */
-#define NAM_N "tests/data/nam/nano_tanh.nam"    /* 1 -> 1, latency 0 */
-#define JSON_G "tests/data/tools/graph.json"    /* 2 -> 3 channels, latency 2 */
-#define INPUT "tests/data/nam/input_4k.f32"     /* 4096 floats in [-1, 1] */
+#define NAM_W "tests/data/nam/wide16_tanh.nam" /* 1 -> 1 channel, latency 0 */
+#define NAM_K "tests/data/nam/k1_relu_1ch.nam" /* 1 -> 1, latency 0, cheap */
+#define NAM_N "tests/data/nam/nano_tanh.nam"   /* 1 -> 1, latency 0 */
+#define JSON_G "tests/data/tools/graph.json"   /* 2 -> 3 channels, latency 2 */
+#define INPUT "tests/data/nam/input_4k.f32"    /* 4096 floats in [-1, 1] */
 #define BAD_NAM "tests/data/nam/bad/truncated_json.nam"
 
 static void suite_init(void)
@@ -151,8 +151,8 @@ static void peer_open(du_peer *p, int port, const void *in, size_t len, uint64_t
 static void peer_check_done(const du_peer *p, const char *what)
 {
     cr_assert(p->eof && p->err == 0,
-              "%s: the stream did not end with EOF (%s; %zu of %zu bytes sent, %zu received)",
-              what, p->err ? strerror(p->err) : "timed out", p->sent, p->in_len, p->out.len);
+              "%s: the stream did not end with EOF (%s; %zu of %zu bytes sent, %zu received)", what,
+              p->err ? strerror(p->err) : "timed out", p->sent, p->in_len, p->out.len);
 }
 
 /* ---- each protocol, byte for byte --------------------------------------------------------- */
@@ -332,8 +332,9 @@ Test(daemon, framed_matches_convd_run)
         else /* the listener's model and block */
             du_fr_stream(&s, &rng, CVD_FMT_F32LE, 0, 1, 0, "", x, nf, 4096);
         snprintf(what, sizeof what, "framed case %d (%s), seed %llu", k,
-                 kind == 0 ? "graph f32 block 16" : kind == 1 ? "wide16 s16le block 32"
-                                                               : "default model and block",
+                 kind == 0   ? "graph f32 block 16"
+                 : kind == 1 ? "wide16 s16le block 32"
+                             : "default model and block",
                  (unsigned long long)seed_for(k));
         framed_roundtrip(port, &s, seed_for(k), k < 3 ? 8192 : 1, k < 3 ? 5 : 65536, &r, what);
         cr_assert(r.accepted, "%s: no ACCEPT", what);
@@ -355,8 +356,8 @@ Test(daemon, framed_matches_convd_run)
                       "%s: ACCEPT", what);
             du_assert_bytes(r.data.p, r.data.len, ew, nw * 2, what);
         } else {
-            cr_assert(a->block == 64 && strcmp(a->model, "w") == 0, "%s: ACCEPT block %u, %s",
-                      what, a->block, a->model);
+            cr_assert(a->block == 64 && strcmp(a->model, "w") == 0, "%s: ACCEPT block %u, %s", what,
+                      a->block, a->model);
             du_assert_bytes(r.data.p, r.data.len, rw64, nw64 * 4, what);
         }
         cr_assert(a->max_message >= CVD_FR_MIN_MESSAGE);
@@ -480,7 +481,8 @@ static float *rotated(const float *x, size_t n_frames, int ch, size_t k)
     float *y = malloc(sizeof(float) * n_frames * (size_t)ch + 1);
     cr_assert_not_null(y);
     for (size_t f = 0; f < n_frames; f++)
-        memcpy(y + f * (size_t)ch, x + ((f + k) % n_frames) * (size_t)ch, sizeof(float) * (size_t)ch);
+        memcpy(y + f * (size_t)ch, x + ((f + k) % n_frames) * (size_t)ch,
+               sizeof(float) * (size_t)ch);
     return y;
 }
 
@@ -580,8 +582,8 @@ Test(daemon, many_concurrent_clients_each_get_their_own_stream)
             du_fr_result r;
             du_fr_parse(ps[i].out.p, ps[i].out.len, &r);
             cr_assert(!r.bad && r.accepted && r.ended && r.error_code == 0,
-                      "%s: bad %d (%s), accepted %d, ended %d, error %d %s", what, r.bad,
-                      r.bad_msg, r.accepted, r.ended, r.error_code, r.error_text);
+                      "%s: bad %d (%s), accepted %d, ended %d, error %d %s", what, r.bad, r.bad_msg,
+                      r.accepted, r.ended, r.error_code, r.error_text);
             du_assert_bytes(r.data.p, r.data.len, wants[i], want_len[i], what);
             du_fr_result_free(&r);
         } else {
@@ -619,8 +621,7 @@ static void fr_read_first(int fd, du_buf *out, const char *what)
                 return;
         }
         long n = du_recv_some(fd, out, 4096, end - du_now());
-        cr_assert_gt(n, 0, "%s: no answer to HELLO (%s)", what,
-                     n == 0 ? "EOF" : strerror((int)-n));
+        cr_assert_gt(n, 0, "%s: no answer to HELLO (%s)", what, n == 0 ? "EOF" : strerror((int)-n));
     }
 }
 
@@ -722,7 +723,8 @@ static void producer_run(producer *p, int fd, du_buf *first, int mport, double q
             free(t);
             if (q >= queue_target || gone > 0 || sent > p->rest.len / 4 * 3) {
                 cr_log_info("producer: full speed after %zu bytes (convd_queue_bytes %g, %g slow "
-                            "subscribers closed)", sent, q, gone);
+                            "subscribers closed)",
+                            sent, q, gone);
                 slow = 0;
                 du_sleep_ms(200);
             }
@@ -745,8 +747,10 @@ static void producer_run(producer *p, int fd, du_buf *first, int mport, double q
             long k = du_recv_some(fd, &out, 65536, 0);
             if (k == 0)
                 break;
-            cr_assert(k > 0 || k == -ETIMEDOUT, "the producer: receive: %s (%zu of %zu bytes "
-                      "sent)", strerror((int)-k), sent, p->rest.len);
+            cr_assert(k > 0 || k == -ETIMEDOUT,
+                      "the producer: receive: %s (%zu of %zu bytes "
+                      "sent)",
+                      strerror((int)-k), sent, p->rest.len);
         }
     }
     cr_assert_eq(sent, p->rest.len, "the producer: EOF before all was sent");
@@ -827,8 +831,8 @@ Test(daemon, slow_subscriber_drop_bounded_and_counted)
         const du_fr_seg *s = &r.segs[i];
         frames += s->n_frames;
         cr_assert_leq(s->first_frame + s->n_frames, pr.want_frames);
-        size_t diff = du_first_diff(r.data.p + s->offset, pr.want + s->first_frame,
-                                    s->n_frames * 4);
+        size_t diff =
+            du_first_diff(r.data.p + s->offset, pr.want + s->first_frame, s->n_frames * 4);
         cr_assert_eq(diff, s->n_frames * 4,
                      "subscriber B: DATA %zu (first_frame %llu, %zu frames, dropped %u) does not "
                      "hold the stream's frames %llu.. (first difference at its frame %zu): the "
@@ -896,7 +900,8 @@ Test(daemon, slow_subscriber_disconnect)
                  rss1 - rss0, pr.want_frames * 4 / 1024);
 
     /* A never read: its queue filled, so it must be closed (without it reading first) */
-    double disc = du_metric_wait(mport, "convd_disconnects_total{reason=\"slow_subscriber\"}", 1, 3);
+    double disc =
+        du_metric_wait(mport, "convd_disconnects_total{reason=\"slow_subscriber\"}", 1, 3);
     cr_assert_geq(disc, 1,
                   "a subscriber whose queue is full was not closed under slow_subscriber = "
                   "disconnect (convd_disconnects_total{reason=\"slow_subscriber\"} = %g while it "
@@ -1160,8 +1165,10 @@ static du_buf exchange(int port, const void *bytes, size_t n, int half_close, do
     if (half_close)
         shutdown(fd, SHUT_WR);
     int rc = du_recv_eof(fd, &out, timeout_s);
-    cr_assert(rc == 1 || rc == -ECONNRESET, "%s: the server did not close the connection within "
-              "%.1f s (%s; %zu bytes received)", what, timeout_s, strerror(-rc), out.len);
+    cr_assert(rc == 1 || rc == -ECONNRESET,
+              "%s: the server did not close the connection within "
+              "%.1f s (%s; %zu bytes received)",
+              what, timeout_s, strerror(-rc), out.len);
     close(fd);
     du_buf_reserve(&out, 0);
     return out;
@@ -1175,8 +1182,8 @@ static void expect_fr_error(int port, const du_buf *msg, int code, const char *t
     du_fr_result r;
     du_fr_parse(out.p, out.len, &r);
     cr_assert(!r.bad, "%s: the server's answer is malformed: %s", what, r.bad_msg);
-    cr_assert_eq(r.error_code, code, "%s: ERROR %d (%s), want %d", what, r.error_code,
-                 r.error_text, code);
+    cr_assert_eq(r.error_code, code, "%s: ERROR %d (%s), want %d", what, r.error_code, r.error_text,
+                 code);
     cr_assert(text_has == NULL || strstr(r.error_text, text_has), "%s: ERROR text \"%s\"", what,
               r.error_text);
     cr_assert(!r.ended, "%s: an END after the error", what);
@@ -1325,7 +1332,7 @@ Test(daemon, malformed_input_never_disturbs_a_good_client)
         du_fr_data(&m, 0, 0, CVD_FMT_F32LE, nanx, 40, 1);
         du_fr_end(&m);
         expect_fr_error(pf, &m, CVD_FR_E_NONFINITE, NULL, "framed: a NaN sample");
-    watch(ws, 5, 0);
+        watch(ws, 5, 0);
         /* raw: the connection is closed (without our half-close) */
         du_buf o = exchange(pk, nanx, sizeof nanx, 0, 5, "raw: a NaN sample");
         cr_assert_leq(o.len, 30 * 4, "raw: output for frames after the NaN");
@@ -1412,8 +1419,8 @@ Test(daemon, malformed_input_never_disturbs_a_good_client)
                                "completes its HELLO would hold the connection forever)"
                              : "");
         } else {
-            cr_assert(t > 1.3 && t < 3.0, "%s: closed after %.2f s; idle_timeout is 1.5 s",
-                      w->what, t);
+            cr_assert(t > 1.3 && t < 3.0, "%s: closed after %.2f s; idle_timeout is 1.5 s", w->what,
+                      t);
             if (i == 3)
                 cr_assert(strstr((char *)w->out.p, "!ERR timeout"), "%s: got \"%s\"", w->what,
                           (char *)w->out.p);
@@ -1642,8 +1649,9 @@ Test(daemon, sighup_reload_good_and_bad_configs)
               log + log_before);
     free(log);
     du_buf bad2 = {0};
-    du_buf_printf(&bad2, "[server]\nworkers = 2\nmetrics = 127.0.0.1:0\n[model n]\npath = %s\n"
-                         "[listen r]\naddress = 127.0.0.1:0\nprotocol = raw\nmodel = n\n",
+    du_buf_printf(&bad2,
+                  "[server]\nworkers = 2\nmetrics = 127.0.0.1:0\n[model n]\npath = %s\n"
+                  "[listen r]\naddress = 127.0.0.1:0\nprotocol = raw\nmodel = n\n",
                   du_src(BAD_NAM));
     rewrite_conf(&d, (char *)bad2.p);
     reload(&d, mport, "failed", 2);
@@ -1813,8 +1821,8 @@ Test(daemon, sigterm_processes_input_already_received)
     du_fr_result r;
     du_fr_parse(out.p, out.len, &r);
     /* no END came from the client: the output of everything received, then ERROR 11 */
-    cr_assert(!r.bad && !r.ended && r.error_code == CVD_FR_E_SHUTTING_DOWN,
-              "%s, END %d, ERROR %d", r.bad_msg, r.ended, r.error_code);
+    cr_assert(!r.bad && !r.ended && r.error_code == CVD_FR_E_SHUTTING_DOWN, "%s, END %d, ERROR %d",
+              r.bad_msg, r.ended, r.error_code);
     cr_assert_eq(r.data.len, nk * 4,
                  "after SIGTERM the daemon sent the output of %zu frames, but it had "
                  "received all %zu (one DATA message): input already received was dropped",
@@ -1921,15 +1929,17 @@ Test(daemon, sd_notify_ready_reloading_stopping_watchdog)
     /* SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1 again */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    unsigned long long before = (unsigned long long)ts.tv_sec * 1000000ull +
-                                (unsigned long long)ts.tv_nsec / 1000;
+    unsigned long long before =
+        (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000;
     size_t mark = n.all.len;
     kill(d.pid, SIGHUP);
     size_t rl = notes_wait(&n, "RELOADING=1", mark, 10);
     const char *mono = strstr((char *)n.all.p + rl, "MONOTONIC_USEC=");
     const char *sep = strstr((char *)n.all.p + rl, "\n--\n");
-    cr_assert(mono && (sep == NULL || mono < sep), "RELOADING=1 without MONOTONIC_USEC in the same "
-              "message:\n%s", (char *)n.all.p + rl);
+    cr_assert(mono && (sep == NULL || mono < sep),
+              "RELOADING=1 without MONOTONIC_USEC in the same "
+              "message:\n%s",
+              (char *)n.all.p + rl);
     unsigned long long usec = strtoull(mono + 15, NULL, 10);
     cr_assert(usec >= before && usec < before + 5000000ull,
               "MONOTONIC_USEC=%llu, CLOCK_MONOTONIC was %llu us before SIGHUP", usec, before);
@@ -1967,9 +1977,16 @@ Test(daemon, windowed_model_hop_from_its_model_section)
         x[i] = (float)tu_randint(&rng, 2001) / 1000.0f - 1.0f;
     const char *ip = du_tmp("cls.in.f32"), *op = du_tmp("cls.out.f32");
     du_write_file(ip, x, nf * sizeof(float));
-    const char *argv[] = {du_prog("convd-run"), du_src(model), ip,      op,
-                          "--block",            "16",          "--hop", "5",
-                          "--quiet",            NULL};
+    const char *argv[] = {du_prog("convd-run"),
+                          du_src(model),
+                          ip,
+                          op,
+                          "--block",
+                          "16",
+                          "--hop",
+                          "5",
+                          "--quiet",
+                          NULL};
     du_proc r = du_run(argv, 60);
     cr_assert_eq(r.status, 0, "convd-run --hop 5: exit %d: %s", r.status, r.err);
     du_proc_free(&r);
@@ -1978,8 +1995,7 @@ Test(daemon, windowed_model_hop_from_its_model_section)
     cr_assert_eq(nref, ((nf - 24) / 5 + 1) * 3, "convd-run --hop 5 gave %zu values", nref);
 
     du_buf c = {0};
-    du_buf_printf(&c, "[server]\nworkers = 1\n[model cls]\npath = %s\nhop = 5\n",
-                  du_src(model));
+    du_buf_printf(&c, "[server]\nworkers = 1\n[model cls]\npath = %s\nhop = 5\n", du_src(model));
     listener(&c, "r", "raw", "cls", "block = 16");
     du_daemon d;
     du_daemon_start(&d, (char *)c.p, 0);
@@ -2047,8 +2063,9 @@ Test(daemon, check_reports_good_and_bad_files)
     const char *models[] = {du_src(BAD_NAM), "/nonexistent/convd/missing.nam"};
     for (int i = 0; i < 2; i++) {
         du_buf t = {0};
-        du_buf_printf(&t, "[server]\nworkers = 1\n\n[model m]\npath = %s\n[listen a]\n"
-                          "address = 127.0.0.1:0\nprotocol = raw\nmodel = m\n",
+        du_buf_printf(&t,
+                      "[server]\nworkers = 1\n\n[model m]\npath = %s\n[listen a]\n"
+                      "address = 127.0.0.1:0\nprotocol = raw\nmodel = m\n",
                       models[i]);
         p = run_check("badmodel.conf", (char *)t.p);
         cr_assert_eq(p.status, 1, "--check, model %s: exit %d (want 1)\n%s", models[i], p.status,
@@ -2064,14 +2081,15 @@ Test(daemon, check_reports_good_and_bad_files)
     /* a hop for a model that streams frame by frame: the hop line (6) */
     {
         du_buf t = {0};
-        du_buf_printf(&t, "[server]\nworkers = 1\n\n[model m]\npath = %s\nhop = 4\n[listen a]\n"
-                          "address = 127.0.0.1:0\nprotocol = raw\nmodel = m\n",
+        du_buf_printf(&t,
+                      "[server]\nworkers = 1\n\n[model m]\npath = %s\nhop = 4\n[listen a]\n"
+                      "address = 127.0.0.1:0\nprotocol = raw\nmodel = m\n",
                       du_src(NAM_K));
         p = run_check("hop.conf", (char *)t.p);
         snprintf(want, sizeof want, "%s:6: hop: model 'm' streams frame by frame",
                  du_tmp("hop.conf"));
-        cr_assert(p.status == 1 && strstr(p.err, want), "--check: exit %d, want \"%s...\", got:\n%s",
-                  p.status, want, p.err);
+        cr_assert(p.status == 1 && strstr(p.err, want),
+                  "--check: exit %d, want \"%s...\", got:\n%s", p.status, want, p.err);
         du_proc_free(&p);
         du_buf_free(&t);
     }
@@ -2098,8 +2116,7 @@ Test(daemon, no_config_file_warns_about_the_demo_configuration)
     cr_assert(strstr(p.err, "/etc/convd/convd.conf"), "the file looked for is not named:\n%s",
               p.err);
     cr_assert(strstr(p.err, "No such file or directory"), "why it was not read:\n%s", p.err);
-    cr_assert(strstr(p.err, "built-in demo configuration"), "what it serves instead:\n%s",
-              p.err);
+    cr_assert(strstr(p.err, "built-in demo configuration"), "what it serves instead:\n%s", p.err);
     du_proc_free(&p);
 
     const char *argv2[] = {du_prog("convd"), "--check", "--builtin-config", NULL};

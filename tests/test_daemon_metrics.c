@@ -40,8 +40,8 @@ static int check_page(const char *t)
             cr_assert_not_null(sp, "%.*s", (int)n, p);
             snprintf(fam, sizeof fam, "%.*s", (int)(sp - p - 7), p + 7);
         } else if (n > 7 && strncmp(p, "# TYPE ", 7) == 0) {
-            cr_assert(strncmp(p + 7, fam, strlen(fam)) == 0, "TYPE without its HELP: %.*s",
-                      (int)n, p);
+            cr_assert(strncmp(p + 7, fam, strlen(fam)) == 0, "TYPE without its HELP: %.*s", (int)n,
+                      p);
         } else {
             size_t k = strlen(fam);
             cr_assert(k > 0 && strncmp(p, fam, k) == 0, "a sample outside its family (%s): %.*s",
@@ -89,12 +89,12 @@ Test(daemon_metrics, build_info_process_and_kinds)
     cr_assert_eq(du_recv_eof(fd2, &got2, 10), 1);
     close(fd2);
 
-    cr_assert_eq(du_metric_wait(mport, "convd_stream_frames_in_total{stream=\"x\",kind=\"listener\"}",
-                                5, 10),
+    cr_assert_eq(du_metric_wait(
+                     mport, "convd_stream_frames_in_total{stream=\"x\",kind=\"listener\"}", 5, 10),
                  5);
-    cr_assert_eq(du_metric_wait(mport, "convd_stream_frames_in_total{stream=\"x\",kind=\"stream\"}",
-                                3, 10),
-                 3);
+    cr_assert_eq(
+        du_metric_wait(mport, "convd_stream_frames_in_total{stream=\"x\",kind=\"stream\"}", 3, 10),
+        3);
     char *t = du_metrics(mport);
     check_page(t);
     cr_expect_eq(du_metric(t, "convd_stream_frames_out_total{stream=\"x\",kind=\"listener\"}"), 5);

@@ -19,7 +19,7 @@
 
 TestSuite(datafiles, .init = make_tmpdir, .fini = remove_tmpdir);
 
-#define GRAPH "tests/data/tools/graph.json"   /* 2 channels in, 3 out ("out"), 44100 Hz */
+#define GRAPH "tests/data/tools/graph.json" /* 2 channels in, 3 out ("out"), 44100 Hz */
 #define CLASSIFIER "tests/data/keras/k3_seq_classifier.keras" /* 2 in, windows of 16, 4 out */
 #define NPY "tests/data/tools/npy/"
 
@@ -239,8 +239,8 @@ Test(datafiles, csv_columns_by_index_range_and_name)
     cvd_af_close(af, NULL);
 }
 
-static void expect_refused(const char *in, const char *const *args, int status,
-                           const char *f1, const char *f2)
+static void expect_refused(const char *in, const char *const *args, int status, const char *f1,
+                           const char *f2)
 {
     const char *argv[16];
     int n = 0;
@@ -269,8 +269,8 @@ Test(datafiles, csv_column_errors_are_clear)
     write_sensor_csv(in, 10, "time,x,y", 1);
     write_sensor_csv(plain, 10, NULL, 0);
     write_text(three, "a,b,c\n1,2,3\n");
-    expect_refused(in, (const char *const[]){"--columns", "x,z", "--time-column", "time", NULL},
-                   1, "column 'z': no such column", "time, x, y");
+    expect_refused(in, (const char *const[]){"--columns", "x,z", "--time-column", "time", NULL}, 1,
+                   "column 'z': no such column", "time, x, y");
     expect_refused(in, (const char *const[]){"--columns", "2,9", NULL}, 1, "column 9",
                    "the file has 3 columns");
     expect_refused(plain, (const char *const[]){"--columns", "x", NULL}, 1, "column 'x'",
@@ -279,8 +279,10 @@ Test(datafiles, csv_column_errors_are_clear)
                    "column 1 is the time column", NULL);
     expect_refused(in, (const char *const[]){"--columns", "3-2", NULL}, 1, "an empty range", NULL);
     expect_refused(three, (const char *const[]){NULL}, 1, "3 channels", "the model takes 2");
-    expect_refused(in, (const char *const[]){NULL}, 1, "field 1 \"2026-01-01T00:00:00.000\" is "
-                   "not a number", NULL);
+    expect_refused(in, (const char *const[]){NULL}, 1,
+                   "field 1 \"2026-01-01T00:00:00.000\" is "
+                   "not a number",
+                   NULL);
     expect_refused(in, (const char *const[]){"--columns", "x", "--time-column", "time", NULL}, 1,
                    "1 channel chosen (--columns)", "the model takes 2");
     /* usage errors: options that do not apply */
@@ -324,8 +326,8 @@ Test(datafiles, time_column_passes_through)
             char stamp[64];
             snprintf(stamp, sizeof stamp, "2026-01-01T00:00:%02d.%03d,", t / 10, (t % 10) * 100);
             cr_expect_eq(strncmp(lines[t + 1], stamp, strlen(stamp)), 0,
-                         "--block %s: line %d: \"%s\", want it to start with %s", blocks[b],
-                         t + 2, lines[t + 1], stamp);
+                         "--block %s: line %d: \"%s\", want it to start with %s", blocks[b], t + 2,
+                         lines[t + 1], stamp);
         }
         free(text), free(y), free(h), free(want);
     }
@@ -462,8 +464,7 @@ Test(datafiles, npy_refusals_name_the_problem)
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2), }", 9, "holds 36 bytes"},
         {"{'descr': '<f4', 'shape': (4, 2), }", 8, "lacks 'fortran_order'"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2), 'x': 1}", 8, "'x'"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2), 'shape': (4, 2)}", 8,
-         "twice"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2), 'shape': (4, 2)}", 8, "twice"},
         {"{'descr': '<f4', 'fortran_order': False, 'shape': 8, }", 8, "not a tuple"},
         {"{'descr': '<f4' 'fortran_order': False, 'shape': (4, 2), }", 8, "commas"},
         {"['<f4', False, (4, 2)]", 8, "not a Python dictionary"},
@@ -622,8 +623,8 @@ Test(datafiles, rate_phrased_for_sensors)
     /* the model declares its rate: seconds at that rate, not "of audio" */
     p = RUN("convd-run", GRAPH, in, out);
     expect_status(&p, 0, "a model with a rate");
-    cr_expect_not_null(strstr(p.err, "64 frames in, 64 out; 0.001 s at 44100 Hz (the model's rate)"),
-                       "%s", p.err);
+    cr_expect_not_null(
+        strstr(p.err, "64 frames in, 64 out; 0.001 s at 44100 Hz (the model's rate)"), "%s", p.err);
     cr_expect_null(strstr(p.err, "audio"), "%s", p.err);
     proc_free(&p);
     /* convd-info: no rate, no assumed one */

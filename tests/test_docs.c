@@ -75,8 +75,8 @@ Test(cli, every_program_prints_its_version)
         char want[256];
         du_proc p = run1(ps[i].name, "--version");
         snprintf(want, sizeof want, "%.64s %s\n", ps[i].name, CVD_VERSION);
-        cr_expect_eq(p.status, 0, "%s --version: exit status %d; stderr:\n%s", ps[i].name,
-                     p.status, p.err);
+        cr_expect_eq(p.status, 0, "%s --version: exit status %d; stderr:\n%s", ps[i].name, p.status,
+                     p.err);
         cr_expect_str_eq(p.out, want, "%s --version printed \"%s\"", ps[i].name, p.out);
         cr_expect_str_eq(p.err, "", "%s --version wrote to stderr:\n%s", ps[i].name, p.err);
         du_proc_free(&p);
@@ -95,8 +95,8 @@ Test(cli, every_program_has_help_naming_the_installed_docs)
         cr_expect_eq(p.status, 0, "%s --help: exit status %d", ps[i].name, p.status);
         cr_expect_eq(strncmp(p.out, usage, strlen(usage)), 0,
                      "%s --help does not start with \"%s\":\n%s", ps[i].name, usage, p.out);
-        cr_expect_not_null(strstr(p.out, CVD_DOCDIR), "%s --help does not name %s:\n%s",
-                           ps[i].name, CVD_DOCDIR, p.out);
+        cr_expect_not_null(strstr(p.out, CVD_DOCDIR), "%s --help does not name %s:\n%s", ps[i].name,
+                           CVD_DOCDIR, p.out);
         cr_expect_not_null(strstr(p.out, man), "%s --help does not name its manual page %s",
                            ps[i].name, man);
         cr_expect_null(strstr(p.out, "docs/"),
@@ -324,7 +324,8 @@ Test(man, every_directive_of_config_md_is_in_convd_conf_5)
         size_t mlen = me ? (size_t)(me - ms) : strlen(ms);
         char *mtext = strndup(ms, mlen);
         const char *end = strstr(h + 1, "\n## ");
-        for (const char *r = strstr(h, "\n| `"); r && (!end || r < end); r = strstr(r + 1, "\n| `")) {
+        for (const char *r = strstr(h, "\n| `"); r && (!end || r < end);
+             r = strstr(r + 1, "\n| `")) {
             char name[64], want[80];
             const char *nb = r + 4, *ne = strchr(nb, '`');
             if (ne == NULL || ne - nb >= (long)sizeof name)
@@ -431,8 +432,8 @@ static char *complete(const char *cwd, const char *conf, const char *const *word
     int n = 0;
     for (; words[n]; n++)
         du_buf_printf(&script, " '%s'", words[n]);
-    du_buf_printf(&script, ")\nCOMP_CWORD=%d\n_convd_complete\nprintf '%%s\\n' \"${COMPREPLY[@]}\"\n",
-                  n - 1);
+    du_buf_printf(
+        &script, ")\nCOMP_CWORD=%d\n_convd_complete\nprintf '%%s\\n' \"${COMPREPLY[@]}\"\n", n - 1);
     const char *file = du_tmp("complete.sh");
     du_write_file(file, script.p, script.len);
     du_buf_free(&script);

@@ -256,9 +256,9 @@ Test(eager, eager_and_fixed_give_identical_numbers)
         const char *name, *protocol, *blocking;
         int eager;
     } ls[] = {
-        {"line_default", "line", NULL, 1},   {"line_fixed", "line", "fixed", 0},
+        {"line_default", "line", NULL, 1},     {"line_fixed", "line", "fixed", 0},
         {"framed_default", "framed", NULL, 1}, {"framed_fixed", "framed", "fixed", 0},
-        {"raw_default", "raw", NULL, 0},     {"raw_eager", "raw", "eager", 1},
+        {"raw_default", "raw", NULL, 0},       {"raw_eager", "raw", "eager", 1},
     };
     const int nl = (int)(sizeof ls / sizeof ls[0]);
     for (int i = 0; i < nl; i++) {
@@ -318,8 +318,8 @@ Test(eager, eager_and_fixed_give_identical_numbers)
         du_buf_free(&msg);
 
         char series[160];
-        snprintf(series, sizeof series, "convd_block_seconds_count{stream=\"%s\",kind=\"listener\"}",
-                 ls[i].name);
+        snprintf(series, sizeof series,
+                 "convd_block_seconds_count{stream=\"%s\",kind=\"listener\"}", ls[i].name);
         double blocks = du_metric_now(mport, series);
         if (ls[i].eager)
             cr_assert_gt(blocks, 64, "%s: %g blocks: the input never ran in partial blocks",

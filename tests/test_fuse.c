@@ -154,8 +154,8 @@ static void check_case(const char *name, const char *ext, int want_fused, const 
             worst = d;
         if (!want_fused)
             cr_assert(memcmp(yf, yu, sizeof(float) * ny) == 0,
-                      "%s block %d: not fused, yet the output differs from the general path",
-                      name, blocks[b]);
+                      "%s block %d: not fused, yet the output differs from the general path", name,
+                      blocks[b]);
         cr_assert_leq(d, 1e-5 * sc, "%s block %d: fused vs unfused differ by %g (scale %g)", name,
                       blocks[b], d, sc);
         double dr = max_diff(yf, want, ny);
@@ -170,24 +170,54 @@ static void check_case(const char *name, const char *ext, int want_fused, const 
     cvd_model_unref(m);
 }
 
-Test(fuse, plain_two_arrays_mixin_scale) { check_case("k3_wn_plain", ".keras", 1, ""); }
-Test(fuse, gated_two_inputs_no_mixin) { check_case("k3_wn_gated", ".keras", 1, ""); }
-Test(fuse, gated_mixin_16_8) { check_case("k3_wn_gated_mixin", ".keras", 1, ""); }
-Test(fuse, activation_layer_no_rechannel) { check_case("k3_wn_act_layer", ".keras", 1, ""); }
-Test(fuse, plain_16_8) { check_case("k3_wn_plain16", ".keras", 1, ""); }
-Test(fuse, keras2_h5) { check_case("k2_wn_plain", ".h5", 1, ""); }
+Test(fuse, plain_two_arrays_mixin_scale)
+{
+    check_case("k3_wn_plain", ".keras", 1, "");
+}
+Test(fuse, gated_two_inputs_no_mixin)
+{
+    check_case("k3_wn_gated", ".keras", 1, "");
+}
+Test(fuse, gated_mixin_16_8)
+{
+    check_case("k3_wn_gated_mixin", ".keras", 1, "");
+}
+Test(fuse, activation_layer_no_rechannel)
+{
+    check_case("k3_wn_act_layer", ".keras", 1, "");
+}
+Test(fuse, plain_16_8)
+{
+    check_case("k3_wn_plain16", ".keras", 1, "");
+}
+Test(fuse, keras2_h5)
+{
+    check_case("k2_wn_plain", ".h5", 1, "");
+}
 Test(fuse, not_a_layer_in_between)
 {
     check_case("k3_wn_nofuse_between", ".keras", 0, "(BatchNormalization), not by an Activation");
 }
-Test(fuse, not_a_gate_added) { check_case("k3_wn_nofuse_merge", ".keras", 0, "(Add): a gated"); }
-Test(fuse, not_same_padding) { check_case("k3_wn_nofuse_same", ".keras", 0, "padding 'same'"); }
-Test(fuse, not_softmax) { check_case("k3_wn_nofuse_softmax", ".keras", 0, "not element-wise"); }
+Test(fuse, not_a_gate_added)
+{
+    check_case("k3_wn_nofuse_merge", ".keras", 0, "(Add): a gated");
+}
+Test(fuse, not_same_padding)
+{
+    check_case("k3_wn_nofuse_same", ".keras", 0, "padding 'same'");
+}
+Test(fuse, not_softmax)
+{
+    check_case("k3_wn_nofuse_softmax", ".keras", 0, "not element-wise");
+}
 Test(fuse, not_skip_convolutions)
 {
     check_case("k3_wn_nofuse_skip_conv", ".keras", 0, "'a0_l0_skip' (Conv1D) reads");
 }
-Test(fuse, not_skip_dense) { check_case("k3_func_wavenet", ".keras", 0, "'skip_0' (Dense) reads"); }
+Test(fuse, not_skip_dense)
+{
+    check_case("k3_func_wavenet", ".keras", 0, "'skip_0' (Dense) reads");
+}
 
 /* NAM's standard model written in Keras's vocabulary gives the .nam's output. */
 Test(fuse, nam_standard_in_keras)

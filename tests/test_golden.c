@@ -48,11 +48,11 @@
 
 /* The spec's activation table; every name must appear in the data. */
 static const char *const spec_activations[] = {
-    "linear",      "relu",         "relu6",       "leaky_relu",  "elu",        "selu",
-    "celu",        "gelu",         "sigmoid",     "hard_sigmoid", "tanh",      "hard_tanh",
-    "softplus",    "softsign",     "silu",        "swish",       "hard_silu",  "hard_swish",
-    "mish",        "exponential",  "log_sigmoid", "tanh_shrink", "hard_shrink", "soft_shrink",
-    "squareplus",  "softmax",      "log_softmax",
+    "linear",     "relu",        "relu6",       "leaky_relu",   "elu",         "selu",
+    "celu",       "gelu",        "sigmoid",     "hard_sigmoid", "tanh",        "hard_tanh",
+    "softplus",   "softsign",    "silu",        "swish",        "hard_silu",   "hard_swish",
+    "mish",       "exponential", "log_sigmoid", "tanh_shrink",  "hard_shrink", "soft_shrink",
+    "squareplus", "softmax",     "log_softmax",
 };
 #define N_SPEC_ACTIVATIONS (sizeof spec_activations / sizeof spec_activations[0])
 
@@ -178,7 +178,7 @@ static int parse_header(greader *r, gcase *c, char *line)
 #define INT_KEY(name, field, bit)                                                                  \
     if (strcmp(key, name) == 0) {                                                                  \
         if (!is_int)                                                                               \
-            return fail(r, "header: non-integer value for " name);                                \
+            return fail(r, "header: non-integer value for " name);                                 \
         c->field = iv;                                                                             \
         c->seen |= (bit);                                                                          \
         continue;                                                                                  \
@@ -222,8 +222,8 @@ static int parse_header(greader *r, gcase *c, char *line)
             c->seen |= K_BIAS;
             continue;
         }
-        snprintf(r->err, sizeof r->err, "%s: case %d: unknown header key '%s'", r->path,
-                 c->index, key);
+        snprintf(r->err, sizeof r->err, "%s: case %d: unknown header key '%s'", r->path, c->index,
+                 key);
         return -1;
     }
     while (*p == ' ' || *p == '\n' || *p == '\r')
@@ -231,8 +231,8 @@ static int parse_header(greader *r, gcase *c, char *line)
     if (*p != '\0')
         return fail(r, "header: trailing garbage");
 
-    unsigned need = K_CLASS | K_KERNEL | K_STRIDES | K_PADDING | K_FORMAT | K_DILATION |
-                    K_ACT | K_BIAS | K_INCH | K_N | K_OFFONLY;
+    unsigned need = K_CLASS | K_KERNEL | K_STRIDES | K_PADDING | K_FORMAT | K_DILATION | K_ACT |
+                    K_BIAS | K_INCH | K_N | K_OFFONLY;
     if (strcmp(c->class_name, "DepthwiseConv1D") != 0)
         need |= K_FILTERS;
     if (strcmp(c->class_name, "Conv1D") == 0)
@@ -243,8 +243,8 @@ static int parse_header(greader *r, gcase *c, char *line)
         strcmp(c->class_name, "DepthwiseConv1D") == 0)
         need |= K_DM;
     if ((c->seen & need) != need) {
-        snprintf(r->err, sizeof r->err, "%s: case %d: header lacks keys (mask %#x of %#x)",
-                 r->path, c->index, c->seen & need, need);
+        snprintf(r->err, sizeof r->err, "%s: case %d: header lacks keys (mask %#x of %#x)", r->path,
+                 c->index, c->seen & need, need);
         return -1;
     }
     if (c->in_channels < 1 || c->n < 0)
@@ -317,8 +317,7 @@ static int greader_next(greader *r, gcase *c)
                 return fail(r, "bad var rank");
             v->size = 1;
             for (int i = 0; i < v->rank; i++) {
-                if (fscanf(r->f, "%d", &v->shape[i]) != 1 || v->shape[i] < 1 ||
-                    v->shape[i] > 4096)
+                if (fscanf(r->f, "%d", &v->shape[i]) != 1 || v->shape[i] < 1 || v->shape[i] > 4096)
                     return fail(r, "bad var shape");
                 v->size *= (size_t)v->shape[i];
             }
@@ -453,13 +452,12 @@ static int build_config(const gctx *g, cvd_conv_config *cfg)
         cfg->output_padding = c->output_padding;
     cfg->use_bias = c->use_bias;
     rc = cvd_padding_parse(c->padding, &cfg->padding, &err);
-    cr_expect(rc == CVD_OK, "%s case %d: padding %s: %s", g->file, c->index, c->padding,
-              err.msg);
+    cr_expect(rc == CVD_OK, "%s case %d: padding %s: %s", g->file, c->index, c->padding, err.msg);
     if (rc != CVD_OK)
         return -1;
     rc = cvd_data_format_parse(c->data_format, &cfg->data_format, &err);
-    cr_expect(rc == CVD_OK, "%s case %d: data_format %s: %s", g->file, c->index,
-              c->data_format, err.msg);
+    cr_expect(rc == CVD_OK, "%s case %d: data_format %s: %s", g->file, c->index, c->data_format,
+              err.msg);
     if (rc != CVD_OK)
         return -1;
     rc = cvd_activation_parse(c->activation, &cfg->activation, &err);
@@ -486,8 +484,8 @@ static cvd_layer *make_layer(const gctx *g, const cvd_conv_config *cfg, int max_
         return NULL;
     int ok = 1;
     int nv = cvd_layer_var_count(layer);
-    cr_expect(nv == c->n_vars, "%s case %d (%s): %d variables, the file has %d", g->file,
-              c->index, c->header, nv, c->n_vars);
+    cr_expect(nv == c->n_vars, "%s case %d (%s): %d variables, the file has %d", g->file, c->index,
+              c->header, nv, c->n_vars);
     ok &= nv == c->n_vars;
     for (int i = 0; ok && i < nv; i++) {
         int shape[3] = {0, 0, 0};
@@ -495,16 +493,17 @@ static cvd_layer *make_layer(const gctx *g, const cvd_conv_config *cfg, int max_
         int same = rank == c->vars[i].rank;
         for (int d = 0; same && d < rank; d++)
             same = shape[d] == c->vars[i].shape[d];
-        cr_expect(same, "%s case %d (%s): vars/%d has rank %d shape (%d,%d,%d), want rank %d "
-                  "shape (%d,%d,%d)", g->file, c->index, c->header, i, rank, shape[0],
-                  shape[1], shape[2], c->vars[i].rank, c->vars[i].shape[0],
-                  c->vars[i].shape[1], c->vars[i].shape[2]);
+        cr_expect(same,
+                  "%s case %d (%s): vars/%d has rank %d shape (%d,%d,%d), want rank %d "
+                  "shape (%d,%d,%d)",
+                  g->file, c->index, c->header, i, rank, shape[0], shape[1], shape[2],
+                  c->vars[i].rank, c->vars[i].shape[0], c->vars[i].shape[1], c->vars[i].shape[2]);
         ok &= same;
         if (!same)
             break;
         rc = cvd_layer_set_var(layer, i, c->vars[i].v, c->vars[i].size, &err);
-        cr_expect(rc == CVD_OK, "%s case %d (%s): cvd_layer_set_var(%d): %s", g->file,
-                  c->index, c->header, i, err.msg);
+        cr_expect(rc == CVD_OK, "%s case %d (%s): cvd_layer_set_var(%d): %s", g->file, c->index,
+                  c->header, i, err.msg);
         ok &= rc == CVD_OK;
     }
     int oc = cvd_layer_out_channels(layer);
@@ -543,8 +542,8 @@ static void check_offline(const gctx *g, cvd_layer *layer)
     cr_expect(rc == CVD_OK, "%s case %d (%s): cvd_layer_forward: %d %s", g->file, c->index,
               c->header, rc, err.msg);
     if (rc == CVD_OK) {
-        cr_expect(n_out == want_n, "%s case %d (%s): forward wrote %ld frames, want %ld",
-                  g->file, c->index, c->header, n_out, want_n);
+        cr_expect(n_out == want_n, "%s case %d (%s): forward wrote %ld frames, want %ld", g->file,
+                  c->index, c->header, n_out, want_n);
         if (n_out == want_n)
             compare(g, "offline", out, g->cf, &c->offline);
     }
@@ -624,15 +623,15 @@ static void check_stream(const gctx *g, cvd_layer *layer, enum split_mode mode, 
             nb = (int)(c->n - pos);
         for (int t = 0; t < nb; t++)
             for (int ch = 0; ch < C; ch++)
-                blk[at(g->cf, nb, C, t, ch)] =
-                    (float)c->input.v[at(g->cf, c->n, C, pos + t, ch)];
+                blk[at(g->cf, nb, C, t, ch)] = (float)c->input.v[at(g->cf, c->n, C, pos + t, ch)];
         int n_out = -1;
         calls++;
         int rc = cvd_layer_process(layer, blk, nb, obuf, &n_out);
         if (rc != CVD_OK) {
-            cr_expect(rc == CVD_OK, "%s case %d (%s) %s: cvd_layer_process(%d frames at %ld) = "
-                      "%d (seed %#" PRIx64 ")", g->file, c->index, c->header, label, nb, pos,
-                      rc, g->seed);
+            cr_expect(rc == CVD_OK,
+                      "%s case %d (%s) %s: cvd_layer_process(%d frames at %ld) = "
+                      "%d (seed %#" PRIx64 ")",
+                      g->file, c->index, c->header, label, nb, pos, rc, g->seed);
             ok = 0;
             break;
         }
@@ -654,8 +653,8 @@ static void check_stream(const gctx *g, cvd_layer *layer, enum split_mode mode, 
         calls++;
         int rc = cvd_layer_flush(layer, obuf, &n_out);
         if (rc < 0 || rc > 1) {
-            cr_expect(0, "%s case %d (%s) %s: cvd_layer_flush = %d", g->file, c->index,
-                      c->header, label, rc);
+            cr_expect(0, "%s case %d (%s) %s: cvd_layer_flush = %d", g->file, c->index, c->header,
+                      label, rc);
             ok = 0;
             break;
         }
@@ -667,8 +666,9 @@ static void check_stream(const gctx *g, cvd_layer *layer, enum split_mode mode, 
             break;
     }
     if (ok) {
-        cr_expect(sc.got_n == want_n, "%s case %d (%s) %s: %ld frames streamed, want %ld (seed %#"
-                  PRIx64 ")", g->file, c->index, c->header, label, sc.got_n, want_n, g->seed);
+        cr_expect(sc.got_n == want_n,
+                  "%s case %d (%s) %s: %ld frames streamed, want %ld (seed %#" PRIx64 ")", g->file,
+                  c->index, c->header, label, sc.got_n, want_n, g->seed);
         if (sc.got_n == want_n)
             compare(g, label, got, 0, &c->stream);
     }
@@ -744,16 +744,15 @@ static int run_file(const char *stem, const char *class_name, int min_cases)
     gcase c;
     int rc;
     while ((rc = greader_next(&r, &c)) == 1) {
-        cr_expect(strcmp(c.class_name, class_name) == 0, "%s case %d: class_name %s, want %s",
-                  path, c.index, c.class_name, class_name);
+        cr_expect(strcmp(c.class_name, class_name) == 0, "%s case %d: class_name %s, want %s", path,
+                  c.index, c.class_name, class_name);
         check_case(path, &c, seed);
         gcase_free(&c);
     }
     gcase_free(&c);
     greader_close(&r);
     cr_assert(rc == 0, "%s", r.err);
-    cr_assert(r.count == r.total, "%s: %d cases read, the trailer says %d", path, r.count,
-              r.total);
+    cr_assert(r.count == r.total, "%s: %d cases read, the trailer says %d", path, r.count, r.total);
     cr_assert(r.count >= min_cases, "%s: only %d cases, want at least %d", path, r.count,
               min_cases);
     return r.count;
@@ -801,14 +800,14 @@ Test(golden, coverage)
             size_t a = 0;
             while (a < N_SPEC_ACTIVATIONS && strcmp(spec_activations[a], c.activation) != 0)
                 a++;
-            cr_expect(a < N_SPEC_ACTIVATIONS, "%s case %d: activation %s is not in the spec",
-                      path, c.index, c.activation);
+            cr_expect(a < N_SPEC_ACTIVATIONS, "%s case %d: activation %s is not in the spec", path,
+                      c.index, c.activation);
             if (a < N_SPEC_ACTIVATIONS)
                 act_count[a][cf]++;
-            int axis = strcmp(c.activation, "softmax") == 0 ||
-                       strcmp(c.activation, "log_softmax") == 0;
-            cr_expect(c.offline_only == (axis && cf), "%s case %d (%s): offline_only=%d",
-                      path, c.index, c.header, c.offline_only);
+            int axis =
+                strcmp(c.activation, "softmax") == 0 || strcmp(c.activation, "log_softmax") == 0;
+            cr_expect(c.offline_only == (axis && cf), "%s case %d (%s): offline_only=%d", path,
+                      c.index, c.header, c.offline_only);
             offline_only += c.offline_only;
             empty_output += c.offline.frames == 0;
             gcase_free(&c);

@@ -61,8 +61,7 @@ static float *cab_ir(long n, int channels, int rate)
         for (int c = 0; c < channels; c++) {
             double t = (double)i / rate;
             h[i * channels + c] =
-                (float)(0.3 * exp(-t / 0.004) *
-                        (1 - exp(-t / 0.0002)) *
+                (float)(0.3 * exp(-t / 0.004) * (1 - exp(-t / 0.0002)) *
                         (sin(2 * M_PI * (120 + 40 * c) * t) + 0.6 * sin(2 * M_PI * 2500 * t) +
                          0.3 * sin(2 * M_PI * (5200 - 300 * c) * t + 0.4)));
         }
@@ -118,8 +117,7 @@ Test(ir, mono_as_recorded_and_normalised)
     cr_assert_eq(cvd_model_out_channels(m), 1);
     cr_assert_eq(cvd_model_sample_rate(m), 48000);
     cr_assert_eq(cvd_model_latency(m), 0, "a causal response adds no latency");
-    cr_assert(strstr(cvd_model_description(m), "cab.wav") != NULL, "%s",
-              cvd_model_description(m));
+    cr_assert(strstr(cvd_model_description(m), "cab.wav") != NULL, "%s", cvd_model_description(m));
     float *y = impulse_response(m, 1, 0, n);
     for (long i = 0; i < n; i++)
         cr_assert_float_eq(y[i], h[i], 2e-6, "tap %ld: %g, the file has %g", i, (double)y[i],
@@ -222,15 +220,14 @@ Test(ir, resampled_at_load_keeps_the_frequency_response)
     cvd_err err = {0};
     cr_assert_eq(cvd_ir_load(tmp("cab44.wav"), &o, &m, &err), CVD_OK, "%s", err.msg);
     cr_assert_eq(cvd_model_sample_rate(m), 48000);
-    cr_assert(strstr(cvd_model_description(m), "resampled from 4410 frames at 44100 Hz"),
-              "%s", cvd_model_description(m));
+    cr_assert(strstr(cvd_model_description(m), "resampled from 4410 frames at 44100 Hz"), "%s",
+              cvd_model_description(m));
     const long n2 = (n * 48000 + 44099) / 44100;
     float *y = impulse_response(m, 1, 0, n2);
     /* the magnitude response at 48 kHz is the file's at 44.1 kHz: within 0.02 dB where the
      * response is within 20 dB of its peak, and within 1e-4 of the peak everywhere up to
      * 18 kHz */
-    static const double freqs[] = {50,   120,  160,  440,   1000,  2500,
-                                   4900, 5200, 9000, 15000, 18000};
+    static const double freqs[] = {50, 120, 160, 440, 1000, 2500, 4900, 5200, 9000, 15000, 18000};
     double a[sizeof freqs / sizeof freqs[0]], b[sizeof freqs / sizeof freqs[0]], peak = 0;
     for (size_t k = 0; k < sizeof freqs / sizeof freqs[0]; k++) {
         a[k] = magnitude(h, n, freqs[k], 44100);
@@ -238,8 +235,8 @@ Test(ir, resampled_at_load_keeps_the_frequency_response)
         peak = fmax(peak, a[k]);
     }
     for (size_t k = 0; k < sizeof freqs / sizeof freqs[0]; k++) {
-        cr_assert_lt(fabs(b[k] - a[k]), 1e-4 * peak, "%g Hz: %g against %g (peak %g)",
-                     freqs[k], b[k], a[k], peak);
+        cr_assert_lt(fabs(b[k] - a[k]), 1e-4 * peak, "%g Hz: %g against %g (peak %g)", freqs[k],
+                     b[k], a[k], peak);
         if (a[k] > 0.1 * peak)
             cr_assert_lt(fabs(20 * log10(b[k] / a[k])), 0.02, "%g Hz: %.4f dB off", freqs[k],
                          20 * log10(b[k] / a[k]));
@@ -316,8 +313,7 @@ Test(ir, refusals_name_the_file)
     write_audio(tmp("three.wav"), h3, 10, 3, 48000, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
     o.in_channels = 2;
     cr_assert_lt(cvd_ir_load(tmp("three.wav"), &o, &m, &err), 0);
-    cr_assert(strstr(err.msg, "three.wav: 3 channels") &&
-                  strstr(err.msg, "each of the 2 channels"),
+    cr_assert(strstr(err.msg, "three.wav: 3 channels") && strstr(err.msg, "each of the 2 channels"),
               "%s", err.msg);
     o.in_channels = 0;
 
@@ -331,8 +327,7 @@ Test(ir, refusals_name_the_file)
     big[5] = NAN;
     write_audio(tmp("nan.wav"), big, 64, 1, 48000, SF_FORMAT_WAV | SF_FORMAT_FLOAT);
     cr_assert_lt(cvd_ir_load(tmp("nan.wav"), &o, &m, &err), 0);
-    cr_assert(strstr(err.msg, "nan.wav: frame 5, channel 1: not a finite number"), "%s",
-              err.msg);
+    cr_assert(strstr(err.msg, "nan.wav: frame 5, channel 1: not a finite number"), "%s", err.msg);
 
     o.rate = 12;
     cr_assert_lt(cvd_ir_load(tmp("long.wav"), &o, &m, &err), 0);

@@ -1038,8 +1038,8 @@ Test(json_model, parameter_limits)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cvd_model *m = NULL;
         cvd_err err = {0};
-        int rc = cvd_json_model_parse(cases[i].text, strlen(cases[i].text), "big.json", NULL, &m,
-                                      &err);
+        int rc =
+            cvd_json_model_parse(cases[i].text, strlen(cases[i].text), "big.json", NULL, &m, &err);
         cr_expect_lt(rc, 0, "case %zu loaded", i);
         cr_expect(strstr(err.msg, cases[i].words) != NULL, "case %zu: want \"%s\" in: %s", i,
                   cases[i].words, err.msg);

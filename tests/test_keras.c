@@ -148,8 +148,9 @@ static void check_model(cvd_model *m, const char *name, const char *in_path, con
     const long n = (long)(nx / (size_t)C);
     int rc = cvd_model_forward_hop(m, x, n, hop, &off, &n_off, &err);
     cr_assert_eq(rc, 0, "%s: forward: %s", name, err.msg);
-    cr_assert_eq((size_t)n_off * F, ny, "%s: %ld frames (records) x %d offline, the reference has %zu values",
-                 name, n_off, F, ny);
+    cr_assert_eq((size_t)n_off * F, ny,
+                 "%s: %ld frames (records) x %d offline, the reference has %zu values", name, n_off,
+                 F, ny);
     assert_close("offline vs reference", off, want, ny, 1e-4, name);
     float *y = malloc(sizeof(float) * ((size_t)(n_off + 16) * F + 1));
     for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
@@ -204,13 +205,26 @@ static void run_case(const char *want_name)
 }
 
 static const char *const all_cases[] = {
-    "k3_seq_conv_family",   "k3_seq_pool_pad",        "k3_func_wavenet",
-    "k3_func_merges",       "k3_seq_channels_first",  "k3_seq_classifier",
-    "k3_seq_classifier_hop3", "k3_cf_flatten_first",  "k3_cf_flatten_last",
-    "k3_func_global",       "k3_seq_permute_reshape", "k3_cf_softmax_time",
-    "k3_same_strided_window", "k2_seq_classifier",    "k2_func_resnet",
-    "k2_weights_only",      "k3_weights_only",        "k3_old_layout",
-    "k2_model_transpose",   "k3_bn_renorm",
+    "k3_seq_conv_family",
+    "k3_seq_pool_pad",
+    "k3_func_wavenet",
+    "k3_func_merges",
+    "k3_seq_channels_first",
+    "k3_seq_classifier",
+    "k3_seq_classifier_hop3",
+    "k3_cf_flatten_first",
+    "k3_cf_flatten_last",
+    "k3_func_global",
+    "k3_seq_permute_reshape",
+    "k3_cf_softmax_time",
+    "k3_same_strided_window",
+    "k2_seq_classifier",
+    "k2_func_resnet",
+    "k2_weights_only",
+    "k3_weights_only",
+    "k3_old_layout",
+    "k2_model_transpose",
+    "k3_bn_renorm",
     /* WaveNets in Keras's vocabulary (fused, or almost matching: test_fuse.c too) */
     "k3_wn_plain",
     "k3_wn_gated",
@@ -363,19 +377,20 @@ static void refused(const char *path, const char *const *frags)
     cr_assert(strstr(err.msg, path) != NULL, "%s: the message does not name the file: %s", path,
               err.msg);
     for (; *frags; frags++)
-        cr_assert(strstr(err.msg, *frags) != NULL, "%s: the message lacks \"%s\": %s", path,
-                  *frags, err.msg);
+        cr_assert(strstr(err.msg, *frags) != NULL, "%s: the message lacks \"%s\": %s", path, *frags,
+                  err.msg);
 }
 
 Test(keras, real_refusals_name_what_they_refuse)
 {
     need_real("GuitarLSTM_ts9.h5");
     refused(REAL "GuitarLSTM_ts9.h5",
-                (const char *const[]){"model_config", "layers[2] (lstm)", "class_name='LSTM'",
-                                      "recurrent layer", NULL});
+            (const char *const[]){"model_config", "layers[2] (lstm)", "class_name='LSTM'",
+                                  "recurrent layer", NULL});
 }
 
-/* ---- refused files ----------------------------------------------------------------------------- */
+/* ---- refused files -----------------------------------------------------------------------------
+ */
 
 Test(keras, bad_files_are_refused_clearly)
 {
@@ -458,8 +473,8 @@ static void mangle_and_load(const char *src, const char *ext, int flips)
         if (rc < 0) {
             cr_assert_null(m);
             cr_assert(strlen(err.msg) > 0 && strstr(err.msg, path) != NULL,
-                      "%s (%zu bytes, try %d): an error without a message naming the file: %s",
-                      src, n, t, err.msg);
+                      "%s (%zu bytes, try %d): an error without a message naming the file: %s", src,
+                      n, t, err.msg);
         } else {
             cr_assert_not_null(m); /* a flip in bytes nothing reads */
             cvd_model_unref(m);
@@ -511,7 +526,8 @@ Test(keras, windowed_nets_allocate_nothing)
     cvd_model_unref(m);
 }
 
-/* ---- convd-run: --hop and --weights ------------------------------------------------------------ */
+/* ---- convd-run: --hop and --weights ------------------------------------------------------------
+ */
 
 static const char *build_dir(void)
 {
@@ -564,11 +580,11 @@ Test(keras, convd_run_hop_and_weights)
     snprintf(out, sizeof out, "/tmp/convd-keras-out-%d.f32", (int)getpid());
     /* windowed, hop 3, streamed and offline: the reference */
     for (int offline = 0; offline < 2; offline++) {
-        int st = convd_run((const char *const[]){DATA "k3_seq_classifier_hop3.keras",
-                                                 DATA "k3_seq_classifier_hop3.in.f32", out,
-                                                 "--hop", "3", "--block", "5",
-                                                 offline ? "--offline" : "-q", NULL},
-                           err, sizeof err);
+        int st =
+            convd_run((const char *const[]){DATA "k3_seq_classifier_hop3.keras",
+                                            DATA "k3_seq_classifier_hop3.in.f32", out, "--hop", "3",
+                                            "--block", "5", offline ? "--offline" : "-q", NULL},
+                      err, sizeof err);
         cr_assert_eq(st, 0, "%s", err);
         size_t ny, ng;
         float *want = read_f32(DATA "k3_seq_classifier_hop3.out.f32", &ny);
@@ -581,8 +597,8 @@ Test(keras, convd_run_hop_and_weights)
         free(got);
     }
     /* --weights */
-    int st = convd_run((const char *const[]){DATA "k2_weights_only.json", DATA
-                                             "k2_weights_only.in.f32", out, "--weights",
+    int st = convd_run((const char *const[]){DATA "k2_weights_only.json",
+                                             DATA "k2_weights_only.in.f32", out, "--weights",
                                              DATA "k2_weights_only.weights.h5", "-q", NULL},
                        err, sizeof err);
     cr_assert_eq(st, 0, "%s", err);
@@ -598,8 +614,8 @@ Test(keras, convd_run_hop_and_weights)
                    err, sizeof err);
     cr_assert_eq(st, 1, "%s", err);
     cr_assert(strstr(err, "--hop 4") && strstr(err, "streams"), "%s", err);
-    st = convd_run((const char *const[]){DATA "k3_seq_classifier.keras", DATA
-                                         "k3_seq_classifier.in.f32", out, "--hop", "0", NULL},
+    st = convd_run((const char *const[]){DATA "k3_seq_classifier.keras",
+                                         DATA "k3_seq_classifier.in.f32", out, "--hop", "0", NULL},
                    err, sizeof err);
     cr_assert_eq(st, 2, "%s", err);
     remove(out);

@@ -82,8 +82,7 @@ static long stream(cvd_model *m, int mb, long hop, cvd_rng *r, const float *x, l
     cvd_net *net = NULL;
     cvd_err err = {0};
     const int C = cvd_model_in_channels(m), F = cvd_model_out_channels(m);
-    cr_assert_eq(cvd_net_create_hop(m, mb, hop, &net, &err), 0, "%s: net_create: %s", ctx,
-                 err.msg);
+    cr_assert_eq(cvd_net_create_hop(m, mb, hop, &net, &err), 0, "%s: net_create: %s", ctx, err.msg);
     const int mo = cvd_net_max_out(net);
     float *ob = malloc(sizeof(float) * ((size_t)mo * F + 1));
     long got = 0, pos = 0;
@@ -126,8 +125,8 @@ static void check_model(cvd_model *m, const char *name, const char *in_path, con
     const long n = (long)(nx / (size_t)C);
     cr_assert_eq(cvd_model_forward_hop(m, x, n, hop, &off, &n_off, &err), 0, "%s: forward: %s",
                  name, err.msg);
-    cr_assert_eq((size_t)n_off * F, ny, "%s: %ld frames x %d offline, the reference has %zu",
-                 name, n_off, F, ny);
+    cr_assert_eq((size_t)n_off * F, ny, "%s: %ld frames x %d offline, the reference has %zu", name,
+                 n_off, F, ny);
     assert_close("offline vs reference", off, want, ny, 1e-4, name);
     float *y = malloc(sizeof(float) * ((size_t)(n_off + 16) * F + 1));
     for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
@@ -179,9 +178,9 @@ static void run_case(const char *want_name)
 }
 
 static const char *const all_cases[] = {
-    "tcn_k3_seq_causal",      "tcn_k3_func_same_bn_ln",  "tcn_k3_window_last",
-    "tcn_k3_window_last_hop5", "tcn_k3_window_same",      "tcn_k3_old_bn_layout",
-    "tcn_k3_one_block_prefix", "tcn_k2_weight_norm",      "tcn_k2_func_window_bn",
+    "tcn_k3_seq_causal",          "tcn_k3_func_same_bn_ln", "tcn_k3_window_last",
+    "tcn_k3_window_last_hop5",    "tcn_k3_window_same",     "tcn_k3_old_bn_layout",
+    "tcn_k3_one_block_prefix",    "tcn_k2_weight_norm",     "tcn_k2_func_window_bn",
     "tcn_k2_func_window_bn_hop1",
 };
 
@@ -273,7 +272,8 @@ Test(keras_tcn, real_irtanticarona_tcn)
     cvd_model_unref(m);
 }
 
-/* ---- refused files ----------------------------------------------------------------------------- */
+/* ---- refused files -----------------------------------------------------------------------------
+ */
 
 static void refused(const char *path, const char *const *frags)
 {
@@ -285,8 +285,8 @@ static void refused(const char *path, const char *const *frags)
     cr_assert(strstr(err.msg, path) != NULL, "%s: the message does not name the file: %s", path,
               err.msg);
     for (; *frags; frags++)
-        cr_assert(strstr(err.msg, *frags) != NULL, "%s: the message lacks \"%s\": %s", path,
-                  *frags, err.msg);
+        cr_assert(strstr(err.msg, *frags) != NULL, "%s: the message lacks \"%s\": %s", path, *frags,
+                  err.msg);
 }
 
 Test(keras_tcn, bad_files_are_refused_clearly)

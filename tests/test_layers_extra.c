@@ -64,8 +64,8 @@ static void random_input(cvd_rng *r, float *x, size_t n)
 }
 
 /* Streams x through a fresh net (max_block mb, random splits), flushed; returns frames. */
-static long stream_all(cvd_model *m, int mb, long hop, cvd_rng *r, const float *x, long n,
-                       float *y, long ycap)
+static long stream_all(cvd_model *m, int mb, long hop, cvd_rng *r, const float *x, long n, float *y,
+                       long ycap)
 {
     cvd_net *net = NULL;
     cvd_err err = {0};
@@ -118,8 +118,8 @@ static void check_stream_equals_offline(cvd_model *m, long n, long hop, const ch
     for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
         cvd_rng_seed(&r, seed + b);
         long got = stream_all(m, blocks[b], hop, &r, x, n, y, n_off + 8);
-        cr_assert_eq(got, n_off, "%s: block %d: %ld frames streamed, %ld offline (seed %llu)",
-                     what, blocks[b], got, n_off, (unsigned long long)(seed + b));
+        cr_assert_eq(got, n_off, "%s: block %d: %ld frames streamed, %ld offline (seed %llu)", what,
+                     blocks[b], got, n_off, (unsigned long long)(seed + b));
         for (size_t i = 0; i < (size_t)n_off * F; i++)
             cr_assert(fabsf(y[i] - off[i]) <= 1e-5f * (1.0f + fabsf(off[i])),
                       "%s: block %d: value %zu: stream %.9g, offline %.9g (seed %llu)", what,
@@ -217,14 +217,9 @@ Test(layers_extra, norms_and_rescaling)
     cr_assert_eq(cvd_model_set_var(m, bn, 3, var, 4, &err), 0);
     /* (x - 1) / sqrt(var + 0.5) * g + b: divisors 1, sqrt 2, 2, sqrt 8 */
     float *y = forward(m, x, 2, 0, &n);
-    const float want[] = {0,
-                          (float)(1.0 / sqrt(2.0) * 2 + 1),
-                          3,
-                          (float)(3.0 / sqrt(8.0) * 4 - 1),
-                          -2,
-                          (float)(-1.0 / sqrt(2.0) * 2 + 1),
-                          1.5f,
-                          (float)(6.0 / sqrt(8.0) * 4 - 1)};
+    const float want[] = {
+        0,  (float)(1.0 / sqrt(2.0) * 2 + 1),  3,    (float)(3.0 / sqrt(8.0) * 4 - 1),
+        -2, (float)(-1.0 / sqrt(2.0) * 2 + 1), 1.5f, (float)(6.0 / sqrt(8.0) * 4 - 1)};
     expect_values(y, want, 8, "batch norm");
     free(y);
     cvd_model_unref(m);
@@ -236,8 +231,7 @@ Test(layers_extra, norms_and_rescaling)
     y = forward(m, x, 1, 0, &n);
     for (int c = 0; c < 4; c++) {
         float z = (float)(((c + 1) - 2.5) / sqrt(1.25));
-        cr_assert(fabsf(y[c] - (2 * z - 1)) < 1e-5f, "layer norm %d: %g vs %g", c, y[c],
-                  2 * z - 1);
+        cr_assert(fabsf(y[c] - (2 * z - 1)) < 1e-5f, "layer norm %d: %g vs %g", c, y[c], 2 * z - 1);
     }
     free(y);
     cvd_model_unref(m);
@@ -324,7 +318,8 @@ Test(layers_extra, flatten_reshape_permute_orders)
     cvd_model_unref(m);
 }
 
-/* ---- streaming equals offline ------------------------------------------------------------------ */
+/* ---- streaming equals offline ------------------------------------------------------------------
+ */
 
 Test(layers_extra, streaming_layers_stream_like_offline)
 {
@@ -346,12 +341,13 @@ Test(layers_extra, streaming_layers_stream_like_offline)
         c.kernel_size = 3;
         c.padding = CVD_PAD_SAME;
         int a = ok(cvd_model_add_conv(m, "c", &c, 0, &err), &err);
-        int b = ok(cvd_model_add_batch_norm(m, "bn", CVD_AXIS_CHANNELS, 1e-3f, 1, 1, a, &err), &err);
-        int p = ok(cvd_model_add_pooling(m, "p", pools[i].op, pools[i].k, pools[i].s,
-                                         pools[i].pad, b, &err),
+        int b =
+            ok(cvd_model_add_batch_norm(m, "bn", CVD_AXIS_CHANNELS, 1e-3f, 1, 1, a, &err), &err);
+        int p = ok(cvd_model_add_pooling(m, "p", pools[i].op, pools[i].k, pools[i].s, pools[i].pad,
+                                         b, &err),
                    &err);
-        int ln = ok(cvd_model_add_layer_norm(m, "ln", CVD_AXIS_CHANNELS, 1e-3f, 1, 1, 0, p, &err),
-                    &err);
+        int ln =
+            ok(cvd_model_add_layer_norm(m, "ln", CVD_AXIS_CHANNELS, 1e-3f, 1, 1, 0, p, &err), &err);
         ok(cvd_model_add_identity(m, "drop", "Dropout", ln, &err), &err);
         cvd_model_init_weights(m, 7 + i);
         char what[64];
@@ -377,8 +373,8 @@ Test(layers_extra, branches_line_up)
     int cv = ok(cvd_model_add_conv(m, "cv", &c, zp, &err), &err); /* n + 4 - 4 = n */
     int cr = ok(cvd_model_add_pad_crop(m, "cr", CVD_NODE_CROPPING, 1, 2, 0, &err), &err);
     int zp2 = ok(cvd_model_add_pad_crop(m, "zp2", CVD_NODE_ZERO_PADDING, 2, 1, cr, &err), &err);
-    int mp = ok(cvd_model_add_pooling(m, "mp", CVD_NODE_MAX_POOL, 3, 1, CVD_PAD_SAME, 0, &err),
-                &err);
+    int mp =
+        ok(cvd_model_add_pooling(m, "mp", CVD_NODE_MAX_POOL, 3, 1, CVD_PAD_SAME, 0, &err), &err);
     const int ins[3] = {cv, zp2, mp};
     int add = ok(cvd_model_add_merge(m, "add", CVD_NODE_ADD, ins, 3, &err), &err);
     int up = ok(cvd_model_add_upsampling(m, "up", 3, add, &err), &err);
@@ -388,7 +384,8 @@ Test(layers_extra, branches_line_up)
     cvd_model_unref(m);
 }
 
-/* ---- windowed ------------------------------------------------------------------------------------ */
+/* ---- windowed
+ * ------------------------------------------------------------------------------------ */
 
 /* conv valid, pool, flatten, dense, softmax: a sensor classifier */
 static cvd_model *classifier_with(long W, cvd_data_format df, cvd_data_format flatten_df);
@@ -409,8 +406,8 @@ static cvd_model *classifier_with(long W, cvd_data_format df, cvd_data_format fl
     c.kernel_size = 3;
     c.activation = CVD_ACT_RELU;
     int a = ok(cvd_model_add_conv(m, "conv", &c, 0, &err), &err);
-    int p = ok(cvd_model_add_pooling(m, "pool", CVD_NODE_MAX_POOL, 2, 2, CVD_PAD_VALID, a, &err),
-               &err);
+    int p =
+        ok(cvd_model_add_pooling(m, "pool", CVD_NODE_MAX_POOL, 2, 2, CVD_PAD_VALID, a, &err), &err);
     int f = ok(cvd_model_add_flatten(m, "flat", flatten_df, p, &err), &err);
     int d = ok(cvd_model_add_dense(m, "dense", 4, CVD_ACT_SOFTMAX, 1, f, &err), &err);
     (void)d;
@@ -559,23 +556,30 @@ Test(layers_extra, windowed_channels_first_record_order)
     /* a channels_first model whose output is a (channels, steps) tensor: the record is
      * channel-major, as Keras's C order */
     cvd_model *m = new_model(2, 4, CVD_CHANNELS_FIRST);
-    int sm = ok(cvd_model_add_activation_axis(m, "sm", CVD_ACT_SOFTMAX, CVD_AXIS_TIME, 0, &err),
-                &err);
+    int sm =
+        ok(cvd_model_add_activation_axis(m, "sm", CVD_ACT_SOFTMAX, CVD_AXIS_TIME, 0, &err), &err);
     (void)sm;
     const float x[] = {0, 5, 1, 5, 2, 5, 3, 5}; /* channel 0: 0 1 2 3; channel 1: 5 5 5 5 */
     long n;
     float *y = forward(m, x, 4, 0, &n);
     cr_assert_eq(n, 1);
     double s = 1 + exp(1) + exp(2) + exp(3);
-    const float want[] = {(float)(1 / s),       (float)(exp(1) / s), (float)(exp(2) / s),
-                          (float)(exp(3) / s),  0.25f, 0.25f, 0.25f, 0.25f};
+    const float want[] = {(float)(1 / s),
+                          (float)(exp(1) / s),
+                          (float)(exp(2) / s),
+                          (float)(exp(3) / s),
+                          0.25f,
+                          0.25f,
+                          0.25f,
+                          0.25f};
     expect_values(y, want, 8, "channel-major record");
     free(y);
     check_stream_equals_offline(m, 30, 3, "softmax over time");
     cvd_model_unref(m);
 }
 
-/* ---- no allocation -------------------------------------------------------------------------------- */
+/* ---- no allocation
+ * -------------------------------------------------------------------------------- */
 
 static void no_alloc(cvd_model *m, int mb, long hop, long n)
 {
@@ -617,10 +621,13 @@ Test(layers_extra, nets_allocate_nothing)
     int zp = ok(cvd_model_add_pad_crop(m, "zp", CVD_NODE_ZERO_PADDING, 2, 3, 0, &err), &err);
     int cr = ok(cvd_model_add_pad_crop(m, "cr", CVD_NODE_CROPPING, 1, 4, zp, &err), &err);
     int up = ok(cvd_model_add_upsampling(m, "up", 2, cr, &err), &err);
-    int mp = ok(cvd_model_add_pooling(m, "mp", CVD_NODE_MAX_POOL, 3, 2, CVD_PAD_SAME, up, &err), &err);
-    int ap = ok(cvd_model_add_pooling(m, "ap", CVD_NODE_AVG_POOL, 2, 1, CVD_PAD_VALID, mp, &err), &err);
+    int mp =
+        ok(cvd_model_add_pooling(m, "mp", CVD_NODE_MAX_POOL, 3, 2, CVD_PAD_SAME, up, &err), &err);
+    int ap =
+        ok(cvd_model_add_pooling(m, "ap", CVD_NODE_AVG_POOL, 2, 1, CVD_PAD_VALID, mp, &err), &err);
     int bn = ok(cvd_model_add_batch_norm(m, "bn", CVD_AXIS_CHANNELS, 1e-3f, 1, 0, ap, &err), &err);
-    int ln = ok(cvd_model_add_layer_norm(m, "ln", CVD_AXIS_CHANNELS, 1e-3f, 0, 1, 0, bn, &err), &err);
+    int ln =
+        ok(cvd_model_add_layer_norm(m, "ln", CVD_AXIS_CHANNELS, 1e-3f, 0, 1, 0, bn, &err), &err);
     ok(cvd_model_add_rescaling(m, "rs", 0.5f, 1.0f, ln, &err), &err);
     for (int mb = 1; mb <= 64; mb *= 4)
         no_alloc(m, mb, 0, 300);
@@ -635,7 +642,8 @@ Test(layers_extra, nets_allocate_nothing)
     cvd_model_unref(m);
 }
 
-/* ---- errors ------------------------------------------------------------------------------------------ */
+/* ---- errors
+ * ------------------------------------------------------------------------------------------ */
 
 Test(layers_extra, refusals_name_the_layer)
 {
@@ -648,7 +656,8 @@ Test(layers_extra, refusals_name_the_layer)
     cr_assert(strstr(err.msg, "GlobalMaxPooling1D 'g'") != NULL, "%s", err.msg);
     cr_assert_lt(cvd_model_add_pooling(m, "p", CVD_NODE_MAX_POOL, 2, 0, CVD_PAD_VALID, 0, &err), 0);
     cr_assert(strstr(err.msg, "strides=0") != NULL, "%s", err.msg);
-    cr_assert_lt(cvd_model_add_pooling(m, "p", CVD_NODE_MAX_POOL, 2, 1, CVD_PAD_CAUSAL, 0, &err), 0);
+    cr_assert_lt(cvd_model_add_pooling(m, "p", CVD_NODE_MAX_POOL, 2, 1, CVD_PAD_CAUSAL, 0, &err),
+                 0);
     cr_assert(strstr(err.msg, "padding='causal'") != NULL, "%s", err.msg);
     cr_assert_eq(cvd_model_node_count(m), 1, "refused nodes are not added");
     /* a streaming model takes no hop */
@@ -668,7 +677,8 @@ Test(layers_extra, refusals_name_the_layer)
     cr_assert(strstr(err.msg, "MaxPooling1D 'p'") != NULL, "%s", err.msg);
     /* rank 1 into a layer that needs steps */
     int f = ok(cvd_model_add_flatten(m, "f", CVD_CHANNELS_LAST, 0, &err), &err);
-    cr_assert_lt(cvd_model_add_pooling(m, "p2", CVD_NODE_MAX_POOL, 1, 1, CVD_PAD_VALID, f, &err), 0);
+    cr_assert_lt(cvd_model_add_pooling(m, "p2", CVD_NODE_MAX_POOL, 1, 1, CVD_PAD_VALID, f, &err),
+                 0);
     cr_assert(strstr(err.msg, "vector") != NULL, "%s", err.msg);
     const long bad[2] = {4, -1};
     cr_assert_lt(cvd_model_add_reshape(m, "r", 2, bad, f, &err), 0);

@@ -60,10 +60,16 @@ Test(levels, chain_levels_and_model_metadata)
     cr_assert_eq(cvd_model_create(1, &a, NULL), CVD_OK);
     cr_assert_eq(cvd_model_create(1, &b, NULL), CVD_OK);
     cr_assert_eq(cvd_model_create(1, &c, NULL), CVD_OK);
-    cvd_levels la = {.has_input_level = 1, .input_level_dbu = 9, .has_loudness = 1,
+    cvd_levels la = {.has_input_level = 1,
+                     .input_level_dbu = 9,
+                     .has_loudness = 1,
                      .loudness = -20},
-               lb = {.has_input_level = 1, .input_level_dbu = 3, .has_loudness = 1,
-                     .loudness = -25, .has_output_level = 1, .output_level_dbu = 7},
+               lb = {.has_input_level = 1,
+                     .input_level_dbu = 3,
+                     .has_loudness = 1,
+                     .loudness = -25,
+                     .has_output_level = 1,
+                     .output_level_dbu = 7},
                got;
     cvd_model_get_levels(a, &got);
     cr_assert(!got.has_loudness && !got.has_input_level && !got.has_output_level);
@@ -197,16 +203,15 @@ Test(levels, nam_metadata_levels)
     cr_assert_not_null(root);
     json_t *meta = json_object_get(root, "metadata");
     json_object_set_new(meta, "output_level_dbu", json_real(6.5));
-    cr_assert_eq(parse_with_meta(root, "input_level_dbu", json_real(10.25), &m, &err), CVD_OK,
-                 "%s", err.msg);
+    cr_assert_eq(parse_with_meta(root, "input_level_dbu", json_real(10.25), &m, &err), CVD_OK, "%s",
+                 err.msg);
     cvd_model_get_levels(m, &lv);
     cr_assert(lv.has_input_level && lv.input_level_dbu == 10.25);
     cr_assert(lv.has_output_level && lv.output_level_dbu == 6.5);
     cr_assert_float_eq(cvd_input_gain_db(&lv, 0, 1, CVD_NAM_INTERFACE_DBU), 1.75, 1e-12);
     cvd_model_unref(m);
     /* null: none */
-    cr_assert_eq(parse_with_meta(root, "loudness", json_null(), &m, &err), CVD_OK, "%s",
-                 err.msg);
+    cr_assert_eq(parse_with_meta(root, "loudness", json_null(), &m, &err), CVD_OK, "%s", err.msg);
     cvd_model_get_levels(m, &lv);
     cr_assert(!lv.has_loudness && lv.has_input_level);
     cvd_model_unref(m);

@@ -113,9 +113,8 @@ Test(limits, max_clients_per_address)
     int e = connect_from("127.0.0.2", pf);
     cr_assert_eq(hello_on(e, 64, text, sizeof text), 0, "127.0.0.2: %s", text);
     close(e);
-    cr_assert_geq(du_metric_wait(mp, "convd_disconnects_total{reason=\"max_clients_per_address\"}",
-                                 1, 5),
-                  1);
+    cr_assert_geq(
+        du_metric_wait(mp, "convd_disconnects_total{reason=\"max_clients_per_address\"}", 1, 5), 1);
     /* closing gives the slot back */
     close(a);
     double end = du_now() + 5;
@@ -259,9 +258,12 @@ Test(limits, max_block_bounds_what_hello_may_ask)
         const char *lst;
         uint32_t block;
         int want;
-    } cases[] = {{"dflt", 4096, 0}, {"dflt", 4097, CVD_FR_E_BAD_FORMAT},
-                 {"dflt", 65536, CVD_FR_E_BAD_FORMAT}, {"small", 100, 0},
-                 {"small", 101, CVD_FR_E_BAD_FORMAT}, {"small", 0, 0}};
+    } cases[] = {{"dflt", 4096, 0},
+                 {"dflt", 4097, CVD_FR_E_BAD_FORMAT},
+                 {"dflt", 65536, CVD_FR_E_BAD_FORMAT},
+                 {"small", 100, 0},
+                 {"small", 101, CVD_FR_E_BAD_FORMAT},
+                 {"small", 0, 0}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int fd = du_connect(du_daemon_port(&d, cases[i].lst));
         int rc = hello_on(fd, cases[i].block, text, sizeof text);
@@ -322,8 +324,7 @@ Test(limits, max_stream_memory_refuses_streams_past_it)
               "line: %s", (char *)out.p);
     close(fd);
     du_buf_free(&out);
-    cr_assert_geq(du_metric_wait(mp, "convd_disconnects_total{reason=\"max_stream_memory\"}", 3,
-                                 5),
+    cr_assert_geq(du_metric_wait(mp, "convd_disconnects_total{reason=\"max_stream_memory\"}", 3, 5),
                   3);
     /* the streams close: their memory is given back, and a new stream fits */
     for (int i = 0; i < n; i++)

@@ -170,8 +170,7 @@ static void check_case(const lc_case *t, long n, uint64_t seed)
         float *yd = stream(D, x, n, &r, 0, &nd);
         cr_assert_eq(nd, n1);
         e = rel_err(y1, yd, nd * F, &at);
-        cr_assert_leq(e, TOL, "k=%d: FFT vs direct stream: %.3g of the peak at %ld", t->k, e,
-                      at);
+        cr_assert_leq(e, TOL, "k=%d: FFT vs direct stream: %.3g of the peak at %ld", t->k, e, at);
         free(yd);
         cvd_layer_destroy(D);
     }
@@ -199,15 +198,15 @@ Test(longconv, paddings_channels_groups_dilation)
     static const lc_case cases[] = {
         {CVD_CONV1D, 1, 1, 1, 1, 300, 1, CVD_PAD_VALID, 64},
         {CVD_CONV1D, 1, 1, 1, 1, 301, 1, CVD_PAD_SAME, 32},
-        {CVD_CONV1D, 1, 2, 1, 1, 700, 1, CVD_PAD_CAUSAL, 128},  /* a stereo IR on mono */
-        {CVD_CONV1D, 2, 2, 2, 1, 700, 1, CVD_PAD_CAUSAL, 64},   /* stereo: one IR a side */
+        {CVD_CONV1D, 1, 2, 1, 1, 700, 1, CVD_PAD_CAUSAL, 128}, /* a stereo IR on mono */
+        {CVD_CONV1D, 2, 2, 2, 1, 700, 1, CVD_PAD_CAUSAL, 64},  /* stereo: one IR a side */
         {CVD_CONV1D, 3, 4, 1, 1, 200, 1, CVD_PAD_SAME, 32},
         {CVD_CONV1D, 4, 6, 2, 1, 150, 1, CVD_PAD_VALID, 16},
-        {CVD_CONV1D, 2, 3, 1, 1, 90, 3, CVD_PAD_CAUSAL, 64},    /* dilated: 268 taps */
+        {CVD_CONV1D, 2, 3, 1, 1, 90, 3, CVD_PAD_CAUSAL, 64}, /* dilated: 268 taps */
         {CVD_DEPTHWISE_CONV1D, 3, 0, 1, 2, 250, 1, CVD_PAD_SAME, 64},
         {CVD_SEPARABLE_CONV1D, 2, 5, 1, 2, 180, 2, CVD_PAD_VALID, 32},
-        {CVD_CONV1D, 1, 1, 1, 1, 64, 1, CVD_PAD_CAUSAL, 1024},  /* one partition: head only */
-        {CVD_CONV1D, 1, 1, 1, 1, 65, 1, CVD_PAD_CAUSAL, 64},    /* a 1-tap second partition */
+        {CVD_CONV1D, 1, 1, 1, 1, 64, 1, CVD_PAD_CAUSAL, 1024}, /* one partition: head only */
+        {CVD_CONV1D, 1, 1, 1, 1, 65, 1, CVD_PAD_CAUSAL, 64},   /* a 1-tap second partition */
     };
     uint64_t seed = tu_seed();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -246,8 +245,7 @@ Test(longconv, automatic_switch_point)
     if (T > 16) {
         t.k = T - 1;
         L = make(&t, 64, -1, 1);
-        cr_assert_eq(cvd_layer_fft_partition(L), 0, "%d taps: FFT, below the switch %d", T - 1,
-                     T);
+        cr_assert_eq(cvd_layer_fft_partition(L), 0, "%d taps: FFT, below the switch %d", T - 1, T);
         cvd_layer_destroy(L);
     }
     /* a short multichannel kernel stays direct; the 9,600-tap cabinet IR goes FFT */

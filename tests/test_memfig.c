@@ -22,8 +22,9 @@ static void check_model(const char *path, size_t *checked)
     }
     cvd_memfig f = {0};
     cr_assert_eq(cvd_memfig_measure(m, 0, &f, &err), 0, "%s: %s", path, err.msg);
-    const int blocks[] = {1, 2, 3, 7, 8, 9, 31, 63, 64, 65, 100, 255, 256, 257, 999, 1000, 1024,
-                          2047, 4095, 4096, 4097, 6000, 8191, 8192, 8193, 12345, 65536};
+    const int blocks[] = {1,    2,    3,    7,    8,    9,    31,   63,    64,
+                          65,   100,  255,  256,  257,  999,  1000, 1024,  2047,
+                          4095, 4096, 4097, 6000, 8191, 8192, 8193, 12345, 65536};
     for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
         const int b = blocks[i];
         cvd_net *n = NULL;
@@ -31,8 +32,8 @@ static void check_model(const char *path, size_t *checked)
         size_t real = cvd_net_state_bytes(n), fig = cvd_memfig_net_bytes(&f, b);
         size_t out = (size_t)cvd_net_max_out(n), out_fig = cvd_memfig_max_out(&f, b);
         cvd_net_destroy(n);
-        cr_assert_geq(out_fig, out, "%s, block %d: the output bound %zu is below max_out %zu",
-                      path, b, out_fig, out);
+        cr_assert_geq(out_fig, out, "%s, block %d: the output bound %zu is below max_out %zu", path,
+                      b, out_fig, out);
         cr_assert_geq(fig, real, "%s, block %d: the figure %zu is below the real %zu bytes", path,
                       b, fig, real);
         /* an upper bound, but one that means something: within 2x (and 256 KiB) */
@@ -45,9 +46,9 @@ static void check_model(const char *path, size_t *checked)
 
 Test(memfig, bounds_every_test_model_at_every_block_size)
 {
-    const char *patterns[] = {"tests/data/nam/*.nam",      "tests/data/tools/*.json",
-                              "tests/data/keras/*.keras",  "tests/data/keras/*.h5",
-                              "config/models/*.json",      "../shared/models/nam/*.nam"};
+    const char *patterns[] = {"tests/data/nam/*.nam",     "tests/data/tools/*.json",
+                              "tests/data/keras/*.keras", "tests/data/keras/*.h5",
+                              "config/models/*.json",     "../shared/models/nam/*.nam"};
     size_t checked = 0, models = 0;
     for (size_t p = 0; p < sizeof patterns / sizeof patterns[0]; p++) {
         glob_t g;

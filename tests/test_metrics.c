@@ -236,9 +236,8 @@ Test(metrics, counters_and_gauges_read_back_exactly)
  * are cumulative, +Inf is the count, and the sum is the total time. */
 Test(metrics, histogram_bounds_are_inclusive_and_cumulative)
 {
-    static const double le[CVD_METRICS_BUCKETS] = {5e-6,   1e-5, 2.5e-5, 5e-5, 1e-4,
-                                                   2.5e-4, 5e-4, 1e-3,   2.5e-3, 5e-3,
-                                                   1e-2,   2.5e-2, 5e-2, 1e-1};
+    static const double le[CVD_METRICS_BUCKETS] = {
+        5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1};
     cvd_stream_stats *s = cvd_metrics_stream("h");
     cr_assert_not_null(s);
     uint64_t total_ns = 0, count = 0;
@@ -268,13 +267,15 @@ Test(metrics, histogram_bounds_are_inclusive_and_cumulative)
         char sample[128];
         cum += want[k];
         if (k < CVD_METRICS_BUCKETS)
-            snprintf(sample, sizeof sample, "convd_block_seconds_bucket{stream=\"h\",kind=\"stream\",le=\"%g\"}",
-                     le[k]);
+            snprintf(sample, sizeof sample,
+                     "convd_block_seconds_bucket{stream=\"h\",kind=\"stream\",le=\"%g\"}", le[k]);
         else
-            snprintf(sample, sizeof sample, "convd_block_seconds_bucket{stream=\"h\",kind=\"stream\",le=\"+Inf\"}");
+            snprintf(sample, sizeof sample,
+                     "convd_block_seconds_bucket{stream=\"h\",kind=\"stream\",le=\"+Inf\"}");
         cr_expect_eq(value_of(t, sample), (double)cum, "%s", sample);
     }
-    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"h\",kind=\"stream\"}"), (double)count);
+    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"h\",kind=\"stream\"}"),
+                 (double)count);
     double sum = value_of(t, "convd_block_seconds_sum{stream=\"h\",kind=\"stream\"}");
     cr_expect(fabs(sum - (double)total_ns * 1e-9) < 1e-9, "sum %.9f, want %.9f", sum,
               (double)total_ns * 1e-9);
@@ -367,7 +368,9 @@ Test(metrics, names_from_clients_cannot_break_the_page)
     char *t = cvd_metrics_render();
     cr_assert_not_null(t);
     check_exposition(t);
-    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"a\\\"b\\\\c\\nd\",kind=\"stream\"}"), 5.0);
+    cr_expect_eq(
+        value_of(t, "convd_stream_frames_in_total{stream=\"a\\\"b\\\\c\\nd\",kind=\"stream\"}"),
+        5.0);
     free(t);
 }
 
@@ -389,12 +392,9 @@ Test(metrics, listener_and_stream_of_one_name_are_two_series)
     check_exposition(t);
     cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"same\",kind=\"listener\"}"),
                  3.0);
-    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"same\",kind=\"stream\"}"),
-                 4.0);
-    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"same\",kind=\"listener\"}"),
-                 1.0);
-    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"same\",kind=\"stream\"}"),
-                 0.0);
+    cr_expect_eq(value_of(t, "convd_stream_frames_in_total{stream=\"same\",kind=\"stream\"}"), 4.0);
+    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"same\",kind=\"listener\"}"), 1.0);
+    cr_expect_eq(value_of(t, "convd_block_seconds_count{stream=\"same\",kind=\"stream\"}"), 0.0);
     cr_expect_eq(value_of(t, "convd_frames_in_total"), 7.0);
     free(t);
 }

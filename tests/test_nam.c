@@ -68,8 +68,7 @@ static void check_generated_cases(const int *blocks, int nb, const char *isa)
             continue;
         char path[512], ref_path[512];
         snprintf(path, sizeof path, "tests/data/nam/%s", e->d_name);
-        snprintf(ref_path, sizeof ref_path, "tests/data/nam/%.*s.out.f32", (int)(l - 4),
-                 e->d_name);
+        snprintf(ref_path, sizeof ref_path, "tests/data/nam/%.*s.out.f32", (int)(l - 4), e->d_name);
         cvd_model *m;
         cvd_err err;
         cr_assert_eq(cvd_nam_load(path, &m, &err), 0, "%s", err.msg);
@@ -231,11 +230,11 @@ Test(nam, bad_files_refused_by_name)
         int rc = cvd_nam_load(path, &m, &err);
         cr_expect_lt(rc, 0, "%s was accepted", path);
         cr_expect_null(m, "%s: model pointer not cleared", path);
-        cr_expect_not_null(strstr(err.msg, path), "%s: message does not name the file: %s",
-                           path, err.msg);
+        cr_expect_not_null(strstr(err.msg, path), "%s: message does not name the file: %s", path,
+                           err.msg);
         for (int w = 0; w < 3 && bad[i].words[w]; w++)
-            cr_expect_not_null(strstr(err.msg, bad[i].words[w]),
-                               "%s: message lacks \"%s\": %s", path, bad[i].words[w], err.msg);
+            cr_expect_not_null(strstr(err.msg, bad[i].words[w]), "%s: message lacks \"%s\": %s",
+                               path, bad[i].words[w], err.msg);
     }
 }
 
@@ -494,8 +493,7 @@ Test(nam, wavenet_dialects_share_one_parser)
          "3 slopes for 4 channels"},
         {"activation", "{\"type\": \"Hardtanh\", \"max_val\": 2}", "always -1..1"},
         {"activation", "{\"type\": \"Tanh\", \"slope\": 1}", "not a parameter of Tanh"},
-        {"activation", "{\"type\": \"LeakyReLU\", \"negative_slope\": \"x\"}",
-         "must be a number"},
+        {"activation", "{\"type\": \"LeakyReLU\", \"negative_slope\": \"x\"}", "must be a number"},
         {"activation", "{\"negative_slope\": 0.1}", "missing"},
         {"activation", "7", "must be an activation name or an object"},
         {"GATING", "\"sometimes\"", "must be \"none\", \"gated\" or \"blended\""},
@@ -517,8 +515,7 @@ Test(nam, wavenet_dialects_share_one_parser)
             const int gating = strcmp(bad[i].key, "GATING") == 0; /* spelt differently */
             pa += strlen("config.layers[0].") + (gating ? strlen("gating_mode") : 0);
             pb += strlen("wavenet.") + (gating ? strlen("gating") : 0);
-            cr_expect_str_eq(pa, pb,
-                             "%s=%s: the two spellings disagree", bad[i].key, bad[i].value);
+            cr_expect_str_eq(pa, pb, "%s=%s: the two spellings disagree", bad[i].key, bad[i].value);
             cr_expect_not_null(strstr(pa, bad[i].reason), "%s=%s: want \"%s\": %s", bad[i].key,
                                bad[i].value, bad[i].reason, a);
         }

@@ -18,7 +18,7 @@
 #include "testutil.h"
 
 static const char *const cases[] = {
-    "linear_short_bias", "linear_long_ir",        "convnet_tanh",  "convnet_bn_relu",
+    "linear_short_bias",   "linear_long_ir",        "convnet_tanh",  "convnet_bn_relu",
     "convnet_bn_fasttanh", "convnet_leakyrelu_obj", "convnet_prelu",
 };
 
@@ -80,8 +80,8 @@ Test(nam_arch, golden_outputs_streamed_reset_and_offline)
             cr_assert_eq(cvd_net_create(m, blocks[b], &net, &err), CVD_OK, "%s", err.msg);
             float *y = stream(net, x, n, blocks[b]);
             double e = max_diff(y, ref, n);
-            cr_assert_lt(e, 2e-6, "%s, blocks of %d: max error %g against the reference",
-                         cases[c], blocks[b], e);
+            cr_assert_lt(e, 2e-6, "%s, blocks of %d: max error %g against the reference", cases[c],
+                         blocks[b], e);
             /* after a reset (and its prewarm) the same again, bit for bit */
             cvd_net_reset(net);
             float *y2 = stream(net, x, n, blocks[b]);
@@ -118,16 +118,15 @@ Test(nam_arch, linear_weight_order_is_nam_cores)
                        "0.125], \"sample_rate\": 48000}";
     cvd_model *m = NULL;
     cvd_err err = {0};
-    cr_assert_eq(cvd_nam_parse(text, strlen(text), "three.nam", &m, &err), CVD_OK, "%s",
-                 err.msg);
+    cr_assert_eq(cvd_nam_parse(text, strlen(text), "three.nam", &m, &err), CVD_OK, "%s", err.msg);
     float x[4] = {1, 2, 3, 4}, *y;
     long n;
     cr_assert_eq(cvd_model_forward(m, x, 4, &y, &n, &err), CVD_OK);
     cr_assert_eq(n, 4);
     const float want[4] = {0.5f, 0.75f, 1.125f, 1.5f};
     for (int i = 0; i < 4; i++)
-        cr_assert_float_eq(y[i], want[i], 1e-7, "y[%d] = %g, NAM core gives %g", i,
-                           (double)y[i], (double)want[i]);
+        cr_assert_float_eq(y[i], want[i], 1e-7, "y[%d] = %g, NAM core gives %g", i, (double)y[i],
+                           (double)want[i]);
     free(y);
     cvd_model_unref(m);
 }
@@ -165,10 +164,9 @@ Test(nam_arch, refusals)
         cvd_err err = {0};
         cr_assert_lt(cvd_nam_load(path, &m, &err), 0, "%s loaded", path);
         cr_assert_null(m);
-        cr_assert(strstr(err.msg, path) != NULL, "the message does not name the file: %s",
+        cr_assert(strstr(err.msg, path) != NULL, "the message does not name the file: %s", err.msg);
+        cr_assert(strstr(err.msg, bad[i].want) != NULL, "%s: want \"%s\" in: %s", path, bad[i].want,
                   err.msg);
-        cr_assert(strstr(err.msg, bad[i].want) != NULL, "%s: want \"%s\" in: %s", path,
-                  bad[i].want, err.msg);
     }
 }
 

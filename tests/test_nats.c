@@ -21,10 +21,10 @@
 #include "nats_wire.h"
 #include "testutil.h"
 
-#define SENSOR "config/models/vibration-denoise.json" /* 3 -> 3 channels, rf 253, latency 0 */
-#define GRAPH "tests/data/tools/graph.json"            /* 2 -> 3 channels, latency 2 */
+#define SENSOR "config/models/vibration-denoise.json"    /* 3 -> 3 channels, rf 253, latency 0 */
+#define GRAPH "tests/data/tools/graph.json"              /* 2 -> 3 channels, latency 2 */
 #define WINDOWED "tests/data/keras/k3_func_global.keras" /* windows of 20 frames, 3 -> 5 */
-#define STRIDED "tests/data/json/strided.json"         /* one output per 2 inputs or so */
+#define STRIDED "tests/data/json/strided.json"           /* one output per 2 inputs or so */
 
 static void suite_init(void)
 {
@@ -75,8 +75,8 @@ Test(nats, partition_function)
         int part;
     } known[] = {{"a", 4}, {"dev-42", 5}, {"x_y", 3}, {"m042", 2}, {"sensor0001", 0}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        cr_assert_eq(cvd_nats_partition(known[i].id, strlen(known[i].id), 8), known[i].part,
-                     "%s", known[i].id);
+        cr_assert_eq(cvd_nats_partition(known[i].id, strlen(known[i].id), 8), known[i].part, "%s",
+                     known[i].id);
 }
 
 Test(nats, frames_and_subjects)
@@ -538,8 +538,7 @@ static cvd_nats_group *group_for(const nh_cluster *cl, cvd_model *m, tworker *w,
     return g;
 }
 
-static void check_all(natsConnection *nc, cvd_model *m, float **in, int ids, int64_t frames,
-                      int ch)
+static void check_all(natsConnection *nc, cvd_model *m, float **in, int ids, int64_t frames, int ch)
 {
     nh_collection col;
     cr_assert_eq(nh_collect(nc, "CONVD_OUT", "convd", ch, &col), 0, "%s", nh_err);
@@ -592,8 +591,15 @@ Test(nats, in_process_takeover_and_handover)
     float *in[IDS];
     for (int k = 0; k < IDS; k++)
         in[k] = frames_for(k, FRAMES, 3);
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = IDS,
-                     .ch = 3, .per_msg = PER, .frames = FRAMES, .in = in, .pause = 0.02};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "dev-",
+                     .ids = IDS,
+                     .ch = 3,
+                     .per_msg = PER,
+                     .frames = FRAMES,
+                     .in = in,
+                     .pause = 0.02};
     /* the two share the partitions (one may take all first, then hand half over) */
     for (int i = 0; i < 200 && (atomic_load(&a->st.partitions_owned) != 4 ||
                                 atomic_load(&b->st.partitions_owned) != 4);
@@ -606,7 +612,9 @@ Test(nats, in_process_takeover_and_handover)
     const uint64_t total = (uint64_t)IDS * (FRAMES / PER);
     while (output_messages(nc) < total / 4 && !atomic_load(&p.done))
         nh_sleep(0.05);
-    cr_assert_gt(atomic_load(&a->st.partitions_owned), 0, "a holds nothing before it dies (b holds %d)", atomic_load(&b->st.partitions_owned));
+    cr_assert_gt(atomic_load(&a->st.partitions_owned), 0,
+                 "a holds nothing before it dies (b holds %d)",
+                 atomic_load(&b->st.partitions_owned));
     cvd_nats_group_destroy(a);
     tw_stop(&wa);
     /* c joins: b hands half over to it */
@@ -630,8 +638,8 @@ Test(nats, in_process_takeover_and_handover)
     cr_assert_eq(atomic_load(&b->st.gaps) + atomic_load(&c->st.gaps), 0);
     cr_assert_eq(atomic_load(&b->st.duplicate_messages) + atomic_load(&c->st.duplicate_messages),
                  0);
-    cr_log_info("takeovers %llu, replayed frames %llu, outputs the stream had already %llu",
-                taken, replayed,
+    cr_log_info("takeovers %llu, replayed frames %llu, outputs the stream had already %llu", taken,
+                replayed,
                 (unsigned long long)(atomic_load(&b->st.output_duplicates) +
                                      atomic_load(&c->st.output_duplicates)));
     natsConnection_Destroy(nc);

@@ -66,8 +66,7 @@ static char *group_conf(const nh_cluster *cl, const char *model, int partitions,
                   "[nats " GROUP "]\nservers = %s\nmodel = m\npartitions = %d\nreplicas = %d\n"
                   "%scheckpoint_interval = 0.25\nrequest_timeout = 1\n%s",
                   du_src(model), cl->urls, partitions, replicas,
-                  extra && strstr(extra, "lease_ttl") ? "" : "lease_ttl = 4\n",
-                  extra ? extra : "");
+                  extra && strstr(extra, "lease_ttl") ? "" : "lease_ttl = 4\n", extra ? extra : "");
     return (char *)b.p;
 }
 
@@ -301,8 +300,15 @@ Test(nats_cluster, one_server_one_process)
     cnode_start(&n, "c1.conf", conf);
     fleet f;
     fleet_make(&f, "dev-", 8, 2000, 3);
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
-                     .ch = 3, .per_msg = 120, .vary = 1, .frames = f.frames, .in = f.in};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "dev-",
+                     .ids = f.ids,
+                     .ch = 3,
+                     .per_msg = 120,
+                     .vary = 1,
+                     .frames = f.frames,
+                     .in = f.in};
     cr_assert_eq(nh_producer_start(&p), 0);
     nh_producer_join(&p);
     cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
@@ -333,8 +339,15 @@ Test(nats_cluster, convd_killed_and_restarted)
     wait_balanced(n, 3, PARTS, 30);
     fleet f;
     fleet_make(&f, "dev-", 24, 3000, 3);
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
-                     .ch = 3, .per_msg = 60, .frames = f.frames, .in = f.in, .pause = 0.05};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "dev-",
+                     .ids = f.ids,
+                     .ch = 3,
+                     .per_msg = 60,
+                     .frames = f.frames,
+                     .in = f.in,
+                     .pause = 0.05};
     watch w;
     watch_start(&w, &cl, PARTS);
     cr_assert_eq(nh_producer_start(&p), 0);
@@ -390,8 +403,15 @@ Test(nats_cluster, server_killed_and_restarted)
     wait_balanced(n, 2, PARTS, 30);
     fleet f;
     fleet_make(&f, "dev-", 16, 3000, 3);
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
-                     .ch = 3, .per_msg = 60, .frames = f.frames, .in = f.in, .pause = 0.05};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "dev-",
+                     .ids = f.ids,
+                     .ch = 3,
+                     .per_msg = 60,
+                     .frames = f.frames,
+                     .in = f.in,
+                     .pause = 0.05};
     cr_assert_eq(nh_producer_start(&p), 0);
     const uint64_t total = (uint64_t)f.ids * (uint64_t)((f.frames + 59) / 60);
     while (atomic_load(&p.published) < total / 3 && !atomic_load(&p.done))
@@ -436,16 +456,24 @@ Test(nats_cluster, paused_past_its_lease)
     wait_balanced(n, 2, PARTS, 30);
     fleet f;
     fleet_make(&f, "dev-", 16, 4000, 3);
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
-                     .ch = 3, .per_msg = 50, .frames = f.frames, .in = f.in, .pause = 0.03};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "dev-",
+                     .ids = f.ids,
+                     .ch = 3,
+                     .per_msg = 50,
+                     .frames = f.frames,
+                     .in = f.in,
+                     .pause = 0.03};
     cr_assert_eq(nh_producer_start(&p), 0);
     const uint64_t total = (uint64_t)f.ids * (uint64_t)((f.frames + 49) / 50);
     while (atomic_load(&p.published) < total / 4 && !atomic_load(&p.done))
         du_sleep_ms(20);
     kill(n[1].d.pid, SIGSTOP);
     du_sleep_ms(7000); /* lease_ttl 4 s: the other process takes over meanwhile */
-    cr_assert_eq(cmetric(&n[0], "partitions_owned"), PARTS, "the paused one's partitions were "
-                                                             "not taken over");
+    cr_assert_eq(cmetric(&n[0], "partitions_owned"), PARTS,
+                 "the paused one's partitions were "
+                 "not taken over");
     kill(n[1].d.pid, SIGCONT);
     nh_producer_join(&p);
     cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
@@ -511,8 +539,8 @@ Test(nats_cluster, producer_retries)
     cr_assert_eq(nh_publish_msg(js, "convd", "dev-0", more, 100, 3, 1150, 10, NULL), 0);
     const uint64_t want_msgs = (uint64_t)f.ids * (uint64_t)(f.frames / 100);
     wait_output_messages(&cl, want_msgs, 60);
-    du_metric_wait(n.metrics, "convd_nats_duplicate_messages_total{group=\"" GROUP "\"}",
-                   dups + 1, 10);
+    du_metric_wait(n.metrics, "convd_nats_duplicate_messages_total{group=\"" GROUP "\"}", dups + 1,
+                   10);
     cr_assert_eq(cmetric(&n, "duplicate_messages_total"), dups + 1);
     cr_assert_eq(cmetric(&n, "duplicate_frames_total"), dup_frames + 100);
     cr_assert_eq(cmetric(&n, "gaps_total"), 0);
@@ -565,22 +593,21 @@ Test(nats_cluster, bad_input)
     snprintf(long_subj, sizeof long_subj, "convd.in.%s", long_id);
     for (int64_t t = 0; t < 600; t += 100) {
         for (int k = 0; k < f.ids; k++)
-            cr_assert_eq(nh_publish_msg(js, "convd", f.names[k], f.in[k] + t * 3, 100, 3, t, 10,
-                                        NULL),
-                         0);
+            cr_assert_eq(
+                nh_publish_msg(js, "convd", f.names[k], f.in[k] + t * 3, 100, 3, t, 10, NULL), 0);
         if (t == 200) {
-            publish_raw(js, "convd.in.bad-payload", x, 10, "0");   /* not whole frames */
-            publish_raw(js, "convd.in.bad-payload", x, 0, "0");    /* empty */
+            publish_raw(js, "convd.in.bad-payload", x, 10, "0");    /* not whole frames */
+            publish_raw(js, "convd.in.bad-payload", x, 0, "0");     /* empty */
             publish_raw(js, "convd.in.no-frame", x, 12 * 10, NULL); /* no Convd-Frame */
             publish_raw(js, "convd.in.nan-frame", x, 12 * 10, "12a");
             publish_raw(js, "convd.in.nan-frame", x, 12 * 10, "-1");
-            publish_raw(js, "convd.in.a:b", x, 12 * 10, "0");       /* not an id */
-            publish_raw(js, long_subj, x, 12 * 10, "0");             /* 129 bytes */
+            publish_raw(js, "convd.in.a:b", x, 12 * 10, "0"); /* not an id */
+            publish_raw(js, long_subj, x, 12 * 10, "0");      /* 129 bytes */
             float nanx[30];
             memcpy(nanx, x, sizeof nanx);
             nanx[17] = NAN;
             publish_raw(js, "convd.in.nan-sample", x, 12 * 10, "0");
-            publish_raw(js, "convd.in.nan-sample", nanx, 12 * 10, "10"); /* refused */
+            publish_raw(js, "convd.in.nan-sample", nanx, 12 * 10, "10");       /* refused */
             publish_raw(js, "convd.in.nan-sample", x + 20 * 3, 12 * 10, "20"); /* a gap */
             /* a gap: frames 100..199 never come */
             publish_raw(js, "convd.in.gappy", x, 12 * 100, "0");
@@ -589,19 +616,18 @@ Test(nats_cluster, bad_input)
     }
     /* 24 good outputs + nan-sample 2 + gappy 2 */
     wait_output_messages(&cl, 24 + 4, 60);
-    du_metric_wait(n.metrics, "convd_nats_bad_messages_total{group=\"" GROUP "\",reason=\"id\"}",
-                   2, 10);
+    du_metric_wait(n.metrics, "convd_nats_bad_messages_total{group=\"" GROUP "\",reason=\"id\"}", 2,
+                   10);
     char *t = du_metrics(n.metrics);
     static const struct {
         const char *reason;
         double want;
-    } bad[] = {{"payload", 2},   {"frame_missing", 1}, {"frame_invalid", 2},
-               {"id", 2},        {"nonfinite", 1},     {"subject", 0}};
+    } bad[] = {{"payload", 2}, {"frame_missing", 1}, {"frame_invalid", 2},
+               {"id", 2},      {"nonfinite", 1},     {"subject", 0}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char series[160];
         snprintf(series, sizeof series,
-                 "convd_nats_bad_messages_total{group=\"" GROUP "\",reason=\"%s\"}",
-                 bad[i].reason);
+                 "convd_nats_bad_messages_total{group=\"" GROUP "\",reason=\"%s\"}", bad[i].reason);
         cr_assert_eq(du_metric(t, series), bad[i].want, "%s: %g, want %g", bad[i].reason,
                      du_metric(t, series), bad[i].want);
     }
@@ -662,8 +688,15 @@ Test(nats_cluster, nam_standard_takeover)
     wait_balanced(n, 2, PARTS, 30);
     fleet f;
     fleet_make(&f, "amp-", 4, 48000, 1);
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "amp-", .ids = f.ids,
-                     .ch = 1, .per_msg = 512, .frames = f.frames, .in = f.in, .pause = 0.03};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "amp-",
+                     .ids = f.ids,
+                     .ch = 1,
+                     .per_msg = 512,
+                     .frames = f.frames,
+                     .in = f.in,
+                     .pause = 0.03};
     cr_assert_eq(nh_producer_start(&p), 0);
     const uint64_t total = (uint64_t)f.ids * (uint64_t)((f.frames + 511) / 512);
     while (atomic_load(&p.published) < total / 2 && !atomic_load(&p.done))
@@ -697,8 +730,14 @@ Test(nats_cluster, idle_ids_come_back_after_a_takeover)
     wait_balanced(n, 2, PARTS, 30);
     fleet f;
     fleet_make(&f, "dev-", 8, 1600, 3);
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
-                     .ch = 3, .per_msg = 100, .frames = 800, .in = f.in};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "dev-",
+                     .ids = f.ids,
+                     .ch = 3,
+                     .per_msg = 100,
+                     .frames = 800,
+                     .in = f.in};
     cr_assert_eq(nh_producer_start(&p), 0);
     nh_producer_join(&p);
     cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
@@ -707,8 +746,7 @@ Test(nats_cluster, idle_ids_come_back_after_a_takeover)
      * the states yet (the producer is quick): first let the idle time pass */
     du_sleep_ms(1500);
     double end = du_now() + 10;
-    while (du_now() < end &&
-           cmetric(&n[0], "ids_active") + cmetric(&n[1], "ids_active") > 0)
+    while (du_now() < end && cmetric(&n[0], "ids_active") + cmetric(&n[1], "ids_active") > 0)
         du_sleep_ms(100);
     cr_assert_eq(cmetric(&n[0], "ids_active") + cmetric(&n[1], "ids_active"), 0);
     /* two checkpoints of n[1]'s partitions with the ids dormant (not a fixed sleep: a loaded
@@ -728,8 +766,8 @@ Test(nats_cluster, idle_ids_come_back_after_a_takeover)
     jsCtx *js = NULL;
     cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     for (int k = 0; k < f.ids; k++)
-        cr_assert_eq(nh_publish(js, "convd", f.names[k], f.in[k], 3, 800, 1600, 100, 10, NULL),
-                     0, "%s", nh_err);
+        cr_assert_eq(nh_publish(js, "convd", f.names[k], f.in[k], 3, 800, 1600, 100, 10, NULL), 0,
+                     "%s", nh_err);
     wait_output_messages(&cl, 8 * 16, 60);
     check_outputs(&cl, SENSOR, &f, f.frames);
     cr_assert_geq(cmetric(&n[0], "history_fetches_total"), 8);
@@ -758,8 +796,14 @@ Test(nats_cluster, sigterm_hands_partitions_over)
     wait_balanced(n, 2, PARTS, 30);
     fleet f;
     fleet_make(&f, "dev-", 8, 1200, 3);
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
-                     .ch = 3, .per_msg = 100, .frames = 600, .in = f.in};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "dev-",
+                     .ids = f.ids,
+                     .ch = 3,
+                     .per_msg = 100,
+                     .frames = 600,
+                     .in = f.in};
     cr_assert_eq(nh_producer_start(&p), 0);
     nh_producer_join(&p);
     cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
@@ -786,8 +830,8 @@ Test(nats_cluster, sigterm_hands_partitions_over)
     jsCtx *js = NULL;
     cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     for (int k = 0; k < f.ids; k++)
-        cr_assert_eq(nh_publish(js, "convd", f.names[k], f.in[k], 3, 600, 1200, 100, 10, NULL),
-                     0, "%s", nh_err);
+        cr_assert_eq(nh_publish(js, "convd", f.names[k], f.in[k], 3, 600, 1200, 100, 10, NULL), 0,
+                     "%s", nh_err);
     wait_output_messages(&cl, 8 * 12, 60);
     check_outputs(&cl, SENSOR, &f, f.frames);
     cr_assert_eq(cmetric(&n[0], "gaps_total"), 0);
@@ -821,14 +865,20 @@ Test(nats_cluster, partitions_mismatch_is_counted)
         }
     }
     cr_assert_gt(misplaced, 0, "the fleet's names should show the mismatch");
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
-                     .ch = 3, .per_msg = 100, .frames = f.frames, .in = f.in};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "dev-",
+                     .ids = f.ids,
+                     .ch = 3,
+                     .per_msg = 100,
+                     .frames = f.frames,
+                     .in = f.in};
     cr_assert_eq(nh_producer_start(&p), 0);
     nh_producer_join(&p);
     cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
     /* every message on partitions 0..3 is taken (2 each); those of misplaced ids counted */
-    double got = du_metric_wait(n.metrics, "convd_nats_mapping_mismatches_total{group=\"" GROUP
-                                "\"}", 2.0 * misplaced, 30);
+    double got = du_metric_wait(
+        n.metrics, "convd_nats_mapping_mismatches_total{group=\"" GROUP "\"}", 2.0 * misplaced, 30);
     cr_assert_eq(got, 2.0 * misplaced, "%g mismatches counted, %d expected", got, 2 * misplaced);
     du_metric_wait(n.metrics, "convd_nats_messages_in_total{group=\"" GROUP "\"}", 2.0 * on_read,
                    30);
@@ -855,10 +905,11 @@ Test(nats_cluster, tls_and_token)
     cr_assert_not_null(tf);
     fputs("s3cr3t-nats\n", tf);
     fclose(tf);
-    snprintf(extra, sizeof extra,
-             "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n  ca_file: \"%s\"\n  verify: true\n}\n"
-             "authorization { token: \"s3cr3t-nats\" }\n",
-             tls_file("server.pem"), tls_file("server.key"), tls_file("clients-ca.pem"));
+    snprintf(
+        extra, sizeof extra,
+        "tls {\n  cert_file: \"%s\"\n  key_file: \"%s\"\n  ca_file: \"%s\"\n  verify: true\n}\n"
+        "authorization { token: \"s3cr3t-nats\" }\n",
+        tls_file("server.pem"), tls_file("server.key"), tls_file("clients-ca.pem"));
     snprintf(nh_server_extra, sizeof nh_server_extra, "%s", extra);
     static char ca[DU_PATH], cert[DU_PATH], key[DU_PATH];
     snprintf(ca, sizeof ca, "%s", tls_file("ca.pem"));
@@ -871,15 +922,23 @@ Test(nats_cluster, tls_and_token)
     enum { PARTS = 4 };
     nh_cluster cl;
     cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
-    snprintf(conf_extra, sizeof conf_extra, "tls_ca = %s\ntls_cert = %s\ntls_key = %s\n"
-             "token_file = %s\n", ca, cert, key, token_path);
+    snprintf(conf_extra, sizeof conf_extra,
+             "tls_ca = %s\ntls_cert = %s\ntls_key = %s\n"
+             "token_file = %s\n",
+             ca, cert, key, token_path);
     char *conf = group_conf(&cl, SENSOR, PARTS, 1, conf_extra);
     cnode n;
     cnode_start(&n, "c1.conf", conf);
     fleet f;
     fleet_make(&f, "dev-", 6, 600, 3);
-    nh_producer p = {.urls = cl.urls, .prefix = "convd", .name_prefix = "dev-", .ids = f.ids,
-                     .ch = 3, .per_msg = 100, .frames = f.frames, .in = f.in};
+    nh_producer p = {.urls = cl.urls,
+                     .prefix = "convd",
+                     .name_prefix = "dev-",
+                     .ids = f.ids,
+                     .ch = 3,
+                     .per_msg = 100,
+                     .frames = f.frames,
+                     .in = f.in};
     cr_assert_eq(nh_producer_start(&p), 0);
     nh_producer_join(&p);
     cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);

@@ -113,8 +113,8 @@ Test(packaging, uninstall_keeps_user_files)
     for (struct dirent *e; (e = readdir(d)) != NULL && nold < 16;) {
         size_t len = strlen(e->d_name);
         if (len > 2 && strcmp(e->d_name + len - 2, ".c") == 0)
-            snprintf(olds[nold++], sizeof olds[0], "-o%.1000s/%.*s", du_build_dir(),
-                     (int)(len - 2), e->d_name);
+            snprintf(olds[nold++], sizeof olds[0], "-o%.1000s/%.*s", du_build_dir(), (int)(len - 2),
+                     e->d_name);
     }
     closedir(d);
     for (int pass = 0; pass < 2; pass++) {
@@ -136,15 +136,14 @@ Test(packaging, uninstall_keeps_user_files)
             cr_expect(strstr(p.out, "/var/lib/convd") != NULL, "uninstall says what it keeps:\n%s",
                       p.out);
         du_proc_free(&p);
-        const char *installed[] = {"opt/cvd/share/convd/models/drive.json",
-                                   "opt/cvd/lib/systemd/system/convd.service",
-                                   "opt/cvd/lib/systemd/user/convd.service",
-                                   "opt/cvd/share/doc/convd/AUDIO.md", NULL};
+        const char *installed[] = {
+            "opt/cvd/share/convd/models/drive.json", "opt/cvd/lib/systemd/system/convd.service",
+            "opt/cvd/lib/systemd/user/convd.service", "opt/cvd/share/doc/convd/AUDIO.md", NULL};
         for (int i = 0; installed[i]; i++) {
             char path[DU_PATH * 2];
             snprintf(path, sizeof path, "%s/%s", root, installed[i]);
-            cr_expect_eq(access(path, F_OK) == 0, pass == 0, "%s: %s after make %s",
-                         installed[i], pass == 0 ? "missing" : "still there", argv[3]);
+            cr_expect_eq(access(path, F_OK) == 0, pass == 0, "%s: %s after make %s", installed[i],
+                         pass == 0 ? "missing" : "still there", argv[3]);
         }
         size_t len = 0;
         char *t = du_read_file(state, &len);
@@ -218,8 +217,15 @@ Test(packaging, units_pass_systemd_analyze_verify)
         snprintf(dir, sizeof dir, "%s/u%zu", du_tmp("units"), i);
         mkdirs(dir);
         const char *path = render_unit(units[i].src, dir, units[i].name);
-        const char *argv[] = {"/usr/bin/env", env_run, env_home, "systemd-analyze", "verify",
-                              "--man=no", units[i].user ? "--user" : "--system", path, NULL};
+        const char *argv[] = {"/usr/bin/env",
+                              env_run,
+                              env_home,
+                              "systemd-analyze",
+                              "verify",
+                              "--man=no",
+                              units[i].user ? "--user" : "--system",
+                              path,
+                              NULL};
         du_proc p = du_run(argv, 60);
         if (units[i].user && strstr(p.err, "Failed to initialize manager"))
             cr_skip_test("systemd-analyze --user cannot start a manager here: %s", p.err);

@@ -274,7 +274,8 @@ static void free_series(series *s, int n)
     free(s);
 }
 
-/* ---- the numbers, recomputed ------------------------------------------------------------------ */
+/* ---- the numbers, recomputed ------------------------------------------------------------------
+ */
 
 typedef struct ref {
     cvd_model *m;
@@ -365,7 +366,8 @@ static int check_series(const char *model, const char *svg, int want_nonlinear)
             sc = fmax(sc, fabs(d1));
             e = fmax(e, fmax(fabs(y2[v] - y0[v] - 2 * d1), fabs(ym[v] - y0[v] + d1)));
         }
-        cr_expect_eq(e > 1e-4 * sc + 1e-7, nonlinear, "%s: linearity: error %g of %g", model, e, sc);
+        cr_expect_eq(e > 1e-4 * sc + 1e-7, nonlinear, "%s: linearity: error %g of %g", model, e,
+                     sc);
         free(y0), free(y1), free(y2), free(ym);
     }
     const double amp = nonlinear ? 0.01 : 1.0;
@@ -389,16 +391,16 @@ static int check_series(const char *model, const char *svg, int want_nonlinear)
                     const long t = lround(S->x[v] * (r.rate > 0 ? r.rate / 1000 : 1)) + r.p;
                     const double want = t >= 0 && t < L ? h[t] : 0.0;
                     cr_assert_leq(fabs(S->y[v] - want), 1e-6 * peak + 1e-9,
-                                  "%s: %s at %g: %.9g, want %.9g", model, S->name, S->x[v],
-                                  S->y[v], want);
+                                  "%s: %s at %g: %.9g, want %.9g", model, S->name, S->x[v], S->y[v],
+                                  want);
                 }
                 cr_assert_leq(S->x[0], 0.0, "%s: the impulse response starts after the impulse",
                               S->name);
                 checked[0]++;
             } else {
                 cr_assert_eq(S->n, 240);
-                cr_assert(fabs(S->x[S->n - 1] - r.fs / 2) < 1e-6 * r.fs, "%s: ends at %g",
-                          S->name, S->x[S->n - 1]);
+                cr_assert(fabs(S->x[S->n - 1] - r.fs / 2) < 1e-6 * r.fs, "%s: ends at %g", S->name,
+                          S->x[S->n - 1]);
                 for (int v = 0; v < S->n; v++) {
                     double re = 0, im = 0;
                     for (long t = 0; t < L; t++) {
@@ -409,8 +411,9 @@ static int check_series(const char *model, const char *svg, int want_nonlinear)
                     const double a = sqrt(re * re + im * im);
                     const double want = 20 * log10(a > 1e-12 ? a : 1e-12);
                     if (want > -100)
-                        cr_assert_leq(fabs(S->y[v] - want), 0.01, "%s: %s at %g: %.6g dB, want %.6g",
-                                      model, S->name, S->x[v], S->y[v], want);
+                        cr_assert_leq(fabs(S->y[v] - want), 0.01,
+                                      "%s: %s at %g: %.6g dB, want %.6g", model, S->name, S->x[v],
+                                      S->y[v], want);
                 }
                 checked[1]++;
             }
@@ -422,8 +425,8 @@ static int check_series(const char *model, const char *svg, int want_nonlinear)
                 cr_assert_float_eq(S->x[v], -60.0 + 3 * v, 1e-9);
                 sine_levels(&r, i, pow(10, S->x[v] / 20), j, 1, &db);
                 if (db > -100)
-                    cr_assert_leq(fabs(S->y[v] - db), 0.01, "%s: %s at %g dBFS: %g, want %g",
-                                  model, S->name, S->x[v], S->y[v], db);
+                    cr_assert_leq(fabs(S->y[v] - db), 0.01, "%s: %s at %g dBFS: %g, want %g", model,
+                                  S->name, S->x[v], S->y[v], db);
             }
             checked[2]++;
         } else if (strcmp(kind, "harmonics") == 0) {

@@ -615,8 +615,8 @@ Test(proto_line, locale_independent)
     setlocale(LC_ALL, "C");
 }
 
-
-/* ==== text: the C-locale float codec =========================================================== */
+/* ==== text: the C-locale float codec ===========================================================
+ */
 
 Test(proto_text, parse_float_reports_where_and_why)
 {
@@ -665,8 +665,9 @@ Test(proto_text, format_frames_fits_whole_frames_only)
     {
         const float w[4] = {-1.17549435e-38f, -3.40282347e38f, -1.40129846e-45f, -1.23456791e-10f};
         char small[4 * CVD_TEXT_VALUE_CHARS];
-        cr_assert_eq(cvd_text_format_frames(w, 1, 4, small, sizeof small, &done),
-                     (long)strlen("-1.17549435e-38,-3.40282347e+38,-1.40129846e-45,-1.23456791e-10\n"));
+        cr_assert_eq(
+            cvd_text_format_frames(w, 1, 4, small, sizeof small, &done),
+            (long)strlen("-1.17549435e-38,-3.40282347e+38,-1.40129846e-45,-1.23456791e-10\n"));
         cr_assert_eq(done, 1);
     }
 }

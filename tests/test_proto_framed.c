@@ -20,7 +20,6 @@
 #include "proto_util.h"
 #include "testutil.h"
 
-
 /* Appends a decoded message to v in canonical form: re-encoded. */
 static void canon(vbuf *v, const cvd_fr_msg *m)
 {
@@ -971,20 +970,69 @@ Test(proto_framed, no_allocation_per_message)
     free(buf);
 }
 
-
 /* Version 2: the HELLO's token, byte for byte as docs/PROTOCOL.md lays it out. */
 Test(proto_framed, version_2_hello_carries_a_token)
 {
     uint8_t buf[4096];
     cvd_bytes b = {buf, 0, sizeof buf};
-    cvd_fr_hello h = {.version = 2, .role = CVD_ROLE_PROCESS, .format = CVD_FMT_S16LE,
-                      .rate = 48000, .channels = 1, .block = 64, .model = "amp",
-                      .stream = "studio-a", .token = "s3cr3t-token"};
+    cvd_fr_hello h = {.version = 2,
+                      .role = CVD_ROLE_PROCESS,
+                      .format = CVD_FMT_S16LE,
+                      .rate = 48000,
+                      .channels = 1,
+                      .block = 64,
+                      .model = "amp",
+                      .stream = "studio-a",
+                      .token = "s3cr3t-token"};
     cr_assert_eq(cvd_fr_put_hello(&b, &h, NULL), 0);
-    const uint8_t want[] = {/* length 19 + M + S + 2 + T = 19 + 3 + 8 + 2 + 12 */ 44, 0, 0, 0,
-                            1, 2, 0, 0, 2, 0x80, 0xbb, 0, 0, 1, 0, 64, 0, 0, 0, 3, 0, 'a', 'm',
-                            'p', 8, 0, 's', 't', 'u', 'd', 'i', 'o', '-', 'a', 12, 0, 's', '3',
-                            'c', 'r', '3', 't', '-', 't', 'o', 'k', 'e', 'n'};
+    const uint8_t want[] = {/* length 19 + M + S + 2 + T = 19 + 3 + 8 + 2 + 12 */ 44,
+                            0,
+                            0,
+                            0,
+                            1,
+                            2,
+                            0,
+                            0,
+                            2,
+                            0x80,
+                            0xbb,
+                            0,
+                            0,
+                            1,
+                            0,
+                            64,
+                            0,
+                            0,
+                            0,
+                            3,
+                            0,
+                            'a',
+                            'm',
+                            'p',
+                            8,
+                            0,
+                            's',
+                            't',
+                            'u',
+                            'd',
+                            'i',
+                            'o',
+                            '-',
+                            'a',
+                            12,
+                            0,
+                            's',
+                            '3',
+                            'c',
+                            'r',
+                            '3',
+                            't',
+                            '-',
+                            't',
+                            'o',
+                            'k',
+                            'e',
+                            'n'};
     cr_assert_eq(b.len, sizeof want);
     cr_assert_eq(memcmp(buf, want, sizeof want), 0);
     cvd_fr_decoder *d = NULL;

@@ -65,8 +65,9 @@ Test(python, client_tests_pass)
         du_proc_free(&p);
     }
     snprintf(build_env, sizeof build_env, "CONVD_BUILD_DIR=%s", du_build_dir());
-    const char *argv[] = {python(), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                          "client/python/tests", NULL};
+    const char *argv[] = {python(), "-m", "pytest",           "-q",
+                          "-rs",    "-p", "no:cacheprovider", "client/python/tests",
+                          NULL};
     const char *env[] = {build_env, "PYTHONDONTWRITEBYTECODE=1", "NOTIFY_SOCKET=", NULL};
     const char *out = du_tmp("pytest.out");
     du_spawn_opts o = {.argv = argv, .env_add = env, .out_path = out, .err_path = out, .fd3 = -1};

@@ -139,8 +139,8 @@ static void round_trip(double stream_rate, double model_rate)
     cr_assert_geq(ny, n, "%g Hz: %ld frames out for %ld in", stream_rate, ny, n);
     cr_assert_leq(ny, n + 2);
     double db = error_db(x, n, y, ny, 0);
-    cr_log_info("sweep %g -> %g -> %g Hz: max error %.1f dB", stream_rate, model_rate,
-                stream_rate, db);
+    cr_log_info("sweep %g -> %g -> %g Hz: max error %.1f dB", stream_rate, model_rate, stream_rate,
+                db);
     if (stream_rate == model_rate)
         cr_assert(memcmp(x, y, sizeof(float) * (size_t)n) == 0, "not resampled, yet changed");
     else
@@ -232,8 +232,8 @@ Test(resample, fixed_latency_is_the_measured_delay)
 Test(resample, stream_equals_offline)
 {
     /* one call with the whole input against random blocks, and the frame count */
-    static const double ratios[][2] = {{44100, 48000}, {48000, 44100}, {96000, 48000},
-                                       {22050, 48000}};
+    static const double ratios[][2] = {
+        {44100, 48000}, {48000, 44100}, {96000, 48000}, {22050, 48000}};
     cvd_rng r;
     cvd_rng_seed(&r, tu_seed());
     for (size_t k = 0; k < sizeof ratios / sizeof ratios[0]; k++) {
@@ -405,8 +405,7 @@ Test(chain, rates_assumed_and_errors)
     cvd_model *bad[2] = {m48, two};
     cr_assert_lt(cvd_chain_create(bad, names, 2, &cfg, &c, &err), 0);
     cr_assert_null(c);
-    cr_assert(strstr(err.msg, "'cab' takes 2 channels, but 'amp' gives 1") != NULL, "%s",
-              err.msg);
+    cr_assert(strstr(err.msg, "'cab' takes 2 channels, but 'amp' gives 1") != NULL, "%s", err.msg);
     cfg.rate = 5;
     cr_assert_lt(cvd_chain_create(&m48, NULL, 1, &cfg, &c, &err), 0);
     cr_assert(strstr(err.msg, "rate 5 Hz") != NULL, "%s", err.msg);

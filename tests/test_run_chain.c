@@ -155,8 +155,7 @@ Test(run_chain, amp_then_cab_equals_the_library_chain)
     cr_assert(memcmp(y, ref, sizeof(float) * (size_t)n) == 0,
               "convd-run's chain differs from cvd_chain's");
     /* and as recorded */
-    const char *argv2[] = {du_prog("convd-run"), list, in, out, "--ir-normalize", "no", "-q",
-                           NULL};
+    const char *argv2[] = {du_prog("convd-run"), list, in, out, "--ir-normalize", "no", "-q", NULL};
     du_proc_free(&p);
     p = du_run(argv2, 60);
     cr_assert_eq(p.status, 0, "%s", p.err);
@@ -213,8 +212,7 @@ Test(run_chain, undeclared_rate_said_and_given)
     fclose(f);
     free(text);
     const char *out = du_tmp("o.f32");
-    const char *argv[] = {du_prog("convd-run"), amp, du_src(INPUT), out, "--rate", "44100",
-                          NULL};
+    const char *argv[] = {du_prog("convd-run"), amp, du_src(INPUT), out, "--rate", "44100", NULL};
     du_proc p = du_run(argv, 60);
     cr_assert_eq(p.status, 0, "%s", p.err);
     cr_assert(strstr(p.err, "norate.nam declares no sample rate: it runs at 44100 Hz, the rate "
@@ -224,8 +222,8 @@ Test(run_chain, undeclared_rate_said_and_given)
     cr_assert(strstr(p.err, "at 44100 Hz"), "%s", p.err);
     du_proc_free(&p);
     /* --model-rate: resampled to it, and nothing assumed */
-    const char *argv2[] = {du_prog("convd-run"), amp, du_src(INPUT), out, "--rate", "44100",
-                           "--model-rate", "48000", NULL};
+    const char *argv2[] = {du_prog("convd-run"), amp,     du_src(INPUT), out, "--rate", "44100",
+                           "--model-rate",       "48000", NULL};
     p = du_run(argv2, 60);
     cr_assert_eq(p.status, 0, "%s", p.err);
     cr_assert_null(strstr(p.err, "declares no sample rate"), "%s", p.err);
@@ -242,8 +240,7 @@ Test(run_chain, refusals)
     const char *a1[] = {du_prog("convd-run"), du_src(AMP), in, out, "--rate", "48000", NULL};
     du_proc p = du_run(a1, 60);
     cr_assert_eq(p.status, 1, "%s", p.err);
-    cr_assert(strstr(p.err, "in44.wav: 44100 Hz in its header, --rate says 48000 Hz"), "%s",
-              p.err);
+    cr_assert(strstr(p.err, "in44.wav: 44100 Hz in its header, --rate says 48000 Hz"), "%s", p.err);
     du_proc_free(&p);
     /* bad values: usage errors */
     const char *a2[] = {du_prog("convd-run"), du_src(AMP), in, out, "--rate", "fast", NULL};
@@ -251,8 +248,8 @@ Test(run_chain, refusals)
     cr_assert_eq(p.status, 2);
     cr_assert(strstr(p.err, "--rate fast: must be a sample rate"), "%s", p.err);
     du_proc_free(&p);
-    const char *a3[] = {du_prog("convd-run"), du_src(AMP), in, out, "--ir-normalize", "maybe",
-                        NULL};
+    const char *a3[] = {du_prog("convd-run"), du_src(AMP), in,  out,
+                        "--ir-normalize",     "maybe",     NULL};
     p = du_run(a3, 60);
     cr_assert_eq(p.status, 2);
     cr_assert(strstr(p.err, "--ir-normalize maybe: must be yes or no"), "%s", p.err);
@@ -323,8 +320,9 @@ Test(run_chain, levels_as_the_daemon_names_them)
     float *x = input_4k(&n);
     const char *out = du_tmp("lv.f32");
     /* +6 dB in; -3 dB out plus normalize: nano_tanh's loudness is -20 dB, so +2 dB */
-    const char *a1[] = {du_prog("convd-run"), du_src(AMP), du_src(INPUT), out,
-                        "--input-gain-db", "6", "--output-gain-db=-3", "--normalize", NULL};
+    const char *a1[] = {
+        du_prog("convd-run"),  du_src(AMP),   du_src(INPUT), out, "--input-gain-db", "6",
+        "--output-gain-db=-3", "--normalize", NULL};
     du_proc p = du_run(a1, 60);
     cr_assert_eq(p.status, 0, "%s", p.err);
     cr_assert(strstr(p.err, "levels: input +6.00 dB, output -1.00 dB (+2.00 dB: loudness -20 dB "
@@ -343,8 +341,15 @@ Test(run_chain, levels_as_the_daemon_names_them)
     du_proc_free(&p);
 
     /* the limiter: 30 dB too loud, held under -1 dBFS, as cvd_limiter does it */
-    const char *a2[] = {du_prog("convd-run"), du_src(AMP), du_src(INPUT), out,
-                        "--output-gain-db", "30", "--limit", "yes", NULL};
+    const char *a2[] = {du_prog("convd-run"),
+                        du_src(AMP),
+                        du_src(INPUT),
+                        out,
+                        "--output-gain-db",
+                        "30",
+                        "--limit",
+                        "yes",
+                        NULL};
     p = du_run(a2, 60);
     cr_assert_eq(p.status, 0, "%s", p.err);
     cr_assert(strstr(p.err, "limiter at -1 dBFS"), "%s", p.err);
@@ -380,8 +385,8 @@ Test(run_chain, levels_as_the_daemon_names_them)
     fwrite(text, 1, len, f);
     fclose(f);
     free(text);
-    const char *a3[] = {du_prog("convd-run"), amp, du_src(INPUT), out, "--input-level-dbu", "12",
-                        NULL};
+    const char *a3[] = {du_prog("convd-run"), amp,  du_src(INPUT), out,
+                        "--input-level-dbu",  "12", NULL};
     p = du_run(a3, 60);
     cr_assert_eq(p.status, 0, "%s", p.err);
     cr_assert(strstr(p.err, "input +6.00 dB (+6.00 dB to the model's 6 dBu from 12 dBu)"), "%s",
@@ -393,7 +398,7 @@ Test(run_chain, levels_as_the_daemon_names_them)
     du_proc_free(&p);
     /* a model that declares none: said */
     const char *a4[] = {du_prog("convd-run"), du_src(AMP), du_src(INPUT), out,
-                        "--input-level-dbu", "12", NULL};
+                        "--input-level-dbu",  "12",        NULL};
     p = du_run(a4, 60);
     cr_assert_eq(p.status, 0, "%s", p.err);
     cr_assert(strstr(p.err, "nano_tanh.nam declares no input level"), "%s", p.err);
@@ -401,13 +406,13 @@ Test(run_chain, levels_as_the_daemon_names_them)
 
     /* bad values */
     const char *a5[] = {du_prog("convd-run"), du_src(AMP), du_src(INPUT), out,
-                        "--input-gain-db", "loud", NULL};
+                        "--input-gain-db",    "loud",      NULL};
     p = du_run(a5, 60);
     cr_assert_eq(p.status, 2);
     cr_assert(strstr(p.err, "--input-gain-db loud: must be a number"), "%s", p.err);
     du_proc_free(&p);
-    const char *a6[] = {du_prog("convd-run"), du_src(AMP), du_src(INPUT), out, "--limit=maybe",
-                        NULL};
+    const char *a6[] = {du_prog("convd-run"), du_src(AMP), du_src(INPUT), out,
+                        "--limit=maybe",      NULL};
     p = du_run(a6, 60);
     cr_assert_eq(p.status, 2);
     cr_assert(strstr(p.err, "--limit=maybe: must be yes or no"), "%s", p.err);
@@ -438,7 +443,8 @@ Test(run_chain, latency_reported)
              1e3 * cvd_chain_latency(c) / 44100);
     cr_assert_gt(cvd_chain_latency(c), 0);
     cr_assert(strstr(p.err, want), "no '%s' in:\n%s", want, p.err);
-    cr_assert(strstr(p.err, "nano_tanh.nam at 48000 Hz -> ") && strstr(p.err, "cab.wav at 48000 Hz"),
+    cr_assert(strstr(p.err, "nano_tanh.nam at 48000 Hz -> ") &&
+                  strstr(p.err, "cab.wav at 48000 Hz"),
               "%s", p.err);
     cvd_chain_destroy(c);
     cvd_model_unref(ms[0]);

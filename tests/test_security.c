@@ -23,10 +23,10 @@
 #include "testutil.h"
 #include "tls_util.h"
 
-#define NAM_K "tests/data/nam/k1_relu_1ch.nam"   /* 1 -> 1 channel, latency 0, cheap */
-#define NAM_W "tests/data/nam/wide16_tanh.nam"   /* 1 -> 1, latency 0 */
-#define JSON_G "tests/data/tools/graph.json"     /* 2 -> 3 channels, latency 2 */
-#define INPUT "tests/data/nam/input_4k.f32"      /* 4096 floats in [-1, 1] */
+#define NAM_K "tests/data/nam/k1_relu_1ch.nam" /* 1 -> 1 channel, latency 0, cheap */
+#define NAM_W "tests/data/nam/wide16_tanh.nam" /* 1 -> 1, latency 0 */
+#define JSON_G "tests/data/tools/graph.json"   /* 2 -> 3 channels, latency 2 */
+#define INPUT "tests/data/nam/input_4k.f32"    /* 4096 floats in [-1, 1] */
 
 static void suite_init(void)
 {
@@ -102,8 +102,7 @@ typedef struct tls_client {
 } tls_client;
 
 /* Connects and handshakes; 0, or -1 with the reason in t->err. */
-static int tls_connect(tls_client *t, int port, const char *ca, const char *cert,
-                       const char *key)
+static int tls_connect(tls_client *t, int port, const char *ca, const char *cert, const char *key)
 {
     memset(t, 0, sizeof *t);
     t->fd = du_connect(port);
@@ -338,8 +337,8 @@ Test(security, tls_on_raw_line_and_framed_with_a_good_certificate)
     /* framed, through the client library */
     cvd_client_tls ct = {.ca = tls_file("ca.pem")};
     cvd_err err = {0};
-    cr_assert_eq(framed_run(du_daemon_port(&d, "fr"), &ct, NULL, NULL, NULL, x, nf, &out, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(framed_run(du_daemon_port(&d, "fr"), &ct, NULL, NULL, NULL, x, nf, &out, &err), 0,
+                 "%s", err.msg);
     du_assert_bytes(out.p, out.len, ref, nr * 4, "framed over TLS");
     du_buf_free(&out);
 
@@ -440,9 +439,9 @@ Test(security, mutual_tls_needs_a_certificate_from_the_client_ca)
     }
     /* the client certificate: served */
     tls_client t;
-    cr_assert_eq(tls_connect(&t, pr, tls_file("ca.pem"), tls_file("client.pem"),
-                             tls_file("client.key")),
-                 0, "%s", t.err);
+    cr_assert_eq(
+        tls_connect(&t, pr, tls_file("ca.pem"), tls_file("client.pem"), tls_file("client.key")), 0,
+        "%s", t.err);
     du_buf out = {0};
     cr_assert_eq(tls_stream(&t, x, nf * 4, &out, 1), 1);
     du_assert_bytes(out.p, out.len, ref, nr * 4, "raw with a client certificate");
@@ -450,17 +449,15 @@ Test(security, mutual_tls_needs_a_certificate_from_the_client_ca)
     du_buf_free(&out);
 
     /* framed: a verified client is authenticated: it may see the list of models */
-    cvd_client_tls ct = {.ca = tls_file("ca.pem"),
-                         .cert = tls_file("client.pem"),
-                         .key = tls_file("client.key")};
+    cvd_client_tls ct = {
+        .ca = tls_file("ca.pem"), .cert = tls_file("client.pem"), .key = tls_file("client.key")};
     cvd_err err = {0};
     cr_assert_lt(framed_run(pf, &ct, NULL, "nope", NULL, x, 64, &out, &err), 0);
     cr_assert(strstr(err.msg, "unknown model 'nope' (models: k, w, g)"), "%s", err.msg);
     cr_assert_eq(framed_run(pf, &ct, NULL, "w", NULL, x, nf, &out, &err), 0, "%s", err.msg);
     cr_assert_eq(out.len, nf * 4);
-    cr_assert_geq(du_metric_wait(du_daemon_metrics_port(&d), "convd_tls_handshake_failures_total",
-                                 2, 5),
-                  2);
+    cr_assert_geq(
+        du_metric_wait(du_daemon_metrics_port(&d), "convd_tls_handshake_failures_total", 2, 5), 2);
     du_buf_free(&out);
     du_daemon_finish(&d, 10);
     free(x);
@@ -479,8 +476,9 @@ Test(security, socat_and_openssl_s_client_as_documented)
     float *x = input_floats(&nf);
     du_buf l = {0};
     listener(&l, "raw", "raw", tls_lines());
-    du_buf_printf(&l, "[listen line]\naddress = 127.0.0.1:0\nprotocol = line\nmodel = g\n"
-                      "block = 1\n%s\n",
+    du_buf_printf(&l,
+                  "[listen line]\naddress = 127.0.0.1:0\nprotocol = line\nmodel = g\n"
+                  "block = 1\n%s\n",
                   tls_lines());
     char *conf = conf_text(NULL, (char *)l.p);
     du_daemon d;
@@ -506,10 +504,11 @@ Test(security, socat_and_openssl_s_client_as_documented)
     du_lines(&want, rg, ng, 3);
     const char *lin = du_tmp("lines.txt"), *lout = du_tmp("lines.out");
     du_write_file(lin, lines.p, lines.len);
-    snprintf(cmd, sizeof cmd,
-             "(cat %s; sleep 2) | openssl s_client -connect 127.0.0.1:%d -CAfile %s -quiet -no_ign_eof "
-             "> %s 2>/dev/null",
-             lin, du_daemon_port(&d, "line"), tls_file("ca.pem"), lout);
+    snprintf(
+        cmd, sizeof cmd,
+        "(cat %s; sleep 2) | openssl s_client -connect 127.0.0.1:%d -CAfile %s -quiet -no_ign_eof "
+        "> %s 2>/dev/null",
+        lin, du_daemon_port(&d, "line"), tls_file("ca.pem"), lout);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     char *text = du_read_file(lout, NULL);
     cr_assert_not_null(text);
@@ -620,19 +619,19 @@ Test(security, tokens_and_their_scopes)
         const char *token, *stream;
         int port, want; /* 0 served, else the ERROR code */
     } cases[] = {
-        {NULL, NULL, pf, CVD_FR_E_UNAUTHORIZED},          /* version 1: no token */
-        {"wrong", NULL, pf, CVD_FR_E_UNAUTHORIZED},       /* unknown */
-        {"proc-token", NULL, pf, 0},                      /* process */
+        {NULL, NULL, pf, CVD_FR_E_UNAUTHORIZED},            /* version 1: no token */
+        {"wrong", NULL, pf, CVD_FR_E_UNAUTHORIZED},         /* unknown */
+        {"proc-token", NULL, pf, 0},                        /* process */
         {"proc-token", "studio-a", pf, CVD_FR_E_FORBIDDEN}, /* no publish scope */
         {"studio-token", "studio-a", pf, 0},
         {"studio-token", "other", pf, CVD_FR_E_FORBIDDEN},
-        {"pub-only", "live-1", pf, 0},                    /* publish alone: that stream */
-        {"pub-only", NULL, pf, CVD_FR_E_FORBIDDEN},       /* ...and nothing else */
+        {"pub-only", "live-1", pf, 0},              /* publish alone: that stream */
+        {"pub-only", NULL, pf, CVD_FR_E_FORBIDDEN}, /* ...and nothing else */
         {"pub-only", "live-12", pf, CVD_FR_E_FORBIDDEN},
-        {"listen-token", NULL, pf, CVD_FR_E_FORBIDDEN},   /* subscribe only */
-        {NULL, NULL, po, 0},                              /* a listener without tokens */
+        {"listen-token", NULL, pf, CVD_FR_E_FORBIDDEN}, /* subscribe only */
+        {NULL, NULL, po, 0},                            /* a listener without tokens */
         {NULL, "free-name", po, 0},
-        {NULL, "studio-x", po, CVD_FR_E_FORBIDDEN},       /* a name tokens reserve */
+        {NULL, "studio-x", po, CVD_FR_E_FORBIDDEN}, /* a name tokens reserve */
         {NULL, "live-9", po, CVD_FR_E_FORBIDDEN},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -729,8 +728,7 @@ Test(security, a_world_readable_tokens_file_is_refused)
     du_write_file(tok, "t process\n", 10);
     cr_assert_eq(chmod(tok, 0644), 0);
     du_buf l = {0};
-    du_buf_printf(&l, "[listen fr]\naddress = 127.0.0.1:0\nprotocol = framed\ntokens = %s\n",
-                  tok);
+    du_buf_printf(&l, "[listen fr]\naddress = 127.0.0.1:0\nprotocol = framed\ntokens = %s\n", tok);
     char *conf = conf_text(NULL, (char *)l.p);
     const char *cp = du_tmp("check.conf");
     du_write_file(cp, conf, strlen(conf));
@@ -835,8 +833,7 @@ Test(security, certificates_and_tokens_reload_while_sessions_run)
     tls_close(&t);
     cr_assert_lt(framed_run(pf, &ct, "old-token", NULL, NULL, x, 64, &out, &err), 0);
     cr_assert(strstr(err.msg, "unauthorized"), "%s", err.msg);
-    cr_assert_eq(framed_run(pf, &ct, "new-token", NULL, NULL, x, nf, &out, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(framed_run(pf, &ct, "new-token", NULL, NULL, x, nf, &out, &err), 0, "%s", err.msg);
     du_assert_bytes(out.p, out.len, ref, nr * 4, "a session after the reload");
 
     /* a reload with a broken key keeps what runs */
@@ -848,8 +845,7 @@ Test(security, certificates_and_tokens_reload_while_sessions_run)
     du_daemon_wait_log(&d, "reload failed", from, 30, &log);
     cr_assert(strstr(log + from, "tls_key"), "%s", log + from);
     free(log);
-    cr_assert_eq(framed_run(pf, &ct, "new-token", NULL, NULL, x, nf, &out, &err), 0, "%s",
-                 err.msg);
+    cr_assert_eq(framed_run(pf, &ct, "new-token", NULL, NULL, x, nf, &out, &err), 0, "%s", err.msg);
     du_buf_free(&out);
     du_daemon_finish(&d, 10);
     free(x);

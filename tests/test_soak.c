@@ -52,16 +52,22 @@ static long hostile_started(const char *out, const char *kind)
 
 Test(soak, sixty_seconds_of_hostile_traffic_beside_healthy_clients)
 {
-    const char *argv[] = {du_prog("convd-soak"), "--seconds", "60", "--baseline", "15",
-                          "--model", du_src("tests/data/nam/wide16_tanh.nam"), NULL};
+    const char *argv[] = {du_prog("convd-soak"),
+                          "--seconds",
+                          "60",
+                          "--baseline",
+                          "15",
+                          "--model",
+                          du_src("tests/data/nam/wide16_tanh.nam"),
+                          NULL};
     du_proc p = du_run(argv, 360);
     cr_assert_eq(p.status, 0, "convd-soak failed (exit %d):\n%s\n%s", p.status, p.out, p.err);
     cr_expect(strstr(p.out, "result: PASS") != NULL, "%s", p.out);
     cr_expect(strstr(p.out, "frames lost or altered: 0 lost, 0 altered") != NULL, "%s", p.out);
     /* the hostile mix ran */
-    static const char *const kinds[] = {"connect-close flood", "slowloris", "huge framed length",
-                                        "garbage",             "outside allow", "wrong TLS",
-                                        "wrong token",         "block past max_block"};
+    static const char *const kinds[] = {
+        "connect-close flood", "slowloris", "huge framed length", "garbage",
+        "outside allow",       "wrong TLS", "wrong token",        "block past max_block"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         cr_expect_gt(hostile_started(p.out, kinds[i]), 0, "no %s traffic:\n%s", kinds[i], p.out);
     /* and the daemon counted what it refused */

@@ -28,8 +28,7 @@ static void random_config(cvd_rng *r, cvd_layer_kind kind, cvd_conv_config *c, i
         else
             c->dilation_rate = 1;
     }
-    c->padding = kind == CVD_CONV1D ? (cvd_padding)tu_randint(r, 3)
-                                    : (cvd_padding)tu_randint(r, 2);
+    c->padding = kind == CVD_CONV1D ? (cvd_padding)tu_randint(r, 3) : (cvd_padding)tu_randint(r, 2);
     c->data_format = (cvd_data_format)tu_randint(r, 2);
     c->use_bias = (int)tu_randint(r, 2);
     c->depth_multiplier = 1 + (int)tu_randint(r, 3);
@@ -180,12 +179,11 @@ static void check_case(uint64_t seed)
                 !(isinf(got[i]) && got[i] == want[i]))
                 cr_assert_fail("seed %llu: %s k=%d s=%d d=%d pad=%s %s act=%s C=%d F=%d n=%ld "
                                "mb=%d: element %ld: stream %.9g offline %.9g",
-                               (unsigned long long)seed, cvd_layer_kind_name(kind),
-                               cfg.kernel_size, s, cfg.dilation_rate,
-                               cvd_padding_name(cfg.padding),
+                               (unsigned long long)seed, cvd_layer_kind_name(kind), cfg.kernel_size,
+                               s, cfg.dilation_rate, cvd_padding_name(cfg.padding),
                                cvd_data_format_name(cfg.data_format),
-                               cvd_activation_name(cfg.activation), C, F, n, max_block, i,
-                               got[i], want[i]);
+                               cvd_activation_name(cfg.activation), C, F, n, max_block, i, got[i],
+                               want[i]);
         }
     }
     free(x);

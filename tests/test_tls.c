@@ -117,8 +117,8 @@ static cvd_tls_ctx *client_ctx(const char *ca, const char *cert, const char *key
     cvd_tls_ctx *c = NULL;
     cvd_err err = {0};
     int rc = cvd_tls_client_ctx_create(ca ? tls_file(ca) : NULL, ca != NULL,
-                                       cert ? tls_file(cert) : NULL, key ? tls_file(key) : NULL,
-                                       &c, &err);
+                                       cert ? tls_file(cert) : NULL, key ? tls_file(key) : NULL, &c,
+                                       &err);
     cr_assert_eq(rc, 0, "client context: %s", err.msg);
     return c;
 }
@@ -503,8 +503,7 @@ Test(tls, load_errors_name_the_directive_and_the_file)
     cr_assert_lt(rc, 0);
     cr_assert(strstr(err.msg, "tls_key") && strstr(err.msg, "nokey.key"), "%s", err.msg);
 
-    rc = cvd_tls_server_ctx_create(tls_file("server.pem"), tls_file("server2.key"), NULL, &c,
-                                   &err);
+    rc = cvd_tls_server_ctx_create(tls_file("server.pem"), tls_file("server2.key"), NULL, &c, &err);
     cr_assert_lt(rc, 0);
     cr_assert(strstr(err.msg, "not the key of tls_cert"), "%s", err.msg);
 

@@ -99,7 +99,8 @@ Test(tokens, bad_lines_are_refused_by_line)
         {"tok subscribe=\n", "tok:1: 'subscribe=' needs the streams it may use: subscribe=GLOB"},
         {"tok process\ntok subscribe=x\n", "tok:2: the same token as line 1"},
         {"tok process subscribe=x\n", "tok:1: unknown role 'process subscribe=x'"},
-        {"t\x01k process\n", "tok:1: a token is printable ASCII without blanks (byte 0x01 at column 2)"},
+        {"t\x01k process\n",
+         "tok:1: a token is printable ASCII without blanks (byte 0x01 at column 2)"},
         {"tok subscribe=a\x7f\n", "a stream pattern has no blanks and only printable ASCII"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -107,8 +108,8 @@ Test(tokens, bad_lines_are_refused_by_line)
         cvd_err err = {0};
         cr_assert_lt(cvd_tokens_parse(cases[i].text, "tok", &t, &err), 0, "case %zu accepted", i);
         cr_assert_null(t);
-        cr_assert(strstr(err.msg, cases[i].want), "case %zu: \"%s\", expected \"%s\"", i,
-                  err.msg, cases[i].want);
+        cr_assert(strstr(err.msg, cases[i].want), "case %zu: \"%s\", expected \"%s\"", i, err.msg,
+                  cases[i].want);
     }
     /* the longest token, and one byte more */
     char big[CVD_TOKEN_MAX + 32];
@@ -143,8 +144,7 @@ Test(tokens, a_file_every_user_may_read_is_refused)
     const mode_t good[] = {0600, 0640, 0400, 0660};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         cr_assert_eq(chmod(p, good[i]), 0);
-        cr_assert_eq(cvd_tokens_load(p, &t, &err), 0, "mode %04o: %s", (unsigned)good[i],
-                     err.msg);
+        cr_assert_eq(cvd_tokens_load(p, &t, &err), 0, "mode %04o: %s", (unsigned)good[i], err.msg);
         cr_assert_not_null(cvd_tokens_find(t, "abc"));
         cvd_tokens_destroy(t);
     }

@@ -302,8 +302,7 @@ static float *parse_csv_column(const char *text, long *n)
     float *y = malloc(sizeof(float) * (size_t)cap);
     const char *p = text;
     *n = 0;
-    cr_assert(strncmp(p, "wavenet\n", 8) == 0, "csv output: no header naming the output: %.40s",
-              p);
+    cr_assert(strncmp(p, "wavenet\n", 8) == 0, "csv output: no header naming the output: %.40s", p);
     p += 8;
     while (*p) {
         char *end;
@@ -647,10 +646,9 @@ Test(tools, info_standard_model)
     cr_expect_str_eq(info_value(p.out, "sample rate", v, sizeof v),
                      "unknown (the file does not declare it)");
     cr_expect_not_null(strstr(p.out, "convd-run --model-rate R"), "%s", p.out);
-    cr_expect_not_null(
-        strstr(info_value(p.out, "multiply-adds", v, sizeof v),
-               "at 48000 Hz, NAM's usual rate (the file gives none)"),
-        "multiply-adds \"%s\"", v);
+    cr_expect_not_null(strstr(info_value(p.out, "multiply-adds", v, sizeof v),
+                              "at 48000 Hz, NAM's usual rate (the file gives none)"),
+                       "multiply-adds \"%s\"", v);
     cr_expect_not_null(strstr(p.out, "channels 16, head 8 (no bias)"), "%s", p.out);
     cr_expect_not_null(strstr(p.out, "channels 8, head 1 (with bias)"), "%s", p.out);
     cr_expect_not_null(strstr(p.out, "1 2 4 8 16 32 64 128 256 512"), "%s", p.out);

@@ -44,8 +44,8 @@ typedef struct server {
     int port;
     cvd_transport_opts opts;
     cvd_transport *t;
-    size_t chunk; /* plaintext the caller takes per read (its buffer's room) */
-    int echo;     /* write back what comes */
+    size_t chunk;    /* plaintext the caller takes per read (its buffer's room) */
+    int echo;        /* write back what comes */
     int pause_every; /* stop reading after each read, start again on the next turn */
     char buf[65536];
     du_buf got;
@@ -344,8 +344,8 @@ static void echo_case(int tls, int close_notify, size_t chunk, int pause_every)
     server s;
     cvd_tls_ctx *ctx = NULL;
     if (tls)
-        cr_assert_eq(cvd_tls_server_ctx_create(tls_file("server.pem"), tls_file("server.key"),
-                                               NULL, &ctx, NULL),
+        cr_assert_eq(cvd_tls_server_ctx_create(tls_file("server.pem"), tls_file("server.key"), NULL,
+                                               &ctx, NULL),
                      0);
     server_start(&s, ctx);
     s.echo = 1;
@@ -353,16 +353,22 @@ static void echo_case(int tls, int close_notify, size_t chunk, int pause_every)
     s.pause_every = pause_every;
     s.opts.write_timeout = 10;
     du_buf in = pattern(tls ? 300000 : 1000000);
-    client c = {.port = s.port, .tls = tls, .ca = tls ? tls_file("ca.pem") : NULL,
-                .close_notify = close_notify, .in = in.p, .in_len = in.len};
+    client c = {.port = s.port,
+                .tls = tls,
+                .ca = tls ? tls_file("ca.pem") : NULL,
+                .close_notify = close_notify,
+                .in = in.p,
+                .in_len = in.len};
     uint64_t unclean0 = metric("convd_tls_unclean_closes_total");
     pthread_t th;
     pthread_create(&th, NULL, client_main, &c);
     server_run(&s, 30);
     pthread_join(th, NULL);
     const char *what = tls ? (close_notify ? "TLS, close_notify" : "TLS, FIN only") : "plain";
-    cr_assert_eq(c.err[0], 0, "%s: client: %s (server read %zu, client %zu, eof %d, error %d %s)", what, c.err, s.got.len, c.out.len, s.eof, s.error, s.err);
-    cr_assert_eq(s.error, 0, "%s: server error %d: %s (server read %zu, client got %zu, eof %d)", what, s.error, s.err, s.got.len, c.out.len, s.eof);
+    cr_assert_eq(c.err[0], 0, "%s: client: %s (server read %zu, client %zu, eof %d, error %d %s)",
+                 what, c.err, s.got.len, c.out.len, s.eof, s.error, s.err);
+    cr_assert_eq(s.error, 0, "%s: server error %d: %s (server read %zu, client got %zu, eof %d)",
+                 what, s.error, s.err, s.got.len, c.out.len, s.eof);
     cr_assert(s.eof, "%s: no end of input", what);
     cr_assert_eq(s.clean, !tls || close_notify, "%s: clean %d", what, s.clean);
     cr_assert_eq(metric("convd_tls_unclean_closes_total") - unclean0, tls && !close_notify);
@@ -370,8 +376,8 @@ static void echo_case(int tls, int close_notify, size_t chunk, int pause_every)
                  in.len);
     cr_assert_eq(memcmp(s.got.p, in.p, in.len), 0, "%s: altered", what);
     /* the echo and the tail written after the end of input, then the server's close */
-    cr_assert_eq(c.out.len, in.len + 4, "%s: the client read %zu of %zu bytes", what,
-                 c.out.len, in.len + 4);
+    cr_assert_eq(c.out.len, in.len + 4, "%s: the client read %zu of %zu bytes", what, c.out.len,
+                 in.len + 4);
     cr_assert_eq(memcmp(c.out.p, in.p, in.len), 0);
     cr_assert_eq(memcmp(c.out.p + in.len, "tail", 4), 0);
     cr_assert_eq(s.handshakes, tls);
@@ -415,13 +421,16 @@ Test(transport, plain_bytes_to_tls_fail_the_handshake)
 {
     server s;
     cvd_tls_ctx *ctx = NULL;
-    cr_assert_eq(cvd_tls_server_ctx_create(tls_file("server.pem"), tls_file("server.key"), NULL,
-                                           &ctx, NULL),
-                 0);
+    cr_assert_eq(
+        cvd_tls_server_ctx_create(tls_file("server.pem"), tls_file("server.key"), NULL, &ctx, NULL),
+        0);
     server_start(&s, ctx);
     uint64_t f0 = metric("convd_tls_handshake_failures_total");
     const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
-    client c = {.port = s.port, .tls = 1, .plain_to_tls = 1, .in = (const uint8_t *)req,
+    client c = {.port = s.port,
+                .tls = 1,
+                .plain_to_tls = 1,
+                .in = (const uint8_t *)req,
                 .in_len = sizeof req - 1};
     pthread_t th;
     pthread_create(&th, NULL, client_main, &c);
@@ -440,9 +449,9 @@ Test(transport, a_tls_handshake_that_never_comes_times_out)
 {
     server s;
     cvd_tls_ctx *ctx = NULL;
-    cr_assert_eq(cvd_tls_server_ctx_create(tls_file("server.pem"), tls_file("server.key"), NULL,
-                                           &ctx, NULL),
-                 0);
+    cr_assert_eq(
+        cvd_tls_server_ctx_create(tls_file("server.pem"), tls_file("server.key"), NULL, &ctx, NULL),
+        0);
     server_start(&s, ctx);
     client c = {.port = s.port, .tls = 1, .idle = 1500};
     pthread_t th;

@@ -54,8 +54,8 @@ static double exposure(const char *unit)
     if (system("systemd-analyze --version >/dev/null 2>&1") != 0)
         cr_skip_test("no systemd-analyze here (apt-get install systemd)");
     const char *path = render(unit);
-    const char *argv[] = {"/usr/bin/env", "systemd-analyze", "security", "--offline=true", path,
-                          NULL};
+    const char *argv[] = {
+        "/usr/bin/env", "systemd-analyze", "security", "--offline=true", path, NULL};
     du_proc p = du_run(argv, 30);
     if (strstr(p.err, "unrecognized option") || strstr(p.err, "Unknown option"))
         cr_skip_test("this systemd-analyze has no --offline (systemd 250 or later has it)");
@@ -89,8 +89,12 @@ Test(units, resource_limits_and_address_lists_are_set)
     for (int i = 0; i < 2; i++) {
         char *text = du_read_file(du_src(units[i]), NULL);
         cr_assert_not_null(text);
-        const char *need[] = {"\nMemoryMax=", "\nTasksMax=", "\nIPAddressDeny=any",
-                              "\nIPAddressAllow=", "\nProtectProc=invisible", "\nLimitNOFILE="};
+        const char *need[] = {"\nMemoryMax=",
+                              "\nTasksMax=",
+                              "\nIPAddressDeny=any",
+                              "\nIPAddressAllow=",
+                              "\nProtectProc=invisible",
+                              "\nLimitNOFILE="};
         for (size_t k = 0; k < sizeof need / sizeof need[0]; k++)
             cr_assert_not_null(strstr(text, need[k]), "%s: no%s", units[i], need[k]);
         free(text);

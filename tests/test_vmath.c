@@ -71,8 +71,8 @@ static void check(int sigmoid, cvd_isa isa, double tol)
             at = x[i];
         }
         cr_assert(y[i] >= (sigmoid ? 0.0f : -1.0f) && y[i] <= 1.0f,
-                  "isa %d: %s(%.9g) = %.9g is out of range", (int)isa,
-                  sigmoid ? "sigmoid" : "tanh", x[i], y[i]);
+                  "isa %d: %s(%.9g) = %.9g is out of range", (int)isa, sigmoid ? "sigmoid" : "tanh",
+                  x[i], y[i]);
     }
     cr_log_info("isa %d %s: max relative error %.3g at %.9g", (int)isa,
                 sigmoid ? "sigmoid" : "tanh", worst, at);
@@ -97,8 +97,7 @@ static void specials(cvd_isa isa)
     cr_expect(t[2] == 1.0f && t[3] == -1.0f, "isa %d: tanh(+-inf) = %g %g", (int)isa, t[2], t[3]);
     cr_expect(isnan(t[4]) && isnan(s[4]), "isa %d: NaN in, %g %g out", (int)isa, t[4], s[4]);
     cr_expect(s[0] == 0.5f && s[1] == 0.5f, "isa %d: sigmoid(+-0) = %g %g", (int)isa, s[0], s[1]);
-    cr_expect(s[2] == 1.0f && s[3] == 0.0f, "isa %d: sigmoid(+-inf) = %g %g", (int)isa, s[2],
-              s[3]);
+    cr_expect(s[2] == 1.0f && s[3] == 0.0f, "isa %d: sigmoid(+-inf) = %g %g", (int)isa, s[2], s[3]);
     for (int i = 5; i < 19; i++) {
         cr_expect(rel(t[i], tanh((double)v[i])) <= TANH_TOL, "isa %d: tanh(%g) = %.9g", (int)isa,
                   v[i], t[i]);
@@ -113,12 +112,27 @@ static void each_isa(void (*fn)(cvd_isa))
         fn((cvd_isa)isa);
 }
 
-static void tanh_isa(cvd_isa isa) { check(0, isa, TANH_TOL); }
-static void sigmoid_isa(cvd_isa isa) { check(1, isa, SIGMOID_TOL); }
+static void tanh_isa(cvd_isa isa)
+{
+    check(0, isa, TANH_TOL);
+}
+static void sigmoid_isa(cvd_isa isa)
+{
+    check(1, isa, SIGMOID_TOL);
+}
 
-Test(vmath, tanh_accuracy_every_isa) { each_isa(tanh_isa); }
-Test(vmath, sigmoid_accuracy_every_isa) { each_isa(sigmoid_isa); }
-Test(vmath, special_values_every_isa) { each_isa(specials); }
+Test(vmath, tanh_accuracy_every_isa)
+{
+    each_isa(tanh_isa);
+}
+Test(vmath, sigmoid_accuracy_every_isa)
+{
+    each_isa(sigmoid_isa);
+}
+Test(vmath, special_values_every_isa)
+{
+    each_isa(specials);
+}
 
 Test(vmath, scalar_matches_portable_vector)
 {

@@ -57,8 +57,7 @@ static inline char *tu_read_file(const char *path, size_t *len)
 
 /* A generator's cases.txt (a case name first on each line) against the cases the tests
  * run: every listed case is run, and nothing else is. */
-static inline void tu_check_cases_listed(const char *cases_txt, const char *const *names,
-                                         size_t n)
+static inline void tu_check_cases_listed(const char *cases_txt, const char *const *names, size_t n)
 {
     char *text = tu_read_file(cases_txt, NULL), *line, *save = NULL;
     size_t count = 0;

@@ -52,9 +52,9 @@ typedef struct options {
     int format_s16;       /* --format s16 */
     double timeout;
     int quiet;
-    int tls;                      /* --tls (or --ca, --cert, --key) */
-    const char *ca, *cert, *key;  /* TLS files */
-    const char *token;            /* --token, or CONVD_TOKEN */
+    int tls;                     /* --tls (or --ca, --cert, --key) */
+    const char *ca, *cert, *key; /* TLS files */
+    const char *token;           /* --token, or CONVD_TOKEN */
 } options;
 
 /* drain() and friends: the server cut the stream (ERROR shutting_down); exit status 3 */

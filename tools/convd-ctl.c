@@ -198,7 +198,8 @@ int main(int argc, char **argv)
             continue;
         if (r < 0) {
             fprintf(stderr, PROG ": %s: %s\n", sock,
-                    errno == EAGAIN || errno == EWOULDBLOCK ? "no answer in time" : strerror(errno));
+                    errno == EAGAIN || errno == EWOULDBLOCK ? "no answer in time"
+                                                            : strerror(errno));
             free(ans);
             close(fd);
             return 1;

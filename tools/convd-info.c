@@ -487,28 +487,34 @@ static int show(const char *path, int block, const char *plot, const char *plot_
         printf("  latency            %d %s (a record comes with the last frame of its window)\n",
                cvd_model_latency(m), frames(cvd_model_latency(m)));
     else
-        printf("  latency            %d %s\n", cvd_model_latency(m),
-               frames(cvd_model_latency(m)));
+        printf("  latency            %d %s\n", cvd_model_latency(m), frames(cvd_model_latency(m)));
     thousands(macs, a, sizeof a);
     if (rate > 0) /* what real time needs at the model's rate */
         printf("  multiply-adds      %s per frame: %.3f GFLOP/s at %g Hz\n", a,
                2.0 * macs * rate / 1e9, rate);
     else if (is_nam(path)) /* audio, at NAM's usual rate */
         printf("  multiply-adds      %s per frame: %.3f GFLOP/s at %g Hz, NAM's usual rate (the "
-               "file gives none)\n", a, 2.0 * macs * DEFAULT_RATE / 1e9, DEFAULT_RATE);
+               "file gives none)\n",
+               a, 2.0 * macs * DEFAULT_RATE / 1e9, DEFAULT_RATE);
     else /* a sensor model, say: no rate to speak of */
     {
         const double f = 2.0 * macs * 1000.0;
         printf("  multiply-adds      %s per frame; the rate is unknown (at 1000 frames/s: %.4g "
-               "%sFLOP/s)\n", a, f >= 1e9 ? f / 1e9 : f >= 1e6 ? f / 1e6 : f / 1e3,
-               f >= 1e9 ? "G" : f >= 1e6 ? "M" : "k");
+               "%sFLOP/s)\n",
+               a,
+               f >= 1e9   ? f / 1e9
+               : f >= 1e6 ? f / 1e6
+                          : f / 1e3,
+               f >= 1e9   ? "G"
+               : f >= 1e6 ? "M"
+                          : "k");
     }
     thousands((double)cvd_model_param_count(m), a, sizeof a);
     printf("  parameters         %s\n", a);
     if (cvd_model_prewarm(m) > 0) {
         thousands((double)cvd_model_prewarm(m), a, sizeof a);
-        printf("  prewarm            %s %s of silence on start and reset, as NAM core does\n",
-               a, frames(cvd_model_prewarm(m)));
+        printf("  prewarm            %s %s of silence on start and reset, as NAM core does\n", a,
+               frames(cvd_model_prewarm(m)));
     }
     if (cvd_net_create(m, block, &net, &err) == CVD_OK) {
         printf("  state per stream   %s, for blocks of up to %d frames\n",

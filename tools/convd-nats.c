@@ -397,8 +397,9 @@ static int publish_one(jsCtx *js, const options *o, const float *data, int n, in
         if (now_s() > end)
             return fail("%s frame %" PRId64 ": %s%s (JetStream error %d); is there a stream "
                         "over %s.part.> and the servers' mapping of %s.in.*? (docs/SCALE.md)",
-                        subj, first, nats_text(s), s == NATS_NO_RESPONDERS ? " (no stream takes it)" : "",
-                        (int)jerr, o->prefix, o->prefix);
+                        subj, first, nats_text(s),
+                        s == NATS_NO_RESPONDERS ? " (no stream takes it)" : "", (int)jerr,
+                        o->prefix, o->prefix);
         (*retries)++;
         nap(0.1);
     }
@@ -437,8 +438,8 @@ static int cmd_publish(const options *o, natsConnection *nc)
     for (;;) {
         long got = 0;
         while (got < o->per_msg) {
-            long r = cvd_af_read(af, buf + (size_t)got * (size_t)o->channels, o->per_msg - got,
-                                 &err);
+            long r =
+                cvd_af_read(af, buf + (size_t)got * (size_t)o->channels, o->per_msg - got, &err);
             if (r < 0) {
                 rc = fail("%s", err.msg);
                 goto done;
@@ -540,8 +541,9 @@ static int cmd_collect(const options *o, natsConnection *nc)
         int bytes = natsMsg_GetDataLength(m);
         if (natsMsgHeader_Get(m, "Convd-Frame", &fv) != NATS_OK || fv == NULL ||
             sscanf(fv, "%" SCNd64, &f) != 1 || f < 0 || bytes % (4 * o->channels) != 0) {
-            fprintf(stderr, PROG ": warning: a message on %s without a usable Convd-Frame or "
-                            "with a partial frame; skipped\n",
+            fprintf(stderr,
+                    PROG ": warning: a message on %s without a usable Convd-Frame or "
+                         "with a partial frame; skipped\n",
                     subj);
             natsMsg_Destroy(m);
             continue;
@@ -597,9 +599,8 @@ static int cmd_collect(const options *o, natsConnection *nc)
             }
             break; /* what follows a gap is not written: OUTPUT holds frames 0..gap */
         }
-        if (skip < p[i].n &&
-            cvd_af_write(af, p[i].data + (size_t)skip * (size_t)o->channels, p[i].n - skip,
-                         &err) < 0) {
+        if (skip < p[i].n && cvd_af_write(af, p[i].data + (size_t)skip * (size_t)o->channels,
+                                          p[i].n - skip, &err) < 0) {
             cvd_af_close(af, NULL);
             rc = fail("%s", err.msg);
             goto done;

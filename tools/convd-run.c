@@ -49,92 +49,93 @@
 
 typedef struct options {
     const char *model, *input, *output;
-    double rate;         /* --rate: the input's rate when it carries none (0: not given) */
-    double model_rate;   /* --model-rate: for models that declare none (0: not given) */
-    int ir_normalize;    /* --ir-normalize (default yes) */
+    double rate;       /* --rate: the input's rate when it carries none (0: not given) */
+    double model_rate; /* --model-rate: for models that declare none (0: not given) */
+    int ir_normalize;  /* --ir-normalize (default yes) */
     double in_gain_db, out_gain_db; /* --input-gain-db, --output-gain-db */
-    int normalize;       /* --normalize: NAM's loudness brought to -18 dB */
-    int limit;           /* --limit: the soft limiter on the output */
-    int has_level_dbu;   /* --input-level-dbu given */
-    double level_dbu;    /* the interface's dBu for a full-scale sample */
-    const char *weights; /* --weights: MODEL is a Keras config JSON */
-    long hop;            /* --hop: windowed models; 0 the window length */
+    int normalize;                  /* --normalize: NAM's loudness brought to -18 dB */
+    int limit;                      /* --limit: the soft limiter on the output */
+    int has_level_dbu;              /* --input-level-dbu given */
+    double level_dbu;               /* the interface's dBu for a full-scale sample */
+    const char *weights;            /* --weights: MODEL is a Keras config JSON */
+    long hop;                       /* --hop: windowed models; 0 the window length */
     int block;
     int offline;
     int quiet;
-    cvd_af_format format; /* of "-" (and of files with other extensions) */
-    cvd_af_header header; /* csv input: a header row? (none: no header on csv output) */
-    const char *columns;  /* --columns */
+    cvd_af_format format;    /* of "-" (and of files with other extensions) */
+    cvd_af_header header;    /* csv input: a header row? (none: no header on csv output) */
+    const char *columns;     /* --columns */
     const char *time_column; /* --time-column */
 } options;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: " PROG " MODEL INPUT OUTPUT [--block N] [--offline] [--hop N]\n"
-            "                 [--weights FILE] [--rate R] [--model-rate R] [--ir-normalize yes|no]\n"
-            "                 [--input-gain-db DB] [--output-gain-db DB] [--normalize [yes|no]]\n"
-            "                 [--input-level-dbu DBU] [--limit [yes|no]]\n"
-            "                 [--format f32|csv|npy] [--csv-header|--no-csv-header]\n"
-            "                 [--columns LIST] [--time-column COL] [--quiet]\n"
-            "\n"
-            "Runs INPUT through MODEL (.nam, .json, .keras, .h5, or CONFIG.json+WEIGHTS.h5, or an\n"
-            "impulse response: .wav, .flac, .aiff, .ogg) and writes the output frames to OUTPUT.\n"
-            "MODEL may be a comma-separated list (amp.nam,cab.wav): the models run in order as\n"
-            "one chain, and the chain's latency (the models' and the resamplers') is reported.\n"
-            "The input is streamed in blocks of N frames, then the models' tails are flushed; the\n"
-            "result equals the offline computation on the whole input. Where the input's sample\n"
-            "rate differs from a model's, the input is resampled to it and the output back. A\n"
-            "windowed model (Flatten, global pooling, ...) writes one record per window of its\n"
-            "input length.\n"
-            "\n"
-            "  --block N        frames per block, 1 to %d (default %d)\n"
-            "  --offline        compute the whole input at once instead of streaming\n"
-            "  --hop N          windowed models: windows N frames apart (default: the window\n"
-            "                   length, so windows do not overlap)\n"
-            "  --weights FILE   MODEL is a Keras model config (model.to_json()) and FILE its\n"
-            "                   weights (.h5 or .weights.h5)\n"
-            "  --rate R         the input's sample rate in Hz, for input that carries none\n"
-            "                   (f32, csv, npy; a sound file's header must agree)\n"
-            "  --model-rate R   the rate the models that declare none were trained at (the\n"
-            "                   shared standard .nam declares none): they are resampled to it\n"
-            "  --ir-normalize yes|no  impulse responses scaled to unit energy (default yes)\n"
-            "                   or used as recorded\n"
-            "  --input-gain-db DB   gain before the first model (the daemon's input_gain_db)\n"
-            "  --output-gain-db DB  gain after the last model (output_gain_db)\n"
-            "  --normalize [yes|no] bring the model's declared loudness (.nam metadata) to\n"
-            "                   NAM's -18 dB, as NAM's plugin does (normalize; default no)\n"
-            "  --input-level-dbu DBU  the dBu of a full-scale sample at the input: the input is\n"
-            "                   turned to the level the first model was captured at, when it\n"
-            "                   declares one (input_level_dbu)\n"
-            "  --limit [yes|no] a soft limiter on the output, ceiling -1 dBFS (limit; default no)\n"
-            "  --format FMT     f32, csv or npy: the format of '-' (standard input or output),\n"
-            "                   and of files whose extension says nothing\n"
-            "  --csv-header     csv input: the first line is a header row (by default it is when\n"
-            "                   none of its fields is a number)\n"
-            "  --no-csv-header  csv input: no header row; csv output: no header line\n"
-            "  --columns LIST   csv and npy input: the columns that are the model's channels,\n"
-            "                   by index from 1 or by header name: 2,3 or 2-4 or x,y,z\n"
-            "                   (default: every column but the time column)\n"
-            "  --time-column COL  csv and npy input: a column (index or name) that is not a\n"
-            "                   channel; its text is written first on each line of a csv\n"
-            "                   output (a window's record: its last frame's)\n"
-            "  -q, --quiet      no progress bar and no summary on standard error\n"
-            "  -h, --help       this text\n"
-            "  --version        the version\n"
-            "\n",
-            MAX_BLOCK, DEFAULT_BLOCK);
+    fprintf(
+        f,
+        "usage: " PROG " MODEL INPUT OUTPUT [--block N] [--offline] [--hop N]\n"
+        "                 [--weights FILE] [--rate R] [--model-rate R] [--ir-normalize yes|no]\n"
+        "                 [--input-gain-db DB] [--output-gain-db DB] [--normalize [yes|no]]\n"
+        "                 [--input-level-dbu DBU] [--limit [yes|no]]\n"
+        "                 [--format f32|csv|npy] [--csv-header|--no-csv-header]\n"
+        "                 [--columns LIST] [--time-column COL] [--quiet]\n"
+        "\n"
+        "Runs INPUT through MODEL (.nam, .json, .keras, .h5, or CONFIG.json+WEIGHTS.h5, or an\n"
+        "impulse response: .wav, .flac, .aiff, .ogg) and writes the output frames to OUTPUT.\n"
+        "MODEL may be a comma-separated list (amp.nam,cab.wav): the models run in order as\n"
+        "one chain, and the chain's latency (the models' and the resamplers') is reported.\n"
+        "The input is streamed in blocks of N frames, then the models' tails are flushed; the\n"
+        "result equals the offline computation on the whole input. Where the input's sample\n"
+        "rate differs from a model's, the input is resampled to it and the output back. A\n"
+        "windowed model (Flatten, global pooling, ...) writes one record per window of its\n"
+        "input length.\n"
+        "\n"
+        "  --block N        frames per block, 1 to %d (default %d)\n"
+        "  --offline        compute the whole input at once instead of streaming\n"
+        "  --hop N          windowed models: windows N frames apart (default: the window\n"
+        "                   length, so windows do not overlap)\n"
+        "  --weights FILE   MODEL is a Keras model config (model.to_json()) and FILE its\n"
+        "                   weights (.h5 or .weights.h5)\n"
+        "  --rate R         the input's sample rate in Hz, for input that carries none\n"
+        "                   (f32, csv, npy; a sound file's header must agree)\n"
+        "  --model-rate R   the rate the models that declare none were trained at (the\n"
+        "                   shared standard .nam declares none): they are resampled to it\n"
+        "  --ir-normalize yes|no  impulse responses scaled to unit energy (default yes)\n"
+        "                   or used as recorded\n"
+        "  --input-gain-db DB   gain before the first model (the daemon's input_gain_db)\n"
+        "  --output-gain-db DB  gain after the last model (output_gain_db)\n"
+        "  --normalize [yes|no] bring the model's declared loudness (.nam metadata) to\n"
+        "                   NAM's -18 dB, as NAM's plugin does (normalize; default no)\n"
+        "  --input-level-dbu DBU  the dBu of a full-scale sample at the input: the input is\n"
+        "                   turned to the level the first model was captured at, when it\n"
+        "                   declares one (input_level_dbu)\n"
+        "  --limit [yes|no] a soft limiter on the output, ceiling -1 dBFS (limit; default no)\n"
+        "  --format FMT     f32, csv or npy: the format of '-' (standard input or output),\n"
+        "                   and of files whose extension says nothing\n"
+        "  --csv-header     csv input: the first line is a header row (by default it is when\n"
+        "                   none of its fields is a number)\n"
+        "  --no-csv-header  csv input: no header row; csv output: no header line\n"
+        "  --columns LIST   csv and npy input: the columns that are the model's channels,\n"
+        "                   by index from 1 or by header name: 2,3 or 2-4 or x,y,z\n"
+        "                   (default: every column but the time column)\n"
+        "  --time-column COL  csv and npy input: a column (index or name) that is not a\n"
+        "                   channel; its text is written first on each line of a csv\n"
+        "                   output (a window's record: its last frame's)\n"
+        "  -q, --quiet      no progress bar and no summary on standard error\n"
+        "  -h, --help       this text\n"
+        "  --version        the version\n"
+        "\n",
+        MAX_BLOCK, DEFAULT_BLOCK);
     fputs("Formats, by extension: .wav, .flac, .aiff, .ogg and whatever else libsndfile\n"
-            "handles (written as 32-bit float where the container allows it); .f32 raw\n"
-            "little-endian float32; .csv one frame per line, values separated by commas\n"
-            "(written after a header line naming the columns); .npy NumPy arrays (frames,\n"
-            "channels), float32 or float64 in, float32 out. The output has the model's output\n"
-            "channels and the input's sample rate (raw, csv and npy input: the model's, if it\n"
-            "declares one). An input shorter than one window (or than the model needs for one\n"
-            "output frame) gives a warning and exit status 1.\n"
-            "\n"
-            "Exit status: 0 success, 1 runtime or input error, 2 usage error.\n"
-            "Documentation: " PROG "(1); " CVD_DOCDIR "/TOOLS.md\n",
+          "handles (written as 32-bit float where the container allows it); .f32 raw\n"
+          "little-endian float32; .csv one frame per line, values separated by commas\n"
+          "(written after a header line naming the columns); .npy NumPy arrays (frames,\n"
+          "channels), float32 or float64 in, float32 out. The output has the model's output\n"
+          "channels and the input's sample rate (raw, csv and npy input: the model's, if it\n"
+          "declares one). An input shorter than one window (or than the model needs for one\n"
+          "output frame) gives a warning and exit status 1.\n"
+          "\n"
+          "Exit status: 0 success, 1 runtime or input error, 2 usage error.\n"
+          "Documentation: " PROG "(1); " CVD_DOCDIR "/TOOLS.md\n",
           f);
 }
 
@@ -255,15 +256,14 @@ static int parse_args(int argc, char **argv, options *o)
             errno = 0;
             double v = strtod(val, &end);
             if (errno != 0 || end == val || *end != '\0' || !(v >= 1000 && v <= 768000))
-                return usage_error("%.*s %s: must be a sample rate from 1000 to 768000 Hz",
-                                   (int)kl, a, val);
+                return usage_error("%.*s %s: must be a sample rate from 1000 to 768000 Hz", (int)kl,
+                                   a, val);
             if (mr)
                 o->model_rate = v;
             else
                 o->rate = v;
         } else if (strcmp(a, "--input-gain-db") == 0 || strncmp(a, "--input-gain-db=", 16) == 0 ||
-                   strcmp(a, "--output-gain-db") == 0 ||
-                   strncmp(a, "--output-gain-db=", 17) == 0 ||
+                   strcmp(a, "--output-gain-db") == 0 || strncmp(a, "--output-gain-db=", 17) == 0 ||
                    strcmp(a, "--input-level-dbu") == 0 ||
                    strncmp(a, "--input-level-dbu=", 18) == 0) {
             const size_t kl = strcspn(a, "=");
@@ -279,8 +279,8 @@ static int parse_args(int argc, char **argv, options *o)
             double v = strtod(val, &end);
             const double lo = lvl ? -40 : -120, hi = lvl ? 40 : 60;
             if (errno != 0 || end == val || *end != '\0' || !(v >= lo && v <= hi))
-                return usage_error("%.*s %s: must be a number from %g to %g (%s)", (int)kl, a,
-                                   val, lo, hi, lvl ? "dBu" : "dB");
+                return usage_error("%.*s %s: must be a number from %g to %g (%s)", (int)kl, a, val,
+                                   lo, hi, lvl ? "dBu" : "dB");
             if (lvl)
                 o->level_dbu = v, o->has_level_dbu = 1;
             else if (a[2] == 'i')
@@ -294,8 +294,8 @@ static int parse_args(int argc, char **argv, options *o)
             int *flag = a[2] == 'n' ? &o->normalize : &o->limit;
             if (a[kl] == '=')
                 val = a + kl + 1;
-            else if (i + 1 < argc && (strcmp(argv[i + 1], "yes") == 0 ||
-                                      strcmp(argv[i + 1], "no") == 0))
+            else if (i + 1 < argc &&
+                     (strcmp(argv[i + 1], "yes") == 0 || strcmp(argv[i + 1], "no") == 0))
                 val = argv[++i];
             else
                 val = "yes";
@@ -362,7 +362,8 @@ static int parse_args(int argc, char **argv, options *o)
             return usage_error("--csv-header: INPUT %s is not csv", o->input);
         if (o->time_column && fo != CVD_AF_CSV)
             return usage_error("--time-column: the time column goes to a csv output; OUTPUT %s "
-                               "is %s", o->output, cvd_af_format_name(fo));
+                               "is %s",
+                               o->output, cvd_af_format_name(fo));
     }
     return 0;
 }
@@ -439,8 +440,8 @@ static void progress_update(progress *p, long long done)
         int fill = (int)(f * width + 0.5);
         if (fill > width)
             fill = width;
-        fprintf(stderr, "[%.*s%*s] %3.0f%%  ", fill, "##############################",
-                width - fill, "", 100.0 * f);
+        fprintf(stderr, "[%.*s%*s] %3.0f%%  ", fill, "##############################", width - fill,
+                "", 100.0 * f);
     }
     if (p->rate > 0)
         fprintf(stderr, "%.1f s  %.1fx real time", (double)done / p->rate,
@@ -522,14 +523,14 @@ typedef struct run {
     int n_models;
     int resampled; /* the chain resamples: the output is cut to the input's length */
     cvd_af *in, *out;
-    double rate;   /* frames per second: the input file's, else the model's; 0 unknown */
-    int rate_from; /* RATE_FILE, RATE_MODEL, RATE_NONE */
-    char *list;    /* MODEL split at its commas */
+    double rate;             /* frames per second: the input file's, else the model's; 0 unknown */
+    int rate_from;           /* RATE_FILE, RATE_MODEL, RATE_NONE */
+    char *list;              /* MODEL split at its commas */
     float in_gain, out_gain; /* the level options, as factors */
     int out_ch;              /* the output's channels (the limiter's) */
     cvd_limiter lim;         /* with --limit */
     long long frames_in, frames_out;
-    timeq times;   /* with --time-column */
+    timeq times;       /* with --time-column */
     const char **tptr; /* the texts of one write */
 } run;
 
@@ -929,20 +930,20 @@ static int say_rates(run *r)
         if (mr > 0)
             fprintf(stderr,
                     PROG ": %s declares no sample rate: it runs at %g Hz, the rate %s (give "
-                    "the rate it was trained at with --model-rate R)\n",
+                         "the rate it was trained at with --model-rate R)\n",
                     r->names[i], mr, i == 0 ? "of the input" : "of the model before it");
         else
             fprintf(stderr,
                     PROG ": %s declares no sample rate, and neither does the input: nothing "
-                    "is resampled (--rate R, --model-rate R)\n",
+                         "is resampled (--rate R, --model-rate R)\n",
                     r->names[i]);
     }
     if (!r->o->quiet && (r->resampled || r->n_models > 1)) {
         char d[1024];
         const double lat = cvd_chain_latency(c);
         cvd_chain_describe(c, d, sizeof d);
-        fprintf(stderr, PROG ": %s at %g Hz: %s; latency %.0f frames", cvd_af_name(r->in),
-                r->rate, d, lat);
+        fprintf(stderr, PROG ": %s at %g Hz: %s; latency %.0f frames", cvd_af_name(r->in), r->rate,
+                d, lat);
         if (r->rate > 0)
             fprintf(stderr, " (%.2f ms)", 1e3 * lat / r->rate);
         fputc('\n', stderr);
@@ -973,8 +974,7 @@ static void setup_levels(run *r)
     if (o->has_level_dbu && !lv.has_input_level)
         fprintf(stderr, PROG ": %s declares no input level: --input-level-dbu changes nothing\n",
                 r->names[0]);
-    if (o->in_gain_db != 0 || o->out_gain_db != 0 || o->normalize || o->has_level_dbu ||
-        o->limit) {
+    if (o->in_gain_db != 0 || o->out_gain_db != 0 || o->normalize || o->has_level_dbu || o->limit) {
         fprintf(stderr, PROG ": levels: input %+.2f dB", in_db);
         if (o->has_level_dbu && lv.has_input_level)
             fprintf(stderr, " (%+.2f dB to the model's %g dBu from %g dBu)",
@@ -1010,8 +1010,8 @@ int main(int argc, char **argv)
 
     if ((rc = load_models(&r)) != 0)
         return rc;
-    const int windowed = r.n_models == 1 && r.models[0] != NULL &&
-                         cvd_model_mode(r.models[0]) == CVD_MODE_WINDOWED;
+    const int windowed =
+        r.n_models == 1 && r.models[0] != NULL && cvd_model_mode(r.models[0]) == CVD_MODE_WINDOWED;
     if (o.hop && !windowed) {
         rc = fail("%s: --hop %ld: the model streams (every layer runs frame by frame); --hop "
                   "applies to windowed models",
@@ -1023,16 +1023,16 @@ int main(int argc, char **argv)
     const int first_ir = cvd_model_is_ir_path(r.names[0]) && !o.weights;
     const int cin = first_ir ? 1 : cvd_model_in_channels(r.models[0]);
     const cvd_af_read_opts ro = {o.header, o.columns, o.time_column};
-    if (cvd_af_open_read_opts(o.input, cvd_af_format_of(o.input, o.format), cin, &ro, &r.in,
-                              &err) < 0) {
+    if (cvd_af_open_read_opts(o.input, cvd_af_format_of(o.input, o.format), cin, &ro, &r.in, &err) <
+        0) {
         rc = fail_err(o.input, &err);
         goto done;
     }
     ii = cvd_af_get_info(r.in);
     /* the stream's rate: the file's, --rate, or the first model's that declares one */
     if (ii->rate > 0 && o.rate > 0 && ii->rate != o.rate) {
-        rc = fail("%s: %g Hz in its header, --rate says %g Hz", cvd_af_name(r.in), ii->rate,
-                  o.rate);
+        rc =
+            fail("%s: %g Hz in its header, --rate says %g Hz", cvd_af_name(r.in), ii->rate, o.rate);
         goto done;
     }
     if (ii->rate > 0)
@@ -1048,8 +1048,9 @@ int main(int argc, char **argv)
     if (ii->channels != cin_chain) {
         rc = fail("%s: %d channel%s%s, the model takes %d", cvd_af_name(r.in), ii->channels,
                   ii->channels == 1 ? "" : "s",
-                  o.columns ? " chosen (--columns)" : o.time_column ? " besides the time column"
-                                                                    : "",
+                  o.columns       ? " chosen (--columns)"
+                  : o.time_column ? " besides the time column"
+                                  : "",
                   cin_chain);
         goto done;
     }
@@ -1058,8 +1059,10 @@ int main(int argc, char **argv)
     setup_levels(&r);
     if (!o.quiet && r.rate_from == RATE_NONE &&
         cvd_af_format_of(o.output, o.format) == CVD_AF_SNDFILE)
-        fprintf(stderr, PROG ": warning: %s: no sample rate is known (the input and the model "
-                "give none): the file says %g Hz\n", o.output, DEFAULT_RATE);
+        fprintf(stderr,
+                PROG ": warning: %s: no sample rate is known (the input and the model "
+                     "give none): the file says %g Hz\n",
+                o.output, DEFAULT_RATE);
 
     t0 = now();
     rc = o.offline ? run_offline(&r) : run_stream(&r);
@@ -1067,12 +1070,15 @@ int main(int argc, char **argv)
     if (rc == 0 && r.frames_out == 0 && (windowed || r.frames_in > 0)) {
         /* nothing came out: the input is too short for the model */
         if (windowed)
-            fprintf(stderr, PROG ": warning: %s: %lld frame%s, shorter than the model's window "
-                    "of %ld frames: no record\n", cvd_af_name(r.in), r.frames_in,
-                    r.frames_in == 1 ? "" : "s", cvd_model_window(r.model));
+            fprintf(stderr,
+                    PROG ": warning: %s: %lld frame%s, shorter than the model's window "
+                         "of %ld frames: no record\n",
+                    cvd_af_name(r.in), r.frames_in, r.frames_in == 1 ? "" : "s",
+                    cvd_model_window(r.model));
         else
-            fprintf(stderr, PROG ": warning: %s: %lld frame%s, fewer than the model needs for "
-                    "one output frame (its receptive field is %ld frames): no output\n",
+            fprintf(stderr,
+                    PROG ": warning: %s: %lld frame%s, fewer than the model needs for "
+                         "one output frame (its receptive field is %ld frames): no output\n",
                     cvd_af_name(r.in), r.frames_in, r.frames_in == 1 ? "" : "s",
                     cvd_model_receptive_field(r.model));
         rc = 1;

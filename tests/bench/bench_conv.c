@@ -34,7 +34,8 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
             json_arg = argv[++i];
         } else {
-            fprintf(stderr, "usage: bench_conv [--isa portable|avx2|avx512] [--frames N] [--json PATH]\n");
+            fprintf(stderr,
+                    "usage: bench_conv [--isa portable|avx2|avx512] [--frames N] [--json PATH]\n");
             return 2;
         }
     }
@@ -64,12 +65,14 @@ int main(int argc, char **argv)
     else {
         fprintf(json, "{\n  \"program\": \"bench_conv\",\n  \"time\": \"%s\",\n  \"cpu\": ", when);
         bench_json_str(json, cpu);
-        fprintf(json, ",\n  \"isa\": \"%s\",\n  \"widest_isa\": \"%s\",\n  \"layer\": "
-                      "\"Conv1D 16->16 k=3 causal\",\n  \"runs\": %d,\n  \"frames_per_run\": %ld,\n"
-                      "  \"peak_gflops\": {",
+        fprintf(json,
+                ",\n  \"isa\": \"%s\",\n  \"widest_isa\": \"%s\",\n  \"layer\": "
+                "\"Conv1D 16->16 k=3 causal\",\n  \"runs\": %d,\n  \"frames_per_run\": %ld,\n"
+                "  \"peak_gflops\": {",
                 cvd_isa_name(isa), cvd_isa_name(peaks.widest), RUNS, frames);
         for (int i = 0; i <= (int)peaks.widest; i++)
-            fprintf(json, "%s\"%s\": %.3f", i ? ", " : "", cvd_isa_name((cvd_isa)i), peaks.gflops[i]);
+            fprintf(json, "%s\"%s\": %.3f", i ? ", " : "", cvd_isa_name((cvd_isa)i),
+                    peaks.gflops[i]);
         fprintf(json, "},\n  \"cases\": [");
     }
     int n_cases = 0;

@@ -83,8 +83,9 @@ int main(int argc, char **argv)
     FILE *json = fopen(json_path, "w");
     bench_utc(when, sizeof when);
     if (json)
-        fprintf(json, "{\n  \"program\": \"bench_fuse\",\n  \"time\": \"%s\",\n  \"isa\": \"%s\","
-                      "\n  \"sample_rate\": 48000,\n  \"cases\": [",
+        fprintf(json,
+                "{\n  \"program\": \"bench_fuse\",\n  \"time\": \"%s\",\n  \"isa\": \"%s\","
+                "\n  \"sample_rate\": 48000,\n  \"cases\": [",
                 when, cvd_isa_name(cvd_isa_active()));
     printf("NAM standard WaveNet: the .nam and its Keras-vocabulary equivalent, same run\n"
            "isa %s, %.1f s of audio a run, runs interleaved, median of %d (thread CPU time)\n",

@@ -89,7 +89,8 @@ static int crossover(void)
         {4, 4, 1, "4 -> 4"},
         {16, 16, 1, "16 -> 16"},
     };
-    static const int taps[] = {16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096, 8192};
+    static const int taps[] = {16,  24,  32,  48,  64,   96,   128,  192,
+                               256, 384, 512, 768, 1024, 2048, 4096, 8192};
     const int block = 64;
 
     printf("isa %s, block %d, ns/frame (thread CPU time, median of %d)\n",
@@ -104,8 +105,8 @@ static int crossover(void)
         for (size_t i = 0; i < sizeof taps / sizeof taps[0]; i++) {
             int k = taps[i], bestB = 0;
             double guess = 1.0 * k * C * F / G / 8 + 20;
-            double direct = k * C * F / G > 300000 ? NAN
-                                                   : time_conv(C, F, G, k, 0, block, frames_for(guess));
+            double direct =
+                k * C * F / G > 300000 ? NAN : time_conv(C, F, G, k, 0, block, frames_for(guess));
             double best = INFINITY;
             printf("%6d %10.1f", k, direct);
             for (int B = 32; B <= 1024; B *= 2) {

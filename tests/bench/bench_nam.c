@@ -42,7 +42,8 @@ static char *nam_text(int c1, int c2, size_t *len)
     if (t == NULL)
         return NULL;
     int o = 0;
-    o += snprintf(t + o, cap - (size_t)o, "{\"version\": \"0.5.4\", \"architecture\": \"WaveNet\", "
+    o += snprintf(t + o, cap - (size_t)o,
+                  "{\"version\": \"0.5.4\", \"architecture\": \"WaveNet\", "
                   "\"sample_rate\": 48000, \"config\": {\"head\": null, \"head_scale\": 0.02, "
                   "\"layers\": [");
     for (int a = 0; a < 2; a++)
@@ -94,7 +95,8 @@ static int bench(bench_ctx *B, cvd_model *m, const char *name, const char *shape
             return 1;
         }
         float *in = malloc(sizeof(float) * (size_t)block);
-        float *out = malloc(sizeof(float) * (size_t)cvd_net_max_out(net) * cvd_model_out_channels(m));
+        float *out =
+            malloc(sizeof(float) * (size_t)cvd_net_max_out(net) * cvd_model_out_channels(m));
         if (in == NULL || out == NULL) {
             fprintf(stderr, "bench_nam: out of memory\n");
             return 1;
@@ -164,8 +166,9 @@ static int parse_blocks(const char *s, int *blocks, int max)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: bench_nam [--isa portable|avx2|avx512] [--seconds S] [--blocks 1,8,64,512]\n"
-                    "                 [--sizes standard,lite,feather,nano,20,24] [--json PATH] [MODEL]\n");
+    fprintf(stderr,
+            "usage: bench_nam [--isa portable|avx2|avx512] [--seconds S] [--blocks 1,8,64,512]\n"
+            "                 [--sizes standard,lite,feather,nano,20,24] [--json PATH] [MODEL]\n");
 }
 
 int main(int argc, char **argv)
@@ -220,7 +223,8 @@ int main(int argc, char **argv)
     printf("bench_nam on %s; isa %s (this CPU has %s)\n", cpu, cvd_isa_name(B.isa),
            cvd_isa_name(peaks.widest));
     bench_peaks_print(stdout, &peaks);
-    printf("\"of peak\": GFLOP/s over the %s peak (each run paired with a probe run)", cvd_isa_name(B.isa));
+    printf("\"of peak\": GFLOP/s over the %s peak (each run paired with a probe run)",
+           cvd_isa_name(B.isa));
     if (B.isa != peaks.widest)
         printf(" (what a CPU with only %s would have); \"of widest\": over the %s peak",
                cvd_isa_name(B.isa), cvd_isa_name(peaks.widest));
@@ -236,12 +240,15 @@ int main(int argc, char **argv)
     else {
         fprintf(B.json, "{\n  \"program\": \"bench_nam\",\n  \"time\": \"%s\",\n  \"cpu\": ", when);
         bench_json_str(B.json, cpu);
-        fprintf(B.json, ",\n  \"isa\": \"%s\",\n  \"widest_isa\": \"%s\",\n  \"sample_rate\": 48000,\n"
-                        "  \"runs\": %d,\n  \"seconds_per_run\": %g,\n  \"timer\": \"thread CPU time, median\",\n"
-                        "  \"peak_gflops\": {",
+        fprintf(B.json,
+                ",\n  \"isa\": \"%s\",\n  \"widest_isa\": \"%s\",\n  \"sample_rate\": 48000,\n"
+                "  \"runs\": %d,\n  \"seconds_per_run\": %g,\n  \"timer\": \"thread CPU time, "
+                "median\",\n"
+                "  \"peak_gflops\": {",
                 cvd_isa_name(B.isa), cvd_isa_name(peaks.widest), RUNS, B.seconds);
         for (int i = 0; i <= (int)peaks.widest; i++)
-            fprintf(B.json, "%s\"%s\": %.3f", i ? ", " : "", cvd_isa_name((cvd_isa)i), peaks.gflops[i]);
+            fprintf(B.json, "%s\"%s\": %.3f", i ? ", " : "", cvd_isa_name((cvd_isa)i),
+                    peaks.gflops[i]);
         fprintf(B.json, "},\n  \"cases\": [");
     }
 
@@ -252,8 +259,10 @@ int main(int argc, char **argv)
         if (cvd_nam_load(std_path, &m, &err) < 0) {
             fprintf(stderr, "bench_nam: %s (skipped)\n", err.msg);
         } else {
-            rc = bench(&B, m, path ? path : "standard (16/8): ../shared/models/nam/wavenet_a1_standard.nam",
-                       path ? "file" : "16/8");
+            rc =
+                bench(&B, m,
+                      path ? path : "standard (16/8): ../shared/models/nam/wavenet_a1_standard.nam",
+                      path ? "file" : "16/8");
             cvd_model_unref(m);
         }
     }
@@ -290,7 +299,8 @@ int main(int argc, char **argv)
     if (B.json) {
         fprintf(B.json, "\n  ],\n  \"peak_gflops_at_end\": {");
         for (int i = 0; i <= (int)peaks.widest; i++)
-            fprintf(B.json, "%s\"%s\": %.3f", i ? ", " : "", cvd_isa_name((cvd_isa)i), peaks_end.gflops[i]);
+            fprintf(B.json, "%s\"%s\": %.3f", i ? ", " : "", cvd_isa_name((cvd_isa)i),
+                    peaks_end.gflops[i]);
         fprintf(B.json, "}\n}\n");
         fclose(B.json);
         printf("JSON record: %s\n", json_path);

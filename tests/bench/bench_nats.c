@@ -216,8 +216,7 @@ static double publish_all(const nh_cluster *cl, const workload *w)
             snprintf(subj, sizeof subj, "convd.in.id%d", k);
             snprintf(num, sizeof num, "%lld", (long long)t);
             snprintf(mid, sizeof mid, "id%d:%lld", k, (long long)t);
-            natsMsg_Create(&m, subj, NULL, (const char *)(w->in[k] + t * w->ch),
-                           n * w->ch * 4);
+            natsMsg_Create(&m, subj, NULL, (const char *)(w->in[k] + t * w->ch), n * w->ch * 4);
             natsMsgHeader_Set(m, "Convd-Frame", num);
             natsMsgHeader_Set(m, "Nats-Msg-Id", mid);
             natsStatus s = js_PublishMsgAsync(js, &m, NULL);
@@ -354,11 +353,12 @@ static double drain(const nh_cluster *cl, const workload *w, int n, double *srv,
         if (have >= want)
             break;
         if (getenv("BENCH_NATS_PROGRESS"))
-            fprintf(stderr, "  %.2f s: %llu outputs, convd0 in %.0f out %.0f lag0 %.0f\n",
-                    nh_now() - t0, (unsigned long long)have,
-                    convd_metric(&c[0], "convd_nats_messages_in_total{group=\"bench\"}"),
-                    convd_metric(&c[0], "convd_nats_messages_out_total{group=\"bench\"}"),
-                    convd_metric(&c[0], "convd_nats_lag_messages{group=\"bench\",partition=\"0\"}"));
+            fprintf(
+                stderr, "  %.2f s: %llu outputs, convd0 in %.0f out %.0f lag0 %.0f\n",
+                nh_now() - t0, (unsigned long long)have,
+                convd_metric(&c[0], "convd_nats_messages_in_total{group=\"bench\"}"),
+                convd_metric(&c[0], "convd_nats_messages_out_total{group=\"bench\"}"),
+                convd_metric(&c[0], "convd_nats_lag_messages{group=\"bench\",partition=\"0\"}"));
         nh_sleep(0.05);
     }
     double dt = nh_now() - t0;
@@ -521,8 +521,14 @@ static void recovery(nh_cluster *cl, double ttl)
     snprintf(outs, sizeof outs, "convd.out.>");
     natsConnection_Subscribe(&sub, nc, outs, on_out, &rw);
     /* a steady producer: 200 ids, one message each every 50 ms (4,000 messages/s) */
-    nh_producer p = {.urls = cl->urls, .prefix = "convd", .name_prefix = "id", .ids = w.ids,
-                     .ch = 3, .per_msg = w.per_msg, .frames = w.frames, .in = w.in,
+    nh_producer p = {.urls = cl->urls,
+                     .prefix = "convd",
+                     .name_prefix = "id",
+                     .ids = w.ids,
+                     .ch = 3,
+                     .per_msg = w.per_msg,
+                     .frames = w.frames,
+                     .in = w.in,
                      .pause = 0.05};
     nh_producer_start(&p);
     const uint64_t total = (uint64_t)w.ids * (uint64_t)(w.frames / w.per_msg);
@@ -638,10 +644,22 @@ int main(int argc, char **argv)
     printf("bench_nats: %d nats-server processes on 127.0.0.1, replicas %d, %d partitions; "
            "%ld cores for everything\n",
            n_nodes, replicas, PARTITIONS, sysconf(_SC_NPROCESSORS_ONLN));
-    workload sensor = {"sensor model (vibration-denoise, 3 channels, 6,688 MACs/frame)", SENSOR,
-                       1000, 3, 100, PARTITIONS, quick ? 500 : 1000, NULL};
-    workload nam = {"NAM standard (wavenet_a1_standard.nam, 48 kHz)", NAM_STD, 8, 1, 512,
-                    PARTITIONS, quick ? 24000 : 96000, NULL};
+    workload sensor = {"sensor model (vibration-denoise, 3 channels, 6,688 MACs/frame)",
+                       SENSOR,
+                       1000,
+                       3,
+                       100,
+                       PARTITIONS,
+                       quick ? 500 : 1000,
+                       NULL};
+    workload nam = {"NAM standard (wavenet_a1_standard.nam, 48 kHz)",
+                    NAM_STD,
+                    8,
+                    1,
+                    512,
+                    PARTITIONS,
+                    quick ? 24000 : 96000,
+                    NULL};
     bench_workload(&cl, &sensor);
     if (access(NAM_STD, R_OK) == 0)
         bench_workload(&cl, &nam);

@@ -148,8 +148,12 @@ int main(int argc, char **argv)
     int rc = 0, n_cases = 0;
     /* 1. per block, identity model */
     float *sig = make_signal(4096, 1);
-    options o = {.host = "127.0.0.1", .model = id_path, .seconds = seconds, .block = 64,
-                 .window = 1, .workers = 1};
+    options o = {.host = "127.0.0.1",
+                 .model = id_path,
+                 .seconds = seconds,
+                 .block = 64,
+                 .window = 1,
+                 .workers = 1};
     int port = sig ? start_daemon(&o) : 0;
     if (port > 0) {
         printf("\nper block, identity model, raw f32, 1 channel, blocks of 64 frames, one block in "
@@ -165,12 +169,13 @@ int main(int argc, char **argv)
             fflush(stdout);
             rc |= r.errors != 0;
             if (js)
-                fprintf(js,
-                        "%s\n    {\"case\": \"per_block_identity\", \"clients\": %d, \"block\": 64, "
-                        "\"blocks\": %zu, \"median_us\": %.2f, \"p99_us\": %.2f, \"max_us\": %.2f, "
-                        "\"daemon_cpu_us_per_block\": %.3f, \"errors\": %d}",
-                        n_cases++ ? "," : "", nc[k], r.blocks, r.p50 * 1e6, r.p99 * 1e6,
-                        r.pmax * 1e6, cpb * 1e6, r.errors);
+                fprintf(
+                    js,
+                    "%s\n    {\"case\": \"per_block_identity\", \"clients\": %d, \"block\": 64, "
+                    "\"blocks\": %zu, \"median_us\": %.2f, \"p99_us\": %.2f, \"max_us\": %.2f, "
+                    "\"daemon_cpu_us_per_block\": %.3f, \"errors\": %d}",
+                    n_cases++ ? "," : "", nc[k], r.blocks, r.p50 * 1e6, r.p99 * 1e6, r.pmax * 1e6,
+                    cpb * 1e6, r.errors);
         }
     }
     stop_daemon();
@@ -180,8 +185,12 @@ int main(int argc, char **argv)
     sig = make_signal(4096, 3);
     double fps[3] = {0, 0, 0};
     for (int workers = 1; sig && workers <= 2; workers++) {
-        options s = {.host = "127.0.0.1", .model = sn_path, .seconds = seconds, .block = 16,
-                     .window = 4, .workers = workers};
+        options s = {.host = "127.0.0.1",
+                     .model = sn_path,
+                     .seconds = seconds,
+                     .block = 16,
+                     .window = 4,
+                     .workers = workers};
         port = start_daemon(&s);
         if (port <= 0)
             break;
@@ -200,11 +209,12 @@ int main(int argc, char **argv)
         fflush(stdout);
         rc |= r.errors != 0;
         if (js)
-            fprintf(js,
-                    "%s\n    {\"case\": \"sensor_connections\", \"connections\": %d, \"workers\": %d, "
-                    "\"block\": 16, \"frames_per_s\": %.0f, \"daemon_cpu_per_s\": %.3f, "
-                    "\"client_cpu_per_s\": %.3f, \"errors\": %d}",
-                    n_cases++ ? "," : "", conns, workers, r.frames_per_s, dc, cc, r.errors);
+            fprintf(
+                js,
+                "%s\n    {\"case\": \"sensor_connections\", \"connections\": %d, \"workers\": %d, "
+                "\"block\": 16, \"frames_per_s\": %.0f, \"daemon_cpu_per_s\": %.3f, "
+                "\"client_cpu_per_s\": %.3f, \"errors\": %d}",
+                n_cases++ ? "," : "", conns, workers, r.frames_per_s, dc, cc, r.errors);
     }
     if (fps[1] > 0 && fps[2] > 0)
         printf("2 workers / 1 worker: %.2fx frames per second\n", fps[2] / fps[1]);

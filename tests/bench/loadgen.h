@@ -46,10 +46,10 @@ typedef struct options {
 
 typedef struct client {
     int fd;
-    size_t sent;     /* input bytes */
-    size_t received; /* output bytes */
+    size_t sent;       /* input bytes */
+    size_t received;   /* output bytes */
     size_t next_block; /* the next block whose output is awaited */
-    double *t_sent;  /* per block: when its last byte was sent (ring of window + 1) */
+    double *t_sent;    /* per block: when its last byte was sent (ring of window + 1) */
     int err;
     int done;
 } client;
@@ -147,7 +147,8 @@ static double daemon_cpu(void)
     buf[n] = '\0';
     const char *q = strrchr(buf, ')'); /* the name may hold spaces */
     unsigned long ut, st;
-    if (q == NULL || sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+    if (q == NULL ||
+        sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -447,6 +448,5 @@ static result run_case(const options *o, int port, int n, const float *signal, s
     free(sink);
     return res;
 }
-
 
 #endif

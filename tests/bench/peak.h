@@ -31,18 +31,18 @@
 #define BENCH_PEAK_X86 1
 #endif
 
-#define PEAK_CHAINS12(OP)                                                                    \
-    a0 = OP(a0);                                                                             \
-    a1 = OP(a1);                                                                             \
-    a2 = OP(a2);                                                                             \
-    a3 = OP(a3);                                                                             \
-    a4 = OP(a4);                                                                             \
-    a5 = OP(a5);                                                                             \
-    a6 = OP(a6);                                                                             \
-    a7 = OP(a7);                                                                             \
-    a8 = OP(a8);                                                                             \
-    a9 = OP(a9);                                                                             \
-    a10 = OP(a10);                                                                           \
+#define PEAK_CHAINS12(OP)                                                                          \
+    a0 = OP(a0);                                                                                   \
+    a1 = OP(a1);                                                                                   \
+    a2 = OP(a2);                                                                                   \
+    a3 = OP(a3);                                                                                   \
+    a4 = OP(a4);                                                                                   \
+    a5 = OP(a5);                                                                                   \
+    a6 = OP(a6);                                                                                   \
+    a7 = OP(a7);                                                                                   \
+    a8 = OP(a8);                                                                                   \
+    a9 = OP(a9);                                                                                   \
+    a10 = OP(a10);                                                                                 \
     a11 = OP(a11)
 
 typedef float peak_v4 __attribute__((vector_size(16)));
@@ -60,14 +60,14 @@ typedef float peak_v4 __attribute__((vector_size(16)));
 
 /* FLOP done by `iters` iterations */
 PEAK_CONTRACT_ATTR __attribute__((noinline)) static double peak_run_portable(long iters,
-                                                                              float *sink)
+                                                                             float *sink)
 {
     PEAK_CONTRACT
     const peak_v4 m = {0.9999f, 0.9999f, 0.9999f, 0.9999f}, c = {1e-4f, 1e-4f, 1e-4f, 1e-4f};
     peak_v4 a0 = m * 0.1f, a1 = m * 0.2f, a2 = m * 0.3f, a3 = m * 0.4f, a4 = m * 0.5f,
             a5 = m * 0.6f, a6 = m * 0.7f, a7 = m * 0.8f, a8 = m * 0.9f, a9 = m * 1.0f,
             a10 = m * 1.1f, a11 = m * 1.2f;
-#define PEAK_P(x) ((x) * m + c)
+#define PEAK_P(x) ((x)*m + c)
     for (long i = 0; i < iters; i++) {
         PEAK_CHAINS12(PEAK_P);
         PEAK_CHAINS12(PEAK_P);
@@ -79,8 +79,7 @@ PEAK_CONTRACT_ATTR __attribute__((noinline)) static double peak_run_portable(lon
 }
 
 #ifdef BENCH_PEAK_X86
-__attribute__((target("avx2,fma"), noinline)) static double peak_run_avx2(long iters,
-                                                                          float *sink)
+__attribute__((target("avx2,fma"), noinline)) static double peak_run_avx2(long iters, float *sink)
 {
     const __m256 m = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(1e-4f);
     __m256 a0 = _mm256_set1_ps(0.1f), a1 = _mm256_set1_ps(0.2f), a2 = _mm256_set1_ps(0.3f),
@@ -102,8 +101,7 @@ __attribute__((target("avx2,fma"), noinline)) static double peak_run_avx2(long i
     return (double)iters * 24 * 8 * 2;
 }
 
-__attribute__((target("avx512f"), noinline)) static double peak_run_avx512(long iters,
-                                                                           float *sink)
+__attribute__((target("avx512f"), noinline)) static double peak_run_avx512(long iters, float *sink)
 {
     const __m512 m = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);
     __m512 a0 = _mm512_set1_ps(0.1f), a1 = _mm512_set1_ps(0.2f), a2 = _mm512_set1_ps(0.3f),

@@ -147,9 +147,8 @@ static const char window7_json[] =
     "-0.093631]]}]}";
 
 #define N_LISTENERS 6
-static const char *const listener_names[N_LISTENERS] = {"line_eager",   "line_fixed",
-                                                        "framed_eager", "framed_fixed",
-                                                        "win_eager",    "win_fixed"};
+static const char *const listener_names[N_LISTENERS] = {
+    "line_eager", "line_fixed", "framed_eager", "framed_fixed", "win_eager", "win_fixed"};
 static int ports[N_LISTENERS];
 
 /* Starts convd; fills ports[]; 0, or -1 (said why). */
@@ -186,8 +185,9 @@ static int start_daemon(const char *model)
     }
     fputs(window7_json, w);
     fclose(w);
-    fprintf(f, "[server]\nworkers = 1\nlog_level = warning\nidle_timeout = 0\n"
-               "[model m]\npath = %s\n[model win]\npath = %s\n",
+    fprintf(f,
+            "[server]\nworkers = 1\nlog_level = warning\nidle_timeout = 0\n"
+            "[model m]\npath = %s\n[model win]\npath = %s\n",
             model_abs, winp);
     for (int i = 0; i < N_LISTENERS; i++)
         fprintf(f,
@@ -398,8 +398,7 @@ static void report(const char *what, const char *listener, stats *s)
         return;
     }
     qsort(s->v, (size_t)s->n, sizeof *s->v, cmp_double);
-    double p50 = s->v[s->n / 2], p99 = s->v[(int)((double)(s->n - 1) * 0.99)],
-           mx = s->v[s->n - 1];
+    double p50 = s->v[s->n / 2], p99 = s->v[(int)((double)(s->n - 1) * 0.99)], mx = s->v[s->n - 1];
     printf("%-20s %-13s %6d replies  p50 %9.1f us  p99 %9.1f us  max %9.1f us\n", what, listener,
            s->n, p50 * 1e6, p99 * 1e6, mx * 1e6);
 }

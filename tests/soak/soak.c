@@ -208,12 +208,12 @@ static void usage(FILE *f)
 enum { P_RAW, P_LINE, P_FRAMED };
 
 typedef struct signal_set {
-    float *in[N_SIGNALS];     /* frames (mono) */
-    buf raw_in[N_SIGNALS];    /* f32le bytes */
-    buf line_in[N_SIGNALS];   /* text */
-    buf fr_data[N_SIGNALS];   /* DATA messages and END (after a HELLO) */
-    buf raw_out[N_SIGNALS];   /* expected f32le output (raw and framed DATA payloads) */
-    buf line_out[N_SIGNALS];  /* expected text */
+    float *in[N_SIGNALS];    /* frames (mono) */
+    buf raw_in[N_SIGNALS];   /* f32le bytes */
+    buf line_in[N_SIGNALS];  /* text */
+    buf fr_data[N_SIGNALS];  /* DATA messages and END (after a HELLO) */
+    buf raw_out[N_SIGNALS];  /* expected f32le output (raw and framed DATA payloads) */
+    buf line_out[N_SIGNALS]; /* expected text */
     size_t out_frames[N_SIGNALS];
 } signal_set;
 
@@ -296,9 +296,9 @@ typedef struct listener {
 } listener;
 
 static listener L[] = {
-    {"raw", P_RAW, 0, 0, 0, 0},         {"line", P_LINE, 0, 0, 0, 0},
-    {"framed", P_FRAMED, 0, 0, 1, 0},   {"raw-tls", P_RAW, 1, 0, 0, 0},
-    {"line-tls", P_LINE, 1, 0, 0, 0},   {"framed-tls", P_FRAMED, 1, 0, 1, 0},
+    {"raw", P_RAW, 0, 0, 0, 0},       {"line", P_LINE, 0, 0, 0, 0},
+    {"framed", P_FRAMED, 0, 0, 1, 0}, {"raw-tls", P_RAW, 1, 0, 0, 0},
+    {"line-tls", P_LINE, 1, 0, 0, 0}, {"framed-tls", P_FRAMED, 1, 0, 1, 0},
     {"raw-mtls", P_RAW, 1, 1, 0, 0},
 };
 #define N_L ((int)(sizeof L / sizeof L[0]))
@@ -363,13 +363,14 @@ static void write_config(const options *o, const char *model_abs)
     for (int i = 0; i < N_L; i++) {
         const listener *l = &L[i];
         buf_printf(&c, "[listen %s]\naddress = 127.0.0.1:0\nprotocol = %s\nmodel = m\n", l->name,
-                   l->proto == P_RAW ? "raw" : l->proto == P_LINE ? "line" : "framed");
+                   l->proto == P_RAW    ? "raw"
+                   : l->proto == P_LINE ? "line"
+                                        : "framed");
         if (l->proto != P_FRAMED)
             buf_printf(&c, "block = %d\n", BLOCK);
         buf_printf(&c, "allow = 127.0.0.1/32, [::1]/128\n");
         if (l->tls)
-            buf_printf(&c, "tls_cert = %s/server.pem\ntls_key = %s/server.key\n", certdir,
-                       certdir);
+            buf_printf(&c, "tls_cert = %s/server.pem\ntls_key = %s/server.key\n", certdir, certdir);
         if (l->mtls)
             buf_printf(&c, "tls_client_ca = %s/clients-ca.pem\n", certdir);
         if (l->tokens)
@@ -380,8 +381,8 @@ static void write_config(const options *o, const char *model_abs)
     buf_free(&c);
     snprintf(p, sizeof p, "%s/tokens", tmpdir);
     write_file(p,
-               "# the soak's clients\n" TOKEN " process,publish=soak-*,subscribe=soak-*\n"
-               SUB_ONLY_TOKEN " subscribe=nothing-*\n",
+               "# the soak's clients\n" TOKEN
+               " process,publish=soak-*,subscribe=soak-*\n" SUB_ONLY_TOKEN " subscribe=nothing-*\n",
                0600);
 }
 
@@ -542,25 +543,34 @@ static char *get_metrics(const char *from)
 
 enum kind {
     K_HEALTHY,
-    K_FLOOD,      /* connect, close (RST half the time) */
-    K_SLOWLORIS,  /* a byte a second, never a whole frame or message */
-    K_HUGE,       /* a framed length of almost 4 GB */
-    K_GARBAGE,    /* random bytes */
-    K_NOREAD_SUB, /* subscribes, never reads */
+    K_FLOOD,       /* connect, close (RST half the time) */
+    K_SLOWLORIS,   /* a byte a second, never a whole frame or message */
+    K_HUGE,        /* a framed length of almost 4 GB */
+    K_GARBAGE,     /* random bytes */
+    K_NOREAD_SUB,  /* subscribes, never reads */
     K_NOREAD_PROC, /* streams a lot, never reads */
-    K_HALFOPEN,   /* some input, its write side shut, never reads */
-    K_OUTSIDE,    /* from 127.0.0.2: not in allow */
-    K_BADTLS,     /* plain bytes to a TLS port, or a certificate from another CA */
-    K_BADTOKEN,   /* a wrong token, none (version 1), or a token without the role */
-    K_BIGBLOCK,   /* HELLO block 65536 > max_block */
+    K_HALFOPEN,    /* some input, its write side shut, never reads */
+    K_OUTSIDE,     /* from 127.0.0.2: not in allow */
+    K_BADTLS,      /* plain bytes to a TLS port, or a certificate from another CA */
+    K_BADTOKEN,    /* a wrong token, none (version 1), or a token without the role */
+    K_BIGBLOCK,    /* HELLO block 65536 > max_block */
     K_METRICS_OUT, /* /metrics from 127.0.0.2 */
     K_COUNT
 };
 
-static const char *const kind_names[K_COUNT] = {
-    "healthy",  "connect-close flood", "slowloris",   "huge framed length",
-    "garbage",  "never-reading subscriber", "never-reading producer", "half-closed, never reading",
-    "outside allow", "wrong TLS", "wrong token", "block past max_block", "/metrics from outside"};
+static const char *const kind_names[K_COUNT] = {"healthy",
+                                                "connect-close flood",
+                                                "slowloris",
+                                                "huge framed length",
+                                                "garbage",
+                                                "never-reading subscriber",
+                                                "never-reading producer",
+                                                "half-closed, never reading",
+                                                "outside allow",
+                                                "wrong TLS",
+                                                "wrong token",
+                                                "block past max_block",
+                                                "/metrics from outside"};
 
 /* new hostile sessions per second, and how many at most at once */
 static const double kind_rate[K_COUNT] = {0, 300, 0, 10, 20, 0, 0, 0, 20, 20, 20, 5, 2};
@@ -610,9 +620,8 @@ typedef struct stats {
     char first_failure[512];
 } stats;
 
-static const char *const failure_names[8] = {"",          "connect",   "reset or error",
-                                             "timed out", "altered",   "cut short",
-                                             "TLS",       "refused"};
+static const char *const failure_names[8] = {
+    "", "connect", "reset or error", "timed out", "altered", "cut short", "TLS", "refused"};
 enum { F_NONE, F_CONNECT, F_RESET, F_TIMEOUT, F_ALTERED, F_SHORT, F_TLS, F_REFUSED };
 
 static void record_time(stats *st, double t)
@@ -728,8 +737,8 @@ static void start_healthy(sess *s, int li, int publish)
         s->failed_reason = F_CONNECT;
         return;
     }
-    if (l->tls && cvd_tls_create(l->mtls ? tls_client_cert : tls_good, "127.0.0.1", &s->tls,
-                                 NULL) < 0)
+    if (l->tls &&
+        cvd_tls_create(l->mtls ? tls_client_cert : tls_good, "127.0.0.1", &s->tls, NULL) < 0)
         die("TLS session");
     s->deadline = s->t0 + 60;
     s->shut_when_sent = l->proto != P_FRAMED;
@@ -781,9 +790,8 @@ static void check_healthy(sess *s, stats *st)
             else if (type == 7) {
                 s->failed_reason = F_REFUSED;
                 if (st->first_failure[0] == '\0' && len >= 5)
-                    snprintf(st->first_failure, sizeof st->first_failure,
-                             "%s: ERROR %u: %.*s", l->name,
-                             (unsigned)(s->rx.p[pos + 5] | s->rx.p[pos + 6] << 8),
+                    snprintf(st->first_failure, sizeof st->first_failure, "%s: ERROR %u: %.*s",
+                             l->name, (unsigned)(s->rx.p[pos + 5] | s->rx.p[pos + 6] << 8),
                              (int)(len > 5 ? len - 5 : 0), (const char *)s->rx.p + pos + 9);
             }
             pos += 4 + len;
@@ -941,15 +949,16 @@ static void start_hostile(sess *s, int kind)
         return;
     }
     if (want_tls || bad_client) {
-        cvd_tls_ctx *ctx = bad_client ? (rnd() % 2 ? tls_rogue : tls_nocert)
-                                      : L[li].mtls ? tls_client_cert : tls_good;
+        cvd_tls_ctx *ctx = bad_client   ? (rnd() % 2 ? tls_rogue : tls_nocert)
+                           : L[li].mtls ? tls_client_cert
+                                        : tls_good;
         if (cvd_tls_create(ctx, "127.0.0.1", &s->tls, NULL) < 0)
             die("TLS session");
         if (bad_client)
             buf_add(&s->own, sig.raw_in[0].p, 256);
     }
-    s->deadline = s->t0 + (kind == K_SLOWLORIS || kind == K_NOREAD_SUB ||
-                                   kind == K_NOREAD_PROC || kind == K_HALFOPEN
+    s->deadline = s->t0 + (kind == K_SLOWLORIS || kind == K_NOREAD_SUB || kind == K_NOREAD_PROC ||
+                                   kind == K_HALFOPEN
                                ? 60
                                : 10);
     if (kind == K_SLOWLORIS) {
@@ -1159,8 +1168,8 @@ static void run_phase(phase *ph)
                 sess *s = sess_new();
                 if (s == NULL)
                     die("too many sessions");
-                start_healthy(s, healthy_slot_li[i], L[healthy_slot_li[i]].proto == P_FRAMED &&
-                                                         i % 3 == 0);
+                start_healthy(s, healthy_slot_li[i],
+                              L[healthy_slot_li[i]].proto == P_FRAMED && i % 3 == 0);
                 hs[i] = s;
                 if (s->state == S_DONE)
                     fail_healthy(s, &ph->st, s->failed_reason);
@@ -1347,10 +1356,9 @@ static double pct(const stats *st, double p)
 /* The counters of the daemon worth printing. */
 static void print_counters(const char *m)
 {
-    const char *prefixes[] = {"convd_disconnects_total", "convd_refused_total",
-                              "convd_tls_",              "convd_accept_",
-                              "convd_stream_memory",     "convd_metrics_refused_total",
-                              "convd_clients "};
+    const char *prefixes[] = {
+        "convd_disconnects_total", "convd_refused_total",         "convd_tls_",    "convd_accept_",
+        "convd_stream_memory",     "convd_metrics_refused_total", "convd_clients "};
     for (const char *line = m; line && *line;) {
         const char *eol = strchr(line, '\n');
         size_t len = eol ? (size_t)(eol - line) : strlen(line);
@@ -1379,8 +1387,15 @@ static void cleanup_tmp(const options *o)
 
 int main(int argc, char **argv)
 {
-    options o = {.seconds = 60, .baseline = -1, .clients = 200, .frames = 4800, .model = NULL,
-                 .workers = 2, .max_clients = 1024, .pause_ms = 50, .hostile = 1};
+    options o = {.seconds = 60,
+                 .baseline = -1,
+                 .clients = 200,
+                 .frames = 4800,
+                 .model = NULL,
+                 .workers = 2,
+                 .max_clients = 1024,
+                 .pause_ms = 50,
+                 .hostile = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1476,8 +1491,8 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     int ok = 1;
-    phase base_ph = {.seconds = o.baseline, .hostile = 0, .clients = o.clients,
-                     .pause_ms = o.pause_ms};
+    phase base_ph = {
+        .seconds = o.baseline, .hostile = 0, .clients = o.clients, .pause_ms = o.pause_ms};
     if (o.baseline > 0) {
         start_daemon(&o);
         run_phase(&base_ph);
@@ -1491,16 +1506,16 @@ int main(int argc, char **argv)
             ok = 0;
     }
 
-    phase ph = {.seconds = o.seconds, .hostile = o.hostile, .clients = o.clients,
-                .pause_ms = o.pause_ms};
+    phase ph = {
+        .seconds = o.seconds, .hostile = o.hostile, .clients = o.clients, .pause_ms = o.pause_ms};
     start_daemon(&o);
     run_phase(&ph);
     long rss = peak_rss_kb();
     char *metrics = get_metrics("127.0.0.1");
     int st = stop_daemon();
     qsort(ph.st.times, ph.st.n_times, sizeof(double), cmp_double);
-    printf("%s (%.0f s): %ld streams served, %ld failed", o.hostile ? "hostile" : "run",
-           o.seconds, ph.st.healthy_done, ph.st.healthy_failed);
+    printf("%s (%.0f s): %ld streams served, %ld failed", o.hostile ? "hostile" : "run", o.seconds,
+           ph.st.healthy_done, ph.st.healthy_failed);
     for (int f = 1; f < 8; f++)
         if (ph.st.failures_by[f])
             printf(" (%s %ld)", failure_names[f], ph.st.failures_by[f]);

@@ -27,12 +27,12 @@
 struct cvd_af {
     int writing;
     cvd_af_info info;
-    char *name;    /* for messages */
-    int fd;        /* sndfile: our descriptor (libsndfile does not close it); else -1 */
-    SNDFILE *snd;  /* CVD_AF_SNDFILE */
-    FILE *fp;      /* CVD_AF_F32, CVD_AF_CSV */
-    int own_fp;    /* 0 for stdin/stdout */
-    char *text;    /* csv writing: one chunk of lines */
+    char *name;   /* for messages */
+    int fd;       /* sndfile: our descriptor (libsndfile does not close it); else -1 */
+    SNDFILE *snd; /* CVD_AF_SNDFILE */
+    FILE *fp;     /* CVD_AF_F32, CVD_AF_CSV */
+    int own_fp;   /* 0 for stdin/stdout */
+    char *text;   /* csv writing: one chunk of lines */
     size_t text_cap;
     /* csv reading */
     char *line;
@@ -45,28 +45,28 @@ struct cvd_af {
     int eof;
     long long count; /* frames read or written so far */
     /* csv and npy reading: the file's columns, the channels chosen among them */
-    int n_fields;      /* columns per line (frame) */
-    int *sel;          /* the column of each channel */
-    int time_field;    /* the time column, -1 none */
-    int plain;         /* every column a channel, in order (csv messages say "values") */
-    char **names;      /* the header row's names, NULL without one */
-    long header_line;  /* its line */
-    char *fbuf;        /* the fields of the current line, unquoted */
+    int n_fields;     /* columns per line (frame) */
+    int *sel;         /* the column of each channel */
+    int time_field;   /* the time column, -1 none */
+    int plain;        /* every column a channel, in order (csv messages say "values") */
+    char **names;     /* the header row's names, NULL without one */
+    long header_line; /* its line */
+    char *fbuf;       /* the fields of the current line, unquoted */
     size_t fbuf_cap;
     size_t *fpos;
     int fpos_cap;
-    char *tbuf;        /* the time column's text of the frames of the last read */
+    char *tbuf; /* the time column's text of the frames of the last read */
     size_t tbuf_len, tbuf_cap, *toff;
     long n_times, toff_cap;
     /* npy */
-    int npy_item;      /* reading: 4 or 8 bytes per value */
+    int npy_item; /* reading: 4 or 8 bytes per value */
     long long npy_total;
     unsigned char *rowbuf;
-    int npy_seekable;  /* writing: the header is rewritten at the end; else kept in memory */
+    int npy_seekable; /* writing: the header is rewritten at the end; else kept in memory */
     float *mem;
     size_t mem_len, mem_cap;
     /* csv writing */
-    int time_out;      /* a time column first */
+    int time_out; /* a time column first */
 };
 
 /* ---- formats ---------------------------------------------------------------------------- */
@@ -318,8 +318,8 @@ static int csv_split(cvd_af *af, const char *line, cvd_err *err)
                 p++;
             if (*p != ',' && *p != '\0')
                 return cvd_err_set(err, CVD_EFORMAT,
-                                   "%s: line %ld: field %d: text after its closing quote",
-                                   af->name, af->lineno, n);
+                                   "%s: line %ld: field %d: text after its closing quote", af->name,
+                                   af->lineno, n);
         } else {
             const size_t start = o;
             while (*p != ',' && *p != '\0')
@@ -371,8 +371,9 @@ static int csv_parse_fields(cvd_af *af, int nf, float *out, cvd_err *err)
                                "line %ld)",
                                af->name, af->lineno, nf, nf == 1 ? "" : "s", af->n_fields,
                                af->first_line);
-        return cvd_err_set(err, CVD_EFORMAT, "%s: line %ld: %d fields, expected %d (as on line %ld)",
-                           af->name, af->lineno, nf, af->n_fields, af->first_line);
+        return cvd_err_set(err, CVD_EFORMAT,
+                           "%s: line %ld: %d fields, expected %d (as on line %ld)", af->name,
+                           af->lineno, nf, af->n_fields, af->first_line);
     }
     for (int c = 0; c < af->info.channels; c++) {
         const int k = af->sel[c];
@@ -386,14 +387,13 @@ static int csv_parse_fields(cvd_af *af, int nf, float *out, cvd_err *err)
             return cvd_err_set(err, CVD_EFORMAT, "%s: line %ld: field %d is empty", af->name,
                                af->lineno, k + 1);
         field_excerpt(f, shown, sizeof shown);
-        return cvd_err_set(err, CVD_EFORMAT, "%s: line %ld: field %d \"%s\" %s%s", af->name,
-                           af->lineno, k + 1, shown,
-                           rc == -2 ? "is beyond the float32 range" : "is not a number",
-                           rc == -1 && strchr(f, ';') != NULL
-                               ? " (values separated by ';'? convd reads commas)"
-                           : rc == -1 && af->lineno == 1 && af->header_line == 0
-                               ? " (a header row? --csv-header says so)"
-                               : "");
+        return cvd_err_set(
+            err, CVD_EFORMAT, "%s: line %ld: field %d \"%s\" %s%s", af->name, af->lineno, k + 1,
+            shown, rc == -2 ? "is beyond the float32 range" : "is not a number",
+            rc == -1 && strchr(f, ';') != NULL ? " (values separated by ';'? convd reads commas)"
+            : rc == -1 && af->lineno == 1 && af->header_line == 0
+                ? " (a header row? --csv-header says so)"
+                : "");
     }
     return CVD_OK;
 }
@@ -443,13 +443,15 @@ static int column_index(cvd_af *af, const char *spec, size_t len, const char *wh
     if (i == len) {
         long v = strtol(tok, NULL, 10);
         if (v < 1 || v > af->n_fields || len > 9)
-            return cvd_err_set(err, CVD_EINVAL, "%s: %s %s: the file has %d column%s (counted "
-                               "from 1)", af->name, what, tok, af->n_fields,
-                               af->n_fields == 1 ? "" : "s");
+            return cvd_err_set(err, CVD_EINVAL,
+                               "%s: %s %s: the file has %d column%s (counted "
+                               "from 1)",
+                               af->name, what, tok, af->n_fields, af->n_fields == 1 ? "" : "s");
         return (int)v - 1;
     }
     if (af->names == NULL)
-        return cvd_err_set(err, CVD_EINVAL, "%s: %s '%s': a name, but the file has no header "
+        return cvd_err_set(err, CVD_EINVAL,
+                           "%s: %s '%s': a name, but the file has no header "
                            "row naming its columns (give the column's index, from 1)",
                            af->name, what, tok);
     for (int k = 0; k < af->n_fields; k++)
@@ -463,8 +465,10 @@ static int column_index(cvd_af *af, const char *spec, size_t len, const char *wh
             int q = snprintf(list + o, sizeof list - o, "%s%s", k ? ", " : "", af->names[k]);
             o += q > 0 ? (size_t)q : 0;
         }
-        return cvd_err_set(err, CVD_EINVAL, "%s: %s '%s': no such column (the header on line "
-                           "%ld has: %s)", af->name, what, tok, af->header_line, list);
+        return cvd_err_set(err, CVD_EINVAL,
+                           "%s: %s '%s': no such column (the header on line "
+                           "%ld has: %s)",
+                           af->name, what, tok, af->header_line, list);
     }
 }
 
@@ -495,7 +499,8 @@ static int csv_select(cvd_af *af, const cvd_af_read_opts *o, cvd_err *err)
                 len - (size_t)(dash - p) - 1 > 0) {
                 if ((a = column_index(af, p, (size_t)(dash - p), "column", err)) < 0)
                     return a;
-                if ((b = column_index(af, dash + 1, len - (size_t)(dash - p) - 1, "column", err)) < 0)
+                if ((b = column_index(af, dash + 1, len - (size_t)(dash - p) - 1, "column", err)) <
+                    0)
                     return b;
                 if (b < a)
                     return cvd_err_set(err, CVD_EINVAL, "%s: columns %.*s: an empty range",
@@ -507,11 +512,13 @@ static int csv_select(cvd_af *af, const cvd_af_read_opts *o, cvd_err *err)
             }
             for (int k = a; k <= b; k++) {
                 if (k == af->time_field)
-                    return cvd_err_set(err, CVD_EINVAL, "%s: column %d is the time column, not "
-                                       "a channel", af->name, k + 1);
+                    return cvd_err_set(err, CVD_EINVAL,
+                                       "%s: column %d is the time column, not "
+                                       "a channel",
+                                       af->name, k + 1);
                 if (n == cap)
-                    return cvd_err_set(err, CVD_EINVAL, "%s: more than %d columns chosen",
-                                       af->name, cap);
+                    return cvd_err_set(err, CVD_EINVAL, "%s: more than %d columns chosen", af->name,
+                                       cap);
                 af->sel[n++] = k;
             }
             if (p[len] == '\0')
@@ -524,8 +531,10 @@ static int csv_select(cvd_af *af, const cvd_af_read_opts *o, cvd_err *err)
                 af->sel[n++] = k;
     }
     if (n == 0)
-        return cvd_err_set(err, CVD_EINVAL, "%s: no column left for the channels (the only one "
-                           "is the time column)", af->name);
+        return cvd_err_set(err, CVD_EINVAL,
+                           "%s: no column left for the channels (the only one "
+                           "is the time column)",
+                           af->name);
     af->info.channels = n;
     af->plain = !(o && (o->columns || o->time_column));
     return CVD_OK;
@@ -632,8 +641,7 @@ static int csv_open_read(cvd_af *af, int channels, const cvd_af_read_opts *o, cv
         return cvd_err_set(err, CVD_ENOMEM, "%s: out of memory", af->name);
     if ((rc = csv_parse_fields(af, nf, af->pending, err)) < 0)
         return rc;
-    if (af->time_field >= 0 &&
-        (af->pending_time = strdup(csv_field(af, af->time_field))) == NULL)
+    if (af->time_field >= 0 && (af->pending_time = strdup(csv_field(af, af->time_field))) == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "%s: out of memory", af->name);
     af->has_pending = 1;
     return CVD_OK;
@@ -819,14 +827,15 @@ static int npy_parse_header(const char *text, npy_header *h, char *why, size_t w
     }
     if (!h->have_descr || !h->have_fortran || !h->have_shape) {
         snprintf(why, wcap, "its header lacks '%s'",
-                 !h->have_descr ? "descr" : !h->have_fortran ? "fortran_order" : "shape");
+                 !h->have_descr     ? "descr"
+                 : !h->have_fortran ? "fortran_order"
+                                    : "shape");
         return -1;
     }
     return 0;
 }
 
-static int npy_open_read(cvd_af *af, const struct stat *st, const cvd_af_read_opts *o,
-                         cvd_err *err)
+static int npy_open_read(cvd_af *af, const struct stat *st, const cvd_af_read_opts *o, cvd_err *err)
 {
     unsigned char pre[12];
     char *text = NULL, why[160];
@@ -837,11 +846,15 @@ static int npy_open_read(cvd_af *af, const struct stat *st, const cvd_af_read_op
     if ((rc = read_exact(af, pre, 8, &got, err)) < 0)
         return rc;
     if (got < 8 || memcmp(pre, NPY_MAGIC, 6) != 0)
-        return cvd_err_set(err, CVD_EFORMAT, "%s: not a NumPy .npy file (no \\x93NUMPY at its "
-                           "start)", af->name);
+        return cvd_err_set(err, CVD_EFORMAT,
+                           "%s: not a NumPy .npy file (no \\x93NUMPY at its "
+                           "start)",
+                           af->name);
     if (pre[6] < 1 || pre[6] > 3 || pre[7] != 0)
-        return cvd_err_set(err, CVD_EFORMAT, "%s: .npy format version %d.%d: convd reads 1.0, "
-                           "2.0 and 3.0", af->name, pre[6], pre[7]);
+        return cvd_err_set(err, CVD_EFORMAT,
+                           "%s: .npy format version %d.%d: convd reads 1.0, "
+                           "2.0 and 3.0",
+                           af->name, pre[6], pre[7]);
     lenbytes = pre[6] == 1 ? 2 : 4;
     if ((rc = read_exact(af, pre + 8, lenbytes, &got, err)) < 0)
         return rc;
@@ -851,8 +864,10 @@ static int npy_open_read(cvd_af *af, const struct stat *st, const cvd_af_read_op
     if (lenbytes == 4)
         hlen |= (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
     if (hlen == 0 || hlen > NPY_MAX_HEADER)
-        return cvd_err_set(err, CVD_EFORMAT, "%s: a .npy header of %zu bytes (convd reads up to "
-                           "%d)", af->name, hlen, NPY_MAX_HEADER);
+        return cvd_err_set(err, CVD_EFORMAT,
+                           "%s: a .npy header of %zu bytes (convd reads up to "
+                           "%d)",
+                           af->name, hlen, NPY_MAX_HEADER);
     text = malloc(hlen + 1);
     if (text == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "%s: out of memory", af->name);
@@ -864,8 +879,10 @@ static int npy_open_read(cvd_af *af, const struct stat *st, const cvd_af_read_op
     }
     text[hlen] = '\0';
     if (strlen(text) != hlen || text[hlen - 1] != '\n') {
-        rc = cvd_err_set(err, CVD_EFORMAT, "%s: its .npy header is not one line of text ending "
-                         "in a newline", af->name);
+        rc = cvd_err_set(err, CVD_EFORMAT,
+                         "%s: its .npy header is not one line of text ending "
+                         "in a newline",
+                         af->name);
         goto done;
     }
     if (npy_parse_header(text, &h, why, sizeof why) < 0) {
@@ -886,15 +903,18 @@ static int npy_open_read(cvd_af *af, const struct stat *st, const cvd_af_read_op
         goto done;
     }
     if (h.fortran) {
-        rc = cvd_err_set(err, CVD_EUNSUPPORTED, "%s: Fortran order (column by column): convd "
+        rc = cvd_err_set(err, CVD_EUNSUPPORTED,
+                         "%s: Fortran order (column by column): convd "
                          "reads C order, one frame after the other (save "
-                         "np.ascontiguousarray(a))", af->name);
+                         "np.ascontiguousarray(a))",
+                         af->name);
         goto done;
     }
     if (h.rank != 1 && h.rank != 2) {
-        rc = cvd_err_set(err, CVD_EUNSUPPORTED, "%s: an array of %d dimension%s: convd reads "
-                         "(frames, channels) or (frames,)", af->name, h.rank,
-                         h.rank == 1 ? "" : "s");
+        rc = cvd_err_set(err, CVD_EUNSUPPORTED,
+                         "%s: an array of %d dimension%s: convd reads "
+                         "(frames, channels) or (frames,)",
+                         af->name, h.rank, h.rank == 1 ? "" : "s");
         goto done;
     }
     af->npy_total = h.shape[0];
@@ -969,9 +989,10 @@ static long npy_read(cvd_af *af, float *frames, long max_frames, cvd_err *err)
             for (int c = 0; c < C; c++) {
                 double v = le_value(b + (size_t)af->sel[c] * (size_t)item, item);
                 if (item == 8 && isfinite(v) && fabs(v) > FLT_MAX)
-                    return cvd_err_set(err, CVD_EFORMAT, "%s: a[%lld, %d] = %g is beyond the "
-                                       "float32 range", af->name, af->count + n + r,
-                                       af->sel[c], v);
+                    return cvd_err_set(err, CVD_EFORMAT,
+                                       "%s: a[%lld, %d] = %g is beyond the "
+                                       "float32 range",
+                                       af->name, af->count + n + r, af->sel[c], v);
                 frames[(size_t)(n + r) * C + c] = (float)v;
             }
             if (af->time_field >= 0) {
@@ -987,16 +1008,19 @@ static long npy_read(cvd_af *af, float *frames, long max_frames, cvd_err *err)
         }
         n += rows;
         if (got < row * (size_t)want)
-            return cvd_err_set(err, CVD_EFORMAT, "%s: ends after %lld of the %lld frames its "
-                               "header says (truncated)", af->name, af->count + n,
-                               af->npy_total);
+            return cvd_err_set(err, CVD_EFORMAT,
+                               "%s: ends after %lld of the %lld frames its "
+                               "header says (truncated)",
+                               af->name, af->count + n, af->npy_total);
     }
     if (n == 0 && !af->eof) { /* the end: nothing may follow the data */
         unsigned char extra;
         af->eof = 1;
         if (fread(&extra, 1, 1, af->fp) == 1)
-            return cvd_err_set(err, CVD_EFORMAT, "%s: more data than its header says (%lld "
-                               "frames)", af->name, af->npy_total);
+            return cvd_err_set(err, CVD_EFORMAT,
+                               "%s: more data than its header says (%lld "
+                               "frames)",
+                               af->name, af->npy_total);
     }
     return n;
 }
@@ -1006,8 +1030,10 @@ static long npy_read(cvd_af *af, float *frames, long max_frames, cvd_err *err)
 static size_t npy_header_text(char *buf, size_t cap, long long n, int C, size_t size)
 {
     char dict[160];
-    int dl = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': "
-                      "(%lld, %d), }", n, C);
+    int dl = snprintf(dict, sizeof dict,
+                      "{'descr': '<f4', 'fortran_order': False, 'shape': "
+                      "(%lld, %d), }",
+                      n, C);
     size_t total = size ? size : ((10 + (size_t)dl + 1 + 63) / 64) * 64;
     if (dl < 0 || 10 + (size_t)dl + 1 > total || total > cap || total - 10 > 65535)
         return 0;
@@ -1026,8 +1052,8 @@ static int npy_open_write(cvd_af *af, cvd_err *err)
 {
     struct stat st;
     char h[NPY_WRITE_HEADER];
-    af->npy_seekable = fstat(fileno(af->fp), &st) == 0 && S_ISREG(st.st_mode) &&
-                       ftello(af->fp) == 0;
+    af->npy_seekable =
+        fstat(fileno(af->fp), &st) == 0 && S_ISREG(st.st_mode) && ftello(af->fp) == 0;
     if (!af->npy_seekable)
         return CVD_OK; /* a pipe: the frames are kept, and written at the end */
     if (npy_header_text(h, sizeof h, 0, af->info.channels, NPY_WRITE_HEADER) == 0 ||
@@ -1061,8 +1087,10 @@ static int npy_write(cvd_af *af, const float *frames, long n, cvd_err *err)
         size_t nc = (af->mem_cap ? af->mem_cap * 2 : 65536) + vals;
         float *nb = realloc(af->mem, sizeof(float) * nc);
         if (nb == NULL)
-            return cvd_err_set(err, CVD_ENOMEM, "%s: out of memory (an .npy file written to a "
-                               "pipe is kept in memory until its end)", af->name);
+            return cvd_err_set(err, CVD_ENOMEM,
+                               "%s: out of memory (an .npy file written to a "
+                               "pipe is kept in memory until its end)",
+                               af->name);
         af->mem = nb;
         af->mem_cap = nc;
     }
@@ -1135,7 +1163,8 @@ int cvd_af_open_read_opts(const char *path, cvd_af_format format, int channels,
         format != CVD_AF_NPY)
         return cvd_err_set(err, CVD_EINVAL,
                            "%s: columns and a time column can be chosen in csv and npy input "
-                           "only", is_std ? "standard input" : path);
+                           "only",
+                           is_std ? "standard input" : path);
     if (format == CVD_AF_F32 && channels <= 0)
         return cvd_err_set(err, CVD_EINVAL,
                            "%s: raw float32 has no header: the channel count must be given",
@@ -1366,8 +1395,7 @@ static int csv_put_field(FILE *fp, const char *s)
     return putc('"', fp) == EOF ? -1 : 0;
 }
 
-int cvd_af_set_columns(cvd_af *af, const char *time_name, const char *const *names,
-                       cvd_err *err)
+int cvd_af_set_columns(cvd_af *af, const char *time_name, const char *const *names, cvd_err *err)
 {
     int ok = 1;
     if (!af->writing || af->count > 0)
@@ -1383,7 +1411,9 @@ int cvd_af_set_columns(cvd_af *af, const char *time_name, const char *const *nam
     if (time_name != NULL)
         ok = csv_put_field(af->fp, time_name) == 0;
     for (int c = 0; c < af->info.channels && ok; c++)
-        ok = (c == 0 && time_name == NULL ? 0 : putc(',', af->fp) == EOF ? -1 : 0) == 0 &&
+        ok = (c == 0 && time_name == NULL ? 0
+              : putc(',', af->fp) == EOF  ? -1
+                                          : 0) == 0 &&
              csv_put_field(af->fp, names && names[c] ? names[c] : "") == 0;
     ok = ok && putc('\n', af->fp) != EOF;
     if (!ok)
@@ -1396,9 +1426,8 @@ static int csv_write(cvd_af *af, const float *frames, const char *const *times, 
 {
     const int C = af->info.channels;
     /* a chunk holds at least one frame's line */
-    const size_t cap = (size_t)C * CVD_TEXT_VALUE_CHARS + 1 > 16384
-                           ? (size_t)C * CVD_TEXT_VALUE_CHARS + 1
-                           : 16384;
+    const size_t cap =
+        (size_t)C * CVD_TEXT_VALUE_CHARS + 1 > 16384 ? (size_t)C * CVD_TEXT_VALUE_CHARS + 1 : 16384;
     if (af->text_cap < cap) {
         char *p = realloc(af->text, cap);
         if (p == NULL)
@@ -1410,8 +1439,8 @@ static int csv_write(cvd_af *af, const float *frames, const char *const *times, 
         size_t done = 0;
         /* with a time column, one frame at a time after its time field */
         const size_t take = af->time_out ? 1 : (size_t)(n - t);
-        long len = cvd_text_format_frames(frames + (size_t)t * C, take, C, af->text,
-                                          af->text_cap, &done);
+        long len =
+            cvd_text_format_frames(frames + (size_t)t * C, take, C, af->text, af->text_cap, &done);
         if (len == CVD_ENOMEM)
             return no_c_locale(af, err);
         if (len < 0 || done == 0)

@@ -128,8 +128,7 @@ int cvd_af_write(cvd_af *af, const float *frames, long n, cvd_err *err);
 /* csv output: a header line (written now) naming a time column, `time_name` (NULL: none), and
  * the channels, names[0..channels-1]. Call before the first write. With a time column, write
  * with cvd_af_write_times(). Other formats: CVD_EINVAL with a time column, else nothing. */
-int cvd_af_set_columns(cvd_af *af, const char *time_name, const char *const *names,
-                       cvd_err *err);
+int cvd_af_set_columns(cvd_af *af, const char *time_name, const char *const *names, cvd_err *err);
 /* Writes n frames, each after its time text times[i] (csv with a time column). */
 int cvd_af_write_times(cvd_af *af, const float *frames, const char *const *times, long n,
                        cvd_err *err);

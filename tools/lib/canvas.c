@@ -109,8 +109,8 @@ int cvd_canvas_create(const char *path, int w, int h, cvd_canvas **out, cvd_err 
         return cvd_err_set(err, CVD_EINVAL, "%s: a plot is written as .png or .svg",
                            path ? path : "(null)");
     if (w < 1 || h < 1 || w > 16384 || h > 16384)
-        return cvd_err_set(err, CVD_EINVAL, "%s: a plot of %d x %d pixels (1 to 16384 each)",
-                           path, w, h);
+        return cvd_err_set(err, CVD_EINVAL, "%s: a plot of %d x %d pixels (1 to 16384 each)", path,
+                           w, h);
     c = calloc(1, sizeof *c);
     if (c == NULL || (c->path = strdup(path)) == NULL) {
         free(c);
@@ -254,8 +254,8 @@ void cvd_canvas_rect(cvd_canvas *c, double x, double y, double w, double h, int 
     fprintf(c->mem, "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\"", num(a, sizeof a, x),
             num(b, sizeof b, y), num(cc, sizeof cc, w), num(d, sizeof d, h));
     if (fill)
-        fprintf(c->mem, " fill=\"#%02x%02x%02x\"", (int)lround(c->r * 255),
-                (int)lround(c->g * 255), (int)lround(c->b * 255));
+        fprintf(c->mem, " fill=\"#%02x%02x%02x\"", (int)lround(c->r * 255), (int)lround(c->g * 255),
+                (int)lround(c->b * 255));
     else {
         fputs(" fill=\"none\"", c->mem);
         svg_stroke(c);
@@ -345,8 +345,7 @@ int cvd_canvas_finish(cvd_canvas *c, cvd_err *err)
                 int ok = fwrite(c->buf, 1, c->len, f) == c->len;
                 ok &= fclose(f) == 0;
                 if (!ok)
-                    rc = cvd_err_set(err, CVD_EIO, "%s: write error: %s", c->path,
-                                     strerror(errno));
+                    rc = cvd_err_set(err, CVD_EIO, "%s: write error: %s", c->path, strerror(errno));
             }
         }
         free(c->buf);

@@ -13,9 +13,9 @@
 
 #include "canvas.h"
 
-#define MAX_SHOWN 8       /* input and output channels drawn */
-#define N_FREQ 240        /* points of a magnitude response */
-#define N_LEVELS 21       /* -60 .. 0 dBFS in 3 dB steps */
+#define MAX_SHOWN 8 /* input and output channels drawn */
+#define N_FREQ 240  /* points of a magnitude response */
+#define N_LEVELS 21 /* -60 .. 0 dBFS in 3 dB steps */
 #define N_HARM 10
 #define SMALL_IMPULSE 0.01
 #define LINEAR_TOL 1e-4
@@ -25,22 +25,23 @@ typedef struct plot {
     int cin, cout, ci, co; /* channels, and those shown */
     double rate, fs;       /* the model's rate (0: unknown); fs: rate or 1 (cycles/frame) */
     long lat, rf;
-    long L, p;   /* impulse run length, impulse position */
+    long L, p; /* impulse run length, impulse position */
     int nonlinear;
-    double amp;  /* the impulse the responses are for */
-    double *h;   /* [ci][co][L]: response at frame n - p */
-    double freq[N_FREQ], *mag; /* [ci][co][N_FREQ] dB */
-    long N, k, S; /* sine analysis: frames, bin, settling frames */
-    double f0;   /* the reference frequency (Hz, or cycles/frame) */
+    double amp;                        /* the impulse the responses are for */
+    double *h;                         /* [ci][co][L]: response at frame n - p */
+    double freq[N_FREQ], *mag;         /* [ci][co][N_FREQ] dB */
+    long N, k, S;                      /* sine analysis: frames, bin, settling frames */
+    double f0;                         /* the reference frequency (Hz, or cycles/frame) */
     double lev_in[N_LEVELS], *lev_out; /* [ci][co][N_LEVELS] */
     int nh;
     double *harm, *thd; /* [ci][co][N_HARM] dBFS; [ci][co] ratio */
-    FILE *data;  /* --plot-data */
+    FILE *data;         /* --plot-data */
 } plot;
 
 #define AT(p, i, j) ((size_t)(i) * (size_t)(p)->co + (size_t)(j))
 
-/* ---- analysis --------------------------------------------------------------------------------- */
+/* ---- analysis ---------------------------------------------------------------------------------
+ */
 
 /* The model on n frames where input channel ch carries x (the others silence); y: n frames. */
 static int run(plot *pl, int ch, const double *x, long n, float **y, cvd_err *err)
@@ -115,8 +116,8 @@ static int responses(plot *pl, cvd_err *err)
         for (int j = 0; j < pl->co; j++) {
             double *h = pl->h + AT(pl, i, j) * (size_t)pl->L;
             for (long t = 0; t < pl->L; t++)
-                h[t] = ((double)y[(size_t)t * pl->cout + j] - y0[(size_t)t * pl->cout + j]) /
-                       pl->amp;
+                h[t] =
+                    ((double)y[(size_t)t * pl->cout + j] - y0[(size_t)t * pl->cout + j]) / pl->amp;
             /* |H(f)| at log-spaced frequencies: sum h e^{-i w t} with a rotating phasor (the
              * impulse's position p only turns the phase) */
             double *mag = pl->mag + AT(pl, i, j) * N_FREQ;
@@ -203,7 +204,8 @@ static int nonlinear_curves(plot *pl, cvd_err *err)
     return rc;
 }
 
-/* ---- drawing ---------------------------------------------------------------------------------- */
+/* ---- drawing ----------------------------------------------------------------------------------
+ */
 
 #define W 1000
 #define PW 420 /* panel */
@@ -216,7 +218,7 @@ static const double palette[MAX_SHOWN][3] = {
     {0.58, 0.40, 0.74}, {0.55, 0.34, 0.29}, {0.89, 0.47, 0.76}, {0.50, 0.50, 0.50}};
 
 typedef struct panel {
-    double x, y, w, h;    /* the plotting area */
+    double x, y, w, h;     /* the plotting area */
     double x0, x1, y0, y1; /* data ranges */
     int xlog;
 } panel;
@@ -446,8 +448,7 @@ static void draw_input(plot *pl, cvd_canvas *c, int i, double top)
     cvd_canvas_unclip(c);
     for (int j = 0; j < pl->co; j++) {
         snprintf(name, sizeof name, "level in%d out%d", i, j);
-        draw_trace(pl, c, &r, j, name, pl->lev_in, pl->lev_out + AT(pl, i, j) * N_LEVELS,
-                   N_LEVELS);
+        draw_trace(pl, c, &r, j, name, pl->lev_in, pl->lev_out + AT(pl, i, j) * N_LEVELS, N_LEVELS);
     }
     legend(pl, c, &r);
 
@@ -485,7 +486,8 @@ static void draw_input(plot *pl, cvd_canvas *c, int i, double top)
     legend(pl, c, &s);
 }
 
-/* ---- the whole ---------------------------------------------------------------------------------- */
+/* ---- the whole ----------------------------------------------------------------------------------
+ */
 
 static long next_pow2(long v)
 {
@@ -587,11 +589,12 @@ int cvd_model_plot(const cvd_model *m, const char *title, const char *path, cons
         cvd_canvas_text(c, W / 2.0, 24, 16, 0, 0, 1, title);
         if (pl.rate > 0)
             snprintf(line, sizeof line, "%g Hz, %d in, %d out; %s", pl.rate, pl.cin, pl.cout,
-                     pl.nonlinear ? "nonlinear: responses to a small impulse (0.01)"
-                                  : "linear");
+                     pl.nonlinear ? "nonlinear: responses to a small impulse (0.01)" : "linear");
         else
-            snprintf(line, sizeof line, "rate unknown (frequencies in cycles per frame), %d in, "
-                     "%d out; %s", pl.cin, pl.cout,
+            snprintf(line, sizeof line,
+                     "rate unknown (frequencies in cycles per frame), %d in, "
+                     "%d out; %s",
+                     pl.cin, pl.cout,
                      pl.nonlinear ? "nonlinear: responses to a small impulse (0.01)" : "linear");
         if (pl.ci < pl.cin || pl.co < pl.cout) {
             size_t o = strlen(line);

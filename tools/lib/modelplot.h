@@ -18,13 +18,12 @@
  *   level in / out     a sine at the reference frequency (1 kHz, or fs / 48 below 8 kHz or
  *                      without a rate: exactly on an analysis bin) from -60 to 0 dBFS in 3 dB
  *                      steps; the output's fundamental, in dBFS (amplitude 1 = 0 dBFS),
- *                      measured over N frames (about 2048, whole periods) after the model settled (receptive field +
- *                      latency + 64 frames);
- *   harmonics          the output's harmonics 1 to 10 (below fs / 2) for that sine at -6 dBFS,
- *                      in dBFS, and the THD (their RMS over the fundamental).
- * The plotted numbers are attached to the drawing (SVG data-* attributes) and, when asked,
- * written to a csv (series,x,y). Windowed models, and models that change the frame rate, have
- * no such pictures (CVD_EUNSUPPORTED, saying why).
+ *                      measured over N frames (about 2048, whole periods) after the model settled
+ * (receptive field + latency + 64 frames); harmonics          the output's harmonics 1 to 10 (below
+ * fs / 2) for that sine at -6 dBFS, in dBFS, and the THD (their RMS over the fundamental). The
+ * plotted numbers are attached to the drawing (SVG data-* attributes) and, when asked, written to a
+ * csv (series,x,y). Windowed models, and models that change the frame rate, have no such pictures
+ * (CVD_EUNSUPPORTED, saying why).
  */
 #ifndef CONVD_MODELPLOT_H
 #define CONVD_MODELPLOT_H
