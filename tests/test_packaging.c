@@ -241,6 +241,14 @@ Test(packaging, units_pass_systemd_analyze_verify)
 /* On this machine (no sound card) the list is the header and the device lines only. */
 Test(packaging, list_devices_prints_devices_only)
 {
+    /* under the sanitizers: the host APIs' modules PortAudio loads here (JACK's, ALSA's
+     * plugins, <unknown module> in LeakSanitizer's report) keep allocations at exit, and the
+     * report would land on standard error; convd's own leaks under --list-devices are checked
+     * by audio/missing_device_is_an_error_that_lists_the_devices, with the test's ALSA devices */
+    const char *old = getenv("ASAN_OPTIONS");
+    char env[1024];
+    snprintf(env, sizeof env, "%s%sdetect_leaks=0", old && *old ? old : "", old && *old ? ":" : "");
+    setenv("ASAN_OPTIONS", env, 1);
     const char *argv[] = {du_prog("convd"), "--list-devices", NULL};
     du_proc p = du_run(argv, 60);
     cr_assert_eq(p.status, 0, "convd --list-devices: %d\n%s", p.status, p.err);
