@@ -1317,6 +1317,10 @@ Test(audio, preset_switch_on_a_paced_device_counts_no_xrun)
         cr_log_warn("this machine gave xruns without a switch (%.0f in a second): the switch's "
                     "count is not judged",
                     quiet);
+    else if (du_daemon_sanitized())
+        /* under the sanitizers the callback runs both chains of a fade several times slower
+         * than built for use: a deadline there says nothing of the real one */
+        cr_log_warn("a sanitized daemon: %.0f xruns across the switches, not judged", during);
     else
         cr_expect_eq(during, 0, "%.0f xruns across the switches", during);
     cr_expect(du_daemon_alive(&d), "convd died");
