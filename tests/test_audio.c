@@ -1321,6 +1321,13 @@ Test(audio, preset_switch_on_a_paced_device_counts_no_xrun)
         /* under the sanitizers the callback runs both chains of a fade several times slower
          * than built for use: a deadline there says nothing of the real one */
         cr_log_warn("a sanitized daemon: %.0f xruns across the switches, not judged", during);
+    else if (!getenv("CVD_JUDGE_XRUNS"))
+        /* beside other tests on a 2-core machine, a neighbour's burst costs xruns that say
+         * nothing of the switch (seen: 2 and 4 across the switches, 0 in the quiet second);
+         * `make test` runs this test once more alone with CVD_JUDGE_XRUNS=1, and judges */
+        cr_log_info("%.0f xruns across the switches, judged only when run alone "
+                    "(CVD_JUDGE_XRUNS=1, as `make test` does)",
+                    during);
     else
         cr_expect_eq(during, 0, "%.0f xruns across the switches", during);
     cr_expect(du_daemon_alive(&d), "convd died");
