@@ -104,3 +104,17 @@ Test(layout, every_source_file_names_its_licence)
               p.out);
     du_proc_free(&p);
 }
+
+/* Criterion 2.4 counts every message logged at warning or error level and then exits 1 even
+ * when every test passed (runner.c: ok = failed == 0 && errors == 0 && warnings == 0): a
+ * test's remark must be cr_log_info, a failure an assertion, a missing tool cr_skip_test */
+Test(layout, no_test_logs_at_warning_or_error_level)
+{
+    const char *argv[] = {"/bin/grep", "-rnE",
+                          "cr_log_(w)arn *\\(|cr_log_(e)rror *\\(|CR_LOG_(W)ARNING|CR_LOG_(E)RROR",
+                          du_src("tests"), NULL};
+    du_proc p = du_run(argv, 30);
+    cr_assert_eq(p.status, 1, "a warning or error log makes the runner exit 1 (exit %d):\n%s%s",
+                 p.status, p.out, p.err);
+    du_proc_free(&p);
+}
