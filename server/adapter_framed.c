@@ -5,6 +5,7 @@
  * PING/PONG, END, ERROR and BYE. The peer's FIN without END cuts the stream: nothing is
  * flushed. The server's errors are ERROR messages.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@ typedef struct fr_state {
     int authenticated;      /* a token of the listener's, or a verified client certificate */
     const uint8_t *samples; /* frames of the current DATA not yet taken into blocks */
     size_t frames;
+    /* a HELLO's stream, built off the loop: what fr_started needs of the HELLO */
+    char stream[CVD_FR_MAX_STRING + 1]; /* the name it publishes under ("": none) */
+    char model[1100];                   /* the model, or the listener's chain "amp, cab" */
+    int block, rate;                    /* rate: HELLO's (0: none, the models') */
 } fr_state;
 
 /* ---- sending ------------------------------------------------------------------------------ */
@@ -167,6 +172,19 @@ static int frame_fits(cvd_conn *c, int ch)
     return 0;
 }
 
+/* Accepted: messages may now be as long as max_message. */
+static void accepted(cvd_conn *c)
+{
+    fr_state *s = cvd_conn_state(c);
+    if (!cvd_conn_in_handshake(c) && s->max_message > cvd_fr_decoder_max_message(s->dec)) {
+        cvd_err err = {0};
+        if (cvd_fr_decoder_set_max_message(s->dec, s->max_message, &err) < 0) {
+            cvd_log_error("%s: %s", cvd_conn_peer(c), err.msg);
+            cvd_conn_close(c, CVD_DISC_ERROR);
+        }
+    }
+}
+
 static void subscribe(cvd_conn *c, const cvd_fr_hello *h)
 {
     fr_state *s = cvd_conn_state(c);
@@ -238,10 +256,36 @@ static void process(cvd_conn *c, const cvd_fr_hello *h)
                    cvd_model_in_channels(m));
         return;
     }
+    /* the model HELLO names, or the listener's (a chain: model = amp, cab, run in order) */
+    int one = cvd_conf_find_model(cf, mname);
+    const int use_chain = !(h->model && h->model[0]) && lc->n_chain > 1;
+    const int *idx = use_chain ? lc->chain_index : &one;
+    const int nidx = use_chain ? lc->n_chain : 1;
+    const cvd_model *last = cvd_conn_runtime(c)->models[idx[nidx - 1]];
+    /* HELLO's rate: each model runs at its own, resampled to it and back (the resampler's
+     * range: 1000..768000 Hz); a model that runs on windows or changes the frame rate runs
+     * at its own rate only */
     double mrate = cvd_model_sample_rate(m);
-    if (h->rate && mrate > 0 && (double)h->rate != mrate) {
-        fail_hello(c, CVD_FR_E_BAD_FORMAT, "rate %u: model '%s' runs at %.0f (no resampling)",
+    int resampled = 0;
+    for (int k = 0; k < nidx; k++) {
+        const double r = cvd_model_sample_rate(cvd_conn_runtime(c)->models[idx[k]]);
+        if (h->rate && r > 0 && r != (double)h->rate)
+            resampled = 1;
+    }
+    if (resampled && !(h->rate >= 1000 && h->rate <= 768000)) {
+        fail_hello(c, CVD_FR_E_BAD_FORMAT,
+                   "rate %u: model '%s' runs at %.0f Hz; other rates are resampled, from "
+                   "1000..768000 Hz",
                    h->rate, mname, mrate);
+        return;
+    }
+    if (resampled && nidx == 1 &&
+        (cvd_model_mode(m) != CVD_MODE_STREAMING || cvd_model_rate_ratio(m) != 1.0)) {
+        fail_hello(c, CVD_FR_E_BAD_FORMAT,
+                   "rate %u: model '%s' runs at %.0f Hz, and it %s: it is not resampled", h->rate,
+                   mname, mrate,
+                   cvd_model_mode(m) != CVD_MODE_STREAMING ? "runs on whole windows"
+                                                           : "changes the frame rate");
         return;
     }
     int block = h->block ? (int)h->block : lc->block;
@@ -255,37 +299,54 @@ static void process(cvd_conn *c, const cvd_fr_hello *h)
                      h->block, lc->max_block);
         return;
     }
-    if (!frame_fits(c, cvd_model_in_channels(m)) || !frame_fits(c, cvd_model_out_channels(m)))
+    if (!frame_fits(c, cvd_model_in_channels(m)) || !frame_fits(c, cvd_model_out_channels(last)))
         return;
-    int rc = cvd_conn_start_stream(c, m, block, &err);
+    snprintf(s->stream, sizeof s->stream, "%s", h->stream ? h->stream : "");
+    s->model[0] = '\0';
+    for (int k = 0; k < nidx; k++)
+        snprintf(s->model + strlen(s->model), sizeof s->model - strlen(s->model), "%s%s",
+                 k ? ", " : "", use_chain ? lc->chain[k] : mname);
+    s->block = block;
+    s->rate = (int)h->rate;
+    int rc = cvd_conn_start_chain(c, idx, nidx, h->rate, block, &err);
     if (rc == CVD_ERANGE) {
         refuse_hello(c, CVD_FR_E_BUSY, CVD_DISC_MEMORY, "%s", err.msg);
         return;
     }
-    if (rc < 0 ||
-        cvd_fr_decoder_set_data_layout(s->dec, s->fmt, cvd_conn_in_channels(c), &err) < 0) {
+    if (rc < 0)
+        fail_hello(c, CVD_FR_E_INTERNAL, "%s", err.msg);
+    /* fr_started follows once the stream is built */
+}
+
+/* The HELLO's stream is built: its rate and latency are known, the client gets ACCEPT. */
+static void fr_started(cvd_conn *c)
+{
+    fr_state *s = cvd_conn_state(c);
+    const cvd_conf_listen *lc = cvd_conn_listener(c);
+    cvd_err err = {0};
+    const int rate = s->rate ? s->rate : (int)lround(cvd_conn_rate(c));
+    if (cvd_fr_decoder_set_data_layout(s->dec, s->fmt, cvd_conn_in_channels(c), &err) < 0) {
         fail_hello(c, CVD_FR_E_INTERNAL, "%s", err.msg);
         return;
     }
-    if (h->stream && h->stream[0]) {
-        cvd_pub_info info = {.channels = cvd_conn_out_channels(c),
-                             .rate = h->rate ? (int)h->rate : (int)mrate,
-                             .latency = cvd_model_latency(m)};
-        snprintf(info.model, sizeof info.model, "%s", mname);
-        if (cvd_conn_publish(c, h->stream, &info, &err) < 0) {
+    if (s->stream[0]) {
+        cvd_pub_info info = {
+            .channels = cvd_conn_out_channels(c), .rate = rate, .latency = cvd_conn_latency(c)};
+        snprintf(info.model, sizeof info.model, "%.71s", s->model);
+        if (cvd_conn_publish(c, s->stream, &info, &err) < 0) {
             fail_hello(c, CVD_FR_E_BAD_MESSAGE, "publish: %s", err.msg);
             return;
         }
     }
-    if (h->stream && h->stream[0])
-        cvd_conn_running(c, CVD_SERIES_STREAM, h->stream); /* published: the stream's series */
+    if (s->stream[0])
+        cvd_conn_running(c, CVD_SERIES_STREAM, s->stream); /* published: the stream's series */
     else
         cvd_conn_running(c, CVD_SERIES_LISTENER, lc->name);
-    send_accept(c, h->rate ? (int)h->rate : (int)mrate, cvd_conn_in_channels(c),
-                cvd_conn_out_channels(c), cvd_model_latency(m), mname);
-    cvd_log_debug("%s: model %s, block %d%s%s", cvd_conn_peer(c), mname, block,
-                  h->stream && h->stream[0] ? ", publishing as " : "",
-                  h->stream && h->stream[0] ? h->stream : "");
+    send_accept(c, rate, cvd_conn_in_channels(c), cvd_conn_out_channels(c), cvd_conn_latency(c),
+                s->model);
+    cvd_log_debug("%s: model %s, block %d%s%s", cvd_conn_peer(c), s->model, s->block,
+                  s->stream[0] ? ", publishing as " : "", s->stream);
+    accepted(c);
 }
 
 /* Who the client is and what it may do (docs/PROTOCOL.md, "Tokens"). 0, or -1 refused. */
@@ -351,14 +412,7 @@ static void handle_hello(cvd_conn *c, const cvd_fr_hello *h)
         subscribe(c, h);
     else
         process(c, h);
-    /* accepted: messages may now be as long as max_message */
-    if (!cvd_conn_in_handshake(c) && s->max_message > cvd_fr_decoder_max_message(s->dec)) {
-        cvd_err err = {0};
-        if (cvd_fr_decoder_set_max_message(s->dec, s->max_message, &err) < 0) {
-            cvd_log_error("%s: %s", cvd_conn_peer(c), err.msg);
-            cvd_conn_close(c, CVD_DISC_ERROR);
-        }
-    }
+    accepted(c); /* a subscriber; a process role's comes once its stream is built */
 }
 
 /* ---- the adapter ------------------------------------------------------------------------ */
@@ -488,6 +542,7 @@ const cvd_adapter cvd_adapter_framed = {
     .name = "framed",
     .handshake = "HELLO",
     .open = fr_open,
+    .started = fr_started,
     .close = fr_close,
     .decode = fr_decode,
     .encode = fr_encode,

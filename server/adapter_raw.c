@@ -34,7 +34,8 @@ static int raw_start(cvd_conn *c, raw_state *s)
 {
     const cvd_conf_listen *lc = cvd_conn_listener(c);
     cvd_err err = {0};
-    int rc = cvd_conn_start_stream(c, cvd_conn_listener_model(c), lc->block, &err);
+    int rc = cvd_conn_start_chain(c, lc->chain_index, lc->n_chain, lc->rate_line ? lc->rate : 0,
+                                  lc->block, &err);
     if (rc == CVD_ERANGE) {
         cvd_conn_refuse(c, CVD_FR_E_BUSY, CVD_DISC_MEMORY, err.msg); /* raw: the close says it */
         return -1;

@@ -575,14 +575,6 @@ static void finish(pstate *ps)
                     fail(ps, CVD_EFORMAT, l_model, "model: no [model %s] section", l->chain[k]);
             }
             l->model_index = l->chain_index[0];
-            /* TCP sessions run one model: a chain on a listener would silently run only its
-             * first model, so it is refused until sessions run chains ([stream] sections do) */
-            if (l->n_chain > 1)
-                fail(ps, CVD_EFORMAT, l_model,
-                     "model: a chain (%d models) on [listen %s]: TCP sessions run one model; "
-                     "chains run on audio [stream] sections (or chain offline with convd-run "
-                     "%s,%s...)",
-                     l->n_chain, l->name, l->chain[0], l->chain[1]);
         } else if (l_protocol && l->protocol != CVD_PROTO_FRAMED) {
             fail(ps, CVD_EFORMAT, l->line, "[listen %s]: a %s listener needs 'model'", l->name,
                  cvd_proto_name(l->protocol));

@@ -100,6 +100,7 @@ typedef struct cvd_conf_listen {
     cvd_sample_fmt format; /* raw only; CVD_FMT_F32LE otherwise */
     int channels;          /* 0 = the model's input channels; else 1..1024 */
     int rate;              /* 1..1000000 frames per second */
+    int rate_line;         /* its line; 0: not set (the models' own rate: no resampling) */
     int block;             /* 1..65536 frames */
     /* blocking: 1 = eager (the input that has arrived runs at once, at most `block` frames at
      * a time), 0 = fixed (whole blocks only, but the last); default eager for line and framed,

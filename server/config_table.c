@@ -823,9 +823,11 @@ const cvd_conf_directive cvd_conf_directives[] = {
     {"model", CVD_CONF_SPECIAL, LISTEN(model), .set = set_model_list,
      .offset2 = offsetof(cvd_conf_listen, chain),
      .doc_default = "required for `raw` and `line`; none for `framed`",
-     .doc_range = "a `[model NAME]` of this file (one: chains run on `[stream]` sections)",
-     .help = "the model that processes the stream; for `framed`, the one used when HELLO "
-             "names none (without it, HELLO must name one)"},
+     .doc_range = "a `[model NAME]` of this file, or several separated by commas (at most 16): "
+                  "a chain, run in order",
+     .help = "the model (or chain: `amp, cab`, each model at its own rate) that processes "
+             "the stream; for `framed`, the one used when HELLO names none (without it, HELLO "
+             "must name one)"},
     {"format", CVD_CONF_FORMAT, LISTEN(format), .def = "f32le", .doc_range = "`f32le` \\| `s16le`",
      .help = "sample format, raw listeners only (32-bit float or 16-bit integer, "
              "little-endian; also spelled `f32`, `float`, `s16`, `int16`, any case: the wire "
@@ -834,7 +836,10 @@ const cvd_conf_directive cvd_conf_directives[] = {
     {"channels", CVD_CONF_INT, 0, 1024, "0", LISTEN(channels), .note = " (0 = the model's)",
      .help = "input channels; `0` = the model's"},
     {"rate", CVD_CONF_INT, 1, 1000000, "48000", LISTEN(rate), .unit = "frames per second",
-     .help = "sample rate of the stream"},
+     .line_at = offsetof(cvd_conf_listen, rate_line),
+     .help = "sample rate of the stream; set, models that run at another rate are resampled "
+             "to it and back (framed clients say theirs in HELLO); not set, a model runs at "
+             "its own rate"},
     {"block", CVD_CONF_INT, 1, 65536, "64", LISTEN(block), .unit = "frames",
      .help = "frames processed at a time (at most; see `blocking`)"},
     {"blocking", CVD_CONF_CHOICE, LISTEN(eager), .choices = blocking_choices,

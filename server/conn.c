@@ -22,6 +22,7 @@
  */
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,11 +62,16 @@ struct cvd_conn {
 
     /* the stream (built off the loop: `building` while it is) */
     cvd_model *model;
-    cvd_net *net;
+    cvd_chain *net; /* the model, or models in order, resampled to each one's rate */
+    int idx[CVD_CHAIN_MAX_MODELS], n_idx; /* which: the runtime's models */
+    double rate;                          /* the stream's rate (0: the models' own) */
+    int latency;                          /* frames the chain holds back */
+    int one_to_one; /* every model gives a frame per frame: as many frames out as in (a
+                     * resampler pair's round trip may round up by one at the end) */
     int building;
     uv_work_t build_req;
     struct {
-        cvd_net *net;
+        cvd_chain *net;
         float *blk, *obuf;
         int rc;
         cvd_err err;
@@ -367,18 +373,20 @@ static void release(cvd_conn *c)
 
 /* ---- the stream, built off the loop ------------------------------------------------------ */
 
-/* On libuv's thread pool: the net and its buffers (the costly part of a stream: milliseconds
- * for a big model, which the worker's loop does not spend). Touches c->built only. */
+/* On libuv's thread pool: the chain (its nets and resamplers) and its buffers (the costly
+ * part of a stream: milliseconds for a big model, which the worker's loop does not spend).
+ * Touches c->built only. */
 static void build_work(uv_work_t *req)
 {
     cvd_conn *c = req->data;
-    c->built.rc = cvd_net_create_hop(c->model, c->block, cvd_runtime_model_hop(c->rt, c->model),
-                                     &c->built.net, &c->built.err);
+    c->built.rc = cvd_runtime_chain(c->rt, c->idx, c->n_idx, c->rate, c->block, 0,
+                                    c->n_idx == 1 ? cvd_runtime_model_hop(c->rt, c->model) : 0,
+                                    &c->built.net, &c->built.err);
     if (c->built.rc < 0)
         return;
     c->built.blk = malloc(sizeof(float) * (size_t)c->block * (size_t)c->in_ch);
     c->built.obuf =
-        malloc(sizeof(float) * (size_t)cvd_net_max_out(c->built.net) * (size_t)c->out_ch);
+        malloc(sizeof(float) * (size_t)cvd_chain_max_out(c->built.net) * (size_t)c->out_ch);
     if (c->built.blk == NULL || c->built.obuf == NULL)
         c->built.rc = cvd_err_set(&c->built.err, CVD_ENOMEM, "out of memory");
 }
@@ -391,10 +399,15 @@ static void build_done(uv_work_t *req, int status)
         c->net = c->built.net;
         c->blk = c->built.blk;
         c->obuf = c->built.obuf;
-        c->max_out = cvd_net_max_out(c->net);
-        schedule(c); /* the input that waited for it */
+        c->max_out = cvd_chain_max_out(c->net);
+        c->latency = (int)ceil(cvd_chain_latency(c->net) - 1e-9);
+        memset(&c->built, 0, sizeof c->built);
+        if (c->ad->started)
+            c->ad->started(c); /* framed: ACCEPT, now that the latency is known */
+        if (!c->closing)
+            schedule(c); /* the input that waited for it */
     } else {
-        cvd_net_destroy(c->built.net);
+        cvd_chain_destroy(c->built.net);
         free(c->built.blk);
         free(c->built.obuf);
         if (!c->closing) {
@@ -412,19 +425,80 @@ static void build_done(uv_work_t *req, int status)
 
 int cvd_conn_start_stream(cvd_conn *c, cvd_model *m, int block, cvd_err *err)
 {
-    const cvd_memfig *f = cvd_runtime_memfig(c->rt, m);
+    for (int i = 0; i < c->rt->conf->n_models; i++)
+        if (c->rt->models[i] == m)
+            return cvd_conn_start_chain(c, &i, 1, 0, block, err);
+    return cvd_err_set(err, CVD_EINVAL, "the model is not the configuration's");
+}
+
+int cvd_conn_start_chain(cvd_conn *c, const int *idx, int n, double rate, int block, cvd_err *err)
+{
     int rc;
+    if (n < 1 || n > CVD_CHAIN_MAX_MODELS)
+        return cvd_err_set(err, CVD_EINVAL, "a chain of %d models: 1..%d", n, CVD_CHAIN_MAX_MODELS);
+    cvd_model *m = c->rt->models[idx[0]];
+    const cvd_model *last = c->rt->models[idx[n - 1]];
+    /* a model that declares a rate other than the stream's is resampled, within the
+     * resampler's range; a stream at a rate no model contradicts runs unresampled at any rate
+     * (sensors at 100 Hz) */
+    int resampled = 0;
+    for (int k = 0; k < n; k++) {
+        const double mr = cvd_model_sample_rate(c->rt->models[idx[k]]);
+        if (rate != 0 && mr > 0 && mr != rate)
+            resampled = 1;
+    }
+    if (resampled && !(rate >= 1000 && rate <= 768000))
+        return cvd_err_set(err, CVD_EINVAL,
+                           "rate %g Hz: the models run at another rate, and resampling takes "
+                           "1000..768000 Hz",
+                           rate);
+    if (!resampled && !(rate >= 1000 && rate <= 768000))
+        rate = 0; /* the models' own rate, whatever it is called */
     c->model = m;
     c->block = block;
+    c->rate = rate;
+    c->n_idx = n;
+    memcpy(c->idx, idx, sizeof(int) * (size_t)n);
     c->in_ch = cvd_model_in_channels(m);
-    c->out_ch = cvd_model_out_channels(m);
-    /* the figure, before anything is built (memfig.h): the model's state at this block, the
-     * block and output buffers, an encoded block's output, and what every stream holds */
-    const size_t max_out = f ? cvd_memfig_max_out(f, block) : (size_t)block;
-    const size_t need = (f ? cvd_memfig_net_bytes(f, block) : 0) +
-                        sizeof(float) * (size_t)block * (size_t)c->in_ch +
-                        max_out * (size_t)c->out_ch * (sizeof(float) + CVD_LINE_VALUE_CHARS) +
-                        stream_extra(c);
+    c->out_ch = cvd_model_out_channels(last);
+    c->latency = cvd_model_latency(m); /* the chain's, once built */
+    c->one_to_one = 1;
+    /* the figure, before anything is built (memfig.h): each model's state at the block it
+     * gets (the stream's, scaled to the model's rate), the block and output buffers, an
+     * encoded block's output, and what every stream holds; a resampler (libsamplerate's
+     * best sinc: its filter table is shared, its state a few blocks) is counted at 64 KiB
+     * and two blocks of floats */
+    double cur = rate;
+    for (int k = 0; cur == 0 && k < n; k++)
+        cur = cvd_model_sample_rate(c->rt->models[idx[k]]);
+    const double srate = cur;
+    size_t need = 0, max_out = (size_t)block;
+    for (int k = 0; k < n; k++) {
+        cvd_model *mk = c->rt->models[idx[k]];
+        const cvd_memfig *f = cvd_runtime_memfig(c->rt, mk);
+        double mr = cvd_model_sample_rate(mk);
+        if (mr == 0)
+            mr = cur;
+        if (cvd_model_rate_ratio(mk) != 1.0 || cvd_model_mode(mk) != CVD_MODE_STREAMING)
+            c->one_to_one = 0;
+        const size_t rs_bytes =
+            65536 + 2 * sizeof(float) * (max_out + 16) * (size_t)cvd_model_in_channels(mk);
+        if (mr != cur && cur != 0) {
+            need += rs_bytes;
+            max_out = (size_t)ceil((double)(max_out + 2) * mr / cur) + 2;
+        }
+        const int kb = max_out > 65536 ? 65536 : (int)max_out;
+        need += f ? cvd_memfig_net_bytes(f, kb) : 0;
+        max_out = f ? cvd_memfig_max_out(f, kb) : max_out;
+        need += sizeof(float) * max_out * (size_t)cvd_model_out_channels(mk);
+        cur = mr;
+    }
+    if (cur != srate && cur != 0 && srate != 0) {
+        need += 65536 + 2 * sizeof(float) * (max_out + 16) * (size_t)c->out_ch;
+        max_out = (size_t)ceil((double)(max_out + 2) * srate / cur) + 2;
+    }
+    need += sizeof(float) * (size_t)block * (size_t)c->in_ch +
+            max_out * (size_t)c->out_ch * (sizeof(float) + CVD_LINE_VALUE_CHARS) + stream_extra(c);
     if ((rc = reserve(c, need, err)) < 0)
         return rc;
     c->building = 1;
@@ -446,7 +520,7 @@ static void process_block(cvd_conn *c)
         atomic_fetch_add_explicit(&c->stats->frames_in, (unsigned long long)c->fill,
                                   memory_order_relaxed);
     uint64_t t0 = now_ns();
-    int rc = cvd_net_process(c->net, c->blk, c->fill, c->obuf, &no);
+    int rc = cvd_chain_process(c->net, c->blk, c->fill, c->obuf, &no);
     cvd_metrics_block_time(c->stats, now_ns() - t0);
     if (rc < 0) {
         cvd_log_error("%s: model: %s", c->peer, cvd_strerror(rc));
@@ -463,11 +537,13 @@ static void flush_stream(cvd_conn *c)
     if (c->fill > 0)
         process_block(c);
     do {
-        more = cvd_net_flush(c->net, c->obuf, &no);
+        more = cvd_chain_flush(c->net, c->obuf, &no);
         if (more < 0) {
             conn_close(c, CVD_DISC_ERROR);
             return;
         }
+        if (c->one_to_one && c->frames_out + (uint64_t)no > c->frames_in)
+            no = (int)(c->frames_in - c->frames_out);
         emit(c, c->obuf, no);
     } while (more == 1 && !c->closing);
 }
@@ -743,6 +819,18 @@ int cvd_conn_block(const cvd_conn *c)
     return c->block;
 }
 
+int cvd_conn_latency(const cvd_conn *c)
+{
+    return c->latency;
+}
+
+double cvd_conn_rate(const cvd_conn *c)
+{
+    if (c->net && cvd_chain_rate(c->net) > 0)
+        return cvd_chain_rate(c->net);
+    return c->rate;
+}
+
 int cvd_conn_in_channels(const cvd_conn *c)
 {
     return c->in_ch;
@@ -859,7 +947,7 @@ static void on_handle_closed(cvd_conn *c)
     cvd_worker_remove(c->w, &c->member);
     if (c->ad && c->ad->close)
         c->ad->close(c);
-    cvd_net_destroy(c->net);
+    cvd_chain_destroy(c->net);
     cvd_pub_destroy(c->pub);
     cvd_sub_destroy(c->sub);
     if (c->stats && c->state != ST_HANDSHAKE && !c->sub)

@@ -45,6 +45,10 @@ typedef struct cvd_adapter {
      * handshake leaves the connection in it (the handshake timeout runs). <0 with err: the
      * connection closes. */
     int (*open)(cvd_conn *c, cvd_err *err);
+    /* The stream cvd_conn_start_stream/chain began is built (off the loop): its latency and
+     * rate are known (cvd_conn_latency, cvd_conn_rate). It may refuse the client
+     * (cvd_conn_refuse). NULL: nothing to do then. */
+    void (*started)(cvd_conn *c);
     /* From the close path: frees the adapter's state (NULL if open did not make it). */
     void (*close)(cvd_conn *c);
     /* Takes input bytes (cvd_conn_input, cvd_conn_consume) into the block
@@ -123,6 +127,11 @@ int cvd_conn_closing(const cvd_conn *c);
  * on libuv's thread pool, off the loop; meanwhile the connection takes no input (the channel
  * counts and the block are known at once). */
 int cvd_conn_start_stream(cvd_conn *c, cvd_model *m, int block, cvd_err *err);
+/* The same for the models conf->models[idx[0..n)] run in order, the stream at `rate` Hz (0:
+ * the first declared model rate): each model runs at its own rate between resamplers. */
+int cvd_conn_start_chain(cvd_conn *c, const int *idx, int n, double rate, int block, cvd_err *err);
+int cvd_conn_latency(const cvd_conn *c); /* frames the stream's models hold back */
+double cvd_conn_rate(const cvd_conn *c); /* the stream's rate (0: unknown) */
 /* Publishes the stream's output under `name` (docs/PROTOCOL.md, fan-out). */
 int cvd_conn_publish(cvd_conn *c, const char *name, const cvd_pub_info *info, cvd_err *err);
 /* Subscribes to the published stream `name` with a ring of ring_frames frames; *info is the

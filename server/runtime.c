@@ -200,6 +200,30 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
             return rc;
         }
     }
+    /* every listener's chain (model = a, b), and a model its rate resamples, builds:
+     * channels agree, no model that runs on windows or changes the frame rate among others or
+     * resampled, a rate the resampler takes */
+    for (int i = 0; i < c->n_listens; i++) {
+        const cvd_conf_listen *l = &c->listens[i];
+        int resampled = 0; /* rate = set, and a model runs at another (conn.c's rule) */
+        for (int k = 0; l->rate_line && k < l->n_chain; k++) {
+            const double mr = cvd_model_sample_rate(rt->models[l->chain_index[k]]);
+            resampled |= mr > 0 && mr != (double)l->rate;
+        }
+        if (l->n_chain < 2 && !resampled)
+            continue;
+        cvd_chain *ch = NULL;
+        rc = cvd_runtime_chain(
+            rt, l->chain_index, l->n_chain, resampled ? l->rate : 0, l->block, 0,
+            l->n_chain == 1 ? cvd_runtime_model_hop(rt, rt->models[l->chain_index[0]]) : 0, &ch,
+            err);
+        cvd_chain_destroy(ch);
+        if (rc < 0) {
+            cvd_err_prefix(err, "%s:%d: model", c->file, l->line);
+            cvd_runtime_unref(rt);
+            return rc;
+        }
+    }
     /* every audio stream's channels and models agree (docs/AUDIO.md) */
     for (int i = 0; i < c->n_streams; i++) {
         cvd_conf_stream *st = &c->streams[i];

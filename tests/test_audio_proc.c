@@ -14,7 +14,10 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <poll.h>
 #include <sndfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "alloc_count.h"
 #include "audio.h"
@@ -340,4 +343,138 @@ Test(audioproc, gains_ramp_bypass_fades_and_the_limiter_holds_the_ceiling)
     cr_expect_lt(cvd_audio_proc_limiter_gain(lp), 1.0f);
     cvd_audio_proc_destroy(lp);
     free(x);
+}
+
+/* raw listener: sends len bytes, then the end of input; returns what came back (*got bytes) */
+static float *du_raw_roundtrip(int port, const void *data, size_t len, size_t *got)
+{
+    int fd = du_connect(port);
+    size_t sent = 0, cap = len + 65536, have = 0;
+    char *buf = malloc(cap);
+    int wr_open = 1;
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN | (wr_open ? POLLOUT : 0)};
+        cr_assert_geq(poll(&pf, 1, 20000), 1, "raw: no progress in 20 s");
+        if (pf.revents & POLLOUT) {
+            size_t chunk = len - sent < 4096 ? len - sent : 4096;
+            ssize_t w = send(fd, (const char *)data + sent, chunk, MSG_NOSIGNAL);
+            cr_assert_geq(w, 0);
+            sent += (size_t)w;
+            if (sent == len) {
+                shutdown(fd, SHUT_WR);
+                wr_open = 0;
+            }
+        }
+        if (pf.revents & (POLLIN | POLLHUP)) {
+            if (have == cap)
+                buf = realloc(buf, cap *= 2);
+            ssize_t r = recv(fd, buf + have, cap - have, 0);
+            cr_assert_geq(r, 0);
+            if (r == 0)
+                break;
+            have += (size_t)r;
+        }
+    }
+    close(fd);
+    *got = have;
+    return (float *)(void *)buf;
+}
+
+/* A framed session whose HELLO says 44100 for a 48 kHz model, and a raw listener with
+ * rate = 44100 running amp + cabinet: the daemon resamples; what comes back is the offline
+ * chain at 44100 (what convd-run --rate computes), frame for frame */
+Test(audioproc, sessions_at_another_rate_are_resampled_like_the_offline_chain)
+{
+    const int rate = 44100;
+    const size_t n = 20000;
+    float h[300];
+    for (int i = 0; i < 300; i++)
+        h[i] = (float)(exp(-i / 40.0) * (i % 7 == 0 ? 1 : -0.3));
+    const char *irp = write_wav("cab2.wav", h, 300, 48000);
+    char conf[2048];
+    snprintf(conf, sizeof conf,
+             "[model amp]\npath = %s\n[model cab]\npath = %s\nir_normalize = no\n"
+             "[listen framed]\naddress = 127.0.0.1:0\nprotocol = framed\nmodel = amp\n"
+             "[listen raw]\naddress = 127.0.0.1:0\nprotocol = raw\nmodel = amp, cab\n"
+             "rate = 44100\nblock = 100\n",
+             du_src(NAM_W), irp);
+    du_daemon d;
+    du_daemon_start(&d, conf, 1);
+    int pf = du_daemon_port(&d, "framed"), pr = du_daemon_port(&d, "raw");
+    float *x = sweep(n, rate, 60, 15000, 0.4);
+    du_write_file(du_tmp("in.f32"), x, sizeof(float) * n);
+
+    /* framed, through convd-cat: HELLO rate 44100 */
+    char port[16];
+    snprintf(port, sizeof port, "%d", pf);
+    const char *argv[] = {du_prog("convd-cat"),
+                          "-q",
+                          "-p",
+                          port,
+                          "--rate",
+                          "44100",
+                          "--channels",
+                          "1",
+                          du_tmp("in.f32"),
+                          du_tmp("out.f32"),
+                          NULL};
+    du_proc p = du_run(argv, 60);
+    cr_assert_eq(p.status, 0, "convd-cat: %s", p.err);
+    du_proc_free(&p);
+    size_t ny = 0;
+    float *y = du_read_f32(du_tmp("out.f32"), &ny);
+    cr_assert_eq(ny, n, "%zu frames back for %zu", ny, n);
+
+    cvd_model *amp = du_load_model(NAM_W);
+    cvd_ir_options o;
+    cvd_ir_options_init(&o);
+    o.normalize = 0;
+    cvd_model *cab = NULL;
+    cr_assert_eq(cvd_ir_load(irp, &o, &cab, NULL), 0);
+    cvd_model *both[2] = {amp, cab};
+    for (int k = 1; k <= 2; k++) {
+        cvd_chain *c = NULL;
+        cvd_chain_config cc = {.rate = rate, .max_block = 1000, .in_channels = 1};
+        cr_assert_eq(cvd_chain_create(both, NULL, k, &cc, &c, NULL), 0);
+        float *ref = calloc(n + 4096, sizeof(float)),
+              *tmp = malloc(sizeof(float) * (size_t)cvd_chain_max_out(c));
+        size_t got = 0;
+        int no = 0;
+        for (size_t i = 0; i < n; i += 1000) {
+            cr_assert_eq(cvd_chain_process(c, x + i, 1000, tmp, &no), 0);
+            memcpy(ref + got, tmp, sizeof(float) * (size_t)no);
+            got += (size_t)no;
+        }
+        while (got < n + 4096 - 2048) {
+            int more = cvd_chain_flush(c, tmp, &no);
+            memcpy(ref + got, tmp, sizeof(float) * (size_t)no);
+            got += (size_t)no;
+            if (more != 1)
+                break;
+        }
+        cr_assert_geq(got, n);
+        float *yy = y;
+        size_t nyy = ny;
+        if (k == 2) {
+            /* the raw listener: raw f32 in, raw f32 out, then the end of input */
+            yy = du_raw_roundtrip(pr, x, n * sizeof(float), &nyy);
+            nyy /= sizeof(float);
+            cr_assert_eq(nyy, n, "raw: %zu frames back for %zu", nyy, n);
+        }
+        double worst = 0;
+        for (size_t i = 0; i < n; i++)
+            worst = fmax(worst, fabs((double)yy[i] - ref[i]));
+        cr_expect_lt(worst, 1e-6, "%s: largest difference from the offline chain %g",
+                     k == 1 ? "framed, HELLO rate 44100" : "raw, rate = 44100, amp + cab", worst);
+        if (yy != y)
+            free(yy);
+        cvd_chain_destroy(c);
+        free(ref);
+        free(tmp);
+    }
+    du_daemon_finish(&d, 20);
+    cvd_model_unref(amp);
+    cvd_model_unref(cab);
+    free(x);
+    free(y);
 }

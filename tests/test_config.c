@@ -1191,14 +1191,3 @@ Test(config, shipped_file_has_every_server_directive_at_its_default)
     }
     free(text);
 }
-
-/* A TCP session runs one model: a chain on a listener is refused (it would run its first
- * model only), naming the line; [stream] sections take chains. */
-Test(config, a_chain_on_a_listener_is_refused)
-{
-    expect_error("[model amp]\npath = builtin:m\n[model cab]\npath = builtin:m\n"
-                 "[listen l]\naddress = 127.0.0.1:0\nprotocol = raw\nmodel = amp, cab\n",
-                 "t.conf:8: model: a chain (2 models) on [listen l]: TCP sessions run one "
-                 "model; chains run on audio [stream] sections (or chain offline with convd-run "
-                 "amp,cab...)");
-}

@@ -1311,8 +1311,9 @@ Test(daemon, malformed_input_never_disturbs_a_good_client)
     expect_fr_error(pf, &m, CVD_FR_E_BAD_FORMAT, NULL, "framed: HELLO, 5 channels for 1");
     watch(ws, 5, 0);
     m.len = 0;
-    du_fr_hello_v(&m, 1, CVD_ROLE_PROCESS, CVD_FMT_F32LE, 44100, 0, 0, "w", "");
-    expect_fr_error(pf, &m, CVD_FR_E_BAD_FORMAT, NULL, "framed: HELLO, rate 44100 for 48000");
+    /* 44100 for a 48000 model is resampled; 500 Hz is below the resampler's range */
+    du_fr_hello_v(&m, 1, CVD_ROLE_PROCESS, CVD_FMT_F32LE, 500, 0, 0, "w", "");
+    expect_fr_error(pf, &m, CVD_FR_E_BAD_FORMAT, NULL, "framed: HELLO, rate 500 for 48000");
     watch(ws, 5, 0);
     m.len = 0;
     du_fr_subscribe(&m, CVD_FMT_F32LE, "no-such-stream");

@@ -236,3 +236,22 @@ Test(runtime, readers_on_other_threads_while_the_main_thread_swaps)
                  "every reference the readers took was given back");
     cvd_runtime_slot_destroy(s);
 }
+
+/* A listener's chain (model = a, b: TCP sessions run it in order) is built at load: one that
+ * cannot run (a windowed model among others, or channels that do not agree) is refused
+ * naming the listener's line; one that can loads. */
+Test(runtime, a_listeners_chain_is_checked_at_load)
+{
+    cvd_runtime *rt = NULL;
+    cvd_err err = {0};
+    const char *base = "[model drive]\npath = builtin:drive\n[model vib]\n"
+                       "path = builtin:vibration-denoise\n\n[listen a]\naddress = 127.0.0.1:0\n"
+                       "protocol = raw\n";
+    char text[1024];
+    snprintf(text, sizeof text, "%smodel = drive, vib\n", base);
+    refused(text, 6, "model: ");
+    snprintf(text, sizeof text, "%smodel = drive, drive\n", base);
+    cr_assert_eq(cvd_runtime_create(write_conf("chain.conf", text), &rt, &err), 0, "%s", err.msg);
+    cr_assert_eq(rt->conf->listens[0].n_chain, 2);
+    cvd_runtime_unref(rt);
+}
