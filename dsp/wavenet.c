@@ -45,6 +45,7 @@ typedef struct fused_args {
     const float *hwin; /* the (K-1)d frames before the block, then the block */
     const float *hcur; /* the block's own frames of h */
     const float *cond, *Wc, *bc, *Wm, *W1, *b1;
+    const float *Wcp, *W1p, *bmp; /* the pair kernel's weights (wavenet_pair8.h), or NULL */
     float *head;
     float *out; /* h of the next layer, or NULL when nothing reads it */
 } fused_args;
@@ -160,6 +161,8 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef SUB
 #undef TANHV
 #undef SIGV
+
+#include "wavenet_pair8.h"
 #endif
 
 /* ---- the kernels on channel rows (wavenet_tm.h) ----------------------------------------- */
@@ -335,11 +338,12 @@ static int fused_kind(const cvd_wn_activation *a)
 typedef struct wn_layer {
     const cvd_wn_layer *cfg;
     int K, d, Z;
-    float *Wc;       /* [K][C][Z] */
-    float *bc;       /* [Z] */
-    float *Wm;       /* [cond][Z] */
-    float *W1;       /* [C][C]: [in][out] */
-    float *b1;       /* [C] */
+    float *Wc;              /* [K][C][Z] */
+    float *bc;              /* [Z] */
+    float *Wm;              /* [cond][Z] */
+    float *W1;              /* [C][C]: [in][out] */
+    float *b1;              /* [C] */
+    float *Wcp, *W1p, *bmp; /* the pair kernel's repacking of Wc, W1 and the biases, or NULL */
     float *hist;     /* this layer's input h: cap frames of C, or C rows of rs floats (rows) */
     float *hist_mem; /* hist's allocation (rows start a few floats in: see cvd_wavenet_create) */
     int cap, len, keep;
@@ -737,6 +741,9 @@ void cvd_wavenet_destroy(cvd_wavenet *w)
             free(Ly->Wm);
             free(Ly->W1);
             free(Ly->b1);
+            free(Ly->Wcp);
+            free(Ly->W1p);
+            free(Ly->bmp);
             free(Ly->hist_mem);
         }
         free(A->pu.g);
@@ -911,9 +918,20 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
          * (measured: a masked kernel's vectors are mostly empty), so it keeps them. */
         const cvd_isa isa = cvd_isa_active();
         if (A->cond == 1 && isa >= CVD_ISA_AVX512 && C <= 16)
-            A->fused = C == 16 ? fused16 : C == 8 ? fused8 : C > 8 ? fused16m : NULL;
+            A->fused = C == 16 ? fused16 : C == 8 ? fused8p : C > 8 ? fused16m : NULL;
         else if (A->cond == 1 && isa >= CVD_ISA_AVX2 && (C == 8 || C == 16))
             A->fused = C == 8 ? fused8 : fused16x2;
+        /* 8 channels on AVX-512: the layers that are not gated run on input pairs */
+        for (int l = 0; A->fused == fused8p && l < ac->n_layers; l++) {
+            wn_layer *Ly = &A->layers[l];
+            if (Ly->Z != C)
+                continue;
+            Ly->Wcp = alloc_floats((size_t)Ly->K * 64, &st);
+            Ly->W1p = alloc_floats(64, &st);
+            Ly->bmp = alloc_floats(48, &st);
+            if (!Ly->Wcp || !Ly->W1p || !Ly->bmp)
+                goto nomem;
+        }
 #endif
     }
     size_t mb = (size_t)max_block;
@@ -986,6 +1004,23 @@ int cvd_wavenet_set_weights(cvd_wavenet *w, const float *wt, size_t n, cvd_err *
                     Ly->W1[(size_t)c * C + o] = wt[pos++];
             for (int o = 0; o < C; o++)
                 Ly->b1[o] = wt[pos++];
+            if (Ly->Wcp) { /* C = Z = 8: wavenet_pair8.h's layout */
+                for (int k = 0; k < K; k++)
+                    for (int c = 0; c < 8; c++)
+                        for (int o = 0; o < 8; o++)
+                            Ly->Wcp[(size_t)k * 64 + (c / 2) * 16 + 2 * o + c % 2] =
+                                Ly->Wc[((size_t)k * 8 + c) * 8 + o];
+                for (int c = 0; c < 8; c++)
+                    for (int o = 0; o < 8; o++)
+                        Ly->W1p[(c / 2) * 16 + 2 * o + c % 2] = Ly->W1[(size_t)c * 8 + o];
+                for (int o = 0; o < 8; o++) {
+                    Ly->bmp[2 * o] = Ly->bc[o];
+                    Ly->bmp[2 * o + 1] = 0.0f;
+                    Ly->bmp[16 + 2 * o] = Ly->Wm[o];
+                    Ly->bmp[16 + 2 * o + 1] = 0.0f;
+                    Ly->bmp[32 + o] = Ly->bmp[40 + o] = Ly->b1[o];
+                }
+            }
         }
         /* head [H][C] -> [C][H] */
         for (int o = 0; o < H; o++)
@@ -1060,6 +1095,9 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
                              .Wm = Ly->Wm,
                              .W1 = Ly->W1,
                              .b1 = Ly->b1,
+                             .Wcp = Ly->Wcp,
+                             .W1p = Ly->W1p,
+                             .bmp = Ly->bmp,
                              .head = head,
                              .out = NULL};
             if (!last_layer)
