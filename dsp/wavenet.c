@@ -319,11 +319,42 @@ static const tm_kernels *tm_kernels_for(cvd_isa isa)
     return &tm4_kernels;
 }
 
-/* the smallest max_block from which the kernels on rows beat the frame kernels */
-static int tm_min_block(cvd_isa isa)
+static double array_macs(const cvd_wn_array *a);
+
+/* Whether a fused frame kernel (wavenet_fused.h, wavenet_pair8.h) with full vectors takes an
+ * array of C channels: 8 or 16 (the masked AVX-512 kernel for 9-15 is slower than the rows
+ * from blocks of 8) */
+static int wn_frames_full(cvd_isa isa, int C, int cond)
 {
+#ifdef CVD_VMATH_X86
+    if (cond == 1 && isa >= CVD_ISA_AVX2)
+        return C == 8 || C == 16;
+#endif
     (void)isa;
-    return 16;
+    (void)C;
+    (void)cond;
+    return 0;
+}
+
+/* Whether the kernels on rows run the model at blocks of max_block: from 16 frames; from 8
+ * where most of the work is in arrays no full-vector fused frame kernel takes (same run,
+ * block 8, fraction of the ISA's peak, rows vs frames: AVX2 lite 12/6 0.33 vs 0.09, 20/10
+ * 0.46 vs 0.11, nano 0.15 vs 0.02; AVX-512 lite 0.21 vs 0.16, nano 0.06 vs 0.02, 20/10 0.22
+ * vs 0.22; the standard 16/8 stays on frames: AVX-512 0.44 vs 0.19, AVX2 0.52 vs 0.34) */
+static int wn_use_rows(const cvd_wn_config *cfg, int max_block, cvd_isa isa)
+{
+    if (max_block >= 16)
+        return 1;
+    if (max_block < 8 || isa < CVD_ISA_AVX2) /* portable: measured no faster on rows */
+        return 0;
+    double all = 0, unfused = 0;
+    for (int i = 0; i < cfg->n_arrays; i++) {
+        const double m = array_macs(&cfg->arrays[i]);
+        all += m;
+        if (!wn_frames_full(isa, cfg->arrays[i].channels, cfg->arrays[i].condition_size))
+            unfused += m;
+    }
+    return unfused > 0.5 * all;
 }
 
 static int fused_kind(const cvd_wn_activation *a)
@@ -671,18 +702,21 @@ long cvd_wn_receptive_field(const cvd_wn_config *cfg)
     return r;
 }
 
+static double array_macs(const cvd_wn_array *a)
+{
+    double C = a->channels, m = C * a->input_size + (double)a->head_size * C;
+    for (int l = 0; l < a->n_layers; l++) {
+        double Z = layer_z(&a->layers[l], a->channels);
+        m += Z * C * a->layers[l].kernel_size + Z * a->condition_size + C * C;
+    }
+    return m;
+}
+
 double cvd_wn_macs_per_frame(const cvd_wn_config *cfg)
 {
     double m = 0.0;
-    for (int i = 0; i < cfg->n_arrays; i++) {
-        const cvd_wn_array *a = &cfg->arrays[i];
-        double C = a->channels;
-        m += C * a->input_size + (double)a->head_size * C;
-        for (int l = 0; l < a->n_layers; l++) {
-            double Z = layer_z(&a->layers[l], a->channels);
-            m += Z * C * a->layers[l].kernel_size + Z * a->condition_size + C * C;
-        }
-    }
+    for (int i = 0; i < cfg->n_arrays; i++)
+        m += array_macs(&cfg->arrays[i]);
     return m;
 }
 
@@ -849,8 +883,8 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
     w->n_arrays = cfg->n_arrays;
     w->head_scale = 1.0f;
     w->prewarm = cfg->prewarm ? cvd_wn_receptive_field(cfg) : 0;
-    /* rows (time-major) from blocks of tm_min_block frames; frames below */
-    if (max_block >= tm_min_block(cvd_isa_active()))
+    /* rows (time-major) for larger blocks (wn_use_rows); frames below */
+    if (wn_use_rows(cfg, max_block, cvd_isa_active()))
         w->tk = tm_kernels_for(cvd_isa_active());
     w->bs = (size_t)max_block + TM_PAD;
     for (int i = 0; i < cfg->n_arrays; i++) {
@@ -922,7 +956,7 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
         else if (A->cond == 1 && isa >= CVD_ISA_AVX2 && (C == 8 || C == 16))
             A->fused = C == 8 ? fused8 : fused16x2;
         /* 8 channels on AVX-512: the layers that are not gated run on input pairs */
-        for (int l = 0; A->fused == fused8p && l < ac->n_layers; l++) {
+        for (int l = 0; !w->tk && A->fused == fused8p && l < ac->n_layers; l++) {
             wn_layer *Ly = &A->layers[l];
             if (Ly->Z != C)
                 continue;
