@@ -1441,6 +1441,11 @@ Test(daemon, malformed_input_never_disturbs_a_good_client)
     cr_assert(g.ok, "the good client: %s", g.why);
     du_assert_bytes(g.out.p, g.out.len, rw2, nw2 * 4, "the good client, beside the bad ones");
     cr_assert(du_daemon_alive(&d), "the daemon died");
+    /* a finished connection is counted when its transport closes, after the client's own
+     * close just above: the worker may not have seen those yet when /metrics answers */
+    du_metric_wait(mport, "convd_disconnects_total{reason=\"handshake_timeout\"}", 2, 10);
+    du_metric_wait(mport, "convd_disconnects_total{reason=\"idle_timeout\"}", 3, 10);
+    du_metric_wait(mport, "convd_disconnects_total{reason=\"malformed\"}", 10, 10);
     char *t = du_metrics(mport);
     cr_assert_gt(du_metric(t, "convd_dropped_frames_total{reason=\"malformed\"}"), 0, "%s", t);
     cr_assert_geq(du_metric(t, "convd_dropped_frames_total{reason=\"nonfinite\"}"), 2, "%s", t);
