@@ -43,8 +43,6 @@ typedef struct astream {
     int n_chain;
     double in_db, out_db; /* the user's gains: the config's, or what convd-ctl set */
     int bypass;
-    struct stat model_st;
-    int model_st_ok;
     int in_ch, out_ch, play_ch;
     int cap_ch; /* channels opened on the capture device: in_ch, or the highest mapped one */
     cvd_audio_engine *eng;
@@ -234,8 +232,6 @@ static astream *astream_new(cvd_audio *a, cvd_runtime *rt, int idx, cvd_err *err
     memcpy(s->chain_idx, s->conf->chain_index, sizeof s->chain_idx);
     s->in_db = s->conf->input_gain_db;
     s->out_db = s->conf->output_gain_db;
-    if (s->model && strncmp(model_path(s), "builtin:", 8) != 0)
-        s->model_st_ok = stat(model_path(s), &s->model_st) == 0;
     stream_channels(rt, s->conf, &s->in_ch, &s->out_ch);
     s->cap_ch = capture_channels(s->conf, s->in_ch);
     s->backoff = 1;
@@ -950,17 +946,29 @@ static int model_changed(const astream *s, const cvd_runtime *rt, const cvd_conf
             return 1;
     }
     const char *np = rt->conf->models[ns->model_index].path;
-    if (strcmp(model_path(s), np) != 0 ||
-        rt->conf->models[ns->model_index].hop != s->rt->conf->models[s->conf->model_index].hop)
-        return 1;
-    if (strncmp(np, "builtin:", 8) == 0)
-        return 0;
-    struct stat st;
-    if (stat(np, &st) != 0 || !s->model_st_ok)
-        return 1;
-    return st.st_mtim.tv_sec != s->model_st.st_mtim.tv_sec ||
-           st.st_mtim.tv_nsec != s->model_st.st_mtim.tv_nsec || st.st_size != s->model_st.st_size ||
-           st.st_ino != s->model_st.st_ino;
+    return strcmp(model_path(s), np) != 0 ||
+           rt->conf->models[ns->model_index].hop != s->rt->conf->models[s->conf->model_index].hop;
+}
+
+/* The models of the running chain (found in the new file as nidx) whose files hold something
+ * else than when the running ones were loaded (a cabinet IR rewritten in place: same path,
+ * new content), named in `names` ("cab (cab.wav)"); how many. */
+static int files_changed(const astream *s, const cvd_runtime *rt, const int *nidx, char *names,
+                         size_t cap)
+{
+    int n = 0;
+    size_t o = 0;
+    names[0] = '\0';
+    for (int k = 0; k < s->n_chain; k++) {
+        if (s->rt->model_hash[s->chain_idx[k]] == rt->model_hash[nidx[k]])
+            continue;
+        const cvd_conf_model *cm = &rt->conf->models[nidx[k]];
+        if (o < cap)
+            o += (size_t)snprintf(names + o, cap - o, "%s'%s' (%s)", n ? ", " : "", cm->name,
+                                  cm->path);
+        n++;
+    }
+    return n;
 }
 
 static void start_new(cvd_audio *a, cvd_runtime *rt, int j, double now)
@@ -982,6 +990,54 @@ static void start_new(cvd_audio *a, cvd_runtime *rt, int j, double now)
         cvd_log_error("stream %s: %s; retrying in %d s", s->conf->name, err.msg, s->backoff);
         s->backoff *= 2;
     }
+}
+
+/* A chain set with convd-ctl whose files changed: built again from the new runtime's models
+ * and crossfaded to, as convd-ctl does. */
+static int refresh_ctl_chain(astream *s, cvd_runtime *rt, const cvd_conf_stream *ns, const int *idx,
+                             const char *names)
+{
+    cvd_chain *chain = NULL;
+    float gin, gout;
+    char note[1024];
+    cvd_err err = {0};
+    if (s->eng == NULL || cvd_audio_engine_proc(s->eng) == NULL)
+        return 0; /* not open: built from the new files when it opens */
+    int rc = stream_chain(rt, ns, idx, s->n_chain, &chain, &gin, &gout, note, sizeof note, &err);
+    if (rc == 0 && chain != NULL &&
+        (cvd_chain_in_channels(chain) != s->in_ch || cvd_chain_out_channels(chain) != s->out_ch))
+        rc = cvd_err_set(&err, CVD_EINVAL, "it takes %d channels and gives %d, not %d and %d",
+                         cvd_chain_in_channels(chain), cvd_chain_out_channels(chain), s->in_ch,
+                         s->out_ch);
+    if (rc == 0) {
+        if (cvd_audio_proc_swapping(cvd_audio_engine_proc(s->eng)))
+            cvd_audio_engine_collect(s->eng, !s->running);
+        rc = cvd_audio_engine_swap_chain(s->eng, chain, gin, gout);
+        if (rc < 0)
+            cvd_err_set(&err, rc, "%s",
+                        rc == CVD_ESTATE ? "a switch is still fading"
+                                         : "it does not fit the stream");
+    }
+    if (rc < 0) {
+        cvd_chain_destroy(chain);
+        cvd_log_error("stream %s: reload: model '%s' (set with convd-ctl) from its new files: %s; "
+                      "the old one keeps running",
+                      ns->name, names, err.msg);
+        return 1;
+    }
+    if (!s->running)
+        cvd_audio_engine_collect(s->eng, 1);
+    char how[64] = "at once";
+    if (s->running && ns->crossfade_ms > 0)
+        snprintf(how, sizeof how, "crossfading over %d ms", ns->crossfade_ms);
+    cvd_log_info("stream %s: model '%s' (set with convd-ctl) swapped in from its new files "
+                 "without stopping the device (reload, %s; latency %d frames)%s",
+                 ns->name, names, how, cvd_audio_engine_latency(s->eng), note);
+    if (s->pub) {
+        cvd_pub_destroy(s->pub);
+        s->pub = NULL;
+    }
+    return 0;
 }
 
 void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audio_prepared *p)
@@ -1042,9 +1098,23 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
                          ns->name);
             swap = 1;
         }
-        char before[1024], after[1024];
+        char before[1024], after[1024], changed[1024];
+        int refreshed = 0; /* 1: convd-ctl's chain from its new files, 2: could not */
         chain_names(s->rt, s->chain_idx, s->n_chain, before, sizeof before);
         chain_names(rt, ns->chain_index, ns->n_chain, after, sizeof after);
+        /* the same models by name, but a file of the running chain holds something new: it
+         * was loaded again, and the stream switches to it as convd-ctl would */
+        if (!restart && !swap && ctl_kept &&
+            files_changed(s, rt, ctl_idx, changed, sizeof changed) > 0) {
+            int own = s->n_chain == ns->n_chain &&
+                      memcmp(ctl_idx, ns->chain_index, sizeof(int) * (size_t)s->n_chain) == 0;
+            cvd_log_info("stream %s: reload: the file of model %s changed: loaded again", ns->name,
+                         changed);
+            if (own)
+                swap = 1; /* the configuration's chain, prepared from the new files */
+            else
+                refreshed = 1 + refresh_ctl_chain(s, rt, ns, ctl_idx, before);
+        }
         if (swap && s->eng != NULL && cvd_audio_engine_proc(s->eng) != NULL) {
             cvd_chain *chain = p && j < p->n ? p->chains[j] : NULL;
             int old_lat = cvd_audio_engine_latency(s->eng);
@@ -1100,8 +1170,9 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
         } else if (!restart) {
             if (ctl_kept)
                 memcpy(s->chain_idx, ctl_idx, sizeof(int) * (size_t)s->n_chain);
-            cvd_log_info("stream %s: reload: model '%s' unchanged, keeps running", ns->name,
-                         before);
+            if (!refreshed)
+                cvd_log_info("stream %s: reload: model '%s' unchanged, keeps running", ns->name,
+                             before);
         }
         if (!restart && s->eng && cvd_audio_engine_proc(s->eng) &&
             (ns->input_gain_db != s->conf->input_gain_db ||
@@ -1125,8 +1196,6 @@ void cvd_audio_reload(cvd_audio **ap, uv_loop_t *loop, cvd_runtime *rt, cvd_audi
         s->rt = cvd_runtime_ref(rt);
         s->conf = ns;
         s->model = nm;
-        if (swap && nm && strncmp(model_path(s), "builtin:", 8) != 0)
-            s->model_st_ok = stat(model_path(s), &s->model_st) == 0;
         cvd_runtime_unref(old);
         kept[j] = 1;
         i++;

@@ -2,10 +2,13 @@
 /* Runtimes: see runtime.h. */
 #include "runtime.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "builtin_models.h"
 #include "convd_model.h"
@@ -33,6 +36,39 @@ int cvd_runtime_load_model(const char *path, cvd_model **out, cvd_err *err)
     return cvd_model_load(path, out, err);
 }
 
+/* FNV-1a, 64 bits, over n bytes, continuing from h */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t cvd_runtime_file_hash(const char *path)
+{
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, path, strlen(path));
+    if (strncmp(path, "builtin:", 8) == 0)
+        return h;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        unsigned char buf[65536];
+        ssize_t r;
+        while ((r = read(fd, buf, sizeof buf)) > 0)
+            h = fnv1a(h, buf, (size_t)r);
+        h = fnv1a(h, &st.st_size, sizeof st.st_size);
+    } else if (fstat(fd, &st) == 0) {
+        /* a folder (a SavedModel): what it says of itself */
+        h = fnv1a(h, &st.st_mtim, sizeof st.st_mtim);
+        h = fnv1a(h, &st.st_ino, sizeof st.st_ino);
+    }
+    close(fd);
+    return h ? h : 1;
+}
+
 void cvd_runtime_unref(cvd_runtime *rt)
 {
     if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
@@ -44,6 +80,7 @@ void cvd_runtime_unref(cvd_runtime *rt)
     for (int i = 0; rt->tokens && i < rt->conf->n_listens; i++)
         cvd_tokens_destroy(rt->tokens[i]);
     free(rt->models);
+    free(rt->model_hash);
     free(rt->memfigs);
     free(rt->tls);
     free(rt->tokens);
@@ -57,9 +94,10 @@ cvd_runtime *cvd_runtime_ref(cvd_runtime *rt)
     return rt;
 }
 
-/* The channels an impulse response (model i) is given: the output channels of the model before
- * it in the first stream or listener that runs it, or the stream's channels when it comes
- * first (models are loaded before impulse responses); 1 when nothing says. */
+/* The channels an impulse response (model i) is given: the output channels of
+ * the model before it in the first stream or listener that runs it, or the
+ * stream's channels when it comes first (models are loaded before impulse
+ * responses); 1 when nothing says. */
 static int ir_in_channels(const cvd_runtime *rt, int i)
 {
     const cvd_conf *c = rt->conf;
@@ -137,11 +175,13 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
     }
     const cvd_conf *c = rt->conf;
     rt->models = calloc((size_t)c->n_models + 1, sizeof *rt->models);
-    if (rt->models == NULL) {
+    rt->model_hash = calloc((size_t)c->n_models + 1, sizeof *rt->model_hash);
+    if (rt->models == NULL || rt->model_hash == NULL) {
         cvd_runtime_unref(rt);
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     }
-    /* models first, then impulse responses, which take the channels of what feeds them */
+    /* models first, then impulse responses, which take the channels of what feeds
+     * them */
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < c->n_models; i++) {
             const cvd_conf_model *cm = &c->models[i];
@@ -149,6 +189,9 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
                 !cm->builtin && (cm->type == CVD_CONF_MODEL_IR || cvd_model_is_ir_path(cm->path));
             if (ir != pass)
                 continue;
+            /* what the file holds, before it is read: a file rewritten in place
+             * meanwhile is read again on the next reload */
+            rt->model_hash[i] = cvd_runtime_file_hash(cm->path);
             if (ir) {
                 cvd_ir_options o;
                 cvd_ir_options_init(&o);
@@ -200,9 +243,9 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
             return rc;
         }
     }
-    /* every listener's chain (model = a, b), and a model its rate resamples, builds:
-     * channels agree, no model that runs on windows or changes the frame rate among others or
-     * resampled, a rate the resampler takes */
+    /* every listener's chain (model = a, b), and a model its rate resamples,
+     * builds: channels agree, no model that runs on windows or changes the frame
+     * rate among others or resampled, a rate the resampler takes */
     for (int i = 0; i < c->n_listens; i++) {
         const cvd_conf_listen *l = &c->listens[i];
         int resampled = 0; /* rate = set, and a model runs at another (conn.c's rule) */
@@ -263,7 +306,8 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
                                  st->chain[st->n_chain - 1], gives);
         }
         if (rc == 0 && cvd_model_mode(m) == CVD_MODE_STREAMING && cvd_model_rate_ratio(m) == 1.0) {
-            /* the chain builds: channels agree from one model to the next, rates resample */
+            /* the chain builds: channels agree from one model to the next, rates
+             * resample */
             cvd_chain *ch = NULL;
             rc = cvd_runtime_chain(rt, st->chain_index, st->n_chain, st->rate, st->block, 1, 0, &ch,
                                    err);
@@ -315,7 +359,8 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
             return rc;
         }
     }
-    /* the listeners' certificates, keys and tokens: read here, at start and on every reload */
+    /* the listeners' certificates, keys and tokens: read here, at start and on
+     * every reload */
     for (int i = 0; i < c->n_listens; i++) {
         const cvd_conf_listen *l = &c->listens[i];
         if (l->tls_cert[0]) {
@@ -340,7 +385,8 @@ int cvd_runtime_create(const char *path, cvd_runtime **out, cvd_err *err)
             }
         }
     }
-    /* every [nats] section's model gives outputs a takeover can recompute (docs/SCALE.md) */
+    /* every [nats] section's model gives outputs a takeover can recompute
+     * (docs/SCALE.md) */
     for (int i = 0; i < c->n_nats; i++) {
         const cvd_nats_conf *n = &c->nats[i];
         const int mi = n->model_index;
@@ -396,7 +442,8 @@ cvd_model *cvd_runtime_model(const cvd_runtime *rt, const char *name)
     return mi >= 0 ? rt->models[mi] : NULL;
 }
 
-/* ---- the runtime in force ---------------------------------------------------------------- */
+/* ---- the runtime in force
+ * ---------------------------------------------------------------- */
 
 struct cvd_runtime_slot {
     pthread_mutex_t lock; /* guards rt: readers take a reference under it */

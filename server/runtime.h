@@ -21,10 +21,11 @@
 typedef struct cvd_runtime {
     atomic_int refs;
     cvd_conf *conf;
-    cvd_model **models;  /* one per conf->models[i] */
-    cvd_memfig *memfigs; /* one per model: its streams' memory figure (memfig.h) */
-    cvd_tls_ctx **tls;   /* one per conf->listens[i]: its TLS context, NULL for plain TCP */
-    cvd_tokens **tokens; /* one per listener: its tokens file, NULL if none */
+    cvd_model **models;   /* one per conf->models[i] */
+    uint64_t *model_hash; /* one per model: its file's content hash when it was loaded */
+    cvd_memfig *memfigs;  /* one per model: its streams' memory figure (memfig.h) */
+    cvd_tls_ctx **tls;    /* one per conf->listens[i]: its TLS context, NULL for plain TCP */
+    cvd_tokens **tokens;  /* one per listener: its tokens file, NULL if none */
     uint64_t generation;
 } cvd_runtime;
 
@@ -52,6 +53,10 @@ cvd_runtime *cvd_runtime_slot_get(cvd_runtime_slot *s);
 cvd_runtime *cvd_runtime_slot_peek(const cvd_runtime_slot *s);
 /* Puts rt (its reference taken over) in force; returns the one it replaces (unref it). */
 cvd_runtime *cvd_runtime_slot_swap(cvd_runtime_slot *s, cvd_runtime *rt);
+
+/* A hash of a model file's content (a folder's: its identity); 0 when it cannot be read.
+ * A reload compares them: a file rewritten in place is a new model. */
+uint64_t cvd_runtime_file_hash(const char *path);
 
 /* The memory figure of model m (one of rt's). */
 const cvd_memfig *cvd_runtime_memfig(const cvd_runtime *rt, const cvd_model *m);

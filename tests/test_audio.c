@@ -1248,6 +1248,106 @@ Test(audio, convd_ctl_lists_switches_sets_gains_and_bypasses_a_running_stream)
     free(x);
 }
 
+/* writes a 1,200-tap mono IR at RATE to path (in place: the same file, truncated), seeded */
+static void write_ir(const char *path, unsigned seed)
+{
+    enum { TAPS = 1200 };
+    float h[TAPS];
+    cvd_rng g;
+    cvd_rng_seed(&g, seed);
+    for (int i = 0; i < TAPS; i++)
+        h[i] = (float)((cvd_rng_uniform(&g) - 0.5) * exp(-i / 150.0));
+    SF_INFO info = {.samplerate = RATE, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+    SNDFILE *f = sf_open(path, SFM_WRITE, &info);
+    cr_assert_not_null(f, "%s: %s", path, sf_strerror(NULL));
+    cr_assert_eq(sf_writef_float(f, h, TAPS), TAPS);
+    sf_close(f);
+}
+
+static size_t du_log_size(du_daemon *d)
+{
+    struct stat st;
+    return stat(d->log, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+static void expect_status(const char *sock, const char *want)
+{
+    du_proc p = ctl(sock, "status", "guitar", NULL);
+    cr_expect_eq(p.status, 0, "%s", p.err);
+    cr_expect_not_null(strstr(p.out, want), "status lacks '%s':\n%s", want, p.out);
+    du_proc_free(&p);
+}
+
+/* A cabinet IR rewritten in place (same path, same size, new taps) is loaded again on SIGHUP
+ * and the running stream crossfades to it, whether the configuration's chain runs or one set
+ * with convd-ctl; the same bytes written again (a new mtime) change nothing */
+Test(audio, sighup_reloads_an_ir_file_rewritten_in_place_and_crossfades_to_it)
+{
+    float *x = write_input();
+    const char *irp = du_tmp("cab.wav"), *sock = du_tmp("ctl.sock");
+    alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
+    write_ir(irp, 1);
+    char conf[4096], want[1024];
+    snprintf(conf, sizeof conf,
+             "[server]\ncontrol_socket = %s\n"
+             "[model amp]\npath = %s\n[model cab]\npath = %s\nir_normalize = no\n"
+             "[stream guitar]\ninput = cvd_cap\noutput = cvd_play\nmodel = amp, cab\n"
+             "block = 64\nrealtime = no\n",
+             sock, du_src(NAM_W), irp);
+    du_daemon d;
+    start_daemon(&d, "convd", conf, NULL);
+    wait_log(&d, "stream guitar: latency", 30);
+
+    /* nothing changed: nothing happens */
+    kill(d.pid, SIGHUP);
+    wait_log(&d, "stream guitar: reload: model 'amp, cab' unchanged, keeps running", 30);
+    expect_status(sock, "switches: 0\n");
+
+    /* new taps, same size, same inode */
+    struct stat a, b;
+    cr_assert_eq(stat(irp, &a), 0);
+    write_ir(irp, 2);
+    cr_assert_eq(stat(irp, &b), 0);
+    cr_assert_eq(a.st_size, b.st_size);
+    cr_assert_eq(a.st_ino, b.st_ino);
+    kill(d.pid, SIGHUP);
+    snprintf(want, sizeof want,
+             "stream guitar: reload: the file of model 'cab' (%s) changed: loaded again", irp);
+    wait_log(&d, want, 30);
+    wait_log(&d,
+             "stream guitar: model 'amp, cab' swapped in without stopping the device (reload: "
+             "replaces 'amp, cab', crossfading over 20 ms",
+             30);
+    expect_status(sock, "switches: 1\n");
+
+    /* the same bytes again: a new mtime, the same content: unchanged */
+    size_t mark = du_log_size(&d);
+    write_ir(irp, 2);
+    kill(d.pid, SIGHUP);
+    char *lg;
+    du_daemon_wait_log(&d, "stream guitar: reload: model 'amp, cab' unchanged, keeps running", mark,
+                       30, &lg);
+    free(lg);
+    expect_status(sock, "switches: 1\n");
+
+    /* a chain set with convd-ctl is refreshed the same way, and stays convd-ctl's */
+    du_proc p = ctl(sock, "set", "guitar", "model=cab");
+    cr_expect_eq(p.status, 0, "%s", p.err);
+    du_proc_free(&p);
+    expect_status(sock, "switches: 2\n");
+    write_ir(irp, 3);
+    kill(d.pid, SIGHUP);
+    wait_log(&d,
+             "stream guitar: model 'cab' (set with convd-ctl) swapped in from its new files "
+             "without stopping the device (reload, crossfading over 20 ms",
+             30);
+    expect_status(sock, "switches: 3\n");
+    expect_status(sock, "model: cab\n");
+    cr_expect(du_daemon_alive(&d), "convd died");
+    du_daemon_finish(&d, 20);
+    free(x);
+}
+
 /* A preset switched with convd-ctl under a stream on a paced device (jackd's dummy driver):
  * the switch counts no xrun (the new chain is built off the audio thread; the callback only
  * takes a pointer and runs both chains for the fade) */
