@@ -97,16 +97,36 @@ static void log_listeners(cvd_daemon *d)
             cvd_acl_format(&l->allow, allow, sizeof allow);
             snprintf(sec + strlen(sec), sizeof sec - strlen(sec), ", allow %s", allow);
         }
+        /* the chain (model = amp, cab), its channels through, its models' latencies added */
+        char names[CVD_CONF_CHAIN_MAX * (CVD_CONF_NAME_MAX + 2) + 1] = "";
+        const cvd_model *last = m;
+        int lat = 0;
+        for (int k = 0; k < l->n_chain; k++) {
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
+                     l->chain[k]);
+            last = rt->models[l->chain_index[k]];
+            lat += cvd_model_latency(last);
+        }
+        if (l->rate_line)
+            snprintf(sec + strlen(sec), sizeof sec - strlen(sec), ", rate %d Hz", l->rate);
         cvd_log_info("listen %s: %s%s%s:%d, %s%s%s, model %s (%d -> %d channels, latency %d "
                      "frames), block %d%s",
                      l->name, l->family == AF_INET6 ? "[" : "", l->host,
                      l->family == AF_INET6 ? "]" : "", cvd_listen_set_port(d->listens, i),
                      cvd_proto_name(l->protocol), l->protocol == CVD_PROTO_RAW ? " " : "",
                      l->protocol == CVD_PROTO_RAW ? cvd_sample_fmt_name(l->format) : "",
-                     l->model[0] ? l->model : "(named by each client)",
-                     m ? cvd_model_in_channels(m) : 0, m ? cvd_model_out_channels(m) : 0,
-                     m ? cvd_model_latency(m) : 0, l->block, sec);
+                     names[0] ? names : "(named by each client)", m ? cvd_model_in_channels(m) : 0,
+                     last ? cvd_model_out_channels(last) : 0, lat, l->block, sec);
     }
+    /* a model whose file declares no rate runs at the rate of what it is given: said once a
+     * load, plainly ([model] rate says it for a file that does not) */
+    for (int i = 0; i < rt->conf->n_models; i++)
+        if (cvd_model_sample_rate(rt->models[i]) == 0)
+            cvd_log_info("model %s: %s declares no sample rate: it runs at the rate of each "
+                         "stream or session it is given, unresampled (set [model %s] rate = "
+                         "the rate it was trained at, e.g. 48000, to have it resampled)",
+                         rt->conf->models[i].name, rt->conf->models[i].path,
+                         rt->conf->models[i].name);
 }
 
 /* ---- workers ------------------------------------------------------------------------------- */
