@@ -186,7 +186,8 @@ typedef struct tm_layer_args {
     size_t as;
     float *head;
     size_t hds;
-    float *zs; /* scratch for activations applied outside the kernel */
+    float *zs;                  /* scratch for activations applied outside the kernel */
+    const struct tm_mm_args *r; /* the fused 1x1 (conv_f kernels): h_{l+1} = h_l + W1 a + b1 */
 } tm_layer_args;
 
 /* y[o][t] = b[o] + res[o][t] + sum_c W[c][o] x[c][t], o < F (b and res may be NULL) */
@@ -207,6 +208,7 @@ typedef void (*tm_mm_fn)(const tm_mm_args *, int, int, int);
 typedef struct tm_kernels {
     int acc, lanes;
     tm_conv_fn conv_u[TM_MAXG + 1], conv_g[TM_MAXG / 2 + 1];
+    tm_conv_fn conv_f[TM_MAXG / 2 + 1]; /* conv_u with the 1x1 fused, where G = C */
     tm_mm_fn mm[TM_MAXG + 1];
 } tm_kernels;
 
@@ -216,6 +218,8 @@ typedef struct tm_kernels {
 #define VEC __m512
 #define W 16
 #define ACCB 24
+#define TM_REGS 32
+#define TM_FUSE1 1
 #define LOAD _mm512_loadu_ps
 #define STORE _mm512_storeu_ps
 #define SET1 _mm512_set1_ps
@@ -231,6 +235,8 @@ typedef struct tm_kernels {
 #undef VEC
 #undef W
 #undef ACCB
+#undef TM_REGS
+#undef TM_FUSE1
 #undef LOAD
 #undef STORE
 #undef SET1
@@ -246,6 +252,8 @@ typedef struct tm_kernels {
 #define VEC __m256
 #define W 8
 #define ACCB 12
+#define TM_REGS 16
+#define TM_FUSE1 1
 #define LOAD _mm256_loadu_ps
 #define STORE _mm256_storeu_ps
 #define SET1 _mm256_set1_ps
@@ -261,6 +269,8 @@ typedef struct tm_kernels {
 #undef VEC
 #undef W
 #undef ACCB
+#undef TM_REGS
+#undef TM_FUSE1
 #undef LOAD
 #undef STORE
 #undef SET1
@@ -279,8 +289,10 @@ typedef struct tm_kernels {
 #define W 4
 #if defined(__aarch64__)
 #define ACCB 24 /* 32 vector registers */
+#define TM_REGS 32
 #else
 #define ACCB 12
+#define TM_REGS 16
 #endif
 #define LOAD v4_load
 #define STORE v4_store
@@ -297,6 +309,8 @@ typedef struct tm_kernels {
 #undef VEC
 #undef W
 #undef ACCB
+#undef TM_REGS
+#undef TM_FUSE1
 #undef LOAD
 #undef STORE
 #undef SET1
@@ -1313,11 +1327,21 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
                         .rs = Ly->rs,
                         .ys = ds};
         const tm_plan *p = gated ? &A->pg : &A->pu;
+        /* one group of all C channels: the 1x1 runs on a in the conv's registers */
+        const tm_conv_fn f1 =
+            !gated && dst && p->n == 1 && p->g[0].G <= TM_MAXG / 2 ? k->conv_f[p->g[0].G] : NULL;
+        la.r = &r;
         for (int s = 0; s < n; s += TM_TILE) {
             const int e = n - s < TM_TILE ? n - s : TM_TILE;
             la.h = hcur + s;
             la.cond = w->condr + s;
             la.head = w->headr + s;
+            if (f1) {
+                r.res = A->cfg->residual ? hcur + s : NULL;
+                r.y = dst + s;
+                f1(&la, 0, e, 0);
+                continue;
+            }
             for (int g = 0; g < p->n; g++)
                 (gated ? k->conv_g : k->conv_u)[p->g[g].G](&la, 0, e, p->g[g].o0);
             if (dst) { /* h_{l+1} = h_l + W1 a + b1 */
