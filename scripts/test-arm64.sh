@@ -78,7 +78,7 @@ TESTS="alloc_count test_vmath test_layers test_layers_extra test_nam test_json_m
 mkdir -p "$OUT/obj"
 objs=""
 pids=""
-MODEL_SRC=$(ls model/*.c | grep -v -E '^model/(keras|ir|load)\.c$')
+MODEL_SRC=$(ls model/*.c | grep -v -E '^model/(keras|keras_[a-z0-9_]*|ir|load)\.c$')
 for f in dsp/*.c $MODEL_SRC; do
     o=$OUT/obj/$(echo "$f" | tr / _ | sed 's/\.c$/.o/')
     extra=-O2
