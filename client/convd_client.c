@@ -4,6 +4,9 @@
  * that also reads what the server sends (queued for cvd_client_recv) and writes what is queued
  * for it, so a client that sends a long stream before reading never deadlocks against a
  * server that stops reading until its output drains.
+ *
+ * Long because: it is the whole C client behind one header: I/O, the connection, TLS and the
+ * framed session.
  */
 #include "convd_client.h"
 

@@ -24,6 +24,9 @@
  * Why one file of about 1,050 lines: the four layers' configuration, geometry, variables,
  * streaming engine and offline path share their static helpers (names, padding geometry,
  * weight layout), and the offline path is kept beside the stream it checks.
+ *
+ * Long because: configuration, geometry, variables, streaming and offline are one layer, and
+ * its streaming and offline paths must agree frame for frame.
  */
 #include "conv_internal.h"
 #include "fftconv.h"

@@ -15,7 +15,7 @@
  * needs; when full, that tail moves to the front. Weights are repacked at load into the
  * tap-major [k][in][out] layout the tile kernels read.
  *
- * Why one file of about 1,300 lines: the kernels are instantiated here once per ISA (AVX-512,
+ * Long because: the kernels are instantiated here once per ISA (AVX-512,
  * AVX2, the portable vectors) from the template wavenet_tm.h, as static functions the object's
  * create and process pick between, so the compiler inlines them into this translation unit;
  * splitting the object from its kernels would export every instance across files.

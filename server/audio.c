@@ -8,6 +8,9 @@
  * function here runs on the daemon's main loop (or, cvd_audio_prepared_create, on libuv's
  * thread pool), and only there are PortAudio, the log, the metrics registry and the
  * publish/subscribe registry called.
+ *
+ * Long because: the manager's three parts (the streams on the main loop, their reload, the
+ * control socket's commands) all work on the same streams.
  */
 #include "audio.h"
 

@@ -4,6 +4,9 @@
  * type, range, default, the field it sets, and the words of docs/CONFIG.md. The readers of
  * the values are here too; config.c reads the text, the sections and what involves several
  * directives.
+ *
+ * Long because: it is the table itself, a row per directive with its words for docs/CONFIG.md,
+ * kept in one place so that adding a directive stays one row.
  */
 #include <arpa/inet.h>
 #include <stddef.h>

@@ -19,6 +19,9 @@
  * depend on where blocks are cut, so the numbers are the same.
  *
  * Bytes in and out go through the connection's transport (transport.h) only: io_* below.
+ *
+ * Long because: it is the connection's whole life (byte stream, output, model, memory, timers,
+ * subscribers, close), the protocols already moved out to the adapters.
  */
 #include <stdarg.h>
 #include <stdatomic.h>

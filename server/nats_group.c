@@ -15,6 +15,9 @@
  * its lease is past its time (it cannot know whether it was taken), and dropped when the
  * refresh fails; what it published before is identical to what the new owner computes
  * (deterministic outputs, the same Msg-Ids), so the stream stores it once.
+ *
+ * Long because: the group's life, leases, balance and checkpoints are the one protocol its
+ * control thread runs, and the fencing above is easier to check read together.
  */
 #include "nats.h"
 

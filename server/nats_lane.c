@@ -19,6 +19,9 @@
  * on its way (a server died while pushing it) would otherwise look like a gap in its id's
  * frames. On a hole the lane replaces its consumer by one starting right after the last
  * message it took; nothing is lost or taken twice.
+ *
+ * Long because: the intake, the ring and its frontier, the consumers and the takeover all work
+ * on the one lane under the ordering rules above, which read best together.
  */
 #include <inttypes.h>
 #include <math.h>

@@ -18,6 +18,9 @@
  *
  * Every helper is static (one includer); failures are Criterion assertions. Children are
  * killed when the test process dies (PR_SET_PDEATHSIG) and by du_cleanup() in the suite's fini.
+ *
+ * Long because: it is the one toolbox every daemon-driving test includes, and the helpers
+ * listed above build on one another.
  */
 #ifndef CONVD_DAEMON_UTIL_H
 #define CONVD_DAEMON_UTIL_H

@@ -13,6 +13,9 @@
  *     callback (the test build's CONVD_TEST_SLOW_CALLBACK) gives counted xruns, no crash.
  *
  * Criterion runs each test in its own process, so each sets ALSA_CONFIG_PATH for itself.
+ *
+ * Long because: it is the one suite of live audio, from the in-process engine to the daemon on
+ * ALSA and jackd devices, its tests sharing the device and daemon helpers defined here.
  */
 #include <criterion/criterion.h>
 #include <math.h>

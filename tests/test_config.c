@@ -7,6 +7,9 @@
  * default both parse and agree. Then the awkward inputs: comments, blanks, CRLF, a BOM,
  * IPv6, relative model paths, a missing file, a folder, an empty file, binary garbage, random
  * token soup, and lines of a megabyte.
+ *
+ * Long because: it checks every directive at both ends of its range and each refusal to the
+ * letter, one suite over the one parser.
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>

@@ -11,6 +11,9 @@
  *
  * Randomised write and read sizes come from CVD_SEED (printed in failures). Helpers are in
  * tests/daemon_util.h; extra data in tests/data/daemon/.
+ *
+ * Long because: it is the daemon's end-to-end suite, one test per behaviour over every protocol
+ * and signal; its helpers are already in daemon_util.h.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>

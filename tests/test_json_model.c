@@ -14,6 +14,9 @@
  * cvd_model_init_weights(). Every file in tests/data/json/bad/ and every inline text below
  * must be refused with a message naming the file, the JSON path and the offending value;
  * truncated and corrupted inputs must be refused (or loaded) without crashing.
+ *
+ * Long because: it checks every generated model three ways and every bad file and inline text
+ * to the letter, one suite over one loader.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>

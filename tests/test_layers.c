@@ -11,6 +11,9 @@
  *   activations      every activation by name against the spec's formulas in double
  *
  * Randomised tests print their seed; rerun with CVD_SEED=<base seed>.
+ *
+ * Long because: it checks the seven properties above over the whole Conv1D family, in one
+ * suite.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>

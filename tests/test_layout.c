@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The source tree's include rules (scripts/check-includes.sh, docs/ARCHITECTURE.md): the tree
- * keeps them, and the check catches each kind of break in a small tree made here.
+ * The source tree's include rules (scripts/check-includes.sh, docs/ARCHITECTURE.md), its
+ * licence lines (scripts/check-spdx.sh) and its long files' reasons
+ * (scripts/check-long-files.sh): the tree keeps them, and each check catches each kind of break
+ * in a small tree made here.
  */
 #include <criterion/criterion.h>
 #include <sys/stat.h>
@@ -116,5 +118,62 @@ Test(layout, no_test_logs_at_warning_or_error_level)
     du_proc p = du_run(argv, 30);
     cr_assert_eq(p.status, 1, "a warning or error log makes the runner exit 1 (exit %d):\n%s%s",
                  p.status, p.out, p.err);
+    du_proc_free(&p);
+}
+
+/* head, then declarations up to `lines` lines in all (malloc'd) */
+static char *long_file(const char *head, int lines)
+{
+    size_t cap = strlen(head) + (size_t)lines * 16 + 1, len = strlen(head);
+    char *t = malloc(cap);
+    cr_assert_not_null(t);
+    memcpy(t, head, len + 1);
+    for (int n = du_count(head, "\n"); n < lines; n++)
+        len += (size_t)snprintf(t + len, cap - len, "int v%d;\n", n);
+    return t;
+}
+
+static void put_long(const char *root, const char *path, const char *head, int lines)
+{
+    char *t = long_file(head, lines);
+    put(root, path, t);
+    free(t);
+}
+
+Test(layout, every_long_source_file_says_why_in_its_opening_comment)
+{
+    const char *argv[] = {"/bin/sh", du_src("scripts/check-long-files.sh"), du_src("."), NULL};
+    du_proc p = du_run(argv, 30);
+    cr_assert_eq(p.status, 0, "scripts/check-long-files.sh:\n%s%s", p.out, p.err);
+    du_proc_free(&p);
+
+    /* a small tree: files over and at the limit (1,100 lines), with the marker and without */
+    char root[DU_PATH];
+    snprintf(root, sizeof root, "%s", du_tmp("long"));
+    mkdir(root, 0755);
+    const char *spdx = "/* SPDX-License-Identifier: Apache-2.0 */\n";
+    char head[512];
+    snprintf(head, sizeof head, "%s/*\n * A file.\n *\n * Long because: a reason.\n */\n", spdx);
+    put_long(root, "dsp/said.c", head, 1101);
+    snprintf(head, sizeof head, "%s/* A file. Long because: a reason on its one line. */\n", spdx);
+    put_long(root, "model/said_short.h", head, 1500);
+    snprintf(head, sizeof head, "%s/*\n * A file that says nothing of its length.\n */\n", spdx);
+    put_long(root, "dsp/silent.c", head, 1101);
+    put_long(root, "server/silent.h", head, 2000);
+    put_long(root, "tests/at_the_limit.c", head, 1100);
+    snprintf(head, sizeof head, "%s/* A file. */\nint x;\n/* Long because: too late. */\n", spdx);
+    put_long(root, "tools/later.c", head, 1101);
+    snprintf(head, sizeof head,
+             "%s#include <stdio.h>\n/* Long because: not an opening comment */\n", spdx);
+    put_long(root, "client/code_first.c", head, 1101);
+    const char *argv2[] = {"/bin/sh", du_src("scripts/check-long-files.sh"), root, NULL};
+    p = du_run(argv2, 30);
+    cr_assert_eq(p.status, 1, "exit %d:\n%s%s", p.status, p.out, p.err);
+    cr_assert(strstr(p.out, "dsp/silent.c: 1101 lines") != NULL, "%s", p.out);
+    cr_assert(strstr(p.out, "server/silent.h: 2000 lines") != NULL, "%s", p.out);
+    cr_assert(strstr(p.out, "tools/later.c") != NULL, "%s", p.out);
+    cr_assert(strstr(p.out, "client/code_first.c") != NULL, "%s", p.out);
+    cr_assert(strstr(p.out, "said") == NULL && strstr(p.out, "at_the_limit") == NULL, "%s", p.out);
+    cr_assert(strstr(p.out, "4 of 6 files over 1100 lines") != NULL, "%s", p.out);
     du_proc_free(&p);
 }

@@ -5,6 +5,9 @@
  * results, mutation fuzzing, no allocation per message, the hex dump of docs/PROTOCOL.md.
  *
  * Randomised tests print their seed on failure; rerun with CVD_SEED=<seed>.
+ *
+ * Long because: it walks every malformed-input class and every split of the stream, one suite
+ * over one codec.
  */
 #include <criterion/criterion.h>
 #include <errno.h>

@@ -7,6 +7,9 @@
  * temporary folder. Every tests/data/nam model must reproduce its reference output through
  * convd-run at several block sizes and offline; ../shared/models/nam/wavenet_a1_standard.nam
  * too when ../shared is there (the test is skipped with a note otherwise).
+ *
+ * Long because: it runs every tool's options and errors as programs, and audiofile.c's formats
+ * directly, in one suite sharing its runner.
  */
 #include <criterion/criterion.h>
 #include <dirent.h>

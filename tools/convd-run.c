@@ -22,6 +22,9 @@
  * with a header naming its columns. See docs/TOOLS.md.
  *
  * Exit status: 0 success, 1 a runtime or input error, 2 a usage error.
+ *
+ * Long because: it is one program with several ways to run a file (streamed, chained,
+ * resampled, windowed, offline) over the same options and files.
  */
 #include <errno.h>
 #include <limits.h>

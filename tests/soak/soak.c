@@ -30,6 +30,9 @@
  * Exit status: 0 when every healthy stream was served bit-identical and the daemon exited 0
  * after SIGTERM; 1 otherwise; 2 for a usage error. It needs the daemon, the model, and the
  * openssl command (for throwaway certificates, scripts/make-test-certs.sh).
+ *
+ * Long because: it is one self-contained program, and every healthy and hostile client kind
+ * listed above runs in its one poll() loop.
  */
 #include <arpa/inet.h>
 #include <errno.h>
