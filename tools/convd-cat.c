@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "audiofile.h"
+#include "cli.h"
 #include "convd_client.h"
 #include "convd_dsp.h"
 #include "convd_version.h"
@@ -118,49 +119,13 @@ static void usage(FILE *f)
             MAX_BLOCK, DEFAULT_TIMEOUT);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n(" PROG " --help shows the usage)\n", stderr);
-    return 2;
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return 1;
-}
-
 /* A message from a library: prefixed with `what` unless it names it already. */
 static int fail_err(const char *what, const cvd_err *err)
 {
     const char *m = err->msg[0] ? err->msg : cvd_strerror(err->code);
     if (what == NULL || strstr(m, what) != NULL)
-        return fail("%s", m);
-    return fail("%s: %s", what, m);
-}
-
-static int parse_int(const char *opt, const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    long v;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        return usage_error("%s %s: must be an integer from %ld to %ld", opt, s, lo, hi);
-    *out = v;
-    return 0;
+        return cli_fail("%s", m);
+    return cli_fail("%s: %s", what, m);
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -186,7 +151,7 @@ static int parse_args(int argc, char **argv, options *o)
 {
     const char *pos[2];
     int npos = 0, only_positionals = 0;
-    long v;
+    long long v;
 
     memset(o, 0, sizeof *o);
     o->host = DEFAULT_HOST;
@@ -195,14 +160,10 @@ static int parse_args(int argc, char **argv, options *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL, *eq;
         char name[32];
-        if (only_positionals || a[0] != '-' || strcmp(a, "-") == 0) {
-            if (npos == 2)
-                return usage_error("too many arguments: '%s'", a);
-            pos[npos++] = a;
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
-            only_positionals = 1;
+        const int k = cli_positional(a, &only_positionals, pos, &npos, 2);
+        if (k != 0) {
+            if (k < 0)
+                return 2;
             continue;
         }
         if (strcmp(a, "--help") == 0) {
@@ -222,40 +183,35 @@ static int parse_args(int argc, char **argv, options *o)
             continue;
         }
         /* options with a value: "--name VALUE", "--name=VALUE", "-x VALUE" */
-        eq = a[1] == '-' ? strchr(a, '=') : NULL;
-        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
-        if (eq)
-            val = eq + 1;
-        else if (i + 1 < argc)
-            val = argv[++i];
-        else
-            return usage_error("%s needs a value", a);
+        eq = cli_opt_split(a, name, sizeof name);
+        if ((val = cli_opt_value(argc, argv, &i, eq)) == NULL)
+            return 2;
         if (strcmp(name, "-h") == 0 || strcmp(name, "--host") == 0) {
             o->host = val;
         } else if (strcmp(name, "-p") == 0 || strcmp(name, "--port") == 0) {
-            if (parse_int(name, val, 1, 65535, &v) != 0)
+            if (cli_parse_int(name, val, 1, 65535, &v) != 0)
                 return 2;
             o->port = val;
         } else if (strcmp(name, "-m") == 0 || strcmp(name, "--model") == 0) {
             o->model = val;
         } else if (strcmp(name, "--subscribe") == 0) {
             if (val[0] == '\0')
-                return usage_error("--subscribe needs a stream name");
+                return cli_usage_error("--subscribe needs a stream name");
             o->subscribe = val;
         } else if (strcmp(name, "--publish") == 0) {
             if (val[0] == '\0')
-                return usage_error("--publish needs a stream name");
+                return cli_usage_error("--publish needs a stream name");
             o->publish = val;
         } else if (strcmp(name, "-b") == 0 || strcmp(name, "--block") == 0) {
-            if (parse_int(name, val, 1, MAX_BLOCK, &v) != 0)
+            if (cli_parse_int(name, val, 1, MAX_BLOCK, &v) != 0)
                 return 2;
             o->block = (int)v;
         } else if (strcmp(name, "--channels") == 0) {
-            if (parse_int(name, val, 1, 65535, &v) != 0)
+            if (cli_parse_int(name, val, 1, 65535, &v) != 0)
                 return 2;
             o->channels = (int)v;
         } else if (strcmp(name, "--rate") == 0) {
-            if (parse_int(name, val, 1, 10000000, &v) != 0)
+            if (cli_parse_int(name, val, 1, 10000000, &v) != 0)
                 return 2;
             o->rate = (unsigned)v;
         } else if (strcmp(name, "--format") == 0) {
@@ -264,11 +220,11 @@ static int parse_args(int argc, char **argv, options *o)
             else if (strcasecmp(val, "f32le") == 0)
                 o->format = CVD_AF_F32;
             else if (cvd_af_format_parse(val, &o->format) < 0)
-                return usage_error("--format %s: unknown (f32, s16 or csv)", val);
+                return cli_usage_error("--format %s: unknown (f32, s16 or csv)", val);
         } else if (strcmp(name, "--wire") == 0) {
             cvd_sample_format f;
             if (cvd_sample_format_parse(val, &f) < 0)
-                return usage_error("--wire %s: unknown (f32 or s16)", val);
+                return cli_usage_error("--wire %s: unknown (f32 or s16)", val);
             o->wire = (int)f;
         } else if (strcmp(name, "--ca") == 0) {
             o->ca = val;
@@ -281,20 +237,17 @@ static int parse_args(int argc, char **argv, options *o)
             o->tls = 1;
         } else if (strcmp(name, "--token") == 0) {
             if (val[0] == '\0')
-                return usage_error("--token needs a value");
+                return cli_usage_error("--token needs a value");
             o->token = val;
         } else if (strcmp(name, "--timeout") == 0) {
-            char *end;
-            errno = 0;
-            o->timeout = strtod(val, &end);
-            if (errno || end == val || *end || !(o->timeout >= 0) || o->timeout > 86400)
-                return usage_error("--timeout %s: seconds from 0 to 86400", val);
+            if (cli_parse_seconds(name, val, &o->timeout) != 0)
+                return 2;
         } else {
-            return usage_error("unknown option '%s'", a);
+            return cli_usage_error("unknown option '%s'", a);
         }
     }
     if ((o->cert == NULL) != (o->key == NULL))
-        return usage_error("--cert and --key go together (a certificate and its key)");
+        return cli_usage_error("--cert and --key go together (a certificate and its key)");
     if (o->token == NULL) {
         const char *env = getenv("CONVD_TOKEN");
         if (env && *env)
@@ -302,21 +255,22 @@ static int parse_args(int argc, char **argv, options *o)
     }
     if (o->subscribe) {
         if (npos != 1)
-            return usage_error(npos == 0 ? "OUTPUT is missing"
-                                         : "--subscribe takes only OUTPUT (no INPUT)");
+            return cli_usage_error(npos == 0 ? "OUTPUT is missing"
+                                             : "--subscribe takes only OUTPUT (no INPUT)");
         if (o->publish)
-            return usage_error("--publish and --subscribe exclude each other");
+            return cli_usage_error("--publish and --subscribe exclude each other");
         o->output = pos[0];
     } else {
         if (npos < 2)
-            return usage_error(npos == 0 ? "INPUT and OUTPUT are missing" : "OUTPUT is missing");
+            return cli_usage_error(npos == 0 ? "INPUT and OUTPUT are missing"
+                                             : "OUTPUT is missing");
         o->input = pos[0];
         o->output = pos[1];
         if (strcmp(o->input, "-") == 0 && o->format == CVD_AF_UNKNOWN && !o->format_s16)
-            return usage_error("INPUT '-' (standard input) needs --format f32, s16 or csv");
+            return cli_usage_error("INPUT '-' (standard input) needs --format f32, s16 or csv");
     }
     if (strcmp(o->output, "-") == 0 && o->format == CVD_AF_UNKNOWN && !o->format_s16)
-        return usage_error("OUTPUT '-' (standard output) needs --format f32, s16 or csv");
+        return cli_usage_error("OUTPUT '-' (standard output) needs --format f32, s16 or csv");
     return 0;
 }
 
@@ -347,7 +301,7 @@ static int s16_open(endpoint *e, int writing)
     e->own_fp = 1;
     e->name = e->path;
     if (e->fp == NULL)
-        return fail("%s: %s", e->path, strerror(errno));
+        return cli_fail("%s: %s", e->path, strerror(errno));
     return 0;
 }
 
@@ -364,7 +318,7 @@ static long s16_read(endpoint *e, size_t max)
                 return 0;
             if (errno == EINTR)
                 continue;
-            fail("%s: %s", e->name, strerror(errno));
+            cli_fail("%s: %s", e->name, strerror(errno));
             return -1;
         }
         if (got == 0)
@@ -373,7 +327,7 @@ static long s16_read(endpoint *e, size_t max)
     }
     if (e->have < fb) {
         if (e->have > 0) {
-            fail("%s: the last frame is truncated (%zu of %zu bytes)", e->name, e->have, fb);
+            cli_fail("%s: the last frame is truncated (%zu of %zu bytes)", e->name, e->have, fb);
             return -1;
         }
         return 0;
@@ -389,7 +343,7 @@ static int write_out(endpoint *out, const void *data, long n)
     if (out->kind == IO_S16) {
         size_t bytes = (size_t)n * 2 * (size_t)out->channels;
         if (fwrite(data, 1, bytes, out->fp) != bytes)
-            return fail("%s: %s", out->name, strerror(errno));
+            return cli_fail("%s: %s", out->name, strerror(errno));
         return 0;
     }
     if (cvd_af_write(out->af, data, n, &err) < 0)
@@ -407,7 +361,7 @@ static int close_out(endpoint *out)
         out->af = NULL;
     } else if (out->fp) {
         if (fflush(out->fp) != 0 || (out->own_fp && fclose(out->fp) != 0))
-            rc = fail("%s: %s", out->name, strerror(errno));
+            rc = cli_fail("%s: %s", out->name, strerror(errno));
         out->fp = NULL;
     }
     return rc;
@@ -544,13 +498,13 @@ static int run_process(run *r)
             return fail_err(o->input, &err);
     }
     if (r->in.kind == IO_AF && cvd_af_get_info(r->in.af)->channels != cin)
-        return fail("%s: %d channel%s, the model takes %d", o->input,
-                    cvd_af_get_info(r->in.af)->channels,
-                    cvd_af_get_info(r->in.af)->channels == 1 ? "" : "s", cin);
+        return cli_fail("%s: %d channel%s, the model takes %d", o->input,
+                        cvd_af_get_info(r->in.af)->channels,
+                        cvd_af_get_info(r->in.af)->channels == 1 ? "" : "s", cin);
     r->in.channels = cin;
     r->ibuf = malloc((size_t)READ_FRAMES * (size_t)cin * sizeof(float));
     if (r->ibuf == NULL)
-        return fail("out of memory");
+        return cli_fail("out of memory");
     r->in.buf = r->ibuf;
     if ((rc = open_output(r)) != 0)
         return rc;
@@ -597,14 +551,14 @@ static int run_process(run *r)
         if (!(interrupts && strstr(err.msg, "interrupted")))
             return send_failed(r, &err);
         if (interrupts > seen)
-            return fail("interrupted before the end of the output (%llu frames written)",
-                        (unsigned long long)r->received);
+            return cli_fail("interrupted before the end of the output (%llu frames written)",
+                            (unsigned long long)r->received);
     }
     for (;;) {
         rc = drain(r, -1, &done);
         if (rc == 3 && interrupts > seen)
-            return fail("interrupted before the end of the output (%llu frames written)",
-                        (unsigned long long)r->received);
+            return cli_fail("interrupted before the end of the output (%llu frames written)",
+                            (unsigned long long)r->received);
         if (rc != 0 && rc != 3)
             return rc;
         if (done)
@@ -640,6 +594,7 @@ static int same_file(const char *a, const char *b)
 
 int main(int argc, char **argv)
 {
+    cli_set_prog(PROG);
     options o;
     run r;
     cvd_client_request h;
@@ -654,7 +609,7 @@ int main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     r.o = &o;
     if (o.input && same_file(o.input, o.output))
-        return fail("%s: the output is the input file: give another OUTPUT", o.output);
+        return cli_fail("%s: the output is the input file: give another OUTPUT", o.output);
 
     /* the files' kinds, and the wire format */
     r.out.kind = is_s16(&o, o.output) ? IO_S16 : IO_AF;
@@ -662,12 +617,12 @@ int main(int argc, char **argv)
     if (r.out.kind == IO_AF && strcmp(o.output, "-") != 0 &&
         cvd_af_format_of(o.output, o.format) == CVD_AF_SNDFILE &&
         !cvd_af_sndfile_writable(o.output))
-        return usage_error("OUTPUT %s: the extension names no format (.wav, .f32, .s16, "
-                           ".csv, ...); or give --format",
-                           o.output);
+        return cli_usage_error("OUTPUT %s: the extension names no format (.wav, .f32, .s16, "
+                               ".csv, ...); or give --format",
+                               o.output);
     if (o.wire == CVD_CLIENT_F32LE && (r.out.kind == IO_S16 || r.in.kind == IO_S16))
-        return usage_error("--wire f32 with raw s16 files: their samples go as s16 (drop "
-                           "--wire, or use .f32 files)");
+        return cli_usage_error("--wire f32 with raw s16 files: their samples go as s16 (drop "
+                               "--wire, or use .f32 files)");
     if (o.wire == 0)
         o.wire = r.out.kind == IO_S16 || r.in.kind == IO_S16 ? CVD_CLIENT_S16LE : CVD_CLIENT_F32LE;
 
@@ -726,7 +681,7 @@ int main(int argc, char **argv)
     r.obuf_frames = READ_FRAMES;
     r.obuf = malloc(r.obuf_frames * (size_t)r.acc.out_channels * sizeof(float));
     if (r.obuf == NULL) {
-        rc = fail("out of memory");
+        rc = cli_fail("out of memory");
         goto done;
     }
     rc = o.subscribe ? run_subscribe(&r) : run_process(&r);

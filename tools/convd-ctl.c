@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "convd_version.h"
 
 #define PROG "convd-ctl"
@@ -56,18 +57,6 @@ static void usage(FILE *f)
             "Documentation: " PROG "(1); " CVD_DOCDIR "/AUDIO.md\n");
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n(" PROG " --help shows the usage)\n", stderr);
-    return 2;
-}
-
 /* the daemon's default (server/control.c's cvd_control_default_path, without creating) */
 static int default_path(char *buf, size_t n)
 {
@@ -90,6 +79,7 @@ static int default_path(char *buf, size_t n)
 
 int main(int argc, char **argv)
 {
+    cli_set_prog(PROG);
     const char *sock = getenv("CONVD_CONTROL_SOCKET");
     double timeout = 10;
     char path[108], line[4096];
@@ -108,15 +98,15 @@ int main(int argc, char **argv)
         }
         if (strcmp(a, "-s") == 0 || strcmp(a, "--socket") == 0 || strcmp(a, "--timeout") == 0) {
             if (i + 1 >= argc)
-                return usage_error("%s needs a value", a);
+                return cli_usage_error("%s needs a value", a);
             if (a[1] == 's' || a[2] == 's')
                 sock = argv[++i];
             else {
                 char *end;
                 timeout = strtod(argv[++i], &end);
                 if (*end || !(timeout > 0) || timeout > 3600)
-                    return usage_error("--timeout %s: seconds, more than 0 and at most 3600",
-                                       argv[i]);
+                    return cli_usage_error("--timeout %s: seconds, more than 0 and at most 3600",
+                                           argv[i]);
             }
             continue;
         }
@@ -125,34 +115,34 @@ int main(int argc, char **argv)
             continue;
         }
         if (a[0] == '-' && a[1] != '\0' && !(a[1] >= '0' && a[1] <= '9'))
-            return usage_error("unknown option %s", a);
+            return cli_usage_error("unknown option %s", a);
         break;
     }
     if (i >= argc)
-        return usage_error("a command is needed (list, status, set, gain, bypass)");
+        return cli_usage_error("a command is needed (list, status, set, gain, bypass)");
     static const char *const cmds[] = {"list", "status", "set", "gain", "bypass"};
     int known = 0;
     for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
         known |= strcmp(argv[i], cmds[k]) == 0;
     if (!known)
-        return usage_error("unknown command '%s' (list, status, set, gain, bypass)", argv[i]);
+        return cli_usage_error("unknown command '%s' (list, status, set, gain, bypass)", argv[i]);
     for (; i < argc; i++) {
         size_t l = strlen(argv[i]);
         if (strchr(argv[i], '\n') || len + l + 2 > sizeof line)
-            return usage_error("the command is too long (4095 bytes at most, one line)");
+            return cli_usage_error("the command is too long (4095 bytes at most, one line)");
         memcpy(line + len, argv[i], l);
         len += l;
         line[len++] = i + 1 < argc ? ' ' : '\n';
     }
     if (sock == NULL || sock[0] == '\0') {
         if (default_path(path, sizeof path) < 0)
-            return usage_error("the default socket path is too long: use -s PATH");
+            return cli_usage_error("the default socket path is too long: use -s PATH");
         sock = path;
     }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(sock) >= sizeof sa.sun_path)
-        return usage_error("-s %s: longer than a Unix socket's path (%zu bytes)", sock,
-                           sizeof sa.sun_path - 1);
+        return cli_usage_error("-s %s: longer than a Unix socket's path (%zu bytes)", sock,
+                               sizeof sa.sun_path - 1);
     memcpy(sa.sun_path, sock, strlen(sock) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "audiofile.h"
+#include "cli.h"
 #include "convd_dsp.h"
 #include "convd_version.h"
 
@@ -104,30 +105,6 @@ static void usage(FILE *f)
             MAX_FRAMES_PER_MESSAGE, DEFAULT_TIMEOUT);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n(" PROG " --help shows the usage)\n", stderr);
-    return 2;
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return 1;
-}
-
 static const char *nats_text(natsStatus s)
 {
     static char buf[512];
@@ -164,25 +141,12 @@ static int token_ok(const char *s, size_t max)
     return 1;
 }
 
-static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)
-{
-    char *end;
-    long long v;
-    errno = 0;
-    v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
-        return usage_error("%s %s: must be an integer from %lld to %lld", opt, s, (long long)lo,
-                           (long long)hi);
-    *out = v;
-    return 0;
-}
-
 /* Returns 0, 2 (usage error) or -1 (help printed: exit 0). */
 static int parse_args(int argc, char **argv, options *o)
 {
     const char *pos[3];
     int npos = 0, only_positionals = 0;
-    int64_t v;
+    long long v;
 
     memset(o, 0, sizeof *o);
     o->urls = DEFAULT_URL;
@@ -196,14 +160,10 @@ static int parse_args(int argc, char **argv, options *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL, *eq;
         char name[32];
-        if (only_positionals || a[0] != '-' || strcmp(a, "-") == 0) {
-            if (npos == 3)
-                return usage_error("too many arguments: '%s'", a);
-            pos[npos++] = a;
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
-            only_positionals = 1;
+        const int k = cli_positional(a, &only_positionals, pos, &npos, 3);
+        if (k != 0) {
+            if (k < 0)
+                return 2;
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -218,8 +178,7 @@ static int parse_args(int argc, char **argv, options *o)
             o->quiet = 1;
             continue;
         }
-        eq = a[1] == '-' ? strchr(a, '=') : NULL;
-        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+        eq = cli_opt_split(a, name, sizeof name);
         if (strcmp(name, "--nats") && strcmp(name, "--prefix") && strcmp(name, "--input-stream") &&
             strcmp(name, "--output-stream") && strcmp(name, "-n") &&
             strcmp(name, "--frames-per-message") && strcmp(name, "--start") &&
@@ -227,13 +186,9 @@ static int parse_args(int argc, char **argv, options *o)
             strcmp(name, "--timeout") && strcmp(name, "--tls-ca") && strcmp(name, "--tls-cert") &&
             strcmp(name, "--tls-key") && strcmp(name, "--creds") && strcmp(name, "--token-file") &&
             strcmp(name, "--ca") && strcmp(name, "--cert") && strcmp(name, "--key"))
-            return usage_error("unknown option '%s'", a);
-        if (eq)
-            val = eq + 1;
-        else if (i + 1 < argc)
-            val = argv[++i];
-        else
-            return usage_error("%s needs a value", a);
+            return cli_usage_error("unknown option '%s'", a);
+        if ((val = cli_opt_value(argc, argv, &i, eq)) == NULL)
+            return 2;
         if (strcmp(name, "--nats") == 0) {
             o->urls = val;
         } else if (strcmp(name, "--prefix") == 0) {
@@ -243,30 +198,29 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(name, "--output-stream") == 0) {
             o->out_stream = val;
         } else if (strcmp(name, "-n") == 0 || strcmp(name, "--frames-per-message") == 0) {
-            if (parse_i64(name, val, 1, MAX_FRAMES_PER_MESSAGE, &v) != 0)
+            if (cli_parse_int(name, val, 1, MAX_FRAMES_PER_MESSAGE, &v) != 0)
                 return 2;
             o->per_msg = (int)v;
         } else if (strcmp(name, "--start") == 0) {
-            if (parse_i64(name, val, 0, 1LL << 53, &o->start) != 0)
+            if (cli_parse_int(name, val, 0, 1LL << 53, &v) != 0)
                 return 2;
+            o->start = v;
         } else if (strcmp(name, "--frames") == 0) {
-            if (parse_i64(name, val, 0, 1LL << 53, &o->frames) != 0)
+            if (cli_parse_int(name, val, 0, 1LL << 53, &v) != 0)
                 return 2;
+            o->frames = v;
         } else if (strcmp(name, "--channels") == 0) {
-            if (parse_i64(name, val, 1, 65535, &v) != 0)
+            if (cli_parse_int(name, val, 1, 65535, &v) != 0)
                 return 2;
             o->channels = (int)v;
         } else if (strcmp(name, "--format") == 0) {
             if (strcasecmp(val, "f32le") == 0)
                 o->format = CVD_AF_F32;
             else if (cvd_af_format_parse(val, &o->format) < 0)
-                return usage_error("--format %s: unknown (f32 or csv)", val);
+                return cli_usage_error("--format %s: unknown (f32 or csv)", val);
         } else if (strcmp(name, "--timeout") == 0) {
-            char *end;
-            errno = 0;
-            o->timeout = strtod(val, &end);
-            if (errno || end == val || *end || !(o->timeout >= 0) || o->timeout > 86400)
-                return usage_error("--timeout %s: seconds from 0 to 86400", val);
+            if (cli_parse_seconds(name, val, &o->timeout) != 0)
+                return 2;
         } else if (strcmp(name, "--tls-ca") == 0 || strcmp(name, "--ca") == 0) {
             o->tls_ca = val;
         } else if (strcmp(name, "--tls-cert") == 0 || strcmp(name, "--cert") == 0) {
@@ -280,26 +234,26 @@ static int parse_args(int argc, char **argv, options *o)
         }
     }
     if (npos == 0)
-        return usage_error("a command is missing: publish, collect or status");
+        return cli_usage_error("a command is missing: publish, collect or status");
     o->cmd = pos[0];
     if (strcmp(o->cmd, "status") == 0) {
         if (npos != 1)
-            return usage_error("status takes no argument");
+            return cli_usage_error("status takes no argument");
         return 0;
     }
     if (strcmp(o->cmd, "publish") != 0 && strcmp(o->cmd, "collect") != 0)
-        return usage_error("unknown command '%s' (publish, collect or status)", o->cmd);
+        return cli_usage_error("unknown command '%s' (publish, collect or status)", o->cmd);
     if (npos != 3)
-        return usage_error("%s needs ID and %s", o->cmd,
-                           strcmp(o->cmd, "publish") == 0 ? "INPUT" : "OUTPUT");
+        return cli_usage_error("%s needs ID and %s", o->cmd,
+                               strcmp(o->cmd, "publish") == 0 ? "INPUT" : "OUTPUT");
     o->id = pos[1];
     o->path = pos[2];
     if (!token_ok(o->id, 128))
-        return usage_error("ID '%s': 1 to 128 of A-Z a-z 0-9 _ -", o->id);
+        return cli_usage_error("ID '%s': 1 to 128 of A-Z a-z 0-9 _ -", o->id);
     if (strcmp(o->path, "-") == 0 && o->format == CVD_AF_UNKNOWN)
-        return usage_error("'-' needs --format f32 or csv");
+        return cli_usage_error("'-' needs --format f32 or csv");
     if ((o->tls_cert != NULL) != (o->tls_key != NULL))
-        return usage_error("--tls-cert and --tls-key go together");
+        return cli_usage_error("--tls-cert and --tls-key go together");
     return 0;
 }
 
@@ -351,7 +305,7 @@ static natsConnection *connect_to(const options *o)
     if (s == NATS_OK && o->token_file) {
         if (read_line_file(o->token_file, token, sizeof token) < 0) {
             natsOptions_Destroy(no);
-            fail("--token-file %s: %s", o->token_file, strerror(errno ? errno : EINVAL));
+            cli_fail("--token-file %s: %s", o->token_file, strerror(errno ? errno : EINVAL));
             return NULL;
         }
         s = natsOptions_SetToken(no, token);
@@ -360,7 +314,7 @@ static natsConnection *connect_to(const options *o)
         s = natsConnection_Connect(&nc, no);
     natsOptions_Destroy(no);
     if (s != NATS_OK) {
-        fail("cannot connect to %s: %s", o->urls, nats_text(s));
+        cli_fail("cannot connect to %s: %s", o->urls, nats_text(s));
         return NULL;
     }
     return nc;
@@ -393,13 +347,13 @@ static int publish_one(jsCtx *js, const options *o, const float *data, int n, in
         if (s == NATS_OK)
             return 0;
         if (interrupted)
-            return fail("interrupted");
+            return cli_fail("interrupted");
         if (now_s() > end)
-            return fail("%s frame %" PRId64 ": %s%s (JetStream error %d); is there a stream "
-                        "over %s.part.> and the servers' mapping of %s.in.*? (docs/SCALE.md)",
-                        subj, first, nats_text(s),
-                        s == NATS_NO_RESPONDERS ? " (no stream takes it)" : "", (int)jerr,
-                        o->prefix, o->prefix);
+            return cli_fail("%s frame %" PRId64 ": %s%s (JetStream error %d); is there a stream "
+                            "over %s.part.> and the servers' mapping of %s.in.*? (docs/SCALE.md)",
+                            subj, first, nats_text(s),
+                            s == NATS_NO_RESPONDERS ? " (no stream takes it)" : "", (int)jerr,
+                            o->prefix, o->prefix);
         (*retries)++;
         nap(0.1);
     }
@@ -419,10 +373,10 @@ static int cmd_publish(const options *o, natsConnection *nc)
     jsOptions_Init(&jo);
     jo.Wait = 2000;
     if (natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
-        return fail("out of memory");
+        return cli_fail("out of memory");
     cvd_af_format fmt = cvd_af_format_of(o->path, o->format);
     if (cvd_af_open_read(o->path, fmt, o->channels, &af, &err) < 0) {
-        rc = fail("%s", err.msg);
+        rc = cli_fail("%s", err.msg);
         goto done;
     }
     const int ch = cvd_af_get_info(af)->channels;
@@ -432,7 +386,7 @@ static int cmd_publish(const options *o, natsConnection *nc)
     }
     buf = malloc((size_t)o->per_msg * (size_t)o->channels * sizeof *buf);
     if (buf == NULL) {
-        rc = fail("out of memory");
+        rc = cli_fail("out of memory");
         goto done;
     }
     for (;;) {
@@ -441,7 +395,7 @@ static int cmd_publish(const options *o, natsConnection *nc)
             long r =
                 cvd_af_read(af, buf + (size_t)got * (size_t)o->channels, o->per_msg - got, &err);
             if (r < 0) {
-                rc = fail("%s", err.msg);
+                rc = cli_fail("%s", err.msg);
                 goto done;
             }
             if (r == 0)
@@ -455,7 +409,7 @@ static int cmd_publish(const options *o, natsConnection *nc)
         t += got;
         msgs++;
         if (interrupted) {
-            rc = fail("interrupted after %" PRId64 " frames", t - o->start);
+            rc = cli_fail("interrupted after %" PRId64 " frames", t - o->start);
             goto done;
         }
     }
@@ -501,15 +455,15 @@ static int cmd_collect(const options *o, natsConnection *nc)
     const double end = now_s() + o->timeout;
 
     if (natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
-        return fail("out of memory");
+        return cli_fail("out of memory");
     snprintf(subj, sizeof subj, "%s.out.%s", o->prefix, o->id);
     jsSubOptions_Init(&so);
     so.Stream = o->out_stream;
     so.Ordered = true;
     s = js_SubscribeSync(&sub, js, subj, NULL, &so, &jerr);
     if (s != NATS_OK) {
-        rc = fail("%s in stream %s: %s (JetStream error %d)", subj, o->out_stream, nats_text(s),
-                  (int)jerr);
+        rc = cli_fail("%s in stream %s: %s (JetStream error %d)", subj, o->out_stream, nats_text(s),
+                      (int)jerr);
         goto done;
     }
     natsSubscription_SetPendingLimits(sub, -1, -1);
@@ -528,7 +482,7 @@ static int cmd_collect(const options *o, natsConnection *nc)
             continue;
         }
         if (s != NATS_OK) {
-            rc = fail("reading %s: %s", subj, nats_text(s));
+            rc = cli_fail("reading %s: %s", subj, nats_text(s));
             goto done;
         }
         jsMsgMetaData *meta = NULL;
@@ -553,7 +507,7 @@ static int cmd_collect(const options *o, natsConnection *nc)
             piece *q = realloc(p, cap * sizeof *p);
             if (q == NULL) {
                 natsMsg_Destroy(m);
-                rc = fail("out of memory");
+                rc = cli_fail("out of memory");
                 goto done;
             }
             p = q;
@@ -563,7 +517,7 @@ static int cmd_collect(const options *o, natsConnection *nc)
         p[np].data = malloc((size_t)bytes + 1);
         if (p[np].data == NULL) {
             natsMsg_Destroy(m);
-            rc = fail("out of memory");
+            rc = cli_fail("out of memory");
             goto done;
         }
         memcpy(p[np].data, natsMsg_GetData(m), (size_t)bytes);
@@ -584,7 +538,7 @@ static int cmd_collect(const options *o, natsConnection *nc)
     int64_t next = 0, dup = 0, gap_at = -1, gap_len = 0;
     cvd_af_format fmt = cvd_af_format_of(o->path, o->format);
     if (cvd_af_open_write(o->path, fmt, o->channels, 0, &af, &err) < 0) {
-        rc = fail("%s", err.msg);
+        rc = cli_fail("%s", err.msg);
         goto done;
     }
     for (size_t i = 0; i < np; i++) {
@@ -602,13 +556,13 @@ static int cmd_collect(const options *o, natsConnection *nc)
         if (skip < p[i].n && cvd_af_write(af, p[i].data + (size_t)skip * (size_t)o->channels,
                                           p[i].n - skip, &err) < 0) {
             cvd_af_close(af, NULL);
-            rc = fail("%s", err.msg);
+            rc = cli_fail("%s", err.msg);
             goto done;
         }
         next = p[i].frame + p[i].n > next ? p[i].frame + p[i].n : next;
     }
     if (cvd_af_close(af, &err) < 0) {
-        rc = fail("%s", err.msg);
+        rc = cli_fail("%s", err.msg);
         goto done;
     }
     if (!o->quiet)
@@ -618,11 +572,11 @@ static int cmd_collect(const options *o, natsConnection *nc)
         fprintf(stderr, PROG ": %s: %" PRId64 " frames stored more than once (kept the first)\n",
                 o->id, dup);
     if (gap_at >= 0)
-        rc = fail("%s: frames %" PRId64 "..%" PRId64 " are missing (OUTPUT stops before them)",
-                  o->id, gap_at, gap_at + gap_len - 1);
+        rc = cli_fail("%s: frames %" PRId64 "..%" PRId64 " are missing (OUTPUT stops before them)",
+                      o->id, gap_at, gap_at + gap_len - 1);
     else if (o->frames >= 0 && next < o->frames)
-        rc = fail("%s: %" PRId64 " frames of %" PRId64 " after %g s", o->id, next, o->frames,
-                  o->timeout);
+        rc = cli_fail("%s: %" PRId64 " frames of %" PRId64 " after %g s", o->id, next, o->frames,
+                      o->timeout);
     else
         rc = 0;
 done:
@@ -646,13 +600,13 @@ static int cmd_status(const options *o, natsConnection *nc)
 
     memset(&keys, 0, sizeof keys);
     if (natsConnection_JetStream(&js, nc, NULL) != NATS_OK)
-        return fail("out of memory");
+        return cli_fail("out of memory");
     snprintf(bucket, sizeof bucket, "%s_leases", o->in_stream);
     s = js_KeyValue(&leases, js, bucket);
     if (s != NATS_OK) {
         jsCtx_Destroy(js);
-        return fail("bucket %s: %s (has a convd group run on stream %s?)", bucket, nats_text(s),
-                    o->in_stream);
+        return cli_fail("bucket %s: %s (has a convd group run on stream %s?)", bucket, nats_text(s),
+                        o->in_stream);
     }
     snprintf(bucket, sizeof bucket, "%s_ckpt", o->in_stream);
     js_KeyValue(&ckpt, js, bucket);
@@ -661,7 +615,7 @@ static int cmd_status(const options *o, natsConnection *nc)
         kvStore_Destroy(leases);
         kvStore_Destroy(ckpt);
         jsCtx_Destroy(js);
-        return fail("listing %s_leases: %s", o->in_stream, nats_text(s));
+        return cli_fail("listing %s_leases: %s", o->in_stream, nats_text(s));
     }
     printf("group on %s\n", o->in_stream);
     for (int pass = 0; pass < 2; pass++) {
@@ -707,6 +661,7 @@ static int cmd_status(const options *o, natsConnection *nc)
 
 int main(int argc, char **argv)
 {
+    cli_set_prog(PROG);
     options o;
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)

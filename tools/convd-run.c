@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "audiofile.h"
+#include "cli.h"
 #include "convd_version.h"
 #include "convd_dsp.h"
 #include "convd_model.h"
@@ -142,35 +143,6 @@ static void usage(FILE *f)
           f);
 }
 
-static int usage_error(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n(" PROG " --help shows the usage)\n", stderr);
-    return 2;
-}
-
-static int parse_block(const char *s, int *out)
-{
-    char *end;
-    long v;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 1 || v > MAX_BLOCK)
-        return usage_error("--block %s: must be an integer from 1 to %d", s, MAX_BLOCK);
-    *out = (int)v;
-    return 0;
-}
-
 /* Returns 0, 2 (usage error) or -1 (help printed: exit 0). */
 static int parse_args(int argc, char **argv, options *o)
 {
@@ -184,7 +156,7 @@ static int parse_args(int argc, char **argv, options *o)
         const char *a = argv[i], *val = NULL;
         if (only_positionals || a[0] != '-' || strcmp(a, "-") == 0) {
             if (npos == 3)
-                return usage_error("too many arguments: '%s' (MODEL INPUT OUTPUT expected)", a);
+                return cli_usage_error("too many arguments: '%s' (MODEL INPUT OUTPUT expected)", a);
             pos[npos++] = a;
             continue;
         }
@@ -201,7 +173,7 @@ static int parse_args(int argc, char **argv, options *o)
         } else if (strcmp(a, "--csv-header") == 0 || strcmp(a, "--no-csv-header") == 0) {
             cvd_af_header h = a[2] == 'n' ? CVD_AF_HEADER_NO : CVD_AF_HEADER_YES;
             if (o->header != CVD_AF_HEADER_DETECT && o->header != h)
-                return usage_error("--csv-header and --no-csv-header: give one of them");
+                return cli_usage_error("--csv-header and --no-csv-header: give one of them");
             o->header = h;
         } else if (strcmp(a, "--columns") == 0 || strncmp(a, "--columns=", 10) == 0 ||
                    strcmp(a, "--time-column") == 0 || strncmp(a, "--time-column=", 14) == 0) {
@@ -212,11 +184,11 @@ static int parse_args(int argc, char **argv, options *o)
             else if (i + 1 < argc)
                 val = argv[++i];
             else
-                return usage_error("%s needs a value (%s)", a,
-                                   tc ? "a column's index from 1, or its name"
-                                      : "columns by index from 1 or name: 2,3 or 2-4 or x,y");
+                return cli_usage_error("%s needs a value (%s)", a,
+                                       tc ? "a column's index from 1, or its name"
+                                          : "columns by index from 1 or name: 2,3 or 2-4 or x,y");
             if (val[0] == '\0')
-                return usage_error("%.*s: an empty value", (int)kl, a);
+                return cli_usage_error("%.*s: an empty value", (int)kl, a);
             if (tc)
                 o->time_column = val;
             else
@@ -230,21 +202,22 @@ static int parse_args(int argc, char **argv, options *o)
             else if (i + 1 < argc)
                 val = argv[++i];
             else
-                return usage_error("%s needs a value (frames per block)", a);
-            if (parse_block(val, &o->block) != 0)
+                return cli_usage_error("%s needs a value (frames per block)", a);
+            long long v;
+            if (cli_parse_int("--block", val, 1, MAX_BLOCK, &v) != 0)
                 return 2;
+            o->block = (int)v;
         } else if (strcmp(a, "--hop") == 0 || strncmp(a, "--hop=", 6) == 0) {
-            char *end;
+            long long v;
             if (a[5] == '=')
                 val = a + 6;
             else if (i + 1 < argc)
                 val = argv[++i];
             else
-                return usage_error("--hop needs a value (frames between windows)");
-            errno = 0;
-            o->hop = strtol(val, &end, 10);
-            if (errno != 0 || end == val || *end != '\0' || o->hop < 1 || o->hop > (1L << 30))
-                return usage_error("--hop %s: must be an integer from 1 to %ld", val, 1L << 30);
+                return cli_usage_error("--hop needs a value (frames between windows)");
+            if (cli_parse_int("--hop", val, 1, 1L << 30, &v) != 0)
+                return 2;
+            o->hop = (long)v;
         } else if (strcmp(a, "--rate") == 0 || strncmp(a, "--rate=", 7) == 0 ||
                    strcmp(a, "--model-rate") == 0 || strncmp(a, "--model-rate=", 13) == 0) {
             const int mr = a[2] == 'm';
@@ -255,12 +228,12 @@ static int parse_args(int argc, char **argv, options *o)
             else if (i + 1 < argc)
                 val = argv[++i];
             else
-                return usage_error("%.*s needs a value (Hz)", (int)kl, a);
+                return cli_usage_error("%.*s needs a value (Hz)", (int)kl, a);
             errno = 0;
             double v = strtod(val, &end);
             if (errno != 0 || end == val || *end != '\0' || !(v >= 1000 && v <= 768000))
-                return usage_error("%.*s %s: must be a sample rate from 1000 to 768000 Hz", (int)kl,
-                                   a, val);
+                return cli_usage_error("%.*s %s: must be a sample rate from 1000 to 768000 Hz",
+                                       (int)kl, a, val);
             if (mr)
                 o->model_rate = v;
             else
@@ -277,13 +250,13 @@ static int parse_args(int argc, char **argv, options *o)
             else if (i + 1 < argc)
                 val = argv[++i];
             else
-                return usage_error("%.*s needs a value (%s)", (int)kl, a, lvl ? "dBu" : "dB");
+                return cli_usage_error("%.*s needs a value (%s)", (int)kl, a, lvl ? "dBu" : "dB");
             errno = 0;
             double v = strtod(val, &end);
             const double lo = lvl ? -40 : -120, hi = lvl ? 40 : 60;
             if (errno != 0 || end == val || *end != '\0' || !(v >= lo && v <= hi))
-                return usage_error("%.*s %s: must be a number from %g to %g (%s)", (int)kl, a, val,
-                                   lo, hi, lvl ? "dBu" : "dB");
+                return cli_usage_error("%.*s %s: must be a number from %g to %g (%s)", (int)kl, a,
+                                       val, lo, hi, lvl ? "dBu" : "dB");
             if (lvl)
                 o->level_dbu = v, o->has_level_dbu = 1;
             else if (a[2] == 'i')
@@ -307,85 +280,68 @@ static int parse_args(int argc, char **argv, options *o)
             else if (strcmp(val, "no") == 0)
                 *flag = 0;
             else
-                return usage_error("%.*s=%s: must be yes or no", (int)kl, a, val);
+                return cli_usage_error("%.*s=%s: must be yes or no", (int)kl, a, val);
         } else if (strcmp(a, "--ir-normalize") == 0 || strncmp(a, "--ir-normalize=", 15) == 0) {
             if (a[14] == '=')
                 val = a + 15;
             else if (i + 1 < argc)
                 val = argv[++i];
             else
-                return usage_error("--ir-normalize needs a value: yes or no");
+                return cli_usage_error("--ir-normalize needs a value: yes or no");
             if (strcmp(val, "yes") == 0)
                 o->ir_normalize = 1;
             else if (strcmp(val, "no") == 0)
                 o->ir_normalize = 0;
             else
-                return usage_error("--ir-normalize %s: must be yes or no", val);
+                return cli_usage_error("--ir-normalize %s: must be yes or no", val);
         } else if (strcmp(a, "--weights") == 0 || strncmp(a, "--weights=", 10) == 0) {
             if (a[9] == '=')
                 o->weights = a + 10;
             else if (i + 1 < argc)
                 o->weights = argv[++i];
             else
-                return usage_error("--weights needs a file (the Keras model's weights)");
+                return cli_usage_error("--weights needs a file (the Keras model's weights)");
         } else if (strcmp(a, "--format") == 0 || strncmp(a, "--format=", 9) == 0) {
             if (a[8] == '=')
                 val = a + 9;
             else if (i + 1 < argc)
                 val = argv[++i];
             else
-                return usage_error("--format needs a value: f32, csv or npy");
+                return cli_usage_error("--format needs a value: f32, csv or npy");
             if (cvd_af_format_parse(val, &o->format) < 0)
-                return usage_error("--format %s: unknown (f32, csv or npy)", val);
+                return cli_usage_error("--format %s: unknown (f32, csv or npy)", val);
         } else {
-            return usage_error("unknown option '%s'", a);
+            return cli_usage_error("unknown option '%s'", a);
         }
     }
     if (npos < 3)
-        return usage_error(npos == 0   ? "MODEL, INPUT and OUTPUT are missing"
-                           : npos == 1 ? "INPUT and OUTPUT are missing"
-                                       : "OUTPUT is missing");
+        return cli_usage_error(npos == 0   ? "MODEL, INPUT and OUTPUT are missing"
+                               : npos == 1 ? "INPUT and OUTPUT are missing"
+                                           : "OUTPUT is missing");
     o->model = pos[0];
     o->input = pos[1];
     o->output = pos[2];
     if (strcmp(o->model, "-") == 0)
-        return usage_error("MODEL: '-' is not supported (give the model file's path)");
+        return cli_usage_error("MODEL: '-' is not supported (give the model file's path)");
     if (strcmp(o->input, "-") == 0 && o->format == CVD_AF_UNKNOWN)
-        return usage_error("INPUT '-' (standard input) needs --format f32, csv or npy");
+        return cli_usage_error("INPUT '-' (standard input) needs --format f32, csv or npy");
     if (strcmp(o->output, "-") == 0 && o->format == CVD_AF_UNKNOWN)
-        return usage_error("OUTPUT '-' (standard output) needs --format f32, csv or npy");
+        return cli_usage_error("OUTPUT '-' (standard output) needs --format f32, csv or npy");
     {
         const cvd_af_format fi = cvd_af_format_of(o->input, o->format);
         const cvd_af_format fo = cvd_af_format_of(o->output, o->format);
         if ((o->columns || o->time_column) && fi != CVD_AF_CSV && fi != CVD_AF_NPY)
-            return usage_error("%s: columns are chosen in csv and npy input; INPUT %s is %s",
-                               o->columns ? "--columns" : "--time-column", o->input,
-                               cvd_af_format_name(fi));
+            return cli_usage_error("%s: columns are chosen in csv and npy input; INPUT %s is %s",
+                                   o->columns ? "--columns" : "--time-column", o->input,
+                                   cvd_af_format_name(fi));
         if (o->header == CVD_AF_HEADER_YES && fi != CVD_AF_CSV)
-            return usage_error("--csv-header: INPUT %s is not csv", o->input);
+            return cli_usage_error("--csv-header: INPUT %s is not csv", o->input);
         if (o->time_column && fo != CVD_AF_CSV)
-            return usage_error("--time-column: the time column goes to a csv output; OUTPUT %s "
-                               "is %s",
-                               o->output, cvd_af_format_name(fo));
+            return cli_usage_error("--time-column: the time column goes to a csv output; OUTPUT %s "
+                                   "is %s",
+                                   o->output, cvd_af_format_name(fo));
     }
     return 0;
-}
-
-static int fail(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return 1;
 }
 
 /* A message from a library: prefixed with the file's name unless it names it already ("-"
@@ -393,8 +349,8 @@ static int fail(const char *fmt, ...)
 static int fail_err(const char *file, const cvd_err *err)
 {
     if (strstr(err->msg, file) != NULL || strcmp(file, "-") == 0)
-        return fail("%s", err->msg);
-    return fail("%s: %s", file, err->msg[0] ? err->msg : cvd_strerror(err->code));
+        return cli_fail("%s", err->msg);
+    return cli_fail("%s: %s", file, err->msg[0] ? err->msg : cvd_strerror(err->code));
 }
 
 static double now(void)
@@ -581,7 +537,7 @@ static int open_output(run *r)
             free(names[c]);
         free(names);
         if (rc == CVD_ENOMEM)
-            return fail("out of memory");
+            return cli_fail("out of memory");
         if (rc < 0)
             return fail_err(r->o->output, &err);
     }
@@ -595,7 +551,7 @@ static int keep_times(run *r, long got)
         return 0;
     for (long i = 0; i < got; i++)
         if (tq_push(&r->times, cvd_af_time(r->in, i)) < 0)
-            return fail("out of memory");
+            return cli_fail("out of memory");
     return 0;
 }
 
@@ -635,7 +591,7 @@ static int make_chain(run *r, int block, cvd_chain **out)
     cvd_err err = {0};
     cvd_chain_config cfg = {.rate = r->rate, .max_block = block, .hop = r->o->hop};
     if (cvd_chain_create(r->models, r->names, r->n_models, &cfg, out, &err) < 0)
-        return fail("%s: %s", r->o->model, err.msg);
+        return cli_fail("%s: %s", r->o->model, err.msg);
     return 0;
 }
 
@@ -663,7 +619,7 @@ static int run_stream(run *r)
     y = malloc(sizeof(float) * ((size_t)cvd_chain_max_out(chain) * (size_t)cout + 1));
     r->tptr = malloc(sizeof *r->tptr * ((size_t)cvd_chain_max_out(chain) + 1));
     if (x == NULL || y == NULL || r->tptr == NULL) {
-        rc = fail("out of memory");
+        rc = cli_fail("out of memory");
         goto done;
     }
     if ((rc = open_output(r)) != 0)
@@ -684,8 +640,8 @@ static int run_stream(run *r)
             cvd_gain_apply(x, (size_t)got * (size_t)cin, r->in_gain);
         int prc = cvd_chain_process(chain, x, (int)got, y, &n_out);
         if (prc < 0) {
-            rc = fail("%s: processing failed after %lld frames: %s", r->o->model, r->frames_in,
-                      cvd_strerror(prc));
+            rc = cli_fail("%s: processing failed after %lld frames: %s", r->o->model, r->frames_in,
+                          cvd_strerror(prc));
             break;
         }
         r->frames_in += got;
@@ -698,7 +654,7 @@ static int run_stream(run *r)
         int n_out;
         more = cvd_chain_flush(chain, y, &n_out);
         if (more < 0) {
-            rc = fail("%s: flushing failed: %s", r->o->model, cvd_strerror(more));
+            rc = cli_fail("%s: flushing failed: %s", r->o->model, cvd_strerror(more));
             break;
         }
         if ((rc = write_frames(r, y, cut(r, n_out))) != 0 || more == 0)
@@ -727,7 +683,7 @@ static int run_offline(run *r)
             float *nx = realloc(x, sizeof(float) * (size_t)nc * (size_t)cin);
             if (nx == NULL) {
                 free(x);
-                return fail("out of memory");
+                return cli_fail("out of memory");
             }
             x = nx;
             cap = nc;
@@ -751,7 +707,7 @@ static int run_offline(run *r)
     if (r->n_models == 1 && !r->resampled) {
         if (cvd_model_forward_hop(r->model, x, n, r->o->hop, &y, &n_out, &err) < 0) {
             free(x);
-            return fail("%s: %s", r->o->model, err.msg);
+            return cli_fail("%s: %s", r->o->model, err.msg);
         }
     } else { /* a chain: the whole input in one call (or as few as the limit allows) */
         cvd_chain *chain = NULL;
@@ -766,7 +722,7 @@ static int run_offline(run *r)
         if (y == NULL) {
             free(x);
             cvd_chain_destroy(chain);
-            return fail("out of memory");
+            return cli_fail("out of memory");
         }
         for (long i = 0; i < n; i += block) {
             int got, b = n - i < block ? (int)(n - i) : block;
@@ -781,7 +737,7 @@ static int run_offline(run *r)
     }
     free(x);
     r->tptr = malloc(sizeof *r->tptr * ((size_t)n_out + 1));
-    rc = r->tptr == NULL ? fail("out of memory") : open_output(r);
+    rc = r->tptr == NULL ? cli_fail("out of memory") : open_output(r);
     if (rc == 0)
         rc = write_frames(r, y, n_out);
     free(r->tptr);
@@ -862,18 +818,18 @@ static int load_models(run *r)
 
     r->list = strdup(o->model);
     if (r->list == NULL)
-        return fail("out of memory");
+        return cli_fail("out of memory");
     if (o->weights || strchr(o->model, ',') == NULL || stat(o->model, &st) == 0) {
         r->names[0] = r->list;
         r->n_models = 1;
     } else {
         for (char *t = strtok_r(r->list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             if (r->n_models == MAX_MODELS)
-                return fail("%s: more than %d models in the chain", o->model, MAX_MODELS);
+                return cli_fail("%s: more than %d models in the chain", o->model, MAX_MODELS);
             r->names[r->n_models++] = t;
         }
         if (r->n_models == 0)
-            return fail("%s: no model in the list", o->model);
+            return cli_fail("%s: no model in the list", o->model);
     }
     for (int i = 0; i < r->n_models; i++) {
         if (o->weights) {
@@ -995,6 +951,7 @@ static void setup_levels(run *r)
 
 int main(int argc, char **argv)
 {
+    cli_set_prog(PROG);
     options o;
     run r;
     cvd_err err = {0};
@@ -1007,18 +964,18 @@ int main(int argc, char **argv)
     memset(&r, 0, sizeof r);
     r.o = &o;
     if (same_file(o.input, o.output))
-        return fail("%s: the output is the input file: give another OUTPUT", o.output);
+        return cli_fail("%s: the output is the input file: give another OUTPUT", o.output);
     if (same_file(o.model, o.output) || (o.weights && same_file(o.weights, o.output)))
-        return fail("%s: the output is the model file: give another OUTPUT", o.output);
+        return cli_fail("%s: the output is the model file: give another OUTPUT", o.output);
 
     if ((rc = load_models(&r)) != 0)
         return rc;
     const int windowed =
         r.n_models == 1 && r.models[0] != NULL && cvd_model_mode(r.models[0]) == CVD_MODE_WINDOWED;
     if (o.hop && !windowed) {
-        rc = fail("%s: --hop %ld: the model streams (every layer runs frame by frame); --hop "
-                  "applies to windowed models",
-                  o.model, o.hop);
+        rc = cli_fail("%s: --hop %ld: the model streams (every layer runs frame by frame); --hop "
+                      "applies to windowed models",
+                      o.model, o.hop);
         goto done;
     }
     /* the input's channels: the first model's (an impulse response first: a sound file's
@@ -1034,8 +991,8 @@ int main(int argc, char **argv)
     ii = cvd_af_get_info(r.in);
     /* the stream's rate: the file's, --rate, or the first model's that declares one */
     if (ii->rate > 0 && o.rate > 0 && ii->rate != o.rate) {
-        rc =
-            fail("%s: %g Hz in its header, --rate says %g Hz", cvd_af_name(r.in), ii->rate, o.rate);
+        rc = cli_fail("%s: %g Hz in its header, --rate says %g Hz", cvd_af_name(r.in), ii->rate,
+                      o.rate);
         goto done;
     }
     if (ii->rate > 0)
@@ -1049,12 +1006,12 @@ int main(int argc, char **argv)
         goto done;
     const int cin_chain = cvd_model_in_channels(r.models[0]);
     if (ii->channels != cin_chain) {
-        rc = fail("%s: %d channel%s%s, the model takes %d", cvd_af_name(r.in), ii->channels,
-                  ii->channels == 1 ? "" : "s",
-                  o.columns       ? " chosen (--columns)"
-                  : o.time_column ? " besides the time column"
-                                  : "",
-                  cin_chain);
+        rc = cli_fail("%s: %d channel%s%s, the model takes %d", cvd_af_name(r.in), ii->channels,
+                      ii->channels == 1 ? "" : "s",
+                      o.columns       ? " chosen (--columns)"
+                      : o.time_column ? " besides the time column"
+                                      : "",
+                      cin_chain);
         goto done;
     }
     if ((rc = say_rates(&r)) != 0)
