@@ -29,6 +29,38 @@
 
 #define RUNS 5
 
+/* One block through the object under test. */
+typedef void (*block_fn)(void *obj, const float *in, int n, float *out);
+
+static void layer_block(void *obj, const float *in, int n, float *out)
+{
+    int no;
+    cvd_layer_process(obj, in, n, out, &no);
+}
+
+static void chain_block(void *obj, const float *in, int n, float *out)
+{
+    int no;
+    cvd_chain_process(obj, in, n, out, &no);
+}
+
+/* ns per frame of `frames` frames (at least one block) through obj in blocks of `block`: a
+ * warm-up run, then the median of RUNS runs. */
+static double time_blocks(block_fn fn, void *obj, const float *in, float *out, int block,
+                          long frames)
+{
+    long nblocks = frames / block > 0 ? frames / block : 1;
+    double t[RUNS];
+    for (int run = -1; run < RUNS; run++) {
+        double t0 = bench_now();
+        for (long i = 0; i < nblocks; i++)
+            fn(obj, in, block, out);
+        if (run >= 0)
+            t[run] = bench_now() - t0;
+    }
+    return bench_median(t, RUNS) / (double)(nblocks * block) * 1e9;
+}
+
 /* ns per frame of a Conv1D C -> F (G groups), k taps, causal, streamed in blocks of `block`;
  * force: cvd_conv_fft_force's argument. */
 static double time_conv(int C, int F, int G, int k, int force, int block, long frames)
@@ -54,20 +86,11 @@ static double time_conv(int C, int F, int G, int k, int force, int block, long f
     cvd_rng_seed(&r, 7);
     for (int i = 0; i < C * block; i++)
         in[i] = (float)(cvd_rng_uniform(&r) - 0.5);
-    long nblocks = frames / block > 0 ? frames / block : 1;
-    double t[RUNS];
-    for (int run = -1; run < RUNS; run++) {
-        double t0 = bench_now();
-        int no;
-        for (long i = 0; i < nblocks; i++)
-            cvd_layer_process(L, in, block, out, &no);
-        if (run >= 0)
-            t[run] = bench_now() - t0;
-    }
+    double ns = time_blocks(layer_block, L, in, out, block, frames);
     free(in);
     free(out);
     cvd_layer_destroy(L);
-    return bench_median(t, RUNS) / (double)(nblocks * block) * 1e9;
+    return ns;
 }
 
 /* frames a run: enough work to time, little enough to keep the run short */
@@ -158,20 +181,11 @@ static double time_chain(cvd_model **models, int n, int block, long frames)
     cvd_rng_seed(&r, 11);
     for (int i = 0; i < ci * block; i++)
         in[i] = (float)(0.5 * (cvd_rng_uniform(&r) - 0.5));
-    long nblocks = frames / block > 0 ? frames / block : 1;
-    double t[RUNS];
-    for (int run = -1; run < RUNS; run++) {
-        double t0 = bench_now();
-        int no;
-        for (long i = 0; i < nblocks; i++)
-            cvd_chain_process(c, in, block, out, &no);
-        if (run >= 0)
-            t[run] = bench_now() - t0;
-    }
+    double ns = time_blocks(chain_block, c, in, out, block, frames);
     free(in);
     free(out);
     cvd_chain_destroy(c);
-    return bench_median(t, RUNS) / (double)(nblocks * block) * 1e9;
+    return ns;
 }
 
 /* A 200 ms cabinet-like response at 48 kHz (9,600 taps) written as a WAV, loaded with
