@@ -23,33 +23,16 @@ static int line_open(cvd_conn *c, cvd_err *err)
     if (s == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     cvd_conn_set_state(c, s);
-    return CVD_OK; /* the stream comes with the first bytes (line_start) */
+    return CVD_OK; /* the stream comes with the first bytes (line_decode) */
 }
 
-/* The first bytes came: the listener's stream starts (built off the loop). 0, or -1 when the
- * client was refused. */
-static int line_start(cvd_conn *c, line_state *s)
+/* The decoder, once the stream runs. */
+static int line_decoder(cvd_conn *c, void *state, cvd_err *err)
 {
-    const cvd_conf_listen *lc = cvd_conn_listener(c);
-    cvd_err err = {0};
-    int rc = cvd_conn_start_chain(c, lc->chain_index, lc->n_chain, lc->rate_line ? lc->rate : 0,
-                                  lc->block, &err);
-    if (rc == CVD_ERANGE) {
-        cvd_conn_refuse(c, CVD_FR_E_BUSY, CVD_DISC_MEMORY, err.msg);
-        return -1;
-    }
-    if (rc == 0)
-        rc = cvd_line_decoder_create(cvd_conn_in_channels(c), 0,
-                                     cvd_conn_conf(c)->nonfinite_pass ? CVD_NONFINITE_PASS
-                                                                      : CVD_NONFINITE_REJECT,
-                                     &s->dec, &err);
-    if (rc < 0) {
-        cvd_log_error("%s: %s", cvd_conn_peer(c), err.msg);
-        cvd_conn_close(c, CVD_DISC_ERROR);
-        return -1;
-    }
-    cvd_conn_running(c, CVD_SERIES_LISTENER, lc->name);
-    return 0;
+    line_state *s = state;
+    return cvd_line_decoder_create(
+        cvd_conn_in_channels(c), 0,
+        cvd_conn_conf(c)->nonfinite_pass ? CVD_NONFINITE_PASS : CVD_NONFINITE_REJECT, &s->dec, err);
 }
 
 static void line_close(cvd_conn *c)
@@ -71,12 +54,8 @@ static void answer(cvd_conn *c, const cvd_line_result *res)
 static int line_decode(cvd_conn *c)
 {
     line_state *s = cvd_conn_state(c);
-    if (s->dec == NULL) {
-        const uint8_t *p;
-        if (cvd_conn_input(c, &p) > 0)
-            line_start(c, s);
-        return 0; /* the stream is being built: decode comes back when it is */
-    }
+    if (!cvd_adapter_first_bytes(c, s->dec != NULL, line_decoder, s))
+        return 0;
     while (cvd_conn_taking(c)) {
         size_t room;
         const uint8_t *p;

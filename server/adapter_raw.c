@@ -25,30 +25,14 @@ static int raw_open(cvd_conn *c, cvd_err *err)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     cvd_conn_set_state(c, s);
     s->fmt = cvd_conn_listener(c)->format;
-    return CVD_OK; /* the stream comes with the first bytes (raw_start) */
+    return CVD_OK; /* the stream comes with the first bytes (raw_decode) */
 }
 
-/* The first bytes came: the listener's stream starts (built off the loop). 0, or -1 when the
- * client was refused. */
-static int raw_start(cvd_conn *c, raw_state *s)
+/* The decoder, once the stream runs. */
+static int raw_decoder(cvd_conn *c, void *state, cvd_err *err)
 {
-    const cvd_conf_listen *lc = cvd_conn_listener(c);
-    cvd_err err = {0};
-    int rc = cvd_conn_start_chain(c, lc->chain_index, lc->n_chain, lc->rate_line ? lc->rate : 0,
-                                  lc->block, &err);
-    if (rc == CVD_ERANGE) {
-        cvd_conn_refuse(c, CVD_FR_E_BUSY, CVD_DISC_MEMORY, err.msg); /* raw: the close says it */
-        return -1;
-    }
-    if (rc == 0)
-        rc = cvd_raw_decoder_create(s->fmt, cvd_conn_in_channels(c), &s->dec, &err);
-    if (rc < 0) {
-        cvd_log_error("%s: %s", cvd_conn_peer(c), err.msg);
-        cvd_conn_close(c, CVD_DISC_ERROR);
-        return -1;
-    }
-    cvd_conn_running(c, CVD_SERIES_LISTENER, lc->name);
-    return 0;
+    raw_state *s = state;
+    return cvd_raw_decoder_create(s->fmt, cvd_conn_in_channels(c), &s->dec, err);
 }
 
 static void raw_close(cvd_conn *c)
@@ -63,12 +47,8 @@ static void raw_close(cvd_conn *c)
 static int raw_decode(cvd_conn *c)
 {
     raw_state *s = cvd_conn_state(c);
-    if (s->dec == NULL) {
-        const uint8_t *p;
-        if (cvd_conn_input(c, &p) > 0)
-            raw_start(c, s);
-        return 0; /* the stream is being built: decode comes back when it is */
-    }
+    if (!cvd_adapter_first_bytes(c, s->dec != NULL, raw_decoder, s))
+        return 0;
     while (cvd_conn_taking(c)) {
         size_t room, used = 0;
         const uint8_t *p;

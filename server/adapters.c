@@ -4,6 +4,8 @@
  * its row here, and its name in the config's protocol list.
  */
 #include "conn.h"
+#include "log.h"
+#include "metrics.h"
 
 static const struct {
     cvd_proto protocol;
@@ -20,4 +22,37 @@ const cvd_adapter *cvd_adapter_find(cvd_proto protocol)
         if (adapters[i].protocol == protocol)
             return adapters[i].adapter;
     return NULL;
+}
+
+/* The listener's stream and then the adapter's decoder (`make`); 0, or -1 when the client was
+ * refused or closed. */
+static int start_listener_stream(cvd_conn *c, cvd_adapter_decoder_fn make, void *state)
+{
+    const cvd_conf_listen *lc = cvd_conn_listener(c);
+    cvd_err err = {0};
+    int rc = cvd_conn_start_chain(c, lc->chain_index, lc->n_chain, lc->rate_line ? lc->rate : 0,
+                                  lc->block, &err);
+    if (rc == CVD_ERANGE) {
+        cvd_conn_refuse(c, CVD_FR_E_BUSY, CVD_DISC_MEMORY, err.msg);
+        return -1;
+    }
+    if (rc == 0)
+        rc = make(c, state, &err);
+    if (rc < 0) {
+        cvd_log_error("%s: %s", cvd_conn_peer(c), err.msg);
+        cvd_conn_close(c, CVD_DISC_ERROR);
+        return -1;
+    }
+    cvd_conn_running(c, CVD_SERIES_LISTENER, lc->name);
+    return 0;
+}
+
+int cvd_adapter_first_bytes(cvd_conn *c, int started, cvd_adapter_decoder_fn make, void *state)
+{
+    const uint8_t *p;
+    if (started)
+        return 1;
+    if (cvd_conn_input(c, &p) > 0)
+        start_listener_stream(c, make, state);
+    return 0; /* the stream is being built: decode comes back when it is */
 }

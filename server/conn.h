@@ -80,6 +80,15 @@ const cvd_adapter *cvd_adapter_find(cvd_proto protocol);
 
 extern const cvd_adapter cvd_adapter_raw, cvd_adapter_line, cvd_adapter_framed;
 
+/* Makes an adapter's decoder into its state, once the stream runs (cvd_conn_in_channels). */
+typedef int (*cvd_adapter_decoder_fn)(cvd_conn *c, void *state, cvd_err *err);
+/* The first step of decode for the protocols whose stream starts with the first bytes (raw,
+ * line; adapters.c): 1 when the stream has started (`started`: the adapter has its decoder).
+ * Else 0, and when bytes have come the listener's stream starts, then `make` makes the
+ * decoder; a client refused (no memory for its stream: CVD_FR_E_BUSY) or a stream that could
+ * not be made is closed. */
+int cvd_adapter_first_bytes(cvd_conn *c, int started, cvd_adapter_decoder_fn make, void *state);
+
 /* ---- for adapters: the connection ------------------------------------------------------- */
 
 /* The adapter's own state, set by its open. */
