@@ -104,6 +104,7 @@ static double cmetric(cnode *n, const char *name)
 
 typedef struct fleet {
     int ids, ch;
+    char prefix[16]; /* of the ids' names */
     int64_t frames;
     float **in;
     char names[64][32];
@@ -127,6 +128,7 @@ static void fleet_make(fleet *f, const char *name_prefix, int ids, int64_t frame
     f->ids = ids;
     f->ch = ch;
     f->frames = frames;
+    snprintf(f->prefix, sizeof f->prefix, "%s", name_prefix);
     f->in = calloc((size_t)ids, sizeof *f->in);
     for (int k = 0; k < ids; k++) {
         snprintf(f->names[k], sizeof f->names[k], "%s%d", name_prefix, k);
@@ -139,6 +141,43 @@ static void fleet_free(fleet *f)
     for (int k = 0; k < f->ids; k++)
         free(f->in[k]);
     free(f->in);
+}
+
+/* A producer of the fleet's ids into cl: the first `frames` frames of each, `per_msg` frames a
+ * message (its other fields zero: set them after). */
+static void fleet_producer(nh_producer *p, const nh_cluster *cl, const fleet *f, int per_msg,
+                           int64_t frames)
+{
+    memset(p, 0, sizeof *p);
+    p->urls = cl->urls;
+    p->prefix = "convd";
+    p->name_prefix = f->prefix;
+    p->ids = f->ids;
+    p->ch = f->ch;
+    p->per_msg = per_msg;
+    p->frames = frames;
+    p->in = f->in;
+}
+
+/* Waits for a started producer to end; it must not have failed. */
+static void producer_finish(nh_producer *p)
+{
+    nh_producer_join(p);
+    cr_assert_not(atomic_load(&p->failed), "producer: %s", p->err);
+}
+
+/* Runs a producer from start to end. */
+static void produce(nh_producer *p)
+{
+    cr_assert_eq(nh_producer_start(p), 0);
+    producer_finish(p);
+}
+
+/* Waits until a started producer has published `want` messages (or ended). */
+static void wait_published(nh_producer *p, uint64_t want)
+{
+    while (atomic_load(&p->published) < want && !atomic_load(&p->done))
+        du_sleep_ms(20);
 }
 
 /* convd-run MODEL on each id's concatenated input vs the output stream: every frame once */
@@ -288,40 +327,57 @@ static void watch_stop(watch *w)
 
 /* ---- tests --------------------------------------------------------------------------------- */
 
+/* `servers` NATS servers holding `partitions` partitions, and `nodes` convd processes (c1.conf,
+ * c2.conf, ...) in one group on them, replicas = servers (balanced when more than one).
+ * Returns the group's configuration (group_down frees it). */
+static char *group_up(nh_cluster *cl, int servers, int partitions, const char *model,
+                      const char *extra, cnode *n, int nodes)
+{
+    cr_assert_eq(nh_cluster_start(cl, servers, du_tmp("ns"), "convd", partitions), 0, "%s", nh_err);
+    char *conf = group_conf(cl, model, partitions, servers, extra);
+    for (int i = 0; i < nodes; i++) {
+        char file[32];
+        snprintf(file, sizeof file, "c%d.conf", i + 1);
+        cnode_start(&n[i], file, conf);
+    }
+    if (nodes > 1)
+        wait_balanced(n, nodes, partitions, 30);
+    return conf;
+}
+
+/* Stops the convd processes of n[0..count) still alive (SIGTERM: each must exit 0), then the
+ * servers; frees conf and the fleet. */
+static void group_down(nh_cluster *cl, cnode *n, int count, char *conf, fleet *f)
+{
+    for (int i = 0; i < count; i++)
+        if (n[i].alive)
+            du_daemon_finish(&n[i].d, 30);
+    free(conf);
+    fleet_free(f);
+    nh_cluster_stop(cl);
+}
+
 /* One NATS server, one convd: ids through (one message per frame for some, uneven sizes for
  * others), outputs equal convd-run's. */
 Test(nats_cluster, one_server_one_process)
 {
     need_nats_server();
     nh_cluster cl;
-    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", 8), 0, "%s", nh_err);
-    char *conf = group_conf(&cl, SENSOR, 8, 1, NULL);
     cnode n;
-    cnode_start(&n, "c1.conf", conf);
+    char *conf = group_up(&cl, 1, 8, SENSOR, NULL, &n, 1);
     fleet f;
     fleet_make(&f, "dev-", 8, 2000, 3);
-    nh_producer p = {.urls = cl.urls,
-                     .prefix = "convd",
-                     .name_prefix = "dev-",
-                     .ids = f.ids,
-                     .ch = 3,
-                     .per_msg = 120,
-                     .vary = 1,
-                     .frames = f.frames,
-                     .in = f.in};
-    cr_assert_eq(nh_producer_start(&p), 0);
-    nh_producer_join(&p);
-    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    nh_producer p;
+    fleet_producer(&p, &cl, &f, 120, f.frames);
+    p.vary = 1;
+    produce(&p);
     wait_output_messages(&cl, atomic_load(&p.published), 60);
     check_outputs(&cl, SENSOR, &f, f.frames);
     cr_assert_eq(cmetric(&n, "frames_in_total"), (double)(f.ids * f.frames));
     cr_assert_eq(cmetric(&n, "frames_out_total"), (double)(f.ids * f.frames));
     cr_assert_eq(cmetric(&n, "gaps_total"), 0);
     cr_assert_eq(cmetric(&n, "ids_active"), 8);
-    du_daemon_finish(&n.d, 30);
-    free(conf);
-    fleet_free(&f);
-    nh_cluster_stop(&cl);
+    group_down(&cl, &n, 1, conf, &f);
 }
 
 /* 3 servers, replicas 3, 3 convd: one is killed (-9) mid-run and started again. */
@@ -330,30 +386,18 @@ Test(nats_cluster, convd_killed_and_restarted)
     need_nats_server();
     enum { PARTS = 12 };
     nh_cluster cl;
-    cr_assert_eq(nh_cluster_start(&cl, 3, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
-    char *conf = group_conf(&cl, SENSOR, PARTS, 3, NULL);
     cnode n[4];
-    cnode_start(&n[0], "c1.conf", conf);
-    cnode_start(&n[1], "c2.conf", conf);
-    cnode_start(&n[2], "c3.conf", conf);
-    wait_balanced(n, 3, PARTS, 30);
+    char *conf = group_up(&cl, 3, PARTS, SENSOR, NULL, n, 3);
     fleet f;
     fleet_make(&f, "dev-", 24, 3000, 3);
-    nh_producer p = {.urls = cl.urls,
-                     .prefix = "convd",
-                     .name_prefix = "dev-",
-                     .ids = f.ids,
-                     .ch = 3,
-                     .per_msg = 60,
-                     .frames = f.frames,
-                     .in = f.in,
-                     .pause = 0.05};
+    nh_producer p;
+    fleet_producer(&p, &cl, &f, 60, f.frames);
+    p.pause = 0.05;
     watch w;
     watch_start(&w, &cl, PARTS);
     cr_assert_eq(nh_producer_start(&p), 0);
     const uint64_t total = (uint64_t)f.ids * (uint64_t)((f.frames + 59) / 60);
-    while (atomic_load(&p.published) < total / 3 && !atomic_load(&p.done))
-        du_sleep_ms(20);
+    wait_published(&p, total / 3);
     watch_victim(&w, n[1].instance);
     pthread_mutex_lock(&w.mu);
     w.kill_at = du_now();
@@ -362,8 +406,7 @@ Test(nats_cluster, convd_killed_and_restarted)
     /* a replacement process joins a few seconds later */
     du_sleep_ms(2000);
     cnode_start(&n[3], "c4.conf", conf);
-    nh_producer_join(&p);
-    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    producer_finish(&p);
     wait_output_messages(&cl, total, 90);
     check_outputs(&cl, SENSOR, &f, f.frames);
     double replayed = cmetric(&n[0], "replayed_frames_total") +
@@ -381,12 +424,7 @@ Test(nats_cluster, convd_killed_and_restarted)
                 "duplicated",
                 recovery, replayed, takeovers);
     watch_stop(&w);
-    for (int i = 0; i < 4; i++)
-        if (n[i].alive)
-            du_daemon_finish(&n[i].d, 30);
-    free(conf);
-    fleet_free(&f);
-    nh_cluster_stop(&cl);
+    group_down(&cl, n, 4, conf, &f);
 }
 
 /* 3 servers, replicas 3, 2 convd: a NATS server is killed (-9) mid-run, then restarted. */
@@ -395,34 +433,22 @@ Test(nats_cluster, server_killed_and_restarted)
     need_nats_server();
     enum { PARTS = 8 };
     nh_cluster cl;
-    cr_assert_eq(nh_cluster_start(&cl, 3, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
-    char *conf = group_conf(&cl, SENSOR, PARTS, 3, NULL);
     cnode n[2];
-    cnode_start(&n[0], "c1.conf", conf);
-    cnode_start(&n[1], "c2.conf", conf);
-    wait_balanced(n, 2, PARTS, 30);
+    char *conf = group_up(&cl, 3, PARTS, SENSOR, NULL, n, 2);
     fleet f;
     fleet_make(&f, "dev-", 16, 3000, 3);
-    nh_producer p = {.urls = cl.urls,
-                     .prefix = "convd",
-                     .name_prefix = "dev-",
-                     .ids = f.ids,
-                     .ch = 3,
-                     .per_msg = 60,
-                     .frames = f.frames,
-                     .in = f.in,
-                     .pause = 0.05};
+    nh_producer p;
+    fleet_producer(&p, &cl, &f, 60, f.frames);
+    p.pause = 0.05;
     cr_assert_eq(nh_producer_start(&p), 0);
     const uint64_t total = (uint64_t)f.ids * (uint64_t)((f.frames + 59) / 60);
-    while (atomic_load(&p.published) < total / 3 && !atomic_load(&p.done))
-        du_sleep_ms(20);
+    wait_published(&p, total / 3);
     /* the first server: every client's first URL, so all of them reconnect elsewhere */
     double t0 = du_now();
     nh_server_kill(&cl, 0, SIGKILL);
     du_sleep_ms(2000);
     cr_assert_eq(nh_server_restart(&cl, 0), 0, "%s", nh_err);
-    nh_producer_join(&p);
-    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    producer_finish(&p);
     wait_output_messages(&cl, total, 120);
     double t1 = du_now();
     check_outputs(&cl, SENSOR, &f, f.frames);
@@ -433,11 +459,7 @@ Test(nats_cluster, server_killed_and_restarted)
                 cmetric(&n[1], "publish_retries_total"), cmetric(&n[0], "consumer_resets_total"),
                 cmetric(&n[1], "consumer_resets_total"), cmetric(&n[0], "lease_losses_total"),
                 cmetric(&n[1], "lease_losses_total"), p.retries);
-    du_daemon_finish(&n[0].d, 30);
-    du_daemon_finish(&n[1].d, 30);
-    free(conf);
-    fleet_free(&f);
-    nh_cluster_stop(&cl);
+    group_down(&cl, n, 2, conf, &f);
 }
 
 /* 3 servers, 2 convd: one is paused (SIGSTOP) past its lease while frames keep coming, then
@@ -448,35 +470,23 @@ Test(nats_cluster, paused_past_its_lease)
     need_nats_server();
     enum { PARTS = 8 };
     nh_cluster cl;
-    cr_assert_eq(nh_cluster_start(&cl, 3, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
-    char *conf = group_conf(&cl, SENSOR, PARTS, 3, NULL);
     cnode n[2];
-    cnode_start(&n[0], "c1.conf", conf);
-    cnode_start(&n[1], "c2.conf", conf);
-    wait_balanced(n, 2, PARTS, 30);
+    char *conf = group_up(&cl, 3, PARTS, SENSOR, NULL, n, 2);
     fleet f;
     fleet_make(&f, "dev-", 16, 4000, 3);
-    nh_producer p = {.urls = cl.urls,
-                     .prefix = "convd",
-                     .name_prefix = "dev-",
-                     .ids = f.ids,
-                     .ch = 3,
-                     .per_msg = 50,
-                     .frames = f.frames,
-                     .in = f.in,
-                     .pause = 0.03};
+    nh_producer p;
+    fleet_producer(&p, &cl, &f, 50, f.frames);
+    p.pause = 0.03;
     cr_assert_eq(nh_producer_start(&p), 0);
     const uint64_t total = (uint64_t)f.ids * (uint64_t)((f.frames + 49) / 50);
-    while (atomic_load(&p.published) < total / 4 && !atomic_load(&p.done))
-        du_sleep_ms(20);
+    wait_published(&p, total / 4);
     kill(n[1].d.pid, SIGSTOP);
     du_sleep_ms(7000); /* lease_ttl 4 s: the other process takes over meanwhile */
     cr_assert_eq(cmetric(&n[0], "partitions_owned"), PARTS,
                  "the paused one's partitions were "
                  "not taken over");
     kill(n[1].d.pid, SIGCONT);
-    nh_producer_join(&p);
-    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    producer_finish(&p);
     wait_output_messages(&cl, total, 90);
     /* the zombie noticed, and it gets its share back */
     char *log;
@@ -486,11 +496,7 @@ Test(nats_cluster, paused_past_its_lease)
     du_sleep_ms(500);
     check_outputs(&cl, SENSOR, &f, f.frames);
     cr_assert_geq(cmetric(&n[1], "lease_losses_total"), 1);
-    du_daemon_finish(&n[0].d, 30);
-    du_daemon_finish(&n[1].d, 30);
-    free(conf);
-    fleet_free(&f);
-    nh_cluster_stop(&cl);
+    group_down(&cl, n, 2, conf, &f);
 }
 
 /* a producer's retries: the same message again with its Msg-Id (the stream keeps one), and
@@ -499,10 +505,8 @@ Test(nats_cluster, producer_retries)
 {
     need_nats_server();
     nh_cluster cl;
-    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", 4), 0, "%s", nh_err);
-    char *conf = group_conf(&cl, SENSOR, 4, 1, NULL);
     cnode n;
-    cnode_start(&n, "c1.conf", conf);
+    char *conf = group_up(&cl, 1, 4, SENSOR, NULL, &n, 1);
     fleet f;
     fleet_make(&f, "dev-", 4, 1200, 3);
     natsConnection *nc = nh_connect(cl.urls);
@@ -547,11 +551,8 @@ Test(nats_cluster, producer_retries)
     check_outputs(&cl, SENSOR, &f, f.frames);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
-    du_daemon_finish(&n.d, 30);
     free(more);
-    free(conf);
-    fleet_free(&f);
-    nh_cluster_stop(&cl);
+    group_down(&cl, &n, 1, conf, &f);
 }
 
 static void publish_raw(jsCtx *js, const char *subject, const void *data, int len,
@@ -575,10 +576,8 @@ Test(nats_cluster, bad_input)
 {
     need_nats_server();
     nh_cluster cl;
-    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", 4), 0, "%s", nh_err);
-    char *conf = group_conf(&cl, SENSOR, 4, 1, NULL);
     cnode n;
-    cnode_start(&n, "c1.conf", conf);
+    char *conf = group_up(&cl, 1, 4, SENSOR, NULL, &n, 1);
     natsConnection *nc = nh_connect(cl.urls);
     cr_assert_not_null(nc, "%s", nh_err);
     jsCtx *js = NULL;
@@ -664,11 +663,8 @@ Test(nats_cluster, bad_input)
     nh_collection_free(&col);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
-    du_daemon_finish(&n.d, 30);
     free(x);
-    free(conf);
-    fleet_free(&f);
-    nh_cluster_stop(&cl);
+    group_down(&cl, &n, 1, conf, &f);
 }
 
 /* NAM's standard model (receptive field 4,093 frames): two convd, one killed mid-run; the
@@ -680,38 +676,23 @@ Test(nats_cluster, nam_standard_takeover)
         cr_skip_test("%s is absent (../shared)", NAM_STD);
     enum { PARTS = 4 };
     nh_cluster cl;
-    cr_assert_eq(nh_cluster_start(&cl, 3, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
-    char *conf = group_conf(&cl, NAM_STD, PARTS, 3, "block = 256\n");
     cnode n[2];
-    cnode_start(&n[0], "c1.conf", conf);
-    cnode_start(&n[1], "c2.conf", conf);
-    wait_balanced(n, 2, PARTS, 30);
+    char *conf = group_up(&cl, 3, PARTS, NAM_STD, "block = 256\n", n, 2);
     fleet f;
     fleet_make(&f, "amp-", 4, 48000, 1);
-    nh_producer p = {.urls = cl.urls,
-                     .prefix = "convd",
-                     .name_prefix = "amp-",
-                     .ids = f.ids,
-                     .ch = 1,
-                     .per_msg = 512,
-                     .frames = f.frames,
-                     .in = f.in,
-                     .pause = 0.03};
+    nh_producer p;
+    fleet_producer(&p, &cl, &f, 512, f.frames);
+    p.pause = 0.03;
     cr_assert_eq(nh_producer_start(&p), 0);
     const uint64_t total = (uint64_t)f.ids * (uint64_t)((f.frames + 511) / 512);
-    while (atomic_load(&p.published) < total / 2 && !atomic_load(&p.done))
-        du_sleep_ms(20);
+    wait_published(&p, total / 2);
     cnode_kill(&n[1]);
-    nh_producer_join(&p);
-    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    producer_finish(&p);
     wait_output_messages(&cl, total, 120);
     check_outputs(&cl, NAM_STD, &f, f.frames);
     cr_log_info("NAM standard, convd SIGKILL: %.0f frames replayed by the taker",
                 cmetric(&n[0], "replayed_frames_total"));
-    du_daemon_finish(&n[0].d, 30);
-    free(conf);
-    fleet_free(&f);
-    nh_cluster_stop(&cl);
+    group_down(&cl, n, 2, conf, &f);
 }
 
 /* ids idle past idle_timeout lose their model state; one process dies meanwhile; when the
@@ -722,25 +703,13 @@ Test(nats_cluster, idle_ids_come_back_after_a_takeover)
     need_nats_server();
     enum { PARTS = 4 };
     nh_cluster cl;
-    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
-    char *conf = group_conf(&cl, SENSOR, PARTS, 1, "idle_timeout = 1\n");
     cnode n[2];
-    cnode_start(&n[0], "c1.conf", conf);
-    cnode_start(&n[1], "c2.conf", conf);
-    wait_balanced(n, 2, PARTS, 30);
+    char *conf = group_up(&cl, 1, PARTS, SENSOR, "idle_timeout = 1\n", n, 2);
     fleet f;
     fleet_make(&f, "dev-", 8, 1600, 3);
-    nh_producer p = {.urls = cl.urls,
-                     .prefix = "convd",
-                     .name_prefix = "dev-",
-                     .ids = f.ids,
-                     .ch = 3,
-                     .per_msg = 100,
-                     .frames = 800,
-                     .in = f.in};
-    cr_assert_eq(nh_producer_start(&p), 0);
-    nh_producer_join(&p);
-    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    nh_producer p;
+    fleet_producer(&p, &cl, &f, 100, 800);
+    produce(&p);
     wait_output_messages(&cl, 8 * 8, 60);
     /* idle: every state dropped. The gauge is refreshed every 0.1 s and may not have counted
      * the states yet (the producer is quick): first let the idle time pass */
@@ -774,10 +743,7 @@ Test(nats_cluster, idle_ids_come_back_after_a_takeover)
     cr_assert_eq(cmetric(&n[0], "gaps_total"), 0);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
-    du_daemon_finish(&n[0].d, 30);
-    free(conf);
-    fleet_free(&f);
-    nh_cluster_stop(&cl);
+    group_down(&cl, n, 2, conf, &f);
 }
 
 /* SIGTERM hands the partitions over: the process finishes what it took, writes a last
@@ -788,25 +754,13 @@ Test(nats_cluster, sigterm_hands_partitions_over)
     need_nats_server();
     enum { PARTS = 4 };
     nh_cluster cl;
-    cr_assert_eq(nh_cluster_start(&cl, 1, du_tmp("ns"), "convd", PARTS), 0, "%s", nh_err);
-    char *conf = group_conf(&cl, SENSOR, PARTS, 1, "lease_ttl = 30\n");
     cnode n[2];
-    cnode_start(&n[0], "c1.conf", conf);
-    cnode_start(&n[1], "c2.conf", conf);
-    wait_balanced(n, 2, PARTS, 30);
+    char *conf = group_up(&cl, 1, PARTS, SENSOR, "lease_ttl = 30\n", n, 2);
     fleet f;
     fleet_make(&f, "dev-", 8, 1200, 3);
-    nh_producer p = {.urls = cl.urls,
-                     .prefix = "convd",
-                     .name_prefix = "dev-",
-                     .ids = f.ids,
-                     .ch = 3,
-                     .per_msg = 100,
-                     .frames = 600,
-                     .in = f.in};
-    cr_assert_eq(nh_producer_start(&p), 0);
-    nh_producer_join(&p);
-    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    nh_producer p;
+    fleet_producer(&p, &cl, &f, 100, 600);
+    produce(&p);
     wait_output_messages(&cl, 8 * 6, 60);
     const double t0 = du_now();
     du_daemon_finish(&n[1].d, 30); /* SIGTERM; exit status 0 */
@@ -837,10 +791,7 @@ Test(nats_cluster, sigterm_hands_partitions_over)
     cr_assert_eq(cmetric(&n[0], "gaps_total"), 0);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
-    du_daemon_finish(&n[0].d, 30);
-    free(conf);
-    fleet_free(&f);
-    nh_cluster_stop(&cl);
+    group_down(&cl, n, 2, conf, &f);
 }
 
 /* the servers' mapping with 6 partitions, convd configured with 4: ids arriving on a
@@ -865,17 +816,9 @@ Test(nats_cluster, partitions_mismatch_is_counted)
         }
     }
     cr_assert_gt(misplaced, 0, "the fleet's names should show the mismatch");
-    nh_producer p = {.urls = cl.urls,
-                     .prefix = "convd",
-                     .name_prefix = "dev-",
-                     .ids = f.ids,
-                     .ch = 3,
-                     .per_msg = 100,
-                     .frames = f.frames,
-                     .in = f.in};
-    cr_assert_eq(nh_producer_start(&p), 0);
-    nh_producer_join(&p);
-    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    nh_producer p;
+    fleet_producer(&p, &cl, &f, 100, f.frames);
+    produce(&p);
     /* every message on partitions 0..3 is taken (2 each); those of misplaced ids counted */
     double got = du_metric_wait(
         n.metrics, "convd_nats_mapping_mismatches_total{group=\"" GROUP "\"}", 2.0 * misplaced, 30);
@@ -931,17 +874,9 @@ Test(nats_cluster, tls_and_token)
     cnode_start(&n, "c1.conf", conf);
     fleet f;
     fleet_make(&f, "dev-", 6, 600, 3);
-    nh_producer p = {.urls = cl.urls,
-                     .prefix = "convd",
-                     .name_prefix = "dev-",
-                     .ids = f.ids,
-                     .ch = 3,
-                     .per_msg = 100,
-                     .frames = f.frames,
-                     .in = f.in};
-    cr_assert_eq(nh_producer_start(&p), 0);
-    nh_producer_join(&p);
-    cr_assert_not(atomic_load(&p.failed), "producer: %s", p.err);
+    nh_producer p;
+    fleet_producer(&p, &cl, &f, 100, f.frames);
+    produce(&p);
     wait_output_messages(&cl, 6 * 6, 60);
     check_outputs(&cl, SENSOR, &f, f.frames);
     cr_assert_eq(cmetric(&n, "connected"), 1);
