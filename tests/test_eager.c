@@ -12,6 +12,7 @@
 
 #include "daemon_util.h"
 #include "testutil.h"
+#include "window7_model.h"
 
 #define NAM_W "tests/data/nam/wide16_tanh.nam" /* 1 -> 1 channel, latency 0 */
 #define INPUT "tests/data/nam/input_4k.f32"    /* 4096 floats in [-1, 1] */
@@ -29,23 +30,6 @@ static void suite_fini(void)
 }
 
 TestSuite(eager, .init = suite_init, .fini = suite_fini);
-
-/* A windowed classifier in convd's JSON: windows of 7 frames of 1 channel, valid Conv1D of
- * kernel 3 (2 filters, tanh), Flatten, Dense 3: one record of 3 values per window. */
-static const char window7_json[] =
-    "{\"format\": \"convd-model\", \"version\": 1, \"name\": \"window7\", \"layers\": ["
-    "{\"class_name\": \"InputLayer\", \"name\": \"in\", \"config\": {\"batch_shape\": [null, 7, "
-    "1]}},"
-    "{\"class_name\": \"Conv1D\", \"name\": \"c\", \"config\": {\"filters\": 2, \"kernel_size\": "
-    "3, \"padding\": \"valid\", \"activation\": \"tanh\"}, \"weights\": [[-0.352334, -0.698302, "
-    "0.301869, -0.855127, 0.071764, -0.268622], [-0.884002, 0.014871]]},"
-    "{\"class_name\": \"Flatten\", \"name\": \"f\", \"config\": {}},"
-    "{\"class_name\": \"Dense\", \"name\": \"d\", \"config\": {\"units\": 3}, \"weights\": "
-    "[[-0.925009, -0.132709, -0.860289, -0.818574, -0.150962, 0.653704, -0.752396, -0.553522, "
-    "0.254866, 0.895418, 0.154206, -0.206639, 0.95251, -0.906835, 0.716937, -0.420781, "
-    "-0.71149, -0.764416, -0.383036, 0.632253, -0.638547, 0.1632, 0.277827, -0.255205, "
-    "0.095489, -0.874422, -0.880798, -0.588083, 0.3608, -0.144815], [-0.371706, 0.171124, "
-    "-0.093631]]}]}";
 
 static uint64_t seed_for(int k)
 {
@@ -95,7 +79,7 @@ static void recv_frames(int fd, du_buf *raw, size_t frames, int ch, double timeo
 Test(eager, window_record_arrives_without_more_input)
 {
     const char *mp = du_tmp("window7.json");
-    du_write_file(mp, window7_json, strlen(window7_json));
+    du_write_file(mp, cvd_test_window7_json, strlen(cvd_test_window7_json));
     cvd_model *m = du_load_model(mp);
     cr_assert_eq(cvd_model_latency(m), 6, "the model's window is not 7 frames");
     const int co = cvd_model_out_channels(m);

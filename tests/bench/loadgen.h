@@ -28,6 +28,7 @@
 
 #include "convd_dsp.h"
 #include "convd_model.h"
+#include "daemon_proc.h"
 #include <sys/resource.h>
 
 #define MAX_CASES 16
@@ -54,26 +55,6 @@ typedef struct client {
     int done;
 } client;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 __attribute__((unused)) static int file_exists(const char *p)
 {
     struct stat st;
@@ -81,56 +62,6 @@ __attribute__((unused)) static int file_exists(const char *p)
 }
 
 /* ---- the daemon ------------------------------------------------------------------------- */
-
-static pid_t daemon_pid;
-static char tmpdir[512];
-
-static void stop_daemon(void)
-{
-    int st;
-    if (daemon_pid <= 0)
-        return;
-    kill(daemon_pid, SIGTERM);
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
-            daemon_pid = 0;
-            break;
-        }
-        sleep_ms(10);
-    }
-    if (daemon_pid > 0) {
-        kill(daemon_pid, SIGKILL);
-        waitpid(daemon_pid, &st, 0);
-        daemon_pid = 0;
-        printf(PROG ": the daemon did not stop within 5 s of SIGTERM (killed)\n");
-    } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        printf(PROG ": the daemon exited with status 0x%x after SIGTERM\n", st);
-    }
-}
-
-static void remove_tmpdir(void)
-{
-    char p[600];
-    if (tmpdir[0] == '\0')
-        return;
-    snprintf(p, sizeof p, "%s/convd.conf", tmpdir);
-    remove(p);
-    snprintf(p, sizeof p, "%s/convd.log", tmpdir);
-    remove(p);
-    rmdir(tmpdir);
-}
-
-/* the folder of the daemon's configuration and log (and the models a benchmark writes) */
-static int make_tmpdir(void)
-{
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/convd-" PROG "-XXXXXX", base && *base ? base : "/tmp");
-    if (mkdtemp(tmpdir) == NULL) {
-        tmpdir[0] = '\0';
-        return -1;
-    }
-    return 0;
-}
 
 /* CPU seconds the daemon has used (user + system), or -1 */
 static double daemon_cpu(void)
@@ -158,32 +89,6 @@ static double self_cpu(void)
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static const char *daemon_path(void)
-{
-    static char path[1024];
-    const char *env = getenv("CVD_BUILD_DIR");
-    if (env && *env) {
-        snprintf(path, sizeof path, "%s/convd", env);
-        return path;
-    }
-    char self[900];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            *slash = '\0'; /* .../build/bench */
-            slash = strrchr(self, '/');
-            if (slash) {
-                *slash = '\0';
-                snprintf(path, sizeof path, "%s/convd", self);
-                return path;
-            }
-        }
-    }
-    return "build/convd";
 }
 
 /* Starts convd on a one-listener configuration; returns the port, or 0 (said why). */
@@ -216,44 +121,15 @@ static int start_daemon(const options *o)
             "model = m\nblock = %d\n",
             o->workers, model_abs, o->block);
     fclose(f);
-    fflush(NULL);
     remove(logp); /* an earlier daemon's log names its port */
-    pid_t pid = fork();
-    if (pid < 0) {
-        printf(PROG ": fork: %s: skipped\n", strerror(errno));
+    if (spawn_daemon(prog, conf, logp) < 0)
         return 0;
-    }
-    if (pid == 0) {
-        int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nul = open("/dev/null", O_RDWR);
-        if (fd < 0 || nul < 0)
-            _exit(127);
-        dup2(nul, 0);
-        dup2(nul, 1);
-        dup2(fd, 2);
-        /* info level, so the listener's port is logged */
-        execl(prog, prog, "-c", conf, "--log-level", "info", (char *)NULL);
-        _exit(127);
-    }
-    daemon_pid = pid;
     for (int i = 0; i < 1000; i++) { /* up to 10 s */
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            daemon_pid = 0;
-            printf(PROG ": the daemon exited at start (status 0x%x; see %s)\n", st, logp);
+        if (daemon_exited_at_start(logp))
             return 0;
-        }
-        FILE *lf = fopen(logp, "r");
-        char line[1024];
-        while (lf && fgets(line, sizeof line, lf)) {
-            const char *h = strstr(line, "listen load: 127.0.0.1:");
-            if (h) {
-                fclose(lf);
-                return atoi(h + strlen("listen load: 127.0.0.1:"));
-            }
-        }
-        if (lf)
-            fclose(lf);
+        const int port = logged_port(logp, "load");
+        if (port > 0)
+            return port;
         sleep_ms(10);
     }
     printf(PROG ": the daemon did not log its port within 10 s: skipped\n");

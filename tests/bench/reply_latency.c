@@ -43,108 +43,21 @@
 
 #define PROG "reply_latency"
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void sleep_until(double t)
-{
-    for (;;) {
-        double left = t - now();
-        if (left <= 0)
-            return;
-        struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "../window7_model.h"
+#include "daemon_proc.h"
 
 /* ---- the daemon ------------------------------------------------------------------------- */
 
-static pid_t daemon_pid;
-static char tmpdir[512];
-
-static void stop_daemon(void)
+/* The folder, with the model written into it. */
+static void remove_files(void)
 {
-    int st;
-    if (daemon_pid <= 0)
-        return;
-    kill(daemon_pid, SIGTERM);
-    for (int i = 0; i < 500 && daemon_pid > 0; i++) {
-        if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid)
-            daemon_pid = 0;
-        else
-            sleep_until(now() + 0.01);
-    }
-    if (daemon_pid > 0) {
-        kill(daemon_pid, SIGKILL);
-        waitpid(daemon_pid, &st, 0);
-        daemon_pid = 0;
-    }
-}
-
-static void remove_tmpdir(void)
-{
-    static const char *const files[] = {"convd.conf", "convd.log", "window7.json"};
     char p[700];
     if (tmpdir[0] == '\0')
         return;
-    for (int i = 0; i < 3; i++) {
-        snprintf(p, sizeof p, "%s/%s", tmpdir, files[i]);
-        remove(p);
-    }
-    rmdir(tmpdir);
+    snprintf(p, sizeof p, "%s/window7.json", tmpdir);
+    remove(p);
+    remove_tmpdir();
 }
-
-static const char *daemon_path(void)
-{
-    static char path[1024];
-    const char *env = getenv("CVD_BUILD_DIR");
-    if (env && *env) {
-        snprintf(path, sizeof path, "%s/convd", env);
-        return path;
-    }
-    char self[900];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            *slash = '\0'; /* .../build/bench */
-            slash = strrchr(self, '/');
-            if (slash) {
-                *slash = '\0';
-                snprintf(path, sizeof path, "%s/convd", self);
-                return path;
-            }
-        }
-    }
-    return "build/convd";
-}
-
-/* the windowed classifier of tests/test_eager.c: windows of 7 frames, one record of 3 values */
-static const char window7_json[] =
-    "{\"format\": \"convd-model\", \"version\": 1, \"name\": \"window7\", \"layers\": ["
-    "{\"class_name\": \"InputLayer\", \"name\": \"in\", \"config\": {\"batch_shape\": [null, 7, "
-    "1]}},"
-    "{\"class_name\": \"Conv1D\", \"name\": \"c\", \"config\": {\"filters\": 2, \"kernel_size\": "
-    "3, \"padding\": \"valid\", \"activation\": \"tanh\"}, \"weights\": [[-0.352334, -0.698302, "
-    "0.301869, -0.855127, 0.071764, -0.268622], [-0.884002, 0.014871]]},"
-    "{\"class_name\": \"Flatten\", \"name\": \"f\", \"config\": {}},"
-    "{\"class_name\": \"Dense\", \"name\": \"d\", \"config\": {\"units\": 3}, \"weights\": "
-    "[[-0.925009, -0.132709, -0.860289, -0.818574, -0.150962, 0.653704, -0.752396, -0.553522, "
-    "0.254866, 0.895418, 0.154206, -0.206639, 0.95251, -0.906835, 0.716937, -0.420781, "
-    "-0.71149, -0.764416, -0.383036, 0.632253, -0.638547, 0.1632, 0.277827, -0.255205, "
-    "0.095489, -0.874422, -0.880798, -0.588083, 0.3608, -0.144815], [-0.371706, 0.171124, "
-    "-0.093631]]}]}";
 
 #define N_LISTENERS 6
 static const char *const listener_names[N_LISTENERS] = {
@@ -164,11 +77,8 @@ static int start_daemon(const char *model)
         printf(PROG ": %s: %s: skipped\n", model, strerror(errno));
         return -1;
     }
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/convd-latency-XXXXXX", base && *base ? base : "/tmp");
-    if (mkdtemp(tmpdir) == NULL) {
+    if (make_tmpdir() < 0) {
         printf(PROG ": mkdtemp: %s: skipped\n", strerror(errno));
-        tmpdir[0] = '\0';
         return -1;
     }
     snprintf(conf, sizeof conf, "%s/convd.conf", tmpdir);
@@ -183,7 +93,7 @@ static int start_daemon(const char *model)
             fclose(f);
         return -1;
     }
-    fputs(window7_json, w);
+    fputs(cvd_test_window7_json, w);
     fclose(w);
     fprintf(f,
             "[server]\nworkers = 1\nlog_level = warning\nidle_timeout = 0\n"
@@ -197,49 +107,20 @@ static int start_daemon(const char *model)
                 strncmp(listener_names[i], "win", 3) == 0 ? "win" : "m",
                 strstr(listener_names[i], "eager") ? "eager" : "fixed");
     fclose(f);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        printf(PROG ": fork: %s: skipped\n", strerror(errno));
+    if (spawn_daemon(prog, conf, logp) < 0)
         return -1;
-    }
-    if (pid == 0) {
-        int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int nul = open("/dev/null", O_RDWR);
-        if (fd < 0 || nul < 0)
-            _exit(127);
-        dup2(nul, 0);
-        dup2(nul, 1);
-        dup2(fd, 2);
-        execl(prog, prog, "-c", conf, "--log-level", "info", (char *)NULL);
-        _exit(127);
-    }
-    daemon_pid = pid;
     for (int tries = 0; tries < 1000; tries++) { /* up to 10 s */
-        int st, found = 0;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            daemon_pid = 0;
-            printf(PROG ": the daemon exited at start (status 0x%x; see %s)\n", st, logp);
+        int found = 0;
+        if (daemon_exited_at_start(logp))
             return -1;
-        }
-        FILE *lf = fopen(logp, "r");
-        char line[1024];
-        while (lf && fgets(line, sizeof line, lf))
-            for (int i = 0; i < N_LISTENERS; i++) {
-                char key[128];
-                snprintf(key, sizeof key, "listen %s: 127.0.0.1:", listener_names[i]);
-                const char *h = strstr(line, key);
-                if (h && !ports[i]) {
-                    ports[i] = atoi(h + strlen(key));
-                }
-            }
-        if (lf)
-            fclose(lf);
-        for (int i = 0; i < N_LISTENERS; i++)
+        for (int i = 0; i < N_LISTENERS; i++) {
+            if (!ports[i])
+                ports[i] = logged_port(logp, listener_names[i]);
             found += ports[i] > 0;
+        }
         if (found == N_LISTENERS)
             return 0;
-        sleep_until(now() + 0.01);
+        sleep_ms(10);
     }
     printf(PROG ": the daemon did not log its ports within 10 s: skipped\n");
     return -1;
@@ -528,7 +409,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (start_daemon(model) < 0) {
         stop_daemon();
-        remove_tmpdir();
+        remove_files();
         return 0;
     }
     stats s = {calloc((size_t)count, sizeof(double)), 0};
@@ -549,6 +430,6 @@ int main(int argc, char **argv)
     }
     free(s.v);
     stop_daemon();
-    remove_tmpdir();
+    remove_files();
     return 0;
 }
