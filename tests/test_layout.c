@@ -25,10 +25,26 @@ static void suite_fini(void)
 
 TestSuite(layout, .init = suite_init, .fini = suite_fini);
 
+/* scripts/NAME on the tree at root */
+static du_proc run_script(const char *name, const char *root)
+{
+    char path[64];
+    snprintf(path, sizeof path, "scripts/%s", name);
+    const char *argv[] = {"/bin/sh", du_src(path), root, NULL};
+    return du_run(argv, 30);
+}
+
+/* scripts/NAME passes on this tree */
+static void tree_passes(const char *name)
+{
+    du_proc p = run_script(name, du_src("."));
+    cr_assert_eq(p.status, 0, "scripts/%s:\n%s%s", name, p.out, p.err);
+    du_proc_free(&p);
+}
+
 static du_proc check(const char *root)
 {
-    const char *argv[] = {"/bin/sh", du_src("scripts/check-includes.sh"), root, NULL};
-    return du_run(argv, 30);
+    return run_script("check-includes.sh", root);
 }
 
 Test(layout, the_tree_keeps_the_include_rules)
@@ -89,18 +105,14 @@ Test(layout, the_check_catches_a_cycle_a_c_include_and_a_layer_break)
 
 Test(layout, every_source_file_names_its_licence)
 {
-    const char *argv[] = {"/bin/sh", du_src("scripts/check-spdx.sh"), du_src("."), NULL};
-    du_proc p = du_run(argv, 30);
-    cr_assert_eq(p.status, 0, "scripts/check-spdx.sh:\n%s%s", p.out, p.err);
-    du_proc_free(&p);
+    tree_passes("check-spdx.sh");
 
     char root[DU_PATH];
     snprintf(root, sizeof root, "%s", du_tmp("spdx"));
     mkdir(root, 0755);
     put(root, "dsp/good.c", "/* SPDX-License-Identifier: Apache-2.0 */\nint good;\n");
     put(root, "dsp/bad.c", "/* no licence named */\nint bad;\n");
-    const char *argv2[] = {"/bin/sh", du_src("scripts/check-spdx.sh"), root, NULL};
-    p = du_run(argv2, 30);
+    du_proc p = run_script("check-spdx.sh", root);
     cr_assert_eq(p.status, 1, "exit %d:\n%s%s", p.status, p.out, p.err);
     cr_assert(strstr(p.out, "dsp/bad.c") != NULL && strstr(p.out, "dsp/good.c") == NULL, "%s",
               p.out);
@@ -142,10 +154,7 @@ static void put_long(const char *root, const char *path, const char *head, int l
 
 Test(layout, every_long_source_file_says_why_in_its_opening_comment)
 {
-    const char *argv[] = {"/bin/sh", du_src("scripts/check-long-files.sh"), du_src("."), NULL};
-    du_proc p = du_run(argv, 30);
-    cr_assert_eq(p.status, 0, "scripts/check-long-files.sh:\n%s%s", p.out, p.err);
-    du_proc_free(&p);
+    tree_passes("check-long-files.sh");
 
     /* a small tree: files over and at the limit (1,100 lines), with the marker and without */
     char root[DU_PATH];
@@ -166,8 +175,7 @@ Test(layout, every_long_source_file_says_why_in_its_opening_comment)
     snprintf(head, sizeof head,
              "%s#include <stdio.h>\n/* Long because: not an opening comment */\n", spdx);
     put_long(root, "client/code_first.c", head, 1101);
-    const char *argv2[] = {"/bin/sh", du_src("scripts/check-long-files.sh"), root, NULL};
-    p = du_run(argv2, 30);
+    du_proc p = run_script("check-long-files.sh", root);
     cr_assert_eq(p.status, 1, "exit %d:\n%s%s", p.status, p.out, p.err);
     cr_assert(strstr(p.out, "dsp/silent.c: 1101 lines") != NULL, "%s", p.out);
     cr_assert(strstr(p.out, "server/silent.h: 2000 lines") != NULL, "%s", p.out);
