@@ -478,3 +478,42 @@ Test(audioproc, sessions_at_another_rate_are_resampled_like_the_offline_chain)
     free(x);
     free(y);
 }
+
+/* A model whose file declares no sample rate is said once a load, plainly, naming it; one
+ * whose [model] section gives its rate is not; a listener's log line names its chain */
+Test(audioproc, an_undeclared_rate_is_said_once_and_the_listener_names_its_chain)
+{
+    size_t len;
+    char *text = du_read_file(du_src(NAM_W), &len);
+    cr_assert_not_null(text);
+    char *k = strstr(text, "\"sample_rate\"");
+    cr_assert_not_null(k);
+    memcpy(k, "\"sample_ratX\"", 13); /* an unknown key NAM ignores: no rate declared */
+    const char *amp = du_tmp("norate.nam");
+    du_write_file(amp, text, len);
+    free(text);
+    char conf[2048];
+    snprintf(conf, sizeof conf,
+             "[model bare]\npath = %s\n[model given]\npath = %s\nrate = 48000\n"
+             "[listen raw]\naddress = 127.0.0.1:0\nprotocol = raw\nmodel = bare, given\n",
+             amp, amp);
+    du_daemon d;
+    du_daemon_start(&d, conf, 1);
+    char *log;
+    du_daemon_wait_log(&d, "listen raw: ", 0, 20, &log);
+    free(log);
+    du_daemon_finish(&d, 20);
+    log = du_daemon_log(&d);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "model bare: %s declares no sample rate: it runs at the rate of each stream or "
+             "session it is given, unresampled (set [model bare] rate = ",
+             amp);
+    const char *hit = strstr(log, want);
+    cr_expect_not_null(hit, "%s", log);
+    cr_expect(hit == NULL || strstr(hit + 1, want) == NULL, "said more than once:\n%s", log);
+    cr_expect_null(strstr(log, "model given: "), "%s", log);
+    cr_expect_not_null(strstr(log, ", model bare, given (1 -> 1 channels, latency 0 frames)"), "%s",
+                       log);
+    free(log);
+}
