@@ -42,8 +42,9 @@ endif
 CPPFLAGS += -D_GNU_SOURCE -Idsp -Imodel -Iproto -Itools/lib -Iserver -Iclient -I$(BUILD)/gen $(HDF5_CFLAGS)
 CFLAGS  += -std=c11 $(OPT) -g -fPIC $(WARN) $(SANFLAGS) -MMD -MP
 LDFLAGS += $(SANFLAGS)
-# the dsp library's own dependencies: FFTW (long convolutions), libsamplerate (resampling)
-DSP_LIBS:= -lfftw3f -lsamplerate
+# the dsp library's own dependencies: FFTW (long convolutions), libsamplerate (resampling),
+# pthreads (a WaveNet on two threads)
+DSP_LIBS:= -lfftw3f -lsamplerate -lpthread
 LDLIBS  += $(DSP_LIBS) -lm
 
 # The release (debian/changelog's version too; a test compares them).

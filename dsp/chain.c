@@ -269,7 +269,9 @@ int cvd_chain_create(cvd_model *const *models, const char *const *names, int n_m
             mb = c->st[c->n_stages - 1].max_out;
         }
         chain_stage *s = &c->st[c->n_stages];
-        rc = cvd_net_create_hop(m, mb, alone ? cfg->hop : 0, &s->net, err);
+        rc = cvd_net_create_threads(m, mb, alone ? cfg->hop : 0,
+                                    cfg->threads > 1 && !cfg->fixed ? cfg->threads : 1, &s->net,
+                                    err);
         if (rc < 0) {
             cvd_err_prefix(err, "%s", model_name(names, i, nm, sizeof nm));
             goto fail;
@@ -368,8 +370,7 @@ double cvd_chain_latency(const cvd_chain *c)
     double sec = 0, frames = 0;
     for (int i = 0; i < c->n_stages; i++) {
         const chain_stage *s = &c->st[i];
-        double lat =
-            s->net ? cvd_model_latency(cvd_net_model(s->net)) : cvd_resampler_latency(s->rs);
+        double lat = s->net ? cvd_net_latency(s->net) : cvd_resampler_latency(s->rs);
         if (s->out_rate > 0)
             sec += lat / s->out_rate;
         else

@@ -570,6 +570,34 @@ int cvd_net_create(cvd_model *m, int max_block, cvd_net **out, cvd_err *err);
  * streaming). */
 int cvd_net_create_hop(cvd_model *m, int max_block, long hop, cvd_net **out, cvd_err *err);
 long cvd_net_hop(const cvd_net *net); /* 0 for a streaming net */
+/* The same on `threads` (1 or 2) threads: with 2, a WaveNet at the model's output (a .nam's,
+ * or a Keras graph fused into one) runs as two pipeline stages of balanced cost, stage A on a
+ * thread created here (joined by cvd_net_destroy) and stage B on the caller's, one block
+ * apart: each process() returns the previous call's block (the first returns nothing, the
+ * flush the last), bit for bit what one thread gives. Lock-free hand-off, no allocation per
+ * block (docs/THREADS.md). A model that does not split runs on one thread
+ * (cvd_net_threads() says 1, cvd_net_threads_note() why). */
+int cvd_net_create_threads(cvd_model *m, int max_block, long hop, int threads, cvd_net **out,
+                           cvd_err *err);
+int cvd_net_threads(const cvd_net *net);
+/* 1 if nets of m with threads = 2 run on two threads; else 0 and *why (may be NULL) says
+ * why not. */
+int cvd_model_can_split(const cvd_model *m, const char **why);
+const char *cvd_net_threads_note(const cvd_net *net); /* NULL when it runs as asked */
+/* Frames of lag: cvd_model_latency() plus, on two threads, one block (max_block). */
+int cvd_net_latency(const cvd_net *net);
+/* Two threads: FUTEX_WAKE calls process() made (the stage thread was asleep), blocks whose
+ * stage A was not done when process() came for it, and each stage's multiply-adds per frame;
+ * CVD_EINVAL on one thread. */
+int cvd_net_pipe_stats(const cvd_net *net, long *wakes, long *late, double cost[2]);
+/* Two threads: the CPU time the stage thread used so far, in seconds (its thread clock;
+ * for benchmarks, not for the processing path); -1 on one thread. */
+double cvd_net_pipe_stage_cpu(const cvd_net *net);
+/* The stage thread's wait (docs/THREADS.md): it spins for the next block up to spin_ns
+ * (default 100 us; the caller spins for a late block for at most 20 us of it); when blocks
+ * come a steady period apart it sleeps on its own timer until margin_ns before the next is
+ * due (default 150 us), then spins. margin_ns < 0: no timed sleep, the caller wakes it. */
+void cvd_net_set_spin(cvd_net *net, long spin_ns, long margin_ns);
 void cvd_net_destroy(cvd_net *net);
 const cvd_model *cvd_net_model(const cvd_net *net);
 int cvd_net_max_out(const cvd_net *net); /* frames one process() or flush() writes at most */
@@ -626,6 +654,7 @@ typedef struct cvd_chain_config {
                       * for n, delayed by cvd_chain_fixed_latency(); measured at create */
     int in_channels; /* channels of an empty chain (no models): a pass-through */
     long hop;        /* a lone windowed model's hop (0: its window), as cvd_net_create_hop */
+    int threads;     /* 0 or 1: one thread; 2: each model's net as cvd_net_create_threads */
 } cvd_chain_config;
 
 /* models[0..n_models) in order (each referenced by the chain's nets); names (may be NULL, or

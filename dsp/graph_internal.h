@@ -187,6 +187,30 @@ int cvd_wavenet_set_weights(cvd_wavenet *w, const float *weights, size_t n, cvd_
 /* n <= max_block frames of input_size channels in, n frames of head_size out. */
 void cvd_wavenet_process(cvd_wavenet *w, const float *in, int n, float *out);
 void cvd_wavenet_reset(cvd_wavenet *w);
+/* Pipeline stages (pipe.c): arrays [a0, a1) on a block of n frames. a0 == 0: `in` is the
+ * input frames, else a hand-off buffer from a stage that ran [.., a0); a1 == n_arrays: `out`
+ * gets the output frames, else a hand-off buffer (cvd_wavenet_handoff_floats(w, a1)). A
+ * stage touches only its own arrays' state. */
+void cvd_wavenet_stage(cvd_wavenet *w, int a0, int a1, const float *in, int n, float *out);
+size_t cvd_wavenet_handoff_floats(const cvd_wavenet *w, int k);
+int cvd_wavenet_arrays(const cvd_wavenet *w);
+
+/* pipe.c: a WaveNet as two pipeline stages of balanced cost on two threads (the caller's and
+ * one created here), one block apart: process() gives the previous block's output. */
+typedef struct cvd_wn_pipe cvd_wn_pipe;
+int cvd_wn_pipe_create(const cvd_wn_config *cfg, const float *weights, size_t nw, int max_block,
+                       cvd_wn_pipe **out, cvd_err *err);
+void cvd_wn_pipe_destroy(cvd_wn_pipe *p);
+void cvd_wn_pipe_process(cvd_wn_pipe *p, const float *in, int n, float *out, int *n_out);
+/* The block still held (its frames in *n_out); returns 0. */
+int cvd_wn_pipe_flush(cvd_wn_pipe *p, float *out, int *n_out);
+void cvd_wn_pipe_reset(cvd_wn_pipe *p);
+size_t cvd_wn_pipe_state_bytes(const cvd_wn_pipe *p);
+/* FUTEX_WAKEs process() made, blocks it found stage A not done, each stage's multiply-adds
+ * per frame. */
+void cvd_wn_pipe_stats(const cvd_wn_pipe *p, long *wakes, long *late, double cost[2]);
+double cvd_wn_pipe_stage_cpu(const cvd_wn_pipe *p);
+void cvd_wn_pipe_set_spin(cvd_wn_pipe *p, long spin_ns, long margin_ns);
 size_t cvd_wavenet_state_bytes(const cvd_wavenet *w);
 double cvd_wn_macs_per_frame(const cvd_wn_config *cfg);
 int cvd_wn_in_channels(const cvd_wn_config *cfg);

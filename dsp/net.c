@@ -17,13 +17,14 @@
 #include <string.h>
 
 typedef struct net_node {
-    int fused_skip;   /* inside a fused group (not its output): never runs */
-    int fused;        /* a fused group's output: runs the group as one WaveNet */
-    int fused_src;    /* ... reading this node */
-    cvd_layer *layer; /* CONV, DENSE */
-    cvd_wavenet *wn;  /* WAVENET */
-    cvd_pool *pool;   /* MAX_POOL, AVG_POOL */
-    float *hold;      /* CROPPING: the last `right` frames, not yet known to be kept */
+    int fused_skip;    /* inside a fused group (not its output): never runs */
+    int fused;         /* a fused group's output: runs the group as one WaveNet */
+    int fused_src;     /* ... reading this node */
+    cvd_layer *layer;  /* CONV, DENSE */
+    cvd_wavenet *wn;   /* WAVENET */
+    cvd_wn_pipe *pipe; /* WAVENET (or a fused group) on two threads: the output node */
+    cvd_pool *pool;    /* MAX_POOL, AVG_POOL */
+    float *hold;       /* CROPPING: the last `right` frames, not yet known to be kept */
     int nhold;
     long seen;         /* ZERO_PADDING, CROPPING: input frames so far */
     int pad_left_done; /* ZERO_PADDING: the left zeros were sent */
@@ -46,6 +47,8 @@ struct cvd_net {
     net_node *nodes;
     int *order; /* the nodes a round runs, in order (a fused group's inner ones left out) */
     int n_order;
+    int threads;              /* asked for */
+    const char *threads_note; /* why one thread when two were asked, or NULL */
     /* windowed: the frames of the current window, and one plan computing a window */
     int windowed;
     long window, hop;
@@ -65,6 +68,7 @@ void cvd_net_destroy(cvd_net *net)
         net_node *st = &net->nodes[i];
         cvd_layer_destroy(st->layer);
         cvd_wavenet_destroy(st->wn);
+        cvd_wn_pipe_destroy(st->pipe);
         cvd_pool_destroy(st->pool);
         free(st->hold);
         free(st->buf);
@@ -100,9 +104,13 @@ static int create_fused(cvd_net *net, int i, int g, cvd_err *err)
     if (w == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     cvd_fusion_weights(m, f, w);
-    rc = cvd_wavenet_create(f->cfg, src->max_out, &st->wn, err);
-    if (rc == CVD_OK)
-        rc = cvd_wavenet_set_weights(st->wn, w, nw, err);
+    if (net->threads > 1 && i == m->output) {
+        rc = cvd_wn_pipe_create(f->cfg, w, nw, src->max_out, &st->pipe, err);
+    } else {
+        rc = cvd_wavenet_create(f->cfg, src->max_out, &st->wn, err);
+        if (rc == CVD_OK)
+            rc = cvd_wavenet_set_weights(st->wn, w, nw, err);
+    }
     free(w);
     if (rc < 0)
         return rc;
@@ -143,6 +151,14 @@ static int create_node(cvd_net *net, int i, cvd_err *err)
         st->max_out = cvd_layer_max_out(st->layer);
         break;
     case CVD_NODE_WAVENET:
+        if (net->threads > 1 && i == m->output) {
+            rc = cvd_wn_pipe_create(nd->wn, nd->wn_weights, nd->wn_nweights, src->max_out,
+                                    &st->pipe, err);
+            if (rc < 0)
+                return rc;
+            st->max_out = src->max_out;
+            break;
+        }
         rc = cvd_wavenet_create(nd->wn, src->max_out, &st->wn, err);
         if (rc < 0)
             return rc;
@@ -249,7 +265,35 @@ int cvd_net_create(cvd_model *m, int max_block, cvd_net **out, cvd_err *err)
     return cvd_net_create_hop(m, max_block, 0, out, err);
 }
 
+int cvd_model_can_split(const cvd_model *m, const char **why)
+{
+    const char *note = NULL;
+    const int o = m->output;
+    /* the output node must be one WaveNet (a .nam's, or fused) */
+    const int fused = !m->fuse_off && o < m->fuse_nodes && m->fused_in[o] >= 0 &&
+                      m->fusions[m->fused_in[o]].output == o;
+    const cvd_wn_config *wc = m->nodes[o].op == CVD_NODE_WAVENET ? m->nodes[o].wn
+                              : fused                            ? m->fusions[m->fused_in[o]].cfg
+                                                                 : NULL;
+    if (cvd_model_mode(m) == CVD_MODE_WINDOWED)
+        note = "a windowed model runs on one thread";
+    else if (wc == NULL)
+        note = "only a WaveNet (a .nam's, or a Keras graph fused into one) at the model's "
+               "output splits into stages";
+    else if (wc->n_arrays == 1 && wc->arrays[0].n_layers < 2)
+        note = "a WaveNet of one layer does not split";
+    if (why)
+        *why = note;
+    return note == NULL;
+}
+
 int cvd_net_create_hop(cvd_model *m, int max_block, long hop, cvd_net **out, cvd_err *err)
+{
+    return cvd_net_create_threads(m, max_block, hop, 1, out, err);
+}
+
+int cvd_net_create_threads(cvd_model *m, int max_block, long hop, int threads, cvd_net **out,
+                           cvd_err *err)
 {
     cvd_net *net;
     *out = NULL;
@@ -271,6 +315,13 @@ int cvd_net_create_hop(cvd_model *m, int max_block, long hop, cvd_net **out, cvd
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     net->m = cvd_model_ref(m);
     net->max_block = max_block;
+    if (threads < 1 || threads > 2) {
+        cvd_net_destroy(net);
+        return cvd_err_set(err, CVD_EINVAL, "threads=%d: must be 1 or 2", threads);
+    }
+    net->threads = threads;
+    if (threads > 1 && !cvd_model_can_split(m, &net->threads_note))
+        net->threads = 1;
     net->nodes = calloc((size_t)m->n_nodes, sizeof *net->nodes);
     if (net->nodes != NULL && windowed) {
         int rc = create_windowed(net, hop, err);
@@ -343,6 +394,8 @@ size_t cvd_net_state_bytes(const cvd_net *net)
             b += cvd_layer_state_bytes(st->layer);
         if (st->wn)
             b += cvd_wavenet_state_bytes(st->wn);
+        if (st->pipe)
+            b += cvd_wn_pipe_state_bytes(st->pipe);
         if (st->pool)
             b += cvd_pool_state_bytes(st->pool);
         if (st->hold)
@@ -367,6 +420,8 @@ void cvd_net_reset(cvd_net *net)
             cvd_layer_reset(st->layer);
         if (st->wn)
             cvd_wavenet_reset(st->wn);
+        if (st->pipe)
+            cvd_wn_pipe_reset(st->pipe);
         if (st->pool)
             cvd_pool_reset(st->pool);
         for (int k = 0; st->qlen && k < net->m->nodes[i].n_inputs; k++)
@@ -503,6 +558,14 @@ static int run_round(cvd_net *net, const float *in, int n)
         st->n_out = 0;
         if (st->finished)
             continue;
+        if (st->pipe) { /* a WaveNet on two threads: the previous block comes out */
+            const net_node *fin = &net->nodes[st->fused ? st->fused_src : nd->inputs[0]];
+            if (fin->n_out > 0)
+                cvd_wn_pipe_process(st->pipe, fin->out, fin->n_out, st->buf, &st->n_out);
+            else if (fin->finished)
+                st->finished = cvd_wn_pipe_flush(st->pipe, st->buf, &st->n_out) == 0;
+            continue;
+        }
         if (st->fused) { /* a fused group, as one WaveNet */
             const net_node *fin = &net->nodes[st->fused_src];
             if (fin->n_out > 0)
@@ -653,4 +716,43 @@ int cvd_net_flush(cvd_net *net, float *out, int *n_out)
     }
     emit_output(net, out, n_out);
     return net->nodes[net->m->output].finished ? 0 : 1;
+}
+
+int cvd_net_threads(const cvd_net *net)
+{
+    return net->threads;
+}
+
+const char *cvd_net_threads_note(const cvd_net *net)
+{
+    return net->threads_note;
+}
+
+int cvd_net_latency(const cvd_net *net)
+{
+    return cvd_model_latency(net->m) + (net->threads > 1 ? net->max_block : 0);
+}
+
+int cvd_net_pipe_stats(const cvd_net *net, long *wakes, long *late, double cost[2])
+{
+    const net_node *st = &net->nodes[net->m->output];
+    if (net->windowed || st->pipe == NULL)
+        return CVD_EINVAL;
+    cvd_wn_pipe_stats(st->pipe, wakes, late, cost);
+    return CVD_OK;
+}
+
+double cvd_net_pipe_stage_cpu(const cvd_net *net)
+{
+    const net_node *st = &net->nodes[net->m->output];
+    if (net->windowed || st->pipe == NULL)
+        return -1.0;
+    return cvd_wn_pipe_stage_cpu(st->pipe);
+}
+
+void cvd_net_set_spin(cvd_net *net, long spin_ns, long margin_ns)
+{
+    const net_node *st = &net->nodes[net->m->output];
+    if (!net->windowed && st->pipe)
+        cvd_wn_pipe_set_spin(st->pipe, spin_ns, margin_ns);
 }

@@ -427,6 +427,7 @@ struct cvd_wavenet {
     long prewarm;
     /* scratch, max_block frames each */
     float *z, *a, *t, *head, *head2, *xbuf, *zeros, *outbuf;
+    float *condf; /* a stage's condition frames, handed over (cvd_wavenet_stage) */
     size_t state_bytes;
     /* rows ("time-major"): the kernels, and rows of bs floats (max_block + TM_PAD) each:
      * the input (and condition), the head accumulator, the head output, an array's output;
@@ -813,6 +814,7 @@ void cvd_wavenet_destroy(cvd_wavenet *w)
     free(w->xbuf);
     free(w->zeros);
     free(w->outbuf);
+    free(w->condf);
     free(w);
 }
 
@@ -991,6 +993,9 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
     w->xbuf = alloc_floats(mb * maxC, &st);
     w->zeros = alloc_floats(mb * maxIn, &st);
     w->outbuf = alloc_floats(mb * maxC, &st);
+    w->condf = alloc_floats(mb * maxIn, &st);
+    if (!w->condf)
+        goto nomem;
     if (!w->z || !w->a || !w->t || !w->head || !w->head2 || !w->xbuf || !w->zeros || !w->outbuf)
         goto nomem;
     if (w->tk) {
@@ -1403,6 +1408,91 @@ void cvd_wavenet_process(cvd_wavenet *w, const float *in, int n, float *out)
 {
     /* xbuf holds array i's output while array i+1 runs: inputs must not alias it */
     process_block(w, in, n, out);
+}
+
+/* ---- pipeline stages (pipe.c) ------------------------------------------------------------ */
+
+int cvd_wavenet_arrays(const cvd_wavenet *w)
+{
+    return w->n_arrays;
+}
+
+size_t cvd_wavenet_handoff_floats(const cvd_wavenet *w, int k)
+{
+    const wn_array *A = &w->arrays[k - 1];
+    return (size_t)w->max_block * (size_t)(w->arrays[0].in + A->C + A->H);
+}
+
+/* rows (or frames) of n values in and out of a hand-off buffer */
+static const float *take_rows(float *dst, size_t stride, int rows, int n, const float *p)
+{
+    for (int r = 0; r < rows; r++, p += n)
+        memcpy(dst + (size_t)r * stride, p, sizeof(float) * (size_t)n);
+    return p;
+}
+
+static float *put_rows(float *p, const float *src, size_t stride, int rows, int n)
+{
+    for (int r = 0; r < rows; r++, p += n)
+        memcpy(p, src + (size_t)r * stride, sizeof(float) * (size_t)n);
+    return p;
+}
+
+void cvd_wavenet_stage(cvd_wavenet *w, int a0, int a1, const float *in, int n, float *out)
+{
+    const int nin = w->arrays[0].in, last = w->n_arrays - 1;
+    if (w->tk) {
+        const size_t bs = w->bs;
+        const float *x = w->condr;
+        if (a0 == 0) {
+            for (int i = 0; i < nin; i++)
+                for (int t = 0; t < n; t++)
+                    w->condr[(size_t)i * bs + t] = in[(size_t)t * nin + i];
+        } else { /* the condition, the previous array's output and its head's */
+            const float *p = take_rows(w->condr, bs, nin, n, in);
+            p = take_rows(w->xr, bs, w->arrays[a0 - 1].C, n, p);
+            take_rows(w->head2r, bs, w->arrays[a0 - 1].H, n, p);
+            x = w->xr;
+        }
+        for (int i = a0; i < a1; i++) {
+            tm_run_array(w, &w->arrays[i], x, n, i == 0, i == last);
+            x = w->xr;
+        }
+        if (a1 <= last) {
+            float *p = put_rows(out, w->condr, bs, nin, n);
+            p = put_rows(p, w->xr, bs, w->arrays[a1 - 1].C, n);
+            put_rows(p, w->head2r, bs, w->arrays[a1 - 1].H, n);
+            return;
+        }
+        const int H = w->arrays[last].H;
+        for (int o = 0; o < H; o++)
+            for (int t = 0; t < n; t++)
+                out[(size_t)t * H + o] = w->head2r[(size_t)o * bs + t] * w->head_scale;
+        return;
+    }
+    const float *x = in, *cond = in;
+    if (a0 > 0) {
+        const size_t C = (size_t)w->arrays[a0 - 1].C, H = (size_t)w->arrays[a0 - 1].H;
+        memcpy(w->condf, in, sizeof(float) * (size_t)n * nin);
+        memcpy(w->xbuf, in + (size_t)n * nin, sizeof(float) * (size_t)n * C);
+        memcpy(w->head2, in + (size_t)n * (nin + C), sizeof(float) * (size_t)n * H);
+        x = w->xbuf;
+        cond = w->condf;
+    }
+    for (int i = a0; i < a1; i++) {
+        run_array(w, &w->arrays[i], x, cond, n, i == 0, i == last);
+        x = w->xbuf;
+    }
+    if (a1 <= last) {
+        const size_t C = (size_t)w->arrays[a1 - 1].C, H = (size_t)w->arrays[a1 - 1].H;
+        memcpy(out, cond, sizeof(float) * (size_t)n * nin);
+        memcpy(out + (size_t)n * nin, w->xbuf, sizeof(float) * (size_t)n * C);
+        memcpy(out + (size_t)n * (nin + C), w->head2, sizeof(float) * (size_t)n * H);
+        return;
+    }
+    const wn_array *A = &w->arrays[last];
+    for (size_t i = 0; i < (size_t)n * A->H; i++)
+        out[i] = w->head2[i] * w->head_scale;
 }
 
 void cvd_wavenet_reset(cvd_wavenet *w)

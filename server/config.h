@@ -79,6 +79,7 @@ typedef struct cvd_conf_model {
     int type_line;
     int ir_normalize; /* impulse responses: 1 = scaled to unit energy */
     int normalize;    /* 1: NAM's output normalisation by the file's loudness */
+    int threads;      /* 1 or 2: a WaveNet as two pipeline stages (docs/THREADS.md) */
 } cvd_conf_model;
 enum { CVD_CONF_MODEL_AUTO = 0, CVD_CONF_MODEL_IR = 1 };
 /* Models one [stream] or [listen] runs in order (model = amp, cab) */

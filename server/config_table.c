@@ -814,6 +814,12 @@ const cvd_conf_directive cvd_conf_directives[] = {
              "its windows start every `hop` frames, each giving one record; `0` = the window "
              "length (windows side by side). An error on a model that streams frame by "
              "frame"},
+    {"threads", CVD_CONF_INT, 1, 2, "1", MODEL(threads),
+     .note = " (2 = a WaveNet as two pipeline stages)",
+     .help = "`2`: a WaveNet (a `.nam`'s, or a Keras WaveNet that fuses) runs each TCP "
+             "session's stream as two pipeline stages on two threads ([THREADS.md](THREADS.md)): "
+             "one block more latency (ACCEPT reports it), the same output; a model that does "
+             "not split runs on one thread. Audio streams run on one thread"},
 
     /* [listen NAME] */
     {"address", CVD_CONF_SPECIAL, LISTEN(host), .set = set_listen_address, .required = "HOST:PORT",

@@ -139,7 +139,9 @@ int cvd_runtime_chain(const cvd_runtime *rt, const int *idx, int n, double rate,
                            .max_block = block,
                            .fixed = fixed,
                            .in_channels = cvd_model_in_channels(models[0]),
-                           .hop = hop};
+                           .hop = hop,
+                           /* threads = 2 of a model that runs alone (docs/THREADS.md) */
+                           .threads = n == 1 ? cvd_runtime_model_threads(rt, models[0]) : 1};
     return cvd_chain_create(models, names, n, &cc, out, err);
 }
 
@@ -426,6 +428,14 @@ long cvd_runtime_model_hop(const cvd_runtime *rt, const cvd_model *m)
         if (rt->models[i] == m)
             return rt->conf->models[i].hop;
     return 0;
+}
+
+int cvd_runtime_model_threads(const cvd_runtime *rt, const cvd_model *m)
+{
+    for (int i = 0; m && i < rt->conf->n_models; i++)
+        if (rt->models[i] == m)
+            return rt->conf->models[i].threads > 1 ? rt->conf->models[i].threads : 1;
+    return 1;
 }
 
 cvd_model *cvd_runtime_listener_model(const cvd_runtime *rt, int listener)

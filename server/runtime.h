@@ -74,5 +74,7 @@ void cvd_runtime_chain_levels(const cvd_runtime *rt, const int *idx, int n, cvd_
                               int *normalize);
 /* The hop its [model] section gives a windowed model (0: the window length). */
 long cvd_runtime_model_hop(const cvd_runtime *rt, const cvd_model *m);
+/* The threads its [model] section gives it (1 or 2; 1 when not given). */
+int cvd_runtime_model_threads(const cvd_runtime *rt, const cvd_model *m);
 
 #endif

@@ -732,6 +732,8 @@ Test(config, model_errors)
          "t.conf:2: path: 'BUILTIN:m' is not a .nam, .json, .keras or .h5 file, nor an impulse "
          "response (.wav, .flac, .aif, .aiff, .ogg; or type = ir), nor builtin:NAME"},
         {"[model m]\npath = builtin:m\nhop = 1.5\n", "t.conf:3: hop: '1.5' is not a whole number"},
+        {"[model m]\npath = builtin:m\nthreads = 3\n",
+         "t.conf:3: threads: 3 is out of range 1..2 (2 = a WaveNet as two pipeline stages)"},
         {"[model m]\npath = builtin:m\nhop = -1\n",
          "t.conf:3: hop: -1 is out of range 0..1073741824 (0 = the window length)"},
         {"[model m]\nhop = 2\npath = builtin:m\nhop = 3\n",

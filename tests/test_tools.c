@@ -210,6 +210,35 @@ Test(tools, standard_model_block_512)
     standard_model("--block", "512");
 }
 
+/* two threads: the same file as one (a pipeline of two stages, one block apart) */
+Test(tools, standard_model_two_threads)
+{
+    const char *out = tmp("standard2.f32");
+    long ng, nr;
+    if (!file_exists(STANDARD) || !file_exists(STANDARD_IN) || !file_exists(STANDARD_OUT)) {
+        remove_tmpdir();
+        cr_skip_test("%s is absent (../shared is not beside the checkout)", STANDARD);
+    }
+    proc p = RUN("convd-run", STANDARD, STANDARD_IN, out, "--block", "64", "--threads", "2", "-q");
+    expect_status(&p, 0, "convd-run --threads 2 on the standard model");
+    double e = compare_f32(out, STANDARD_OUT, &ng, &nr);
+    cr_assert_eq(ng, 96000, "%ld samples out, want 96000", ng);
+    cr_assert(e <= TOL, "max abs error %.3g > %g", e, TOL);
+    proc_free(&p);
+    proc q = RUN("convd-run", STANDARD, STANDARD_IN, tmp("standard1.f32"), "--block", "64", "-q");
+    expect_status(&q, 0, "convd-run --threads 1");
+    size_t l1 = 0, l2 = 0;
+    char *b1 = tu_read_file(tmp("standard1.f32"), &l1), *b2 = tu_read_file(out, &l2);
+    cr_assert(b1 && b2 && l1 == l2 && memcmp(b1, b2, l1) == 0,
+              "--threads 2 wrote other bytes than one thread");
+    free(b1);
+    free(b2);
+    proc_free(&q);
+    proc r = RUN("convd-run", STANDARD, STANDARD_IN, out, "--threads", "3", "-q");
+    expect_status(&r, 2, "convd-run --threads 3");
+    proc_free(&r);
+}
+
 Test(tools, standard_model_offline)
 {
     standard_model("--offline", NULL);
@@ -269,7 +298,7 @@ Test(tools, wav_in_wav_out_keeps_rate_and_channels)
 
 Test(tools, pcm16_wav_input_is_read_as_float)
 {
-    long n;
+    long n = 0;
     float *x = read_f32(INPUT_4K, &n);
     const char *in = tmp("in16.wav"), *out = tmp("out16.f32");
     write_wav(in, x, n, 1, 48000, SF_FORMAT_PCM_16);

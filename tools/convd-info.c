@@ -520,6 +520,18 @@ static int show(const char *path, int block, const char *plot, const char *plot_
         printf("  state per stream   %s, for blocks of up to %d frames\n",
                bytes_text(cvd_net_state_bytes(net), b, sizeof b), block);
         cvd_net_destroy(net);
+        /* on two threads ([model] threads = 2, convd-run --threads 2) */
+        if (cvd_net_create_threads(m, block, 0, 2, &net, &err) == CVD_OK) {
+            double cost[2];
+            if (cvd_net_threads(net) == 2 && cvd_net_pipe_stats(net, NULL, NULL, cost) == 0)
+                printf("  threads = 2        two pipeline stages of %.0f and %.0f multiply-adds "
+                       "per frame;\n"
+                       "                     latency %d %s (one block of %d more)\n",
+                       cost[0], cost[1], cvd_net_latency(net), frames(cvd_net_latency(net)), block);
+            else
+                printf("  threads = 2        runs on one thread: %s\n", cvd_net_threads_note(net));
+            cvd_net_destroy(net);
+        }
     } else {
         printf("  state per stream   unknown: %s\n", err.msg);
     }

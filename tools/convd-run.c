@@ -3,7 +3,8 @@
  * convd-run: runs an audio file through a model.
  *
  *   convd-run MODEL[,MODEL...] INPUT OUTPUT [--block N] [--offline] [--hop N]
- *             [--weights FILE] [--rate R] [--model-rate R] [--ir-normalize yes|no]
+ *             [--threads N] [--weights FILE] [--rate R] [--model-rate R]
+ *             [--ir-normalize yes|no]
  *             [--format f32|csv|npy] [--csv-header|--no-csv-header] [--columns LIST]
  *             [--time-column COL] [--quiet]
  *
@@ -63,6 +64,7 @@ typedef struct options {
     double level_dbu;               /* the interface's dBu for a full-scale sample */
     const char *weights;            /* --weights: MODEL is a Keras config JSON */
     long hop;                       /* --hop: windowed models; 0 the window length */
+    int threads;                    /* --threads: 1 or 2 (a WaveNet as two pipeline stages) */
     int block;
     int offline;
     int quiet;
@@ -76,7 +78,7 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: " PROG " MODEL INPUT OUTPUT [--block N] [--offline] [--hop N]\n"
+        "usage: " PROG " MODEL INPUT OUTPUT [--block N] [--offline] [--hop N] [--threads N]\n"
         "                 [--weights FILE] [--rate R] [--model-rate R] [--ir-normalize yes|no]\n"
         "                 [--input-gain-db DB] [--output-gain-db DB] [--normalize [yes|no]]\n"
         "                 [--input-level-dbu DBU] [--limit [yes|no]]\n"
@@ -97,6 +99,9 @@ static void usage(FILE *f)
         "  --offline        compute the whole input at once instead of streaming\n"
         "  --hop N          windowed models: windows N frames apart (default: the window\n"
         "                   length, so windows do not overlap)\n"
+        "  --threads N      1 (default) or 2: a WaveNet (.nam, or a Keras WaveNet that\n"
+        "                   fuses) runs as two pipeline stages on two threads, one block\n"
+        "                   later; the output is the same\n"
         "  --weights FILE   MODEL is a Keras model config (model.to_json()) and FILE its\n"
         "                   weights (.h5 or .weights.h5)\n"
         "  --rate R         the input's sample rate in Hz, for input that carries none\n"
@@ -207,6 +212,16 @@ static int parse_args(int argc, char **argv, options *o)
             if (cli_parse_int("--block", val, 1, MAX_BLOCK, &v) != 0)
                 return 2;
             o->block = (int)v;
+        } else if (strcmp(a, "--threads") == 0 || strncmp(a, "--threads=", 10) == 0) {
+            if (a[9] == '=')
+                val = a + 10;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return cli_usage_error("--threads needs a value (1 or 2)");
+            if (strcmp(val, "1") != 0 && strcmp(val, "2") != 0)
+                return cli_usage_error("--threads %s: must be 1 or 2", val);
+            o->threads = val[0] - '0';
         } else if (strcmp(a, "--hop") == 0 || strncmp(a, "--hop=", 6) == 0) {
             long long v;
             if (a[5] == '=')
@@ -589,7 +604,8 @@ static int write_frames(run *r, float *y, long n)
 static int make_chain(run *r, int block, cvd_chain **out)
 {
     cvd_err err = {0};
-    cvd_chain_config cfg = {.rate = r->rate, .max_block = block, .hop = r->o->hop};
+    cvd_chain_config cfg = {
+        .rate = r->rate, .max_block = block, .hop = r->o->hop, .threads = r->o->threads};
     if (cvd_chain_create(r->models, r->names, r->n_models, &cfg, out, &err) < 0)
         return cli_fail("%s: %s", r->o->model, err.msg);
     return 0;

@@ -1,0 +1,353 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench_pipe - one WaveNet on one thread and on two (a pipeline of two stages, dsp/pipe.c),
+ * in the same run. Blocks back to back (a file, or a stream that is behind): wall time per
+ * block, the throughput ratio two threads / one, and where the CPU time went (the caller's
+ * thread, the stage thread: each thread's own CPU clock), and the ceiling: two
+ * independent one-thread streams at once over one alone (what the two cores give with no
+ * hand-off). Then paced like an audio callback (a block every block's duration at 48 kHz, for
+ * --paced seconds a strategy): the time one process() call takes (median and p99, wall) on
+ * one thread and on two, for each way the stage thread can wait between blocks: woken by
+ * the caller (FUTEX_WAKE), its own timer (the default), or spinning through the period; with
+ * the FUTEX_WAKE calls, the late blocks and the stage thread's CPU time. Runs interleaved,
+ * median of RUNS. The machine's load average is printed first: run it on idle cores (or
+ * under chrt -f 10, which keeps other processes off them). Writes build/bench/bench_pipe.json
+ * beside the table.
+ *
+ *   bench_pipe [--block 64] [--seconds S] [--paced S] [--spin US] [--margin US] [--json PATH]
+ *              [MODEL]
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "benchutil.h"
+#include "convd_dsp.h"
+#include "convd_model.h"
+
+#define RUNS 11
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void sleep_until(double t)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+/* the machine's own ceiling: two independent one-thread nets, one on each of two threads */
+typedef struct {
+    cvd_net *net;
+    const float *in;
+    float *out;
+    int block;
+    long nb;
+    double wall;
+} par_job;
+
+static void *par_run(void *arg)
+{
+    par_job *j = arg;
+    int no;
+    double w0 = wall();
+    for (long i = 0; i < j->nb; i++)
+        cvd_net_process(j->net, j->in, j->block, j->out, &no);
+    j->wall = wall() - w0;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = "../shared/models/nam/wavenet_a1_standard.nam", *json_arg = NULL;
+    int block = 64;
+    double seconds = 1.0, paced = 1.0;
+    long spin_us = -1, margin_us = -2;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--block") == 0 && i + 1 < argc)
+            block = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--paced") == 0 && i + 1 < argc)
+            paced = atof(argv[++i]);
+        else if (strcmp(argv[i], "--spin") == 0 && i + 1 < argc)
+            spin_us = atol(argv[++i]);
+        else if (strcmp(argv[i], "--margin") == 0 && i + 1 < argc)
+            margin_us = atol(argv[++i]);
+        else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
+            json_arg = argv[++i];
+        else if (argv[i][0] != '-')
+            path = argv[i];
+        else {
+            fprintf(stderr, "usage: bench_pipe [--block 64] [--seconds S] [--paced S] [--spin US] "
+                            "[--margin US] [--json PATH] [MODEL]\n");
+            return 2;
+        }
+    }
+    if (block < 1 || block > 65536 || seconds <= 0) {
+        fprintf(stderr, "bench_pipe: --block 1..65536, --seconds > 0\n");
+        return 2;
+    }
+    FILE *probe = fopen(path, "r");
+    if (probe == NULL) {
+        printf("bench_pipe: %s is absent (skipped)\n", path);
+        return 0;
+    }
+    fclose(probe);
+    cvd_err err;
+    cvd_model *m;
+    if (cvd_model_load(path, &m, &err) < 0) {
+        fprintf(stderr, "bench_pipe: %s\n", err.msg);
+        return 1;
+    }
+    cvd_net *net[2];
+    for (int k = 0; k < 2; k++)
+        if (cvd_net_create_threads(m, block, 0, k + 1, &net[k], &err) < 0) {
+            fprintf(stderr, "bench_pipe: %s\n", err.msg);
+            return 1;
+        }
+    if (cvd_net_threads(net[1]) != 2) {
+        fprintf(stderr, "bench_pipe: %s: runs on one thread: %s\n", path,
+                cvd_net_threads_note(net[1]));
+        return 1;
+    }
+    const long spin_ns = spin_us >= 0 ? spin_us * 1000 : 100000;
+    const long margin_ns = margin_us < -1 ? 150000 : margin_us < 0 ? -1 : margin_us * 1000;
+    cvd_net_set_spin(net[1], spin_ns, margin_ns);
+    double la[3] = {0, 0, 0};
+    FILE *lf = fopen("/proc/loadavg", "r");
+    if (lf) {
+        if (fscanf(lf, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3)
+            la[0] = la[1] = la[2] = 0;
+        fclose(lf);
+    }
+    const int C = cvd_model_in_channels(m), F = cvd_model_out_channels(m);
+    float *in = malloc(sizeof(float) * (size_t)block * C);
+    float *out = malloc(sizeof(float) * (size_t)block * F);
+    cvd_rng r;
+    cvd_rng_seed(&r, 3);
+    for (int i = 0; i < block * C; i++)
+        in[i] = (float)(0.5 * (cvd_rng_uniform(&r) - 0.5));
+    double cost[2];
+    cvd_net_pipe_stats(net[1], NULL, NULL, cost);
+    const long nb = (long)(seconds * 48000) / block > 0 ? (long)(seconds * 48000) / block : 1;
+    printf("%s, blocks of %d, %.1f s of audio a run, runs interleaved, median of %d\n", path, block,
+           seconds, RUNS);
+    printf("load average before the run: %.2f %.2f %.2f (2 cores: above 0.1 other work shares "
+           "them)\n",
+           la[0], la[1], la[2]);
+    printf("stages: %.0f and %.0f multiply-adds per frame (%.1f%% / %.1f%%)\n", cost[0], cost[1],
+           100 * cost[0] / (cost[0] + cost[1]), 100 * cost[1] / (cost[0] + cost[1]));
+    double w[2][RUNS], cc[RUNS], cs[RUNS], ratio[RUNS];
+    long bw0, bl0, bw1, bl1;
+    cvd_net_pipe_stats(net[1], &bw0, &bl0, NULL);
+    for (int run = -1; run < RUNS; run++) {
+        double tw[2], tcall = 0, tproc = 0;
+        for (int k = 0; k < 2; k++) {
+            int no;
+            double w0 = wall(), c0 = bench_now(), p0 = cvd_net_pipe_stage_cpu(net[1]);
+            for (long i = 0; i < nb; i++)
+                cvd_net_process(net[k], in, block, out, &no);
+            tw[k] = wall() - w0;
+            if (k == 1) {
+                tcall = bench_now() - c0;
+                tproc = cvd_net_pipe_stage_cpu(net[1]) - p0;
+            }
+        }
+        if (run < 0)
+            continue;
+        w[0][run] = tw[0];
+        w[1][run] = tw[1];
+        ratio[run] = tw[0] / tw[1];
+        cc[run] = tcall / tw[1]; /* the caller's thread busy, of the wall time */
+        cs[run] = tproc / tw[1]; /* the stage thread's */
+    }
+    cvd_net_pipe_stats(net[1], &bw1, &bl1, NULL);
+    const long b2b_late = bl1 - bl0, b2b_wakes = bw1 - bw0, b2b_blocks = nb * (RUNS + 1);
+    /* the ceiling: two independent streams at once, each on its own one-thread net; their
+     * throughput over one stream alone is what two cores give this model with no hand-off */
+    cvd_net *solo = NULL;
+    if (cvd_net_create_threads(m, block, 0, 1, &solo, &err) < 0) {
+        fprintf(stderr, "bench_pipe: %s\n", err.msg);
+        return 1;
+    }
+    float *out2 = malloc(sizeof(float) * (size_t)block * cvd_model_out_channels(m));
+    double ceil_r[RUNS];
+    for (int run = -1; run < RUNS; run++) {
+        par_job a = {net[0], in, NULL, block, nb, 0}, b = {solo, in, NULL, block, nb, 0};
+        a.out = malloc(sizeof(float) * (size_t)block * cvd_model_out_channels(m));
+        b.out = out2;
+        par_run(&a);
+        const double alone = a.wall;
+        pthread_t th;
+        if (pthread_create(&th, NULL, par_run, &b) != 0) {
+            fprintf(stderr, "bench_pipe: pthread_create failed\n");
+            return 1;
+        }
+        par_run(&a);
+        pthread_join(th, NULL);
+        free(a.out);
+        if (run >= 0)
+            ceil_r[run] = 2 * alone / (a.wall > b.wall ? a.wall : b.wall);
+    }
+    const double ceiling = bench_median(ceil_r, RUNS);
+    cvd_net_destroy(solo);
+    free(out2);
+
+    /* the CPU time each thread needs a block, without spinning (spin 0: the stage thread
+     * sleeps between blocks): on a machine shared with other work, the wall-time ratio
+     * depends on what else runs; the ratio of one thread's CPU time per block to the
+     * busier stage's is what two free cores give */
+    double c1t[RUNS], cA[RUNS], cB[RUNS];
+    cvd_net_set_spin(net[1], 0, -1);
+    for (int run = -1; run < RUNS; run++) {
+        int no;
+        double c0 = bench_now();
+        for (long i = 0; i < nb; i++)
+            cvd_net_process(net[0], in, block, out, &no);
+        double one = bench_now() - c0;
+        double p0 = cvd_net_pipe_stage_cpu(net[1]);
+        c0 = bench_now();
+        for (long i = 0; i < nb; i++)
+            cvd_net_process(net[1], in, block, out, &no);
+        double callr = bench_now() - c0, stage = cvd_net_pipe_stage_cpu(net[1]) - p0;
+        if (run < 0)
+            continue;
+        c1t[run] = one / (double)nb;
+        cB[run] = callr / (double)nb;
+        cA[run] = stage / (double)nb;
+    }
+    cvd_net_set_spin(net[1], spin_ns, margin_ns);
+    const double m1 = bench_median(c1t, RUNS), mA = bench_median(cA, RUNS),
+                 mB = bench_median(cB, RUNS);
+    const double ideal = m1 / (mA > mB ? mA : mB);
+    const double w1 = bench_median(w[0], RUNS), w2 = bench_median(w[1], RUNS);
+    const double rt = bench_median(ratio, RUNS), c1 = bench_median(cc, RUNS),
+                 c2 = bench_median(cs, RUNS);
+    printf("\nback to back      %12s %12s\n", "1 thread", "2 threads");
+    printf("us per block      %12.2f %12.2f\n", 1e6 * w1 / (double)nb, 1e6 * w2 / (double)nb);
+    printf("x real time       %12.1f %12.1f\n", (double)nb * block / 48000.0 / w1,
+           (double)nb * block / 48000.0 / w2);
+    printf("throughput 2/1    %12.2f   (median of the runs' ratios)\n", rt);
+    printf("CPU of wall time  caller thread %.2f, stage thread %.2f (two threads)\n", c1, c2);
+    printf("hand-offs         %ld blocks, %ld whose stage A was late, %ld FUTEX_WAKEs\n",
+           b2b_blocks, b2b_late, b2b_wakes);
+    printf("ceiling 2/1       %12.2f   (two independent one-thread streams at once: what two\n"
+           "                                 cores give this model without a hand-off)\n",
+           ceiling);
+    printf("\nCPU time per block (spin 0)  one thread %.2f us; two: stage A (its thread) %.2f us, "
+           "stage B (the caller's) %.2f us\n",
+           m1 * 1e6, mA * 1e6, mB * 1e6);
+    printf("one thread's CPU / the busier stage's (spin 0: a futex sleep and wake in every "
+           "block, on this kernel their cost): %.2f\n",
+           ideal);
+
+    /* paced: one block every block's duration, for each way the stage thread waits */
+    static const struct {
+        const char *name;
+        long spin_ns, margin_ns;
+    } modes[] = {{"woken by the caller (FUTEX_WAKE)", 100000, -1},
+                 {"its own timer, margin 150 us (default)", 100000, 150000},
+                 {"spins through the period", 1000000000L, -1}};
+    enum { NMODES = sizeof modes / sizeof modes[0] };
+    const double period = (double)block / 48000.0;
+    const long npaced = (long)(paced / period);
+    double *lat[2];
+    double p50[NMODES][2], p99[NMODES][2], stage_cpu[NMODES];
+    long wakes[NMODES], late[NMODES];
+    lat[0] = malloc(sizeof(double) * (size_t)(npaced + 1));
+    lat[1] = malloc(sizeof(double) * (size_t)(npaced + 1));
+    memset(p50, 0, sizeof p50);
+    memset(p99, 0, sizeof p99);
+    for (int md = 0; md < NMODES && npaced > 0; md++) {
+        long pw0, pl0, pw1, pl1;
+        cvd_net_set_spin(net[1], modes[md].spin_ns, modes[md].margin_ns);
+        cvd_net_pipe_stats(net[1], &pw0, &pl0, NULL);
+        double t = wall(), p0 = cvd_net_pipe_stage_cpu(net[1]);
+        for (long i = 0; i < npaced; i++) {
+            for (int k = 0; k < 2; k++) {
+                int no;
+                double a = wall();
+                cvd_net_process(net[k], in, block, out, &no);
+                lat[k][i] = wall() - a;
+            }
+            t += period;
+            sleep_until(t);
+        }
+        double span = wall() - (t - (double)npaced * period);
+        stage_cpu[md] = (cvd_net_pipe_stage_cpu(net[1]) - p0) / span;
+        cvd_net_pipe_stats(net[1], &pw1, &pl1, NULL);
+        wakes[md] = pw1 - pw0;
+        late[md] = pl1 - pl0;
+        for (int k = 0; k < 2; k++) {
+            qsort(lat[k], (size_t)npaced, sizeof(double), bench_cmp_double);
+            p50[md][k] = lat[k][npaced / 2];
+            p99[md][k] = lat[k][(npaced * 99) / 100];
+        }
+    }
+    cvd_net_set_spin(net[1], spin_ns, margin_ns);
+    if (npaced > 0) {
+        printf("\npaced (a block every %.0f us, %ld blocks a strategy): one process() call, wall "
+               "us;\nthe stage thread's CPU time (share of a core)\n",
+               period * 1e6, npaced);
+        printf("%-40s %8s %8s %8s %8s %6s %6s %6s\n", "the stage thread waits", "1 p50", "1 p99",
+               "2 p50", "2 p99", "wakes", "late", "cpu");
+        for (int md = 0; md < NMODES; md++)
+            printf("%-40s %8.1f %8.1f %8.1f %8.1f %6ld %6ld %6.2f\n", modes[md].name,
+                   p50[md][0] * 1e6, p99[md][0] * 1e6, p50[md][1] * 1e6, p99[md][1] * 1e6,
+                   wakes[md], late[md], stage_cpu[md]);
+    }
+    char json_path[1024], when[64];
+    if (json_arg)
+        snprintf(json_path, sizeof json_path, "%s", json_arg);
+    else
+        bench_json_path(json_path, sizeof json_path, argv[0], "bench_pipe");
+    FILE *json = fopen(json_path, "w");
+    if (json) {
+        bench_utc(when, sizeof when);
+        fprintf(json,
+                "{\n  \"program\": \"bench_pipe\",\n  \"time\": \"%s\",\n  \"model\": ", when);
+        bench_json_str(json, path);
+        fprintf(json,
+                ",\n  \"block\": %d,\n  \"stage_macs\": [%.0f, %.0f],\n"
+                "  \"us_per_block\": {\"1\": %.3f, \"2\": %.3f},\n  \"throughput_ratio\": %.3f,\n"
+                "  \"cpu_of_wall\": {\"caller\": %.3f, \"stage\": %.3f},\n"
+                "  \"two_streams_ratio\": %.3f,\n"
+                "  \"cpu_us_per_block\": {\"one_thread\": %.3f, \"stage_a\": %.3f, "
+                "\"stage_b\": %.3f}, \"cpu_throughput_ratio\": %.3f,\n"
+                "  \"load_average\": [%.2f, %.2f, %.2f],\n"
+                "  \"handoffs\": {\"blocks\": %ld, \"late\": %ld, \"futex_wakes\": %ld},\n"
+                "  \"paced_blocks\": %ld,\n  \"paced\": [\n",
+                block, cost[0], cost[1], 1e6 * w1 / (double)nb, 1e6 * w2 / (double)nb, rt, c1, c2,
+                ceiling, m1 * 1e6, mA * 1e6, mB * 1e6, ideal, la[0], la[1], la[2], b2b_blocks,
+                b2b_late, b2b_wakes, npaced);
+        for (int md = 0; md < NMODES; md++) {
+            fprintf(json, "    {\"wait\": ");
+            bench_json_str(json, modes[md].name);
+            fprintf(json,
+                    ", \"median_us\": {\"1\": %.2f, \"2\": %.2f}, \"p99_us\": {\"1\": %.2f, "
+                    "\"2\": %.2f}, \"futex_wakes\": %ld, \"late\": %ld, \"stage_cpu\": %.3f}%s\n",
+                    p50[md][0] * 1e6, p50[md][1] * 1e6, p99[md][0] * 1e6, p99[md][1] * 1e6,
+                    wakes[md], late[md], stage_cpu[md], md + 1 < NMODES ? "," : "");
+        }
+        fprintf(json, "  ]\n}\n");
+        fclose(json);
+        printf("JSON record: %s\n", json_path);
+    }
+    free(lat[0]);
+    free(lat[1]);
+    free(in);
+    free(out);
+    cvd_net_destroy(net[0]);
+    cvd_net_destroy(net[1]);
+    cvd_model_unref(m);
+    return 0;
+}
