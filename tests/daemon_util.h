@@ -303,10 +303,13 @@ static void du_on_deadline(int sig)
     raise(sig);
 }
 
+DU_FN int du_daemon_sanitized(void);
+
+/* A sanitized build (ASan/UBSan or TSan) runs several times slower: its deadlines are 3x. */
 DU_FN void du_deadline(unsigned seconds)
 {
     signal(SIGALRM, du_on_deadline);
-    alarm(seconds);
+    alarm(du_daemon_sanitized() ? 3 * seconds : seconds);
 }
 
 typedef struct du_spawn_opts {
@@ -581,8 +584,12 @@ DU_FN void du_daemon_start(du_daemon *d, const char *conf_text, int workers)
 DU_FN const char *du_daemon_wait_log(du_daemon *d, const char *text, size_t from, double timeout_s,
                                      char **logp)
 {
+    if (du_daemon_sanitized())
+        timeout_s *= 3; /* ASan's or TSan's daemon opens its devices several times slower */
     double end = du_now() + timeout_s;
-    for (;;) {
+    for (int polls = 0;; polls++) {
+        if (polls > 0)
+            du_sleep_ms(5); /* beside a daemon starting on 2 cores, a spinning reader slows it */
         size_t len = 0;
         char *log = du_read_file(d->log, &len);
         const char *hit = log && len >= from ? strstr(log + from, text) : NULL;
