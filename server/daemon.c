@@ -490,13 +490,16 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
 
     memset(&d, 0, sizeof d);
     signal(SIGPIPE, SIG_IGN);
-    /* a SIGHUP (systemctl reload) that comes while the daemon starts waits for the handler,
-     * instead of killing the daemon by its default action; the threads started meanwhile
-     * keep it blocked, so the loop's thread is the one that takes it */
-    sigset_t hup;
-    sigemptyset(&hup);
-    sigaddset(&hup, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &hup, NULL);
+    /* a SIGHUP (systemctl reload), SIGTERM or SIGINT that comes while the daemon starts
+     * (its audio streams already log their latency) waits for the handler, instead of
+     * killing the daemon by its default action; the threads started meanwhile keep them
+     * blocked, so the loop's thread is the one that takes them */
+    sigset_t held;
+    sigemptyset(&held);
+    sigaddset(&held, SIGHUP);
+    sigaddset(&held, SIGTERM);
+    sigaddset(&held, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &held, NULL);
     d.loop = uv_default_loop();
     d.config_path = config_path;
 
@@ -543,7 +546,7 @@ int cvd_daemon_run(const char *config_path, int workers_override, int log_level_
     CVD_UV_CHECK(uv_signal_start(&d.sigterm, on_signal, SIGTERM));
     CVD_UV_CHECK(uv_signal_start(&d.sigint, on_signal, SIGINT));
     CVD_UV_CHECK(uv_signal_start(&d.sighup, on_signal, SIGHUP));
-    pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &held, NULL);
     if (sd_watchdog_enabled(0, &d.watchdog_usec) > 0 && d.watchdog_usec > 0) {
         uint64_t ms = d.watchdog_usec / 2000;
         CVD_UV_CHECK(uv_timer_start(&d.watchdog, on_watchdog, ms ? ms : 1, ms ? ms : 1));
