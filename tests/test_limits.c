@@ -14,56 +14,10 @@
 
 #include "convd_client.h"
 #include "daemon_util.h"
+#include "net_util.h"
 #include "testutil.h"
 
-#define NAM_K "tests/data/nam/k1_relu_1ch.nam" /* 1 -> 1 channel, latency 0, cheap */
-#define NAM_W "tests/data/nam/wide16_tanh.nam"
-#define INPUT "tests/data/nam/input_4k.f32" /* 4096 floats in [-1, 1] */
-
-static void suite_init(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    du_tmp_make();
-    du_deadline(120);
-}
-
-static void suite_fini(void)
-{
-    du_cleanup();
-    du_tmp_remove();
-}
-
-TestSuite(limits, .init = suite_init, .fini = suite_fini);
-
-static char *conf_text(const char *server, const char *listeners)
-{
-    du_buf b = {0};
-    du_buf_printf(&b, "[server]\nmetrics = 127.0.0.1:0\n%s\n", server ? server : "");
-    du_buf_printf(&b, "[model k]\npath = %s\n", du_src(NAM_K));
-    du_buf_printf(&b, "[model w]\npath = %s\n", du_src(NAM_W));
-    du_buf_printf(&b, "%s", listeners);
-    return (char *)b.p;
-}
-
-static void listener(du_buf *b, const char *name, const char *protocol, const char *extra)
-{
-    du_buf_printf(b, "[listen %s]\naddress = 127.0.0.1:0\nprotocol = %s\nmodel = k\n%s\n", name,
-                  protocol, extra ? extra : "");
-}
-
-static int connect_from(const char *from, int port)
-{
-    struct sockaddr_in s = {.sin_family = AF_INET}, d = {.sin_family = AF_INET};
-    inet_pton(AF_INET, from, &s.sin_addr);
-    inet_pton(AF_INET, "127.0.0.1", &d.sin_addr);
-    d.sin_port = htons((uint16_t)port);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&s, sizeof s), 0, "bind %s: %s", from,
-                 strerror(errno));
-    cr_assert_eq(connect(fd, (struct sockaddr *)&d, sizeof d), 0, "connect: %s", strerror(errno));
-    return fd;
-}
+TestSuite(limits, .init = nu_suite_init, .fini = nu_suite_fini);
 
 /* A framed HELLO (version 1, no token) on fd and the server's first answer: 0 ACCEPT, else
  * the ERROR code (text in *text). */
@@ -96,21 +50,21 @@ static int hello_on(int fd, uint32_t block, char *text, size_t cap)
 Test(limits, max_clients_per_address)
 {
     du_buf l = {0};
-    listener(&l, "fr", "framed", NULL);
-    char *conf = conf_text("max_clients_per_address = 2", (char *)l.p);
+    nu_listener(&l, "fr", "framed", NULL);
+    char *conf = nu_conf_text("max_clients_per_address = 2", (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 2);
     const int pf = du_daemon_port(&d, "fr"), mp = du_daemon_metrics_port(&d);
     char text[1100];
-    int a = connect_from("127.0.0.1", pf), b = connect_from("127.0.0.1", pf);
+    int a = nu_connect_ok("127.0.0.1", pf), b = nu_connect_ok("127.0.0.1", pf);
     cr_assert_eq(hello_on(a, 64, text, sizeof text), 0, "%s", text);
     cr_assert_eq(hello_on(b, 64, text, sizeof text), 0, "%s", text);
-    int c = connect_from("127.0.0.1", pf);
+    int c = nu_connect_ok("127.0.0.1", pf);
     cr_assert_eq(hello_on(c, 64, text, sizeof text), CVD_FR_E_BUSY, "a third from 127.0.0.1");
     cr_assert(strstr(text, "max_clients_per_address"), "%s", text);
     close(c);
     /* another address has its own count */
-    int e = connect_from("127.0.0.2", pf);
+    int e = nu_connect_ok("127.0.0.2", pf);
     cr_assert_eq(hello_on(e, 64, text, sizeof text), 0, "127.0.0.2: %s", text);
     close(e);
     cr_assert_geq(
@@ -121,7 +75,7 @@ Test(limits, max_clients_per_address)
     int ok = 0;
     while (!ok && du_now() < end) {
         du_sleep_ms(50);
-        c = connect_from("127.0.0.1", pf);
+        c = nu_connect_ok("127.0.0.1", pf);
         ok = hello_on(c, 64, text, sizeof text) == 0;
         close(c);
     }
@@ -137,8 +91,8 @@ Test(limits, max_clients_per_address)
 Test(limits, write_timeout_closes_a_client_that_never_reads)
 {
     du_buf l = {0};
-    listener(&l, "raw", "raw", NULL);
-    char *conf = conf_text("write_timeout = 1\nqueue_limit = 65536", (char *)l.p);
+    nu_listener(&l, "raw", "raw", NULL);
+    char *conf = nu_conf_text("write_timeout = 1\nqueue_limit = 65536", (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 1);
     const int pr = du_daemon_port(&d, "raw"), mp = du_daemon_metrics_port(&d);
@@ -196,10 +150,10 @@ static int dribble_closed(int fd, const char *bytes, size_t n, double gap, doubl
 Test(limits, idle_timeout_counts_progress_not_bytes)
 {
     du_buf l = {0};
-    listener(&l, "raw", "raw", NULL);
-    listener(&l, "line", "line", NULL);
-    listener(&l, "fr", "framed", NULL);
-    char *conf = conf_text("idle_timeout = 1", (char *)l.p);
+    nu_listener(&l, "raw", "raw", NULL);
+    nu_listener(&l, "line", "line", NULL);
+    nu_listener(&l, "fr", "framed", NULL);
+    char *conf = nu_conf_text("idle_timeout = 1", (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 2);
     const int mp = du_daemon_metrics_port(&d);
@@ -248,9 +202,9 @@ Test(limits, idle_timeout_counts_progress_not_bytes)
 Test(limits, max_block_bounds_what_hello_may_ask)
 {
     du_buf l = {0};
-    listener(&l, "dflt", "framed", NULL);
-    listener(&l, "small", "framed", "max_block = 100");
-    char *conf = conf_text(NULL, (char *)l.p);
+    nu_listener(&l, "dflt", "framed", NULL);
+    nu_listener(&l, "small", "framed", "max_block = 100");
+    char *conf = nu_conf_text(NULL, (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 1);
     char text[1100];
@@ -284,11 +238,11 @@ Test(limits, max_block_bounds_what_hello_may_ask)
 Test(limits, max_stream_memory_refuses_streams_past_it)
 {
     du_buf l = {0};
-    listener(&l, "fr", "framed", NULL);
-    listener(&l, "raw", "raw", NULL);
-    listener(&l, "line", "line", NULL);
+    nu_listener(&l, "fr", "framed", NULL);
+    nu_listener(&l, "raw", "raw", NULL);
+    nu_listener(&l, "line", "line", NULL);
     /* each stream's figure is about 2.1 MiB here (queue_limit and max_message 1 MiB each) */
-    char *conf = conf_text("max_stream_memory = 5242880", (char *)l.p);
+    char *conf = nu_conf_text("max_stream_memory = 5242880", (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 1);
     const int pf = du_daemon_port(&d, "fr"), mp = du_daemon_metrics_port(&d);
@@ -346,10 +300,10 @@ Test(limits, max_stream_memory_refuses_streams_past_it)
 Test(limits, accepting_costs_nothing_until_a_client_sends)
 {
     du_buf l = {0};
-    listener(&l, "raw", "raw", "block = 4096");
+    nu_listener(&l, "raw", "raw", "block = 4096");
     du_buf_printf(&l, "[listen big]\naddress = 127.0.0.1:0\nprotocol = raw\nmodel = w\n"
                       "block = 65536\n");
-    char *conf = conf_text("max_clients = 2000", (char *)l.p);
+    char *conf = nu_conf_text("max_clients = 2000", (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 2);
     const int pr = du_daemon_port(&d, "raw"), pb = du_daemon_port(&d, "big");
@@ -407,8 +361,8 @@ Test(limits, accepting_costs_nothing_until_a_client_sends)
 Test(limits, out_of_file_descriptors_is_logged_counted_and_survived)
 {
     du_buf l = {0};
-    listener(&l, "raw", "raw", NULL);
-    char *conf = conf_text("max_clients = 1000", (char *)l.p);
+    nu_listener(&l, "raw", "raw", NULL);
+    char *conf = nu_conf_text("max_clients = 1000", (char *)l.p);
     /* the daemon inherits a low limit */
     struct rlimit rl, old;
     cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
@@ -493,7 +447,7 @@ Test(limits, sigterm_cuts_a_framed_stream_and_convd_cat_keeps_what_came)
 {
     du_buf l = {0};
     du_buf_printf(&l, "[listen fr]\naddress = 127.0.0.1:0\nprotocol = framed\nmodel = w\n");
-    char *conf = conf_text("shutdown_timeout = 20\nqueue_limit = 65536", (char *)l.p);
+    char *conf = nu_conf_text("shutdown_timeout = 20\nqueue_limit = 65536", (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 1);
     /* a long input: 4M frames, several seconds through this model on this machine */

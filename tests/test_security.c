@@ -20,48 +20,13 @@
 
 #include "convd_client.h"
 #include "daemon_util.h"
+#include "net_util.h"
 #include "testutil.h"
 #include "tls_util.h"
 
-#define NAM_K "tests/data/nam/k1_relu_1ch.nam" /* 1 -> 1 channel, latency 0, cheap */
-#define NAM_W "tests/data/nam/wide16_tanh.nam" /* 1 -> 1, latency 0 */
-#define JSON_G "tests/data/tools/graph.json"   /* 2 -> 3 channels, latency 2 */
-#define INPUT "tests/data/nam/input_4k.f32"    /* 4096 floats in [-1, 1] */
-
-static void suite_init(void)
-{
-    signal(SIGPIPE, SIG_IGN);
-    du_tmp_make();
-    du_deadline(120);
-}
-
-static void suite_fini(void)
-{
-    du_cleanup();
-    du_tmp_remove();
-}
-
-TestSuite(security, .init = suite_init, .fini = suite_fini);
+TestSuite(security, .init = nu_suite_init, .fini = nu_suite_fini);
 
 /* ---- configurations ------------------------------------------------------------------------ */
-
-/* [server] lines, models k, w, g, then listeners */
-static char *conf_text(const char *server, const char *listeners)
-{
-    du_buf b = {0};
-    du_buf_printf(&b, "[server]\nmetrics = 127.0.0.1:0\n%s\n", server ? server : "");
-    du_buf_printf(&b, "[model k]\npath = %s\n", du_src(NAM_K));
-    du_buf_printf(&b, "[model w]\npath = %s\n", du_src(NAM_W));
-    du_buf_printf(&b, "[model g]\npath = %s\n", du_src(JSON_G));
-    du_buf_printf(&b, "%s", listeners);
-    return (char *)b.p;
-}
-
-static void listener(du_buf *b, const char *name, const char *protocol, const char *extra)
-{
-    du_buf_printf(b, "[listen %s]\naddress = 127.0.0.1:0\nprotocol = %s\nmodel = k\n%s\n", name,
-                  protocol, extra ? extra : "");
-}
 
 /* tls_cert and tls_key lines for the test's server certificate */
 static const char *tls_lines(void)
@@ -210,43 +175,6 @@ static void tls_peer_cn(tls_client *t, char *buf, size_t cap)
         X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, (int)cap);
 }
 
-/* A plain TCP client bound to a source address (IPv4 or IPv6) connecting to host:port;
- * returns the fd or -errno. */
-static int connect_from(const char *from, const char *host, int port)
-{
-    struct sockaddr_storage src, dst;
-    memset(&src, 0, sizeof src);
-    memset(&dst, 0, sizeof dst);
-    int v6 = strchr(host, ':') != NULL;
-    socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    if (v6) {
-        struct sockaddr_in6 *s = (struct sockaddr_in6 *)&src, *d = (struct sockaddr_in6 *)&dst;
-        s->sin6_family = d->sin6_family = AF_INET6;
-        inet_pton(AF_INET6, from, &s->sin6_addr);
-        inet_pton(AF_INET6, host, &d->sin6_addr);
-        d->sin6_port = htons((uint16_t)port);
-    } else {
-        struct sockaddr_in *s = (struct sockaddr_in *)&src, *d = (struct sockaddr_in *)&dst;
-        s->sin_family = d->sin_family = AF_INET;
-        inet_pton(AF_INET, from, &s->sin_addr);
-        inet_pton(AF_INET, host, &d->sin_addr);
-        d->sin_port = htons((uint16_t)port);
-    }
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert_geq(fd, 0);
-    if (from && bind(fd, (struct sockaddr *)&src, len) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    if (connect(fd, (struct sockaddr *)&dst, len) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    return fd;
-}
-
 /* Sends n bytes then shuts the write side; reads to the end. Returns the output. */
 static du_buf plain_stream(int fd, const void *p, size_t n)
 {
@@ -301,10 +229,10 @@ Test(security, tls_on_raw_line_and_framed_with_a_good_certificate)
     size_t nf;
     float *x = input_floats(&nf);
     du_buf l = {0};
-    listener(&l, "raw", "raw", tls_lines());
-    listener(&l, "line", "line", tls_lines());
-    listener(&l, "fr", "framed", tls_lines());
-    char *conf = conf_text(NULL, (char *)l.p);
+    nu_listener(&l, "raw", "raw", tls_lines());
+    nu_listener(&l, "line", "line", tls_lines());
+    nu_listener(&l, "fr", "framed", tls_lines());
+    char *conf = nu_conf_text(NULL, (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 2);
     size_t nr;
@@ -362,49 +290,88 @@ Test(security, tls_on_raw_line_and_framed_with_a_good_certificate)
     free(conf);
 }
 
-Test(security, tls_refuses_a_wrong_ca_and_plain_tcp)
+Test(security, tls_refuses_a_wrong_ca_and_plain_tcp_on_each_protocol)
 {
     size_t nf;
     float *x = input_floats(&nf);
     du_buf l = {0};
-    listener(&l, "raw", "raw", tls_lines());
-    listener(&l, "fr", "framed", tls_lines());
-    char *conf = conf_text(NULL, (char *)l.p);
+    nu_listener(&l, "raw", "raw", tls_lines());
+    nu_listener(&l, "line", "line", tls_lines());
+    nu_listener(&l, "fr", "framed", tls_lines());
+    char *conf = nu_conf_text(NULL, (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 1);
-    const int pr = du_daemon_port(&d, "raw"), pf = du_daemon_port(&d, "fr");
+    const int pf = du_daemon_port(&d, "fr");
     const int mp = du_daemon_metrics_port(&d);
 
-    /* a client that trusts another CA: the handshake fails, on both sides */
-    tls_client t;
-    cr_assert_eq(tls_connect(&t, pr, tls_file("other-ca.pem"), NULL, NULL), -1,
-                 "a server certificate from an unknown CA was accepted");
-    cr_assert(strstr(t.err, "certificate verify failed"), "%s", t.err);
-    tls_close(&t);
+    /* raw and line: each protocol's bytes, and what a good client gets for them */
+    size_t nr, n1;
+    float *ref = reference(NAM_K, x, nf, 64, &nr);
+    float *r1 = reference(NAM_K, x, 1000, 64, &n1);
+    du_buf line_in = {0}, line_want = {0};
+    du_lines(&line_in, x, 1000, 1);
+    du_lines(&line_want, r1, n1, 1);
+    const struct {
+        const char *name;
+        const void *in, *want;
+        size_t in_len, want_len;
+    } P[] = {
+        {"raw", x, ref, nf * 4, nr * 4},
+        {"line", line_in.p, line_want.p, line_in.len, line_want.len},
+    };
+    for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
+        const int port = du_daemon_port(&d, P[i].name);
+        /* a client that trusts another CA: the handshake fails, on both sides */
+        tls_client t;
+        cr_assert_eq(tls_connect(&t, port, tls_file("other-ca.pem"), NULL, NULL), -1,
+                     "%s: a server certificate from an unknown CA was accepted", P[i].name);
+        cr_assert(strstr(t.err, "certificate verify failed"), "%s: %s", P[i].name, t.err);
+        tls_close(&t);
+        /* plain TCP: the protocol's bytes in clear get no output (a TLS alert at most), and
+         * the connection is closed */
+        du_buf got = plain_stream(du_connect(port), P[i].in, P[i].in_len);
+        cr_assert(got.len < 64, "%s: %zu bytes came back to plain TCP on a TLS port", P[i].name,
+                  got.len);
+        cr_assert(got.len == 0 || got.p[0] == 0x15,
+                  "%s: plain TCP got bytes other than a TLS "
+                  "alert (first 0x%02x)",
+                  P[i].name, got.p[0]);
+        du_buf_free(&got);
+        /* and a good client right after is served */
+        du_buf out = {0};
+        cr_assert_eq(tls_connect(&t, port, tls_file("ca.pem"), NULL, NULL), 0, "%s: %s", P[i].name,
+                     t.err);
+        cr_assert_eq(tls_stream(&t, P[i].in, P[i].in_len, &out, 1), 1,
+                     "%s: no close_notify from the server", P[i].name);
+        du_assert_bytes(out.p, out.len, P[i].want, P[i].want_len, P[i].name);
+        tls_close(&t);
+        du_buf_free(&out);
+    }
+
+    /* framed, through the client library: the error says what went wrong */
     cvd_client_tls ct = {.ca = tls_file("other-ca.pem")};
     du_buf out = {0};
     cvd_err err = {0};
     cr_assert_lt(framed_run(pf, &ct, NULL, NULL, NULL, x, 64, &out, &err), 0);
     cr_assert(strstr(err.msg, "TLS handshake") && strstr(err.msg, "certificate verify failed"),
               "%s", err.msg);
-
-    /* plain TCP to a TLS port: raw bytes, a framed HELLO: no output, closed */
-    int fd = du_connect(pr);
-    du_buf got = plain_stream(fd, x, 4096);
-    cr_assert(got.len < 64, "%zu bytes came back to plain TCP on a TLS port", got.len);
-    du_buf_free(&got);
     cr_assert_lt(framed_run(pf, NULL, NULL, NULL, NULL, x, 64, &out, &err), 0);
     cr_assert(strstr(err.msg, "TLS listener?"), "%s", err.msg);
-    cr_assert_geq(du_metric_wait(mp, "convd_tls_handshake_failures_total", 4, 5), 4);
-    cr_assert_geq(du_metric_now(mp, "convd_disconnects_total{reason=\"tls\"}"), 4);
+    /* two refusals on each protocol, each counted */
+    cr_assert_geq(du_metric_wait(mp, "convd_tls_handshake_failures_total", 6, 5), 6);
+    cr_assert_geq(du_metric_now(mp, "convd_disconnects_total{reason=\"tls\"}"), 6);
 
     /* and the daemon still serves a good client */
     ct.ca = tls_file("ca.pem");
     cr_assert_eq(framed_run(pf, &ct, NULL, NULL, NULL, x, nf, &out, &err), 0, "%s", err.msg);
-    cr_assert_eq(out.len, nf * 4);
+    du_assert_bytes(out.p, out.len, ref, nr * 4, "framed over TLS");
     du_buf_free(&out);
     du_daemon_finish(&d, 10);
     free(x);
+    free(ref);
+    free(r1);
+    du_buf_free(&line_in);
+    du_buf_free(&line_want);
     du_buf_free(&l);
     free(conf);
 }
@@ -417,9 +384,9 @@ Test(security, mutual_tls_needs_a_certificate_from_the_client_ca)
     snprintf(extra, sizeof extra, "%stls_client_ca = %s\n", tls_lines(),
              tls_file("clients-ca.pem"));
     du_buf l = {0};
-    listener(&l, "raw", "raw", extra);
+    nu_listener(&l, "raw", "raw", extra);
     du_buf_printf(&l, "[listen fr]\naddress = 127.0.0.1:0\nprotocol = framed\n%s\n", extra);
-    char *conf = conf_text(NULL, (char *)l.p);
+    char *conf = nu_conf_text(NULL, (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 1);
     const int pr = du_daemon_port(&d, "raw"), pf = du_daemon_port(&d, "fr");
@@ -475,12 +442,12 @@ Test(security, socat_and_openssl_s_client_as_documented)
     size_t nf;
     float *x = input_floats(&nf);
     du_buf l = {0};
-    listener(&l, "raw", "raw", tls_lines());
+    nu_listener(&l, "raw", "raw", tls_lines());
     du_buf_printf(&l,
                   "[listen line]\naddress = 127.0.0.1:0\nprotocol = line\nmodel = g\n"
                   "block = 1\n%s\n",
                   tls_lines());
-    char *conf = conf_text(NULL, (char *)l.p);
+    char *conf = nu_conf_text(NULL, (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 1);
     size_t nr;
@@ -533,7 +500,7 @@ Test(security, socat_and_openssl_s_client_as_documented)
 
 static int served_from(const char *from, const char *host, int port, const float *x)
 {
-    int fd = connect_from(from, host, port);
+    int fd = nu_connect_from(from, host, port);
     cr_assert_geq(fd, 0, "connect from %s: %s", from, strerror(-fd));
     du_buf out = plain_stream(fd, x, 64 * 4);
     int ok = out.len == 64 * 4;
@@ -546,14 +513,14 @@ Test(security, allow_lists_by_ipv4_and_ipv6_source)
     size_t nf;
     float *x = input_floats(&nf);
     du_buf l = {0};
-    listener(&l, "only1", "raw", "allow = 127.0.0.1/32, [::1]/128");
-    listener(&l, "net", "raw", "allow = 127.0.0.0/30");
-    listener(&l, "v6only", "raw", "allow = [::1]/128");
+    nu_listener(&l, "only1", "raw", "allow = 127.0.0.1/32, [::1]/128");
+    nu_listener(&l, "net", "raw", "allow = 127.0.0.0/30");
+    nu_listener(&l, "v6only", "raw", "allow = [::1]/128");
     du_buf_printf(&l, "[listen six]\naddress = [::1]:0\nprotocol = raw\nmodel = k\n"
                       "allow = [::1]/128\n");
     du_buf_printf(&l, "[listen sixno]\naddress = [::1]:0\nprotocol = raw\nmodel = k\n"
                       "allow = [::2]/128, 127.0.0.1/32\n");
-    char *conf = conf_text("metrics_allow = 127.0.0.1/32", (char *)l.p);
+    char *conf = nu_conf_text("metrics_allow = 127.0.0.1/32", (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 1);
     int p1 = du_daemon_port(&d, "only1"), pn = du_daemon_port(&d, "net"),
@@ -572,7 +539,7 @@ Test(security, allow_lists_by_ipv4_and_ipv6_source)
     cr_assert_geq(du_metric_wait(mp, "convd_disconnects_total{reason=\"not_allowed\"}", 4, 5), 4);
 
     /* metrics_allow: another source is closed without an answer, and counted */
-    int fd = connect_from("127.0.0.2", "127.0.0.1", mp);
+    int fd = nu_connect_from("127.0.0.2", "127.0.0.1", mp);
     cr_assert_geq(fd, 0);
     const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
     du_send_all(fd, req, sizeof req - 1);
@@ -605,7 +572,7 @@ Test(security, tokens_and_their_scopes)
     du_buf_printf(&l, "[listen fr]\naddress = 127.0.0.1:0\nprotocol = framed\nmodel = k\n%s\n",
                   extra);
     du_buf_printf(&l, "[listen open]\naddress = 127.0.0.1:0\nprotocol = framed\nmodel = k\n");
-    char *conf = conf_text(NULL, (char *)l.p);
+    char *conf = nu_conf_text(NULL, (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 2);
     const int pf = du_daemon_port(&d, "fr"), po = du_daemon_port(&d, "open");
@@ -729,7 +696,7 @@ Test(security, a_world_readable_tokens_file_is_refused)
     cr_assert_eq(chmod(tok, 0644), 0);
     du_buf l = {0};
     du_buf_printf(&l, "[listen fr]\naddress = 127.0.0.1:0\nprotocol = framed\ntokens = %s\n", tok);
-    char *conf = conf_text(NULL, (char *)l.p);
+    char *conf = nu_conf_text(NULL, (char *)l.p);
     const char *cp = du_tmp("check.conf");
     du_write_file(cp, conf, strlen(conf));
     const char *argv[] = {du_prog("convd"), "--check", "-c", cp, NULL};
@@ -741,9 +708,9 @@ Test(security, a_world_readable_tokens_file_is_refused)
     du_proc_free(&p);
     /* and on raw: no handshake to carry a token */
     du_buf_free(&l);
-    listener(&l, "r", "raw", "tokens = /x");
+    nu_listener(&l, "r", "raw", "tokens = /x");
     free(conf);
-    conf = conf_text(NULL, (char *)l.p);
+    conf = nu_conf_text(NULL, (char *)l.p);
     du_write_file(cp, conf, strlen(conf));
     p = du_run(argv, 60);
     cr_assert(strstr(p.err, "tokens: only framed listeners"), "%s", p.err);
@@ -777,7 +744,7 @@ Test(security, certificates_and_tokens_reload_while_sessions_run)
                   "[listen fr]\naddress = 127.0.0.1:0\nprotocol = framed\nmodel = k\n"
                   "tls_cert = %s\ntls_key = %s\ntokens = %s\n",
                   cert, key, tok);
-    char *conf = conf_text(NULL, (char *)l.p);
+    char *conf = nu_conf_text(NULL, (char *)l.p);
     du_daemon d;
     du_daemon_start(&d, conf, 1);
     const int pf = du_daemon_port(&d, "fr");
