@@ -764,8 +764,9 @@ const cvd_conf_directive cvd_conf_directives[] = {
              "model as they are"},
     {"write_timeout", CVD_CONF_SECONDS, 0, 86400, "30", .unit = "seconds", SERVER(write_timeout),
      .note = " (0 = never)",
-     .help = "a client whose output makes no progress (nothing of it written) for this long "
-             "is closed, counted; `0` = never (docs/SECURITY.md)"},
+     .help = "a client whose output makes no progress (nothing of it taken by the client, "
+             "counting what the kernel holds) for this long is reset, counted; `0` = never "
+             "(docs/SECURITY.md)"},
     {"max_clients_per_address", CVD_CONF_INT, 0, 1000000, "0", SERVER(max_clients_per_address),
      .note = " (0 = no limit)",
      .help = "client connections at once from one source address, across all listeners; "

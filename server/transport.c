@@ -4,11 +4,15 @@
  */
 #include "transport.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -42,6 +46,9 @@ struct cvd_transport {
     int lingering; /* our side is shut: the client's last bytes are read and dropped */
     size_t queued;
     char *cbuf; /* TLS: ciphertext read */
+    /* write progress, counting what the kernel holds: bytes handed to libuv in all, the
+     * client's acknowledgements at the last check, and when they last grew (loop ms) */
+    uint64_t submitted, acked_seen, progress_ms;
 };
 
 typedef struct twreq {
@@ -86,7 +93,8 @@ static void on_written(uv_write_t *req, int status)
         fail(t, CVD_TR_WRITE, "write: %s", uv_strerror(status));
         return;
     }
-    update_timer(t); /* progress */
+    t->progress_ms = uv_now(t->tcp.loop); /* the kernel took more: progress */
+    update_timer(t);
     if (t->cb.written)
         t->cb.written(t->ctx);
     if (t->finishing && !t->closing)
@@ -95,6 +103,7 @@ static void on_written(uv_write_t *req, int status)
 
 static int write_req(cvd_transport *t, twreq *r)
 {
+    t->submitted += r->len;
     if (t->queued == 0) {
         /* nothing queued: write now; the socket usually takes it all, and then no request,
          * callback or poll change (an epoll_ctl a block) follows */
@@ -102,6 +111,9 @@ static int write_req(cvd_transport *t, twreq *r)
         int n = uv_try_write((uv_stream_t *)&t->tcp, &now, 1);
         if (n == (int)r->len) {
             free(r);
+            /* in the kernel, not yet with the client: the timer watches it get there */
+            if (t->write_timeout > 0 && !uv_is_active((uv_handle_t *)&t->timer))
+                update_timer(t);
             return CVD_OK;
         }
         if (n > 0) {
@@ -202,21 +214,75 @@ size_t cvd_transport_queued(const cvd_transport *t)
 
 /* ---- timeouts --------------------------------------------------------------------------- */
 
+/* Output the kernel holds that the client has not acknowledged (SIOCOUTQ); 0 if unknown. */
+static size_t kernel_unacked(const cvd_transport *t)
+{
+    uv_os_fd_t fd;
+    int n = 0;
+    if (uv_fileno((const uv_handle_t *)&t->tcp, &fd) < 0 || ioctl(fd, SIOCOUTQ, &n) < 0 || n < 0)
+        return 0;
+    return (size_t)n;
+}
+
+/* Output not yet with the client: in libuv's queue, or in the kernel. Notes progress (the
+ * client acknowledged bytes since the last look) in progress_ms. */
+static size_t pending_out(cvd_transport *t)
+{
+    const size_t unacked = kernel_unacked(t);
+    const uint64_t in_kernel = t->submitted - t->queued;
+    const uint64_t acked = in_kernel > unacked ? in_kernel - unacked : 0;
+    if (acked > t->acked_seen) {
+        t->acked_seen = acked;
+        t->progress_ms = uv_now(t->tcp.loop);
+    }
+    return t->queued + unacked;
+}
+
+/* How often the write timer looks at the kernel's queue: a quarter of write_timeout. */
+static uint64_t write_check_ms(const cvd_transport *t)
+{
+    const uint64_t ms = (uint64_t)(t->write_timeout * 1000 / 4 + 0.5);
+    return ms > 0 ? ms : 1;
+}
+
+/* The client does not read: the close resets the connection, so the kernel drops the output
+ * it holds for the client at once. A FIN would wait behind that output for a window that
+ * never opens; the client would not see the close, and the kernel would keep the orphaned
+ * socket and its send buffer (up to tcp_wmem's maximum) for minutes. */
+static void reset_on_close(cvd_transport *t)
+{
+    uv_os_fd_t fd;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (uv_fileno((const uv_handle_t *)&t->tcp, &fd) == 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
+        cvd_log_debug("transport: SO_LINGER: %s", strerror(errno));
+}
+
 static void on_timer(uv_timer_t *h)
 {
     cvd_transport *t = h->data;
     if (t->tls && !t->hs_done) {
         cvd_metrics_event(CVD_EV_TLS_FAILED, 1);
         fail(t, CVD_TR_HANDSHAKE_TIMEOUT, "no TLS handshake within %.1f s", t->handshake_timeout);
-    } else if (t->queued > 0) {
-        fail(t, CVD_TR_WRITE_TIMEOUT,
-             "%zu bytes of output could not be written for %.1f s (the client does not read)",
-             t->queued, t->write_timeout);
+        return;
     }
+    const size_t pending = pending_out(t);
+    if (pending == 0) /* all with the client */
+        return;
+    const uint64_t idle_ms = uv_now(t->tcp.loop) - t->progress_ms;
+    if ((double)idle_ms < t->write_timeout * 1000) {
+        CVD_UV_CHECK(uv_timer_start(&t->timer, on_timer, write_check_ms(t), 0));
+        return;
+    }
+    reset_on_close(t);
+    fail(t, CVD_TR_WRITE_TIMEOUT,
+         "%zu bytes of output could not be written for %.1f s (the client does not read)", pending,
+         t->write_timeout);
 }
 
-/* The handshake's deadline until it is done; then, while output is queued, write_timeout
- * from the last progress. */
+/* The handshake's deadline until it is done; then, while output is on its way (queued here
+ * or held by the kernel), a look every quarter of write_timeout: no progress for
+ * write_timeout is an error. */
 static void update_timer(cvd_transport *t)
 {
     if (t->closing || t->lingering)
@@ -227,11 +293,14 @@ static void update_timer(cvd_transport *t)
                                         (uint64_t)(t->handshake_timeout * 1000 + 0.5), 0));
         return;
     }
-    if (t->queued > 0 && t->write_timeout > 0)
-        CVD_UV_CHECK(
-            uv_timer_start(&t->timer, on_timer, (uint64_t)(t->write_timeout * 1000 + 0.5), 0));
-    else
-        CVD_UV_CHECK(uv_timer_stop(&t->timer));
+    if (t->write_timeout <= 0)
+        return;
+    if (t->queued > 0 || t->submitted > t->acked_seen) {
+        if (!uv_is_active((uv_handle_t *)&t->timer)) {
+            t->progress_ms = uv_now(t->tcp.loop); /* the clock starts with the first output */
+            CVD_UV_CHECK(uv_timer_start(&t->timer, on_timer, write_check_ms(t), 0));
+        }
+    }
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
@@ -444,7 +513,19 @@ int cvd_transport_closing(const cvd_transport *t)
 
 static void on_linger_end(uv_timer_t *h)
 {
-    cvd_transport_close(h->data);
+    cvd_transport *t = h->data;
+    /* output the client has not taken yet (the kernel holds it, the FIN behind it): wait
+     * while the client makes progress; without progress for write_timeout, reset */
+    if (t->write_timeout > 0 && pending_out(t) > 0) {
+        if ((double)(uv_now(t->tcp.loop) - t->progress_ms) < t->write_timeout * 1000) {
+            CVD_UV_CHECK(uv_timer_start(&t->timer, on_linger_end, write_check_ms(t), 0));
+            return;
+        }
+        cvd_log_debug("transport: the client took no output for %.1f s after the end: reset",
+                      t->write_timeout);
+        reset_on_close(t);
+    }
+    cvd_transport_close(t);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)

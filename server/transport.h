@@ -17,7 +17,10 @@
  *             the write side is shut (FIN), then the connection closes.
  *   timeouts  output that cannot be written for write_timeout seconds (no progress at all:
  *             a client that does not read) is an error; so is a TLS handshake not done
- *             within handshake_timeout seconds.
+ *             within handshake_timeout seconds. Output the kernel holds counts as not
+ *             written until the client acknowledges it (SIOCOUTQ, looked at every quarter
+ *             of write_timeout), also after the end (the FIN waits behind it); a client that
+ *             takes none for write_timeout is reset, so the kernel drops that output at once.
  *
  * Memory: nothing but the struct and its handles until the client sends; TLS read buffers
  * come with the first bytes and go when the connection does.

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <poll.h>
 #include <sys/resource.h>
 
 #include "convd_client.h"
@@ -88,38 +89,70 @@ Test(limits, max_clients_per_address)
 
 /* ---- timeouts ------------------------------------------------------------------------------ */
 
-Test(limits, write_timeout_closes_a_client_that_never_reads)
+/* A raw client on port with a tiny receive buffer that sends n floats and never reads. */
+static int never_reader(int port, size_t n, double limit)
 {
-    du_buf l = {0};
-    nu_listener(&l, "raw", "raw", NULL);
-    char *conf = nu_conf_text("write_timeout = 1\nqueue_limit = 65536", (char *)l.p);
-    du_daemon d;
-    du_daemon_start(&d, conf, 1);
-    const int pr = du_daemon_port(&d, "raw"), mp = du_daemon_metrics_port(&d);
-    /* 4 MB in, a tiny receive buffer, never read */
-    size_t n = 1 << 20;
     float *x = calloc(n, sizeof(float));
     cr_assert_not_null(x);
-    int fd = du_connect_buf(pr, 4096, 0);
+    int fd = du_connect_buf(port, 4096, 0);
     du_nonblock(fd, 1);
     double t0 = du_now();
     size_t off = 0;
-    while (du_now() - t0 < 8 && off < n * 4) {
+    while (du_now() - t0 < limit && off < n * 4) {
         ssize_t k = send(fd, (char *)x + off, n * 4 - off, MSG_NOSIGNAL);
         if (k > 0)
             off += (size_t)k;
         else if (k < 0 && errno != EAGAIN)
-            break; /* the server closed: what we wait for */
+            break; /* the server closed */
         else
             du_sleep_ms(20);
-        if (du_metric_now(mp, "convd_disconnects_total{reason=\"write_timeout\"}") >= 1)
-            break;
     }
-    double v = du_metric_wait(mp, "convd_disconnects_total{reason=\"write_timeout\"}", 1, 8);
+    free(x);
+    return fd;
+}
+
+/* 1 if the client sees its connection reset within `limit` s, without reading. */
+static int sees_reset(int fd, double limit)
+{
+    struct pollfd pf = {.fd = fd, .events = 0};
+    double t0 = du_now();
+    while (du_now() - t0 < limit && !(pf.revents & (POLLHUP | POLLERR)))
+        poll(&pf, 1, 100);
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    return (pf.revents & (POLLHUP | POLLERR)) && soerr == ECONNRESET;
+}
+
+Test(limits, write_timeout_closes_a_client_that_never_reads)
+{
+    du_buf l = {0};
+    nu_listener(&l, "raw", "raw", NULL);
+    char *conf = nu_conf_text("write_timeout = 1\nqueue_limit = 1048576", (char *)l.p);
+    du_daemon d;
+    du_daemon_start(&d, conf, 1);
+    const int pr = du_daemon_port(&d, "raw"), mp = du_daemon_metrics_port(&d);
+    const char *metric = "convd_disconnects_total{reason=\"write_timeout\"}";
+
+    /* 4 MB in, never read: the output passes queue_limit, the input stops being read */
+    double t0 = du_now();
+    int fd = never_reader(pr, 1 << 20, 3);
+    double v = du_metric_wait(mp, metric, 1, 8);
     cr_assert_geq(v, 1, "the client that never reads was not closed by write_timeout");
     cr_assert_geq(du_now() - t0, 0.9, "closed before write_timeout");
+    cr_assert(sees_reset(fd, 5), "the client did not see the close after write_timeout");
     close(fd);
-    free(x);
+
+    /* 2 MB in, which the server reads to the end (the output stays under queue_limit), then
+     * neither sending nor reading: the close must reach the client as a reset. A FIN would
+     * wait behind output the client never takes: it would not see the close, and the
+     * server's kernel would hold the orphaned socket and that output for minutes */
+    fd = never_reader(pr, 512 * 1024, 5);
+    cr_assert_geq(du_metric_wait(mp, metric, 2, 10), 2,
+                  "the client that never reads was not closed by write_timeout");
+    cr_assert(sees_reset(fd, 5), "a client that never reads did not see the close after "
+                                 "write_timeout (no reset)");
+    close(fd);
     du_daemon_finish(&d, 10);
     du_buf_free(&l);
     free(conf);
