@@ -169,18 +169,19 @@ static void on_io_written(void *ctx)
         schedule(c);
 }
 
+/* The first read of every connection on this thread lands here: a connection gets its own
+ * input buffer only once bytes have come, not for a read that finds the client's end or a
+ * reset (a connect-close flood would otherwise cost INBUF_BYTES a connection until each
+ * close is seen). The read callback follows the alloc at once, on this thread. */
+static _Thread_local uint8_t first_read[INBUF_BYTES];
+
 static void on_io_alloc(void *ctx, char **buf, size_t *cap)
 {
     cvd_conn *c = ctx;
-    if (c->inbuf == NULL) { /* the first bytes: a connection costs nothing until then */
-        c->inbuf = malloc(INBUF_BYTES);
-        if (c->inbuf == NULL) {
-            *buf = NULL;
-            *cap = 0;
-            cvd_log_error("%s: out of memory", c->peer);
-            conn_close(c, CVD_DISC_ERROR);
-            return;
-        }
+    if (c->inbuf == NULL) {
+        *buf = (char *)first_read;
+        *cap = INBUF_BYTES;
+        return;
     }
     if (c->in_pos > 0 && c->in_pos == c->in_len)
         c->in_pos = c->in_len = 0;
@@ -198,6 +199,16 @@ static void on_io_read(void *ctx, size_t n)
     cvd_conn *c = ctx;
     if (busy(c))
         return;
+    if (c->inbuf == NULL) { /* the first bytes: a connection costs nothing until then */
+        c->inbuf = malloc(INBUF_BYTES);
+        if (c->inbuf == NULL) {
+            cvd_log_error("%s: out of memory", c->peer);
+            conn_close(c, CVD_DISC_ERROR);
+            return;
+        }
+        memcpy(c->inbuf, first_read, n);
+        c->in_pos = c->in_len = 0;
+    }
     c->in_len += n;
     /* idle time counts from the last whole frame or message (cvd_conn_progress), not from
      * the last byte: a client that dribbles bytes makes no progress */

@@ -26,6 +26,9 @@
 #define LINGER_MS 2000
 
 static _Thread_local char discard[16384];
+/* TLS: the ciphertext of one read, which on_read feeds to the session before anything else
+ * reads on this thread: no session holds a buffer of its own for it */
+static _Thread_local char cipher_in[CBUF_BYTES];
 
 struct cvd_transport {
     uv_tcp_t tcp;
@@ -42,10 +45,10 @@ struct cvd_transport {
     int fin;         /* the TCP stream ended */
     int eof_sent;    /* the eof callback was called */
     int hs_done;
+    int fed; /* TLS: ciphertext came */
     int finishing, notify_sent, shut_started, closing, failed;
     int lingering; /* our side is shut: the client's last bytes are read and dropped */
     size_t queued;
-    char *cbuf; /* TLS: ciphertext read */
     /* write progress, counting what the kernel holds: bytes handed to libuv in all, the
      * client's acknowledgements at the last check, and when they last grew (loop ms) */
     uint64_t submitted, acked_seen, progress_ms;
@@ -390,10 +393,8 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
         *b = uv_buf_init(discard, sizeof discard);
         return;
     }
-    if (t->tls) {
-        if (t->cbuf == NULL)
-            t->cbuf = malloc(CBUF_BYTES);
-        *b = uv_buf_init(t->cbuf, t->cbuf ? CBUF_BYTES : 0);
+    if (t->tls) { /* fed to the session at once (copied into its memory BIO) */
+        *b = uv_buf_init(cipher_in, sizeof cipher_in);
         return;
     }
     char *buf = NULL;
@@ -405,7 +406,6 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *b)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     cvd_transport *t = s->data;
-    (void)b;
     if (t->lingering && !t->closing) {
         if (n < 0) /* the client's end, or an error: done */
             cvd_transport_close(t);
@@ -424,9 +424,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     if (n == UV_EOF) {
         t->fin = 1;
         tcp_stop(t);
-        if (t->tls)
+        if (t->tls && t->fed)
             pull(t);
-        else
+        else /* plain, or TLS that never sent a byte: no session work (a connect-close
+              * flood would have OpenSSL set up its handshake buffers for each) */
             deliver_eof(t, 1);
         return;
     }
@@ -439,7 +440,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         return;
     }
     cvd_err err = {0};
-    if (cvd_tls_feed(t->tls, t->cbuf, (size_t)n, &err) < 0) {
+    t->fed = 1;
+    if (cvd_tls_feed(t->tls, b->base, (size_t)n, &err) < 0) {
         fail(t, CVD_TR_NOMEM, "%s", err.msg);
         return;
     }
@@ -491,7 +493,6 @@ static void on_closed(uv_handle_t *h)
     if (t->cb.closed)
         t->cb.closed(t->ctx);
     cvd_tls_destroy(t->tls);
-    free(t->cbuf);
     free(t);
 }
 

@@ -22,8 +22,8 @@
  *             of write_timeout), also after the end (the FIN waits behind it); a client that
  *             takes none for write_timeout is reset, so the kernel drops that output at once.
  *
- * Memory: nothing but the struct and its handles until the client sends; TLS read buffers
- * come with the first bytes and go when the connection does.
+ * Memory: nothing but the struct and its handles (and on TLS, the session) until the client
+ * sends; ciphertext is read into a buffer of the thread's and fed to the session at once.
  *
  * All calls on the loop's thread. The callbacks may call any transport function; after the
  * closed callback the transport is gone.
