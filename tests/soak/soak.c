@@ -27,6 +27,11 @@
  * output computed here, closes, pauses up to --pause-ms, and starts again. Every client runs
  * in one poll() loop: no threads.
  *
+ * For each run it also prints where the CPU went (the daemon's and its own CPU time, the time
+ * their threads were ready to run but waited for a CPU, from /proc/PID/task/TID/schedstat,
+ * and the machine's load average), the daemon's resident memory and open descriptors sampled
+ * each second, and for healthy streams that failed, their listener and how far they got.
+ *
  * Exit status: 0 when every healthy stream was served bit-identical and the daemon exited 0
  * after SIGTERM; 1 otherwise; 2 for a usage error. It needs the daemon, the model, and the
  * openssl command (for throwaway certificates, scripts/make-test-certs.sh).
@@ -35,6 +40,7 @@
  * listed above runs in its one poll() loop.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -500,6 +506,95 @@ static long peak_rss_kb(void)
     return v;
 }
 
+/* CPU time (user + system) of the daemon so far, in seconds; of this process, likewise. */
+static double daemon_cpu_s(void)
+{
+    char p[64], line[1024];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)daemon_pid);
+    FILE *f = fopen(p, "r");
+    double v = -1;
+    if (f && fgets(line, sizeof line, f)) {
+        const char *c = strrchr(line, ')'); /* fields after the command: state is field 3 */
+        unsigned long ut = 0, stt = 0;
+        if (c &&
+            sscanf(c + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &stt) == 2)
+            v = (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
+    }
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* The daemon's open descriptors (its connections, and a few more) and resident memory now. */
+static long daemon_fds(void)
+{
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/fd", (int)daemon_pid);
+    DIR *d = opendir(p);
+    long n = 0;
+    while (d && readdir(d))
+        n++;
+    if (d)
+        closedir(d);
+    return n - 2;
+}
+
+static long daemon_rss_kb(void)
+{
+    char p[64], line[256];
+    long v = -1;
+    snprintf(p, sizeof p, "/proc/%d/status", (int)daemon_pid);
+    FILE *f = fopen(p, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            v = atol(line + 6);
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* Of a process's threads, summed (/proc/PID/task/TID/schedstat, in seconds): the time they ran
+ * on a CPU and the time they were ready to run but waited for one (a machine with fewer cores
+ * than runnable threads shows it here). */
+static void sched_times(pid_t pid, double *run, double *wait)
+{
+    char p[96], line[256];
+    *run = *wait = 0;
+    snprintf(p, sizeof p, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(p);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "/proc/%d/task/%.20s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(p, "r");
+        unsigned long long r = 0, w = 0;
+        if (f && fgets(line, sizeof line, f) && sscanf(line, "%llu %llu", &r, &w) == 2) {
+            *run += 1e-9 * (double)r;
+            *wait += 1e-9 * (double)w;
+        }
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+static double loadavg1(void)
+{
+    double l[1] = {-1};
+    getloadavg(l, 1);
+    return l[0];
+}
+
 /* GET /metrics from `from` (a local address); the body, or NULL if refused. */
 static char *get_metrics(const char *from)
 {
@@ -618,7 +713,10 @@ typedef struct stats {
     double *times;
     size_t n_times, cap_times;
     long per_listener_done[8];
+    long per_listener_failed[8];
     long failures_by[8];
+    int n_timeout_notes;
+    char timeout_notes[4][200];
     long spawned[K_COUNT], ended_by_server[K_COUNT], ended_by_us[K_COUNT];
     char first_failure[512];
 } stats;
@@ -765,6 +863,8 @@ static void start_healthy(sess *s, int li, int publish)
     }
 }
 
+static size_t tx_len(const sess *s);
+
 /* Checks a finished healthy stream against the model's output. */
 static void check_healthy(sess *s, stats *st)
 {
@@ -850,7 +950,14 @@ static void check_healthy(sess *s, stats *st)
         record_time(st, now() - s->t0);
     } else {
         st->healthy_failed++;
+        st->per_listener_failed[s->li]++;
         st->failures_by[s->failed_reason]++;
+        if (s->failed_reason == F_TIMEOUT && st->n_timeout_notes < 4)
+            snprintf(st->timeout_notes[st->n_timeout_notes++], sizeof st->timeout_notes[0],
+                     "%s: %zu of %zu bytes sent%s, %zu bytes received, %s", l->name, s->off,
+                     tx_len(s), s->shut_done ? " and input ended" : "", s->rx.len,
+                     s->tls ? (cvd_tls_handshake_done(s->tls) ? "TLS up" : "TLS handshake not done")
+                            : "plain");
         if (st->first_failure[0] == '\0')
             snprintf(st->first_failure, sizeof st->first_failure, "%s: %s", l->name,
                      failure_names[s->failed_reason]);
@@ -1137,12 +1244,22 @@ typedef struct phase {
     int clients;
     int pause_ms;
     stats st;
+    /* measured over the phase: CPU seconds of the daemon and of this program, load average
+     * (1 min) at start and end, and the highest seen */
+    double cpu_daemon, cpu_soak, load_start, load_end, load_max, wall;
+    /* sampled every second: the daemon's open descriptors and resident memory at most */
+    long fds_max, rss_max_kb, rss_at_fds_max_kb;
+    double d_run, d_wait, s_run, s_wait; /* sched_times over the phase: daemon, soak */
 } phase;
 
 static void run_phase(phase *ph)
 {
-    double t_start = now(), t_end = t_start + ph->seconds;
+    double t_start = now(), t_end = t_start + ph->seconds, next_load = t_start + 5;
     double next_spawn[K_COUNT];
+    double cpu_d0 = daemon_cpu_s(), cpu_s0 = self_cpu_s(), dr0, dw0, sr0, sw0;
+    sched_times(daemon_pid, &dr0, &dw0);
+    sched_times(getpid(), &sr0, &sw0);
+    ph->load_start = ph->load_max = loadavg1();
     double restart_at[MAX_SESS];
     int healthy_slot_li[1024];
     int n_healthy = ph->clients;
@@ -1160,6 +1277,19 @@ static void run_phase(phase *ph)
     for (;;) {
         double t = now();
         int running = t < t_end;
+        if (t >= next_load) {
+            double l = loadavg1();
+            if (l > ph->load_max)
+                ph->load_max = l;
+            long nfd = daemon_fds(), rss = daemon_rss_kb();
+            if (nfd > ph->fds_max) {
+                ph->fds_max = nfd;
+                ph->rss_at_fds_max_kb = rss;
+            }
+            if (rss > ph->rss_max_kb)
+                ph->rss_max_kb = rss;
+            next_load = t + 1;
+        }
         /* healthy clients: restart each slot after its pause */
         int active = 0;
         for (int i = 0; i < n_healthy; i++) {
@@ -1344,8 +1474,37 @@ static void run_phase(phase *ph)
     for (int i = 0; i < MAX_SESS; i++)
         if (S[i].used)
             end(&S[i], &ph->st, 0);
+    ph->wall = now() - t_start;
+    ph->cpu_daemon = daemon_cpu_s() - cpu_d0;
+    ph->cpu_soak = self_cpu_s() - cpu_s0;
+    sched_times(daemon_pid, &ph->d_run, &ph->d_wait);
+    sched_times(getpid(), &ph->s_run, &ph->s_wait);
+    ph->d_run -= dr0;
+    ph->d_wait -= dw0;
+    ph->s_run -= sr0;
+    ph->s_wait -= sw0;
+    ph->load_end = loadavg1();
+    if (ph->load_end > ph->load_max)
+        ph->load_max = ph->load_end;
     free(pfd);
     free(idx);
+}
+
+/* Where the CPU went in a phase: the daemon's and this program's share of the wall time,
+ * beside the machine's load. */
+static void print_cpu(const phase *ph)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    printf("  CPU over %.0f s: daemon %.1f s (%.2f cores), soak %.1f s (%.2f cores), of %ld "
+           "cores; load average %.2f at start, %.2f at end, %.2f at most\n",
+           ph->wall, ph->cpu_daemon, ph->cpu_daemon / ph->wall, ph->cpu_soak,
+           ph->cpu_soak / ph->wall, ncpu, ph->load_start, ph->load_end, ph->load_max);
+    printf("  waiting for a CPU while ready to run: daemon's threads %.1f s (beside %.1f s "
+           "running), soak %.1f s (beside %.1f s)\n",
+           ph->d_wait, ph->d_run, ph->s_wait, ph->s_run);
+    printf("  daemon, sampled each second: RSS at most %.1f MB; open descriptors at most %ld "
+           "(RSS then %.1f MB)\n",
+           (double)ph->rss_max_kb / 1024.0, ph->fds_max, (double)ph->rss_at_fds_max_kb / 1024.0);
 }
 
 static double pct(const stats *st, double p)
@@ -1505,6 +1664,7 @@ int main(int argc, char **argv)
                "completion p50 %.1f ms, p99 %.1f ms; daemon exit %d\n",
                o.baseline, base_ph.st.healthy_done, base_ph.st.healthy_failed,
                1e3 * pct(&base_ph.st, 0.5), 1e3 * pct(&base_ph.st, 0.99), st);
+        print_cpu(&base_ph);
         if (base_ph.st.healthy_failed > 0 || st != 0)
             ok = 0;
     }
@@ -1527,10 +1687,19 @@ int main(int argc, char **argv)
     if (base_ph.st.n_times > 0 && pct(&base_ph.st, 0.99) > 0)
         printf(" (p99 %.2fx the baseline's)", pct(&ph.st, 0.99) / pct(&base_ph.st, 0.99));
     printf("\n");
+    print_cpu(&ph);
     printf("served per listener:");
     for (int i = 0; i < N_L; i++)
         printf(" %s %ld", L[i].name, ph.st.per_listener_done[i]);
     printf("\n");
+    if (ph.st.healthy_failed) {
+        printf("failed per listener:");
+        for (int i = 0; i < N_L; i++)
+            printf(" %s %ld", L[i].name, ph.st.per_listener_failed[i]);
+        printf("\n");
+    }
+    for (int i = 0; i < ph.st.n_timeout_notes; i++)
+        printf("timed out: %s\n", ph.st.timeout_notes[i]);
     printf("frames lost or altered: %ld lost, %ld altered\n",
            ph.st.frames_lost + base_ph.st.frames_lost,
            ph.st.frames_altered + base_ph.st.frames_altered);
