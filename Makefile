@@ -246,7 +246,7 @@ ifeq ($(SAN),thread)
 # shadow memory: Snaipe/Criterion#274). tests/tsan.supp lists the suppressions, with why.
 TSAN_OPTIONS_CI := halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp
 test: deps
-	@$(MAKE) --no-print-directory $(DAEMON) $(DAEMON_TESTHOOKS) $(TOOL_BIN)
+	@$(MAKE) --no-print-directory $(DAEMON) $(DAEMON_TESTHOOKS) $(TOOL_BIN) $(SOAK_BIN)
 	@$(MAKE) --no-print-directory SAN= WERROR=$(WERROR) build/convd-tests
 	CVD_BUILD_DIR=$(CURDIR)/$(BUILD) TSAN_OPTIONS="$(TSAN_OPTIONS_CI) $(TSAN_OPTIONS)" \
 		./build/convd-tests $(TESTFLAGS)
