@@ -437,14 +437,6 @@ static void build_done(uv_work_t *req, int status)
     on_handle_closed(c); /* the build held the connection like a handle */
 }
 
-int cvd_conn_start_stream(cvd_conn *c, cvd_model *m, int block, cvd_err *err)
-{
-    for (int i = 0; i < c->rt->conf->n_models; i++)
-        if (c->rt->models[i] == m)
-            return cvd_conn_start_chain(c, &i, 1, 0, block, err);
-    return cvd_err_set(err, CVD_EINVAL, "the model is not the configuration's");
-}
-
 int cvd_conn_start_chain(cvd_conn *c, const int *idx, int n, double rate, int block, cvd_err *err)
 {
     int rc;

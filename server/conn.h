@@ -41,11 +41,11 @@ typedef struct cvd_adapter {
     const char *handshake; /* what the client sends first, when the protocol has a handshake
                               ("HELLO"), for "no HELLO in time"; NULL: none */
     /* At accept: the adapter's state (cvd_conn_set_state). A protocol without a handshake
-     * starts the listener's stream here (cvd_conn_start_stream, cvd_conn_running); one with a
+     * starts the listener's stream here (cvd_conn_start_chain, cvd_conn_running); one with a
      * handshake leaves the connection in it (the handshake timeout runs). <0 with err: the
      * connection closes. */
     int (*open)(cvd_conn *c, cvd_err *err);
-    /* The stream cvd_conn_start_stream/chain began is built (off the loop): its latency and
+    /* The stream cvd_conn_start_chain began is built (off the loop): its latency and
      * rate are known (cvd_conn_latency, cvd_conn_rate). It may refuse the client
      * (cvd_conn_refuse). NULL: nothing to do then. */
     void (*started)(cvd_conn *c);
@@ -130,14 +130,13 @@ int cvd_conn_closing(const cvd_conn *c);
 
 /* ---- the stream ---- */
 
-/* Starts the stream: a net of m for blocks of `block` frames and its buffers. Its memory figure
- * is reserved first, under max_stream_memory: CVD_ERANGE (and the reason in err) if it does
- * not fit; the adapter refuses the client (CVD_FR_E_BUSY, CVD_DISC_MEMORY). The net is built
- * on libuv's thread pool, off the loop; meanwhile the connection takes no input (the channel
- * counts and the block are known at once). */
-int cvd_conn_start_stream(cvd_conn *c, cvd_model *m, int block, cvd_err *err);
-/* The same for the models conf->models[idx[0..n)] run in order, the stream at `rate` Hz (0:
- * the first declared model rate): each model runs at its own rate between resamplers. */
+/* Starts the stream: the models conf->models[idx[0..n)] run in order for blocks of `block`
+ * frames, the stream at `rate` Hz (0: the first declared model rate), each model at its own
+ * rate between resamplers. Its memory figure is reserved first, under max_stream_memory:
+ * CVD_ERANGE (and the reason in err) if it does not fit; the adapter refuses the client
+ * (CVD_FR_E_BUSY, CVD_DISC_MEMORY). The chain is built on libuv's thread pool, off the loop;
+ * meanwhile the connection takes no input (the channel counts and the block are known at
+ * once). */
 int cvd_conn_start_chain(cvd_conn *c, const int *idx, int n, double rate, int block, cvd_err *err);
 int cvd_conn_latency(const cvd_conn *c); /* frames the stream's models hold back */
 double cvd_conn_rate(const cvd_conn *c); /* the stream's rate (0: unknown) */
