@@ -233,6 +233,7 @@ check-includes:
 # The one test whose verdict is a deadline (xruns across preset switches on jackd's dummy
 # driver) is judged in a second run, alone, after the parallel suite of the plain build:
 # beside other tests on 2 cores a neighbour's burst costs xruns that say nothing of the switch.
+# Judged, jackd runs at real-time priority (docs/AUDIO.md, "Switching presets").
 XRUN_SOLO = CVD_JUDGE_XRUNS=1 ./$(TEST_BIN) --filter 'audio/preset_switch_on_a_paced_device_counts_no_xrun'
 
 # Criterion runs every test in its own process, in parallel; tests read tests/data and
