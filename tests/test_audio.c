@@ -181,8 +181,9 @@ static float *played(const char *path, size_t *n, size_t *lead)
 static const char *stream_conf(const char *stream_lines, const char *more)
 {
     static char buf[4096];
+    /* control_socket = none: as root the default is /run/convd/control.sock, the host's */
     snprintf(buf, sizeof buf,
-             "[server]\nmetrics = 127.0.0.1:0\n"
+             "[server]\nmetrics = 127.0.0.1:0\ncontrol_socket = none\n"
              "[model amp]\npath = %s\n"
              "[model nano]\npath = %s\n"
              "[listen framed]\naddress = 127.0.0.1:0\nprotocol = framed\nmodel = amp\n"
@@ -881,7 +882,7 @@ Test(audio, missing_device_is_an_error_that_lists_the_devices)
     d.running = 0;
     char *log = du_daemon_log(&d);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status 0x%x; log:\n%s", st, log);
-    cr_expect_not_null(strstr(log, "convd.conf:13: output: no playback device matches "
+    cr_expect_not_null(strstr(log, "convd.conf:14: output: no playback device matches "
                                    "'no-such-interface'; the devices are"),
                        "%s", log);
     cr_expect_not_null(strstr(log, "cvd_cap  [ALSA]"), "the listing: %s", log);
