@@ -593,6 +593,10 @@ int cvd_net_pipe_stats(const cvd_net *net, long *wakes, long *late, double cost[
 /* Two threads: the CPU time the stage thread used so far, in seconds (its thread clock;
  * for benchmarks, not for the processing path); -1 on one thread. */
 double cvd_net_pipe_stage_cpu(const cvd_net *net);
+/* Two threads: the seconds each stage spent computing so far, waits not counted: busy[0]
+ * stage A (the stage thread), busy[1] stage B (the caller's thread); CVD_EINVAL on one
+ * thread. For benchmarks: where a block's time goes. */
+int cvd_net_pipe_busy(const cvd_net *net, double busy[2]);
 /* The stage thread's wait (docs/THREADS.md): it spins for the next block up to spin_ns
  * (default 100 us; the caller spins for a late block for at most 20 us of it); when blocks
  * come a steady period apart it sleeps on its own timer until margin_ns before the next is

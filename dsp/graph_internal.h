@@ -210,6 +210,9 @@ size_t cvd_wn_pipe_state_bytes(const cvd_wn_pipe *p);
  * per frame. */
 void cvd_wn_pipe_stats(const cvd_wn_pipe *p, long *wakes, long *late, double cost[2]);
 double cvd_wn_pipe_stage_cpu(const cvd_wn_pipe *p);
+/* Seconds each stage spent computing so far: [0] stage A on its thread, [1] stage B on the
+ * caller's (monotonic clock around each stage's work, waits not counted). */
+void cvd_wn_pipe_busy(const cvd_wn_pipe *p, double busy[2]);
 void cvd_wn_pipe_set_spin(cvd_wn_pipe *p, long spin_ns, long margin_ns);
 size_t cvd_wavenet_state_bytes(const cvd_wavenet *w);
 double cvd_wn_macs_per_frame(const cvd_wn_config *cfg);

@@ -750,6 +750,15 @@ double cvd_net_pipe_stage_cpu(const cvd_net *net)
     return cvd_wn_pipe_stage_cpu(st->pipe);
 }
 
+int cvd_net_pipe_busy(const cvd_net *net, double busy[2])
+{
+    const net_node *st = &net->nodes[net->m->output];
+    if (net->windowed || st->pipe == NULL)
+        return CVD_EINVAL;
+    cvd_wn_pipe_busy(st->pipe, busy);
+    return CVD_OK;
+}
+
 void cvd_net_set_spin(cvd_net *net, long spin_ns, long margin_ns)
 {
     const net_node *st = &net->nodes[net->m->output];

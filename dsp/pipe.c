@@ -11,11 +11,12 @@
  * cvd_wavenet of the split configuration running only its own arrays (cvd_wavenet_stage).
  *
  * The hand-off: call k of process() gives stage A block k (the caller's frames copied into
- * the pipe) and runs stage B on block k - 1 itself, on the caller's thread, while the
- * stage thread runs stage A; it returns block k - 1's output (one block of latency). Stage A
- * writes one of two hand-off buffers, stage B reads the other. The two threads meet through
- * two counters (C11 atomics, release/acquire): `posted` (blocks given to stage A) and
- * `done` (blocks it finished). Nothing is allocated and no lock is taken per block; the
+ * one of two input buffers) first, then waits for stage A's block k - 1 and runs stage B on
+ * it, on the caller's thread, while the stage thread runs stage A on block k; it returns
+ * block k - 1's output (one block of latency). Stage A writes one of two hand-off buffers
+ * (streaming stores on x86: wavenet.c's put_rows), stage B reads the other. The two threads
+ * meet through two counters (C11 atomics, release/acquire): `posted` (blocks given to stage
+ * A) and `done` (blocks it finished). Nothing is allocated and no lock is taken per block; the
  * stage thread is created with the pipe and joined when it is destroyed.
  *
  * Waiting (wait_posted below; chosen by measurement, bench_pipe): the stage thread spins on
@@ -58,7 +59,7 @@ struct cvd_wn_pipe {
     int k;              /* the first array of stage B */
     int max_block, nin, nout;
     size_t hand_per_frame;  /* floats of a hand-off buffer a frame */
-    float *in;              /* the block stage A works on */
+    float *in[2];           /* the blocks given to stage A, by block parity */
     float *hand[2];         /* hand-off buffers, by block parity */
     _Atomic long spin_ns;   /* the stage thread's spin for the next block (set any time) */
     long wait_ns;           /* the caller's spin for a late stage A */
@@ -76,9 +77,11 @@ struct cvd_wn_pipe {
     _Atomic int sleeping; /* the stage thread is (about to be) asleep on `posted` */
     /* the stage thread's own: when it saw the last block, and the blocks' spacing */
     _Alignas(CACHE_LINE) long seen_at, period;
+    _Atomic long busy_a; /* ns stage A computed (read by cvd_wn_pipe_busy) */
     /* the caller's own */
     _Alignas(CACHE_LINE) long blocks; /* blocks given to stage A */
     long wakes, late;
+    long busy_b; /* ns stage B computed */
 };
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val)
@@ -147,6 +150,8 @@ static void wait_change(_Atomic uint32_t *v, uint32_t old, long spin_ns, _Atomic
  * after it was due (the stream stopped) lets the thread sleep until woken. */
 static void wait_posted(cvd_wn_pipe *p, uint32_t seen)
 {
+    if (atomic_load_explicit(&p->posted, memory_order_acquire) != seen)
+        return; /* blocks back to back: the next one was posted while this thread worked */
     long t0 = now_ns();
     unsigned spins = 0;
     const long spin_ns = atomic_load_explicit(&p->spin_ns, memory_order_relaxed);
@@ -202,14 +207,19 @@ static void *stage_thread(void *arg)
         p->seen_at = t;
         seen++;
         const int b = (int)(seen & 1u);
-        /* the hand-off buffer's lines were last read by the caller's core: ask for them
-         * for writing now, so the transfer overlaps stage A's work instead of following it
-         * (measured: the copy into it 3.3 -> 2.7 kcycles a block of 64) */
+#if !defined(__SSE2__)
+        /* the hand-off buffer's lines were last read by the caller's core: ask for them for
+         * writing now, so the transfer overlaps stage A's work (x86 writes the buffer with
+         * streaming stores instead: wavenet.c's put_rows) */
         const size_t hb = (size_t)p->nblk[b] * p->hand_per_frame;
         for (size_t i = 0; i < hb; i += CACHE_LINE / sizeof(float))
             __builtin_prefetch(p->hand[b] + i, 1, 3);
-        cvd_wavenet_stage(p->st[0], 0, p->k, p->in, p->nblk[b], p->hand[b]);
+#endif
+        cvd_wavenet_stage(p->st[0], 0, p->k, p->in[b], p->nblk[b], p->hand[b]);
         atomic_store_explicit(&p->done, seen, memory_order_seq_cst);
+        atomic_store_explicit(&p->busy_a, atomic_load_explicit(&p->busy_a, memory_order_relaxed) +
+                                              now_ns() - t,
+                              memory_order_relaxed);
         if (atomic_load_explicit(&p->waiting, memory_order_seq_cst))
             futex(&p->done, FUTEX_WAKE_PRIVATE, 1);
     }
@@ -339,6 +349,17 @@ static void split_config(const cvd_wn_config *cfg, const float *w, int ca, int c
 
 /* ---- the pipe --------------------------------------------------------------------------- */
 
+/* n floats, zeroed, in whole cache lines of their own: the buffers one thread writes and the
+ * other reads share no line with anything else */
+static float *lines_alloc(size_t n)
+{
+    const size_t sz = ((n + 1) * sizeof(float) + CACHE_LINE - 1) / CACHE_LINE * CACHE_LINE;
+    float *f = aligned_alloc(CACHE_LINE, sz);
+    if (f)
+        memset(f, 0, sz);
+    return f;
+}
+
 void cvd_wn_pipe_destroy(cvd_wn_pipe *p)
 {
     if (p == NULL)
@@ -351,7 +372,8 @@ void cvd_wn_pipe_destroy(cvd_wn_pipe *p)
     }
     cvd_wavenet_destroy(p->st[0]);
     cvd_wavenet_destroy(p->st[1]);
-    free(p->in);
+    free(p->in[0]);
+    free(p->in[1]);
     free(p->hand[0]);
     free(p->hand[1]);
     free(p);
@@ -406,10 +428,11 @@ int cvd_wn_pipe_create(const cvd_wn_config *cfg, const float *weights, size_t nw
     }
     const size_t hf = cvd_wavenet_handoff_floats(p->st[0], p->k);
     p->hand_per_frame = hf / (size_t)max_block;
-    p->in = calloc((size_t)max_block * p->nin + 1, sizeof(float));
-    p->hand[0] = calloc(hf + 1, sizeof(float));
-    p->hand[1] = calloc(hf + 1, sizeof(float));
-    if (!p->in || !p->hand[0] || !p->hand[1]) {
+    for (int b = 0; b < 2; b++) {
+        p->in[b] = lines_alloc((size_t)max_block * p->nin);
+        p->hand[b] = lines_alloc(hf);
+    }
+    if (!p->in[0] || !p->in[1] || !p->hand[0] || !p->hand[1]) {
         rc = cvd_err_set(err, CVD_ENOMEM, "out of memory");
         goto fail;
     }
@@ -429,44 +452,53 @@ fail:
     return rc;
 }
 
-/* Waits for stage A's last posted block. */
-static void wait_done(cvd_wn_pipe *p)
+/* Waits until stage A finished block `want` (blocks count from 1; 0: none). */
+static void wait_done(cvd_wn_pipe *p, uint32_t want)
 {
-    const uint32_t want = (uint32_t)p->blocks;
-    if (atomic_load_explicit(&p->done, memory_order_acquire) == want)
+    if ((int32_t)(atomic_load_explicit(&p->done, memory_order_acquire) - want) >= 0)
         return;
     p->late++;
     for (;;) {
         uint32_t d = atomic_load_explicit(&p->done, memory_order_acquire);
-        if (d == want)
+        if ((int32_t)(d - want) >= 0)
             return;
         wait_change(&p->done, d, p->wait_ns, &p->waiting, NULL);
     }
 }
 
+/* Call k posts block k to stage A first, then waits for stage A's block k - 1 and runs stage
+ * B on it: stage A finds its next block posted when it finishes one (it does not wait for the
+ * caller to see `done`, copy and post: that round trip between the cores, 2-3 thousand cycles
+ * a block measured back to back, is off its path). Block k's input and hand-off buffers are
+ * free: stage A finished block k - 2 (the previous call waited for it) and stage B read its
+ * hand-off in the previous call. */
 void cvd_wn_pipe_process(cvd_wn_pipe *p, const float *in, int n, float *out, int *n_out)
 {
-    wait_done(p); /* block k - 1's hand-off is complete; stage A is idle */
-    const int prev = (int)(p->blocks & 1), cur = 1 - prev;
+    const uint32_t k = (uint32_t)p->blocks + 1;
+    const int cur = (int)(k & 1u), prev = 1 - cur;
     const int have = p->blocks > 0 ? p->nblk[prev] : 0;
     /* stage A: block k, on the stage thread */
-    memcpy(p->in, in, sizeof(float) * (size_t)n * p->nin);
+    memcpy(p->in[cur], in, sizeof(float) * (size_t)n * p->nin);
     p->nblk[cur] = n;
     p->blocks++;
-    atomic_store_explicit(&p->posted, (uint32_t)p->blocks, memory_order_seq_cst);
+    atomic_store_explicit(&p->posted, k, memory_order_seq_cst);
     if (atomic_load_explicit(&p->sleeping, memory_order_seq_cst)) {
         futex(&p->posted, FUTEX_WAKE_PRIVATE, 1);
         p->wakes++;
     }
-    /* stage B: block k - 1, here */
-    if (have > 0)
+    /* stage B: block k - 1, here, once its hand-off is complete */
+    if (have > 0) {
+        wait_done(p, k - 1);
+        const long t = now_ns();
         cvd_wavenet_stage(p->st[1], p->k, cvd_wavenet_arrays(p->st[1]), p->hand[prev], have, out);
+        p->busy_b += now_ns() - t;
+    }
     *n_out = have;
 }
 
 int cvd_wn_pipe_flush(cvd_wn_pipe *p, float *out, int *n_out)
 {
-    wait_done(p);
+    wait_done(p, (uint32_t)p->blocks);
     const int prev = (int)(p->blocks & 1);
     const int have = p->blocks > 0 ? p->nblk[prev] : 0;
     if (have > 0)
@@ -478,7 +510,7 @@ int cvd_wn_pipe_flush(cvd_wn_pipe *p, float *out, int *n_out)
 
 void cvd_wn_pipe_reset(cvd_wn_pipe *p)
 {
-    wait_done(p);
+    wait_done(p, (uint32_t)p->blocks);
     cvd_wavenet_reset(p->st[0]);
     cvd_wavenet_reset(p->st[1]);
     p->nblk[0] = p->nblk[1] = 0;
@@ -508,6 +540,12 @@ void cvd_wn_pipe_set_spin(cvd_wn_pipe *p, long spin_ns, long margin_ns)
     atomic_store_explicit(&p->spin_ns, spin_ns, memory_order_relaxed);
     p->wait_ns = spin_ns < 20000 ? spin_ns : 20000; /* the caller's own */
     atomic_store_explicit(&p->margin_ns, margin_ns, memory_order_relaxed);
+}
+
+void cvd_wn_pipe_busy(const cvd_wn_pipe *p, double busy[2])
+{
+    busy[0] = 1e-9 * (double)atomic_load_explicit(&p->busy_a, memory_order_relaxed);
+    busy[1] = 1e-9 * (double)p->busy_b;
 }
 
 double cvd_wn_pipe_stage_cpu(const cvd_wn_pipe *p)

@@ -2,8 +2,9 @@
 /*
  * bench_pipe - one WaveNet on one thread and on two (a pipeline of two stages, dsp/pipe.c),
  * in the same run. Blocks back to back (a file, or a stream that is behind): wall time per
- * block, the throughput ratio two threads / one, and where the CPU time went (the caller's
- * thread, the stage thread: each thread's own CPU clock), and the ceiling: two
+ * block, the throughput ratio two threads / one, where the CPU time went (the caller's
+ * thread, the stage thread: each thread's own CPU clock; and each stage's computing time a
+ * block, waits not counted, against one thread's), and the ceiling: two
  * independent one-thread streams at once over one alone (what the two cores give with no
  * hand-off). Then paced like an audio callback (a block every block's duration at 48 kHz, for
  * --paced seconds a strategy): the time one process() call takes (median and p99, wall) on
@@ -18,6 +19,7 @@
  *              [MODEL]
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,32 +148,75 @@ int main(int argc, char **argv)
            la[0], la[1], la[2]);
     printf("stages: %.0f and %.0f multiply-adds per frame (%.1f%% / %.1f%%)\n", cost[0], cost[1],
            100 * cost[0] / (cost[0] + cost[1]), 100 * cost[1] / (cost[0] + cost[1]));
-    double w[2][RUNS], cc[RUNS], cs[RUNS], ratio[RUNS];
+    /* Back to back, with the caller's thread on each of two cores in turn (the stage thread
+     * then takes the other): a virtual machine's cores need not be equally fast (here one
+     * ran a thread 15-30% slower than the other while the host was busy), so one thread is
+     * timed on each core and the two threads' throughput is taken over the faster core's,
+     * for each placement; the figure is their mean. */
+    cpu_set_t all;
+    int cpus[2] = {-1, -1}, np = 1;
+    if (sched_getaffinity(0, sizeof all, &all) == 0) {
+        for (int c = 0, f = 0; c < CPU_SETSIZE && f < 2; c++)
+            if (CPU_ISSET(c, &all))
+                cpus[f++] = c;
+        np = cpus[1] >= 0 ? 2 : 1;
+    }
+    double w[2][RUNS], cc[RUNS], cs[RUNS], ratio[RUNS], c1t[RUNS], cA[RUNS], cB[RUNS];
+    double one_on[2][RUNS], r_on[2][RUNS];
     long bw0, bl0, bw1, bl1;
     cvd_net_pipe_stats(net[1], &bw0, &bl0, NULL);
     for (int run = -1; run < RUNS; run++) {
-        double tw[2], tcall = 0, tproc = 0;
-        for (int k = 0; k < 2; k++) {
-            int no;
-            double w0 = wall(), c0 = bench_now(), p0 = cvd_net_pipe_stage_cpu(net[1]);
-            for (long i = 0; i < nb; i++)
-                cvd_net_process(net[k], in, block, out, &no);
-            tw[k] = wall() - w0;
-            if (k == 1) {
-                tcall = bench_now() - c0;
-                tproc = cvd_net_pipe_stage_cpu(net[1]) - p0;
+        double t1[2], t2[2], c1[2], tcall = 0, tproc = 0, bA = 0, bB = 0;
+        for (int pl = 0; pl < np; pl++) {
+            if (np == 2) {
+                cpu_set_t one;
+                CPU_ZERO(&one);
+                CPU_SET(cpus[pl], &one);
+                sched_setaffinity(0, sizeof one, &one);
+            }
+            for (int k = 0; k < 2; k++) {
+                int no;
+                double busy0[2], busy1[2];
+                cvd_net_pipe_busy(net[1], busy0);
+                double w0 = wall(), c0 = bench_now(), p0 = cvd_net_pipe_stage_cpu(net[1]);
+                for (long i = 0; i < nb; i++)
+                    cvd_net_process(net[k], in, block, out, &no);
+                const double tw = wall() - w0;
+                if (k == 0) {
+                    t1[pl] = tw;
+                    c1[pl] = bench_now() - c0;
+                } else {
+                    t2[pl] = tw;
+                    tcall += (bench_now() - c0) / tw / np;
+                    tproc += (cvd_net_pipe_stage_cpu(net[1]) - p0) / tw / np;
+                    cvd_net_pipe_busy(net[1], busy1);
+                    bA += (busy1[0] - busy0[0]) / np;
+                    bB += (busy1[1] - busy0[1]) / np;
+                }
             }
         }
+        if (np == 2)
+            sched_setaffinity(0, sizeof all, &all);
         if (run < 0)
             continue;
-        w[0][run] = tw[0];
-        w[1][run] = tw[1];
-        ratio[run] = tw[0] / tw[1];
-        cc[run] = tcall / tw[1]; /* the caller's thread busy, of the wall time */
-        cs[run] = tproc / tw[1]; /* the stage thread's */
+        const int fast = np == 2 && t1[1] < t1[0];
+        w[0][run] = t1[fast];
+        w[1][run] = 0;
+        ratio[run] = 0;
+        for (int pl = 0; pl < np; pl++) {
+            w[1][run] += t2[pl] / np;
+            one_on[pl][run] = t1[pl];
+            r_on[pl][run] = t1[fast] / t2[pl];
+            ratio[run] += r_on[pl][run] / np;
+        }
+        cc[run] = tcall; /* the caller's thread busy, of the wall time */
+        cs[run] = tproc; /* the stage thread's */
+        c1t[run] = c1[fast] / (double)nb;
+        cA[run] = bA / (double)nb; /* stage A computing, a block */
+        cB[run] = bB / (double)nb;
     }
     cvd_net_pipe_stats(net[1], &bw1, &bl1, NULL);
-    const long b2b_late = bl1 - bl0, b2b_wakes = bw1 - bw0, b2b_blocks = nb * (RUNS + 1);
+    const long b2b_late = bl1 - bl0, b2b_wakes = bw1 - bw0, b2b_blocks = nb * (RUNS + 1) * np;
     /* the ceiling: two independent streams at once, each on its own one-thread net; their
      * throughput over one stream alone is what two cores give this model with no hand-off */
     cvd_net *solo = NULL;
@@ -202,30 +247,6 @@ int main(int argc, char **argv)
     cvd_net_destroy(solo);
     free(out2);
 
-    /* the CPU time each thread needs a block, without spinning (spin 0: the stage thread
-     * sleeps between blocks): on a machine shared with other work, the wall-time ratio
-     * depends on what else runs; the ratio of one thread's CPU time per block to the
-     * busier stage's is what two free cores give */
-    double c1t[RUNS], cA[RUNS], cB[RUNS];
-    cvd_net_set_spin(net[1], 0, -1);
-    for (int run = -1; run < RUNS; run++) {
-        int no;
-        double c0 = bench_now();
-        for (long i = 0; i < nb; i++)
-            cvd_net_process(net[0], in, block, out, &no);
-        double one = bench_now() - c0;
-        double p0 = cvd_net_pipe_stage_cpu(net[1]);
-        c0 = bench_now();
-        for (long i = 0; i < nb; i++)
-            cvd_net_process(net[1], in, block, out, &no);
-        double callr = bench_now() - c0, stage = cvd_net_pipe_stage_cpu(net[1]) - p0;
-        if (run < 0)
-            continue;
-        c1t[run] = one / (double)nb;
-        cB[run] = callr / (double)nb;
-        cA[run] = stage / (double)nb;
-    }
-    cvd_net_set_spin(net[1], spin_ns, margin_ns);
     const double m1 = bench_median(c1t, RUNS), mA = bench_median(cA, RUNS),
                  mB = bench_median(cB, RUNS);
     const double ideal = m1 / (mA > mB ? mA : mB);
@@ -237,17 +258,30 @@ int main(int argc, char **argv)
     printf("x real time       %12.1f %12.1f\n", (double)nb * block / 48000.0 / w1,
            (double)nb * block / 48000.0 / w2);
     printf("throughput 2/1    %12.2f   (median of the runs' ratios)\n", rt);
+    double core_us[2] = {0, 0}, core_r[2] = {0, 0};
+    for (int pl = 0; pl < np; pl++) {
+        core_us[pl] = 1e6 * bench_median(one_on[pl], RUNS) / (double)nb;
+        core_r[pl] = bench_median(r_on[pl], RUNS);
+    }
+    if (np == 2)
+        printf("by core           one thread on CPU %d: %.2f us, on CPU %d: %.2f us a block; two "
+               "threads,\n                  the caller on CPU %d: %.2fx, on CPU %d: %.2fx (over the "
+               "faster core's one thread)\n",
+               cpus[0], core_us[0], cpus[1], core_us[1], cpus[0], core_r[0], cpus[1], core_r[1]);
     printf("CPU of wall time  caller thread %.2f, stage thread %.2f (two threads)\n", c1, c2);
     printf("hand-offs         %ld blocks, %ld whose stage A was late, %ld FUTEX_WAKEs\n",
            b2b_blocks, b2b_late, b2b_wakes);
     printf("ceiling 2/1       %12.2f   (two independent one-thread streams at once: what two\n"
            "                                 cores give this model without a hand-off)\n",
            ceiling);
-    printf("\nCPU time per block (spin 0)  one thread %.2f us; two: stage A (its thread) %.2f us, "
-           "stage B (the caller's) %.2f us\n",
-           m1 * 1e6, mA * 1e6, mB * 1e6);
-    printf("one thread's CPU / the busier stage's (spin 0: a futex sleep and wake in every "
-           "block, on this kernel their cost): %.2f\n",
+    printf("\nCPU time per block  one thread %.2f us (its thread clock); two threads, computing "
+           "(waits not counted):\n                    stage A (the stage thread) %.2f us, stage B "
+           "(the caller's) %.2f us: %.1f%% / %.1f%%,\n                    together %.2fx one "
+           "thread's (the split's own cost: the hand-off between the cores)\n",
+           m1 * 1e6, mA * 1e6, mB * 1e6, 100 * mA / (mA + mB), 100 * mB / (mA + mB),
+           (mA + mB) / m1);
+    printf("one thread's CPU / the busier stage's: %.2f (what two threads give if neither "
+           "waits)\n",
            ideal);
 
     /* paced: one block every block's duration, for each way the stage thread waits */
@@ -321,13 +355,15 @@ int main(int argc, char **argv)
                 "  \"us_per_block\": {\"1\": %.3f, \"2\": %.3f},\n  \"throughput_ratio\": %.3f,\n"
                 "  \"cpu_of_wall\": {\"caller\": %.3f, \"stage\": %.3f},\n"
                 "  \"two_streams_ratio\": %.3f,\n"
+                "  \"by_core\": {\"cpus\": [%d, %d], \"one_thread_us\": [%.3f, %.3f], "
+                "\"ratio_caller_on\": [%.3f, %.3f]},\n"
                 "  \"cpu_us_per_block\": {\"one_thread\": %.3f, \"stage_a\": %.3f, "
                 "\"stage_b\": %.3f}, \"cpu_throughput_ratio\": %.3f,\n"
                 "  \"load_average\": [%.2f, %.2f, %.2f],\n"
                 "  \"handoffs\": {\"blocks\": %ld, \"late\": %ld, \"futex_wakes\": %ld},\n"
                 "  \"paced_blocks\": %ld,\n  \"paced\": [\n",
                 block, cost[0], cost[1], 1e6 * w1 / (double)nb, 1e6 * w2 / (double)nb, rt, c1, c2,
-                ceiling, m1 * 1e6, mA * 1e6, mB * 1e6, ideal, la[0], la[1], la[2], b2b_blocks,
+                ceiling, cpus[0], cpus[1], core_us[0], core_us[1], core_r[0], core_r[1], m1 * 1e6, mA * 1e6, mB * 1e6, ideal, la[0], la[1], la[2], b2b_blocks,
                 b2b_late, b2b_wakes, npaced);
         for (int md = 0; md < NMODES; md++) {
             fprintf(json, "    {\"wait\": ");
