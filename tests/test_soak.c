@@ -52,11 +52,16 @@ static long hostile_started(const char *out, const char *kind)
 
 Test(soak, sixty_seconds_of_hostile_traffic_beside_healthy_clients)
 {
+    /* a sanitized daemon runs several times slower: its handshake, idle and write timeouts
+     * (10 s) are 3x, as the tests' waits are (seen under ASan/UBSan at load 7-10 with 10 s: 3
+     * healthy TLS clients refused "no HELLO in time") */
     const char *argv[] = {du_prog("convd-soak"),
                           "--seconds",
                           "60",
                           "--baseline",
                           "15",
+                          "--timeout",
+                          du_daemon_sanitized() ? "30" : "10",
                           "--model",
                           du_src("tests/data/nam/wide16_tanh.nam"),
                           NULL};

@@ -202,6 +202,7 @@ typedef struct options {
     int pause_ms;
     int hostile;
     int keep;
+    double timeout; /* the daemon's handshake, idle and write timeouts */
 } options;
 
 static void usage(FILE *f)
@@ -209,7 +210,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: " PROG " [--seconds S] [--baseline S] [--clients N] [--frames N] "
                "[--model FILE]\n"
                "                  [--workers N] [--max-clients N] [--pause-ms MS] "
-               "[--no-hostile] [--keep]\n");
+               "[--timeout S] [--no-hostile] [--keep]\n");
 }
 
 /* ---- the protocols' expected bytes --------------------------------------------------------- */
@@ -365,10 +366,10 @@ static void write_config(const options *o, const char *model_abs)
     buf c = {0};
     buf_printf(&c,
                "[server]\nworkers = %d\nlog_level = info\nmax_clients = %d\n"
-               "handshake_timeout = 10\nidle_timeout = 10\nwrite_timeout = 10\n"
+               "handshake_timeout = %g\nidle_timeout = %g\nwrite_timeout = %g\n"
                "metrics = 127.0.0.1:0\nmetrics_allow = 127.0.0.1/32\n"
                "[model m]\npath = %s\n",
-               o->workers, o->max_clients, model_abs);
+               o->workers, o->max_clients, o->timeout, o->timeout, o->timeout, model_abs);
     for (int i = 0; i < N_L; i++) {
         const listener *l = &L[i];
         buf_printf(&c, "[listen %s]\naddress = 127.0.0.1:0\nprotocol = %s\nmodel = m\n", l->name,
@@ -1557,7 +1558,8 @@ int main(int argc, char **argv)
                  .workers = 2,
                  .max_clients = 1024,
                  .pause_ms = 50,
-                 .hostile = 1};
+                 .hostile = 1,
+                 .timeout = 10};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1587,13 +1589,15 @@ int main(int argc, char **argv)
             o.max_clients = atoi(v), i++;
         } else if (strcmp(a, "--pause-ms") == 0) {
             o.pause_ms = atoi(v), i++;
+        } else if (strcmp(a, "--timeout") == 0) {
+            o.timeout = atof(v), i++;
         } else {
             usage(stderr);
             return 2;
         }
     }
     if (o.seconds <= 0 || o.clients < 1 || o.clients > 1000 || o.frames < 1 || o.workers < 1 ||
-        o.pause_ms < 0) {
+        o.pause_ms < 0 || !(o.timeout >= 0.1 && o.timeout <= 3600)) {
         usage(stderr);
         return 2;
     }
