@@ -3,7 +3,8 @@
  * The source tree's include rules (scripts/check-includes.sh, docs/ARCHITECTURE.md), its
  * licence lines (scripts/check-spdx.sh) and its long files' reasons
  * (scripts/check-long-files.sh): the tree keeps them, and each check catches each kind of break
- * in a small tree made here.
+ * in a small tree made here. Also: no test logs at warning level, and the suites the TSan pass
+ * leaves out start no program.
  */
 #include <criterion/criterion.h>
 #include <sys/stat.h>
@@ -184,4 +185,54 @@ Test(layout, every_long_source_file_says_why_in_its_opening_comment)
     cr_assert(strstr(p.out, "said") == NULL && strstr(p.out, "at_the_limit") == NULL, "%s", p.out);
     cr_assert(strstr(p.out, "4 of 6 files over 1100 lines") != NULL, "%s", p.out);
     du_proc_free(&p);
+}
+
+/* the words of the Makefile's TSAN_SKIP (backslash-continued lines), space-separated */
+static void tsan_skip_list(char *out, size_t cap)
+{
+    char *mk = du_read_file(du_src("Makefile"), NULL);
+    cr_assert_not_null(mk);
+    const char *p = strstr(mk, "\nTSAN_SKIP := ");
+    cr_assert_not_null(p, "no TSAN_SKIP in the Makefile");
+    p += strlen("\nTSAN_SKIP := ");
+    size_t o = 0;
+    for (; *p && !(*p == '\n' && p[-1] != '\\') && o + 1 < cap; p++)
+        out[o++] = *p == '\\' || *p == '\n' || *p == '\t' ? ' ' : *p;
+    out[o] = '\0';
+    free(mk);
+}
+
+/* `make test SAN=thread` leaves out the suites in TSAN_SKIP: their tests run in the plain test
+ * runner (Criterion cannot run under TSan), so they must start no program, the only code that
+ * pass watches. Each such suite exists, and no file defining one starts a program. */
+Test(layout, suites_left_out_of_the_tsan_pass_start_no_program)
+{
+    static const char *const starts[] = {"daemon_util.h", "toolrun.h",   "nats_harness.h",
+                                         "CVD_BUILD_DIR", "posix_spawn", "execv",
+                                         "popen",         "du_prog("};
+    char skip[2048], word[64];
+    tsan_skip_list(skip, sizeof skip);
+    int words = 0;
+    for (const char *w = skip; sscanf(w, "%63s", word) == 1; words++) {
+        w = strstr(w, word) + strlen(word);
+        char pat[96];
+        snprintf(pat, sizeof pat, "(Test|TestSuite)\\(%s,", word);
+        const char *argv[] = {"/bin/grep",          "-lE",           pat, "-r",
+                              "--include=test_*.c", du_src("tests"), NULL};
+        du_proc p = du_run(argv, 30);
+        cr_expect_eq(p.status, 0, "TSAN_SKIP names suite %s, which no test file defines", word);
+        for (char *f = strtok(p.out, "\n"); f; f = strtok(NULL, "\n")) {
+            char *text = du_read_file(f, NULL);
+            cr_assert_not_null(text, "%s", f);
+            for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++)
+                cr_expect_null(strstr(text, starts[i]),
+                               "%s (suite %s, left out of the SAN=thread pass by the Makefile's "
+                               "TSAN_SKIP) has %s: a test there may start a program, which that "
+                               "pass is for; take %s out of TSAN_SKIP",
+                               f, word, starts[i], word);
+            free(text);
+        }
+        du_proc_free(&p);
+    }
+    cr_expect_gt(words, 10, "TSAN_SKIP: %s", skip);
 }
