@@ -410,6 +410,7 @@ static int match(fz_ctx *c, cvd_fusion *f, int start)
 
 void cvd_fusion_free(cvd_model *m)
 {
+    cvd_wavenet_shared_flush(m); /* templates keyed by the configurations freed here */
     for (int g = 0; g < m->n_fusions; g++)
         free(m->fusions[g].cfg);
     free(m->fusions);

@@ -3,6 +3,7 @@
 #ifndef CONVD_GRAPH_INTERNAL_H
 #define CONVD_GRAPH_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "convd_dsp.h"
@@ -94,6 +95,11 @@ struct cvd_model {
     int fuse_nodes;
     int fuse_off;      /* cvd_model_set_fusion(m, 0): nets run every node */
     char *fuse_report; /* what was fused and why other candidates were not */
+    /* the streams' WaveNet templates (wavenet.c, cvd_wavenet_create_shared): prewarmed once
+     * per (config, max_block, ISA), their weights and state shared by the nets' clones */
+    pthread_mutex_t wn_lock;
+    struct cvd_wn_shared *wn_shared;
+    int n_wn_shared;
 };
 
 /* The flat NAM-order weights of fusion f, from its nodes' weights (fuse.c): w holds
@@ -187,6 +193,18 @@ int cvd_wavenet_set_weights(cvd_wavenet *w, const float *weights, size_t n, cvd_
 /* n <= max_block frames of input_size channels in, n frames of head_size out. */
 void cvd_wavenet_process(cvd_wavenet *w, const float *in, int n, float *out);
 void cvd_wavenet_reset(cvd_wavenet *w);
+/* A stream's WaveNet for model m's configuration cfg (a WAVENET node's, or fusion `fusion`'s
+ * when fusion >= 0; the weights are the node's wn_weights or the fusion's) at max_block: a
+ * clone of the model's template for (cfg, max_block, the active ISA), which is built and
+ * prewarmed the first time (outside the lock: two threads may both build one, the second
+ * is dropped). A clone shares the template's weights and, on reset, copies the template's
+ * prewarmed histories instead of running the prewarm: bit-identical to a WaveNet prewarmed
+ * by itself. Past CVD_WN_SHARED_MAX templates per model a stream gets a WaveNet of its own. */
+enum { CVD_WN_SHARED_MAX = 8 };
+int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion, int max_block,
+                              cvd_wavenet **out, cvd_err *err);
+/* Drops the model's templates (the clones keep theirs until destroyed). */
+void cvd_wavenet_shared_flush(cvd_model *m);
 /* Pipeline stages (pipe.c): arrays [a0, a1) on a block of n frames. a0 == 0: `in` is the
  * input frames, else a hand-off buffer from a stage that ran [.., a0); a1 == n_arrays: `out`
  * gets the output frames, else a hand-off buffer (cvd_wavenet_handoff_floats(w, a1)). A

@@ -23,10 +23,15 @@ int cvd_model_create(int in_channels, cvd_model **out, cvd_err *err)
     if (m == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     atomic_init(&m->refs, 1);
+    if (pthread_mutex_init(&m->wn_lock, NULL) != 0) {
+        free(m);
+        return cvd_err_set(err, CVD_ENOMEM, "out of memory (a mutex)");
+    }
     m->in_channels = in_channels;
     m->cap = 16;
     m->nodes = calloc((size_t)m->cap, sizeof *m->nodes);
     if (m->nodes == NULL) {
+        pthread_mutex_destroy(&m->wn_lock);
         free(m);
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
     }
@@ -65,6 +70,8 @@ void cvd_model_unref(cvd_model *m)
 {
     if (m == NULL || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
+    cvd_wavenet_shared_flush(m);
+    pthread_mutex_destroy(&m->wn_lock);
     for (int i = 0; i < m->n_nodes; i++)
         free_node(&m->nodes[i]);
     free(m->nodes);

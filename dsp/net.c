@@ -99,19 +99,17 @@ static int create_fused(cvd_net *net, int i, int g, cvd_err *err)
         return CVD_OK;
     }
     const net_node *src = &net->nodes[f->input];
-    size_t nw = cvd_wn_weight_count(f->cfg);
-    float *w = malloc(sizeof(float) * nw);
-    if (w == NULL)
-        return cvd_err_set(err, CVD_ENOMEM, "out of memory");
-    cvd_fusion_weights(m, f, w);
     if (net->threads > 1 && i == m->output) {
+        size_t nw = cvd_wn_weight_count(f->cfg);
+        float *w = malloc(sizeof(float) * nw);
+        if (w == NULL)
+            return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+        cvd_fusion_weights(m, f, w);
         rc = cvd_wn_pipe_create(f->cfg, w, nw, src->max_out, &st->pipe, err);
+        free(w);
     } else {
-        rc = cvd_wavenet_create(f->cfg, src->max_out, &st->wn, err);
-        if (rc == CVD_OK)
-            rc = cvd_wavenet_set_weights(st->wn, w, nw, err);
+        rc = cvd_wavenet_create_shared(net->m, f->cfg, g, src->max_out, &st->wn, err);
     }
-    free(w);
     if (rc < 0)
         return rc;
     st->fused = 1;
@@ -159,10 +157,7 @@ static int create_node(cvd_net *net, int i, cvd_err *err)
             st->max_out = src->max_out;
             break;
         }
-        rc = cvd_wavenet_create(nd->wn, src->max_out, &st->wn, err);
-        if (rc < 0)
-            return rc;
-        rc = cvd_wavenet_set_weights(st->wn, nd->wn_weights, nd->wn_nweights, err);
+        rc = cvd_wavenet_create_shared(net->m, nd->wn, -1, src->max_out, &st->wn, err);
         if (rc < 0)
             return rc;
         st->max_out = src->max_out;

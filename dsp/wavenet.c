@@ -424,6 +424,11 @@ typedef struct wn_array {
 
 struct cvd_wavenet {
     cvd_wn_config cfg;
+    /* a template (cvd_wavenet_create_shared) is held by its model's cache and by each of its
+     * clones; a clone (tmpl set) reads the template's weights and plans and copies its
+     * prewarmed histories on reset; neither a clone nor a plain WaveNet is shared (refs 1) */
+    atomic_int refs;
+    cvd_wavenet *tmpl;
     int max_block;
     int n_arrays;
     wn_array arrays[CVD_WN_MAX_ARRAYS];
@@ -778,12 +783,17 @@ void cvd_wn_init_weights(const cvd_wn_config *cfg, float *w, uint64_t seed)
 
 /* ---- create ----------------------------------------------------------------------------- */
 
-void cvd_wavenet_destroy(cvd_wavenet *w)
+static void wavenet_free(cvd_wavenet *w)
 {
-    if (w == NULL)
-        return;
     for (int i = 0; i < w->n_arrays; i++) {
         wn_array *A = &w->arrays[i];
+        if (A->cfg == NULL) /* out of memory before this array */
+            break;
+        if (w->tmpl) { /* a clone: its histories are all it owns besides its scratch */
+            for (int l = 0; l < A->cfg->n_layers; l++)
+                free(A->layers[l].hist_mem);
+            continue;
+        }
         free(A->Wr);
         free(A->Wh);
         free(A->bh);
@@ -819,7 +829,15 @@ void cvd_wavenet_destroy(cvd_wavenet *w)
     free(w->zeros);
     free(w->outbuf);
     free(w->condf);
+    cvd_wavenet *t = w->tmpl;
     free(w);
+    cvd_wavenet_destroy(t);
+}
+
+void cvd_wavenet_destroy(cvd_wavenet *w)
+{
+    if (w != NULL && atomic_fetch_sub(&w->refs, 1) == 1)
+        wavenet_free(w);
 }
 
 /* zeroed, on a cache line: the kernels' full-vector loads and stores of aligned rows never
@@ -883,7 +901,10 @@ static int tm_plans(const tm_kernels *k, wn_array *A)
     return 0;
 }
 
-int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **out, cvd_err *err)
+/* A WaveNet of cfg at max_block; with a template T (made of the same cfg and max_block, under
+ * the same ISA), a clone reading T's weights and plans; reset (and prewarmed) with `reset`. */
+static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, int reset,
+                       cvd_wavenet **out, cvd_err *err)
 {
     cvd_wavenet *w;
     int rc, maxC = 1, maxZ = 1, maxIn = 1;
@@ -898,10 +919,15 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
     w = calloc(1, sizeof *w);
     if (w == NULL)
         return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+    atomic_init(&w->refs, 1);
+    if (T) {
+        atomic_fetch_add(&T->refs, 1);
+        w->tmpl = T;
+    }
     w->cfg = *cfg;
     w->max_block = max_block;
     w->n_arrays = cfg->n_arrays;
-    w->head_scale = 1.0f;
+    w->head_scale = T ? T->head_scale : 1.0f;
     w->prewarm = cfg->prewarm ? cvd_wn_receptive_field(cfg) : 0;
     /* rows (time-major) for larger blocks (wn_use_rows); frames below */
     if (wn_use_rows(cfg, max_block, cvd_isa_active()))
@@ -922,9 +948,20 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
             maxC = A->H;
         if (A->in > maxIn)
             maxIn = A->in;
-        A->Wr = alloc_floats((size_t)A->in * C, &st);
-        A->Wh = alloc_floats((size_t)C * A->H, &st);
-        A->bh = alloc_floats((size_t)A->H, &st);
+        if (T) { /* the template's weights and plans, read-only */
+            const wn_array *TA = &T->arrays[i];
+            A->Wr = TA->Wr;
+            A->Wh = TA->Wh;
+            A->bh = TA->bh;
+            A->pu = TA->pu;
+            A->pg = TA->pg;
+            A->pc = TA->pc;
+            A->ph = TA->ph;
+        } else {
+            A->Wr = alloc_floats((size_t)A->in * C, &st);
+            A->Wh = alloc_floats((size_t)C * A->H, &st);
+            A->bh = alloc_floats((size_t)A->H, &st);
+        }
         if (!A->Wr || !A->Wh || !A->bh)
             goto nomem;
         A->gemm_c = pick_gemm(C);
@@ -952,11 +989,23 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
             } else {
                 Ly->rs = (size_t)Ly->cap;
             }
-            Ly->Wc = alloc_floats((size_t)Ly->K * C * Ly->Z, &st);
-            Ly->bc = alloc_floats((size_t)Ly->Z, &st);
-            Ly->Wm = alloc_floats((size_t)A->cond * Ly->Z, &st);
-            Ly->W1 = alloc_floats((size_t)C * C, &st);
-            Ly->b1 = alloc_floats((size_t)C, &st);
+            if (T) {
+                const wn_layer *TL = &T->arrays[i].layers[l];
+                Ly->Wc = TL->Wc;
+                Ly->bc = TL->bc;
+                Ly->Wm = TL->Wm;
+                Ly->W1 = TL->W1;
+                Ly->b1 = TL->b1;
+                Ly->Wcp = TL->Wcp;
+                Ly->W1p = TL->W1p;
+                Ly->bmp = TL->bmp;
+            } else {
+                Ly->Wc = alloc_floats((size_t)Ly->K * C * Ly->Z, &st);
+                Ly->bc = alloc_floats((size_t)Ly->Z, &st);
+                Ly->Wm = alloc_floats((size_t)A->cond * Ly->Z, &st);
+                Ly->W1 = alloc_floats((size_t)C * C, &st);
+                Ly->b1 = alloc_floats((size_t)C, &st);
+            }
             Ly->hist_mem = alloc_floats(Ly->rs * C + lead, &st);
             Ly->hist = Ly->hist_mem ? Ly->hist_mem + lead : NULL;
             if (!Ly->Wc || !Ly->bc || !Ly->Wm || !Ly->W1 || !Ly->b1 || !Ly->hist)
@@ -964,7 +1013,7 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
         }
         A->gemm_z = pick_gemm(C); /* Z is C or 2C: what suits C suits Z */
         A->fused = NULL;
-        if (w->tk && tm_plans(w->tk, A) < 0)
+        if (w->tk && !T && tm_plans(w->tk, A) < 0)
             goto nomem;
 #ifdef CVD_VMATH_X86
         /* the fused kernel: a frame's channels in one vector, masked to C lanes for 9..15
@@ -976,7 +1025,7 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
         else if (A->cond == 1 && isa >= CVD_ISA_AVX2 && (C == 8 || C == 16))
             A->fused = C == 8 ? fused8 : fused16x2;
         /* 8 channels on AVX-512: the layers that are not gated run on input pairs */
-        for (int l = 0; !w->tk && A->fused == fused8p && l < ac->n_layers; l++) {
+        for (int l = 0; !T && !w->tk && A->fused == fused8p && l < ac->n_layers; l++) {
             wn_layer *Ly = &A->layers[l];
             if (Ly->Z != C)
                 continue;
@@ -989,20 +1038,23 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
 #endif
     }
     size_t mb = (size_t)max_block;
-    w->z = alloc_floats(mb * maxZ, &st);
-    w->a = alloc_floats(mb * maxC, &st);
-    w->t = alloc_floats(mb * maxC, &st);
-    w->head = alloc_floats(mb * maxC, &st);
-    w->head2 = alloc_floats(mb * maxC, &st);
-    w->xbuf = alloc_floats(mb * maxC, &st);
-    w->zeros = alloc_floats(mb * maxIn, &st);
-    w->outbuf = alloc_floats(mb * maxC, &st);
-    w->condf = alloc_floats(mb * maxIn, &st);
-    if (!w->condf)
-        goto nomem;
-    if (!w->z || !w->a || !w->t || !w->head || !w->head2 || !w->xbuf || !w->zeros || !w->outbuf)
-        goto nomem;
-    if (w->tk) {
+    if (!T) { /* the prewarm's silence and its output (a clone copies its template's) */
+        w->zeros = alloc_floats(mb * maxIn, &st);
+        w->outbuf = alloc_floats(mb * maxC, &st);
+        if (!w->zeros || !w->outbuf)
+            goto nomem;
+    }
+    if (!w->tk) { /* the scratch of the kernels on frames */
+        w->z = alloc_floats(mb * maxZ, &st);
+        w->a = alloc_floats(mb * maxC, &st);
+        w->t = alloc_floats(mb * maxC, &st);
+        w->head = alloc_floats(mb * maxC, &st);
+        w->head2 = alloc_floats(mb * maxC, &st);
+        w->xbuf = alloc_floats(mb * maxC, &st);
+        w->condf = alloc_floats(mb * maxIn, &st);
+        if (!w->z || !w->a || !w->t || !w->head || !w->head2 || !w->xbuf || !w->condf)
+            goto nomem;
+    } else {
         w->condr = alloc_floats(w->bs * maxIn, &st);
         w->headr = alloc_floats(w->bs * maxC, &st);
         w->head2r = alloc_floats(w->bs * maxC, &st);
@@ -1013,12 +1065,18 @@ int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **ou
             goto nomem;
     }
     w->state_bytes = st;
-    cvd_wavenet_reset(w);
+    if (reset)
+        cvd_wavenet_reset(w);
     *out = w;
     return CVD_OK;
 nomem:
     cvd_wavenet_destroy(w);
     return cvd_err_set(err, CVD_ENOMEM, "WaveNet: out of memory");
+}
+
+int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **out, cvd_err *err)
+{
+    return wavenet_new(cfg, max_block, NULL, 1, out, err);
 }
 
 size_t cvd_wavenet_state_bytes(const cvd_wavenet *w)
@@ -1031,6 +1089,8 @@ size_t cvd_wavenet_state_bytes(const cvd_wavenet *w)
 int cvd_wavenet_set_weights(cvd_wavenet *w, const float *wt, size_t n, cvd_err *err)
 {
     size_t need = cvd_wn_weight_count(&w->cfg), pos = 0;
+    if (w->tmpl)
+        return cvd_err_set(err, CVD_ESTATE, "WaveNet: a clone's weights are its template's");
     if (n != need)
         return cvd_err_set(err, CVD_EINVAL, "weights: %zu values, the configuration needs %zu", n,
                            need);
@@ -1520,8 +1580,34 @@ void cvd_wavenet_stage(cvd_wavenet *w, int a0, int a1, const float *in, int n, f
         out[i] = w->head2[i] * w->head_scale;
 }
 
+/* A clone's reset: its template's prewarmed state. Only the keep frames before len are ever
+ * read again (the window of the next block, or what a rewind moves to the front). */
+static void copy_state(cvd_wavenet *w, const cvd_wavenet *T)
+{
+    for (int i = 0; i < w->n_arrays; i++) {
+        wn_array *A = &w->arrays[i];
+        for (int l = 0; l < A->cfg->n_layers; l++) {
+            wn_layer *Ly = &A->layers[l];
+            const wn_layer *TL = &T->arrays[i].layers[l];
+            const size_t from = (size_t)(TL->len - TL->keep);
+            Ly->len = TL->len;
+            if (w->tk)
+                for (int c = 0; c < A->C; c++)
+                    memcpy(Ly->hist + (size_t)c * Ly->rs + from,
+                           TL->hist + (size_t)c * TL->rs + from, sizeof(float) * (size_t)Ly->keep);
+            else
+                memcpy(Ly->hist + from * A->C, TL->hist + from * A->C,
+                       sizeof(float) * (size_t)Ly->keep * A->C);
+        }
+    }
+}
+
 void cvd_wavenet_reset(cvd_wavenet *w)
 {
+    if (w->tmpl) {
+        copy_state(w, w->tmpl);
+        return;
+    }
     for (int i = 0; i < w->n_arrays; i++) {
         wn_array *A = &w->arrays[i];
         for (int l = 0; l < A->cfg->n_layers; l++) {
@@ -1544,4 +1630,101 @@ void cvd_wavenet_reset(cvd_wavenet *w)
 void cvd_wn_activation_apply(const cvd_wn_activation *a, float *x, int n, int C)
 {
     wn_act(a, x, n, C, C);
+}
+
+/* ---- templates shared by a model's streams ----------------------------------------------- */
+
+typedef struct cvd_wn_shared {
+    const cvd_wn_config *cfg; /* the key: the node's or fusion's configuration, */
+    int max_block;            /* the block size */
+    cvd_isa isa;              /* and the ISA its kernels were picked for */
+    cvd_wavenet *w;           /* prewarmed, never run */
+    struct cvd_wn_shared *next;
+} cvd_wn_shared;
+
+static cvd_wavenet *shared_find(cvd_model *m, const cvd_wn_config *cfg, int max_block, cvd_isa isa)
+{
+    for (cvd_wn_shared *e = m->wn_shared; e; e = e->next)
+        if (e->cfg == cfg && e->max_block == max_block && e->isa == isa) {
+            atomic_fetch_add(&e->w->refs, 1);
+            return e->w;
+        }
+    return NULL;
+}
+
+int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion, int max_block,
+                              cvd_wavenet **out, cvd_err *err)
+{
+    const cvd_isa isa = cvd_isa_active();
+    int rc;
+    *out = NULL;
+    pthread_mutex_lock(&m->wn_lock);
+    cvd_wavenet *T = shared_find(m, cfg, max_block, isa);
+    pthread_mutex_unlock(&m->wn_lock);
+    if (T == NULL) { /* built and prewarmed here, outside the lock */
+        rc = wavenet_new(cfg, max_block, NULL, 0, &T, err);
+        if (rc < 0)
+            return rc;
+        if (fusion >= 0) {
+            const size_t nw = cvd_wn_weight_count(cfg);
+            float *wt = malloc(sizeof(float) * nw);
+            if (wt == NULL) {
+                cvd_wavenet_destroy(T);
+                return cvd_err_set(err, CVD_ENOMEM, "out of memory");
+            }
+            cvd_fusion_weights(m, &m->fusions[fusion], wt);
+            rc = cvd_wavenet_set_weights(T, wt, nw, err);
+            free(wt);
+        } else {
+            const cvd_node *nd = NULL;
+            for (int i = 0; i < m->n_nodes && nd == NULL; i++)
+                if (m->nodes[i].wn == cfg)
+                    nd = &m->nodes[i];
+            rc = nd ? cvd_wavenet_set_weights(T, nd->wn_weights, nd->wn_nweights, err)
+                    : cvd_err_set(err, CVD_EINVAL, "WaveNet: not a configuration of the model");
+        }
+        if (rc < 0) {
+            cvd_wavenet_destroy(T);
+            return rc;
+        }
+        cvd_wn_shared *e = malloc(sizeof *e);
+        int kept = 0;
+        pthread_mutex_lock(&m->wn_lock);
+        cvd_wavenet *other = shared_find(m, cfg, max_block, isa);
+        if (other == NULL && e && m->n_wn_shared < CVD_WN_SHARED_MAX) {
+            kept = 1;
+            *e = (cvd_wn_shared){cfg, max_block, isa, T, m->wn_shared};
+            m->wn_shared = e;
+            m->n_wn_shared++;
+            atomic_fetch_add(&T->refs, 1); /* the cache's, beside ours */
+            e = NULL;
+        }
+        pthread_mutex_unlock(&m->wn_lock);
+        free(e);
+        if (other) { /* another thread's came first */
+            cvd_wavenet_destroy(T);
+            T = other;
+        } else if (!kept) { /* no room: the stream runs the one built */
+            *out = T;
+            return CVD_OK;
+        }
+    }
+    rc = wavenet_new(cfg, max_block, T, 1, out, err);
+    cvd_wavenet_destroy(T); /* the clone holds its own reference */
+    return rc;
+}
+
+void cvd_wavenet_shared_flush(cvd_model *m)
+{
+    pthread_mutex_lock(&m->wn_lock);
+    cvd_wn_shared *e = m->wn_shared;
+    m->wn_shared = NULL;
+    m->n_wn_shared = 0;
+    pthread_mutex_unlock(&m->wn_lock);
+    while (e) {
+        cvd_wn_shared *next = e->next;
+        cvd_wavenet_destroy(e->w);
+        free(e);
+        e = next;
+    }
 }
