@@ -52,16 +52,34 @@ struct cvd_transport {
     /* write progress, counting what the kernel holds: bytes handed to libuv in all, the
      * client's acknowledgements at the last check, and when they last grew (loop ms) */
     uint64_t submitted, acked_seen, progress_ms;
+    /* an output buffer between blocks: the kernel usually takes a block's output at once
+     * (uv_try_write), and its buffer comes back here for the next one, so a stream that
+     * keeps up allocates nothing per block (it was a malloc and a free each) */
+    struct twreq *spare;
 };
 
 typedef struct twreq {
     uv_write_t req;
     cvd_transport *t;
-    size_t len;
+    size_t len, cap;
     char data[];
 } twreq;
 
+/* The largest output buffer a transport keeps for its next block. */
+#define SPARE_MAX (256 * 1024)
+
 static void continue_finish(cvd_transport *t);
+
+/* A buffer the transport is done with: kept as the spare (the bigger one), else freed. */
+static void give_back(cvd_transport *t, twreq *r)
+{
+    if (!t->closing && r->cap <= SPARE_MAX && (t->spare == NULL || t->spare->cap < r->cap)) {
+        free(t->spare);
+        t->spare = r;
+    } else {
+        free(r);
+    }
+}
 static void update_timer(cvd_transport *t);
 
 static void fail(cvd_transport *t, int what, const char *fmt, ...)
@@ -89,7 +107,7 @@ static void on_written(uv_write_t *req, int status)
     cvd_transport *t = r->t;
     t->queued -= r->len;
     cvd_metrics_queue_bytes(-(int64_t)r->len);
-    free(r);
+    give_back(t, r);
     if (t->closing)
         return;
     if (status < 0) {
@@ -113,7 +131,7 @@ static int write_req(cvd_transport *t, twreq *r)
         uv_buf_t now = uv_buf_init(r->data, (unsigned)r->len);
         int n = uv_try_write((uv_stream_t *)&t->tcp, &now, 1);
         if (n == (int)r->len) {
-            free(r);
+            give_back(t, r);
             /* in the kernel, not yet with the client: the timer watches it get there */
             if (t->write_timeout > 0 && !uv_is_active((uv_handle_t *)&t->timer))
                 update_timer(t);
@@ -156,6 +174,7 @@ static int flush_cipher(cvd_transport *t)
             return CVD_ENOMEM;
         }
         r->t = t;
+        r->cap = n;
         r->len = cvd_tls_take(t->tls, r->data, n);
         if (r->len == 0) {
             free(r);
@@ -170,9 +189,15 @@ static int flush_cipher(cvd_transport *t)
 
 void *cvd_transport_buf(cvd_transport *t, size_t n)
 {
-    twreq *r = malloc(sizeof *r + n + 1);
-    if (r == NULL)
-        return NULL;
+    twreq *r = t->spare;
+    if (r != NULL && r->cap >= n) {
+        t->spare = NULL; /* the caller's until it sends it */
+    } else {
+        r = malloc(sizeof *r + n + 1);
+        if (r == NULL)
+            return NULL;
+        r->cap = n;
+    }
     r->t = t;
     r->len = 0;
     return r->data;
@@ -183,7 +208,7 @@ int cvd_transport_send(cvd_transport *t, void *buf, size_t len)
     twreq *r = (twreq *)(void *)((char *)buf - offsetof(twreq, data));
     cvd_err err = {0};
     if (t->closing || t->failed || len == 0) {
-        free(r);
+        give_back(t, r);
         return t->closing || t->failed ? CVD_EIO : CVD_OK;
     }
     if (t->tls == NULL) {
@@ -191,7 +216,7 @@ int cvd_transport_send(cvd_transport *t, void *buf, size_t len)
         return write_req(t, r);
     }
     int rc = cvd_tls_write(t->tls, r->data, len, &err);
-    free(r);
+    give_back(t, r);
     if (rc < 0) {
         fail(t, CVD_TR_TLS, "%s", err.msg);
         return rc;
@@ -493,6 +518,7 @@ static void on_closed(uv_handle_t *h)
     if (t->cb.closed)
         t->cb.closed(t->ctx);
     cvd_tls_destroy(t->tls);
+    free(t->spare);
     free(t);
 }
 

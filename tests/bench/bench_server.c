@@ -12,7 +12,9 @@
  *      45 multiply-adds a frame) streamed by 1,000 connections at once in blocks of 16 frames,
  *      each keeping 4 blocks in flight, with 1 and then 2 workers: frames per second (all
  *      connections together; x 1/1000 = how many 1 kHz sensors that is), the daemon's CPU
- *      seconds per second, and the ratio of 2 workers to 1.
+ *      seconds per second and per frame, and the ratio of 2 workers to 1; with the CPU the
+ *      daemon and this client used together, since on a machine of two cores the client's
+ *      share is what the daemon cannot have.
  *
  * The models are written to a temporary folder, and build/convd started on them (loadgen.h).
  * The client runs on this machine too: on a machine with few cores it competes with the
@@ -183,7 +185,7 @@ int main(int argc, char **argv)
 
     /* 2. frames per second over workers, sensor model */
     sig = make_signal(4096, 3);
-    double fps[3] = {0, 0, 0};
+    double fps[3] = {0, 0, 0}, dcpu[3] = {0, 0, 0}, ccpu[3] = {0, 0, 0};
     for (int workers = 1; sig && workers <= 2; workers++) {
         options s = {.host = "127.0.0.1",
                      .model = sn_path,
@@ -196,16 +198,20 @@ int main(int argc, char **argv)
             break;
         if (workers == 1)
             printf("\n%d connections, sensor model (3 channels at 1 kHz, Conv1D(3, 5)), raw f32, "
-                   "blocks of 16 frames, 4 in flight per connection\n%8s %14s %14s %14s %14s %8s\n",
+                   "blocks of 16 frames, 4 in flight per connection\n%8s %14s %14s %14s %14s %14s "
+                   "%8s\n",
                    conns, "workers", "frames/s", "1 kHz sensors", "daemon CPU/s", "client CPU/s",
-                   "errors");
+                   "dmn CPU us/fr", "errors");
         result r = run_case(&s, port, conns, sig, 4096, 3, 3, 0);
         stop_daemon();
         fps[workers] = r.frames_per_s;
         const double dc = r.elapsed > 0 && r.daemon_cpu >= 0 ? r.daemon_cpu / r.elapsed : -1;
         const double cc = r.elapsed > 0 ? r.client_cpu / r.elapsed : -1;
-        printf("%8d %14.0f %14.0f %14.2f %14.2f %8d\n", workers, r.frames_per_s,
-               r.frames_per_s / 1000.0, dc, cc, r.errors);
+        dcpu[workers] = dc;
+        ccpu[workers] = cc;
+        printf("%8d %14.0f %14.0f %14.2f %14.2f %14.3f %8d\n", workers, r.frames_per_s,
+               r.frames_per_s / 1000.0, dc, cc,
+               r.frames_per_s > 0 && dc >= 0 ? 1e6 * dc / r.frames_per_s : -1.0, r.errors);
         fflush(stdout);
         rc |= r.errors != 0;
         if (js)
@@ -216,8 +222,16 @@ int main(int argc, char **argv)
                 "\"client_cpu_per_s\": %.3f, \"errors\": %d}",
                 n_cases++ ? "," : "", conns, workers, r.frames_per_s, dc, cc, r.errors);
     }
-    if (fps[1] > 0 && fps[2] > 0)
+    if (fps[1] > 0 && fps[2] > 0) {
         printf("2 workers / 1 worker: %.2fx frames per second\n", fps[2] / fps[1]);
+        /* the load generator runs here too: what it takes, the daemon cannot have */
+        const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        printf("with 2 workers the daemon and this client used %.2f + %.2f of %ld CPUs%s\n",
+               dcpu[2], ccpu[2], ncpu,
+               dcpu[2] + ccpu[2] > 0.9 * (double)ncpu
+                   ? ": the machine was full, the ratio is the cores left to the daemon"
+                   : "");
+    }
     free(sig);
     if (js) {
         fprintf(js, "\n  ],\n  \"two_workers_over_one\": %.3f\n}\n",

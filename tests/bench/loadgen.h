@@ -117,6 +117,10 @@ static int start_daemon(const options *o)
     }
     fprintf(f,
             "[server]\nworkers = %d\nlog_level = warning\nmax_clients = 4096\nidle_timeout = 0\n"
+            /* every stream reserves its worst case (its queue_limit of output, 1 MiB, and its
+             * buffers: 2.1 MiB for the sensor model), and the default 1 GiB refused all past
+             * the 490th of 1,000 connections */
+            "max_stream_memory = 68719476736\n"
             "[model m]\npath = %s\n[listen load]\naddress = 127.0.0.1:0\nprotocol = raw\n"
             "model = m\nblock = %d\n",
             o->workers, model_abs, o->block);
