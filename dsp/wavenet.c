@@ -1691,7 +1691,8 @@ int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion
         int kept = 0;
         pthread_mutex_lock(&m->wn_lock);
         cvd_wavenet *other = shared_find(m, cfg, max_block, isa);
-        if (other == NULL && e && m->n_wn_shared < CVD_WN_SHARED_MAX) {
+        if (other == NULL && e && m->n_wn_shared < CVD_WN_SHARED_MAX &&
+            T->state_bytes <= CVD_WN_SHARED_BYTES) {
             kept = 1;
             *e = (cvd_wn_shared){cfg, max_block, isa, T, m->wn_shared};
             m->wn_shared = e;
