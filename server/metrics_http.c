@@ -144,6 +144,9 @@ static void on_connection(uv_stream_t *server, int status)
         http_close(c);
         return;
     }
+    /* the loop's cached time may be a long callback old (a loaded or sanitized daemon): the
+     * client's 5 s count from now */
+    uv_update_time(server->loop);
     CVD_UV_CHECK(uv_timer_start(&c->timer, http_timeout, 5000, 0));
     if (uv_read_start((uv_stream_t *)&c->tcp, http_alloc, http_read) < 0)
         http_close(c); /* the client is already gone */
