@@ -217,8 +217,8 @@ static void *stage_thread(void *arg)
 #endif
         cvd_wavenet_stage(p->st[0], 0, p->k, p->in[b], p->nblk[b], p->hand[b]);
         atomic_store_explicit(&p->done, seen, memory_order_seq_cst);
-        atomic_store_explicit(&p->busy_a, atomic_load_explicit(&p->busy_a, memory_order_relaxed) +
-                                              now_ns() - t,
+        atomic_store_explicit(&p->busy_a,
+                              atomic_load_explicit(&p->busy_a, memory_order_relaxed) + now_ns() - t,
                               memory_order_relaxed);
         if (atomic_load_explicit(&p->waiting, memory_order_seq_cst))
             futex(&p->done, FUTEX_WAKE_PRIVATE, 1);

@@ -264,10 +264,11 @@ int main(int argc, char **argv)
         core_r[pl] = bench_median(r_on[pl], RUNS);
     }
     if (np == 2)
-        printf("by core           one thread on CPU %d: %.2f us, on CPU %d: %.2f us a block; two "
-               "threads,\n                  the caller on CPU %d: %.2fx, on CPU %d: %.2fx (over the "
-               "faster core's one thread)\n",
-               cpus[0], core_us[0], cpus[1], core_us[1], cpus[0], core_r[0], cpus[1], core_r[1]);
+        printf(
+            "by core           one thread on CPU %d: %.2f us, on CPU %d: %.2f us a block; two "
+            "threads,\n                  the caller on CPU %d: %.2fx, on CPU %d: %.2fx (over the "
+            "faster core's one thread)\n",
+            cpus[0], core_us[0], cpus[1], core_us[1], cpus[0], core_r[0], cpus[1], core_r[1]);
     printf("CPU of wall time  caller thread %.2f, stage thread %.2f (two threads)\n", c1, c2);
     printf("hand-offs         %ld blocks, %ld whose stage A was late, %ld FUTEX_WAKEs\n",
            b2b_blocks, b2b_late, b2b_wakes);
@@ -363,8 +364,9 @@ int main(int argc, char **argv)
                 "  \"handoffs\": {\"blocks\": %ld, \"late\": %ld, \"futex_wakes\": %ld},\n"
                 "  \"paced_blocks\": %ld,\n  \"paced\": [\n",
                 block, cost[0], cost[1], 1e6 * w1 / (double)nb, 1e6 * w2 / (double)nb, rt, c1, c2,
-                ceiling, cpus[0], cpus[1], core_us[0], core_us[1], core_r[0], core_r[1], m1 * 1e6, mA * 1e6, mB * 1e6, ideal, la[0], la[1], la[2], b2b_blocks,
-                b2b_late, b2b_wakes, npaced);
+                ceiling, cpus[0], cpus[1], core_us[0], core_us[1], core_r[0], core_r[1], m1 * 1e6,
+                mA * 1e6, mB * 1e6, ideal, la[0], la[1], la[2], b2b_blocks, b2b_late, b2b_wakes,
+                npaced);
         for (int md = 0; md < NMODES; md++) {
             fprintf(json, "    {\"wait\": ");
             bench_json_str(json, modes[md].name);
