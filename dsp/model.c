@@ -70,13 +70,12 @@ void cvd_model_unref(cvd_model *m)
 {
     if (m == NULL || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
-    cvd_wavenet_shared_flush(m);
+    cvd_fusion_free(m); /* and the stream templates, which lock wn_lock */
     pthread_mutex_destroy(&m->wn_lock);
     for (int i = 0; i < m->n_nodes; i++)
         free_node(&m->nodes[i]);
     free(m->nodes);
     free(m->description);
-    cvd_fusion_free(m);
     free(m);
 }
 
