@@ -1073,17 +1073,12 @@ static int jackd_start_rt(char *server, size_t n, int rt)
     return 0;
 }
 
-static int jackd_start(char *server, size_t n)
-{
-    return jackd_start_rt(server, n, 0);
-}
-
 Test(audio, slow_callback_on_a_paced_device_counts_xruns_without_crashing)
 {
     char server[64], senv[96];
     float *x = write_input();
     alsa_setup(du_tmp("in.f32"), du_tmp("out.raw"));
-    if (!jackd_start(server, sizeof server)) {
+    if (!jackd_start_rt(server, sizeof server, 0)) {
         free(x);
         cr_skip_test("no jackd");
     }
