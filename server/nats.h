@@ -52,4 +52,9 @@ void cvd_nats_group_destroy(cvd_nats_group *g);
 /* Every group's metrics in Prometheus's text format (malloc'd), or NULL if there is none. */
 char *cvd_nats_metrics_render(void);
 
+/* At the process's end, after every group is destroyed: waits (at most 10 s) until libnats's
+ * own threads have ended, so none of them still frees TLS state while the process exits and
+ * OpenSSL's exit handlers free its locks. A no-op if no group ever connected. */
+void cvd_nats_shutdown(void);
+
 #endif

@@ -2,12 +2,15 @@
 /* libnats helpers of the NATS transport: the connection and batches of acknowledged writes
  * (see nats_internal.h). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "log.h"
+#include "nats.h"
 #include "nats_internal.h"
 
 static pthread_mutex_t guards_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -78,6 +81,17 @@ static int read_secret(const char *path, const char *what, char *out, size_t n, 
     return CVD_OK;
 }
 
+static atomic_int lib_used; /* libnats was opened (natsOptions_Create opens it) */
+
+void cvd_nats_shutdown(void)
+{
+    if (!atomic_exchange(&lib_used, 0))
+        return;
+    natsStatus s = nats_CloseAndWait(10000);
+    if (s != NATS_OK)
+        cvd_log_warning("nats: the library's threads did not end: %s", natsStatus_GetText(s));
+}
+
 int cvd_nats_connect(const cvd_nats_conf *c, const char *name, natsErrHandler on_error,
                      natsConnectionHandler on_disconnect, natsConnectionHandler on_reconnect,
                      natsConnectionHandler on_closed, void *closure, natsConnection **out,
@@ -92,6 +106,7 @@ int cvd_nats_connect(const cvd_nats_conf *c, const char *name, natsErrHandler on
     int n = 0;
 
     *out = NULL;
+    atomic_store(&lib_used, 1);
     snprintf(copy, sizeof copy, "%s", c->servers);
     for (char *save = NULL, *tok = strtok_r(copy, ", ", &save); tok && n < 64;
          tok = strtok_r(NULL, ", ", &save))

@@ -294,6 +294,7 @@ void cvd_nats_set_free(cvd_nats_set *s)
     free(s->groups);
     free(s->old);
     free(s);
+    cvd_nats_shutdown();
 }
 
 int cvd_nats_set_count(const cvd_nats_set *s)
