@@ -2,6 +2,10 @@
 /*
  * bench_server: what the daemon costs apart from the model, and how it scales over workers.
  *
+ *   0. The floor: a bare epoll echo server in a child process (one epoll_wait, one read and one
+ *      write a block), measured by the same client: what the loopback and the system calls
+ *      cost on this machine before any server code; the daemon's rows say how far above it
+ *      they are ("over floor").
  *   1. Per block: an identity model (one linear Activation: no arithmetic), 1 channel of raw
  *      f32 at 48 kHz in blocks of 64 frames, 1 and then 16 clients each sending a block and
  *      waiting for its output before the next (one block in flight), one worker. Latency per
@@ -25,6 +29,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +68,80 @@ static void sensor_json(char *buf, size_t cap)
         o += snprintf(buf + o, cap - (size_t)o, "%s%.3f", i ? ", " : "",
                       (i % 3 == (i / 3) % 3 ? 0.2 : 0.0) + 0.01 * (i % 7));
     snprintf(buf + o, cap - (size_t)o, "], [0, 0, 0]]}]}\n");
+}
+
+/* ---- the floor: the cheapest server there is ------------------------------------------------
+ * A child process that echoes every byte back (what the identity model does) with one
+ * epoll_wait, one read and one write per block: the loopback's and the system calls' own
+ * cost on this machine, measured by the same client as the daemon. */
+static void echo_exit(int sig)
+{
+    (void)sig;
+    _exit(0);
+}
+
+static void echo_serve(int lfd)
+{
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd}, evs[64];
+    static char buf[1 << 16];
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev) < 0)
+        _exit(1);
+    for (;;) {
+        int n = epoll_wait(ep, evs, 64, -1);
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd;
+            if (fd == lfd) {
+                int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+                int one = 1;
+                if (c < 0)
+                    continue;
+                setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+                ev.events = EPOLLIN;
+                ev.data.fd = c;
+                if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev) < 0)
+                    close(c);
+                continue;
+            }
+            ssize_t k = read(fd, buf, sizeof buf);
+            if (k > 0) {
+                for (ssize_t off = 0; off < k;) { /* a few bytes: the socket takes them */
+                    ssize_t w = write(fd, buf + off, (size_t)(k - off));
+                    if (w < 0 && errno != EAGAIN && errno != EINTR)
+                        break;
+                    off += w > 0 ? w : 0;
+                }
+            } else if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close(fd); /* the epoll entry goes with it */
+            }
+        }
+    }
+}
+
+/* Starts the echo child (its pid in daemon_pid, so daemon_cpu and stop_daemon apply); the
+ * port, or 0. */
+static int start_echo(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 64) < 0 ||
+        getsockname(lfd, (struct sockaddr *)&a, &al) < 0) {
+        if (lfd >= 0)
+            close(lfd);
+        return 0;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        signal(SIGTERM, echo_exit);
+        echo_serve(lfd);
+    }
+    close(lfd);
+    if (pid < 0)
+        return 0;
+    daemon_pid = pid;
+    return ntohs(a.sin_port);
 }
 
 /* a signal of n frames of ch channels */
@@ -156,18 +235,45 @@ int main(int argc, char **argv)
                  .block = 64,
                  .window = 1,
                  .workers = 1};
-    int port = sig ? start_daemon(&o) : 0;
+    const int nc[2] = {1, 16};
+    double floor_p50[2] = {0, 0}, floor_p99[2] = {0, 0};
+    int port = sig ? start_echo() : 0;
     if (port > 0) {
-        printf("\nper block, identity model, raw f32, 1 channel, blocks of 64 frames, one block in "
-               "flight per client, 1 worker\n");
+        printf("\nfloor: a bare epoll echo server (one process, one epoll_wait, read and write a "
+               "block), same client\n");
         printf("%8s %12s %12s %12s %12s %16s\n", "clients", "blocks", "median us", "p99 us",
-               "max us", "daemon CPU us/blk");
-        const int nc[2] = {1, 16};
+               "max us", "server CPU us/blk");
         for (int k = 0; k < 2; k++) {
             result r = run_case(&o, port, nc[k], sig, 4096, 1, 1, 0);
             const double cpb = r.blocks && r.daemon_cpu >= 0 ? r.daemon_cpu / (double)r.blocks : -1;
+            floor_p50[k] = r.p50;
+            floor_p99[k] = r.p99;
             printf("%8d %12zu %12.1f %12.1f %12.1f %16.2f%s\n", nc[k], r.blocks, r.p50 * 1e6,
                    r.p99 * 1e6, r.pmax * 1e6, cpb * 1e6, r.errors ? "  (errors!)" : "");
+            fflush(stdout);
+            if (js)
+                fprintf(js,
+                        "%s\n    {\"case\": \"per_block_echo_floor\", \"clients\": %d, "
+                        "\"block\": 64, \"blocks\": %zu, \"median_us\": %.2f, \"p99_us\": %.2f, "
+                        "\"max_us\": %.2f, \"server_cpu_us_per_block\": %.3f}",
+                        n_cases++ ? "," : "", nc[k], r.blocks, r.p50 * 1e6, r.p99 * 1e6,
+                        r.pmax * 1e6, cpb * 1e6);
+        }
+        stop_daemon();
+    }
+    port = sig ? start_daemon(&o) : 0;
+    if (port > 0) {
+        printf("\nper block, identity model, raw f32, 1 channel, blocks of 64 frames, one block in "
+               "flight per client, 1 worker\n");
+        printf("%8s %12s %12s %12s %12s %16s %14s\n", "clients", "blocks", "median us", "p99 us",
+               "max us", "daemon CPU us/blk", "over floor us");
+        for (int k = 0; k < 2; k++) {
+            result r = run_case(&o, port, nc[k], sig, 4096, 1, 1, 0);
+            const double cpb = r.blocks && r.daemon_cpu >= 0 ? r.daemon_cpu / (double)r.blocks : -1;
+            printf("%8d %12zu %12.1f %12.1f %12.1f %16.2f %14.1f%s\n", nc[k], r.blocks, r.p50 * 1e6,
+                   r.p99 * 1e6, r.pmax * 1e6, cpb * 1e6,
+                   floor_p50[k] > 0 ? (r.p50 - floor_p50[k]) * 1e6 : 0.0,
+                   r.errors ? "  (errors!)" : "");
             fflush(stdout);
             rc |= r.errors != 0;
             if (js)
@@ -175,9 +281,10 @@ int main(int argc, char **argv)
                     js,
                     "%s\n    {\"case\": \"per_block_identity\", \"clients\": %d, \"block\": 64, "
                     "\"blocks\": %zu, \"median_us\": %.2f, \"p99_us\": %.2f, \"max_us\": %.2f, "
-                    "\"daemon_cpu_us_per_block\": %.3f, \"errors\": %d}",
+                    "\"daemon_cpu_us_per_block\": %.3f, \"floor_median_us\": %.2f, "
+                    "\"floor_p99_us\": %.2f, \"errors\": %d}",
                     n_cases++ ? "," : "", nc[k], r.blocks, r.p50 * 1e6, r.p99 * 1e6, r.pmax * 1e6,
-                    cpb * 1e6, r.errors);
+                    cpb * 1e6, floor_p50[k] * 1e6, floor_p99[k] * 1e6, r.errors);
         }
     }
     stop_daemon();
