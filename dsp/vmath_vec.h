@@ -54,25 +54,22 @@ static inline cvd_v4f v4_exp_neg(cvd_v4f y)
     return p * (cvd_v4f)bits;
 }
 
-/* tanh: x P(x^2) / Q(x^2), x clamped to +-TANH_CLAMP, the result to [-1, 1]; NaN stays NaN
+/* tanh: x P(x^2) / Q(x^2), x^2 clamped to TANH_CLAMP^2, the result to [-1, 1]; NaN stays NaN
  * (every comparison with it is false, so no clamp replaces it) */
 static inline cvd_v4f v4_tanh(cvd_v4f x)
 {
-    const cvd_v4f lo = v4_set1(-TANH_CLAMP), hi = v4_set1(TANH_CLAMP);
-    cvd_v4f xc = v4_sel(x < lo, lo, x);
-    xc = v4_sel(xc > hi, hi, xc);
-    cvd_v4f s = xc * xc;
-    cvd_v4f p = v4_set1(TP4);
-    p = p * s + TP3;
+    const cvd_v4f c2 = v4_set1(TANH_CLAMP * TANH_CLAMP);
+    cvd_v4f s = x * x;
+    s = v4_sel(s > c2, c2, s);
+    cvd_v4f p = v4_set1(TP3);
     p = p * s + TP2;
     p = p * s + TP1;
     p = p * s + TP0;
-    cvd_v4f q = v4_set1(TQ4);
-    q = q * s + TQ3;
+    cvd_v4f q = s + TQ3;
     q = q * s + TQ2;
     q = q * s + TQ1;
-    q = q * s + 1.0f;
-    cvd_v4f y = xc * p / q;
+    q = q * s + TQ0;
+    cvd_v4f y = x * p / q;
     const cvd_v4f one = v4_set1(1.0f), mone = v4_set1(-1.0f);
     y = v4_sel(y < mone, mone, y);
     return v4_sel(y > one, one, y);

@@ -8,19 +8,19 @@
 #define LOG2E 1.44269504088896341f
 #define LN2_HI 0.693359375f
 #define LN2_LO (-2.12194440e-4f)
-/* tanh(x) = x P(x^2) / Q(x^2), a rational fit of degrees 4 and 4 on [0, 9]
- * (scripts/fit_tanh.py 9 4 4: 4e-8 relative in exact arithmetic); x is clamped to TANH_CLAMP,
- * where the fit reaches 1 */
-#define TP0 9.999999822e-01f
-#define TP1 1.338194841e-01f
-#define TP2 3.496698510e-03f
-#define TP3 2.062829539e-05f
-#define TP4 1.338365697e-08f
-#define TQ1 4.671526500e-01f
-#define TQ2 2.588116438e-02f
-#define TQ3 3.287487105e-04f
-#define TQ4 7.787892652e-07f
-#define TANH_CLAMP 9.1f
+/* tanh(x) = x P(x^2) / Q(x^2), a rational fit of degrees 3 and 4 on [0, 8] with Q monic, so
+ * Q's Horner chain starts with an add (scripts/fit_tanh.py 8 3 4: 2.5e-7 relative in exact
+ * arithmetic); x^2 is clamped to TANH_CLAMP^2 (tanh(8) is 1 - 2.3e-7) and the result to
+ * [-1, 1] */
+#define TP0 4.054632913e+06f
+#define TP1 5.241584166e+05f
+#define TP2 1.197303585e+04f
+#define TP3 4.642555856e+01f
+#define TQ0 4.054633435e+06f
+#define TQ1 1.875698256e+06f
+#define TQ2 9.659441228e+04f
+#define TQ3 9.688308430e+02f
+#define TANH_CLAMP 8.0f
 #define SIG_CLAMP 87.0f
 
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
@@ -66,18 +66,17 @@ __attribute__((target("avx512f"))) static inline __m512 tanh16(__m512 x)
     /* x^2 clamped to TANH_CLAMP^2, not x to TANH_CLAMP: one operation fewer, and one
      * fewer in the chain blocks of 1 wait on (min returns its second operand when either
      * is NaN: NaN passes through). Past the clamp |x| P / Q only grows with |x|, and the
-     * result is clamped to [-1, 1] (tanh is 1 in float from 9.02 on) */
+     * result is clamped to [-1, 1]. 8 operations on the FMA pipes (two multiplies, six
+     * FMAs), an add, a divide and three min/max */
     __m512 s = _mm512_min_ps(_mm512_set1_ps(TANH_CLAMP * TANH_CLAMP), _mm512_mul_ps(x, x));
-    __m512 p = _mm512_set1_ps(TP4);
-    p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP3));
+    __m512 p = _mm512_set1_ps(TP3);
     p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP2));
     p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP1));
     p = _mm512_fmadd_ps(p, s, _mm512_set1_ps(TP0));
-    __m512 q = _mm512_set1_ps(TQ4);
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(TQ3));
+    __m512 q = _mm512_add_ps(s, _mm512_set1_ps(TQ3));
     q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(TQ2));
     q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(TQ1));
-    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(1.0f));
+    q = _mm512_fmadd_ps(q, s, _mm512_set1_ps(TQ0));
     __m512 y = _mm512_div_ps(_mm512_mul_ps(x, p), q);
     return _mm512_min_ps(_mm512_set1_ps(1.0f), _mm512_max_ps(_mm512_set1_ps(-1.0f), y));
 }
@@ -112,16 +111,14 @@ __attribute__((target("avx2,fma"))) static inline __m256 tanh8(__m256 x)
 {
     /* x^2 clamped as in tanh16 */
     __m256 s = _mm256_min_ps(_mm256_set1_ps(TANH_CLAMP * TANH_CLAMP), _mm256_mul_ps(x, x));
-    __m256 p = _mm256_set1_ps(TP4);
-    p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP3));
+    __m256 p = _mm256_set1_ps(TP3);
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP2));
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP1));
     p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(TP0));
-    __m256 q = _mm256_set1_ps(TQ4);
-    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(TQ3));
+    __m256 q = _mm256_add_ps(s, _mm256_set1_ps(TQ3));
     q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(TQ2));
     q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(TQ1));
-    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(1.0f));
+    q = _mm256_fmadd_ps(q, s, _mm256_set1_ps(TQ0));
     __m256 y = _mm256_div_ps(_mm256_mul_ps(x, p), q);
     return _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_set1_ps(-1.0f), y));
 }

@@ -4,12 +4,14 @@
 
 Minimises the maximum relative error by iteratively reweighted least squares (Lawson's
 method) on the linearised problem P(s) - f(s) Q(s) = 0 with f = tanh(x)/x, s = (x/C)^2,
-Q(0) = 1, then rescales the coefficients to the unscaled variable x^2.
+Q(0) = 1, then rescales the coefficients to the unscaled variable x^2 and divides P and Q by
+Q's leading coefficient, so Q is monic (its Horner chain starts with an add, not an FMA).
 
-    scripts/fit_tanh.py [C] [deg P] [deg Q]      (defaults: 9 4 4, the shipped fit)
+    scripts/fit_tanh.py [C] [deg P] [deg Q]      (defaults: 8 3 4, the shipped fit)
 
-Prints the coefficients as TP0.., TQ1.. and the fit's error in exact (double) arithmetic on
-stderr. The float evaluation adds a few ulps: tests/test_vmath.c measures what ships.
+Prints the coefficients as TP0.., TQ0.. (Q's leading 1 left out) and the fit's error in exact
+(double) arithmetic on stderr. The float evaluation adds a few ulps: tests/test_vmath.c
+measures what ships.
 """
 import sys
 
@@ -33,17 +35,18 @@ def fit(c, n_p, n_q, iters=60):
         w = np.maximum(w * np.abs(err) / (w * np.abs(err)).max(), 1e-6)
     p = coef[:n_p + 1] / c ** (2 * np.arange(n_p + 1))
     q = coef[n_p + 1:] / c ** (2 * np.arange(1, n_q + 1))
-    return p, q, np.abs(err).max()
+    lead = q[-1]
+    return p / lead, np.concatenate([[1.0], q[:-1]]) / lead, np.abs(err).max()
 
 
 def main():
-    c = float(sys.argv[1]) if len(sys.argv) > 1 else 9.0
-    n_p = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    c = float(sys.argv[1]) if len(sys.argv) > 1 else 8.0
+    n_p = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     n_q = int(sys.argv[3]) if len(sys.argv) > 3 else 4
     p, q, err = fit(c, n_p, n_q)
     for i, v in enumerate(p):
         print("#define TP%d %.9e" % (i, v))
-    for i, v in enumerate(q, start=1):
+    for i, v in enumerate(q):
         print("#define TQ%d %.9e" % (i, v))
     print("max relative error in double: %.3g" % err, file=sys.stderr)
 

@@ -13,7 +13,9 @@
 #include "convd_dsp.h"
 #include "vmath.h"
 
-#define TANH_TOL 4e-7    /* measured 2.9e-7 (3.3e-7 on the portable path without FMA) */
+/* the issue's bound is 1e-6; measured here 4.3e-7 on every path (AVX-512, AVX2, aarch64 under
+ * qemu), and over every float 4.3e-7 (4.9e-7 on x86's portable path, which has no FMA) */
+#define TANH_TOL 6e-7
 #define SIGMOID_TOL 3e-7 /* measured 1.9e-7 */
 
 static float *sweep(size_t *n_out)
