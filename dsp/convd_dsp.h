@@ -606,6 +606,11 @@ void cvd_net_destroy(cvd_net *net);
 const cvd_model *cvd_net_model(const cvd_net *net);
 int cvd_net_max_out(const cvd_net *net); /* frames one process() or flush() writes at most */
 size_t cvd_net_state_bytes(const cvd_net *net);
+/* On the calling thread, with own != 0: nets built from now on give each WaveNet weights and a
+ * configuration of its own instead of a clone of the model's template (the most a stream's
+ * state can take; what a memory figure measures, without filling the model's templates with
+ * its probes' block sizes). 0 restores the default. */
+void cvd_net_own_wavenets(int own);
 /* Real-time safe; same contract as cvd_layer_process/flush/reset, frames in and out. */
 int cvd_net_process(cvd_net *net, const float *in, int n, float *out, int *n_out);
 int cvd_net_flush(cvd_net *net, float *out, int *n_out);

@@ -199,14 +199,16 @@ void cvd_wavenet_reset(cvd_wavenet *w);
  * prewarmed the first time (outside the lock: two threads may both build one, the second
  * is dropped). A clone shares the template's weights and, on reset, copies the template's
  * prewarmed histories instead of running the prewarm: bit-identical to a WaveNet prewarmed
- * by itself. Past CVD_WN_SHARED_MAX templates per model, or for a template of more than
- * CVD_WN_SHARED_BYTES (so that clients' block sizes pin at most 8 x 2 MiB a model), a stream
- * gets a WaveNet of its own. */
+ * by itself. A model keeps at most CVD_WN_SHARED_MAX templates (so that clients' block sizes
+ * pin at most 8 x 2 MiB a model): a new one takes the place of the least recently used. For
+ * a template of more than CVD_WN_SHARED_BYTES, a stream gets a WaveNet of its own. */
 enum { CVD_WN_SHARED_MAX = 8, CVD_WN_SHARED_BYTES = 2 << 20 };
 int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion, int max_block,
                               cvd_wavenet **out, cvd_err *err);
 /* Drops the model's templates (the clones keep theirs until destroyed). */
 void cvd_wavenet_shared_flush(cvd_model *m);
+/* How many of the model's kept templates are at block max_block (for tests). */
+int cvd_wavenet_shared_kept(cvd_model *m, int max_block);
 /* Pipeline stages (pipe.c): arrays [a0, a1) on a block of n frames. a0 == 0: `in` is the
  * input frames, else a hand-off buffer from a stage that ran [.., a0); a1 == n_arrays: `out`
  * gets the output frames, else a hand-off buffer (cvd_wavenet_handoff_floats(w, a1)). A

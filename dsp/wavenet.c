@@ -394,8 +394,8 @@ typedef struct wn_layer {
     float *b1;              /* [C] */
     float *Wcp, *W1p, *bmp; /* the pair kernel's repacking of Wc, W1 and the biases, or NULL */
     float *hist;     /* this layer's input h: cap frames of C, or C rows of rs floats (rows) */
-    float *hist_mem; /* hist's allocation (rows start a few floats in: see cvd_wavenet_create) */
-    int cap, len, keep;
+    float *hist_mem; /* hist's place in the state block (rows start lead floats in) */
+    int cap, len, keep, lead;
     size_t rs;
 } wn_layer;
 
@@ -412,10 +412,10 @@ typedef struct tm_plan {
 typedef struct wn_array {
     const cvd_wn_array *cfg;
     int in, cond, C, H;
-    float *Wr; /* [in][C] */
-    float *Wh; /* [C][H] */
-    float *bh; /* [H] or NULL */
-    wn_layer layers[CVD_WN_MAX_LAYERS];
+    float *Wr;        /* [in][C] */
+    float *Wh;        /* [C][H] */
+    float *bh;        /* [H] or NULL */
+    wn_layer *layers; /* cfg->n_layers of them */
     cvd_gemm_fn gemm_z, gemm_c, gemm_h;
     fused_fn fused; /* the fused layer kernel for this channel count, or NULL */
     /* rows: the groups of the conv (not gated, gated), of an F = C and of an F = H matrix */
@@ -423,7 +423,9 @@ typedef struct wn_array {
 } wn_array;
 
 struct cvd_wavenet {
-    cvd_wn_config cfg;
+    /* the configuration (about 230 kB): a copy of its own (cfg_own), or a clone's template's */
+    const cvd_wn_config *cfg;
+    cvd_wn_config *cfg_own;
     /* a template (cvd_wavenet_create_shared) is held by its model's cache and by each of its
      * clones; a clone (tmpl set) reads the template's weights and plans and copies its
      * prewarmed histories on reset; neither a clone nor a plain WaveNet is shared (refs 1) */
@@ -434,6 +436,9 @@ struct cvd_wavenet {
     wn_array arrays[CVD_WN_MAX_ARRAYS];
     float head_scale;
     long prewarm;
+    /* everything a stream owns besides the weights, in one block (wn_state_layout): the
+     * histories and the scratch; one allocation, given back whole when the stream ends */
+    char *state;
     /* scratch, max_block frames each */
     float *z, *a, *t, *head, *head2, *xbuf, *zeros, *outbuf;
     float *condf; /* a stage's condition frames, handed over (cvd_wavenet_stage) */
@@ -789,46 +794,30 @@ static void wavenet_free(cvd_wavenet *w)
         wn_array *A = &w->arrays[i];
         if (A->cfg == NULL) /* out of memory before this array */
             break;
-        if (w->tmpl) { /* a clone: its histories are all it owns besides its scratch */
-            for (int l = 0; l < A->cfg->n_layers; l++)
-                free(A->layers[l].hist_mem);
-            continue;
+        if (w->tmpl == NULL) { /* a clone reads its template's weights and plans */
+            free(A->Wr);
+            free(A->Wh);
+            free(A->bh);
+            for (int l = 0; A->layers && l < A->cfg->n_layers; l++) {
+                wn_layer *Ly = &A->layers[l];
+                free(Ly->Wc);
+                free(Ly->bc);
+                free(Ly->Wm);
+                free(Ly->W1);
+                free(Ly->b1);
+                free(Ly->Wcp);
+                free(Ly->W1p);
+                free(Ly->bmp);
+            }
+            free(A->pu.g);
+            free(A->pg.g);
+            free(A->pc.g);
+            free(A->ph.g);
         }
-        free(A->Wr);
-        free(A->Wh);
-        free(A->bh);
-        for (int l = 0; l < A->cfg->n_layers; l++) {
-            wn_layer *Ly = &A->layers[l];
-            free(Ly->Wc);
-            free(Ly->bc);
-            free(Ly->Wm);
-            free(Ly->W1);
-            free(Ly->b1);
-            free(Ly->Wcp);
-            free(Ly->W1p);
-            free(Ly->bmp);
-            free(Ly->hist_mem);
-        }
-        free(A->pu.g);
-        free(A->pg.g);
-        free(A->pc.g);
-        free(A->ph.g);
+        free(A->layers);
     }
-    free(w->condr);
-    free(w->headr);
-    free(w->head2r);
-    free(w->xr);
-    free(w->ar);
-    free(w->zs);
-    free(w->z);
-    free(w->a);
-    free(w->t);
-    free(w->head);
-    free(w->head2);
-    free(w->xbuf);
-    free(w->zeros);
-    free(w->outbuf);
-    free(w->condf);
+    free(w->state); /* the histories and the scratch */
+    free(w->cfg_own);
     cvd_wavenet *t = w->tmpl;
     free(w);
     cvd_wavenet_destroy(t);
@@ -852,6 +841,53 @@ static float *alloc_floats(size_t n, size_t *bytes)
         return NULL;
     memset(p, 0, sz);
     return p;
+}
+
+/* n floats at *off in the state block `base` (sized as alloc_floats sizes them: on a cache
+ * line, zeroed with the block); with base NULL, only the size is counted */
+static float *take_floats(char *base, size_t *off, size_t n)
+{
+    const size_t o = *off;
+    *off += ((n + 1) * sizeof(float) + 63) & ~(size_t)63;
+    return base ? (float *)(void *)(base + o) : NULL;
+}
+
+/* The state block's layout: every layer's history, then the scratch (and, for a WaveNet that
+ * is not a clone, the prewarm's silence and output). With base NULL, only the block's size;
+ * then again with the block. */
+static size_t wn_state_layout(cvd_wavenet *w, char *base, int maxC, int maxZ, int maxIn)
+{
+    size_t off = 0;
+    const size_t mb = (size_t)w->max_block;
+    for (int i = 0; i < w->n_arrays; i++) {
+        wn_array *A = &w->arrays[i];
+        for (int l = 0; l < A->cfg->n_layers; l++) {
+            wn_layer *Ly = &A->layers[l];
+            Ly->hist_mem = take_floats(base, &off, Ly->rs * (size_t)A->C + (size_t)Ly->lead);
+            Ly->hist = base ? Ly->hist_mem + Ly->lead : NULL;
+        }
+    }
+    if (!w->tmpl) { /* the prewarm's silence and its output (a clone copies its template's) */
+        w->zeros = take_floats(base, &off, mb * (size_t)maxIn);
+        w->outbuf = take_floats(base, &off, mb * (size_t)maxC);
+    }
+    if (!w->tk) { /* the scratch of the kernels on frames */
+        w->z = take_floats(base, &off, mb * (size_t)maxZ);
+        w->a = take_floats(base, &off, mb * (size_t)maxC);
+        w->t = take_floats(base, &off, mb * (size_t)maxC);
+        w->head = take_floats(base, &off, mb * (size_t)maxC);
+        w->head2 = take_floats(base, &off, mb * (size_t)maxC);
+        w->xbuf = take_floats(base, &off, mb * (size_t)maxC);
+        w->condf = take_floats(base, &off, mb * (size_t)maxIn);
+    } else {
+        w->condr = take_floats(base, &off, w->bs * (size_t)maxIn);
+        w->headr = take_floats(base, &off, w->bs * (size_t)maxC);
+        w->head2r = take_floats(base, &off, w->bs * (size_t)maxC);
+        w->xr = take_floats(base, &off, w->bs * (size_t)maxC);
+        w->ar = take_floats(base, &off, (size_t)(TM_TILE + TM_PAD) * (size_t)maxC);
+        w->zs = take_floats(base, &off, (size_t)TM_MAXG * 4 * 16);
+    }
+    return off;
 }
 
 /* the fastest tile kernel for F output channels */
@@ -924,7 +960,16 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
         atomic_fetch_add(&T->refs, 1);
         w->tmpl = T;
     }
-    w->cfg = *cfg;
+    if (T) {
+        w->cfg = T->cfg;
+    } else {
+        w->cfg = w->cfg_own = malloc(sizeof *w->cfg_own);
+        if (w->cfg_own == NULL)
+            goto nomem;
+        *w->cfg_own = *cfg;
+        st += sizeof *w->cfg_own;
+    }
+    st += sizeof *w;
     w->max_block = max_block;
     w->n_arrays = cfg->n_arrays;
     w->head_scale = T ? T->head_scale : 1.0f;
@@ -934,9 +979,13 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
         w->tk = tm_kernels_for(cvd_isa_active());
     w->bs = (size_t)max_block + TM_PAD;
     for (int i = 0; i < cfg->n_arrays; i++) {
-        const cvd_wn_array *ac = &w->cfg.arrays[i];
+        const cvd_wn_array *ac = &w->cfg->arrays[i];
         wn_array *A = &w->arrays[i];
         const int C = ac->channels;
+        A->layers = calloc((size_t)(ac->n_layers > 0 ? ac->n_layers : 1), sizeof *A->layers);
+        if (A->layers == NULL)
+            goto nomem;
+        st += sizeof *A->layers * (size_t)ac->n_layers;
         A->cfg = ac;
         A->in = ac->input_size;
         A->cond = ac->condition_size;
@@ -982,9 +1031,9 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
             /* rows: each a multiple of 16 floats, and the first new frame after a rewind
              * (position keep) on a 16-float boundary, so that with blocks of a multiple of 16
              * the block's own frames are aligned in every row */
-            size_t lead = 0;
+            Ly->lead = 0;
             if (w->tk) {
-                lead = (size_t)((16 - Ly->keep % 16) % 16);
+                Ly->lead = (16 - Ly->keep % 16) % 16;
                 Ly->rs = ((size_t)Ly->cap + TM_PAD + 15) & ~(size_t)15;
             } else {
                 Ly->rs = (size_t)Ly->cap;
@@ -1006,9 +1055,7 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
                 Ly->W1 = alloc_floats((size_t)C * C, &st);
                 Ly->b1 = alloc_floats((size_t)C, &st);
             }
-            Ly->hist_mem = alloc_floats(Ly->rs * C + lead, &st);
-            Ly->hist = Ly->hist_mem ? Ly->hist_mem + lead : NULL;
-            if (!Ly->Wc || !Ly->bc || !Ly->Wm || !Ly->W1 || !Ly->b1 || !Ly->hist)
+            if (!Ly->Wc || !Ly->bc || !Ly->Wm || !Ly->W1 || !Ly->b1)
                 goto nomem;
         }
         A->gemm_z = pick_gemm(C); /* Z is C or 2C: what suits C suits Z */
@@ -1037,33 +1084,15 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
         }
 #endif
     }
-    size_t mb = (size_t)max_block;
-    if (!T) { /* the prewarm's silence and its output (a clone copies its template's) */
-        w->zeros = alloc_floats(mb * maxIn, &st);
-        w->outbuf = alloc_floats(mb * maxC, &st);
-        if (!w->zeros || !w->outbuf)
-            goto nomem;
-    }
-    if (!w->tk) { /* the scratch of the kernels on frames */
-        w->z = alloc_floats(mb * maxZ, &st);
-        w->a = alloc_floats(mb * maxC, &st);
-        w->t = alloc_floats(mb * maxC, &st);
-        w->head = alloc_floats(mb * maxC, &st);
-        w->head2 = alloc_floats(mb * maxC, &st);
-        w->xbuf = alloc_floats(mb * maxC, &st);
-        w->condf = alloc_floats(mb * maxIn, &st);
-        if (!w->z || !w->a || !w->t || !w->head || !w->head2 || !w->xbuf || !w->condf)
-            goto nomem;
-    } else {
-        w->condr = alloc_floats(w->bs * maxIn, &st);
-        w->headr = alloc_floats(w->bs * maxC, &st);
-        w->head2r = alloc_floats(w->bs * maxC, &st);
-        w->xr = alloc_floats(w->bs * maxC, &st);
-        w->ar = alloc_floats((size_t)(TM_TILE + TM_PAD) * maxC, &st);
-        w->zs = alloc_floats((size_t)TM_MAXG * 4 * 16, &st);
-        if (!w->condr || !w->headr || !w->head2r || !w->xr || !w->ar || !w->zs)
-            goto nomem;
-    }
+    /* the histories and the scratch: one block */
+    const size_t sb = wn_state_layout(w, NULL, maxC, maxZ, maxIn);
+    void *blk = NULL;
+    if (posix_memalign(&blk, 64, sb) != 0)
+        goto nomem;
+    memset(blk, 0, sb);
+    w->state = blk;
+    wn_state_layout(w, w->state, maxC, maxZ, maxIn);
+    st += sb;
     w->state_bytes = st;
     if (reset)
         cvd_wavenet_reset(w);
@@ -1088,7 +1117,7 @@ size_t cvd_wavenet_state_bytes(const cvd_wavenet *w)
 
 int cvd_wavenet_set_weights(cvd_wavenet *w, const float *wt, size_t n, cvd_err *err)
 {
-    size_t need = cvd_wn_weight_count(&w->cfg), pos = 0;
+    size_t need = cvd_wn_weight_count(w->cfg), pos = 0;
     if (w->tmpl)
         return cvd_err_set(err, CVD_ESTATE, "WaveNet: a clone's weights are its template's");
     if (n != need)
@@ -1639,17 +1668,47 @@ typedef struct cvd_wn_shared {
     int max_block;            /* the block size */
     cvd_isa isa;              /* and the ISA its kernels were picked for */
     cvd_wavenet *w;           /* prewarmed, never run */
+    unsigned long used;       /* when a stream last took it (shared_clock) */
     struct cvd_wn_shared *next;
 } cvd_wn_shared;
+
+/* the templates' last uses, in order (read and written under the model's wn_lock) */
+static atomic_ulong shared_clock;
+/* cvd_net_own_wavenets: this thread's nets get WaveNets of their own */
+static _Thread_local int own_wavenets;
+
+void cvd_net_own_wavenets(int own)
+{
+    own_wavenets = own != 0;
+}
 
 static cvd_wavenet *shared_find(cvd_model *m, const cvd_wn_config *cfg, int max_block, cvd_isa isa)
 {
     for (cvd_wn_shared *e = m->wn_shared; e; e = e->next)
         if (e->cfg == cfg && e->max_block == max_block && e->isa == isa) {
             atomic_fetch_add(&e->w->refs, 1);
+            e->used = atomic_fetch_add(&shared_clock, 1) + 1;
             return e->w;
         }
     return NULL;
+}
+
+/* With the model's templates at CVD_WN_SHARED_MAX: the least recently used one, taken out of
+ * the list (its clones keep it alive); NULL otherwise. Under wn_lock. */
+static cvd_wn_shared *shared_evict(cvd_model *m)
+{
+    cvd_wn_shared **lru = NULL;
+    if (m->n_wn_shared < CVD_WN_SHARED_MAX)
+        return NULL;
+    for (cvd_wn_shared **p = &m->wn_shared; *p; p = &(*p)->next)
+        if (lru == NULL || (*p)->used < (*lru)->used)
+            lru = p;
+    if (lru == NULL)
+        return NULL;
+    cvd_wn_shared *e = *lru;
+    *lru = e->next;
+    m->n_wn_shared--;
+    return e;
 }
 
 int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion, int max_block,
@@ -1658,9 +1717,12 @@ int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion
     const cvd_isa isa = cvd_isa_active();
     int rc;
     *out = NULL;
-    pthread_mutex_lock(&m->wn_lock);
-    cvd_wavenet *T = shared_find(m, cfg, max_block, isa);
-    pthread_mutex_unlock(&m->wn_lock);
+    cvd_wavenet *T = NULL;
+    if (!own_wavenets) {
+        pthread_mutex_lock(&m->wn_lock);
+        T = shared_find(m, cfg, max_block, isa);
+        pthread_mutex_unlock(&m->wn_lock);
+    }
     if (T == NULL) { /* built and prewarmed here, outside the lock */
         rc = wavenet_new(cfg, max_block, NULL, 0, &T, err);
         if (rc < 0)
@@ -1687,14 +1749,22 @@ int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion
             cvd_wavenet_destroy(T);
             return rc;
         }
-        cvd_wn_shared *e = malloc(sizeof *e);
+        if (own_wavenets) { /* a WaveNet of its own, as asked */
+            *out = T;
+            return CVD_OK;
+        }
+        cvd_wn_shared *e = malloc(sizeof *e), *old = NULL;
         int kept = 0;
         pthread_mutex_lock(&m->wn_lock);
         cvd_wavenet *other = shared_find(m, cfg, max_block, isa);
-        if (other == NULL && e && m->n_wn_shared < CVD_WN_SHARED_MAX &&
-            T->state_bytes <= CVD_WN_SHARED_BYTES) {
+        if (other == NULL && e && T->state_bytes <= CVD_WN_SHARED_BYTES) {
+            /* past CVD_WN_SHARED_MAX, the least recently used template makes room: a block
+             * size a stream uses now is worth more than one probed once (the daemon's
+             * memory figure builds nets at 18 block sizes at load) */
+            old = shared_evict(m);
             kept = 1;
-            *e = (cvd_wn_shared){cfg, max_block, isa, T, m->wn_shared};
+            *e = (cvd_wn_shared){
+                cfg, max_block, isa, T, atomic_fetch_add(&shared_clock, 1) + 1, m->wn_shared};
             m->wn_shared = e;
             m->n_wn_shared++;
             atomic_fetch_add(&T->refs, 1); /* the cache's, beside ours */
@@ -1702,6 +1772,10 @@ int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion
         }
         pthread_mutex_unlock(&m->wn_lock);
         free(e);
+        if (old) { /* its clones keep it until they end */
+            cvd_wavenet_destroy(old->w);
+            free(old);
+        }
         if (other) { /* another thread's came first */
             cvd_wavenet_destroy(T);
             T = other;
@@ -1713,6 +1787,16 @@ int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion
     rc = wavenet_new(cfg, max_block, T, 1, out, err);
     cvd_wavenet_destroy(T); /* the clone holds its own reference */
     return rc;
+}
+
+int cvd_wavenet_shared_kept(cvd_model *m, int max_block)
+{
+    int n = 0;
+    pthread_mutex_lock(&m->wn_lock);
+    for (const cvd_wn_shared *e = m->wn_shared; e; e = e->next)
+        n += e->max_block == max_block;
+    pthread_mutex_unlock(&m->wn_lock);
+    return n;
 }
 
 void cvd_wavenet_shared_flush(cvd_model *m)

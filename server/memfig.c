@@ -42,13 +42,20 @@ static size_t slope_up(size_t lo, size_t hi, int blo, int bhi)
 
 int cvd_memfig_measure(cvd_model *m, long hop, cvd_memfig *f, cvd_err *err)
 {
-    size_t small[SMALL + 1], out[SMALL + 1], ba, bb, oa, ob;
-    int rc;
-    for (int b = 1; b <= SMALL; b++)
-        if ((rc = state_at(m, hop, b, &small[b], &out[b], err)) < 0)
-            return rc;
-    if ((rc = state_at(m, hop, PROBE_A, &ba, &oa, err)) < 0 ||
-        (rc = state_at(m, hop, PROBE_B, &bb, &ob, err)) < 0)
+    size_t small[SMALL + 1], out[SMALL + 1], ba = 0, bb = 0, oa = 0, ob = 0;
+    int rc = CVD_OK;
+    /* every probe's WaveNets with weights of their own: the most a stream can take (a stream
+     * whose block has a template shares its weights), and the model's templates stay for the
+     * block sizes streams use */
+    cvd_net_own_wavenets(1);
+    for (int b = 1; b <= SMALL && rc == CVD_OK; b++)
+        rc = state_at(m, hop, b, &small[b], &out[b], err);
+    if (rc == CVD_OK)
+        rc = state_at(m, hop, PROBE_A, &ba, &oa, err);
+    if (rc == CVD_OK)
+        rc = state_at(m, hop, PROBE_B, &bb, &ob, err);
+    cvd_net_own_wavenets(0);
+    if (rc < 0)
         return rc;
     /* the steepest slope seen, rounded up; then the lowest line of that slope over every
      * small probe (and so over the large ones) */

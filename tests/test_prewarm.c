@@ -123,8 +123,9 @@ Test(prewarm, clone_equals_self_prewarmed_standard)
     free(x);
 }
 
-/* more block sizes than a model keeps templates for: the streams past them prewarm their
- * own WaveNet, and all give the same output; a clone costs less than a WaveNet of its own */
+/* more block sizes than a model keeps templates for: the least recently used template makes
+ * room for the new one, every stream is a clone, and all give the same output; a clone costs
+ * less than a WaveNet of its own */
 Test(prewarm, past_the_kept_templates)
 {
     long n;
@@ -142,15 +143,31 @@ Test(prewarm, past_the_kept_templates)
         through_net(nets[k], x, n, block, y);
         cr_expect_eq(memcmp(y, ref, sizeof(float) * (size_t)n), 0, "block %d differs", block);
         free(ref);
+        if (k == CVD_WN_SHARED_MAX - 1) { /* full: block 16 used again, 17 is the oldest */
+            cvd_net *b16;
+            cr_assert_eq(cvd_net_create(m, 16, &b16, &err), 0, "%s", err.msg);
+            cvd_net_destroy(b16);
+        }
     }
     cr_expect_eq(m->n_wn_shared, CVD_WN_SHARED_MAX);
+    /* kept: the 8 used last (16, and 20..26); 17, 18 and 19 made room */
+    const int kept16 = cvd_wavenet_shared_kept(m, 16), kept17 = cvd_wavenet_shared_kept(m, 17),
+              kept25 = cvd_wavenet_shared_kept(m, 25);
+    cr_expect(kept16 == 1 && kept17 == 0 && kept25 == 1,
+              "templates kept: block 16 %d, 17 %d, 25 %d (expected 1, 0, 1)", kept16, kept17,
+              kept25);
+    /* a block made room for others: its streams still run (they hold their template) */
+    through_net(nets[1], x, n, 17, y);
     cvd_net *again;
-    cr_assert_eq(cvd_net_create(m, 16, &again, &err), 0, "%s", err.msg);
+    cr_assert_eq(cvd_net_create(m, 17, &again, &err), 0, "%s", err.msg);
     first = cvd_net_state_bytes(again);
-    second = cvd_net_state_bytes(nets[CVD_WN_SHARED_MAX + 2]); /* a WaveNet of its own */
+    const cvd_node *nd = &m->nodes[wavenet_node(m)];
+    cvd_wavenet *own;
+    cr_assert_eq(cvd_wavenet_create(nd->wn, 17, &own, &err), 0, "%s", err.msg);
+    second = cvd_wavenet_state_bytes(own);
+    cvd_wavenet_destroy(own);
     cr_expect_lt(first, second,
-                 "a clone (%zu bytes) should cost less than a WaveNet of its own "
-                 "(%zu bytes at a larger block)",
+                 "a clone (%zu bytes) should cost less than a WaveNet of its own (%zu bytes)",
                  first, second);
     cvd_net_destroy(again);
     for (int k = 0; k < CVD_WN_SHARED_MAX + 3; k++)
