@@ -678,6 +678,6 @@ int main(int argc, char **argv)
     else
         rc = cmd_status(&o, nc);
     natsConnection_Destroy(nc);
-    nats_Close();
+    nats_CloseAndWait(5000); /* libnats's threads end before OpenSSL's exit handlers run */
     return rc;
 }
