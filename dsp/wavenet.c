@@ -423,7 +423,8 @@ typedef struct wn_array {
 } wn_array;
 
 struct cvd_wavenet {
-    /* the configuration (about 230 kB): a copy of its own (cfg_own), or a clone's template's */
+    /* the configuration (about 230 kB): a copy of its own (cfg_own), the model's (a template),
+     * or a clone's template's */
     const cvd_wn_config *cfg;
     cvd_wn_config *cfg_own;
     /* a template (cvd_wavenet_create_shared) is held by its model's cache and by each of its
@@ -938,9 +939,11 @@ static int tm_plans(const tm_kernels *k, wn_array *A)
 }
 
 /* A WaveNet of cfg at max_block; with a template T (made of the same cfg and max_block, under
- * the same ISA), a clone reading T's weights and plans; reset (and prewarmed) with `reset`. */
+ * the same ISA), a clone reading T's weights and plans; reset (and prewarmed) with `reset`.
+ * With `borrow`, cfg outlives the WaveNet (a model's, for a net that holds the model) and is
+ * read where it is, not copied. */
 static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, int reset,
-                       cvd_wavenet **out, cvd_err *err)
+                       int borrow, cvd_wavenet **out, cvd_err *err)
 {
     cvd_wavenet *w;
     int rc, maxC = 1, maxZ = 1, maxIn = 1;
@@ -962,6 +965,8 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
     }
     if (T) {
         w->cfg = T->cfg;
+    } else if (borrow) {
+        w->cfg = cfg;
     } else {
         w->cfg = w->cfg_own = malloc(sizeof *w->cfg_own);
         if (w->cfg_own == NULL)
@@ -1105,7 +1110,7 @@ nomem:
 
 int cvd_wavenet_create(const cvd_wn_config *cfg, int max_block, cvd_wavenet **out, cvd_err *err)
 {
-    return wavenet_new(cfg, max_block, NULL, 1, out, err);
+    return wavenet_new(cfg, max_block, NULL, 1, 0, out, err);
 }
 
 size_t cvd_wavenet_state_bytes(const cvd_wavenet *w)
@@ -1724,7 +1729,10 @@ int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion
         pthread_mutex_unlock(&m->wn_lock);
     }
     if (T == NULL) { /* built and prewarmed here, outside the lock */
-        rc = wavenet_new(cfg, max_block, NULL, 0, &T, err);
+        /* the model's configuration: it lives as long as the model (freed with it, or by
+         * cvd_model_fuse, which runs at load, before any net), and every net holds the
+         * model */
+        rc = wavenet_new(cfg, max_block, NULL, 0, 1, &T, err);
         if (rc < 0)
             return rc;
         if (fusion >= 0) {
@@ -1784,7 +1792,7 @@ int cvd_wavenet_create_shared(cvd_model *m, const cvd_wn_config *cfg, int fusion
             return CVD_OK;
         }
     }
-    rc = wavenet_new(cfg, max_block, T, 1, out, err);
+    rc = wavenet_new(cfg, max_block, T, 1, 1, out, err);
     cvd_wavenet_destroy(T); /* the clone holds its own reference */
     return rc;
 }
