@@ -130,15 +130,15 @@ int main(int argc, char **argv)
             looked_errno = errno;
     }
 
+    cvd_log_init(level >= 0 ? level : CVD_LOG_INFO);
     /* Allocations of 128 KiB and more (a stream's WaveNet state is one block of about 600 KB
      * at block 64) are mappings of their own, unmapped when freed. glibc's default raises that
      * threshold past any such block freed, after which stream state comes from the arenas:
      * streams are built on libuv's pool threads and freed on the workers, and each pool
      * thread's arena kept its peak (a soak's 200 streams left 230 MB of arenas resident; with
-     * the threshold fixed, 170). Fixing it turns the dynamic threshold off. */
-    cvd_log_init(level >= 0 ? level : CVD_LOG_INFO);
-    /* refused where malloc is not glibc's (the sanitizers' allocator, a preloaded one), which
-     * keeps its own rules: nothing for the operator to act on */
+     * the threshold fixed, 170). Fixing it turns the dynamic threshold off. Refused where
+     * malloc is not glibc's (the sanitizers' allocator, a preloaded one), which keeps its own
+     * rules: nothing for the operator to act on. */
     if (mallopt(M_MMAP_THRESHOLD, 128 * 1024) != 1)
         cvd_log_debug("mallopt(M_MMAP_THRESHOLD) refused (not glibc's malloc?): stream state "
                       "may stay in the allocator's arenas after streams end");
