@@ -11,7 +11,11 @@
  *      waiting for its output before the next (one block in flight), one worker. Latency per
  *      block, socket to socket: the last byte of the block sent -> the last byte of its output
  *      received, median and p99 in microseconds (the loopback and both processes' system calls
- *      included), and the daemon's CPU time per block.
+ *      included), and the daemon's CPU time per block. 0 and 1 run twice: first where the
+ *      scheduler puts the client and the server, then with all of them on one CPU (the lowest
+ *      this process may use), so no block waits for a wake-up across cores (~20 us on a VM).
+ *      Under `chrt -f 10` the order on one CPU is fixed (no preemption at wake-up): the floor
+ *      and the daemon then compare like for like.
  *   2. Across workers: a cheap sensor model (3 channels at 1 kHz, one causal Conv1D(3, 5):
  *      45 multiply-adds a frame) streamed by 1,000 connections at once in blocks of 16 frames,
  *      each keeping 4 blocks in flight, with 1 and then 2 workers: frames per second (all
@@ -27,6 +31,7 @@
  *
  *   bench_server [--seconds S] [--connections N] [--json PATH]
  */
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/epoll.h>
@@ -156,6 +161,67 @@ static float *make_signal(size_t n, int ch)
     return s;
 }
 
+/* The floor and the daemon, 1 and 16 clients, one block in flight each; rows into the JSON
+ * record with "one_cpu" saying where they ran. Returns nonzero if a connection failed. */
+static int per_block(const options *o, const float *sig, int one_cpu, FILE *js, int *n_cases)
+{
+    const int nc[2] = {1, 16};
+    double floor_p50[2] = {0, 0}, floor_p99[2] = {0, 0};
+    int rc = 0;
+    int port = start_echo();
+    if (port > 0) {
+        printf("floor: a bare epoll echo server (one process, one epoll_wait, read and write a "
+               "block), same client\n");
+        printf("%8s %12s %12s %12s %12s %16s\n", "clients", "blocks", "median us", "p99 us",
+               "max us", "server CPU us/blk");
+        for (int k = 0; k < 2; k++) {
+            result r = run_case(o, port, nc[k], sig, 4096, 1, 1, 0);
+            const double cpb = r.blocks && r.daemon_cpu >= 0 ? r.daemon_cpu / (double)r.blocks : -1;
+            floor_p50[k] = r.p50;
+            floor_p99[k] = r.p99;
+            printf("%8d %12zu %12.1f %12.1f %12.1f %16.2f%s\n", nc[k], r.blocks, r.p50 * 1e6,
+                   r.p99 * 1e6, r.pmax * 1e6, cpb * 1e6, r.errors ? "  (errors!)" : "");
+            fflush(stdout);
+            if (js)
+                fprintf(js,
+                        "%s\n    {\"case\": \"per_block_echo_floor\", \"one_cpu\": %s, "
+                        "\"clients\": %d, \"block\": 64, \"blocks\": %zu, \"median_us\": %.2f, "
+                        "\"p99_us\": %.2f, \"max_us\": %.2f, \"server_cpu_us_per_block\": %.3f}",
+                        (*n_cases)++ ? "," : "", one_cpu ? "true" : "false", nc[k], r.blocks,
+                        r.p50 * 1e6, r.p99 * 1e6, r.pmax * 1e6, cpb * 1e6);
+        }
+        stop_daemon();
+    }
+    port = start_daemon(o);
+    if (port > 0) {
+        printf("per block, identity model, raw f32, 1 channel, blocks of 64 frames, one block in "
+               "flight per client, 1 worker\n");
+        printf("%8s %12s %12s %12s %12s %16s %14s\n", "clients", "blocks", "median us", "p99 us",
+               "max us", "daemon CPU us/blk", "over floor us");
+        for (int k = 0; k < 2; k++) {
+            result r = run_case(o, port, nc[k], sig, 4096, 1, 1, 0);
+            const double cpb = r.blocks && r.daemon_cpu >= 0 ? r.daemon_cpu / (double)r.blocks : -1;
+            printf("%8d %12zu %12.1f %12.1f %12.1f %16.2f %14.1f%s\n", nc[k], r.blocks, r.p50 * 1e6,
+                   r.p99 * 1e6, r.pmax * 1e6, cpb * 1e6,
+                   floor_p50[k] > 0 ? (r.p50 - floor_p50[k]) * 1e6 : 0.0,
+                   r.errors ? "  (errors!)" : "");
+            fflush(stdout);
+            rc |= r.errors != 0;
+            if (js)
+                fprintf(js,
+                        "%s\n    {\"case\": \"per_block_identity\", \"one_cpu\": %s, "
+                        "\"clients\": %d, \"block\": 64, \"blocks\": %zu, \"median_us\": %.2f, "
+                        "\"p99_us\": %.2f, \"max_us\": %.2f, \"daemon_cpu_us_per_block\": %.3f, "
+                        "\"floor_median_us\": %.2f, \"floor_p99_us\": %.2f, \"errors\": %d}",
+                        (*n_cases)++ ? "," : "", one_cpu ? "true" : "false", nc[k], r.blocks,
+                        r.p50 * 1e6, r.p99 * 1e6, r.pmax * 1e6, cpb * 1e6, floor_p50[k] * 1e6,
+                        floor_p99[k] * 1e6, r.errors);
+        }
+    }
+    stop_daemon();
+    return rc;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: " PROG " [--seconds S] [--connections N] [--json PATH]\n");
@@ -227,7 +293,8 @@ int main(int argc, char **argv)
     printf("\n");
 
     int rc = 0, n_cases = 0;
-    /* 1. per block, identity model */
+    /* 1. per block, identity model: the client and the server where the scheduler puts them,
+     * then all on one CPU (no wake-up across cores: on a VM that costs ~20 us by itself) */
     float *sig = make_signal(4096, 1);
     options o = {.host = "127.0.0.1",
                  .model = id_path,
@@ -235,62 +302,37 @@ int main(int argc, char **argv)
                  .block = 64,
                  .window = 1,
                  .workers = 1};
-    const int nc[2] = {1, 16};
-    double floor_p50[2] = {0, 0}, floor_p99[2] = {0, 0};
-    int port = sig ? start_echo() : 0;
-    if (port > 0) {
-        printf("\nfloor: a bare epoll echo server (one process, one epoll_wait, read and write a "
-               "block), same client\n");
-        printf("%8s %12s %12s %12s %12s %16s\n", "clients", "blocks", "median us", "p99 us",
-               "max us", "server CPU us/blk");
-        for (int k = 0; k < 2; k++) {
-            result r = run_case(&o, port, nc[k], sig, 4096, 1, 1, 0);
-            const double cpb = r.blocks && r.daemon_cpu >= 0 ? r.daemon_cpu / (double)r.blocks : -1;
-            floor_p50[k] = r.p50;
-            floor_p99[k] = r.p99;
-            printf("%8d %12zu %12.1f %12.1f %12.1f %16.2f%s\n", nc[k], r.blocks, r.p50 * 1e6,
-                   r.p99 * 1e6, r.pmax * 1e6, cpb * 1e6, r.errors ? "  (errors!)" : "");
-            fflush(stdout);
-            if (js)
-                fprintf(js,
-                        "%s\n    {\"case\": \"per_block_echo_floor\", \"clients\": %d, "
-                        "\"block\": 64, \"blocks\": %zu, \"median_us\": %.2f, \"p99_us\": %.2f, "
-                        "\"max_us\": %.2f, \"server_cpu_us_per_block\": %.3f}",
-                        n_cases++ ? "," : "", nc[k], r.blocks, r.p50 * 1e6, r.p99 * 1e6,
-                        r.pmax * 1e6, cpb * 1e6);
+    cpu_set_t all;
+    const int have_mask = sched_getaffinity(0, sizeof all, &all) == 0;
+    for (int one = 0; sig && one < 2; one++) {
+        if (one) {
+            cpu_set_t cs;
+            int pin = -1;
+            for (int c = CPU_SETSIZE - 1; have_mask && c >= 0; c--)
+                if (CPU_ISSET(c, &all))
+                    pin = c;
+            CPU_ZERO(&cs);
+            if (pin >= 0)
+                CPU_SET(pin, &cs);
+            if (pin < 0 || sched_setaffinity(0, sizeof cs, &cs) < 0) {
+                printf("\none CPU: sched_setaffinity: %s: skipped\n",
+                       pin < 0 ? "no CPU in this process's mask" : strerror(errno));
+                break;
+            }
+            printf("\n== the client, the floor's server and the daemon all on CPU %d (no wake-up "
+                   "across cores)\n",
+                   pin);
+        } else {
+            printf("\n== the client and the server on the CPUs the scheduler picks\n");
         }
-        stop_daemon();
+        rc |= per_block(&o, sig, one, js, &n_cases);
     }
-    port = sig ? start_daemon(&o) : 0;
-    if (port > 0) {
-        printf("\nper block, identity model, raw f32, 1 channel, blocks of 64 frames, one block in "
-               "flight per client, 1 worker\n");
-        printf("%8s %12s %12s %12s %12s %16s %14s\n", "clients", "blocks", "median us", "p99 us",
-               "max us", "daemon CPU us/blk", "over floor us");
-        for (int k = 0; k < 2; k++) {
-            result r = run_case(&o, port, nc[k], sig, 4096, 1, 1, 0);
-            const double cpb = r.blocks && r.daemon_cpu >= 0 ? r.daemon_cpu / (double)r.blocks : -1;
-            printf("%8d %12zu %12.1f %12.1f %12.1f %16.2f %14.1f%s\n", nc[k], r.blocks, r.p50 * 1e6,
-                   r.p99 * 1e6, r.pmax * 1e6, cpb * 1e6,
-                   floor_p50[k] > 0 ? (r.p50 - floor_p50[k]) * 1e6 : 0.0,
-                   r.errors ? "  (errors!)" : "");
-            fflush(stdout);
-            rc |= r.errors != 0;
-            if (js)
-                fprintf(
-                    js,
-                    "%s\n    {\"case\": \"per_block_identity\", \"clients\": %d, \"block\": 64, "
-                    "\"blocks\": %zu, \"median_us\": %.2f, \"p99_us\": %.2f, \"max_us\": %.2f, "
-                    "\"daemon_cpu_us_per_block\": %.3f, \"floor_median_us\": %.2f, "
-                    "\"floor_p99_us\": %.2f, \"errors\": %d}",
-                    n_cases++ ? "," : "", nc[k], r.blocks, r.p50 * 1e6, r.p99 * 1e6, r.pmax * 1e6,
-                    cpb * 1e6, floor_p50[k] * 1e6, floor_p99[k] * 1e6, r.errors);
-        }
-    }
-    stop_daemon();
+    if (have_mask)
+        sched_setaffinity(0, sizeof all, &all);
     free(sig);
 
     /* 2. frames per second over workers, sensor model */
+    int port;
     sig = make_signal(4096, 3);
     double fps[3] = {0, 0, 0}, dcpu[3] = {0, 0, 0}, ccpu[3] = {0, 0, 0};
     for (int workers = 1; sig && workers <= 2; workers++) {

@@ -3,7 +3,7 @@
  * loadgen.h: the load generator of the daemon benchmarks (loadtest, bench_server): it starts
  * build/convd on a one-listener configuration and drives N raw-protocol clients over loopback,
  * each keeping at most `window` blocks in flight, and measures frames per second and per-block
- * latency (the last byte of a block sent -> the last byte of its output received), and the
+ * latency (the send of a block's last byte -> the last byte of its output received), and the
  * daemon's CPU time during a case. The including program defines PROG (its name, for messages).
  */
 #ifndef CONVD_BENCH_LOADGEN_H
@@ -231,11 +231,15 @@ static result run_case(const options *o, int port, int n, const float *signal, s
                 /* the rest of the current block */
                 size_t off = c->sent % bin, pos = (c->sent / bin * (size_t)o->block) % sig_frames;
                 const uint8_t *src = (const uint8_t *)(signal + pos * (size_t)in_ch) + off;
+                /* the clock is read before the send that completes the block: read after it,
+                 * a server on this CPU that the send woke and that preempted this client has
+                 * already answered (on one CPU the bare echo server measured 3 us so) */
+                const double ts = now();
                 ssize_t k = send(c->fd, src, bin - off, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (k > 0) {
                     c->sent += (size_t)k;
                     if (c->sent % bin == 0)
-                        c->t_sent[(c->sent / bin - 1) % ring] = now();
+                        c->t_sent[(c->sent / bin - 1) % ring] = ts;
                 } else if (k < 0 && errno != EAGAIN && errno != EINTR) {
                     c->err = errno;
                     res.errors++;
