@@ -409,6 +409,16 @@ typedef struct tm_plan {
     tm_group *g;
 } tm_plan;
 
+/* rows: a layer's kernel arguments that stay the same from block to block, set at create
+ * (tm_prepare); tm_run_array fills in the histories' and the tile's positions */
+typedef struct tm_pre {
+    tm_layer_args la;
+    tm_mm_args r;
+    const tm_plan *p; /* the conv's groups */
+    tm_conv_fn f1;    /* one group of all C channels: the conv with the 1x1 fused, or NULL */
+    int gated, residual;
+} tm_pre;
+
 typedef struct wn_array {
     const cvd_wn_array *cfg;
     int in, cond, C, H;
@@ -420,6 +430,7 @@ typedef struct wn_array {
     fused_fn fused; /* the fused layer kernel for this channel count, or NULL */
     /* rows: the groups of the conv (not gated, gated), of an F = C and of an F = H matrix */
     tm_plan pu, pg, pc, ph;
+    tm_pre *pre; /* rows: cfg->n_layers of them */
 } wn_array;
 
 struct cvd_wavenet {
@@ -816,6 +827,7 @@ static void wavenet_free(cvd_wavenet *w)
             free(A->ph.g);
         }
         free(A->layers);
+        free(A->pre);
     }
     free(w->state); /* the histories and the scratch */
     free(w->cfg_own);
@@ -936,6 +948,58 @@ static int tm_plans(const tm_kernels *k, wn_array *A)
         tm_split(A->C, hm, mu, &A->pc) < 0 || tm_split(A->H, hm, mu, &A->ph) < 0)
         return -1;
     return 0;
+}
+
+/* rows: each layer's kernel arguments that do not change from block to block (the weights,
+ * strides, activations, the scratch rows and the kernel plan), once at create, so that a
+ * block's set-up of a layer is only its positions */
+static void tm_prepare(cvd_wavenet *w)
+{
+    const tm_kernels *k = w->tk;
+    for (int i = 0; i < w->n_arrays; i++) {
+        wn_array *A = &w->arrays[i];
+        const int C = A->C, L = A->cfg->n_layers;
+        for (int l = 0; l < L; l++) {
+            const wn_layer *Ly = &A->layers[l];
+            const cvd_wn_layer *lc = Ly->cfg;
+            tm_pre *P = &A->pre[l];
+            P->gated = lc->gating != CVD_WN_GATING_NONE;
+            P->residual = A->cfg->residual;
+            P->p = P->gated ? &A->pg : &A->pu;
+            P->la = (tm_layer_args){.C = C,
+                                    .K = Ly->K,
+                                    .d = Ly->d,
+                                    .gating = (int)lc->gating,
+                                    .act_kind = fused_kind(&lc->activation),
+                                    .sec_kind = fused_kind(&lc->secondary),
+                                    .skip = A->cfg->skip || l == L - 1,
+                                    .ncond = A->cond,
+                                    .act = &lc->activation,
+                                    .sec = &lc->secondary,
+                                    .act_rows = tm_act_rows,
+                                    .hs = Ly->rs,
+                                    .cs = w->bs,
+                                    .Wc = Ly->Wc,
+                                    .bc = Ly->bc,
+                                    .Wm = Ly->Wm,
+                                    .a = w->ar,
+                                    .as = (size_t)TM_TILE + TM_PAD,
+                                    .hds = w->bs,
+                                    .zs = w->zs,
+                                    .r = &P->r};
+            P->r = (tm_mm_args){.Cin = C,
+                                .F = C,
+                                .x = w->ar,
+                                .xs = (size_t)TM_TILE + TM_PAD,
+                                .Wt = Ly->W1,
+                                .b = Ly->b1,
+                                .rs = Ly->rs};
+            /* one group of all C channels: the 1x1 runs on a in the conv's registers */
+            P->f1 = !P->gated && P->p->n == 1 && P->p->g[0].G <= TM_MAXG / 2
+                        ? k->conv_f[P->p->g[0].G]
+                        : NULL;
+        }
+    }
 }
 
 /* A WaveNet of cfg at max_block; with a template T (made of the same cfg and max_block, under
@@ -1067,6 +1131,12 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
         A->fused = NULL;
         if (w->tk && !T && tm_plans(w->tk, A) < 0)
             goto nomem;
+        if (w->tk) {
+            A->pre = calloc((size_t)(ac->n_layers > 0 ? ac->n_layers : 1), sizeof *A->pre);
+            if (A->pre == NULL)
+                goto nomem;
+            st += sizeof *A->pre * (size_t)ac->n_layers;
+        }
 #ifdef CVD_VMATH_X86
         /* the fused kernel: a frame's channels in one vector, masked to C lanes for 9..15
          * channels. Below 8 channels the unfused path is faster from blocks of 8 frames on
@@ -1097,6 +1167,8 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
     memset(blk, 0, sb);
     w->state = blk;
     wn_state_layout(w, w->state, maxC, maxZ, maxIn);
+    if (w->tk)
+        tm_prepare(w);
     st += sb;
     w->state_bytes = st;
     if (reset)
@@ -1339,12 +1411,31 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
 
 /* Room for n more frames in a layer's history rows: move each row's needed tail to the front.
  * Returns the position of the first new frame. */
+typedef float tm_v4 __attribute__((vector_size(16), aligned(4), may_alias));
+
 static inline size_t tm_hist_room(wn_layer *Ly, int C, int n)
 {
     if (Ly->len + n > Ly->cap) {
+        const size_t from = (size_t)(Ly->len - Ly->keep), keep = (size_t)Ly->keep;
         for (int c = 0; c < C; c++) {
             float *row = Ly->hist + (size_t)c * Ly->rs;
-            memmove(row, row + (Ly->len - Ly->keep), sizeof(float) * (size_t)Ly->keep);
+            if (keep > 256) {
+                memmove(row, row + from, sizeof(float) * keep);
+                continue;
+            }
+            /* a short tail (most layers: a memmove call a row cost more than the copy) in
+             * chunks of 16 floats, each read whole before it is written, front to back: the
+             * destination lies before the source. The last chunk may copy up to 15 floats
+             * past keep, from inside the row (len <= cap) to where the new frames go */
+            for (size_t i = 0; i < keep; i += 16) {
+                const tm_v4 *src = (const tm_v4 *)(row + from + i);
+                tm_v4 *dst = (tm_v4 *)(row + i);
+                const tm_v4 a = src[0], b = src[1], c4 = src[2], d = src[3];
+                dst[0] = a;
+                dst[1] = b;
+                dst[2] = c4;
+                dst[3] = d;
+            }
         }
         Ly->len = Ly->keep;
     }
@@ -1386,71 +1477,40 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
 
     for (int l = 0; l < L; l++) {
         wn_layer *Ly = &A->layers[l];
-        const cvd_wn_layer *lc = Ly->cfg;
-        const int gated = lc->gating != CVD_WN_GATING_NONE;
-        const int last_layer = last && l == L - 1;
+        tm_pre *P = &A->pre[l];
         const float *hcur = Ly->hist + (Ly->len - n);
         float *dst = NULL;
-        size_t ds = bs;
-        if (!last_layer) {
+        if (!(last && l == L - 1)) {
             if (l + 1 < L) {
                 wn_layer *Nx = &A->layers[l + 1];
                 dst = Nx->hist + tm_hist_room(Nx, C, n);
-                ds = Nx->rs;
+                P->r.ys = Nx->rs;
             } else {
                 dst = w->xr;
+                P->r.ys = bs;
             }
         }
-        tm_layer_args la = {.C = C,
-                            .K = Ly->K,
-                            .d = Ly->d,
-                            .gating = (int)lc->gating,
-                            .act_kind = fused_kind(&lc->activation),
-                            .sec_kind = fused_kind(&lc->secondary),
-                            .skip = A->cfg->skip || l == L - 1,
-                            .ncond = A->cond,
-                            .act = &lc->activation,
-                            .sec = &lc->secondary,
-                            .act_rows = tm_act_rows,
-                            .hs = Ly->rs,
-                            .cs = bs,
-                            .Wc = Ly->Wc,
-                            .bc = Ly->bc,
-                            .Wm = Ly->Wm,
-                            .a = w->ar,
-                            .as = (size_t)TM_TILE + TM_PAD,
-                            .hds = bs,
-                            .zs = w->zs};
-        tm_mm_args r = {.Cin = C,
-                        .F = C,
-                        .x = w->ar,
-                        .xs = la.as,
-                        .Wt = Ly->W1,
-                        .b = Ly->b1,
-                        .rs = Ly->rs,
-                        .ys = ds};
-        const tm_plan *p = gated ? &A->pg : &A->pu;
-        /* one group of all C channels: the 1x1 runs on a in the conv's registers */
-        const tm_conv_fn f1 =
-            !gated && dst && p->n == 1 && p->g[0].G <= TM_MAXG / 2 ? k->conv_f[p->g[0].G] : NULL;
-        la.r = &r;
+        tm_layer_args *la = &P->la;
+        tm_mm_args *r = &P->r;
+        const tm_plan *p = P->p;
+        const tm_conv_fn f1 = dst ? P->f1 : NULL;
         for (int s = 0; s < n; s += TM_TILE) {
             const int e = n - s < TM_TILE ? n - s : TM_TILE;
-            la.h = hcur + s;
-            la.cond = w->condr + s;
-            la.head = w->headr + s;
+            la->h = hcur + s;
+            la->cond = w->condr + s;
+            la->head = w->headr + s;
             if (f1) {
-                r.res = A->cfg->residual ? hcur + s : NULL;
-                r.y = dst + s;
-                f1(&la, 0, e, 0);
+                r->res = P->residual ? hcur + s : NULL;
+                r->y = dst + s;
+                f1(la, 0, e, 0);
                 continue;
             }
             for (int g = 0; g < p->n; g++)
-                (gated ? k->conv_g : k->conv_u)[p->g[g].G](&la, 0, e, p->g[g].o0);
+                (P->gated ? k->conv_g : k->conv_u)[p->g[g].G](la, 0, e, p->g[g].o0);
             if (dst) { /* h_{l+1} = h_l + W1 a + b1 */
-                r.res = A->cfg->residual ? hcur + s : NULL;
-                r.y = dst + s;
-                tm_mm_run(k, &A->pc, &r, e);
+                r->res = P->residual ? hcur + s : NULL;
+                r->y = dst + s;
+                tm_mm_run(k, &A->pc, r, e);
             }
         }
         if (l + 1 < L)
