@@ -393,6 +393,7 @@ typedef struct wn_layer {
     float *W1;              /* [C][C]: [in][out] */
     float *b1;              /* [C] */
     float *Wcp, *W1p, *bmp; /* the pair kernel's repacking of Wc, W1 and the biases, or NULL */
+    fused_args fa;   /* the fused kernel's arguments, built at create: a call sets its frames' */
     float *hist;     /* this layer's input h: cap frames of C, or C rows of rs floats (rows) */
     float *hist_mem; /* hist's place in the state block (rows start lead floats in) */
     int cap, len, keep, lead;
@@ -1002,6 +1003,42 @@ static void tm_prepare(cvd_wavenet *w)
     }
 }
 
+/* Each layer's fused kernel arguments but for the frames a call gives (hwin, hcur, cond, out):
+ * built once here, not per layer per call */
+static void fused_prepare(cvd_wavenet *w)
+{
+    for (int i = 0; i < w->n_arrays; i++) {
+        wn_array *A = &w->arrays[i];
+        const int C = A->C, L = A->cfg->n_layers;
+        for (int l = 0; A->fused && l < L; l++) {
+            wn_layer *Ly = &A->layers[l];
+            const cvd_wn_layer *lc = Ly->cfg;
+            Ly->fa = (fused_args){.C = C,
+                                  .lanes = (1u << C) - 1u,
+                                  .Z = Ly->Z,
+                                  .K = Ly->K,
+                                  .d = Ly->d,
+                                  .gating = (int)lc->gating,
+                                  .act_kind = fused_kind(&lc->activation),
+                                  .sec_kind = fused_kind(&lc->secondary),
+                                  .skip = A->cfg->skip || l == L - 1,
+                                  .residual = A->cfg->residual,
+                                  .act = &lc->activation,
+                                  .sec = &lc->secondary,
+                                  .act_tile = wn_act,
+                                  .Wc = Ly->Wc,
+                                  .bc = Ly->bc,
+                                  .Wm = Ly->Wm,
+                                  .W1 = Ly->W1,
+                                  .b1 = Ly->b1,
+                                  .Wcp = Ly->Wcp,
+                                  .W1p = Ly->W1p,
+                                  .bmp = Ly->bmp,
+                                  .head = w->head};
+        }
+    }
+}
+
 /* A WaveNet of cfg at max_block; with a template T (made of the same cfg and max_block, under
  * the same ISA), a clone reading T's weights and plans; reset (and prewarmed) with `reset`.
  * With `borrow`, cfg outlives the WaveNet (a model's, for a net that holds the model) and is
@@ -1169,6 +1206,8 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
     wn_state_layout(w, w->state, maxC, maxZ, maxIn);
     if (w->tk)
         tm_prepare(w);
+    else
+        fused_prepare(w);
     st += sb;
     w->state_bytes = st;
     if (reset)
@@ -1297,35 +1336,14 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
         const int last_layer = last && l == L - 1;
 
         if (A->fused) {
-            fused_args fa = {.C = C,
-                             .lanes = (1u << C) - 1u,
-                             .Z = Z,
-                             .K = Ly->K,
-                             .d = Ly->d,
-                             .gating = (int)lc->gating,
-                             .act_kind = fused_kind(&lc->activation),
-                             .sec_kind = fused_kind(&lc->secondary),
-                             .skip = A->cfg->skip || l == L - 1,
-                             .residual = A->cfg->residual,
-                             .act = &lc->activation,
-                             .sec = &lc->secondary,
-                             .act_tile = wn_act,
-                             .hwin = hwin,
-                             .hcur = hcur,
-                             .cond = cond,
-                             .Wc = Ly->Wc,
-                             .bc = Ly->bc,
-                             .Wm = Ly->Wm,
-                             .W1 = Ly->W1,
-                             .b1 = Ly->b1,
-                             .Wcp = Ly->Wcp,
-                             .W1p = Ly->W1p,
-                             .bmp = Ly->bmp,
-                             .head = head,
-                             .out = NULL};
+            fused_args *fa = &Ly->fa;
+            fa->hwin = hwin;
+            fa->hcur = hcur;
+            fa->cond = cond;
+            fa->out = NULL;
             if (!last_layer)
-                fa.out = l + 1 < L ? hist_room(&A->layers[l + 1], C, n) : w->xbuf;
-            A->fused(&fa, n);
+                fa->out = l + 1 < L ? hist_room(&A->layers[l + 1], C, n) : w->xbuf;
+            A->fused(fa, n);
             if (l + 1 < L)
                 A->layers[l + 1].len += n;
             continue;
