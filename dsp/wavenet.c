@@ -213,6 +213,7 @@ typedef struct tm_kernels {
     int acc, lanes;
     tm_conv_fn conv_u[TM_MAXG + 1], conv_g[TM_MAXG / 2 + 1];
     tm_conv_fn conv_f[TM_MAXG / 2 + 1]; /* conv_u with the 1x1 fused, where G = C */
+    tm_conv_fn conv_h[TM_MAXG / 2 + 1]; /* the second of two groups, 1x1 fused: C = 2G */
     tm_mm_fn mm[TM_MAXG + 1];
 } tm_kernels;
 
@@ -417,6 +418,7 @@ typedef struct tm_pre {
     tm_mm_args r;
     const tm_plan *p; /* the conv's groups */
     tm_conv_fn f1;    /* one group of all C channels: the conv with the 1x1 fused, or NULL */
+    tm_conv_fn fh;    /* two groups of C / 2: the second's conv with the 1x1 fused, or NULL */
     int gated, residual;
 } tm_pre;
 
@@ -999,6 +1001,10 @@ static void tm_prepare(cvd_wavenet *w)
             P->f1 = !P->gated && P->p->n == 1 && P->p->g[0].G <= TM_MAXG / 2
                         ? k->conv_f[P->p->g[0].G]
                         : NULL;
+            P->fh = !P->gated && !P->f1 && P->p->n == 2 && 2 * P->p->g[0].G == C &&
+                            P->p->g[0].G <= TM_MAXG / 2
+                        ? k->conv_h[P->p->g[0].G]
+                        : NULL;
         }
     }
 }
@@ -1511,7 +1517,7 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
         tm_layer_args *la = &P->la;
         tm_mm_args *r = &P->r;
         const tm_plan *p = P->p;
-        const tm_conv_fn f1 = dst ? P->f1 : NULL;
+        const tm_conv_fn f1 = dst ? P->f1 : NULL, fh = dst ? P->fh : NULL;
         for (int s = 0; s < n; s += TM_TILE) {
             const int e = n - s < TM_TILE ? n - s : TM_TILE;
             la->h = hcur + s;
@@ -1521,6 +1527,14 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
                 r->res = P->residual ? hcur + s : NULL;
                 r->y = dst + s;
                 f1(la, 0, e, 0);
+                continue;
+            }
+            if (fh) { /* the first half's a into its rows, the second's 1x1 from registers */
+                const int G = p->g[0].G;
+                k->conv_u[G](la, 0, e, 0);
+                r->res = P->residual ? hcur + s : NULL;
+                r->y = dst + s;
+                fh(la, 0, e, G);
                 continue;
             }
             for (int g = 0; g < p->n; g++)

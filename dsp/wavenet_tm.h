@@ -26,6 +26,13 @@
  *         the residual done from a in registers, in mm's order (the same sums): no a rows,
  *         no second pass (same run, block 64, fraction of the peak: AVX-512 lite 12/6 0.56 ->
  *         0.65, nano 0.27 -> 0.30; AVX2 nano 0.33 -> 0.39; the others unchanged)
+ *   conv_h (x86, TM_FUSE1) where two groups of G cover C = 2G channels (16 and 20 on AVX-512,
+ *         8 on AVX2): the first group's conv_u writes its a rows, conv_h computes the second
+ *         and then the 1x1 and the residual for all C outputs, a[0..G) from the rows and
+ *         a[G..2G) from registers, in mm's order (the same sums): no second pass (same run,
+ *         best of 5, fraction of the peak: AVX-512 standard block 64 0.66 -> 0.70, 512 0.68
+ *         -> 0.72, 20/10 block 64 0.70 -> 0.75; AVX2 feather 0.55 -> 0.57, standard 0.70 ->
+ *         0.72). A body of its own (half_body), so the other kernels compile as before
  * Each weight is a scalar broadcast into a vector (an FMA with a broadcast memory operand on
  * AVX-512). Kernels run in chunks of FV W frames, then single vectors for the block's tail:
  * the last vector may run past the block into the rows' padding (never read as data).
@@ -50,6 +57,16 @@
      : TM_GHF(G, FV, 3) ? 3                                                                        \
      : TM_GHF(G, FV, 2) ? 2                                                                        \
                         : 1)
+/* the same for the second half's kernel (conv_h): a divisor of 2G whose FV accumulators fit
+ * beside the G FV of a in registers, FV of a loaded from its rows and a broadcast */
+#define TM_GHHF(G, FV, n) ((2 * (G)) % (n) == 0 && (n) * (FV) <= TM_REGS - 1 - (G + 1) * (FV))
+#define TM_GHH(G, FV)                                                                              \
+    (TM_GHHF(G, FV, 6)   ? 6                                                                       \
+     : TM_GHHF(G, FV, 5) ? 5                                                                       \
+     : TM_GHHF(G, FV, 4) ? 4                                                                       \
+     : TM_GHHF(G, FV, 3) ? 3                                                                       \
+     : TM_GHHF(G, FV, 2) ? 2                                                                       \
+                         : 1)
 
 __attribute__((always_inline)) TM_ATTR static inline void
 TM_CAT(PFX, conv_body)(const tm_layer_args *A, int t, int o0, const int G, const int FV,
@@ -239,6 +256,121 @@ TM_CAT(PFX, conv_body)(const tm_layer_args *A, int t, int o0, const int G, const
     }
 }
 
+/* conv_h's tile: conv_body for the second of two groups of G output channels (C = 2G, o0 = G,
+ * not gated), then the 1x1 over all C channels with the residual, in mm_body's order (the same
+ * sums): y = (res + b) + W1[0] a[0] + ... + W1[C-1] a[C-1], a[0..G) read from the rows the
+ * first group's conv_u wrote, a[G..2G) from registers. Kept apart from conv_body so that the
+ * other kernels compile as before */
+__attribute__((always_inline)) TM_ATTR static inline void
+TM_CAT(PFX, half_body)(const tm_layer_args *A, int t, const int G, const int FV)
+{
+    const int C = A->C, K = A->K, o0 = G;
+    const size_t hs = A->hs;
+    VEC acc[TM_MAXG][4];
+#pragma GCC unroll 24
+    for (int o = 0; o < G; o++) {
+        const VEC b = SET1(A->bc[o0 + o]);
+#pragma GCC unroll 4
+        for (int v = 0; v < FV; v++)
+            acc[o][v] = b;
+    }
+    for (int i = 0; i < A->ncond; i++) {
+        VEC cv[4];
+        const float *wm = A->Wm + (size_t)i * C + o0;
+#pragma GCC unroll 4
+        for (int v = 0; v < FV; v++)
+            cv[v] = LOAD(A->cond + (size_t)i * A->cs + t + v * W);
+#pragma GCC unroll 24
+        for (int o = 0; o < G; o++)
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                acc[o][v] = FMA(SET1(wm[o]), cv[v], acc[o][v]);
+    }
+    for (int j = 0; j < K; j++) {
+        const float *xr = A->h + t - (ptrdiff_t)(K - 1 - j) * A->d;
+        const float *wr = A->Wc + (size_t)j * C * C + o0;
+        for (int c = 0; c < C; c++) {
+            VEC xv[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                xv[v] = LOAD(xr + (size_t)c * hs + v * W);
+            const float *wc = wr + (size_t)c * C;
+#pragma GCC unroll 24
+            for (int o = 0; o < G; o++)
+#pragma GCC unroll 4
+                for (int v = 0; v < FV; v++)
+                    acc[o][v] = FMA(SET1(wc[o]), xv[v], acc[o][v]);
+        }
+    }
+    const int ZW = FV * W;
+    if (A->act_kind == FUSED_TANH) {
+#pragma GCC unroll 24
+        for (int o = 0; o < G; o++)
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                acc[o][v] = TANHV(acc[o][v]);
+    } else {
+#pragma GCC unroll 24
+        for (int o = 0; o < G; o++)
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                STORE(A->zs + o * ZW + v * W, acc[o][v]);
+        A->act_rows(A->act, A->zs, o0, G, (size_t)ZW, ZW);
+#pragma GCC unroll 24
+        for (int o = 0; o < G; o++)
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                acc[o][v] = LOAD(A->zs + o * ZW + v * W);
+    }
+    if (A->skip)
+#pragma GCC unroll 24
+        for (int o = 0; o < G; o++) {
+            float *hr = A->head + (size_t)(o0 + o) * A->hds + t;
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                STORE(hr + v * W, ADD(LOAD(hr + v * W), acc[o][v]));
+        }
+
+    const tm_mm_args *M = A->r;
+    const int GH = TM_GHH(G, FV);
+    for (int oh = 0; oh < 2 * G; oh += GH) {
+        VEC y[TM_MAXG][4];
+#pragma GCC unroll 24
+        for (int o = 0; o < GH; o++) {
+            const VEC b = SET1(M->b ? M->b[oh + o] : 0.0f);
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                y[o][v] = M->res ? ADD(LOAD(M->res + (size_t)(oh + o) * M->rs + t + v * W), b) : b;
+        }
+        for (int c = 0; c < G; c++) {
+            VEC xv[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                xv[v] = LOAD(A->a + (size_t)c * A->as + t + v * W);
+            const float *wc = M->Wt + (size_t)c * M->F + oh;
+#pragma GCC unroll 24
+            for (int o = 0; o < GH; o++)
+#pragma GCC unroll 4
+                for (int v = 0; v < FV; v++)
+                    y[o][v] = FMA(SET1(wc[o]), xv[v], y[o][v]);
+        }
+#pragma GCC unroll 24
+        for (int c = 0; c < G; c++) {
+            const float *wc = M->Wt + (size_t)(G + c) * M->F + oh;
+#pragma GCC unroll 24
+            for (int o = 0; o < GH; o++)
+#pragma GCC unroll 4
+                for (int v = 0; v < FV; v++)
+                    y[o][v] = FMA(SET1(wc[o]), acc[c][v], y[o][v]);
+        }
+#pragma GCC unroll 24
+        for (int o = 0; o < GH; o++)
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                STORE(M->y + (size_t)(oh + o) * M->ys + t + v * W, y[o][v]);
+    }
+}
+
 __attribute__((always_inline)) TM_ATTR static inline void
 TM_CAT(PFX, mm_body)(const tm_mm_args *M, int t, int o0, const int G, const int FV)
 {
@@ -302,6 +434,21 @@ TM_CAT(PFX, mm_body)(const tm_mm_args *M, int t, int o0, const int G, const int 
             TM_CAT(PFX, conv_body)(A, t, o0, G, 1, 1, 0);                                          \
     }
 
+/* the conv of the second of two groups of G (C = 2G) with the 1x1 fused: the first group's
+ * conv_u stores its a rows, this one keeps its own a in registers */
+#define TM_HALF(G)                                                                                 \
+    TM_ATTR static void TM_CAT(PFX, TM_CAT(conv_h, G))(const tm_layer_args *A, int t0, int t1,     \
+                                                       int o0)                                     \
+    {                                                                                              \
+        int t = t0;                                                                                \
+        (void)o0; /* G */                                                                          \
+        if (TM_FV(G, 0) > 1)                                                                       \
+            for (; t + TM_FV(G, 0) * W <= t1; t += TM_FV(G, 0) * W)                                \
+                TM_CAT(PFX, half_body)(A, t, G, TM_FV(G, 0));                                      \
+        for (; t < t1; t += W)                                                                     \
+            TM_CAT(PFX, half_body)(A, t, G, 1);                                                    \
+    }
+
 /* the conv with the 1x1 fused (TM_FUSE1 sets only: x86, where it was measured) */
 #define TM_FUSED1(G)                                                                               \
     TM_ATTR static void TM_CAT(PFX, TM_CAT(conv_f, G))(const tm_layer_args *A, int t0, int t1,     \
@@ -344,10 +491,13 @@ TM_GATED(12)
 TM_FUSED1(2)
 TM_FUSED1(4)
 TM_FUSED1(6)
+TM_HALF(4)
 #if ACCB >= 24
 TM_FUSED1(8)
 TM_FUSED1(10)
 TM_FUSED1(12)
+TM_HALF(8)
+TM_HALF(10)
 #endif
 #endif
 
@@ -380,6 +530,12 @@ static const tm_kernels TM_CAT(PFX, kernels) = {
                [12] = TM_CAT(PFX, conv_f12)
 #endif
     },
+    .conv_h = {[4] = TM_CAT(PFX, conv_h4),
+#if ACCB >= 24
+               [8] = TM_CAT(PFX, conv_h8),
+               [10] = TM_CAT(PFX, conv_h10)
+#endif
+    },
 #endif
     .mm = {NULL, TM_CAT(PFX, mm_1), TM_CAT(PFX, mm_2), TM_CAT(PFX, mm_3), TM_CAT(PFX, mm_4),
            TM_CAT(PFX, mm_5), TM_CAT(PFX, mm_6), TM_CAT(PFX, mm_7), TM_CAT(PFX, mm_8), NULL,
@@ -395,6 +551,9 @@ static const tm_kernels TM_CAT(PFX, kernels) = {
 #undef TM_FUSED1
 #undef TM_GH
 #undef TM_GHF
+#undef TM_GHH
+#undef TM_GHHF
+#undef TM_HALF
 #undef TM_FV
 #undef TM_ACCS
 #undef TM_CAT
