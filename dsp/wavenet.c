@@ -167,6 +167,46 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #undef SIGV
 
 #include "wavenet_pair8.h"
+
+/* y[t][f] = (b[f] +) sum_c x[t][c] W[c][f] for the frame kernels' rechannel and head: the same
+ * FMA chain a lane as cvd_gemm_avx2 and cvd_gemm_avx512 (from 0, input channels in order),
+ * with the bias added in the register instead of a scalar pass, and no call through the general
+ * gemm: at blocks of 1 and 8 its set-up cost more than its arithmetic. F a multiple of 8, or 1
+ * (a scalar chain); b may be NULL. */
+__attribute__((target("avx2,fma"))) static void small_mm(const float *x, int Cin, const float *Wt,
+                                                         int F, int n, const float *b, float *y)
+{
+    for (int t = 0; t < n; t++) {
+        const float *xt = x + (size_t)t * Cin;
+        float *yt = y + (size_t)t * F;
+        if (F == 1) {
+            __m128 acc = _mm_setzero_ps();
+            for (int c = 0; c < Cin; c++)
+                acc = _mm_fmadd_ss(_mm_load_ss(xt + c), _mm_load_ss(Wt + c), acc);
+            if (b)
+                acc = _mm_add_ss(acc, _mm_load_ss(b));
+            _mm_store_ss(yt, acc);
+            continue;
+        }
+        for (int f = 0; f < F; f += 8) {
+            __m256 acc = _mm256_setzero_ps();
+            for (int c = 0; c < Cin; c++)
+                acc = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + c),
+                                      _mm256_loadu_ps(Wt + (size_t)c * F + f), acc);
+            if (b)
+                acc = _mm256_add_ps(acc, _mm256_loadu_ps(b + f));
+            _mm256_storeu_ps(yt + f, acc);
+        }
+    }
+}
+
+/* whether small_mm computes what `g` does for F outputs */
+static int small_mm_for(cvd_gemm_fn g, int F)
+{
+    if (F % 8 == 0)
+        return g == cvd_gemm_avx2 || g == cvd_gemm_avx512;
+    return F == 1 && g == cvd_gemm_avx512;
+}
 #endif
 
 /* ---- the kernels on channel rows (wavenet_tm.h) ----------------------------------------- */
@@ -430,7 +470,8 @@ typedef struct wn_array {
     float *bh;        /* [H] or NULL */
     wn_layer *layers; /* cfg->n_layers of them */
     cvd_gemm_fn gemm_z, gemm_c, gemm_h;
-    fused_fn fused; /* the fused layer kernel for this channel count, or NULL */
+    int small_c, small_h; /* the rechannel, the head on small_mm (frames, x86) */
+    fused_fn fused;       /* the fused layer kernel for this channel count, or NULL */
     /* rows: the groups of the conv (not gated, gated), of an F = C and of an F = H matrix */
     tm_plan pu, pg, pc, ph;
     tm_pre *pre; /* rows: cfg->n_layers of them */
@@ -1127,6 +1168,10 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
             goto nomem;
         A->gemm_c = pick_gemm(C);
         A->gemm_h = pick_gemm(A->H);
+#ifdef CVD_VMATH_X86
+        A->small_c = small_mm_for(A->gemm_c, C);
+        A->small_h = small_mm_for(A->gemm_h, A->H);
+#endif
         for (int l = 0; l < ac->n_layers; l++) {
             wn_layer *Ly = &A->layers[l];
             Ly->cfg = &ac->layers[l];
@@ -1329,7 +1374,12 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
 
     /* h0 = rechannel(x), into layer 0's history */
     float *h = hist_room(&A->layers[0], C, n);
-    A->gemm_c(x, (size_t)A->in, 0, 1, A->in, A->Wr, C, n, h, (size_t)C);
+#ifdef CVD_VMATH_X86
+    if (A->small_c)
+        small_mm(x, A->in, A->Wr, C, n, NULL, h);
+    else
+#endif
+        A->gemm_c(x, (size_t)A->in, 0, 1, A->in, A->Wr, C, n, h, (size_t)C);
     A->layers[0].len += n;
 
     for (int l = 0; l < L; l++) {
@@ -1425,6 +1475,12 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
             A->layers[l + 1].len += n;
     }
     /* head output into head2 (the next array's accumulator start, or the model output) */
+#ifdef CVD_VMATH_X86
+    if (A->small_h) {
+        small_mm(head, C, A->Wh, A->H, n, A->bh, w->head2);
+        return;
+    }
+#endif
     A->gemm_h(head, (size_t)C, 0, 1, C, A->Wh, A->H, n, w->head2, (size_t)A->H);
     for (int f = 0; f < n; f++)
         for (int o = 0; o < A->H; o++)
