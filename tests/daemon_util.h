@@ -483,6 +483,10 @@ typedef struct du_daemon_opts {
     const char *log_level; /* NULL: the config's */
 } du_daemon_opts;
 
+/* The daemon this test file started last: what a failed request to it reports (du_http_get) */
+static pid_t du_last_pid __attribute__((unused));
+static char du_last_log[DU_PATH] __attribute__((unused));
+
 /* The daemon's log so far (malloc'd). */
 DU_FN char *du_daemon_log(const du_daemon *d)
 {
@@ -571,6 +575,8 @@ DU_FN void du_daemon_start_opts(du_daemon *d, const char *file, const char *conf
         so.fd3 = -1;
     d->pid = du_spawn(&so);
     d->running = 1;
+    du_last_pid = d->pid;
+    snprintf(du_last_log, sizeof du_last_log, "%s", d->log);
 }
 
 DU_FN void du_daemon_start(du_daemon *d, const char *conf_text, int workers)
@@ -866,6 +872,33 @@ DU_FN int du_recv_atleast(int fd, du_buf *out, size_t want, double timeout_s)
 
 /* ---- the metrics endpoint --------------------------------------------------------------- */
 
+/* Whether the daemon pid is alive, and its sanitizer report or the end of its log (malloc'd):
+ * what a failed request says, so that a daemon that died is not taken for a slow one. */
+DU_FN char *du_daemon_state(pid_t pid, const char *log_path)
+{
+    const char *state = "no daemon started";
+    if (pid > 0) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/%d/stat", (int)pid);
+        char *stat = du_read_file(proc, NULL);
+        const char *rp = stat ? strrchr(stat, ')') : NULL; /* "pid (comm) S ..." */
+        state = rp && rp[1] == ' ' && rp[2] != 'Z' ? "convd is running" : "convd has exited";
+        free(stat);
+    }
+    char *log = log_path && *log_path ? du_read_file(log_path, NULL) : NULL;
+    const char *rep = log ? du_sanitizer_report(log) : NULL;
+    const char *tail = log ? log : "";
+    if (rep == NULL && strlen(tail) > 2000)
+        tail += strlen(tail) - 2000;
+    const size_t n = strlen(state) + strlen(rep ? rep : tail) + 64;
+    char *out = malloc(n);
+    cr_assert_not_null(out);
+    snprintf(out, n, "%s; its log%s:\n%s", state, rep ? "'s sanitizer report" : " (the end)",
+             rep ? rep : tail);
+    free(log);
+    return out;
+}
+
 /* GET path; returns the HTTP status and the body in *body (malloc'd). */
 DU_FN int du_http_get(int port, const char *path, char **body)
 {
@@ -876,9 +909,14 @@ DU_FN int du_http_get(int port, const char *path, char **body)
     du_send_all(fd, req, strlen(req));
     int rc = du_recv_eof(fd, &resp, 10);
     close(fd);
-    cr_assert_eq(rc, 1, "GET %s: no complete answer (%s)", path, strerror(-rc));
-    cr_assert(resp.len > 12 && strncmp((char *)resp.p, "HTTP/1.", 7) == 0, "GET %s: %s", path,
-              resp.p ? (char *)resp.p : "");
+    if (rc != 1 || resp.len <= 12 || strncmp((char *)resp.p, "HTTP/1.", 7) != 0) {
+        char *why = du_daemon_state(du_last_pid, du_last_log);
+        cr_assert_fail("GET %s: %s (%s); %s", path, rc != 1 ? "no complete answer" : "answered",
+                       rc != 1  ? strerror(-rc)
+                       : resp.p ? (char *)resp.p
+                                : "",
+                       why);
+    }
     int status = atoi((char *)resp.p + 9);
     const char *b = strstr((char *)resp.p, "\r\n\r\n");
     *body = strdup(b ? b + 4 : "");
