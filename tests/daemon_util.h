@@ -26,6 +26,7 @@
 #define CONVD_DAEMON_UTIL_H
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -664,8 +665,52 @@ DU_FN int du_daemon_alive(du_daemon *d)
     return d->running;
 }
 
+/* What each thread of a process is doing, for a daemon that did not stop: its name, state,
+ * the signals pending for it and for the process, blocked and caught (hex masks), and the
+ * system call it is in (/proc/PID/task/TID/syscall: number and arguments, "running" when in
+ * none), wchan. Returns malloc'd text ("" when /proc cannot be read). */
+DU_FN char *du_proc_threads(pid_t pid)
+{
+    char path[320]; /* a task's name is at most NAME_MAX */
+    du_buf out = {0};
+    du_buf_reserve(&out, 0); /* "" at least */
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return (char *)out.p;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        static const char *const keys[] = {
+            "Name:", "State:", "SigPnd:", "ShdPnd:", "SigBlk:", "SigCgt:"};
+        snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)pid, e->d_name);
+        char *st = du_read_file(path, NULL);
+        du_buf_printf(&out, "  thread %s:", e->d_name);
+        for (size_t k = 0; st && k < sizeof keys / sizeof keys[0]; k++) {
+            const char *h = strstr(st, keys[k]);
+            if (!h)
+                continue;
+            int n = (int)strcspn(h, "\n");
+            du_buf_printf(&out, " %.*s;", n, h);
+        }
+        free(st);
+        static const char *const files[] = {"syscall", "wchan"};
+        for (size_t k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "/proc/%d/task/%s/%s", (int)pid, e->d_name, files[k]);
+            char *t = du_read_file(path, NULL);
+            if (t)
+                du_buf_printf(&out, " %s: %.*s;", files[k], (int)strcspn(t, "\n"), t);
+            free(t);
+        }
+        du_buf_printf(&out, "\n");
+    }
+    closedir(dir);
+    return (char *)out.p;
+}
+
 /* Sends sig and waits up to timeout_s for the exit; returns the seconds it took (the test
- * fails if it does not exit: then it is killed). */
+ * fails if it does not exit: then it is killed, after its threads' state is read). */
 DU_FN double du_daemon_stop_sig(du_daemon *d, int sig, double timeout_s)
 {
     double t0 = du_now();
@@ -674,12 +719,14 @@ DU_FN double du_daemon_stop_sig(du_daemon *d, int sig, double timeout_s)
         return 0;
     kill(d->pid, sig);
     if (!du_wait_pid(d->pid, timeout_s, &st)) {
+        char *threads = du_proc_threads(d->pid);
         kill(d->pid, SIGKILL);
         du_wait_pid(d->pid, 5, &st);
         d->running = 0;
         char *log = du_daemon_log(d);
-        cr_assert_fail("convd still running %.1f s after signal %d; its log:\n%s", timeout_s, sig,
-                       log);
+        cr_assert_fail("convd still running %.1f s after signal %d; its threads then:\n%sits "
+                       "log:\n%s",
+                       timeout_s, sig, threads, log);
     }
     d->running = 0;
     d->status = st;
