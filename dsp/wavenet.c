@@ -171,23 +171,70 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 /* y[t][f] = (b[f] +) sum_c x[t][c] W[c][f] for the frame kernels' rechannel and head: the same
  * FMA chain a lane as cvd_gemm_avx2 and cvd_gemm_avx512 (from 0, input channels in order),
  * with the bias added in the register instead of a scalar pass, and no call through the general
- * gemm: at blocks of 1 and 8 its set-up cost more than its arithmetic. F a multiple of 8, or 1
- * (a scalar chain); b may be NULL. */
+ * gemm: at blocks of 1 and 8 its set-up cost more than its arithmetic. Eight frames at a time
+ * (eight chains in flight: one frame's chain of Cin FMAs waits on itself). F a multiple of 8,
+ * or 1 (scalar chains); b may be NULL. */
 __attribute__((target("avx2,fma"))) static void small_mm(const float *x, int Cin, const float *Wt,
                                                          int F, int n, const float *b, float *y)
 {
-    for (int t = 0; t < n; t++) {
-        const float *xt = x + (size_t)t * Cin;
-        float *yt = y + (size_t)t * F;
-        if (F == 1) {
+    int t = 0;
+    if (F == 1) {
+        for (; t + 8 <= n; t += 8) {
+            const float *xt = x + (size_t)t * Cin;
+            __m128 acc[8];
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++)
+                acc[u] = _mm_setzero_ps();
+            for (int c = 0; c < Cin; c++) {
+                const __m128 w = _mm_load_ss(Wt + c);
+#pragma GCC unroll 8
+                for (int u = 0; u < 8; u++)
+                    acc[u] = _mm_fmadd_ss(_mm_load_ss(xt + (size_t)u * Cin + c), w, acc[u]);
+            }
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++) {
+                if (b)
+                    acc[u] = _mm_add_ss(acc[u], _mm_load_ss(b));
+                _mm_store_ss(y + t + u, acc[u]);
+            }
+        }
+        for (; t < n; t++) {
+            const float *xt = x + (size_t)t * Cin;
             __m128 acc = _mm_setzero_ps();
             for (int c = 0; c < Cin; c++)
                 acc = _mm_fmadd_ss(_mm_load_ss(xt + c), _mm_load_ss(Wt + c), acc);
             if (b)
                 acc = _mm_add_ss(acc, _mm_load_ss(b));
-            _mm_store_ss(yt, acc);
-            continue;
+            _mm_store_ss(y + t, acc);
         }
+        return;
+    }
+    for (; t + 8 <= n; t += 8) {
+        const float *xt = x + (size_t)t * Cin;
+        float *yt = y + (size_t)t * F;
+        for (int f = 0; f < F; f += 8) {
+            __m256 acc[8];
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++)
+                acc[u] = _mm256_setzero_ps();
+            for (int c = 0; c < Cin; c++) {
+                const __m256 w = _mm256_loadu_ps(Wt + (size_t)c * F + f);
+#pragma GCC unroll 8
+                for (int u = 0; u < 8; u++)
+                    acc[u] =
+                        _mm256_fmadd_ps(_mm256_broadcast_ss(xt + (size_t)u * Cin + c), w, acc[u]);
+            }
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++) {
+                if (b)
+                    acc[u] = _mm256_add_ps(acc[u], _mm256_loadu_ps(b + f));
+                _mm256_storeu_ps(yt + (size_t)u * F + f, acc[u]);
+            }
+        }
+    }
+    for (; t < n; t++) {
+        const float *xt = x + (size_t)t * Cin;
+        float *yt = y + (size_t)t * F;
         for (int f = 0; f < F; f += 8) {
             __m256 acc = _mm256_setzero_ps();
             for (int c = 0; c < Cin; c++)
