@@ -216,6 +216,12 @@ int cvd_wavenet_shared_kept(cvd_model *m, int max_block);
 void cvd_wavenet_stage(cvd_wavenet *w, int a0, int a1, const float *in, int n, float *out);
 size_t cvd_wavenet_handoff_floats(const cvd_wavenet *w, int k);
 int cvd_wavenet_arrays(const cvd_wavenet *w);
+/* A cut inside a layer array made arrays k - 1 and k of one (pipe.c's split: k - 1 ends with
+ * an identity head, k starts with an identity rechannel, both of its channels): they are not
+ * multiplied. Array k - 1's head output is its head accumulator, and stage [k, ..) puts the
+ * hand-off's array output straight into array k's first layer's history and its head straight
+ * into the accumulator: the same values the identity matrices give, without their work. */
+void cvd_wavenet_mark_cut(cvd_wavenet *w, int k);
 
 /* pipe.c: a WaveNet as two pipeline stages of balanced cost on two threads (the caller's and
  * one created here), one block apart: process() gives the previous block's output. */

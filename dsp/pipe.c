@@ -2,13 +2,15 @@
 /*
  * One WaveNet across two cores: a pipeline of two stages of balanced cost, one block apart.
  *
- * The split: the layers are cut where the two sides' multiply-adds are closest. A cut inside
- * a layer array turns that array into two arrays of the same channels: the first ends with
- * an identity head (its head output is its head accumulator), the second starts with an
- * identity rechannel (its h is the first's output) and continues that head; identity
- * matrices multiply exactly (1 x v + 0 x ... = v), and the head is still added in layer
- * order, so the split WaveNet computes the same bits as the whole one. Each stage is a
- * cvd_wavenet of the split configuration running only its own arrays (cvd_wavenet_stage).
+ * The split: the layers are cut where the two sides' costs are closest. A cut inside a layer
+ * array turns that array into two arrays of the same channels: the first ends with an
+ * identity head (its head output is its head accumulator), the second starts with an
+ * identity rechannel (its h is the first's output) and continues that head. Neither is
+ * multiplied (cvd_wavenet_mark_cut): stage A hands on its head accumulator and its last
+ * layer's output, and stage B puts them straight into its head accumulator and its first
+ * layer's history; the head is still added in layer order, so the split WaveNet computes the
+ * same bits as the whole one. Each stage is a cvd_wavenet of the split configuration running
+ * only its own arrays (cvd_wavenet_stage).
  *
  * The hand-off: call k of process() gives stage A block k (the caller's frames copied into
  * one of two input buffers) first, then waits for stage A's block k - 1 and runs stage B on
@@ -270,8 +272,6 @@ static void best_cut(const cvd_wn_config *cfg, int *ca, int *cl, double cost[2])
                 B += C * a->input_size;
             } else {
                 ok = a->skip && cfg->n_arrays < CVD_WN_MAX_ARRAYS;
-                A += C * C + LAYER_TERM; /* the identity head and rechannel */
-                B += C * C + LAYER_TERM;
             }
             const double worst = A > B ? A : B;
             if (ok && (best < 0 || worst < best)) {
@@ -421,6 +421,8 @@ int cvd_wn_pipe_create(const cvd_wn_config *cfg, const float *weights, size_t nw
     atomic_store_explicit(&p->margin_ns, 150000, memory_order_relaxed);
     for (int s = 0; s < 2; s++) {
         rc = cvd_wavenet_create(sc, max_block, &p->st[s], err);
+        if (rc == CVD_OK && cl > 0)
+            cvd_wavenet_mark_cut(p->st[s], p->k);
         if (rc == CVD_OK)
             rc = cvd_wavenet_set_weights(p->st[s], sw, cvd_wn_weight_count(sc), err);
         if (rc < 0)

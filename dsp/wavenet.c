@@ -523,6 +523,10 @@ typedef struct wn_array {
     /* rows: the groups of the conv (not gated, gated), of an F = C and of an F = H matrix */
     tm_plan pu, pg, pc, ph;
     tm_pre *pre; /* rows: cfg->n_layers of them */
+    /* a pipeline's cut inside a layer array (cvd_wavenet_mark_cut): cut_in, the identity
+     * rechannel and the head's start are skipped (the stage put h0 and the head in place);
+     * cut_out, the identity head is skipped (the head output is the accumulator) */
+    int cut_in, cut_out;
 } wn_array;
 
 struct cvd_wavenet {
@@ -1424,19 +1428,26 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
     float *z = w->z, *a = w->a, *t = w->t, *head = w->head;
 
     /* the head accumulator: zero, or the previous array's head output (in head2) */
-    if (first)
+    if (A->cut_in) {
+        /* a cut (cvd_wavenet_mark_cut): the head starts where the previous array's identity
+         * head left it (or the stage put it), h0 is x (x NULL: the stage put it in place) */
+        if (x)
+            memcpy(hist_room(&A->layers[0], C, n), x, sizeof(float) * (size_t)n * C);
+    } else if (first)
         memset(head, 0, sizeof(float) * (size_t)n * C);
     else
         memcpy(head, w->head2, sizeof(float) * (size_t)n * C);
 
     /* h0 = rechannel(x), into layer 0's history */
-    float *h = hist_room(&A->layers[0], C, n);
+    if (!A->cut_in) {
+        float *h = hist_room(&A->layers[0], C, n);
 #ifdef CVD_VMATH_X86
-    if (A->small_c)
-        small_mm(x, A->in, A->Wr, C, n, NULL, h);
-    else
+        if (A->small_c)
+            small_mm(x, A->in, A->Wr, C, n, NULL, h);
+        else
 #endif
-        A->gemm_c(x, (size_t)A->in, 0, 1, A->in, A->Wr, C, n, h, (size_t)C);
+            A->gemm_c(x, (size_t)A->in, 0, 1, A->in, A->Wr, C, n, h, (size_t)C);
+    }
     A->layers[0].len += n;
 
     for (int l = 0; l < L; l++) {
@@ -1532,6 +1543,8 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
             A->layers[l + 1].len += n;
     }
     /* head output into head2 (the next array's accumulator start, or the model output) */
+    if (A->cut_out)
+        return; /* an identity head: the stage hands on the accumulator (cvd_wavenet_stage) */
 #ifdef CVD_VMATH_X86
     if (A->small_h) {
         small_mm(head, C, A->Wh, A->H, n, A->bh, w->head2);
@@ -1591,25 +1604,33 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
     const int C = A->C, L = A->cfg->n_layers;
     const size_t bs = w->bs;
 
-    /* the head accumulator: zero, or the previous array's head output */
-    for (int c = 0; c < C; c++) {
-        float *hr = w->headr + (size_t)c * bs;
-        if (first)
-            memset(hr, 0, sizeof(float) * (size_t)n);
-        else
-            memcpy(hr, w->head2r + (size_t)c * bs, sizeof(float) * (size_t)n);
-    }
-
-    /* h0 = rechannel(x), into layer 0's history */
+    /* the head accumulator: zero, or the previous array's head output; then h0 =
+     * rechannel(x), into layer 0's history. A cut (cvd_wavenet_mark_cut): the head starts
+     * where the previous array's identity head left it (or the stage put it), h0 is x (x NULL:
+     * the stage put it in place) */
     wn_layer *L0 = &A->layers[0];
-    tm_mm_args m = {.Cin = A->in,
-                    .F = C,
-                    .x = x,
-                    .xs = bs,
-                    .Wt = A->Wr,
-                    .y = L0->hist + tm_hist_room(L0, C, n),
-                    .ys = L0->rs};
-    tm_mm_run(k, &A->pc, &m, n);
+    if (A->cut_in && x) {
+        const size_t at = tm_hist_room(L0, C, n);
+        for (int c = 0; c < C; c++)
+            memcpy(L0->hist + (size_t)c * L0->rs + at, x + (size_t)c * bs,
+                   sizeof(float) * (size_t)n);
+    } else if (!A->cut_in) {
+        for (int c = 0; c < C; c++) {
+            float *hr = w->headr + (size_t)c * bs;
+            if (first)
+                memset(hr, 0, sizeof(float) * (size_t)n);
+            else
+                memcpy(hr, w->head2r + (size_t)c * bs, sizeof(float) * (size_t)n);
+        }
+        tm_mm_args m = {.Cin = A->in,
+                        .F = C,
+                        .x = x,
+                        .xs = bs,
+                        .Wt = A->Wr,
+                        .y = L0->hist + tm_hist_room(L0, C, n),
+                        .ys = L0->rs};
+        tm_mm_run(k, &A->pc, &m, n);
+    }
     L0->len += n;
 
     for (int l = 0; l < L; l++) {
@@ -1662,6 +1683,8 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
             A->layers[l + 1].len += n;
     }
     /* the head output (the next array's accumulator start, or the model output) */
+    if (A->cut_out)
+        return; /* an identity head: the stage hands on the accumulator (cvd_wavenet_stage) */
     tm_mm_args h = {.Cin = C,
                     .F = A->H,
                     .x = w->headr,
@@ -1726,6 +1749,13 @@ size_t cvd_wavenet_handoff_floats(const cvd_wavenet *w, int k)
     return (size_t)w->max_block * (size_t)(w->arrays[0].in + A->C + A->H);
 }
 
+void cvd_wavenet_mark_cut(cvd_wavenet *w, int k)
+{
+    wn_array *A = &w->arrays[k - 1], *B = &w->arrays[k];
+    A->cut_out = 1;
+    B->cut_in = 1;
+}
+
 /* rows (or frames) of n values in and out of a hand-off buffer */
 static const float *take_rows(float *dst, size_t stride, int rows, int n, const float *p)
 {
@@ -1772,19 +1802,28 @@ void cvd_wavenet_stage(cvd_wavenet *w, int a0, int a1, const float *in, int n, f
                 for (int t = 0; t < n; t++)
                     w->condr[(size_t)i * bs + t] = in[(size_t)t * nin + i];
         } else { /* the condition, the previous array's output and its head's */
+            wn_array *B = &w->arrays[a0];
             const float *p = take_rows(w->condr, bs, nin, n, in);
-            p = take_rows(w->xr, bs, w->arrays[a0 - 1].C, n, p);
-            take_rows(w->head2r, bs, w->arrays[a0 - 1].H, n, p);
-            x = w->xr;
+            if (B->cut_in) { /* straight into the first layer's history and the accumulator */
+                wn_layer *L0 = &B->layers[0];
+                p = take_rows(L0->hist + tm_hist_room(L0, B->C, n), L0->rs, B->C, n, p);
+                take_rows(w->headr, bs, B->C, n, p);
+                x = NULL;
+            } else {
+                p = take_rows(w->xr, bs, w->arrays[a0 - 1].C, n, p);
+                take_rows(w->head2r, bs, w->arrays[a0 - 1].H, n, p);
+                x = w->xr;
+            }
         }
         for (int i = a0; i < a1; i++) {
             tm_run_array(w, &w->arrays[i], x, n, i == 0, i == last);
             x = w->xr;
         }
         if (a1 <= last) {
+            const wn_array *A = &w->arrays[a1 - 1];
             float *p = put_rows(out, w->condr, bs, nin, n);
-            p = put_rows(p, w->xr, bs, w->arrays[a1 - 1].C, n);
-            put_rows(p, w->head2r, bs, w->arrays[a1 - 1].H, n);
+            p = put_rows(p, w->xr, bs, A->C, n);
+            put_rows(p, A->cut_out ? w->headr : w->head2r, bs, A->H, n);
             end_put();
             return;
         }
@@ -1796,11 +1835,19 @@ void cvd_wavenet_stage(cvd_wavenet *w, int a0, int a1, const float *in, int n, f
     }
     const float *x = in, *cond = in;
     if (a0 > 0) {
+        wn_array *B = &w->arrays[a0];
         const size_t C = (size_t)w->arrays[a0 - 1].C, H = (size_t)w->arrays[a0 - 1].H;
         memcpy(w->condf, in, sizeof(float) * (size_t)n * nin);
-        memcpy(w->xbuf, in + (size_t)n * nin, sizeof(float) * (size_t)n * C);
-        memcpy(w->head2, in + (size_t)n * (nin + C), sizeof(float) * (size_t)n * H);
-        x = w->xbuf;
+        if (B->cut_in) { /* straight into the first layer's history and the accumulator */
+            memcpy(hist_room(&B->layers[0], B->C, n), in + (size_t)n * nin,
+                   sizeof(float) * (size_t)n * C);
+            memcpy(w->head, in + (size_t)n * (nin + C), sizeof(float) * (size_t)n * H);
+            x = NULL;
+        } else {
+            memcpy(w->xbuf, in + (size_t)n * nin, sizeof(float) * (size_t)n * C);
+            memcpy(w->head2, in + (size_t)n * (nin + C), sizeof(float) * (size_t)n * H);
+            x = w->xbuf;
+        }
         cond = w->condf;
     }
     for (int i = a0; i < a1; i++) {
@@ -1808,10 +1855,12 @@ void cvd_wavenet_stage(cvd_wavenet *w, int a0, int a1, const float *in, int n, f
         x = w->xbuf;
     }
     if (a1 <= last) {
-        const size_t C = (size_t)w->arrays[a1 - 1].C, H = (size_t)w->arrays[a1 - 1].H;
+        const wn_array *A = &w->arrays[a1 - 1];
+        const size_t C = (size_t)A->C, H = (size_t)A->H;
         memcpy(out, cond, sizeof(float) * (size_t)n * nin);
         memcpy(out + (size_t)n * nin, w->xbuf, sizeof(float) * (size_t)n * C);
-        memcpy(out + (size_t)n * (nin + C), w->head2, sizeof(float) * (size_t)n * H);
+        memcpy(out + (size_t)n * (nin + C), A->cut_out ? w->head : w->head2,
+               sizeof(float) * (size_t)n * H);
         return;
     }
     const wn_array *A = &w->arrays[last];

@@ -6,9 +6,9 @@
  * same frames, each call's output being the previous call's block (one block of latency,
  * cvd_net_latency). Checked on NAM's standard model (a cut inside the first layer array), on
  * Keras graphs fused into a WaveNet (gated, one array: a cut inside it; two arrays), at fixed
- * and random block sizes on both kernel layouts (blocks below 16 frames and above), across a
- * reset, and with the stage thread made to sleep between blocks (spin 0: every block wakes
- * it with a futex). process() allocates nothing. Models that do not split run on one thread
+ * and random block sizes on both kernel layouts (blocks below 16 frames and above) of every
+ * ISA, across a reset, and with the stage thread made to sleep between blocks (spin 0: every block
+ * wakes it with a futex). process() allocates nothing. Models that do not split run on one thread
  * and say why. The daemon: a framed session of a model with `threads = 2` gets ACCEPT's
  * latency one block larger and the same bytes as one with one thread; convd-run --threads 2
  * writes the same file as --threads 1; a config of threads = 3 is refused at its line.
@@ -179,6 +179,28 @@ Test(threads, nam_standard_random_blocks_and_reset)
     same(m, 64, 0, 0, 3000, 0);     /* the stage thread sleeps between blocks */
     same(m, 64, 0, PACED, 3000, 0); /* ... on its own timer */
     same(m, 16, 1, PACED, 800, 0);
+    cvd_model_unref(m);
+}
+
+/* The cut inside the first array hands its head accumulator and its output on without the
+ * identity head and rechannel (cvd_wavenet_mark_cut), on every ISA's kernels of both
+ * layouts, and on each side of a forced portable or AVX2 run the one-thread net uses the same
+ * ISA. */
+Test(threads, nam_standard_every_isa)
+{
+    if (!have_nam()) {
+        cr_skip_test(NAM_STD " is absent (../shared/models holds NAM's standard model)");
+        return;
+    }
+    static const char *const isas[] = {"portable", "avx2", "avx512"};
+    cvd_model *m = load(NAM_STD);
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        cr_assert_eq(cvd_isa_force(isas[i]), CVD_OK);
+        same(m, 64, 0, -1, 3000, 0);
+        same(m, 8, 0, -1, 1000, 0);
+        same(m, 40, 1, -1, 2000, 1000);
+    }
+    cvd_isa_force("auto");
     cvd_model_unref(m);
 }
 
