@@ -9,6 +9,7 @@
  * side; one permute pair folds two frames' accumulators into one vector of both frames' sums
  * (frame u in lanes 0-7, u + 1 in lanes 8-15), on which the activation, the head and the
  * residual run 16 lanes at a time. Half the FMAs of the 8-lane kernel, with every lane used.
+ * The 1x1 takes a's pairs by a permute of those vectors (P8_A), not through memory.
  *
  * Layers that are not gated take it; gated ones (16 sums a frame) keep the 8-lane kernel.
  * Weights, repacked at load (fused_args):
@@ -31,6 +32,13 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 p8_fold(_
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     return _mm512_add_ps(_mm512_permutex2var_ps(u, ie, v), _mm512_permutex2var_ps(u, io, v));
 }
+
+/* frame u's pair p of a, (a[2p], a[2p + 1]) in every lane pair, permuted from the register that
+ * holds frames u and u + 1 (z[u / 2]): a store and a load forwarded from it took longer */
+#define P8_A(u, p)                                                                                 \
+    _mm512_permutexvar_ps(_mm512_set1_epi64(((long long)((u) % 2 * 8 + 2 * (p) + 1) << 32) |       \
+                                            ((u) % 2 * 8 + 2 * (p))),                              \
+                          z[(u) / 2])
 
 /* TT frames from t0 (TT a compile-time constant of each inlined copy: 8, 2 or 1) */
 __attribute__((target("avx512f"), always_inline)) static inline void p8_tile(const fused_args *A,
@@ -111,10 +119,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void p8_tile(con
     if (A->out == NULL)
         return;
 
-        /* out = h + b1 + W1 a, on pairs of a */
-#pragma GCC unroll 4
-    for (int q = 0; q < NP; q++)
-        _mm512_store_ps(tile + q * 16, z[q]);
+    /* out = h + b1 + W1 a, on pairs of a */
     __m512 r[8][2];
 #pragma GCC unroll 8
     for (int u = 0; u < TT; u++)
@@ -126,7 +131,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void p8_tile(con
         const __m512 w = _mm512_loadu_ps(A->W1p + p * 16);
 #pragma GCC unroll 8
         for (int u = 0; u < TT; u++)
-            r[u][p % N1] = _mm512_fmadd_ps(p8_pair(tile + u * 8 + 2 * p), w, r[u][p % N1]);
+            r[u][p % N1] = _mm512_fmadd_ps(P8_A(u, p), w, r[u][p % N1]);
     }
     if (N1 == 2)
 #pragma GCC unroll 8
@@ -151,6 +156,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void p8_tile(con
         }
     }
 }
+#undef P8_A
 
 __attribute__((target("avx512f"))) static void fused8p(const fused_args *A, int n)
 {
