@@ -520,7 +520,7 @@ int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
     }
     L->cap = L->keep + L->chunk;
     if (L->kind != CVD_CONV1D_TRANSPOSE) {
-        int B = cvd_conv_fft_choose(L->kind, L->C, L->Fc, L->G, L->ek, L->s);
+        int B = cvd_conv_fft_choose(L->kind, L->C, L->Fc, L->G, L->k, L->d, L->s);
         if (B > 0) {
             rc = cvd_fftconv_create(L->C, L->Fc, L->G, L->ek, B, cvd_isa_active(), &L->fft, err);
             if (rc < 0) {

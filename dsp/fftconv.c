@@ -537,23 +537,26 @@ int cvd_conv_fft_force(int partition)
     return CVD_OK;
 }
 
-int cvd_conv_fft_choose(cvd_layer_kind kind, int C, int F, int G, int ek, int s)
+int cvd_conv_fft_choose(cvd_layer_kind kind, int C, int F, int G, int k, int d, int s)
 {
-    if (kind == CVD_CONV1D_TRANSPOSE || s != 1 || C <= 0 || F <= 0 || G <= 0 || ek <= 0)
+    if (kind == CVD_CONV1D_TRANSPOSE || s != 1 || C <= 0 || F <= 0 || G <= 0 || k <= 0 || d <= 0)
         return 0;
     if (fft_forced >= 0)
         return fft_forced;
-    if (ek < 16) /* below the shortest kernel measured: the direct form */
+    /* the direct form multiplies the k taps, the FFT path the whole dilated extent: a short
+     * kernel however dilated (a TCN's k = 3 at d = 512) stays direct */
+    if (k < 16) /* below the shortest kernel measured: the direct form */
         return 0;
+    const int ek = (k - 1) * d + 1;
     cvd_isa isa = cvd_isa_active();
-    double fc, dc = direct_cost(&costs[isa], isa, C, F, G, ek);
+    double fc, dc = direct_cost(&costs[isa], isa, C, F, G, k);
     int B = best_partition(isa, C, F, G, ek, &fc);
     return fc < dc ? B : 0;
 }
 
 int cvd_conv_fft_partition_for(int C, int F, int G, int ek, int s)
 {
-    return cvd_conv_fft_choose(CVD_CONV1D, C, F, G, ek, s);
+    return cvd_conv_fft_choose(CVD_CONV1D, C, F, G, ek, 1, s);
 }
 
 int cvd_conv_fft_threshold(int C, int F, int G, int s)
@@ -563,7 +566,7 @@ int cvd_conv_fft_threshold(int C, int F, int G, int s)
     /* the costs grow with the taps, the direct form's faster: the first length that
      * switches (to the nearest tap below 64, then within 1/64) */
     for (int ek = 16; ek <= 1 << 24; ek += ek < 64 ? 1 : ek / 64)
-        if (cvd_conv_fft_choose(CVD_CONV1D, C, F, G, ek, s) > 0)
+        if (cvd_conv_fft_choose(CVD_CONV1D, C, F, G, ek, 1, s) > 0)
             return ek;
     return 0;
 }

@@ -42,7 +42,8 @@ int cvd_fftconv_partition(const cvd_fftconv *fc);
 double cvd_fftconv_flops_per_frame(int C, int F, int G, int taps, int B);
 
 /* The partition for a core conv (not Conv1DTranspose) of C -> F channels in G groups, kernel
- * extent ek and strides s: 0 to compute it directly. Follows cvd_conv_fft_force(). */
-int cvd_conv_fft_choose(cvd_layer_kind kind, int C, int F, int G, int ek, int s);
+ * size k, dilation d and strides s: 0 to compute it directly (which costs k taps a frame, the
+ * FFT path the extent (k - 1) d + 1). Follows cvd_conv_fft_force(). */
+int cvd_conv_fft_choose(cvd_layer_kind kind, int C, int F, int G, int k, int d, int s);
 
 #endif

@@ -251,6 +251,27 @@ Test(longconv, automatic_switch_point)
     /* a short multichannel kernel stays direct; the 9,600-tap cabinet IR goes FFT */
     cr_assert_eq(cvd_conv_fft_partition_for(16, 16, 1, 3, 1), 0);
     cr_assert_gt(cvd_conv_fft_partition_for(1, 1, 1, 9600, 1), 0);
+    /* a short kernel stays direct however far it is dilated: the direct form multiplies its
+     * k taps, not the extent (a TCN's 16 -> 16, k = 3 at d = 256 and 512 took the FFT path
+     * over 513 and 1,025 taps and ran 60-100x slower than at d = 128); a long dense one of
+     * the same extent goes FFT */
+    for (int d = 128; d <= 4096; d *= 2) {
+        lc_case tcn = {CVD_CONV1D, 16, 16, 1, 1, 3, d, CVD_PAD_CAUSAL, -1};
+        L = make(&tcn, 64, -1, 1);
+        cr_assert_eq(cvd_layer_fft_partition(L), 0, "16 -> 16, k = 3, d = %d: FFT", d);
+        cvd_layer_destroy(L);
+    }
+    lc_case mono = {CVD_CONV1D, 1, 1, 1, 1, 15, 64, CVD_PAD_CAUSAL, -1}; /* extent 897 */
+    L = make(&mono, 64, -1, 1);
+    cr_assert_eq(cvd_layer_fft_partition(L), 0, "1 -> 1, k = 15, d = 64: FFT");
+    cvd_layer_destroy(L);
+    const int T16 = cvd_conv_fft_threshold(16, 16, 1, 1);
+    if (T16 > 0) {
+        lc_case dense = {CVD_CONV1D, 16, 16, 1, 1, 2 * T16 + 1, 1, CVD_PAD_CAUSAL, -1};
+        L = make(&dense, 64, -1, 1);
+        cr_assert_gt(cvd_layer_fft_partition(L), 0, "16 -> 16, k = %d: direct", 2 * T16 + 1);
+        cvd_layer_destroy(L);
+    }
     /* strides > 1 never */
     cr_assert_eq(cvd_conv_fft_partition_for(1, 1, 1, 9600, 2), 0);
     cr_assert_eq(cvd_conv_fft_threshold(1, 1, 1, 2), 0);
