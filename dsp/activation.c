@@ -163,10 +163,18 @@ void cvd_activation_apply_axis(cvd_activation act, float *x, size_t count, size_
                                size_t stride)
 {
     if (!cvd_activation_is_axis(act)) {
-        /* element-wise: apply to each vector's elements */
-        for (size_t v = 0; v < count; v++)
-            for (size_t i = 0; i < len; i++)
-                cvd_activation_apply(act, &x[v * step + i * stride], 1);
+        /* element-wise: the axis does not matter, only which elements; in runs as long as
+         * the layout allows, so the vectorised forms (tanh, sigmoid) see whole vectors rather
+         * than one element at a time (a Conv1D's frames of F channels are one run) */
+        if ((stride == 1 && step == len) || (step == 1 && stride == count))
+            cvd_activation_apply(act, x, count * len);
+        else if (stride == 1)
+            for (size_t v = 0; v < count; v++)
+                cvd_activation_apply(act, &x[v * step], len);
+        else
+            for (size_t v = 0; v < count; v++)
+                for (size_t i = 0; i < len; i++)
+                    cvd_activation_apply(act, &x[v * step + i * stride], 1);
         return;
     }
     for (size_t v = 0; v < count; v++) {

@@ -117,12 +117,24 @@ __attribute__((target("avx512f"))) static void sigmoid_avx512(float *x, size_t n
     }
 }
 
+/* The tail of fewer than 8 through the same 8-lane form, masked: a value gives the same bits
+ * wherever it falls in a call (the portable form's last bit can differ from this one's), so
+ * what a layer computes does not depend on how its frames were split into calls. */
+__attribute__((target("avx2,fma"))) static __m256i tail_mask8(size_t r)
+{
+    static const int32_t lanes[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(lanes + 8 - r));
+}
+
 __attribute__((target("avx2,fma"))) static void tanh_avx2(float *x, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(x + i, tanh8(_mm256_loadu_ps(x + i)));
-    tanh_portable(x + i, n - i);
+    if (i < n) {
+        __m256i m = tail_mask8(n - i);
+        _mm256_maskstore_ps(x + i, m, tanh8(_mm256_maskload_ps(x + i, m)));
+    }
 }
 
 __attribute__((target("avx2,fma"))) static void sigmoid_avx2(float *x, size_t n)
@@ -130,7 +142,10 @@ __attribute__((target("avx2,fma"))) static void sigmoid_avx2(float *x, size_t n)
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(x + i, sigmoid8(_mm256_loadu_ps(x + i)));
-    sigmoid_portable(x + i, n - i);
+    if (i < n) {
+        __m256i m = tail_mask8(n - i);
+        _mm256_maskstore_ps(x + i, m, sigmoid8(_mm256_maskload_ps(x + i, m)));
+    }
 }
 
 #endif /* CVD_X86 */

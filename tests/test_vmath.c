@@ -9,6 +9,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "convd_dsp.h"
 #include "vmath.h"
@@ -134,6 +135,33 @@ Test(vmath, sigmoid_accuracy_every_isa)
 Test(vmath, special_values_every_isa)
 {
     each_isa(specials);
+}
+
+/* A value gives the same bits wherever it falls in a call (in a full vector, in the tail, or
+ * alone), so a layer's output does not depend on how its frames were split into calls. */
+static void position_free(cvd_isa isa)
+{
+    enum { N = 37 };
+    float x[N], whole[2][N], one[2][N];
+    for (int i = 0; i < N; i++)
+        x[i] = (float)((i * 7919 % 101) - 50) * (i % 2 ? 0.173f : 0.0113f);
+    for (int f = 0; f < 2; f++) {
+        memcpy(whole[f], x, sizeof x);
+        (f ? cvd_vsigmoid_isa : cvd_vtanh_isa)(isa, whole[f], N);
+        for (int i = 0; i < N; i++) {
+            one[f][i] = x[i];
+            (f ? cvd_vsigmoid_isa : cvd_vtanh_isa)(isa, &one[f][i], 1);
+        }
+        for (int i = 0; i < N; i++)
+            cr_expect(memcmp(&whole[f][i], &one[f][i], sizeof(float)) == 0,
+                      "isa %d: %s(%.9g) = %.9g in a call of %d, %.9g alone", (int)isa,
+                      f ? "sigmoid" : "tanh", x[i], whole[f][i], N, one[f][i]);
+    }
+}
+
+Test(vmath, a_value_gives_the_same_bits_wherever_it_falls_in_a_call)
+{
+    each_isa(position_free);
 }
 
 Test(vmath, scalar_matches_portable_vector)
