@@ -365,33 +365,39 @@ void cvd_node_compute(const cvd_model *m, int i, const float *const *x, const lo
 
 /* ---- merges ------------------------------------------------------------------------------ */
 
+/* One loop per operation, so the compiler vectorises each (an operation chosen per value kept
+ * them scalar: 41% of an unfused Keras WaveNet's time); the same operation on each value. */
 static void merge_frames(cvd_node_op op, float *y, const float *x, size_t n, int first)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (first) {
-            y[i] = x[i];
-            continue;
-        }
-        switch (op) {
-        case CVD_NODE_ADD:
-        case CVD_NODE_AVERAGE:
+    if (first) {
+        if (y != x)
+            memmove(y, x, n * sizeof(float));
+        return;
+    }
+    switch (op) {
+    case CVD_NODE_ADD:
+    case CVD_NODE_AVERAGE:
+        for (size_t i = 0; i < n; i++)
             y[i] += x[i];
-            break;
-        case CVD_NODE_SUBTRACT:
+        break;
+    case CVD_NODE_SUBTRACT:
+        for (size_t i = 0; i < n; i++)
             y[i] -= x[i];
-            break;
-        case CVD_NODE_MULTIPLY:
+        break;
+    case CVD_NODE_MULTIPLY:
+        for (size_t i = 0; i < n; i++)
             y[i] *= x[i];
-            break;
-        case CVD_NODE_MAXIMUM:
+        break;
+    case CVD_NODE_MAXIMUM:
+        for (size_t i = 0; i < n; i++)
             y[i] = x[i] > y[i] ? x[i] : y[i];
-            break;
-        case CVD_NODE_MINIMUM:
+        break;
+    case CVD_NODE_MINIMUM:
+        for (size_t i = 0; i < n; i++)
             y[i] = x[i] < y[i] ? x[i] : y[i];
-            break;
-        default:
-            break;
-        }
+        break;
+    default:
+        break;
     }
 }
 
