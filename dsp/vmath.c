@@ -178,14 +178,16 @@ static int capped(cvd_isa isa)
     return (int)isa < best ? ((int)isa < 0 ? 0 : (int)isa) : best;
 }
 
+/* the active ISA (cvd_isa_force() included), as every kernel chooses: a run forced to AVX2
+ * or to the portable path uses that path's tanh too */
 void cvd_vtanh(float *x, size_t n)
 {
-    tanh_fns[best_isa()](x, n);
+    tanh_fns[capped(cvd_isa_active())](x, n);
 }
 
 void cvd_vsigmoid(float *x, size_t n)
 {
-    sigmoid_fns[best_isa()](x, n);
+    sigmoid_fns[capped(cvd_isa_active())](x, n);
 }
 
 void cvd_vtanh_isa(cvd_isa isa, float *x, size_t n)

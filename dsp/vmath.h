@@ -8,7 +8,8 @@
 #include "convd_dsp.h"
 
 /* In place, n values; under 5e-7 (tanh) and 2e-7 (sigmoid) relative error; NaN stays NaN.
- * Real-time safe. The _isa forms take the instruction set to use (capped at what the CPU
+ * Real-time safe. On the active instruction set (cvd_isa_active(): cvd_isa_force() applies,
+ * as to the kernels); the _isa forms take the instruction set to use (capped at what the CPU
  * has), for tests of each path. */
 void cvd_vtanh(float *x, size_t n);
 void cvd_vsigmoid(float *x, size_t n);

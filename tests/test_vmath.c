@@ -174,3 +174,34 @@ Test(vmath, scalar_matches_portable_vector)
         cr_assert(y[i] == cvd_tanh1(x[i]), "cvd_tanh1(%g) = %.9g, the portable vector gives %.9g",
                   x[i], cvd_tanh1(x[i]), y[i]);
 }
+
+/* cvd_isa_force() applies to the activations as to the kernels: a run forced to a path uses
+ * that path's tanh and sigmoid (Keras layers apply them through cvd_activation_apply). The
+ * portable path has no FMA on x86-64, so its last bits differ from the others' for some
+ * values: forcing it must show. */
+Test(vmath, a_forced_isa_applies_to_the_activations)
+{
+    enum { N = 4096 };
+    float *x = malloc(sizeof(float) * N), *got = malloc(sizeof(float) * N),
+          *want = malloc(sizeof(float) * N);
+    cr_assert(x && got && want);
+    for (int i = 0; i < N; i++)
+        x[i] = (float)((i * 7919 % 4001) - 2000) * 0.00271f;
+    for (int isa = CVD_ISA_PORTABLE; isa <= (int)cvd_isa_detect(); isa++) {
+        cr_assert_eq(cvd_isa_force(cvd_isa_name((cvd_isa)isa)), 0);
+        for (int f = 0; f < 2; f++) {
+            const cvd_activation act = f ? CVD_ACT_SIGMOID : CVD_ACT_TANH;
+            memcpy(got, x, sizeof(float) * N);
+            memcpy(want, x, sizeof(float) * N);
+            cvd_activation_apply(act, got, N);
+            (f ? cvd_vsigmoid_isa : cvd_vtanh_isa)((cvd_isa)isa, want, N);
+            cr_expect(memcmp(got, want, sizeof(float) * N) == 0,
+                      "forced to %s, %s does not give that path's bits", cvd_isa_name((cvd_isa)isa),
+                      f ? "sigmoid" : "tanh");
+        }
+    }
+    cvd_isa_force("auto");
+    free(x);
+    free(got);
+    free(want);
+}
