@@ -201,7 +201,7 @@ $(BUILD)/bench/%: tests/bench/%.c $(MODEL_LIB) $(DSP_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(MODEL_LIB) $(DSP_LIB) -o $@ $(LDFLAGS) $(TOOL_LIBS) $(LDLIBS)
 
-$(BUILD)/bench/%: tests/bench/benchutil.h tests/bench/peak.h tests/bench/loadgen.h
+$(BUILD)/bench/%: tests/bench/benchutil.h tests/bench/peak.h tests/bench/chain.h tests/bench/loadgen.h
 
 # the soak speaks TLS through server/tls.c (libconvd_server.a)
 $(SOAK_BIN): tests/soak/soak.c $(SERVER_LIB) $(MODEL_LIB) $(DSP_LIB)

@@ -8,6 +8,8 @@
  * the same for NAM's other sizes (the trainer's lite 12/6, feather 8/4 and nano 4/2 WaveNets)
  * and for 20/10 and 24/12 (the same layout, random weights), built here as .nam text.
  * Every figure also goes into a JSON record, build/bench/bench_nam.json (beside the program).
+ * Block 1 is also quoted against its latency floor on this core (chain.h): the layers' one-frame
+ * dependency chains laid end to end, timed in the same run.
  *
  *   bench_nam [--isa portable|avx2|avx512] [--seconds S] [--blocks 1,8,64,512]
  *             [--sizes standard,lite,feather,nano,20,24] [--json PATH] [MODEL]
@@ -18,6 +20,7 @@
 
 #include "benchutil.h"
 #include "convd_model.h"
+#include "chain.h"
 #include "peak.h"
 
 #define RUNS 7
@@ -129,6 +132,15 @@ static int bench(bench_ctx *B, cvd_model *m, const char *name, const char *shape
         if (B->isa != widest)
             printf(" %9.2f", fw);
         printf("\n");
+        /* block 1 against its latency floor, with a probe run beside it */
+        double floor_ns = block == 1 ? chain_ns_per_frame(m, B->isa) : 0.0, floor_peak = 0.0;
+        if (floor_ns > 0.0) {
+            const double gk = peak_once(B->isa, B->probe_iters[B->isa]);
+            floor_peak = gk > 0 ? flop / floor_ns / gk : 0.0;
+            printf("%6s floor: the layers' one-frame chains take %.1f ns/frame here (at most "
+                   "%.1fx real time, %.2f of peak); block 1 runs at %.2f of it\n",
+                   "", floor_ns, 1e9 / (floor_ns * 48000.0), floor_peak, floor_ns / (sec * 1e9));
+        }
         fflush(stdout);
         if (B->json) {
             fprintf(B->json, "%s\n    {\"model\": ", B->n_cases++ ? "," : "");
@@ -138,8 +150,14 @@ static int bench(bench_ctx *B, cvd_model *m, const char *name, const char *shape
             fprintf(B->json,
                     ", \"flop_per_frame\": %.0f, \"block\": %d, \"ns_per_frame\": %.2f, "
                     "\"gflops\": %.3f, \"x_realtime\": %.2f, \"fraction_of_isa_peak\": %.4f, "
-                    "\"fraction_of_widest_peak\": %.4f}",
+                    "\"fraction_of_widest_peak\": %.4f",
                     flop, block, sec * 1e9, gf, xrt, fk, fw);
+            if (floor_ns > 0.0)
+                fprintf(B->json,
+                        ", \"chain_floor_ns_per_frame\": %.2f, \"chain_floor_fraction_of_peak\": "
+                        "%.4f, \"fraction_of_chain_floor\": %.4f",
+                        floor_ns, floor_peak, floor_ns / (sec * 1e9));
+            fprintf(B->json, "}");
         }
         free(in);
         free(out);
