@@ -7,9 +7,9 @@
  * independent FMAs against broadcast inputs, so the FMA pipes stay busy and every dilated tap
  * reads a contiguous span of the history.
  *
- * Paths: AVX-512F (any channel count, masked tails), AVX2+FMA (output channels a multiple of
- * 8), and portable C on GCC/Clang 4-lane vectors (no intrinsics: SSE2 on x86-64, NEON on
- * aarch64), which is always correct and is what the others are tested against.
+ * Paths: AVX-512F and AVX2+FMA (any channel count, masked tails), and portable C on GCC/Clang
+ * 4-lane vectors (no intrinsics: SSE2 on x86-64, NEON on aarch64), which is always correct and is
+ * what the others are tested against.
  */
 #include "conv_internal.h"
 #include "simd.h"
@@ -238,12 +238,34 @@ __attribute__((target("avx512f"))) void cvd_gemm_avx512(const float *x, size_t x
             _mm256_storeu_ps(y + (size_t)(t + u) * ys + f, acc[u]);                                \
     } while (0)
 
-/* F must be a multiple of 8. */
+/* the last F % 8 output channels: the same FMA chain a lane, on masked loads and stores (which
+ * touch nothing past the mask) */
+#define GEMM_TAIL_AVX2(T)                                                                          \
+    do {                                                                                           \
+        __m256 acc[T];                                                                             \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm256_setzero_ps();        \
+        for (int j = 0; j < k; j++) {                                                              \
+            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                                 \
+            const float *w = W + (size_t)j * C * F + f;                                            \
+            for (int c = 0; c < C; c++) {                                                          \
+                __m256 wv = _mm256_maskload_ps(w + (size_t)c * F, mask);                           \
+                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =                     \
+                    _mm256_fmadd_ps(_mm256_broadcast_ss(&xr[(size_t)u * xs + c]), wv, acc[u]);     \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                      \
+            _mm256_maskstore_ps(y + (size_t)(t + u) * ys + f, mask, acc[u]);                       \
+    } while (0)
+
+/* Any F: eight output channels a ymm, the last F % 8 masked. Each lane's sum is the same FMA
+ * chain as cvd_gemm_avx512's (from 0, taps then input channels in order), so the two give the
+ * same bits. */
 __attribute__((target("avx2,fma"))) void cvd_gemm_avx2(const float *x, size_t xs, size_t ts, int k,
                                                        int C, const float *W, int F, int m,
                                                        float *y, size_t ys)
 {
-    for (int f = 0; f < F; f += 8) {
+    int f = 0;
+    for (; f + 8 <= F; f += 8) {
         int t = 0;
         for (; t + 8 <= m; t += 8)
             GEMM_TILE_AVX2(8);
@@ -251,6 +273,17 @@ __attribute__((target("avx2,fma"))) void cvd_gemm_avx2(const float *x, size_t xs
             GEMM_TILE_AVX2(4);
         for (; t < m; t++)
             GEMM_TILE_AVX2(1);
+    }
+    if (f < F) {
+        const __m256i mask =
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(F - f), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        int t = 0;
+        for (; t + 8 <= m; t += 8)
+            GEMM_TAIL_AVX2(8);
+        for (; t + 4 <= m; t += 4)
+            GEMM_TAIL_AVX2(4);
+        for (; t < m; t++)
+            GEMM_TAIL_AVX2(1);
     }
 }
 
@@ -276,7 +309,7 @@ cvd_gemm_fn cvd_gemm_select(cvd_isa isa, int F)
         return cvd_gemm_avx2;
     if (isa >= CVD_ISA_AVX512)
         return cvd_gemm_avx512;
-    if (isa >= CVD_ISA_AVX2 && F % 8 == 0)
+    if (isa >= CVD_ISA_AVX2)
         return cvd_gemm_avx2;
 #else
     (void)isa;
@@ -296,7 +329,7 @@ int cvd_kernels_init(cvd_layer *L)
     if (L->G == 1 && L->kind != CVD_CONV1D_TRANSPOSE) {
         if (isa >= CVD_ISA_AVX512)
             L->conv_fn = conv_dense_avx512;
-        else if (isa >= CVD_ISA_AVX2 && L->Fc % 8 == 0)
+        else if (isa >= CVD_ISA_AVX2)
             L->conv_fn = conv_dense_avx2;
     }
 #endif

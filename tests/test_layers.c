@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "convd_dsp.h"
+#include "simd.h"
 #include "testutil.h"
 
 #define SEEDFMT "seed %llu: "
@@ -881,6 +882,63 @@ Test(layers, isa_dense_conv1d_matches_portable)
         for (uint64_t i = 0; i < 12; i++)
             isa_case(CVD_CONV1D, F, base + (uint64_t)F * 100 + i);
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+/* The AVX2 gemm takes any output channel count (the last F % 8 on masked loads and stores) and
+ * gives the AVX-512 gemm's bits (the same FMA chain a lane), writing nothing past each row's F
+ * values; both agree with the portable gemm. */
+Test(layers, avx2_gemm_any_channel_count_gives_the_avx512_bits)
+{
+    if (cvd_isa_detect() < CVD_ISA_AVX2)
+        cr_skip_test("no AVX2 on this CPU: the AVX2 gemm cannot run here");
+    cvd_rng r;
+    cvd_rng_seed(&r, tu_seed() + 950000);
+    static const int ms[] = {1, 3, 4, 7, 8, 13};
+    for (int F = 1; F <= 40; F++)
+        for (int i = 0; i < 6; i++) {
+            const int C = 1 + (int)tu_randint(&r, 20), k = 1 + (int)tu_randint(&r, 3);
+            const int m = ms[i], d = 1 + (int)tu_randint(&r, 3);
+            const size_t xs = (size_t)C, ts = (size_t)d * C, ys = (size_t)F + 3;
+            const size_t nx = (size_t)(m + (k - 1) * d) * C, nw = (size_t)k * C * F,
+                         ny = (size_t)m * ys;
+            float *x = malloc(sizeof(float) * nx), *W = malloc(sizeof(float) * nw);
+            float *y[3];
+            for (size_t j = 0; j < nx; j++)
+                x[j] = (float)(cvd_rng_uniform(&r) * 2.0 - 1.0);
+            for (size_t j = 0; j < nw; j++)
+                W[j] = (float)(cvd_rng_uniform(&r) * 2.0 - 1.0);
+            cvd_gemm_fn g[3] = {cvd_gemm_portable, cvd_gemm_avx2,
+                                cvd_isa_detect() >= CVD_ISA_AVX512 ? cvd_gemm_avx512 : NULL};
+            for (int a = 0; a < 3; a++) {
+                y[a] = malloc(sizeof(float) * ny);
+                for (size_t j = 0; j < ny; j++)
+                    y[a][j] = 12345.0f; /* the gaps between rows must keep it */
+                if (g[a])
+                    g[a](x, xs, ts, k, C, W, F, m, y[a], ys);
+            }
+            for (int t = 0; t < m; t++) {
+                for (int f = 0; f < F; f++) {
+                    const size_t j = (size_t)t * ys + (size_t)f;
+                    cr_assert(fabsf(y[1][j] - y[0][j]) <= 1e-5f * (float)(k * C),
+                              "F %d C %d k %d m %d: frame %d ch %d: avx2 %.9g, portable %.9g", F, C,
+                              k, m, t, f, y[1][j], y[0][j]);
+                    if (g[2])
+                        cr_assert(memcmp(&y[1][j], &y[2][j], sizeof(float)) == 0,
+                                  "F %d C %d k %d m %d: frame %d ch %d: avx2 %.9g, avx512 %.9g", F,
+                                  C, k, m, t, f, y[1][j], y[2][j]);
+                }
+                for (size_t f = (size_t)F; f < ys; f++)
+                    cr_assert(y[1][(size_t)t * ys + f] == 12345.0f,
+                              "F %d m %d: the AVX2 gemm wrote past frame %d's %d channels", F, m, t,
+                              F);
+            }
+            for (int a = 0; a < 3; a++)
+                free(y[a]);
+            free(x);
+            free(W);
+        }
+}
+#endif
 
 Test(layers, isa_separable_matches_portable)
 {
