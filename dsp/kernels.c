@@ -15,6 +15,7 @@
 #include "simd.h"
 #include "vmath_vec.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,12 +40,19 @@ cvd_isa cvd_isa_detect(void)
     return CVD_ISA_PORTABLE;
 }
 
+/* called in process() too (the activations choose their path per call): the CPU's best is
+ * found once (threads racing to find it store the same value) */
 cvd_isa cvd_isa_active(void)
 {
-    cvd_isa best = cvd_isa_detect();
-    if (isa_forced >= 0 && isa_forced < (int)best)
+    static atomic_int detected = -1;
+    int best = atomic_load_explicit(&detected, memory_order_relaxed);
+    if (best < 0) {
+        best = (int)cvd_isa_detect();
+        atomic_store_explicit(&detected, best, memory_order_relaxed);
+    }
+    if (isa_forced >= 0 && isa_forced < best)
         return (cvd_isa)isa_forced;
-    return best;
+    return (cvd_isa)best;
 }
 
 int cvd_isa_force(const char *name)
