@@ -229,7 +229,9 @@ __attribute__((target("avx512f"))) void cvd_gemm_avx512(const float *x, size_t x
     }
 }
 
-#define GEMM_TILE_AVX2(T)                                                                          \
+/* LD and ST: full-width, or masked to the last F % 8 channels (masked loads and stores touch
+ * nothing past the mask); the same FMA chain a lane either way */
+#define GEMM_TILE_AVX2(T, LD, ST)                                                                  \
     do {                                                                                           \
         __m256 acc[T];                                                                             \
         _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm256_setzero_ps();        \
@@ -237,32 +239,28 @@ __attribute__((target("avx512f"))) void cvd_gemm_avx512(const float *x, size_t x
             const float *xr = x + (size_t)t * xs + (size_t)j * ts;                                 \
             const float *w = W + (size_t)j * C * F + f;                                            \
             for (int c = 0; c < C; c++) {                                                          \
-                __m256 wv = _mm256_loadu_ps(w + (size_t)c * F);                                    \
+                __m256 wv = LD(w + (size_t)c * F);                                                 \
                 _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =                     \
                     _mm256_fmadd_ps(_mm256_broadcast_ss(&xr[(size_t)u * xs + c]), wv, acc[u]);     \
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                      \
-            _mm256_storeu_ps(y + (size_t)(t + u) * ys + f, acc[u]);                                \
+            ST(y + (size_t)(t + u) * ys + f, acc[u]);                                              \
     } while (0)
-
-/* the last F % 8 output channels: the same FMA chain a lane, on masked loads and stores (which
- * touch nothing past the mask) */
-#define GEMM_TAIL_AVX2(T)                                                                          \
+#define AVX2_LD(p) _mm256_loadu_ps(p)
+#define AVX2_ST(p, v) _mm256_storeu_ps(p, v)
+#define AVX2_MLD(p) _mm256_maskload_ps(p, mask)
+#define AVX2_MST(p, v) _mm256_maskstore_ps(p, mask, v)
+/* the m frames of one group of output channels, in tiles of 8, 4 and 1 */
+#define GEMM_FRAMES_AVX2(LD, ST)                                                                   \
     do {                                                                                           \
-        __m256 acc[T];                                                                             \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm256_setzero_ps();        \
-        for (int j = 0; j < k; j++) {                                                              \
-            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                                 \
-            const float *w = W + (size_t)j * C * F + f;                                            \
-            for (int c = 0; c < C; c++) {                                                          \
-                __m256 wv = _mm256_maskload_ps(w + (size_t)c * F, mask);                           \
-                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =                     \
-                    _mm256_fmadd_ps(_mm256_broadcast_ss(&xr[(size_t)u * xs + c]), wv, acc[u]);     \
-            }                                                                                      \
-        }                                                                                          \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                      \
-            _mm256_maskstore_ps(y + (size_t)(t + u) * ys + f, mask, acc[u]);                       \
+        int t = 0;                                                                                 \
+        for (; t + 8 <= m; t += 8)                                                                 \
+            GEMM_TILE_AVX2(8, LD, ST);                                                             \
+        for (; t + 4 <= m; t += 4)                                                                 \
+            GEMM_TILE_AVX2(4, LD, ST);                                                             \
+        for (; t < m; t++)                                                                         \
+            GEMM_TILE_AVX2(1, LD, ST);                                                             \
     } while (0)
 
 /* Any F: eight output channels a ymm, the last F % 8 masked. Each lane's sum is the same FMA
@@ -273,25 +271,12 @@ __attribute__((target("avx2,fma"))) void cvd_gemm_avx2(const float *x, size_t xs
                                                        float *y, size_t ys)
 {
     int f = 0;
-    for (; f + 8 <= F; f += 8) {
-        int t = 0;
-        for (; t + 8 <= m; t += 8)
-            GEMM_TILE_AVX2(8);
-        for (; t + 4 <= m; t += 4)
-            GEMM_TILE_AVX2(4);
-        for (; t < m; t++)
-            GEMM_TILE_AVX2(1);
-    }
+    for (; f + 8 <= F; f += 8)
+        GEMM_FRAMES_AVX2(AVX2_LD, AVX2_ST);
     if (f < F) {
         const __m256i mask =
             _mm256_cmpgt_epi32(_mm256_set1_epi32(F - f), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        int t = 0;
-        for (; t + 8 <= m; t += 8)
-            GEMM_TAIL_AVX2(8);
-        for (; t + 4 <= m; t += 4)
-            GEMM_TAIL_AVX2(4);
-        for (; t < m; t++)
-            GEMM_TAIL_AVX2(1);
+        GEMM_FRAMES_AVX2(AVX2_MLD, AVX2_MST);
     }
 }
 
