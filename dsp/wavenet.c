@@ -55,6 +55,8 @@ typedef struct fused_args {
 } fused_args;
 
 typedef void (*fused_fn)(const fused_args *, int);
+/* a layer array's layers (fused_args stride bytes apart) as a wavefront (wavenet_fused.h) */
+typedef void (*wave_fn)(const fused_args *, size_t, int, int);
 
 static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int stride);
 
@@ -80,7 +82,9 @@ static void wn_act(const cvd_wn_activation *a, float *x, int n, int C, int strid
 #define CH 16
 #define LOAD _mm512_loadu_ps
 #define STORE _mm512_storeu_ps
+#define WAVE 4
 #include "wavenet_fused.h"
+#undef WAVE
 #undef FN
 #undef CH
 #undef LOAD
@@ -520,6 +524,7 @@ typedef struct wn_array {
     cvd_gemm_fn gemm_z, gemm_c, gemm_h;
     int small_c, small_h; /* the rechannel, the head on small_mm (frames, x86) */
     fused_fn fused;       /* the fused layer kernel for this channel count, or NULL */
+    wave_fn wave;         /* its wavefront over the array, where every layer takes it, or NULL */
     /* rows: the groups of the conv (not gated, gated), of an F = C and of an F = H matrix */
     tm_plan pu, pg, pc, ph;
     tm_pre *pre; /* rows: cfg->n_layers of them */
@@ -1135,6 +1140,17 @@ static void fused_prepare(cvd_wavenet *w)
                                   .bmp = Ly->bmp,
                                   .head = w->head};
         }
+        /* the wavefront: layers not gated, tanh, on a kernel that has one */
+        A->wave = NULL;
+#ifdef CVD_VMATH_X86
+        if (A->fused == fused16) {
+            A->wave = fused16_wave;
+            for (int l = 0; l < L; l++)
+                if (A->layers[l].fa.gating != CVD_WN_GATING_NONE ||
+                    A->layers[l].fa.act_kind != FUSED_TANH)
+                    A->wave = NULL;
+        }
+#endif
     }
 }
 
@@ -1450,7 +1466,24 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
     }
     A->layers[0].len += n;
 
-    for (int l = 0; l < L; l++) {
+    const int wave = A->wave && n >= 8; /* two groups of 4 frames or more */
+    if (wave) {
+        /* every layer's frames first (the rewinds are each layer's own), then the wavefront */
+        for (int l = 0; l < L; l++) {
+            wn_layer *Ly = &A->layers[l];
+            fused_args *fa = &Ly->fa;
+            fa->hcur = Ly->hist + (size_t)(Ly->len - n) * C;
+            fa->hwin = fa->hcur - (size_t)Ly->keep * C;
+            fa->cond = cond;
+            fa->out = NULL;
+            if (!(last && l == L - 1))
+                fa->out = l + 1 < L ? hist_room(&A->layers[l + 1], C, n) : w->xbuf;
+            if (l + 1 < L)
+                A->layers[l + 1].len += n;
+        }
+        A->wave(&A->layers[0].fa, sizeof(wn_layer), L, n);
+    }
+    for (int l = 0; !wave && l < L; l++) {
         wn_layer *Ly = &A->layers[l];
         const int Z = Ly->Z;
         const cvd_wn_layer *lc = Ly->cfg;

@@ -315,6 +315,357 @@ __attribute__((target(TARGET))) static void FN(const fused_args *A, int n)
     }
 }
 
+#ifdef WAVE
+/*
+ * The wavefront schedule of a layer array (WAVE, defined by the includer: the group's frames):
+ * the block's whole tiles of every layer as a pipeline of tasks, task (l, g) = layer l on frame
+ * group g (TT = WAVE frames), in the order (0, 0), (0, 1), ..., (1, 0), ... Each step (WSTEP)
+ * runs the tail (tanh, head, 1x1, residual) of task k - 1 beside the conv of task k, in one
+ * instruction stream: tanh first, the conv's older taps behind it, the 1x1's channel pairs
+ * between the conv's in its last tap. The conv of (l, g) reads layer l - 1's output for group g
+ * (and, for dilations below the block, earlier groups), written by the tail of task k - ng one
+ * step before or earlier, so a tail's latency chain (tanh, the 1x1, the store) runs beside the
+ * next group's conv instead of stalling the next layer. Every layer not gated, tanh, C even.
+ * Each frame's sums are those of TILE's form for TT > 1 (the SPLIT form's two sums a frame
+ * where SPLIT), its head's in layer order: the same bits as FN layer by layer.
+ */
+#define WCONV FT_CAT(FN, _wconv)
+#define WTAIL FT_CAT(FN, _wtail)
+#define WBODY FT_CAT(FN, _wbody)
+#define WSTEP FT_CAT(FN, _wstep)
+#define WFN FT_CAT(FN, _wave)
+
+/* the conv of TT frames from t0, bias and mixin included, into z */
+__attribute__((target(TARGET), always_inline)) static inline void WCONV(const fused_args *A, int t0,
+                                                                        const int TT, VEC z[8][NV])
+{
+    const int C = CH, K = A->K, Z = C;
+    const size_t ts = (size_t)A->d * C;
+    FOR_V
+    {
+        const VEC bias = LOAD(A->bc + v * W), wm = LOAD(A->Wm + v * W);
+        for (int u = 0; u < TT; u++)
+            z[u][v] = FMA(SET1(A->cond[t0 + u]), wm, bias);
+    }
+    const float *x0 = A->hwin + (size_t)t0 * C;
+    if (SPLIT) {
+        VEC bcc[8][NV];
+        for (int u = 0; u < TT; u++)
+            FOR_V bcc[u][v] = SET1(0.0f);
+        for (int j = 0; j < K; j++) {
+            const float *xr = x0 + (size_t)j * ts;
+            const float *wr = A->Wc + (size_t)j * C * Z;
+            int c = 0;
+            for (; c + 2 <= C; c += 2) {
+                VEC wa[NV], wb[NV];
+                FOR_V
+                {
+                    wa[v] = LOAD(wr + (size_t)c * Z + v * W);
+                    wb[v] = LOAD(wr + (size_t)(c + 1) * Z + v * W);
+                }
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC ba = SET1(xr[u * C + c]), bb = SET1(xr[u * C + c + 1]);
+                    FOR_V
+                    {
+                        z[u][v] = FMA(ba, wa[v], z[u][v]);
+                        bcc[u][v] = FMA(bb, wb[v], bcc[u][v]);
+                    }
+                }
+            }
+            for (; c < C; c++) {
+                VEC wa[NV];
+                FOR_V wa[v] = LOAD(wr + (size_t)c * Z + v * W);
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC ba = SET1(xr[u * C + c]);
+                    FOR_V z[u][v] = FMA(ba, wa[v], z[u][v]);
+                }
+            }
+        }
+        for (int u = 0; u < TT; u++)
+            FOR_V z[u][v] = ADD(z[u][v], bcc[u][v]);
+    } else {
+        for (int j = 0; j < K; j++) {
+            const float *xr = x0 + (size_t)j * ts;
+            const float *wr = A->Wc + (size_t)j * C * Z;
+            for (int c = 0; c < C; c++) {
+                VEC w1[NV];
+                FOR_V w1[v] = LOAD(wr + (size_t)c * Z + v * W);
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC b = SET1(xr[u * C + c]);
+                    FOR_V z[u][v] = FMA(b, w1[v], z[u][v]);
+                }
+            }
+        }
+    }
+}
+
+/* tanh of z, the head, and out = h + b1 + W1 a, for TT frames from t0 */
+__attribute__((target(TARGET), always_inline)) static inline void WTAIL(const fused_args *A, int t0,
+                                                                        const int TT, VEC z[8][NV])
+{
+    const int C = CH;
+    const int TW = NV * W;
+    float tile[8 * NV * W];
+    for (int u = 0; u < TT; u++)
+        FOR_V z[u][v] = TANHV(z[u][v]);
+    if (A->skip) {
+        float *hd = A->head + (size_t)t0 * C;
+        for (int u = 0; u < TT; u++)
+            FOR_V STORE(hd + u * C + v * W, ADD(LOAD(hd + u * C + v * W), z[u][v]));
+    }
+    if (A->out == NULL)
+        return;
+    for (int u = 0; u < TT; u++)
+        FOR_V USTORE(tile + u * TW + v * W, z[u][v]);
+    const float *hc = A->hcur + (size_t)t0 * C;
+    VEC r[8][NV];
+    FOR_V
+    {
+        const VEC b1 = LOAD(A->b1 + v * W);
+        for (int u = 0; u < TT; u++)
+            r[u][v] = A->residual ? ADD(LOAD(hc + u * C + v * W), b1) : b1;
+    }
+    if (SPLIT) {
+        VEC rb[8][NV];
+        for (int u = 0; u < TT; u++)
+            FOR_V rb[u][v] = SET1(0.0f);
+        int c = 0;
+        for (; c + 2 <= C; c += 2) {
+            VEC wa[NV], wb[NV];
+            FOR_V
+            {
+                wa[v] = LOAD(A->W1 + (size_t)c * C + v * W);
+                wb[v] = LOAD(A->W1 + (size_t)(c + 1) * C + v * W);
+            }
+#pragma GCC unroll 8
+            for (int u = 0; u < TT; u++) {
+                const VEC ba = SET1(tile[u * TW + c]), bb = SET1(tile[u * TW + c + 1]);
+                FOR_V
+                {
+                    r[u][v] = FMA(ba, wa[v], r[u][v]);
+                    rb[u][v] = FMA(bb, wb[v], rb[u][v]);
+                }
+            }
+        }
+        for (; c < C; c++) {
+            VEC wa[NV];
+            FOR_V wa[v] = LOAD(A->W1 + (size_t)c * C + v * W);
+#pragma GCC unroll 8
+            for (int u = 0; u < TT; u++) {
+                const VEC ba = SET1(tile[u * TW + c]);
+                FOR_V r[u][v] = FMA(ba, wa[v], r[u][v]);
+            }
+        }
+        for (int u = 0; u < TT; u++)
+            FOR_V r[u][v] = ADD(r[u][v], rb[u][v]);
+    } else {
+        for (int c = 0; c < C; c++) {
+            VEC w1[NV];
+            FOR_V w1[v] = LOAD(A->W1 + (size_t)c * C + v * W);
+#pragma GCC unroll 8
+            for (int u = 0; u < TT; u++) {
+                const VEC b = SET1(tile[u * TW + c]);
+                FOR_V r[u][v] = FMA(b, w1[v], r[u][v]);
+            }
+        }
+    }
+    float *o = A->out + (size_t)t0 * C;
+    for (int u = 0; u < TT; u++)
+        FOR_V STORE(o + u * C + v * W, r[u][v]);
+}
+
+/* one step: the tail of TT frames of Ap from tp (their conv's sums in z) and the conv of TT
+ * frames of Ac from tc (into z), side by side: tanh first, the conv's older taps behind it, and
+ * the 1x1's channel pairs between the conv's in its last tap, so both chains are in flight */
+__attribute__((target(TARGET), always_inline)) static inline void
+WSTEP(const fused_args *Ap, int tp, const fused_args *Ac, int tc, const int TT, VEC z[8][NV])
+{
+    const int C = CH, K = Ac->K, Z = C;
+    const int TW = NV * W;
+    const size_t ts = (size_t)Ac->d * C;
+    float tile[8 * NV * W];
+    VEC a[8][NV], r[8][NV], rb[8][NV], bcc[8][NV];
+    /* the tail's activation and head */
+    for (int u = 0; u < TT; u++)
+        FOR_V a[u][v] = TANHV(z[u][v]);
+    if (Ap->skip) {
+        float *hd = Ap->head + (size_t)tp * C;
+        for (int u = 0; u < TT; u++)
+            FOR_V STORE(hd + u * C + v * W, ADD(LOAD(hd + u * C + v * W), a[u][v]));
+    }
+    const int tail = Ap->out != NULL;
+    for (int u = 0; u < TT; u++)
+        FOR_V USTORE(tile + u * TW + v * W, a[u][v]);
+    const float *hc = Ap->hcur + (size_t)tp * C;
+    FOR_V
+    {
+        const VEC b1 = LOAD(Ap->b1 + v * W);
+        for (int u = 0; u < TT; u++) {
+            r[u][v] = Ap->residual ? ADD(LOAD(hc + u * C + v * W), b1) : b1;
+            rb[u][v] = SET1(0.0f);
+        }
+    }
+    /* the conv's bias and mixin */
+    FOR_V
+    {
+        const VEC bias = LOAD(Ac->bc + v * W), wm = LOAD(Ac->Wm + v * W);
+        for (int u = 0; u < TT; u++) {
+            z[u][v] = FMA(SET1(Ac->cond[tc + u]), wm, bias);
+            bcc[u][v] = SET1(0.0f);
+        }
+    }
+    const float *x0 = Ac->hwin + (size_t)tc * C;
+    for (int j = 0; j < K; j++) {
+        const float *xr = x0 + (size_t)j * ts;
+        const float *wr = Ac->Wc + (size_t)j * C * Z;
+        if (j == K - 1 && tail)
+            break;
+        if (SPLIT) {
+#pragma GCC unroll 16
+            for (int c = 0; c < C; c += 2) {
+                VEC wa[NV], wb[NV];
+                FOR_V
+                {
+                    wa[v] = LOAD(wr + (size_t)c * Z + v * W);
+                    wb[v] = LOAD(wr + (size_t)(c + 1) * Z + v * W);
+                }
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC ba = SET1(xr[u * C + c]), bb = SET1(xr[u * C + c + 1]);
+                    FOR_V
+                    {
+                        z[u][v] = FMA(ba, wa[v], z[u][v]);
+                        bcc[u][v] = FMA(bb, wb[v], bcc[u][v]);
+                    }
+                }
+            }
+        } else {
+#pragma GCC unroll 16
+            for (int c = 0; c < C; c++) {
+                VEC w1[NV];
+                FOR_V w1[v] = LOAD(wr + (size_t)c * Z + v * W);
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC b = SET1(xr[u * C + c]);
+                    FOR_V z[u][v] = FMA(b, w1[v], z[u][v]);
+                }
+            }
+        }
+    }
+    if (tail) {
+        /* the conv's last tap with the 1x1's channels between its own */
+        const float *xr = x0 + (size_t)(K - 1) * ts;
+        const float *wr = Ac->Wc + (size_t)(K - 1) * C * Z;
+        if (SPLIT) {
+#pragma GCC unroll 16
+            for (int c = 0; c < C; c += 2) {
+                VEC wa[NV], wb[NV];
+                FOR_V
+                {
+                    wa[v] = LOAD(wr + (size_t)c * Z + v * W);
+                    wb[v] = LOAD(wr + (size_t)(c + 1) * Z + v * W);
+                }
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC ba = SET1(xr[u * C + c]), bb = SET1(xr[u * C + c + 1]);
+                    FOR_V
+                    {
+                        z[u][v] = FMA(ba, wa[v], z[u][v]);
+                        bcc[u][v] = FMA(bb, wb[v], bcc[u][v]);
+                    }
+                }
+                FOR_V
+                {
+                    wa[v] = LOAD(Ap->W1 + (size_t)c * C + v * W);
+                    wb[v] = LOAD(Ap->W1 + (size_t)(c + 1) * C + v * W);
+                }
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC ba = SET1(tile[u * TW + c]), bb = SET1(tile[u * TW + c + 1]);
+                    FOR_V
+                    {
+                        r[u][v] = FMA(ba, wa[v], r[u][v]);
+                        rb[u][v] = FMA(bb, wb[v], rb[u][v]);
+                    }
+                }
+            }
+        } else {
+#pragma GCC unroll 16
+            for (int c = 0; c < C; c++) {
+                VEC w1[NV];
+                FOR_V w1[v] = LOAD(wr + (size_t)c * Z + v * W);
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC b = SET1(xr[u * C + c]);
+                    FOR_V z[u][v] = FMA(b, w1[v], z[u][v]);
+                }
+                FOR_V w1[v] = LOAD(Ap->W1 + (size_t)c * C + v * W);
+#pragma GCC unroll 8
+                for (int u = 0; u < TT; u++) {
+                    const VEC b = SET1(tile[u * TW + c]);
+                    FOR_V r[u][v] = FMA(b, w1[v], r[u][v]);
+                }
+            }
+        }
+    }
+    if (SPLIT)
+        for (int u = 0; u < TT; u++)
+            FOR_V z[u][v] = ADD(z[u][v], bcc[u][v]);
+    if (!tail)
+        return;
+    if (SPLIT)
+        for (int u = 0; u < TT; u++)
+            FOR_V r[u][v] = ADD(r[u][v], rb[u][v]);
+    float *o = Ap->out + (size_t)tp * C;
+    for (int u = 0; u < TT; u++)
+        FOR_V STORE(o + u * C + v * W, r[u][v]);
+}
+
+#define WLAYER(l) ((const fused_args *)((const char *)A0 + (size_t)(l)*stride))
+
+/* the tasks of ng groups of TT frames over L layers */
+__attribute__((target(TARGET), always_inline)) static inline void
+WBODY(const fused_args *A0, size_t stride, int L, int ng, const int TT)
+{
+    VEC z[8][NV];
+    const int nt = L * ng;
+    WCONV(A0, 0, TT, z);
+    for (int k = 1; k < nt; k++) {
+        const int lp = (k - 1) / ng, gp = (k - 1) - lp * ng;
+        const int l = k / ng, g = k - l * ng;
+        WSTEP(WLAYER(lp), gp * TT, WLAYER(l), g * TT, TT, z);
+    }
+    WTAIL(WLAYER(L - 1), (ng - 1) * TT, TT, z);
+}
+
+/* L layers (fused_args stride bytes apart, their frames' fields set) over n frames: the
+ * frames in whole tiles of NTILE as a wavefront, in groups of NTILE (two or more) or NTILE / 2,
+ * then each layer's last frames one by one as FN runs them */
+__attribute__((target(TARGET))) static void WFN(const fused_args *A0, size_t stride, int L, int n)
+{
+    const int m = n / NTILE * NTILE; /* FN's whole tiles: the frames of TILE's TT > 1 form */
+    if (m < 2 * WAVE) {              /* one group: layer by layer */
+        for (int l = 0; l < L; l++)
+            FN(WLAYER(l), n);
+        return;
+    }
+    WBODY(A0, stride, L, m / WAVE, WAVE);
+    for (int l = 0; l < L; l++)
+        for (int t0 = m; t0 < n; t0++)
+            TILE(WLAYER(l), t0, 1, 0);
+}
+
+#undef WLAYER
+#undef WCONV
+#undef WTAIL
+#undef WBODY
+#undef WSTEP
+#undef WFN
+#endif
+
 #undef FOR_V
 #undef TILE
 #undef FT_CAT

@@ -432,6 +432,49 @@ Test(nam, fused_kernels_equal_the_portable_path_three_inputs)
     check_kernels(channels, sizeof channels / sizeof channels[0], 3);
 }
 
+/* The AVX-512 frame kernel runs a 16-channel array's layers as a wavefront from blocks of 8
+ * (groups of 4 frames, layer l + 1's first group beside layer l's second): two 16-channel
+ * arrays, the second the last (its last layer's output feeds nothing), dilations below the
+ * group and the block (1, 2, 3, 5) whose taps fall in frames the wavefront wrote earlier in the
+ * same block, kernels of 3 and 2, blocks of 8 to 15 (the frames past the last whole tile one
+ * by one) against the portable path at block 1, on every ISA this CPU has. */
+Test(nam, frame_wavefront_equals_the_portable_path)
+{
+    if (cvd_isa_detect() < CVD_ISA_AVX2)
+        cr_skip_test("no AVX2 on this CPU: only the portable path runs here, nothing to compare");
+    static const int blocks[] = {8, 9, 11, 12, 15};
+    long n4;
+    float *x = read_f32("tests/data/nam/input_4k.f32", &n4);
+    const long n = 700;
+    const char *json =
+        "{\"format\": \"convd-model\", \"version\": 1, \"seed\": 77, \"input_channels\": 1, "
+        "\"wavenet\": {\"arrays\": [{\"channels\": 16, \"kernel_size\": 3, \"dilations\": [1, 2, "
+        "3, 5, 8, 1, 32], \"activation\": \"Tanh\", \"gating\": \"none\", \"head_size\": 16}, "
+        "{\"channels\": 16, \"kernel_size\": 2, \"dilations\": [2, 1, 4], \"activation\": "
+        "\"Tanh\", \"gating\": \"none\", \"head_size\": 1}]}}";
+    cvd_isa_force("portable");
+    float *ref = seeded_wavenet_out(json, x, n, 1);
+    double scale = 0;
+    for (long i = 0; i < n; i++)
+        scale = fmax(scale, fabs((double)ref[i]));
+    cr_assert_gt(scale, 1e-3, "the reference is all but silent (%g): nothing to compare", scale);
+    for (int isa = CVD_ISA_PORTABLE; isa <= (int)cvd_isa_detect(); isa++) {
+        cvd_isa_force(cvd_isa_name((cvd_isa)isa));
+        for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+            float *y = seeded_wavenet_out(json, x, n, blocks[b]);
+            double e = 0;
+            for (long i = 0; i < n; i++)
+                e = fmax(e, fabs((double)y[i] - ref[i]));
+            cr_expect_leq(e, 1e-5 * fmax(scale, 1.0), "%s, block %d: max error %g (scale %g)",
+                          cvd_isa_name((cvd_isa)isa), blocks[b], e, scale);
+            free(y);
+        }
+    }
+    cvd_isa_force("auto");
+    free(ref);
+    free(x);
+}
+
 /* One WaveNet parser (model/wavenet_json.c) reads .nam layer arrays and convd's shorthand:
  * the same fault in either spelling is refused with the same words after its path
  * ("config.layers[0].KEY" in a .nam, "wavenet.KEY" in convd's JSON), and what one accepts
