@@ -34,6 +34,9 @@
 
 #include <math.h>
 #include <stdlib.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 #include <string.h>
 #include <strings.h>
 
@@ -541,6 +544,7 @@ int cvd_layer_create(const cvd_conv_config *cfg, int in_channels, int max_block,
     L->tmp_out = calloc((size_t)L->max_out * L->F, sizeof(float));
     if (!L->hist || !L->tmp_in || !L->tmp_core || !L->tmp_out)
         goto nomem;
+    L->isa = cvd_isa_active();
     rc = cvd_kernels_init(L);
     if (rc < 0)
         goto nomem;
@@ -928,6 +932,147 @@ size_t cvd_layer_forward_scratch(const cvd_layer *L)
     return (size_t)(L->Fc > L->F ? L->Fc : L->F) + 1;
 }
 
+/* One output frame's Fc sums before the bias, in double: acc[f] = sum over taps j, then input
+ * channels ch of its group, of x[t0 + j d][g Cg + ch] K[j][ch][f], x zero outside [0, n).
+ * Each f's terms are added in that order whatever the vector width (a float times a float is
+ * exact in double, so a fused multiply-add gives the same sum): every ISA gives the same bits,
+ * the same as one f at a time. */
+static void forward_frame_portable(const cvd_layer *L, const float *in, long n, long t0,
+                                   double *acc)
+{
+    const int C = L->C, k = L->k, d = L->d, G = L->G, Cg = C / G, Fc = L->Fc, Fg = Fc / G;
+    const float *K = L->var[0]; /* (k, Cg, Fc) */
+    for (int f = 0; f < Fc; f++)
+        acc[f] = 0.0;
+    for (int j = 0; j < k; j++) {
+        const long t = t0 + (long)j * d;
+        const float *xr = t >= 0 && t < n ? in + (size_t)t * C : NULL;
+        for (int g = 0; g < G; g++) {
+            double *ag = acc + (size_t)g * Fg;
+            for (int ch = 0; ch < Cg; ch++) {
+                const double xv = xr ? (double)xr[g * Cg + ch] : 0.0;
+                const float *kr = K + ((size_t)j * Cg + ch) * Fc + (size_t)g * Fg;
+                for (int f = 0; f < Fg; f++)
+                    ag[f] += xv * (double)kr[f];
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/* 32 output channels at a time in four zmm of doubles, the taps and channels in the same order
+ * (a fused multiply-add of an exact product rounds as the add does); the rest as above */
+__attribute__((target("avx512f"))) static void
+forward_frame_avx512(const cvd_layer *L, const float *in, long n, long t0, double *acc)
+{
+    const int C = L->C, k = L->k, d = L->d, G = L->G, Cg = C / G, Fc = L->Fc, Fg = Fc / G;
+    const float *K = L->var[0];
+    if (Fg % 8 != 0) {
+        forward_frame_portable(L, in, n, t0, acc);
+        return;
+    }
+    for (int g = 0; g < G; g++) {
+        int f0 = 0;
+        for (; f0 + 32 <= Fg; f0 += 32) {
+            __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < k; j++) {
+                const long t = t0 + (long)j * d;
+                const float *xr = t >= 0 && t < n ? in + (size_t)t * C + (size_t)g * Cg : NULL;
+                const float *kr = K + (size_t)j * Cg * Fc + (size_t)g * Fg + f0;
+                for (int ch = 0; ch < Cg; ch++, kr += Fc) {
+                    const __m512d x = _mm512_set1_pd(xr ? (double)xr[ch] : 0.0);
+                    a0 = _mm512_fmadd_pd(x, _mm512_cvtps_pd(_mm256_loadu_ps(kr)), a0);
+                    a1 = _mm512_fmadd_pd(x, _mm512_cvtps_pd(_mm256_loadu_ps(kr + 8)), a1);
+                    a2 = _mm512_fmadd_pd(x, _mm512_cvtps_pd(_mm256_loadu_ps(kr + 16)), a2);
+                    a3 = _mm512_fmadd_pd(x, _mm512_cvtps_pd(_mm256_loadu_ps(kr + 24)), a3);
+                }
+            }
+            double *o = acc + (size_t)g * Fg + f0;
+            _mm512_storeu_pd(o, a0);
+            _mm512_storeu_pd(o + 8, a1);
+            _mm512_storeu_pd(o + 16, a2);
+            _mm512_storeu_pd(o + 24, a3);
+        }
+        for (; f0 < Fg; f0 += 8) {
+            __m512d a0 = _mm512_setzero_pd();
+            for (int j = 0; j < k; j++) {
+                const long t = t0 + (long)j * d;
+                const float *xr = t >= 0 && t < n ? in + (size_t)t * C + (size_t)g * Cg : NULL;
+                const float *kr = K + (size_t)j * Cg * Fc + (size_t)g * Fg + f0;
+                for (int ch = 0; ch < Cg; ch++, kr += Fc)
+                    a0 = _mm512_fmadd_pd(_mm512_set1_pd(xr ? (double)xr[ch] : 0.0),
+                                         _mm512_cvtps_pd(_mm256_loadu_ps(kr)), a0);
+            }
+            _mm512_storeu_pd(acc + (size_t)g * Fg + f0, a0);
+        }
+    }
+}
+
+/* the same with 16 channels in four ymm */
+__attribute__((target("avx2,fma"))) static void
+forward_frame_avx2(const cvd_layer *L, const float *in, long n, long t0, double *acc)
+{
+    const int C = L->C, k = L->k, d = L->d, G = L->G, Cg = C / G, Fc = L->Fc, Fg = Fc / G;
+    const float *K = L->var[0];
+    if (Fg % 4 != 0) {
+        forward_frame_portable(L, in, n, t0, acc);
+        return;
+    }
+    for (int g = 0; g < G; g++) {
+        int f0 = 0;
+        for (; f0 + 16 <= Fg; f0 += 16) {
+            __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+            for (int j = 0; j < k; j++) {
+                const long t = t0 + (long)j * d;
+                const float *xr = t >= 0 && t < n ? in + (size_t)t * C + (size_t)g * Cg : NULL;
+                const float *kr = K + (size_t)j * Cg * Fc + (size_t)g * Fg + f0;
+                for (int ch = 0; ch < Cg; ch++, kr += Fc) {
+                    const __m256d x = _mm256_set1_pd(xr ? (double)xr[ch] : 0.0);
+                    a0 = _mm256_fmadd_pd(x, _mm256_cvtps_pd(_mm_loadu_ps(kr)), a0);
+                    a1 = _mm256_fmadd_pd(x, _mm256_cvtps_pd(_mm_loadu_ps(kr + 4)), a1);
+                    a2 = _mm256_fmadd_pd(x, _mm256_cvtps_pd(_mm_loadu_ps(kr + 8)), a2);
+                    a3 = _mm256_fmadd_pd(x, _mm256_cvtps_pd(_mm_loadu_ps(kr + 12)), a3);
+                }
+            }
+            double *o = acc + (size_t)g * Fg + f0;
+            _mm256_storeu_pd(o, a0);
+            _mm256_storeu_pd(o + 4, a1);
+            _mm256_storeu_pd(o + 8, a2);
+            _mm256_storeu_pd(o + 12, a3);
+        }
+        for (; f0 < Fg; f0 += 4) {
+            __m256d a0 = _mm256_setzero_pd();
+            for (int j = 0; j < k; j++) {
+                const long t = t0 + (long)j * d;
+                const float *xr = t >= 0 && t < n ? in + (size_t)t * C + (size_t)g * Cg : NULL;
+                const float *kr = K + (size_t)j * Cg * Fc + (size_t)g * Fg + f0;
+                for (int ch = 0; ch < Cg; ch++, kr += Fc)
+                    a0 = _mm256_fmadd_pd(_mm256_set1_pd(xr ? (double)xr[ch] : 0.0),
+                                         _mm256_cvtps_pd(_mm_loadu_ps(kr)), a0);
+            }
+            _mm256_storeu_pd(acc + (size_t)g * Fg + f0, a0);
+        }
+    }
+}
+#endif
+
+static inline void forward_frame(cvd_isa isa, const cvd_layer *L, const float *in, long n, long t0,
+                                 double *acc)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == CVD_ISA_AVX512) {
+        forward_frame_avx512(L, in, n, t0, acc);
+        return;
+    }
+    if (isa == CVD_ISA_AVX2) {
+        forward_frame_avx2(L, in, n, t0, acc);
+        return;
+    }
+#endif
+    (void)isa;
+    forward_frame_portable(L, in, n, t0, acc);
+}
+
 /* Keras's output before the activation: n frames (frame-major) in, nl frames out. */
 static void forward_core(const cvd_layer *L, const float *in, long n, float *y, long nl,
                          double *acc)
@@ -961,20 +1106,9 @@ static void forward_core(const cvd_layer *L, const float *in, long n, float *y, 
         long left = c->padding == CVD_PAD_VALID    ? 0
                     : c->padding == CVD_PAD_CAUSAL ? L->ek - 1
                                                    : same_left_pad(n, L->ek, s);
-        const int G = L->G, Cg = C / G, Fc = L->Fc, Fg = Fc / G;
-        const float *K = L->var[0]; /* (k, Cg, Fc) */
+        const int Fc = L->Fc;
         for (long o = 0; o < nl; o++) {
-            for (int f = 0; f < Fc; f++) {
-                int g = f / Fg;
-                double a = 0.0;
-                for (int j = 0; j < k; j++) {
-                    long t = o * s + (long)j * d - left;
-                    for (int ch = 0; ch < Cg; ch++)
-                        a += (double)xat(in, n, C, t, g * Cg + ch) *
-                             K[((size_t)j * Cg + ch) * Fc + f];
-                }
-                acc[f] = a;
-            }
+            forward_frame(L->isa, L, in, n, o * s - left, acc);
             if (L->kind == CVD_SEPARABLE_CONV1D) {
                 const float *Pw = L->var[1]; /* (1, Fc, F) */
                 for (int f = 0; f < F; f++) {

@@ -32,6 +32,7 @@ struct cvd_layer {
     float *wpack; /* core kernel [j][c][f] (Conv1D, Depthwise, Separable: Keras's layout) */
     void (*conv_fn)(const struct cvd_layer *, const float *, int, float *);
     cvd_gemm_fn pw_fn; /* Separable's pointwise stage */
+    cvd_isa isa;       /* the ISA active at create: the offline form's (the same bits on each) */
 
     /* stream state (reset clears it) */
     long nin;  /* real input frames received */

@@ -9,7 +9,11 @@
  * build/bench/bench_graph.json beside the table.
  *
  *   bench_graph [--isa portable|avx2|avx512] [--seconds S] [--blocks 1,8,64] [--json PATH]
- *               [--only NAME]
+ *               [--only NAME] [--write-models DIR] [--no-probe]
+ *
+ * --write-models DIR writes the generated models' JSON to DIR/NAME.json (for convd-run and
+ * convd-info) and runs nothing; --no-probe leaves out the probe runs (for perf record: the
+ * fraction of peak is then not printed).
  *
  * The models (skipped, saying so, where a file is absent):
  *   tcn-real        ../shared/models/keras/IrtantiCarona_tcn_model.keras: keras-tcn, 64 filters,
@@ -120,6 +124,7 @@ typedef struct bench_ctx {
     int n_cases;
     const int *blocks;
     int n_blocks;
+    int no_probe;
 } bench_ctx;
 
 static int bench(bench_ctx *B, cvd_model *m, const char *name, long hop, double audio_rate)
@@ -164,7 +169,7 @@ static int bench(bench_ctx *B, cvd_model *m, const char *name, long hop, double 
                 continue;
             t[run] = bench_now() - t0;
             const double g = flop * (double)(nblocks * block) / t[run] * 1e-9;
-            const double gk = peak_once(B->isa, B->probe_iters[B->isa]);
+            const double gk = B->no_probe ? 0 : peak_once(B->isa, B->probe_iters[B->isa]);
             rk[run] = gk > 0 ? g / gk : 0;
         }
         const double sec = bench_median(t, RUNS) / (double)(nblocks * block);
@@ -219,7 +224,7 @@ static int file_exists(const char *path)
 
 int main(int argc, char **argv)
 {
-    const char *json_arg = NULL, *only = NULL;
+    const char *json_arg = NULL, *only = NULL, *write_dir = NULL;
     int blocks[16] = {1, 8, 64}, n_blocks = 3;
     bench_ctx B = {.seconds = 0.5};
     cvd_err err;
@@ -241,9 +246,14 @@ int main(int argc, char **argv)
             json_arg = argv[++i];
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             only = argv[++i];
+        } else if (strcmp(argv[i], "--no-probe") == 0) {
+            B.no_probe = 1;
+        } else if (strcmp(argv[i], "--write-models") == 0 && i + 1 < argc) {
+            write_dir = argv[++i];
         } else {
             fprintf(stderr, "usage: bench_graph [--isa portable|avx2|avx512] [--seconds S] "
-                            "[--blocks 1,8,64] [--json PATH] [--only NAME]\n");
+                            "[--blocks 1,8,64] [--json PATH] [--only NAME] "
+                            "[--write-models DIR] [--no-probe]\n");
             return 2;
         }
     }
@@ -253,6 +263,43 @@ int main(int argc, char **argv)
     B.n_blocks = n_blocks;
     B.isa = cvd_isa_active();
 
+    struct {
+        const char *name, *path;
+        int kind; /* 0 file, 1 tcn json, 2 stack json */
+        int in_ch, filters, k, n, fusion_off;
+        long hop;
+        double rate; /* audio: x real time at this rate where the file has none */
+    } cases[] = {
+        {"tcn-real", "../shared/models/keras/IrtantiCarona_tcn_model.keras", 0, 0, 0, 0, 0, 0, 0,
+         0},
+        {"tcn16-k3", NULL, 1, 1, 16, 3, 6, 0, 0, 0},
+        {"tcn32-k2-imu", NULL, 1, 6, 32, 2, 6, 0, 0, 0},
+        {"convstack-3ch", NULL, 2, 3, 32, 5, 3, 0, 0, 0},
+        {"wavenet-keras", "tests/data/keras/nam/wavenet_a1_standard.keras", 0, 0, 0, 0, 0, 1, 0,
+         48000},
+    };
+    if (write_dir) {
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            if (cases[c].kind == 0)
+                continue;
+            size_t len;
+            char *text =
+                cases[c].kind == 1
+                    ? tcn_json(cases[c].in_ch, cases[c].filters, cases[c].k, cases[c].n, &len)
+                    : stack_json(cases[c].in_ch, cases[c].filters, cases[c].k, cases[c].n, &len);
+            char path[1024];
+            snprintf(path, sizeof path, "%s/%s.json", write_dir, cases[c].name);
+            FILE *f = text ? fopen(path, "w") : NULL;
+            if (f == NULL || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+                fprintf(stderr, "bench_graph: cannot write %s\n", path);
+                free(text);
+                return 1;
+            }
+            printf("%s\n", path);
+            free(text);
+        }
+        return 0;
+    }
     bench_peaks peaks;
     bench_peaks_measure(&peaks);
     B.peaks = &peaks;
@@ -280,21 +327,6 @@ int main(int argc, char **argv)
                 cvd_isa_name(B.isa), RUNS, peaks.gflops[B.isa]);
     }
 
-    struct {
-        const char *name, *path;
-        int kind; /* 0 file, 1 tcn json, 2 stack json */
-        int in_ch, filters, k, n, fusion_off;
-        long hop;
-        double rate; /* audio: x real time at this rate where the file has none */
-    } cases[] = {
-        {"tcn-real", "../shared/models/keras/IrtantiCarona_tcn_model.keras", 0, 0, 0, 0, 0, 0, 0,
-         0},
-        {"tcn16-k3", NULL, 1, 1, 16, 3, 6, 0, 0, 0},
-        {"tcn32-k2-imu", NULL, 1, 6, 32, 2, 6, 0, 0, 0},
-        {"convstack-3ch", NULL, 2, 3, 32, 5, 3, 0, 0, 0},
-        {"wavenet-keras", "tests/data/keras/nam/wavenet_a1_standard.keras", 0, 0, 0, 0, 0, 1, 0,
-         48000},
-    };
     int rc = 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         if (only && strcmp(only, cases[c].name) != 0)
