@@ -301,7 +301,10 @@ int main(int argc, char **argv)
         return 0;
     }
     bench_peaks peaks;
-    bench_peaks_measure(&peaks);
+    memset(&peaks, 0, sizeof peaks);
+    peaks.widest = cvd_isa_detect();
+    if (!B.no_probe)
+        bench_peaks_measure(&peaks);
     B.peaks = &peaks;
     for (int i = 0; i <= (int)peaks.widest; i++)
         B.probe_iters[i] = peak_iters((cvd_isa)i, 0.01);
