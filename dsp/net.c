@@ -442,12 +442,51 @@ void cvd_net_reset(cvd_net *net)
     }
 }
 
+/* The first `emit` frames of a merge's inputs merged into its buffer: the inputs' outputs of
+ * this round (direct) or its queues. */
+static void merge_emit(const cvd_net *net, const cvd_node *nd, net_node *st, int emit, int direct)
+{
+    const cvd_model *m = net->m;
+    const float *xs[CVD_MERGE_MAX_INPUTS];
+    for (int k = 0; k < nd->n_inputs; k++)
+        xs[k] = direct ? net->nodes[nd->inputs[k]].out : st->q[k];
+    if (nd->op == CVD_NODE_CONCATENATE) {
+        for (int t = 0; t < emit; t++) {
+            float *y = st->buf + (size_t)t * nd->channels;
+            for (int k = 0; k < nd->n_inputs; k++) {
+                const int c = m->nodes[nd->inputs[k]].channels;
+                memcpy(y, xs[k] + (size_t)t * c, sizeof(float) * (size_t)c);
+                y += c;
+            }
+        }
+    } else {
+        cvd_merge_frames(nd->op, nd->n_inputs, xs, (size_t)emit * nd->channels, st->buf);
+    }
+}
+
 /* One merge node: queue this round's input frames, emit what every queue holds. */
 static int run_merge(cvd_net *net, const cvd_node *nd, net_node *st)
 {
     const cvd_model *m = net->m;
     int emit = st->qcap, all_finished = 1;
 
+    /* the usual case: nothing queued and every input gave the same frames this round: merge
+     * them where they are (the same values in the same order as through the queues) */
+    int direct = 1;
+    const int n0 = net->nodes[nd->inputs[0]].n_out;
+    for (int k = 0; k < nd->n_inputs; k++) {
+        const net_node *src = &net->nodes[nd->inputs[k]];
+        direct &= st->qlen[k] == 0 && src->n_out == n0;
+        all_finished &= src->finished;
+    }
+    if (direct) {
+        if (n0 > 0)
+            merge_emit(net, nd, st, n0, 1);
+        st->n_out = n0;
+        st->finished = all_finished;
+        return CVD_OK;
+    }
+    all_finished = 1;
     for (int k = 0; k < nd->n_inputs; k++) {
         const net_node *src = &net->nodes[nd->inputs[k]];
         const int c = m->nodes[nd->inputs[k]].channels;
@@ -461,21 +500,8 @@ static int run_merge(cvd_net *net, const cvd_node *nd, net_node *st)
             emit = st->qlen[k];
         all_finished &= src->finished;
     }
-    if (nd->op == CVD_NODE_CONCATENATE) {
-        for (int t = 0; t < emit; t++) {
-            float *y = st->buf + (size_t)t * nd->channels;
-            for (int k = 0; k < nd->n_inputs; k++) {
-                const int c = m->nodes[nd->inputs[k]].channels;
-                memcpy(y, st->q[k] + (size_t)t * c, sizeof(float) * (size_t)c);
-                y += c;
-            }
-        }
-    } else {
-        const float *xs[CVD_MERGE_MAX_INPUTS];
-        for (int k = 0; k < nd->n_inputs; k++)
-            xs[k] = st->q[k];
-        cvd_merge_frames(nd->op, nd->n_inputs, xs, (size_t)emit * nd->channels, st->buf);
-    }
+    if (emit > 0)
+        merge_emit(net, nd, st, emit, 0);
     for (int k = 0; k < nd->n_inputs; k++) {
         const int c = m->nodes[nd->inputs[k]].channels;
         st->qlen[k] -= emit;

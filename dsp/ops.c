@@ -401,12 +401,50 @@ static void merge_frames(cvd_node_op op, float *y, const float *x, size_t n, int
     }
 }
 
+/* y = op(a, b): the first two inputs in one pass instead of a copy then a pass (the same
+ * operation on the same values) */
+static void merge_two(cvd_node_op op, float *y, const float *a, const float *b, size_t n)
+{
+    switch (op) {
+    case CVD_NODE_ADD:
+    case CVD_NODE_AVERAGE:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] + b[i];
+        break;
+    case CVD_NODE_SUBTRACT:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] - b[i];
+        break;
+    case CVD_NODE_MULTIPLY:
+        for (size_t i = 0; i < n; i++)
+            y[i] = a[i] * b[i];
+        break;
+    case CVD_NODE_MAXIMUM:
+        for (size_t i = 0; i < n; i++)
+            y[i] = b[i] > a[i] ? b[i] : a[i];
+        break;
+    case CVD_NODE_MINIMUM:
+        for (size_t i = 0; i < n; i++)
+            y[i] = b[i] < a[i] ? b[i] : a[i];
+        break;
+    default:
+        merge_frames(op, y, a, n, 1);
+        merge_frames(op, y, b, n, 0);
+        break;
+    }
+}
+
 /* y = op(x[0], x[1], ...) over n_values floats (not CONCATENATE). */
 void cvd_merge_frames(cvd_node_op op, int n_inputs, const float *const *x, size_t n_values,
                       float *y)
 {
-    for (int i = 0; i < n_inputs; i++)
-        merge_frames(op, y, x[i], n_values, i == 0);
+    int k = 0;
+    if (n_inputs >= 2) {
+        merge_two(op, y, x[0], x[1], n_values);
+        k = 2;
+    }
+    for (; k < n_inputs; k++)
+        merge_frames(op, y, x[k], n_values, k == 0);
     if (op == CVD_NODE_AVERAGE)
         for (size_t i = 0; i < n_values; i++)
             y[i] /= (float)n_inputs;
