@@ -653,6 +653,18 @@ static void finish_frames(const cvd_layer *L, const float *core, int m, float *d
     } else if (core != dst) {
         memcpy(dst, core, (size_t)m * F * sizeof(float));
     }
+    if (L->bias_var >= 0 && L->cfg.activation == CVD_ACT_RELU) {
+        /* bias and relu in one pass (TCNs' every conv): the same two operations */
+        const float *b = L->var[L->bias_var];
+        for (int t = 0; t < m; t++) {
+            float *y = dst + (size_t)t * F;
+            for (int f = 0; f < F; f++) {
+                const float v = y[f] + b[f];
+                y[f] = v > 0.0f ? v : 0.0f;
+            }
+        }
+        return;
+    }
     if (L->bias_var >= 0) {
         const float *b = L->var[L->bias_var];
         for (int t = 0; t < m; t++)

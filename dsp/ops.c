@@ -137,6 +137,12 @@ void cvd_node_frames(const cvd_node *nd, const float *x, int n, float *y)
     const size_t C = (size_t)nd->channels, total = (size_t)n * C;
     switch (nd->op) {
     case CVD_NODE_ACTIVATION:
+        if (!nd->nam_act && nd->act == CVD_ACT_RELU) {
+            /* the copy and relu in one pass */
+            for (size_t i = 0; i < total; i++)
+                y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+            break;
+        }
         if (x != y)
             memcpy(y, x, sizeof(float) * total);
         if (nd->nam_act)
