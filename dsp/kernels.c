@@ -280,14 +280,103 @@ __attribute__((target("avx2,fma"))) void cvd_gemm_avx2(const float *x, size_t xs
     }
 }
 
+/* One output frame, up to four 16-channel groups at a time: cvd_gemm_avx512's one-frame tile
+ * runs one chain of k*C multiply-adds per group after the other, latency-bound at small blocks
+ * (block 1: a frame a call); here the groups' chains run side by side, each output's terms in
+ * the same order (the same sums, the last group masked as there). */
+#define FRAME_GROUPS_AVX512(NG)                                                                    \
+    do {                                                                                           \
+        __m512 acc[NG];                                                                            \
+        __mmask16 mk[NG];                                                                          \
+        _Pragma("GCC unroll 4") for (int u = 0; u < (NG); u++)                                     \
+        {                                                                                          \
+            const int fu = f + 16 * u;                                                             \
+            mk[u] = F - fu >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (F - fu)) - 1);          \
+            acc[u] = _mm512_setzero_ps();                                                          \
+        }                                                                                          \
+        for (int j = 0; j < k; j++) {                                                              \
+            const float *xr = x + (size_t)j * ts;                                                  \
+            const float *w = W + (size_t)j * C * F + f;                                            \
+            for (int c = 0; c < C; c++, w += F) {                                                  \
+                const __m512 xv = _mm512_set1_ps(xr[c]);                                           \
+                _Pragma("GCC unroll 4") for (int u = 0; u < (NG); u++) acc[u] =                    \
+                    _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mk[u], w + 16 * u), acc[u]);         \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int u = 0; u < (NG); u++)                                     \
+            _mm512_mask_storeu_ps(y + f + 16 * u, mk[u], acc[u]);                                  \
+    } while (0)
+
+__attribute__((target("avx512f"))) static void
+gemm_frame_avx512(const float *x, size_t ts, int k, int C, const float *W, int F, float *y)
+{
+    int f = 0;
+    for (; F - f > 48; f += 64)
+        FRAME_GROUPS_AVX512(4);
+    if (F - f > 32)
+        FRAME_GROUPS_AVX512(3);
+    else if (F - f > 16)
+        FRAME_GROUPS_AVX512(2);
+    else if (F - f > 0)
+        FRAME_GROUPS_AVX512(1);
+}
+
 static void conv_dense_avx512(const cvd_layer *L, const float *x, int m, float *y)
 {
+    if (m < 4 && L->Fc > 16) {
+        /* fewer frames than the 4-frame tile and several channel groups: their chains at once */
+        const size_t xs = (size_t)L->s * L->C, ts = (size_t)L->d * L->C;
+        for (int t = 0; t < m; t++)
+            gemm_frame_avx512(x + (size_t)t * xs, ts, L->k, L->C, L->wpack, L->Fc,
+                              y + (size_t)t * L->Fc);
+        return;
+    }
     cvd_gemm_avx512(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc, m, y,
                     (size_t)L->Fc);
 }
 
+/* The same on AVX2: up to four 8-channel groups' chains side by side (F a multiple of 8; other
+ * counts through cvd_gemm_avx2, whose tail is masked) */
+#define FRAME_GROUPS_AVX2(NG)                                                                      \
+    do {                                                                                           \
+        __m256 acc[NG];                                                                            \
+        _Pragma("GCC unroll 4") for (int u = 0; u < (NG); u++) acc[u] = _mm256_setzero_ps();       \
+        for (int j = 0; j < k; j++) {                                                              \
+            const float *xr = x + (size_t)j * ts;                                                  \
+            const float *w = W + (size_t)j * C * F + f;                                            \
+            for (int c = 0; c < C; c++, w += F) {                                                  \
+                const __m256 xv = _mm256_broadcast_ss(&xr[c]);                                     \
+                _Pragma("GCC unroll 4") for (int u = 0; u < (NG); u++) acc[u] =                    \
+                    _mm256_fmadd_ps(xv, _mm256_loadu_ps(w + 8 * u), acc[u]);                       \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 4") for (int u = 0; u < (NG); u++)                                     \
+            _mm256_storeu_ps(y + f + 8 * u, acc[u]);                                               \
+    } while (0)
+
+__attribute__((target("avx2,fma"))) static void
+gemm_frame_avx2(const float *x, size_t ts, int k, int C, const float *W, int F, float *y)
+{
+    int f = 0;
+    for (; F - f >= 32; f += 32)
+        FRAME_GROUPS_AVX2(4);
+    if (F - f == 24)
+        FRAME_GROUPS_AVX2(3);
+    else if (F - f == 16)
+        FRAME_GROUPS_AVX2(2);
+    else if (F - f == 8)
+        FRAME_GROUPS_AVX2(1);
+}
+
 static void conv_dense_avx2(const cvd_layer *L, const float *x, int m, float *y)
 {
+    if (m < 4 && L->Fc > 8 && L->Fc % 8 == 0) {
+        const size_t xs = (size_t)L->s * L->C, ts = (size_t)L->d * L->C;
+        for (int t = 0; t < m; t++)
+            gemm_frame_avx2(x + (size_t)t * xs, ts, L->k, L->C, L->wpack, L->Fc,
+                            y + (size_t)t * L->Fc);
+        return;
+    }
     cvd_gemm_avx2(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc, m, y,
                   (size_t)L->Fc);
 }

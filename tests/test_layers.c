@@ -1003,6 +1003,64 @@ Test(layers, isa_offline_same_bits)
     }
 }
 
+/* A dense Conv1D's output does not depend on the block: the one-frame kernels (several
+ * channel groups' chains side by side) add each output's terms in the order of the 4- and
+ * 8-frame tiles, on every ISA. Frame by frame against blocks of 64, bit for bit. */
+Test(layers, isa_conv_same_bits_any_block)
+{
+    need_simd();
+    static const char *const isas[] = {"portable", "avx2", "auto"};
+    const uint64_t base = tu_seed() + 970000;
+    for (int a = 0; a < 3; a++) {
+        for (int i = 0; i < 60; i++) {
+            const uint64_t seed = base + (uint64_t)(a * 1000 + i);
+            cvd_rng r;
+            cvd_conv_config c;
+            cvd_rng_seed(&r, seed);
+            cvd_conv_config_init(&c, CVD_CONV1D);
+            c.filters = 1 + (int)tu_randint(&r, 80);
+            if (i % 2)
+                c.filters = 8 * (1 + (int)tu_randint(&r, 9)); /* the AVX2 kernel's */
+            c.kernel_size = 1 + (int)tu_randint(&r, 3);
+            c.dilation_rate = 1 + (int)tu_randint(&r, 8);
+            c.padding = CVD_PAD_CAUSAL;
+            c.use_bias = (int)tu_randint(&r, 2);
+            c.activation = tu_randint(&r, 2) ? CVD_ACT_RELU : CVD_ACT_LINEAR;
+            const int C = 1 + (int)tu_randint(&r, 40);
+            cr_assert_eq(cvd_isa_force(isas[a]), CVD_OK);
+            cvd_layer *L1 = make_layer(&c, C, 1, seed), *L64 = make_layer(&c, C, 64, seed);
+            cvd_isa_force("auto");
+            random_weights(L1, &r, seed);
+            copy_weights(L64, L1);
+            const long n = 150;
+            float *x = random_frames(&r, n, C);
+            float *y1 = malloc((size_t)(n + 64) * c.filters * sizeof(float));
+            float *y64 = malloc((size_t)(n + 64) * c.filters * sizeof(float));
+            long n1 = stream(L1, &r, x, n, 0, 1, y1, n + 64, NULL);
+            long n64 = 0;
+            for (long pos = 0; pos < n; pos += 64) {
+                int nb = n - pos < 64 ? (int)(n - pos) : 64, no;
+                cr_assert_eq(cvd_layer_process(L64, x + (size_t)pos * C, nb,
+                                               y64 + (size_t)n64 * c.filters, &no),
+                             CVD_OK);
+                n64 += no;
+            }
+            cr_assert_eq(n1, n64);
+            for (long j = 0; j < n1 * c.filters; j++)
+                if (memcmp(&y1[j], &y64[j], sizeof(float)) != 0)
+                    cr_assert_fail(SEEDFMT "isa %s, %s: element %ld (frame %ld): block 1 %.9g, "
+                                           "block 64 %.9g",
+                                   SEEDARG(seed), isas[a], describe(&c, C), j, j / c.filters, y1[j],
+                                   y64[j]);
+            free(x);
+            free(y1);
+            free(y64);
+            cvd_layer_destroy(L1);
+            cvd_layer_destroy(L64);
+        }
+    }
+}
+
 Test(layers, isa_force_names)
 {
     cr_assert_eq(cvd_isa_force("portable"), CVD_OK);
