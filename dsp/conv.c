@@ -643,6 +643,61 @@ void cvd_layer_reset(cvd_layer *L)
 
 /* ---- streaming -------------------------------------------------------------------------- */
 
+/* dst[t][f] += b[f] over m frames of F, then relu where asked (keras-tcn's every conv: bias
+ * and relu in one pass), compiled for each ISA (the baseline's loops are SSE2's 4 lanes); the
+ * same operations a value, so the same bits on each */
+static inline __attribute__((always_inline)) void add_bias_body(float *dst, const float *b, int m,
+                                                                int F, int relu)
+{
+    for (int t = 0; t < m; t++) {
+        float *y = dst + (size_t)t * F;
+        if (relu) {
+            for (int f = 0; f < F; f++) {
+                const float v = y[f] + b[f];
+                y[f] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (int f = 0; f < F; f++)
+                y[f] += b[f];
+        }
+    }
+}
+
+static void add_bias_portable(float *dst, const float *b, int m, int F, int relu)
+{
+    add_bias_body(dst, b, m, F, relu);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f"))) static void add_bias_avx512(float *dst, const float *b, int m,
+                                                               int F, int relu)
+{
+    add_bias_body(dst, b, m, F, relu);
+}
+
+__attribute__((target("avx2"))) static void add_bias_avx2(float *dst, const float *b, int m, int F,
+                                                          int relu)
+{
+    add_bias_body(dst, b, m, F, relu);
+}
+#endif
+
+static void add_bias(cvd_isa isa, float *dst, const float *b, int m, int F, int relu)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == CVD_ISA_AVX512) {
+        add_bias_avx512(dst, b, m, F, relu);
+        return;
+    }
+    if (isa == CVD_ISA_AVX2) {
+        add_bias_avx2(dst, b, m, F, relu);
+        return;
+    }
+#endif
+    (void)isa;
+    add_bias_portable(dst, b, m, F, relu);
+}
+
 /* Bias, activation, and the separable pointwise stage, on m frames of core output `core`
  * (Fc wide) into `dst` (F wide, frame-major). */
 static void finish_frames(const cvd_layer *L, const float *core, int m, float *dst)
@@ -653,23 +708,11 @@ static void finish_frames(const cvd_layer *L, const float *core, int m, float *d
     } else if (core != dst) {
         memcpy(dst, core, (size_t)m * F * sizeof(float));
     }
-    if (L->bias_var >= 0 && L->cfg.activation == CVD_ACT_RELU) {
-        /* bias and relu in one pass (TCNs' every conv): the same two operations */
-        const float *b = L->var[L->bias_var];
-        for (int t = 0; t < m; t++) {
-            float *y = dst + (size_t)t * F;
-            for (int f = 0; f < F; f++) {
-                const float v = y[f] + b[f];
-                y[f] = v > 0.0f ? v : 0.0f;
-            }
-        }
-        return;
-    }
     if (L->bias_var >= 0) {
-        const float *b = L->var[L->bias_var];
-        for (int t = 0; t < m; t++)
-            for (int f = 0; f < F; f++)
-                dst[(size_t)t * F + f] += b[f];
+        const int relu = L->cfg.activation == CVD_ACT_RELU;
+        add_bias(L->isa, dst, L->var[L->bias_var], m, F, relu);
+        if (relu)
+            return;
     }
     if (cvd_activation_is_axis(L->cfg.activation))
         cvd_activation_apply_axis(L->cfg.activation, dst, (size_t)m, (size_t)F, (size_t)F, 1);

@@ -373,7 +373,8 @@ void cvd_node_compute(const cvd_model *m, int i, const float *const *x, const lo
 
 /* One loop per operation, so the compiler vectorises each (an operation chosen per value kept
  * them scalar: 41% of an unfused Keras WaveNet's time); the same operation on each value. */
-static void merge_frames(cvd_node_op op, float *y, const float *x, size_t n, int first)
+static inline __attribute__((always_inline)) void
+merge_frames_body(cvd_node_op op, float *y, const float *x, size_t n, int first)
 {
     if (first) {
         if (y != x)
@@ -409,7 +410,8 @@ static void merge_frames(cvd_node_op op, float *y, const float *x, size_t n, int
 
 /* y = op(a, b): the first two inputs in one pass instead of a copy then a pass (the same
  * operation on the same values) */
-static void merge_two(cvd_node_op op, float *y, const float *a, const float *b, size_t n)
+static inline __attribute__((always_inline)) void
+merge_two_body(cvd_node_op op, float *y, const float *a, const float *b, size_t n)
 {
     switch (op) {
     case CVD_NODE_ADD:
@@ -434,23 +436,95 @@ static void merge_two(cvd_node_op op, float *y, const float *a, const float *b, 
             y[i] = b[i] < a[i] ? b[i] : a[i];
         break;
     default:
-        merge_frames(op, y, a, n, 1);
-        merge_frames(op, y, b, n, 0);
+        merge_frames_body(op, y, a, n, 1);
+        merge_frames_body(op, y, b, n, 0);
         break;
     }
+}
+
+/* The loops above compiled for each ISA (the baseline's are SSE2's 4 lanes); one operation a
+ * value, so the same bits on each */
+static void merge_frames_portable(cvd_node_op op, float *y, const float *x, size_t n, int first)
+{
+    merge_frames_body(op, y, x, n, first);
+}
+
+static void merge_two_portable(cvd_node_op op, float *y, const float *a, const float *b, size_t n)
+{
+    merge_two_body(op, y, a, b, n);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f"))) static void
+merge_frames_avx512(cvd_node_op op, float *y, const float *x, size_t n, int first)
+{
+    merge_frames_body(op, y, x, n, first);
+}
+
+__attribute__((target("avx512f"))) static void
+merge_two_avx512(cvd_node_op op, float *y, const float *a, const float *b, size_t n)
+{
+    merge_two_body(op, y, a, b, n);
+}
+
+__attribute__((target("avx2"))) static void merge_frames_avx2(cvd_node_op op, float *y,
+                                                              const float *x, size_t n, int first)
+{
+    merge_frames_body(op, y, x, n, first);
+}
+
+__attribute__((target("avx2"))) static void merge_two_avx2(cvd_node_op op, float *y, const float *a,
+                                                           const float *b, size_t n)
+{
+    merge_two_body(op, y, a, b, n);
+}
+#endif
+
+static void merge_frames(cvd_isa isa, cvd_node_op op, float *y, const float *x, size_t n, int first)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == CVD_ISA_AVX512) {
+        merge_frames_avx512(op, y, x, n, first);
+        return;
+    }
+    if (isa == CVD_ISA_AVX2) {
+        merge_frames_avx2(op, y, x, n, first);
+        return;
+    }
+#endif
+    (void)isa;
+    merge_frames_portable(op, y, x, n, first);
+}
+
+static void merge_two(cvd_isa isa, cvd_node_op op, float *y, const float *a, const float *b,
+                      size_t n)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == CVD_ISA_AVX512) {
+        merge_two_avx512(op, y, a, b, n);
+        return;
+    }
+    if (isa == CVD_ISA_AVX2) {
+        merge_two_avx2(op, y, a, b, n);
+        return;
+    }
+#endif
+    (void)isa;
+    merge_two_portable(op, y, a, b, n);
 }
 
 /* y = op(x[0], x[1], ...) over n_values floats (not CONCATENATE). */
 void cvd_merge_frames(cvd_node_op op, int n_inputs, const float *const *x, size_t n_values,
                       float *y)
 {
+    const cvd_isa isa = cvd_isa_active();
     int k = 0;
     if (n_inputs >= 2) {
-        merge_two(op, y, x[0], x[1], n_values);
+        merge_two(isa, op, y, x[0], x[1], n_values);
         k = 2;
     }
     for (; k < n_inputs; k++)
-        merge_frames(op, y, x[k], n_values, k == 0);
+        merge_frames(isa, op, y, x[k], n_values, k == 0);
     if (op == CVD_NODE_AVERAGE)
         for (size_t i = 0; i < n_values; i++)
             y[i] /= (float)n_inputs;

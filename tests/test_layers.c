@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "convd_dsp.h"
+#include "graph_internal.h"
 #include "simd.h"
 #include "testutil.h"
 
@@ -1059,6 +1060,71 @@ Test(layers, isa_conv_same_bits_any_block)
             cvd_layer_destroy(L64);
         }
     }
+}
+
+/* Merges (Add, Subtract, Multiply, Maximum, Minimum, Average of 1-4 inputs) on each ISA: the
+ * same bits as the plain loop a value at a time (y = x0, then y = op(y, xi)), NaN and -0
+ * among the values, every length from 1 to 70 (the vector loops' tails) */
+Test(layers, isa_merges_same_bits)
+{
+    need_simd();
+    static const cvd_node_op ops[] = {CVD_NODE_ADD,     CVD_NODE_SUBTRACT, CVD_NODE_MULTIPLY,
+                                      CVD_NODE_MAXIMUM, CVD_NODE_MINIMUM,  CVD_NODE_AVERAGE};
+    static const char *const isas[] = {"portable", "avx2", "auto"};
+    cvd_rng r;
+    cvd_rng_seed(&r, tu_seed() + 990000);
+    float *x[4], *want = malloc(70 * sizeof(float)), *got = malloc(70 * sizeof(float));
+    for (int i = 0; i < 4; i++)
+        x[i] = malloc(70 * sizeof(float));
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+        for (int ni = 1; ni <= 4; ni++) {
+            for (size_t n = 1; n <= 70; n++) {
+                for (int i = 0; i < ni; i++)
+                    for (size_t j = 0; j < n; j++) {
+                        const uint64_t u = tu_randint(&r, 40);
+                        x[i][j] = u == 0 ? NAN : u == 1 ? -0.0f : urand(&r, -2.0f, 2.0f);
+                    }
+                for (size_t j = 0; j < n; j++) {
+                    float y = x[0][j];
+                    for (int i = 1; i < ni; i++) {
+                        const float v = x[i][j];
+                        switch (ops[o]) {
+                        case CVD_NODE_SUBTRACT:
+                            y -= v;
+                            break;
+                        case CVD_NODE_MULTIPLY:
+                            y *= v;
+                            break;
+                        case CVD_NODE_MAXIMUM:
+                            y = v > y ? v : y;
+                            break;
+                        case CVD_NODE_MINIMUM:
+                            y = v < y ? v : y;
+                            break;
+                        default:
+                            y += v;
+                            break;
+                        }
+                    }
+                    want[j] = ops[o] == CVD_NODE_AVERAGE ? y / (float)ni : y;
+                }
+                for (int a = 0; a < 3; a++) {
+                    cr_assert_eq(cvd_isa_force(isas[a]), CVD_OK);
+                    cvd_merge_frames(ops[o], ni, (const float *const *)x, n, got);
+                    cvd_isa_force("auto");
+                    for (size_t j = 0; j < n; j++)
+                        if (memcmp(&got[j], &want[j], sizeof(float)) != 0)
+                            cr_assert_fail("isa %s, op %d, %d inputs, %zu values: value %zu is "
+                                           "%.9g, the plain loop's %.9g",
+                                           isas[a], (int)ops[o], ni, n, j, got[j], want[j]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < 4; i++)
+        free(x[i]);
+    free(want);
+    free(got);
 }
 
 Test(layers, isa_force_names)
