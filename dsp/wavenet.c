@@ -182,6 +182,46 @@ __attribute__((target("avx2,fma"))) static void small_mm(const float *x, int Cin
                                                          int F, int n, const float *b, float *y)
 {
     int t = 0;
+    if (F == 1 && Cin % 8 == 0) {
+        /* eight frames a ymm, lane u = frame u: each block of 8 input channels transposed
+         * (8x8), then one chain of FMAs over the channels in order, each lane the scalar
+         * chain below */
+        for (; t + 8 <= n; t += 8) {
+            const float *xt = x + (size_t)t * Cin;
+            __m256 acc = _mm256_setzero_ps();
+            for (int c = 0; c < Cin; c += 8) {
+                __m256 r[8], q[8];
+#pragma GCC unroll 8
+                for (int u = 0; u < 8; u++)
+                    r[u] = _mm256_loadu_ps(xt + (size_t)u * Cin + c);
+#pragma GCC unroll 4
+                for (int u = 0; u < 8; u += 2) {
+                    q[u] = _mm256_unpacklo_ps(r[u], r[u + 1]);
+                    q[u + 1] = _mm256_unpackhi_ps(r[u], r[u + 1]);
+                }
+                /* r[4k + j]: channels j and j + 4 of frames 4k..4k + 3 in its two halves */
+                r[0] = _mm256_shuffle_ps(q[0], q[2], _MM_SHUFFLE(1, 0, 1, 0));
+                r[1] = _mm256_shuffle_ps(q[0], q[2], _MM_SHUFFLE(3, 2, 3, 2));
+                r[2] = _mm256_shuffle_ps(q[1], q[3], _MM_SHUFFLE(1, 0, 1, 0));
+                r[3] = _mm256_shuffle_ps(q[1], q[3], _MM_SHUFFLE(3, 2, 3, 2));
+                r[4] = _mm256_shuffle_ps(q[4], q[6], _MM_SHUFFLE(1, 0, 1, 0));
+                r[5] = _mm256_shuffle_ps(q[4], q[6], _MM_SHUFFLE(3, 2, 3, 2));
+                r[6] = _mm256_shuffle_ps(q[5], q[7], _MM_SHUFFLE(1, 0, 1, 0));
+                r[7] = _mm256_shuffle_ps(q[5], q[7], _MM_SHUFFLE(3, 2, 3, 2));
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) /* channel c + j of the 8 frames */
+                    acc = _mm256_fmadd_ps(_mm256_permute2f128_ps(r[j], r[4 + j], 0x20),
+                                          _mm256_broadcast_ss(Wt + c + j), acc);
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) /* channel c + 4 + j */
+                    acc = _mm256_fmadd_ps(_mm256_permute2f128_ps(r[j], r[4 + j], 0x31),
+                                          _mm256_broadcast_ss(Wt + c + 4 + j), acc);
+            }
+            if (b)
+                acc = _mm256_add_ps(acc, _mm256_broadcast_ss(b));
+            _mm256_storeu_ps(y + t, acc);
+        }
+    }
     if (F == 1) {
         for (; t + 8 <= n; t += 8) {
             const float *xt = x + (size_t)t * Cin;
@@ -251,12 +291,61 @@ __attribute__((target("avx2,fma"))) static void small_mm(const float *x, int Cin
     }
 }
 
+/* small_mm for F = 8 on AVX-512: two frames a zmm (frame t in lanes 0-7, t + 1 in 8-15), so
+ * eight frames take four FMAs an input channel instead of eight; each lane's chain is
+ * small_mm's (from 0, input channels in order, then the bias), so the same bits */
+__attribute__((target("avx512f"))) static void
+small_mm8_512(const float *x, int Cin, const float *Wt, int n, const float *b, float *y)
+{
+    int t = 0;
+    const __m512 bv =
+        b ? _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(b))))
+          : _mm512_setzero_ps();
+    for (; t + 8 <= n; t += 8) {
+        const float *xt = x + (size_t)t * Cin;
+        __m512 acc[4];
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++)
+            acc[u] = _mm512_setzero_ps();
+        for (int c = 0; c < Cin; c++) {
+            const __m512 w = _mm512_castpd_ps(
+                _mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(Wt + (size_t)c * 8))));
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                const float *x0 = xt + (size_t)(2 * u) * Cin + c;
+                const __m512 xv = _mm512_mask_broadcastss_ps(_mm512_set1_ps(x0[0]), 0xff00,
+                                                             _mm_load_ss(x0 + Cin));
+                acc[u] = _mm512_fmadd_ps(xv, w, acc[u]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            if (b)
+                acc[u] = _mm512_add_ps(acc[u], bv);
+            _mm512_storeu_ps(y + (size_t)(t + 2 * u) * 8, acc[u]);
+        }
+    }
+    if (t < n)
+        small_mm(x + (size_t)t * Cin, Cin, Wt, 8, n - t, b, y + (size_t)t * 8);
+}
+
+/* small_mm, or its AVX-512 form where it has one */
+static inline void small_mm_any(int avx512, const float *x, int Cin, const float *Wt, int F, int n,
+                                const float *b, float *y)
+{
+    if (avx512 && F == 8 && n >= 8)
+        small_mm8_512(x, Cin, Wt, n, b, y);
+    else
+        small_mm(x, Cin, Wt, F, n, b, y);
+}
+
 /* whether small_mm computes what `g` does for F outputs */
 static int small_mm_for(cvd_gemm_fn g, int F)
 {
     if (F % 8 == 0)
         return g == cvd_gemm_avx2 || g == cvd_gemm_avx512;
-    return F == 1 && g == cvd_gemm_avx512;
+    /* F = 1: the AVX2 gemm's masked lane is the AVX-512 gemm's chain (kernels.c) */
+    return F == 1 && (g == cvd_gemm_avx2 || g == cvd_gemm_avx512);
 }
 #endif
 
@@ -523,6 +612,7 @@ typedef struct wn_array {
     wn_layer *layers; /* cfg->n_layers of them */
     cvd_gemm_fn gemm_z, gemm_c, gemm_h;
     int small_c, small_h; /* the rechannel, the head on small_mm (frames, x86) */
+    int small512;         /* small_mm8_512 for F = 8 (AVX-512) */
     fused_fn fused;       /* the fused layer kernel for this channel count, or NULL */
     wave_fn wave;         /* its wavefront over the array, where every layer takes it, or NULL */
     /* rows: the groups of the conv (not gated, gated), of an F = C and of an F = H matrix */
@@ -1239,6 +1329,7 @@ static int wavenet_new(const cvd_wn_config *cfg, int max_block, cvd_wavenet *T, 
 #ifdef CVD_VMATH_X86
         A->small_c = small_mm_for(A->gemm_c, C);
         A->small_h = small_mm_for(A->gemm_h, A->H);
+        A->small512 = cvd_isa_active() >= CVD_ISA_AVX512;
 #endif
         for (int l = 0; l < ac->n_layers; l++) {
             wn_layer *Ly = &A->layers[l];
@@ -1459,7 +1550,7 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
         float *h = hist_room(&A->layers[0], C, n);
 #ifdef CVD_VMATH_X86
         if (A->small_c)
-            small_mm(x, A->in, A->Wr, C, n, NULL, h);
+            small_mm_any(A->small512, x, A->in, A->Wr, C, n, NULL, h);
         else
 #endif
             A->gemm_c(x, (size_t)A->in, 0, 1, A->in, A->Wr, C, n, h, (size_t)C);
@@ -1580,7 +1671,7 @@ static void run_array(cvd_wavenet *w, wn_array *A, const float *x, const float *
         return; /* an identity head: the stage hands on the accumulator (cvd_wavenet_stage) */
 #ifdef CVD_VMATH_X86
     if (A->small_h) {
-        small_mm(head, C, A->Wh, A->H, n, A->bh, w->head2);
+        small_mm_any(A->small512, head, C, A->Wh, A->H, n, A->bh, w->head2);
         return;
     }
 #endif
