@@ -708,7 +708,10 @@ static void finish_frames(const cvd_layer *L, const float *core, int m, float *d
     } else if (core != dst) {
         memcpy(dst, core, (size_t)m * F * sizeof(float));
     }
-    if (L->bias_var >= 0) {
+    if (L->kernel_bias && core == dst) {
+        if (L->cfg.activation == CVD_ACT_RELU)
+            return; /* the kernel did both */
+    } else if (L->bias_var >= 0) {
         const int relu = L->cfg.activation == CVD_ACT_RELU;
         add_bias(L->isa, dst, L->var[L->bias_var], m, F, relu);
         if (relu)

@@ -33,6 +33,7 @@ struct cvd_layer {
     void (*conv_fn)(const struct cvd_layer *, const float *, int, float *);
     cvd_gemm_fn pw_fn; /* Separable's pointwise stage */
     cvd_isa isa;       /* the ISA active at create: the offline form's (the same bits on each) */
+    int kernel_bias;   /* conv_fn adds the bias (and applies relu) itself */
 
     /* stream state (reset clears it) */
     long nin;  /* real input frames received */

@@ -303,12 +303,27 @@ __attribute__((target("avx2,fma"))) void cvd_gemm_avx2(const float *x, size_t xs
                     _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mk[u], w + 16 * u), acc[u]);         \
             }                                                                                      \
         }                                                                                          \
-        _Pragma("GCC unroll 4") for (int u = 0; u < (NG); u++)                                     \
-            _mm512_mask_storeu_ps(y + f + 16 * u, mk[u], acc[u]);                                  \
+        _Pragma("GCC unroll 4") for (int u = 0; u < (NG); u++) _mm512_mask_storeu_ps(              \
+            y + f + 16 * u, mk[u], conv_epilogue(acc[u], bias, f + 16 * u, mk[u], relu));          \
     } while (0)
 
-__attribute__((target("avx512f"))) static void
-gemm_frame_avx512(const float *x, size_t ts, int k, int C, const float *W, int F, float *y)
+/* A Conv1D's bias and relu on a vector of sums before it is stored (finish_frames' pass
+ * otherwise): sum + b, then max(v, 0), which is v > 0 ? v : 0 for NaN and -0 too; the same
+ * operations on the same values as that pass */
+__attribute__((target("avx512f"))) static inline __m512 conv_epilogue(__m512 v, const float *bias,
+                                                                      int f, __mmask16 mk, int relu)
+{
+    if (bias != NULL)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, bias + f));
+    if (relu)
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+    return v;
+}
+
+__attribute__((target("avx512f"))) static void gemm_frame_avx512(const float *x, size_t ts, int k,
+                                                                 int C, const float *W, int F,
+                                                                 float *y, const float *bias,
+                                                                 int relu)
 {
     int f = 0;
     for (; F - f > 48; f += 64)
@@ -321,14 +336,55 @@ gemm_frame_avx512(const float *x, size_t ts, int k, int C, const float *W, int F
         FRAME_GROUPS_AVX512(1);
 }
 
+/* cvd_gemm_avx512's tiles (the same sums) with the bias and relu applied before the store */
+#define CONV_TILE_AVX512(T)                                                                        \
+    do {                                                                                           \
+        __m512 acc[T];                                                                             \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm512_setzero_ps();        \
+        for (int j = 0; j < k; j++) {                                                              \
+            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                                 \
+            const float *w = W + (size_t)j * C * F + f;                                            \
+            for (int c = 0; c < C; c++) {                                                          \
+                __m512 wv = _mm512_maskz_loadu_ps(mask, w + (size_t)c * F);                        \
+                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =                     \
+                    _mm512_fmadd_ps(_mm512_set1_ps(xr[(size_t)u * xs + c]), wv, acc[u]);           \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) _mm512_mask_storeu_ps(               \
+            y + (size_t)(t + u) * F + f, mask, conv_epilogue(acc[u], bias, f, mask, relu));        \
+    } while (0)
+
+__attribute__((target("avx512f"))) static void
+conv_gemm_avx512(const float *x, size_t xs, size_t ts, int k, int C, const float *W, int F, int m,
+                 float *y, const float *bias, int relu)
+{
+    for (int f = 0; f < F; f += 16) {
+        const __mmask16 mask = F - f >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (F - f)) - 1);
+        int t = 0;
+        for (; t + 8 <= m; t += 8)
+            CONV_TILE_AVX512(8);
+        for (; t + 4 <= m; t += 4)
+            CONV_TILE_AVX512(4);
+        for (; t < m; t++)
+            CONV_TILE_AVX512(1);
+    }
+}
+
 static void conv_dense_avx512(const cvd_layer *L, const float *x, int m, float *y)
 {
+    const size_t xs = (size_t)L->s * L->C, ts = (size_t)L->d * L->C;
+    /* the bias (and relu) here when finish_frames leaves them to the kernel */
+    const float *bias = L->kernel_bias ? L->var[L->bias_var] : NULL;
+    const int relu = L->kernel_bias && L->cfg.activation == CVD_ACT_RELU;
     if (m < 4 && L->Fc > 16) {
         /* fewer frames than the 4-frame tile and several channel groups: their chains at once */
-        const size_t xs = (size_t)L->s * L->C, ts = (size_t)L->d * L->C;
         for (int t = 0; t < m; t++)
             gemm_frame_avx512(x + (size_t)t * xs, ts, L->k, L->C, L->wpack, L->Fc,
-                              y + (size_t)t * L->Fc);
+                              y + (size_t)t * L->Fc, bias, relu);
+        return;
+    }
+    if (L->kernel_bias) {
+        conv_gemm_avx512(x, xs, ts, L->k, L->C, L->wpack, L->Fc, m, y, bias, relu);
         return;
     }
     cvd_gemm_avx512(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc, m, y,
@@ -409,9 +465,12 @@ int cvd_kernels_init(cvd_layer *L)
     L->conv_fn = L->G == 1 ? conv_dense_portable : conv_grouped_portable;
 #if CVD_X86 && defined(__GNUC__)
     if (L->G == 1 && L->kind != CVD_CONV1D_TRANSPOSE) {
-        if (isa >= CVD_ISA_AVX512)
+        if (isa >= CVD_ISA_AVX512) {
             L->conv_fn = conv_dense_avx512;
-        else if (isa >= CVD_ISA_AVX2)
+            /* a Conv1D or Dense with a bias on the direct path: its bias (and relu) in the
+             * kernel's registers instead of a pass over the output */
+            L->kernel_bias = L->kind != CVD_SEPARABLE_CONV1D && L->fft == NULL && L->bias_var >= 0;
+        } else if (isa >= CVD_ISA_AVX2)
             L->conv_fn = conv_dense_avx2;
     }
 #endif

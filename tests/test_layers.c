@@ -1127,6 +1127,73 @@ Test(layers, isa_merges_same_bits)
     free(got);
 }
 
+/* Where the kernel adds a Conv1D's bias (and relu) in its registers (AVX-512), the output has
+ * the bits of the sums without a bias, plus the bias, then the activation, as a pass after
+ * the kernel gives: the same layer without a bias is streamed beside it and finished here.
+ * Every ISA, blocks of 1-64 (the one-frame kernels and the tiles). */
+Test(layers, isa_conv_bias_in_kernel_same_bits)
+{
+    need_simd();
+    static const char *const isas[] = {"portable", "avx2", "auto"};
+    static const cvd_activation acts[] = {CVD_ACT_RELU, CVD_ACT_LINEAR, CVD_ACT_TANH};
+    const uint64_t base = tu_seed() + 980000;
+    for (int a = 0; a < 3; a++) {
+        for (int i = 0; i < 45; i++) {
+            const uint64_t seed = base + (uint64_t)(a * 1000 + i);
+            cvd_rng r;
+            cvd_conv_config c, cn;
+            cvd_rng_seed(&r, seed);
+            cvd_conv_config_init(&c, CVD_CONV1D);
+            c.filters = 1 + (int)tu_randint(&r, 80);
+            c.kernel_size = 1 + (int)tu_randint(&r, 3);
+            c.dilation_rate = 1 + (int)tu_randint(&r, 8);
+            c.padding = CVD_PAD_CAUSAL;
+            c.use_bias = 1;
+            c.activation = acts[i % 3];
+            cn = c;
+            cn.use_bias = 0;
+            cn.activation = CVD_ACT_LINEAR;
+            const int C = 1 + (int)tu_randint(&r, 40), F = c.filters;
+            cr_assert_eq(cvd_isa_force(isas[a]), CVD_OK);
+            cvd_layer *L = make_layer(&c, C, 64, seed), *N = make_layer(&cn, C, 64, seed);
+            cvd_isa_force("auto");
+            random_weights(L, &r, seed);
+            cr_assert_eq(
+                cvd_layer_set_var(N, 0, cvd_layer_var(L, 0), cvd_layer_var_size(L, 0), NULL),
+                CVD_OK);
+            const float *b = cvd_layer_var(L, 1);
+            const long n = 200;
+            float *x = random_frames(&r, n, C);
+            float *y = malloc((size_t)64 * F * sizeof(float));
+            float *z = malloc((size_t)64 * F * sizeof(float));
+            for (long pos = 0; pos < n;) {
+                int nb = 1 + (int)tu_randint(&r, 64), ny, nz;
+                if (nb > n - pos)
+                    nb = (int)(n - pos);
+                cr_assert_eq(cvd_layer_process(L, x + (size_t)pos * C, nb, y, &ny), CVD_OK);
+                cr_assert_eq(cvd_layer_process(N, x + (size_t)pos * C, nb, z, &nz), CVD_OK);
+                cr_assert_eq(ny, nz);
+                for (int t = 0; t < nz; t++)
+                    for (int f = 0; f < F; f++)
+                        z[(size_t)t * F + f] += b[f];
+                cvd_activation_apply(c.activation, z, (size_t)nz * F);
+                for (long j = 0; j < (long)nz * F; j++)
+                    if (memcmp(&y[j], &z[j], sizeof(float)) != 0)
+                        cr_assert_fail(SEEDFMT "isa %s, %s: frame %ld ch %ld: %.9g, the sums "
+                                               "then the bias and activation %.9g",
+                                       SEEDARG(seed), isas[a], describe(&c, C), pos + j / F, j % F,
+                                       y[j], z[j]);
+                pos += nb;
+            }
+            free(x);
+            free(y);
+            free(z);
+            cvd_layer_destroy(L);
+            cvd_layer_destroy(N);
+        }
+    }
+}
+
 Test(layers, isa_force_names)
 {
     cr_assert_eq(cvd_isa_force("portable"), CVD_OK);
