@@ -407,11 +407,59 @@ static void conv_dense_avx512(const cvd_layer *L, const float *x, int m, float *
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 4") for (int u = 0; u < (NG); u++)                                     \
-            _mm256_storeu_ps(y + f + 8 * u, acc[u]);                                               \
+            _mm256_storeu_ps(y + f + 8 * u, conv_epilogue8(acc[u], bias, f + 8 * u, relu));        \
     } while (0)
 
-__attribute__((target("avx2,fma"))) static void
-gemm_frame_avx2(const float *x, size_t ts, int k, int C, const float *W, int F, float *y)
+/* conv_epilogue's AVX2 form: + b, then max(v, 0) */
+__attribute__((target("avx2,fma"))) static inline __m256 conv_epilogue8(__m256 v, const float *bias,
+                                                                        int f, int relu)
+{
+    if (bias != NULL)
+        v = _mm256_add_ps(v, _mm256_loadu_ps(bias + f));
+    if (relu)
+        v = _mm256_max_ps(v, _mm256_setzero_ps());
+    return v;
+}
+
+/* cvd_gemm_avx2's tiles (the same sums) with the bias and relu before the store; F a multiple
+ * of 8 */
+#define CONV_TILE_AVX2(T)                                                                          \
+    do {                                                                                           \
+        __m256 acc[T];                                                                             \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm256_setzero_ps();        \
+        for (int j = 0; j < k; j++) {                                                              \
+            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                                 \
+            const float *w = W + (size_t)j * C * F + f;                                            \
+            for (int c = 0; c < C; c++) {                                                          \
+                __m256 wv = _mm256_loadu_ps(w + (size_t)c * F);                                    \
+                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =                     \
+                    _mm256_fmadd_ps(_mm256_broadcast_ss(&xr[(size_t)u * xs + c]), wv, acc[u]);     \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                      \
+            _mm256_storeu_ps(y + (size_t)(t + u) * F + f, conv_epilogue8(acc[u], bias, f, relu));  \
+    } while (0)
+
+__attribute__((target("avx2,fma"))) static void conv_gemm_avx2(const float *x, size_t xs, size_t ts,
+                                                               int k, int C, const float *W, int F,
+                                                               int m, float *y, const float *bias,
+                                                               int relu)
+{
+    for (int f = 0; f < F; f += 8) {
+        int t = 0;
+        for (; t + 8 <= m; t += 8)
+            CONV_TILE_AVX2(8);
+        for (; t + 4 <= m; t += 4)
+            CONV_TILE_AVX2(4);
+        for (; t < m; t++)
+            CONV_TILE_AVX2(1);
+    }
+}
+
+__attribute__((target("avx2,fma"))) static void gemm_frame_avx2(const float *x, size_t ts, int k,
+                                                                int C, const float *W, int F,
+                                                                float *y, const float *bias,
+                                                                int relu)
 {
     int f = 0;
     for (; F - f >= 32; f += 32)
@@ -426,11 +474,17 @@ gemm_frame_avx2(const float *x, size_t ts, int k, int C, const float *W, int F, 
 
 static void conv_dense_avx2(const cvd_layer *L, const float *x, int m, float *y)
 {
+    const size_t xs = (size_t)L->s * L->C, ts = (size_t)L->d * L->C;
+    const float *bias = L->kernel_bias ? L->var[L->bias_var] : NULL;
+    const int relu = L->kernel_bias && L->cfg.activation == CVD_ACT_RELU;
     if (m < 4 && L->Fc > 8 && L->Fc % 8 == 0) {
-        const size_t xs = (size_t)L->s * L->C, ts = (size_t)L->d * L->C;
         for (int t = 0; t < m; t++)
             gemm_frame_avx2(x + (size_t)t * xs, ts, L->k, L->C, L->wpack, L->Fc,
-                            y + (size_t)t * L->Fc);
+                            y + (size_t)t * L->Fc, bias, relu);
+        return;
+    }
+    if (L->kernel_bias) {
+        conv_gemm_avx2(x, xs, ts, L->k, L->C, L->wpack, L->Fc, m, y, bias, relu);
         return;
     }
     cvd_gemm_avx2(x, (size_t)L->s * L->C, (size_t)L->d * L->C, L->k, L->C, L->wpack, L->Fc, m, y,
@@ -470,8 +524,11 @@ int cvd_kernels_init(cvd_layer *L)
             /* a Conv1D or Dense with a bias on the direct path: its bias (and relu) in the
              * kernel's registers instead of a pass over the output */
             L->kernel_bias = L->kind != CVD_SEPARABLE_CONV1D && L->fft == NULL && L->bias_var >= 0;
-        } else if (isa >= CVD_ISA_AVX2)
+        } else if (isa >= CVD_ISA_AVX2) {
             L->conv_fn = conv_dense_avx2;
+            L->kernel_bias = L->kind != CVD_SEPARABLE_CONV1D && L->fft == NULL &&
+                             L->bias_var >= 0 && L->Fc % 8 == 0;
+        }
     }
 #endif
     L->pw_fn = cvd_gemm_select(isa, L->F);
