@@ -196,7 +196,9 @@ static void conv_dense_portable(const cvd_layer *L, const float *x, int m, float
 
 #if CVD_X86 && defined(__GNUC__)
 
-#define GEMM_TILE_AVX512(T)                                                                        \
+/* EPI: what is done to a vector of sums before its store (GEMM_PLAIN: nothing; the Conv1D
+ * path's conv_epilogue adds the bias and applies relu) */
+#define GEMM_TILE_AVX512(T, EPI)                                                                   \
     do {                                                                                           \
         __m512 acc[T];                                                                             \
         _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm512_setzero_ps();        \
@@ -210,23 +212,27 @@ static void conv_dense_portable(const cvd_layer *L, const float *x, int m, float
             }                                                                                      \
         }                                                                                          \
         _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                      \
-            _mm512_mask_storeu_ps(y + (size_t)(t + u) * ys + f, mask, acc[u]);                     \
+            _mm512_mask_storeu_ps(y + (size_t)(t + u) * ys + f, mask, EPI(acc[u]));                \
     } while (0)
+#define GEMM_PLAIN(v) (v)
+/* every group of 16 output channels (the last masked), the frames in tiles of 8, 4 and 1 */
+#define GEMM_ROWS_AVX512(EPI)                                                                      \
+    for (int f = 0; f < F; f += 16) {                                                              \
+        const __mmask16 mask = F - f >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (F - f)) - 1); \
+        int t = 0;                                                                                 \
+        for (; t + 8 <= m; t += 8)                                                                 \
+            GEMM_TILE_AVX512(8, EPI);                                                              \
+        for (; t + 4 <= m; t += 4)                                                                 \
+            GEMM_TILE_AVX512(4, EPI);                                                              \
+        for (; t < m; t++)                                                                         \
+            GEMM_TILE_AVX512(1, EPI);                                                              \
+    }
 
 __attribute__((target("avx512f"))) void cvd_gemm_avx512(const float *x, size_t xs, size_t ts, int k,
                                                         int C, const float *W, int F, int m,
                                                         float *y, size_t ys)
 {
-    for (int f = 0; f < F; f += 16) {
-        const __mmask16 mask = F - f >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (F - f)) - 1);
-        int t = 0;
-        for (; t + 8 <= m; t += 8)
-            GEMM_TILE_AVX512(8);
-        for (; t + 4 <= m; t += 4)
-            GEMM_TILE_AVX512(4);
-        for (; t < m; t++)
-            GEMM_TILE_AVX512(1);
-    }
+    GEMM_ROWS_AVX512(GEMM_PLAIN)
 }
 
 /* LD and ST: full-width, or masked to the last F % 8 channels (masked loads and stores touch
@@ -337,37 +343,13 @@ __attribute__((target("avx512f"))) static void gemm_frame_avx512(const float *x,
 }
 
 /* cvd_gemm_avx512's tiles (the same sums) with the bias and relu applied before the store */
-#define CONV_TILE_AVX512(T)                                                                        \
-    do {                                                                                           \
-        __m512 acc[T];                                                                             \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm512_setzero_ps();        \
-        for (int j = 0; j < k; j++) {                                                              \
-            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                                 \
-            const float *w = W + (size_t)j * C * F + f;                                            \
-            for (int c = 0; c < C; c++) {                                                          \
-                __m512 wv = _mm512_maskz_loadu_ps(mask, w + (size_t)c * F);                        \
-                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =                     \
-                    _mm512_fmadd_ps(_mm512_set1_ps(xr[(size_t)u * xs + c]), wv, acc[u]);           \
-            }                                                                                      \
-        }                                                                                          \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) _mm512_mask_storeu_ps(               \
-            y + (size_t)(t + u) * F + f, mask, conv_epilogue(acc[u], bias, f, mask, relu));        \
-    } while (0)
-
+#define CONV_EPI512(v) conv_epilogue(v, bias, f, mask, relu)
 __attribute__((target("avx512f"))) static void
 conv_gemm_avx512(const float *x, size_t xs, size_t ts, int k, int C, const float *W, int F, int m,
                  float *y, const float *bias, int relu)
 {
-    for (int f = 0; f < F; f += 16) {
-        const __mmask16 mask = F - f >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (F - f)) - 1);
-        int t = 0;
-        for (; t + 8 <= m; t += 8)
-            CONV_TILE_AVX512(8);
-        for (; t + 4 <= m; t += 4)
-            CONV_TILE_AVX512(4);
-        for (; t < m; t++)
-            CONV_TILE_AVX512(1);
-    }
+    const size_t ys = (size_t)F;
+    GEMM_ROWS_AVX512(CONV_EPI512)
 }
 
 static void conv_dense_avx512(const cvd_layer *L, const float *x, int m, float *y)
@@ -423,37 +405,15 @@ __attribute__((target("avx2,fma"))) static inline __m256 conv_epilogue8(__m256 v
 
 /* cvd_gemm_avx2's tiles (the same sums) with the bias and relu before the store; F a multiple
  * of 8 */
-#define CONV_TILE_AVX2(T)                                                                          \
-    do {                                                                                           \
-        __m256 acc[T];                                                                             \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] = _mm256_setzero_ps();        \
-        for (int j = 0; j < k; j++) {                                                              \
-            const float *xr = x + (size_t)t * xs + (size_t)j * ts;                                 \
-            const float *w = W + (size_t)j * C * F + f;                                            \
-            for (int c = 0; c < C; c++) {                                                          \
-                __m256 wv = _mm256_loadu_ps(w + (size_t)c * F);                                    \
-                _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++) acc[u] =                     \
-                    _mm256_fmadd_ps(_mm256_broadcast_ss(&xr[(size_t)u * xs + c]), wv, acc[u]);     \
-            }                                                                                      \
-        }                                                                                          \
-        _Pragma("GCC unroll 8") for (int u = 0; u < (T); u++)                                      \
-            _mm256_storeu_ps(y + (size_t)(t + u) * F + f, conv_epilogue8(acc[u], bias, f, relu));  \
-    } while (0)
-
+#define CONV_ST8(p, v) _mm256_storeu_ps(p, conv_epilogue8(v, bias, f, relu))
 __attribute__((target("avx2,fma"))) static void conv_gemm_avx2(const float *x, size_t xs, size_t ts,
                                                                int k, int C, const float *W, int F,
                                                                int m, float *y, const float *bias,
                                                                int relu)
 {
-    for (int f = 0; f < F; f += 8) {
-        int t = 0;
-        for (; t + 8 <= m; t += 8)
-            CONV_TILE_AVX2(8);
-        for (; t + 4 <= m; t += 4)
-            CONV_TILE_AVX2(4);
-        for (; t < m; t++)
-            CONV_TILE_AVX2(1);
-    }
+    const size_t ys = (size_t)F;
+    for (int f = 0; f < F; f += 8)
+        GEMM_FRAMES_AVX2(AVX2_LD, CONV_ST8);
 }
 
 __attribute__((target("avx2,fma"))) static void gemm_frame_avx2(const float *x, size_t ts, int k,
