@@ -166,22 +166,6 @@ static int bench(bench_ctx *B, cvd_model *m, const char *name, const char *shape
     return 0;
 }
 
-static int parse_blocks(const char *s, int *blocks, int max)
-{
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > 65536)
-            return -1;
-        blocks[n++] = (int)v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',')
-            return -1;
-    }
-    return n;
-}
-
 static void usage(void)
 {
     fprintf(stderr,
@@ -206,7 +190,7 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
             B.seconds = atof(argv[++i]);
         } else if (strcmp(argv[i], "--blocks") == 0 && i + 1 < argc) {
-            n_blocks = parse_blocks(argv[++i], blocks, 16);
+            n_blocks = bench_parse_blocks(argv[++i], blocks, 16);
             if (n_blocks <= 0) {
                 fprintf(stderr, "bench_nam: --blocks %s: a list of sizes, 1..65536\n", argv[i]);
                 return 2;

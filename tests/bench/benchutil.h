@@ -61,4 +61,21 @@ static inline void bench_utc(char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* "1,8,64" into blocks[] (at most max, each 1..65536): how many, or -1 if malformed */
+static inline int bench_parse_blocks(const char *s, int *blocks, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > 65536)
+            return -1;
+        blocks[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
+    }
+    return n;
+}
+
 #endif
