@@ -360,6 +360,7 @@ enum {
 
 typedef struct tm_layer_args {
     int C, K, d, gating, act_kind, sec_kind, skip, ncond;
+    int defer; /* conv_u stores z in the a rows: tanh and head += a left to tanh_rows */
     const cvd_wn_activation *act, *sec;
     void (*act_rows)(const cvd_wn_activation *, float *, int, int, size_t, int);
     const float *h; /* row 0 of the layer's input history, at the tile's first frame */
@@ -396,6 +397,9 @@ typedef struct tm_kernels {
     tm_conv_fn conv_f[TM_MAXG / 2 + 1]; /* conv_u with the 1x1 fused, where G = C */
     tm_conv_fn conv_h[TM_MAXG / 2 + 1]; /* the second of two groups, 1x1 fused: C = 2G */
     tm_mm_fn mm[TM_MAXG + 1];
+    /* a = tanh(z) and head += a over the a rows conv_u stored (defer), or NULL where the
+     * kernels keep the tanh in registers */
+    void (*tanh_rows)(const tm_layer_args *, int);
 } tm_kernels;
 
 #ifdef CVD_VMATH_X86
@@ -440,6 +444,7 @@ typedef struct tm_kernels {
 #define ACCB 12
 #define TM_REGS 16
 #define TM_FUSE1 1
+#define TM_DEFER_TANH 1
 #define LOAD _mm256_loadu_ps
 #define STORE _mm256_storeu_ps
 #define SET1 _mm256_set1_ps
@@ -457,6 +462,7 @@ typedef struct tm_kernels {
 #undef ACCB
 #undef TM_REGS
 #undef TM_FUSE1
+#undef TM_DEFER_TANH
 #undef LOAD
 #undef STORE
 #undef SET1
@@ -601,6 +607,7 @@ typedef struct tm_pre {
     tm_conv_fn f1;    /* one group of all C channels: the conv with the 1x1 fused, or NULL */
     tm_conv_fn fh;    /* two groups of C / 2: the second's conv with the 1x1 fused, or NULL */
     int gated, residual;
+    int defer; /* tanh not gated on the groups' path: its tanh in a pass of its own (tanh_rows) */
 } tm_pre;
 
 typedef struct wn_array {
@@ -1193,6 +1200,8 @@ static void tm_prepare(cvd_wavenet *w)
                             P->p->g[0].G <= TM_MAXG / 2
                         ? k->conv_h[P->p->g[0].G]
                         : NULL;
+            P->defer =
+                k->tanh_rows && !P->gated && !P->f1 && !P->fh && P->la.act_kind == FUSED_TANH;
         }
     }
 }
@@ -1795,8 +1804,12 @@ static void tm_run_array(cvd_wavenet *w, wn_array *A, const float *x, int n, int
                 fh(la, 0, e, G);
                 continue;
             }
+            /* from 16 frames (measured slower at 8: the pass's rows are one vector long) */
+            la->defer = P->defer && e >= 16;
             for (int g = 0; g < p->n; g++)
                 (P->gated ? k->conv_g : k->conv_u)[p->g[g].G](la, 0, e, p->g[g].o0);
+            if (la->defer)
+                k->tanh_rows(la, e);
             if (dst) { /* h_{l+1} = h_l + W1 a + b1 */
                 r->res = P->residual ? hcur + s : NULL;
                 r->y = dst + s;

@@ -33,9 +33,16 @@
  *         best of 5, fraction of the peak: AVX-512 standard block 64 0.66 -> 0.70, 512 0.68
  *         -> 0.72, 20/10 block 64 0.70 -> 0.75; AVX2 feather 0.55 -> 0.57, standard 0.70 ->
  *         0.72). A body of its own (half_body), so the other kernels compile as before
- * Each weight is a scalar broadcast into a vector (an FMA with a broadcast memory operand on
- * AVX-512). Kernels run in chunks of FV W frames, then single vectors for the block's tail:
- * the last vector may run past the block into the rows' padding (never read as data).
+ *   tanh_rows (AVX2, TM_DEFER_TANH) for a tanh layer not gated on the groups' path (on AVX2 every
+ *         channel count above 6 but 8: 10, 12, 16, 20, 24 among NAM's), from tiles of 16 frames:
+ * conv_u stores z in the a rows and this pass applies the tanh and adds a to the head, the same
+ * operations on the same values: in conv_u the tanh of its 12 accumulators (4 of the 16 registers
+ * left) spilled (alternated runs, 3 pairs, bench_nam --isa avx2, fraction of the AVX2 peak at
+ * blocks 64 / 512: 24/12 0.78-0.79 / 0.81 -> 0.80-0.81 / 0.82, standard 0.70-0.72 / 0.71-0.72 ->
+ * 0.72-0.73 / 0.72, lite 0.66-0.68 / 0.69 -> 0.69 / 0.69-0.70; at blocks of 8 it was slower: 24/12
+ * 0.54 -> 0.50) Each weight is a scalar broadcast into a vector (an FMA with a broadcast memory
+ * operand on AVX-512). Kernels run in chunks of FV W frames, then single vectors for the block's
+ * tail: the last vector may run past the block into the rows' padding (never read as data).
  */
 
 #define TM_CAT2(a, b) a##b
@@ -127,6 +134,18 @@ TM_CAT(PFX, conv_body)(const tm_layer_args *A, int t, int o0, const int G, const
                 }
             }
         }
+    }
+
+    /* defer (tanh not gated): z into the a rows, tanh_rows does the rest */
+    if (!gated && !F1 && A->defer) {
+#pragma GCC unroll 24
+        for (int o = 0; o < G; o++) {
+            float *ar = A->a + (size_t)(o0 + o) * A->as + t;
+#pragma GCC unroll 4
+            for (int v = 0; v < FV; v++)
+                STORE(ar + v * W, acc[o][v]);
+        }
+        return;
     }
 
     /* the activation (and gate) into acc */
@@ -401,6 +420,34 @@ TM_CAT(PFX, mm_body)(const tm_mm_args *M, int t, int o0, const int G, const int 
             STORE(M->y + (size_t)(o0 + o) * M->ys + t + v * W, acc[o][v]);
 }
 
+#ifdef TM_DEFER_TANH
+/* a = tanh(z) in place over the C rows of z conv_u stored (defer), head += a: the same
+ * operations as conv_body's on the same values, two vectors a step */
+TM_ATTR static void TM_CAT(PFX, tanh_rows)(const tm_layer_args *A, int n)
+{
+    for (int o = 0; o < A->C; o++) {
+        float *ar = A->a + (size_t)o * A->as;
+        float *hr = A->head + (size_t)o * A->hds;
+        int t = 0;
+        for (; t + 2 * W <= n; t += 2 * W) {
+            const VEC a0 = TANHV(LOAD(ar + t)), a1 = TANHV(LOAD(ar + t + W));
+            STORE(ar + t, a0);
+            STORE(ar + t + W, a1);
+            if (A->skip) {
+                STORE(hr + t, ADD(LOAD(hr + t), a0));
+                STORE(hr + t + W, ADD(LOAD(hr + t + W), a1));
+            }
+        }
+        for (; t < n; t += W) {
+            const VEC a0 = TANHV(LOAD(ar + t));
+            STORE(ar + t, a0);
+            if (A->skip)
+                STORE(hr + t, ADD(LOAD(hr + t), a0));
+        }
+    }
+}
+#endif
+
 /* the kernels for one G: frames [t0, t1) in chunks of FV W frames, then of W */
 #define TM_KERNELS(G)                                                                              \
     TM_ATTR static void TM_CAT(PFX, TM_CAT(conv_u, G))(const tm_layer_args *A, int t0, int t1,     \
@@ -505,6 +552,9 @@ TM_HALF(10)
 static const tm_kernels TM_CAT(PFX, kernels) = {
     .acc = ACCB,
     .lanes = W,
+#ifdef TM_DEFER_TANH
+    .tanh_rows = TM_CAT(PFX, tanh_rows),
+#endif
     .conv_u =
         {NULL, TM_CAT(PFX, conv_u1), TM_CAT(PFX, conv_u2), TM_CAT(PFX, conv_u3),
          TM_CAT(PFX, conv_u4), TM_CAT(PFX, conv_u5), TM_CAT(PFX, conv_u6), TM_CAT(PFX, conv_u7),
