@@ -35,6 +35,15 @@
  * spinning through the period, 12-18 us at 100% of a core. process() itself waits for stage
  * A's previous block only when it is not done yet: it spins for up to 20 us, then sleeps on
  * the futex of `done` (counted as a late block).
+ *
+ * What bounds two threads back to back: block k + 1 reaches stage A only when process() is
+ * called again, after stage B ran block k - 1, which waited for stage A's block k - 1; so two
+ * blocks take at least stage A + stage B + two hand-offs between the cores, however the
+ * stages balance. Measured (bench_pipe, 2026-12-07 12:40-13:05 UTC, ten runs): a hand-off
+ * 0.29-0.32 us, the stages together 1.14-1.27x one thread's time (stage A 51-54%), that bound
+ * 1.51-1.81x one thread's throughput, 1.48-1.74x at the median block and 1.32-1.65x in all
+ * (blocks where a core stalled took 8-13% of the two threads' time, 6-9% of one thread's: the
+ * pipeline waits for both cores' stalls). docs/THREADS.md has what was tried.
  */
 #include "graph_internal.h"
 

@@ -6,7 +6,12 @@
  * thread, the stage thread: each thread's own CPU clock; and each stage's computing time a
  * block, waits not counted, against one thread's), and the ceiling: two
  * independent one-thread streams at once over one alone (what the two cores give with no
- * hand-off). Then paced like an audio callback (a block every block's duration at 48 kHz, for
+ * hand-off). Then what limits two threads: the time one hand-off between the two cores takes
+ * (a ping-pong of a counter between threads pinned to them, at the start and at the end), the
+ * round-trip bound it sets (two blocks take at least stage A + stage B + two hand-offs, see
+ * dsp/pipe.c), and each net's block at the median against its mean (the blocks over twice the
+ * median, where a core stalled: a pipeline waits for the stalls of both cores). Then paced like an
+ * audio callback (a block every block's duration at 48 kHz, for
  * --paced seconds a strategy): the time one process() call takes (median and p99, wall) on
  * one thread and on two, for each way the stage thread can wait between blocks: woken by
  * the caller (FUTEX_WAKE), its own timer (the default), or spinning through the period; with
@@ -20,6 +25,7 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +71,91 @@ static void *par_run(void *arg)
         cvd_net_process(j->net, j->in, j->block, j->out, &no);
     j->wall = wall() - w0;
     return NULL;
+}
+
+/* The round trip between the two cores: two threads (one on each CPU) hand a counter back and
+ * forth through two cache lines, as the pipe's `posted` and `done` do; the median over batches
+ * of the time one hand-off takes (half a round trip). What a pipeline of one block's latency
+ * pays twice every two blocks (dsp/pipe.c: the time of two blocks is at least stage A's, stage
+ * B's and two hand-offs), and what differs most from one host placement of the virtual CPUs
+ * to another. */
+#define PP_BATCH 2000
+#define PP_BATCHES 9
+typedef struct {
+    _Alignas(64) _Atomic long ping;
+    _Alignas(64) _Atomic long pong;
+} pingpong;
+
+static void pin(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_setaffinity(0, sizeof one, &one);
+}
+
+static void *pong_run(void *arg)
+{
+    pingpong *q = arg;
+    for (long i = 1; i <= (long)PP_BATCH * (PP_BATCHES + 1); i++) {
+        while (atomic_load_explicit(&q->ping, memory_order_acquire) != i)
+            ;
+        atomic_store_explicit(&q->pong, i, memory_order_release);
+    }
+    return NULL;
+}
+
+/* ns a hand-off takes between CPUs a and b (the calling thread is left on a); -1 on failure */
+static double handoff_ns(int a, int b)
+{
+    static pingpong q;
+    pthread_t th;
+    double batch[PP_BATCHES];
+    atomic_store(&q.ping, 0);
+    atomic_store(&q.pong, 0);
+    pin(a);
+    /* the thread starts on its CPU: under chrt -f it could not move there itself while this
+     * one spins on the CPU it was created on */
+    pthread_attr_t at;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(b, &one);
+    pthread_attr_init(&at);
+    pthread_attr_setaffinity_np(&at, sizeof one, &one);
+    const int rc = pthread_create(&th, &at, pong_run, &q);
+    pthread_attr_destroy(&at);
+    if (rc != 0)
+        return -1.0;
+    long i = 0;
+    for (int r = -1; r < PP_BATCHES; r++) {
+        const double t0 = wall();
+        for (int j = 0; j < PP_BATCH; j++) {
+            i++;
+            atomic_store_explicit(&q.ping, i, memory_order_release);
+            while (atomic_load_explicit(&q.pong, memory_order_acquire) != i)
+                ;
+        }
+        if (r >= 0)
+            batch[r] = (wall() - t0) / PP_BATCH / 2 * 1e9;
+    }
+    pthread_join(th, NULL);
+    return bench_median(batch, PP_BATCHES);
+}
+
+/* a block's wall time at the median and what the blocks over twice the median took, of all */
+static void call_spread(double *v, long n, double *median, double *slow_share)
+{
+    double total = 0, slow = 0;
+    for (long i = 0; i < n; i++)
+        total += v[i];
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    *median = v[n / 2];
+    for (long i = 0; i < n; i++)
+        if (v[i] > 2 * *median)
+            slow += v[i];
+    *slow_share = total > 0 ? slow / total : 0;
 }
 
 int main(int argc, char **argv)
@@ -161,6 +252,18 @@ int main(int argc, char **argv)
                 cpus[f++] = c;
         np = cpus[1] >= 0 ? 2 : 1;
     }
+    double hand0 = np == 2 ? handoff_ns(cpus[0], cpus[1]) : -1.0;
+    if (np == 2)
+        sched_setaffinity(0, sizeof all, &all);
+    /* every call's wall time, back to back: [k][...] one thread, two */
+    const long ncalls = nb * RUNS * np;
+    double *calls[2] = {malloc(sizeof(double) * (size_t)ncalls),
+                        malloc(sizeof(double) * (size_t)ncalls)};
+    long ncall[2] = {0, 0};
+    if (calls[0] == NULL || calls[1] == NULL) {
+        fprintf(stderr, "bench_pipe: out of memory\n");
+        return 1;
+    }
     double w[2][RUNS], cc[RUNS], cs[RUNS], ratio[RUNS], c1t[RUNS], cA[RUNS], cB[RUNS];
     double one_on[2][RUNS], r_on[2][RUNS];
     long bw0, bl0, bw1, bl1;
@@ -179,8 +282,19 @@ int main(int argc, char **argv)
                 double busy0[2], busy1[2];
                 cvd_net_pipe_busy(net[1], busy0);
                 double w0 = wall(), c0 = bench_now(), p0 = cvd_net_pipe_stage_cpu(net[1]);
-                for (long i = 0; i < nb; i++)
-                    cvd_net_process(net[k], in, block, out, &no);
+                if (run < 0) {
+                    for (long i = 0; i < nb; i++)
+                        cvd_net_process(net[k], in, block, out, &no);
+                } else {
+                    double *cv = calls[k] + ncall[k], t = w0;
+                    for (long i = 0; i < nb; i++) {
+                        cvd_net_process(net[k], in, block, out, &no);
+                        const double te = wall();
+                        cv[i] = te - t;
+                        t = te;
+                    }
+                    ncall[k] += nb;
+                }
                 const double tw = wall() - w0;
                 if (k == 0) {
                     t1[pl] = tw;
@@ -244,6 +358,15 @@ int main(int argc, char **argv)
             ceil_r[run] = 2 * alone / (a.wall > b.wall ? a.wall : b.wall);
     }
     const double ceiling = bench_median(ceil_r, RUNS);
+    double hand1 = np == 2 ? handoff_ns(cpus[1], cpus[0]) : -1.0;
+    if (np == 2)
+        sched_setaffinity(0, sizeof all, &all);
+    const double hand = hand0 > hand1 ? hand0 : hand1;
+    double med1, med2, slow1, slow2;
+    call_spread(calls[0], ncall[0], &med1, &slow1);
+    call_spread(calls[1], ncall[1], &med2, &slow2);
+    free(calls[0]);
+    free(calls[1]);
     cvd_net_destroy(solo);
     free(out2);
 
@@ -284,6 +407,17 @@ int main(int argc, char **argv)
     printf("one thread's CPU / the busier stage's: %.2f (what two threads give if neither "
            "waits)\n",
            ideal);
+    /* two blocks take at least stage A + stage B + two hand-offs (the caller posts block k + 1
+     * only after stage B ran block k - 1, which waited for stage A's block k - 1) */
+    const double bound = m1 / (0.5 * (mA + mB) + 1e-9 * (hand > 0 ? hand : 0));
+    printf("hand-off between the cores %.0f ns (ping-pong of a counter; %.0f at the start, %.0f at "
+           "the end)\n",
+           hand, hand0, hand1);
+    printf("round-trip bound: one thread's CPU / ((stage A + stage B) / 2 + a hand-off) = %.2f\n",
+           bound);
+    printf("a block at the median %8.2f %12.2f us: 2/1 %.2f; blocks over twice the median took "
+           "%.1f%% / %.1f%% of the time\n",
+           med1 * 1e6, med2 * 1e6, med1 / med2, 100 * slow1, 100 * slow2);
 
     /* paced: one block every block's duration, for each way the stage thread waits */
     static const struct {
@@ -360,13 +494,16 @@ int main(int argc, char **argv)
                 "\"ratio_caller_on\": [%.3f, %.3f]},\n"
                 "  \"cpu_us_per_block\": {\"one_thread\": %.3f, \"stage_a\": %.3f, "
                 "\"stage_b\": %.3f}, \"cpu_throughput_ratio\": %.3f,\n"
+                "  \"handoff_ns\": [%.1f, %.1f], \"round_trip_bound\": %.3f,\n"
+                "  \"median_block_us\": {\"1\": %.3f, \"2\": %.3f}, "
+                "\"slow_blocks_share\": {\"1\": %.4f, \"2\": %.4f},\n"
                 "  \"load_average\": [%.2f, %.2f, %.2f],\n"
                 "  \"handoffs\": {\"blocks\": %ld, \"late\": %ld, \"futex_wakes\": %ld},\n"
                 "  \"paced_blocks\": %ld,\n  \"paced\": [\n",
                 block, cost[0], cost[1], 1e6 * w1 / (double)nb, 1e6 * w2 / (double)nb, rt, c1, c2,
                 ceiling, cpus[0], cpus[1], core_us[0], core_us[1], core_r[0], core_r[1], m1 * 1e6,
-                mA * 1e6, mB * 1e6, ideal, la[0], la[1], la[2], b2b_blocks, b2b_late, b2b_wakes,
-                npaced);
+                mA * 1e6, mB * 1e6, ideal, hand0, hand1, bound, med1 * 1e6, med2 * 1e6, slow1,
+                slow2, la[0], la[1], la[2], b2b_blocks, b2b_late, b2b_wakes, npaced);
         for (int md = 0; md < NMODES; md++) {
             fprintf(json, "    {\"wait\": ");
             bench_json_str(json, modes[md].name);
