@@ -159,8 +159,11 @@ static inline long peak_iters(cvd_isa isa, double seconds)
         double t0 = bench_now();
         f(iters, &sink);
         double dt = bench_now() - t0;
-        if (dt > 0.004 || iters > (1L << 30))
-            return (long)((double)iters * seconds / (dt > 1e-6 ? dt : 1e-6)) + 1;
+        if (dt > 0.004)
+            return (long)((double)iters * seconds / dt) + 1;
+        if (iters > (1L << 30))
+            return 0; /* 2^30 iterations in 4 ms: the probe did no work; no figure, not a
+                       * count of iterations that would run for hours */
         iters *= 4;
     }
 }
