@@ -35,14 +35,16 @@
  *         0.72). A body of its own (half_body), so the other kernels compile as before
  *   tanh_rows (AVX2, TM_DEFER_TANH) for a tanh layer not gated on the groups' path (on AVX2 every
  *         channel count above 6 but 8: 10, 12, 16, 20, 24 among NAM's), from tiles of 16 frames:
- * conv_u stores z in the a rows and this pass applies the tanh and adds a to the head, the same
- * operations on the same values: in conv_u the tanh of its 12 accumulators (4 of the 16 registers
- * left) spilled (alternated runs, 3 pairs, bench_nam --isa avx2, fraction of the AVX2 peak at
- * blocks 64 / 512: 24/12 0.78-0.79 / 0.81 -> 0.80-0.81 / 0.82, standard 0.70-0.72 / 0.71-0.72 ->
- * 0.72-0.73 / 0.72, lite 0.66-0.68 / 0.69 -> 0.69 / 0.69-0.70; at blocks of 8 it was slower: 24/12
- * 0.54 -> 0.50) Each weight is a scalar broadcast into a vector (an FMA with a broadcast memory
- * operand on AVX-512). Kernels run in chunks of FV W frames, then single vectors for the block's
- * tail: the last vector may run past the block into the rows' padding (never read as data).
+ *         conv_u stores z in the a rows and this pass applies the tanh and adds a to the head,
+ *         the same operations on the same values: in conv_u the tanh of its 12 accumulators (4
+ *         of the 16 registers left) spilled (alternated runs, 3 pairs, bench_nam --isa avx2,
+ *         fraction of the AVX2 peak at blocks 64 / 512: 24/12 0.78-0.79 / 0.81 -> 0.80-0.81 /
+ *         0.82, standard 0.70-0.72 / 0.71-0.72 -> 0.72-0.73 / 0.72, lite 0.66-0.68 / 0.69 ->
+ *         0.69 / 0.69-0.70; at blocks of 8 it was slower: 24/12 0.54 -> 0.50).
+ *
+ * Each weight is a scalar broadcast into a vector (an FMA with a broadcast memory operand on
+ * AVX-512). Kernels run in chunks of FV W frames, then single vectors for the block's tail: the
+ * last vector may run past the block into the rows' padding (never read as data).
  */
 
 #define TM_CAT2(a, b) a##b
