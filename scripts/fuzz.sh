@@ -27,7 +27,8 @@ LIBS="-ljansson -lzip -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5 -lhdf5_hl -
 
 # the library sources, instrumented for coverage
 objs=""
-for src in dsp/*.c model/*.c proto/*.c server/config.c server/config_table.c; do
+for src in dsp/*.c model/*.c proto/*.c server/config.c server/config_table.c server/acl.c \
+    server/nats_conf.c server/nats_wire.c; do
     o="$out/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
     if [ ! -f "$o" ] || [ "$src" -nt "$o" ]; then
         $CC -fsanitize=fuzzer-no-link -c "$src" -o "$o"
