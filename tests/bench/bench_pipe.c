@@ -271,12 +271,8 @@ int main(int argc, char **argv)
     for (int run = -1; run < RUNS; run++) {
         double t1[2], t2[2], c1[2], tcall = 0, tproc = 0, bA = 0, bB = 0;
         for (int pl = 0; pl < np; pl++) {
-            if (np == 2) {
-                cpu_set_t one;
-                CPU_ZERO(&one);
-                CPU_SET(cpus[pl], &one);
-                sched_setaffinity(0, sizeof one, &one);
-            }
+            if (np == 2)
+                pin(cpus[pl]);
             for (int k = 0; k < 2; k++) {
                 int no;
                 double busy0[2], busy1[2];
